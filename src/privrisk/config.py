@@ -1,0 +1,206 @@
+"""Settings, declared once.
+
+Every setting is a dataclass field made by :func:`setting` with its default, help text and
+allowed range. That one declaration feeds TOML loading and validation (:func:`from_dict`), the
+CLI flags, the app's widgets, the saved copy of a run's configuration (:func:`to_dict`) and the
+README table (:func:`describe`; a test fails when a setting is missing from the README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def setting(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
+            max: float | None = None) -> Any:
+    """A dataclass field carrying its help text and allowed values."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """How faces are found and encoded. Everything that changes an embedding is in here."""
+
+    detector: str = setting("hog", "face detector: 'hog' (fast, CPU) or 'cnn' (slower, finds more angles)",
+                            choices=("hog", "cnn"))
+    upsample: int = setting(1, "times the image is upsampled before detection (finds smaller faces, slower)",
+                            min=0, max=3)
+    detect_max_side: int = setting(640, "images are shrunk to this many pixels on the longer side for "
+                                   "detection; faces are still encoded from the larger image", min=64, max=8192)
+    max_side: int = setting(2048, "images are shrunk to this many pixels on the longer side when loaded",
+                            min=64, max=16384)
+    max_pixels: int = setting(40_000_000, "images declaring more pixels are refused unread (bomb guard)",
+                              min=1, max=2_000_000_000)
+    max_bytes: int = setting(50 * 1024 * 1024, "files larger than this are refused", min=1)
+    jitters: int = setting(1, "times each face is re-sampled when encoding (higher: slower, slightly better)",
+                           min=1, max=100)
+    min_face_px: int = setting(20, "faces narrower than this (in original pixels) are ignored", min=1)
+    multiple_faces: str = setting("largest", "when an image has several faces: keep the 'largest', keep 'all', "
+                                  "or skip the image as an 'error'", choices=("largest", "all", "error"))
+
+    def cache_key(self, model_id: str) -> str:
+        """What an embedding depends on; two settings with equal keys give equal embeddings."""
+        return (f"{model_id}|det={self.detector}|up={self.upsample}|dside={self.detect_max_side}"
+                f"|side={self.max_side}|jit={self.jitters}")
+
+
+@dataclass(frozen=True)
+class GallerySettings:
+    """How a gallery indexes and decides."""
+
+    index_type: str = setting("flat", "FAISS index: 'flat' (exact), 'ivf' or 'hnsw' (approximate, for "
+                              "large galleries)", choices=("flat", "ivf", "hnsw"))
+    threshold: float = setting(0.6, "a candidate closer than this Euclidean distance is declared a match "
+                               "(0.6 is dlib's recommended operating point)", min=0.0, max=4.0)
+    nprobe: int = setting(16, "IVF lists searched per query (ivf only)", min=1, max=65536)
+    hnsw_ef_search: int = setting(128, "HNSW search breadth (hnsw only)", min=1, max=65536)
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    if isinstance(annotation, str):
+        annotation = eval(annotation, vars(typing) | {"Path": Path})  # noqa: S307 - our own annotations
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        (item_type, *_rest) = typing.get_args(annotation) or (Any,)
+        checked = [_check_type(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(checked) if origin is tuple else checked
+    if annotation is Any:
+        return value
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table of settings, got {type(value).__name__}")
+        return from_dict(annotation, value, where)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict, where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, checking names, types, ranges and choices.
+
+    Unknown keys are errors (a typo must not silently fall back to a default). Raises
+    :class:`ConfigError` naming the key and the reason.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a table of settings")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown setting "
+                          f"(known: {', '.join(sorted(known))})")
+    values = {}
+    for name, value in data.items():
+        f = known[name]
+        key = f"{where}.{name}" if where else name
+        value = _check_type(value, hints[name], key)
+        _check_range(value, f.metadata, key)
+        values[name] = value
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where or cls.__name__}: {exc}") from None
+
+
+def _check_range(value: Any, meta: typing.Mapping, key: str) -> None:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if meta.get("choices") and item not in meta["choices"]:
+            raise ConfigError(f"{key}: {item!r} is not one of {', '.join(map(repr, meta['choices']))}")
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            if meta.get("min") is not None and item < meta["min"]:
+                raise ConfigError(f"{key}: {item} is below the minimum {meta['min']}")
+            if meta.get("max") is not None and item > meta["max"]:
+                raise ConfigError(f"{key}: {item} is above the maximum {meta['max']}")
+
+
+def to_dict(obj: Any) -> dict:
+    """A plain, JSON/TOML-ready dict of a settings dataclass (paths become strings)."""
+    def convert(value):
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+    return convert(obj)
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    """Like :func:`dataclasses.replace`, but validated like a loaded file."""
+    merged = to_dict(obj) | changes
+    return from_dict(type(obj), merged)
+
+
+def load_toml(path: str | Path, cls: type) -> Any:
+    """Read a TOML file into ``cls``; errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted name, default, help) for every setting of ``cls``, nested tables included."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if dataclasses.is_dataclass(default):
+            rows.extend(describe(type(default), prefix=f"{name}."))
+        else:
+            rows.append((name, to_dict(default) if isinstance(default, (list, tuple)) else default,
+                         f.metadata.get("help", "")))
+    return rows

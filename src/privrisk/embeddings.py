@@ -1,0 +1,271 @@
+"""128-d face embeddings: one image (:func:`embed_image`) or a batch (:func:`embed_batch`).
+
+Batches never die on one bad file: each item gets an :class:`EmbedResult` that is either ok
+(with every face found) or skipped with the reason. Results are cached in SQLite by the image's
+content hash plus everything that changes an embedding (model and face settings), so a
+replaced image is noticed and unchanged ones are never recomputed. Cache misses are spread over
+worker processes, with a bounded number of images in flight.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .config import FaceSettings
+from .errors import ImageError, ModelUnavailable
+from .faces import Face, choose_faces, detect_faces, original_width
+from .images import ImageSource, load_image
+from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, dlib_model_id, load_face_model
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """What embedding one image gave: its faces (all of them, largest first) or why it was skipped."""
+
+    name: str
+    sha256: str | None
+    faces: tuple[Face, ...] = ()
+    error: str | None = None
+    seconds: dict = field(default_factory=dict)  # {"load", "detect", "embed"}; empty when cached
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def chosen(self, policy: str) -> list[Face]:
+        """Faces kept under the several-faces policy; raises FaceNotFound / SeveralFaces."""
+        return choose_faces(list(self.faces), policy, self.name)
+
+
+def embed_loaded(model: FaceModel, image, settings: FaceSettings) -> tuple[list[Face], dict]:
+    """Detect and encode every face of an already loaded image; returns (faces, seconds)."""
+    t0 = time.perf_counter()
+    boxes = detect_faces(model, image, settings)
+    t1 = time.perf_counter()
+    vectors = model.encode(image.rgb, boxes, settings.jitters)
+    t2 = time.perf_counter()
+    faces = []
+    for box, vector in zip(boxes, vectors):
+        s = image.scale or 1.0
+        orig = tuple(int(round(v / s)) for v in box)
+        faces.append(Face(box=orig, width_px=original_width(box, image), embedding=np.asarray(vector, np.float32)))
+    faces.sort(key=lambda f: -f.width_px)
+    return faces, {"detect": t1 - t0, "embed": t2 - t1}
+
+
+def embed_image(source: ImageSource, model: FaceModel, settings: FaceSettings = FaceSettings(), *,
+                name: str | None = None) -> EmbedResult:
+    """Load one image and embed its faces. Image problems become a skipped result, not an exception;
+    a missing model still raises :class:`ModelUnavailable`."""
+    t0 = time.perf_counter()
+    try:
+        image = load_image(source, name=name, max_side=settings.max_side, max_pixels=settings.max_pixels,
+                           max_bytes=settings.max_bytes)
+    except ImageError as exc:
+        return EmbedResult(name=exc.path, sha256=None, error=exc.reason)
+    load_s = time.perf_counter() - t0
+    faces, seconds = embed_loaded(model, image, settings)
+    seconds["load"] = load_s
+    return EmbedResult(name=image.name, sha256=image.sha256, faces=tuple(faces), seconds=seconds,
+                       error=None if faces else "no face found")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """SQLite cache: (image content hash, settings key) -> faces. Safe across threads; no pickle.
+
+    Only deterministic outcomes are stored (faces, or "no face found"); unreadable files are
+    not, so fixing a file and re-running picks it up.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings (sha256 TEXT NOT NULL, settings TEXT NOT NULL,"
+                " boxes TEXT NOT NULL, widths TEXT NOT NULL, vectors BLOB NOT NULL, created REAL NOT NULL,"
+                " PRIMARY KEY (sha256, settings))"
+            )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._local.conn = conn
+        return conn
+
+    def get(self, sha256: str, settings_key: str) -> list[Face] | None:
+        row = self._conn().execute(
+            "SELECT boxes, widths, vectors FROM embeddings WHERE sha256=? AND settings=?", (sha256, settings_key)
+        ).fetchone()
+        if row is None:
+            return None
+        boxes, widths = json.loads(row[0]), json.loads(row[1])
+        vectors = np.frombuffer(row[2], dtype="<f4").reshape(len(boxes), EMBEDDING_DIM)
+        return [Face(box=tuple(b), width_px=w, embedding=v.copy()) for b, w, v in zip(boxes, widths, vectors)]
+
+    def put(self, sha256: str, settings_key: str, faces: Sequence[Face]) -> None:
+        vectors = np.asarray([f.embedding for f in faces], dtype="<f4").reshape(len(faces), EMBEDDING_DIM)
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
+                (sha256, settings_key, json.dumps([list(f.box) for f in faces]),
+                 json.dumps([f.width_px for f in faces]), vectors.tobytes(), time.time()),
+            )
+
+    def __len__(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def default_cache_path() -> Path:
+    """``$PRIVRISK_CACHE_DIR/embeddings.sqlite``, else ``~/.cache/privrisk/embeddings.sqlite``."""
+    base = os.environ.get("PRIVRISK_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "privrisk")
+    return Path(base) / "embeddings.sqlite"
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+_worker_model: FaceModel | None = None
+
+
+def _worker_init() -> None:
+    global _worker_model
+    _worker_model = load_face_model()
+
+
+def _worker_embed(path: str, settings: FaceSettings) -> EmbedResult:
+    return embed_image(path, _worker_model, settings)
+
+
+def embed_batch(
+    sources: Iterable[str | os.PathLike],
+    settings: FaceSettings = FaceSettings(),
+    *,
+    model: FaceModel | None = None,
+    cache: EmbeddingCache | None = None,
+    workers: int | None = None,
+    progress: bool | Progress = False,
+    max_in_flight: int | None = None,
+) -> list[EmbedResult]:
+    """Embed many image files; one :class:`EmbedResult` per source, in order.
+
+    Cached images are answered from ``cache``. Misses run in ``workers`` processes (default:
+    all cores; 1 = in this process with ``model``, loading the real model if none is given).
+    ``progress`` is True for a progress bar on stderr, or a callable ``(done, total)``.
+    """
+    paths = [str(p) for p in sources]
+    results: list[EmbedResult | None] = [None] * len(paths)
+    report = _progress_reporter(progress, len(paths))
+    model_id = model.model_id if model is not None else dlib_model_id()
+    key = settings.cache_key(model_id)
+
+    todo: list[int] = []
+    hashes: dict[int, str] = {}
+    for i, path in enumerate(paths):
+        try:
+            digest = file_sha256(path)
+        except OSError:
+            todo.append(i)  # let the loader produce the precise error
+            continue
+        hashes[i] = digest
+        faces = cache.get(digest, key) if cache is not None else None
+        if faces is None:
+            todo.append(i)
+        else:
+            results[i] = EmbedResult(name=path, sha256=digest, faces=tuple(faces), cached=True,
+                                     error=None if faces else "no face found")
+            report(1)
+
+    def store(i: int, result: EmbedResult) -> None:
+        results[i] = result
+        if cache is not None and result.sha256 is not None:
+            cache.put(result.sha256, key, list(result.faces))
+        report(1)
+
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    if todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
+        local_model = model or load_face_model()
+        for i in todo:
+            store(i, embed_image(paths[i], local_model, settings))
+    elif todo:
+        window = max_in_flight or 4 * n_workers
+        # fork: workers start at once, inherit a loaded model and need no `__main__` guard in
+        # the caller's script. They only run image decoding and dlib, never FAISS/OpenMP.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
+        with cf.ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=ctx,
+                                    initializer=_worker_init) as pool:
+            pending: dict[cf.Future, int] = {}
+            queue = iter(todo)
+            for i in queue:
+                pending[pool.submit(_worker_embed, paths[i], settings)] = i
+                if len(pending) >= window:
+                    break
+            while pending:
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    i = pending.pop(fut)
+                    try:
+                        store(i, fut.result())
+                    except cf.process.BrokenProcessPool as exc:
+                        raise ModelUnavailable(f"an embedding worker died ({exc})") from exc
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending[pool.submit(_worker_embed, paths[nxt], settings)] = nxt
+    report(0, close=True)
+    return [r for r in results if r is not None]
+
+
+def _is_real(model: FaceModel) -> bool:
+    return isinstance(model, DlibFaceModel)
+
+
+def _progress_reporter(progress: bool | Progress, total: int):
+    state = {"done": 0, "bar": None}
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        state["bar"] = tqdm(total=total, desc="embedding", unit="img", leave=False)
+
+    def report(n: int, close: bool = False) -> None:
+        state["done"] += n
+        if state["bar"] is not None:
+            state["bar"].update(n)
+            if close:
+                state["bar"].close()
+        elif callable(progress) and (n or close):
+            progress(state["done"], total)
+
+    return report

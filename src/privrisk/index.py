@@ -1,0 +1,125 @@
+"""FAISS indexes over 128-d embeddings: build, search, save, load. Arrays in, ``(D, I)`` out.
+
+Distances are Euclidean (what face_recognition's 0.6 threshold is stated in), not FAISS's
+squared L2. Every search in privrisk goes through :func:`search`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .models import EMBEDDING_DIM
+
+INDEX_TYPES = ("flat", "ivf", "hnsw")
+
+
+def _faiss():
+    import faiss  # noqa: PLC0415 - keep `import privrisk` light
+
+    return faiss
+
+
+def as_matrix(vectors) -> np.ndarray:
+    """(n, 128) float32 C-contiguous, also for n = 0 or a single vector."""
+    arr = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1) if arr.size else arr.reshape(0, EMBEDDING_DIM)
+    if arr.ndim != 2 or arr.shape[1] != EMBEDDING_DIM:
+        raise ValueError(f"embeddings must have shape (n, {EMBEDDING_DIM}), got {arr.shape}")
+    return arr
+
+
+def ivf_lists(n: int) -> int:
+    """Number of IVF lists for ``n`` vectors: about 4 sqrt(n), with at least 39 points per list."""
+    return max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39 or 1))
+
+
+def build_index(vectors, ids=None, index_type: str = "flat", *, nprobe: int = 16, hnsw_ef_search: int = 128,
+                hnsw_m: int = 32, seed: int = 0):
+    """A FAISS index holding ``vectors`` under ``ids`` (default 0..n-1).
+
+    'flat' is exact; 'ivf' (inverted lists, trained on the vectors) and 'hnsw' (graph) are
+    approximate and much faster on large galleries.
+    """
+    faiss = _faiss()
+    x = as_matrix(vectors)
+    ids = np.arange(len(x), dtype=np.int64) if ids is None else np.ascontiguousarray(ids, dtype=np.int64)
+    if len(ids) != len(x):
+        raise ValueError(f"{len(ids)} ids for {len(x)} vectors")
+    if index_type == "flat":
+        index = faiss.IndexIDMap2(faiss.IndexFlatL2(EMBEDDING_DIM))
+    elif index_type == "ivf":
+        quantizer = faiss.IndexFlatL2(EMBEDDING_DIM)
+        index = faiss.IndexIVFFlat(quantizer, EMBEDDING_DIM, ivf_lists(len(x)))
+        index.cp.seed = seed
+        if len(x):
+            index.train(x)
+        index.nprobe = nprobe
+    elif index_type == "hnsw":
+        inner = faiss.IndexHNSWFlat(EMBEDDING_DIM, hnsw_m)
+        inner.hnsw.efSearch = hnsw_ef_search
+        index = faiss.IndexIDMap2(inner)
+    else:
+        raise ValueError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
+    if len(x):
+        index.add_with_ids(x, ids)
+    return index
+
+
+def search(index, queries, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest gallery entries of each query: Euclidean distances (n, k) float32 and ids
+    (n, k) int64, nearest first. Missing neighbours (k > gallery size) have id -1, distance inf."""
+    q = as_matrix(queries)
+    if len(q) == 0 or index.ntotal == 0 or k <= 0:
+        k = max(k, 0)
+        return np.full((len(q), k), np.inf, np.float32), np.full((len(q), k), -1, np.int64)
+    d2, ids = index.search(q, k)
+    dist = np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
+    dist[ids < 0] = np.inf
+    return dist, ids.astype(np.int64)
+
+
+def save_index(index, path: str | os.PathLike) -> None:
+    """Write atomically: a temp file in the same folder, then ``os.replace``."""
+    faiss = _faiss()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        faiss.write_index(index, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_index(path: str | os.PathLike):
+    """Read an index written by :func:`save_index` (FAISS's own format; nothing is unpickled)."""
+    return _faiss().read_index(str(path))
+
+
+def configure(index, *, nprobe: int | None = None, hnsw_ef_search: int | None = None) -> None:
+    """Set search-time parameters on a loaded index."""
+    faiss = _faiss()
+    inner = faiss.extract_index_ivf(index) if nprobe is not None and _is_ivf(index) else None
+    if inner is not None:
+        inner.nprobe = nprobe
+    if hnsw_ef_search is not None:
+        base = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+        if hasattr(base, "hnsw"):
+            base.hnsw.efSearch = hnsw_ef_search
+
+
+def _is_ivf(index) -> bool:
+    try:
+        _faiss().extract_index_ivf(index)
+        return True
+    except RuntimeError:
+        return False
