@@ -1,0 +1,221 @@
+"""The ``privrisk`` command: parses options, calls the library, prints results.
+
+Library errors (:class:`~privrisk.errors.PrivriskError`) become one line on stderr and exit
+code 2; nothing here matches, scores or measures on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import typing
+from pathlib import Path
+
+from . import __version__
+from .config import FaceSettings, GallerySettings, from_dict, to_dict
+from .errors import PrivriskError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 2, 2
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One ``--flag`` per setting of ``cls``, with its help and choices (declared once in config)."""
+    group = parser.add_argument_group(title)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f"{cls.__name__}.{f.name}", default=None,
+            type=kind if kind in (int, float) else str, choices=f.metadata.get("choices"),
+            metavar=None if f.metadata.get("choices") else f.name.upper(),
+            help=f"{f.metadata.get('help', '')} (default: {f.default})",
+        )
+
+
+def _settings_from_args(args: argparse.Namespace, cls: type):
+    prefix = f"{cls.__name__}."
+    given = {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+    return from_dict(cls, given)
+
+
+def _cache(args):
+    from .embeddings import EmbeddingCache, default_cache_path
+
+    if getattr(args, "no_cache", False):
+        return None
+    return EmbeddingCache(Path(args.cache) / "embeddings.sqlite" if args.cache else default_cache_path())
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+# --- gallery ------------------------------------------------------------------------------------
+
+def cmd_gallery_build(args) -> int:
+    from .gallery import build_gallery
+    from .manifest import read_manifest
+
+    manifest = read_manifest(args.manifest, args.images)
+    report = build_gallery(manifest, args.out, face_settings=_settings_from_args(args, FaceSettings),
+                           settings=_settings_from_args(args, GallerySettings), cache=_cache(args),
+                           workers=args.workers, progress=not args.quiet)
+    return _print_build_report(args, report, args.out)
+
+
+def cmd_gallery_add(args) -> int:
+    from .gallery import Gallery, build_gallery
+    from .manifest import read_manifest
+
+    with Gallery.open(args.gallery) as g:
+        face_settings, settings = g.face_settings, g.settings
+    report = build_gallery(read_manifest(args.manifest, args.images), args.gallery, face_settings=face_settings,
+                           settings=settings, cache=_cache(args), workers=args.workers, progress=not args.quiet)
+    return _print_build_report(args, report, args.gallery)
+
+
+def _print_build_report(args, report, path) -> int:
+    if args.json:
+        _print_json({"gallery": str(path), **report.to_dict()})
+        return EXIT_OK
+    print(f"gallery {path}: {report.added} face(s) added, {report.already_present} already present, "
+          f"{len(report.refused)} row(s) refused, {len(report.skipped)} image(s) skipped")
+    for refusal in report.refused:
+        print(f"  refused  {refusal}")
+    for image, reason in report.skipped:
+        print(f"  skipped  {image}: {reason}")
+    return EXIT_OK
+
+
+def cmd_gallery_remove(args) -> int:
+    from .gallery import Gallery
+
+    with Gallery.open(args.gallery) as g:
+        removed = {s: g.remove_subject(s) for s in args.subjects}
+    if args.json:
+        _print_json({"removed": removed})
+    else:
+        for subject, n in removed.items():
+            print(f"{subject}: {n} face(s) removed" if n else f"{subject}: not in the gallery")
+    return EXIT_OK if all(removed.values()) else EXIT_ERROR
+
+
+def cmd_gallery_info(args) -> int:
+    from .gallery import Gallery
+
+    with Gallery.open(args.gallery) as g:
+        info = g.info()
+    if args.json:
+        _print_json(info)
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, dict) else value}")
+    return EXIT_OK
+
+
+# --- match ----------------------------------------------------------------------------------------
+
+def cmd_match(args) -> int:
+    from .gallery import Gallery
+    from .matching import match_images
+
+    with Gallery.open(args.gallery) as g:
+        matches = match_images(g, args.images, cache=_cache(args), workers=args.workers, k=args.top,
+                               threshold=args.threshold, progress=not args.quiet and len(args.images) > 8)
+    if args.json:
+        _print_json([m.to_dict() for m in matches])
+    else:
+        for m in matches:
+            if m.error:
+                print(f"{m.probe}: skipped - {m.error}")
+                continue
+            best = m.best
+            verdict = (f"MATCH {best.subject_id}" if m.is_match else "no match") if best else "no match (empty gallery)"
+            print(f"{m.probe}: {verdict} (threshold {m.threshold:g})")
+            for rank, c in enumerate(m.candidates, 1):
+                print(f"  {rank:>3}. {c.subject_id:<20} distance {c.distance:.4f}")
+    return EXIT_ERROR if all(m.error for m in matches) else EXIT_OK
+
+
+# --- parser ---------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="privrisk", description="How findable are you from your face? "
+                                     "Face-matching experiments and exposure scores on consenting data.")
+    parser.add_argument("--version", action="version", version=f"privrisk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    embed = argparse.ArgumentParser(add_help=False)
+    embed.add_argument("--cache", metavar="DIR", help="embedding cache folder (default: $PRIVRISK_CACHE_DIR "
+                       "or ~/.cache/privrisk)")
+    embed.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    embed.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+
+    gal = sub.add_parser("gallery", help="build and manage consent-aware face galleries")
+    gsub = gal.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
+
+    p = gsub.add_parser("build", parents=[common, embed], help="build a gallery from a consent manifest")
+    p.add_argument("manifest", help="CSV with subject_id,image,consent columns")
+    p.add_argument("--images", metavar="DIR", help="folder the manifest's image paths are relative to "
+                   "(default: the manifest's folder)")
+    p.add_argument("--out", required=True, metavar="DIR", help="gallery directory to create or finish")
+    _add_settings_flags(p, FaceSettings, "face settings")
+    _add_settings_flags(p, GallerySettings, "gallery settings")
+    p.set_defaults(func=cmd_gallery_build)
+
+    p = gsub.add_parser("add", parents=[common, embed], help="add the subjects of a manifest to a gallery")
+    p.add_argument("gallery", help="gallery directory")
+    p.add_argument("manifest", help="CSV with subject_id,image,consent columns")
+    p.add_argument("--images", metavar="DIR", help="folder the manifest's image paths are relative to")
+    p.set_defaults(func=cmd_gallery_add)
+
+    p = gsub.add_parser("remove", parents=[common], help="remove subjects (e.g. consent withdrawn)")
+    p.add_argument("gallery", help="gallery directory")
+    p.add_argument("subjects", nargs="+", help="subject ids")
+    p.set_defaults(func=cmd_gallery_remove)
+
+    p = gsub.add_parser("info", parents=[common], help="show a gallery's size, settings and model")
+    p.add_argument("gallery", help="gallery directory")
+    p.set_defaults(func=cmd_gallery_info)
+
+    p = sub.add_parser("match", parents=[common, embed], help="rank a gallery's subjects for one or more photos")
+    p.add_argument("gallery", help="gallery directory")
+    p.add_argument("images", nargs="+", help="photos to identify")
+    p.add_argument("--top", "-k", type=int, default=5, help="candidates to list per photo (default: 5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="match if the best distance is at most this (default: the gallery's, 0.6)")
+    p.set_defaults(func=cmd_match)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except PrivriskError as exc:
+        print(f"privrisk: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("privrisk: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the edge: one line, the traceback only on request
+        if os.environ.get("PRIVRISK_DEBUG"):
+            raise
+        print(f"privrisk: internal error: {type(exc).__name__}: {exc} (set PRIVRISK_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

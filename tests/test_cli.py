@@ -1,0 +1,65 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from privrisk.cli import main
+
+from conftest import ROOT
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "privrisk.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    out = run_cli("gallery", "info", tmp_path / "nothing")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "no gallery here" in out.stderr
+    assert "Traceback" not in out.stderr
+
+    bad = tmp_path / "m.csv"
+    bad.write_text("who,what\n1,2\n")
+    out = run_cli("gallery", "build", bad, "--out", tmp_path / "g")
+    assert out.returncode == 2 and "missing column" in out.stderr and "Traceback" not in out.stderr
+
+    out = run_cli("gallery", "build", bad, "--out", tmp_path / "g", "--detector", "magic")
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+@pytest.mark.model
+def test_build_info_match_remove_on_the_sample(tmp_path, london):
+    env = {**__import__("os").environ, "PRIVRISK_CACHE_DIR": str(tmp_path / "cache")}
+    gallery = tmp_path / "g"
+    manifest = tmp_path / "few.csv"
+    lines = (ROOT / "sample_data" / "london_neutral.csv").read_text().splitlines()
+    manifest.write_text("\n".join(lines[:6]) + "\n003,neutral/003.jpg,no,,,,,\n")
+    out = run_cli("gallery", "build", manifest, "--images", london, "--out", gallery, "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["added"] == 5 and len(report["refused"]) == 1 and "consent" in report["refused"][0]
+
+    info = json.loads(run_cli("gallery", "info", gallery, "--json", env=env).stdout)
+    assert info["faces"] == 5 and info["index_type"] == "flat"
+
+    probe = london / "smiling" / "004.jpg"
+    out = run_cli("match", gallery, probe, london / "README.md", "--json", "-k", "3", env=env)
+    assert out.returncode == 0, out.stderr
+    first, second = json.loads(out.stdout)
+    assert first["decision"] == "match" and first["candidates"][0]["subject_id"] == "004"
+    assert len(first["candidates"]) == 3 and second["error"] and not second["candidates"]
+
+    text = run_cli("match", gallery, probe, env=env).stdout
+    assert "MATCH 004" in text
+
+    out = run_cli("gallery", "remove", gallery, "004", env=env)
+    assert out.returncode == 0 and "1 face(s) removed" in out.stdout
+    out = run_cli("match", gallery, probe, "--json", env=env)
+    assert json.loads(out.stdout)[0]["candidates"][0]["subject_id"] != "004"
+
+
+def test_main_returns_codes_in_process(tmp_path, capsys):
+    assert main(["gallery", "info", str(tmp_path)]) == 2
+    assert "no gallery here" in capsys.readouterr().err
