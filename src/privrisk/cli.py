@@ -142,6 +142,64 @@ def cmd_match(args) -> int:
     return EXIT_ERROR if all(m.error for m in matches) else EXIT_OK
 
 
+# --- experiments --------------------------------------------------------------------------------
+
+def _run(args, config) -> int:
+    from .experiment import run_experiment
+
+    results = run_experiment(config, args.out, cache=_cache(args), progress=not args.quiet,
+                             log=None if args.json else _log)
+    if args.json:
+        _print_json({k: results[k] for k in ("seed", "experiments", "scaling")} | {"out": str(args.out)})
+        return EXIT_OK
+    print(summary_table(results))
+    print(f"\nreport: {Path(args.out) / 'report.html'}")
+    return EXIT_OK
+
+
+def _log(message: str) -> None:
+    print(f"[privrisk] {message}", file=sys.stderr, flush=True)
+
+
+def summary_table(results: dict) -> str:
+    e = results["experiments"]
+    e1, e2, e3 = e["online_to_online"], e["offline_to_online"], e["accretion"]
+    pct = lambda x: "n/a" if x is None else f"{x:6.1%}"  # noqa: E731
+    lines = [
+        f"{'experiment':<34} {'gallery':>8} {'probes':>7} {'rank-1':>7} {'rank-5':>7} {'TPIR@1%':>8} {'s/probe':>8}",
+        f"{'E1 online to online':<34} {e1['n_gallery']:>8} {e1['n_probes']:>7} {pct(e1['rank1']):>7} "
+        f"{pct(e1['rank5']):>7} {pct(e1['tpir_at_fpir']['0.01']['tpir']):>8} {e1['seconds_per_probe']:>8.3f}",
+    ]
+    for name, lv in e2["levels"].items():
+        secs = f"{e2['seconds_per_probe']:>8.3f}" if name == e2["level_name"] else f"{'':>8}"
+        lines.append(f"{'E2 offline, ' + name + ' (' + str(lv['level']['face_width_px']) + ' px)':<34} "
+                     f"{lv['n_gallery']:>8} {lv['n_probes']:>7} {pct(lv['rank1']):>7} {pct(lv['rank5']):>7} "
+                     f"{pct(lv['tpir_at_fpir']['0.01']['tpir']):>8} {secs}")
+    lines.append("")
+    lines.append(f"E3 accretion: {e3['n_identified']} people re-identified; a stranger learns "
+                 f"{e3['mean_fields_learned']:.1f} fields on average; SSN first 5 digits predictable for "
+                 f"{e3['ssn_predictable_fraction']:.0%}, Korean RRN for {e3['rrn_predictable_fraction']:.0%}")
+    scale = ", ".join(f"{p['gallery_size']:,}: {p['rank1']:.1%}" for p in results["scaling"])
+    pred = results["scaling_detail"]["curves"]["online_to_online"]["predicted"]
+    lines.append(f"Scaling (E1 rank-1 by gallery size): {scale}; model at {pred['gallery_size'][-1]:,}: "
+                 f"{pred['rank1'][-1]:.1%} (95% {pred['ci95_low'][-1]:.1%}-{pred['ci95_high'][-1]:.1%})")
+    lines.append(f"Distractor model vs real impostor distances: KS = "
+                 f"{results['scaling_detail']['distractor_model']['ks_statistic']:.3f}")
+    return "\n".join(lines)
+
+
+def cmd_experiment(args) -> int:
+    from .experiment import load_config
+
+    return _run(args, load_config(args.config))
+
+
+def cmd_demo(args) -> int:
+    from .experiment import load_config
+
+    return _run(args, load_config(None))
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "or ~/.cache/privrisk)")
     embed.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     embed.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    embed.set_defaults(workers=None)
 
     gal = sub.add_parser("gallery", help="build and manage consent-aware face galleries")
     gsub = gal.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
@@ -194,6 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="match if the best distance is at most this (default: the gallery's, 0.6)")
     p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("experiment", parents=[common, embed],
+                       help="run the re-identification experiments (E1-E3, scaling) from a TOML config")
+    p.add_argument("config", help="TOML config (see README: experiment settings)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.json, plots, report.html)")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("demo", parents=[common, embed], help="run the experiments on the sample set with defaults")
+    p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder (default: runs/demo)")
+    p.set_defaults(func=cmd_demo)
 
     return parser
 

@@ -165,12 +165,19 @@ def _worker_init() -> None:
     _worker_model = load_face_model()
 
 
-def _worker_embed(path: str, settings: FaceSettings) -> EmbedResult:
-    return embed_image(path, _worker_model, settings)
+def _embed_item(item, model: FaceModel, settings: FaceSettings) -> EmbedResult:
+    if isinstance(item, tuple):
+        name, data = item
+        return embed_image(data, model, settings, name=name)
+    return embed_image(item, model, settings)
+
+
+def _worker_embed(item, settings: FaceSettings) -> EmbedResult:
+    return _embed_item(item, _worker_model, settings)
 
 
 def embed_batch(
-    sources: Iterable[str | os.PathLike],
+    sources: Iterable[str | os.PathLike | tuple[str, bytes]],
     settings: FaceSettings = FaceSettings(),
     *,
     model: FaceModel | None = None,
@@ -179,13 +186,15 @@ def embed_batch(
     progress: bool | Progress = False,
     max_in_flight: int | None = None,
 ) -> list[EmbedResult]:
-    """Embed many image files; one :class:`EmbedResult` per source, in order.
+    """Embed many images; one :class:`EmbedResult` per source, in order.
+
+    A source is a file path or a ``(name, image bytes)`` pair (for images made in memory).
 
     Cached images are answered from ``cache``. Misses run in ``workers`` processes (default:
     all cores; 1 = in this process with ``model``, loading the real model if none is given).
     ``progress`` is True for a progress bar on stderr, or a callable ``(done, total)``.
     """
-    paths = [str(p) for p in sources]
+    paths = [p if isinstance(p, tuple) else str(p) for p in sources]
     results: list[EmbedResult | None] = [None] * len(paths)
     report = _progress_reporter(progress, len(paths))
     model_id = model.model_id if model is not None else dlib_model_id()
@@ -195,7 +204,7 @@ def embed_batch(
     hashes: dict[int, str] = {}
     for i, path in enumerate(paths):
         try:
-            digest = file_sha256(path)
+            digest = hashlib.sha256(path[1]).hexdigest() if isinstance(path, tuple) else file_sha256(path)
         except OSError:
             todo.append(i)  # let the loader produce the precise error
             continue
@@ -204,7 +213,7 @@ def embed_batch(
         if faces is None:
             todo.append(i)
         else:
-            results[i] = EmbedResult(name=path, sha256=digest, faces=tuple(faces), cached=True,
+            results[i] = EmbedResult(name=path[0] if isinstance(path, tuple) else path, sha256=digest, faces=tuple(faces), cached=True,
                                      error=None if faces else "no face found")
             report(1)
 
@@ -218,7 +227,7 @@ def embed_batch(
     if todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
         local_model = model or load_face_model()
         for i in todo:
-            store(i, embed_image(paths[i], local_model, settings))
+            store(i, _embed_item(paths[i], local_model, settings))
     elif todo:
         window = max_in_flight or 4 * n_workers
         # fork: workers start at once, inherit a loaded model and need no `__main__` guard in
