@@ -38,16 +38,16 @@ def degrade(rgb: np.ndarray, face_box: tuple[int, int, int, int], level: Degrada
         h = bottom - top
         y0, y1 = top + int(0.22 * h), top + int(0.45 * h)
         img[max(y0, 0):max(y1, 0), max(left, 0):max(right, 0)] = 20.0
-    angle = float(rng.uniform(*level.rotation_deg))
-    if angle:
-        cy, cx = (top + bottom) / 2, (left + right) / 2
-        m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
-        img = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
     width = max(right - left, 1)
-    if level.face_width_px and level.face_width_px != width:
-        f = level.face_width_px / width
+    f = level.face_width_px / width if level.face_width_px else 1.0
+    if f != 1.0:  # shrink first: everything after works on the small capture
         size = (max(8, round(img.shape[1] * f)), max(8, round(img.shape[0] * f)))
         img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    angle = float(rng.uniform(*level.rotation_deg))
+    if angle:
+        cy, cx = (top + bottom) / 2 * f, (left + right) / 2 * f
+        m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+        img = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
     if level.blur_sigma > 0:
         img = cv2.GaussianBlur(img, (0, 0), level.blur_sigma)
     img = img * float(rng.uniform(*level.contrast)) + float(rng.uniform(*level.brightness))

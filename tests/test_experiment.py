@@ -1,0 +1,141 @@
+"""The researchers' batch job on the sample set: the README's main command, end to end."""
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from privrisk.errors import ConfigError
+from privrisk.experiment import ExperimentConfig, load_config
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.model
+
+
+def _strip_timings(x):
+    if isinstance(x, dict):
+        return {k: _strip_timings(v) for k, v in x.items()
+                if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max",)}
+    if isinstance(x, list):
+        return [_strip_timings(v) for v in x]
+    return x
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, london):
+    base = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "PRIVRISK_CACHE_DIR": str(base / "cache")}
+    out = subprocess.run([sys.executable, "-m", "privrisk.cli", "demo", "--out", str(base / "run1"), "--quiet"],
+                         capture_output=True, text=True, env=env, timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return base, env, out
+
+
+def test_demo_prints_summary_and_report_path(demo):
+    base, _, out = demo
+    assert "E1 online to online" in out.stdout and "report:" in out.stdout
+    assert str(base / "run1" / "report.html") in out.stdout
+
+
+def test_results_json_schema(demo):
+    base, _, _ = demo
+    r = json.loads((base / "run1" / "results.json").read_text())
+    for name in ("online_to_online", "offline_to_online"):
+        e = r["experiments"][name]
+        for key in ("n_gallery", "n_probes", "rank1", "rank5", "rank1_ci95", "tpir_at_fpir", "seconds_per_probe"):
+            assert key in e, (name, key)
+        assert len(e["rank1_ci95"]) == 2 and set(e["tpir_at_fpir"]) >= {"0.01", "0.001"}
+    acc = r["experiments"]["accretion"]
+    for key in ("ssn_predictable_fraction", "rrn_predictable_fraction", "mean_fields_learned"):
+        assert 0 <= acc[key] <= 20
+    assert all({"gallery_size", "rank1"} <= set(p) for p in r["scaling"])
+    assert r["seed"] == 2011 and r["config"]["seed"] == 2011
+    assert "dlib" in r["versions"] and "faiss-cpu" in r["versions"] and r["versions"]["model_id"]
+
+
+def test_e1_identifies_gallery_subjects(demo):
+    base, _, _ = demo
+    e1 = json.loads((base / "run1" / "results.json").read_text())["experiments"]["online_to_online"]
+    assert e1["rank1"] >= 0.95
+    assert e1["n_nonmated"] == round(0.2 * 102) and e1["n_mated"] + e1["n_nonmated"] == e1["n_probes"]
+    assert e1["rank1_ci95"][0] <= e1["rank1"] <= e1["rank1_ci95"][1]
+
+
+def test_e2_rank1_falls_as_degradation_grows(demo):
+    base, _, _ = demo
+    levels = json.loads((base / "run1" / "results.json").read_text())["experiments"]["offline_to_online"]["levels"]
+    webcam, street, far = (levels[n]["rank1"] for n in ("webcam", "street", "far"))
+    assert webcam > street > far
+    assert levels["far"]["detection_rate"] < levels["webcam"]["detection_rate"]
+
+
+def test_scaling_does_not_rise_and_distractors_look_real(demo):
+    base, _, _ = demo
+    r = json.loads((base / "run1" / "results.json").read_text())
+    for curve in r["scaling_detail"]["curves"].values():
+        rates = [p["rank1"] for p in curve["measured"]]
+        assert all(a >= b for a, b in zip(rates, rates[1:])), rates
+    assert [p["gallery_size"] for p in r["scaling"]][-1] == 1_000_000
+    # the distractor model's impostor distances against the real ones (two-sample KS)
+    assert r["scaling_detail"]["distractor_model"]["ks_statistic"] < 0.12
+    pred = r["scaling_detail"]["curves"]["online_to_online"]["predicted"]
+    assert pred["gallery_size"][-1] == 1_000_000_000 and pred["ci95_low"][-1] <= pred["rank1"][-1]
+
+
+def test_outputs_and_report(demo):
+    base, _, _ = demo
+    run = base / "run1"
+    for name in ("results.json", "probes.csv", "accretion.csv", "report.html", "cmc.png", "det.png", "roc.png",
+                 "scaling.png", "exposure.png", "offline_levels.png"):
+        assert (run / name).stat().st_size > 0, name
+    html = (run / "report.html").read_text()
+    assert "DeBruine" in html and "10.6084/m9.figshare.5047666" in html
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 6 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert "Acquisti" in html and "seed 2011" in html
+    assert not list(run.glob("*.tmp"))
+    lines = (run / "probes.csv").read_text().splitlines()
+    assert lines[0].startswith("experiment,probe,truth") and len(lines) == 1 + 102 * 5
+
+
+def test_same_seed_same_numbers_and_warm_cache(demo):
+    from privrisk.embeddings import EmbeddingCache
+    from privrisk.experiment import run_experiment
+
+    base, env, _ = demo
+    cache = EmbeddingCache(base / "cache" / "embeddings.sqlite")
+    again = run_experiment(load_config(None), base / "run2", cache=cache, progress=False, log=None)
+    first = json.loads((base / "run1" / "results.json").read_text())
+    second = json.loads((base / "run2" / "results.json").read_text())
+    assert _strip_timings(first["experiments"]) == _strip_timings(second["experiments"])
+    assert first["scaling"] == second["scaling"]
+    assert again["seconds_total"] < 120
+
+
+def test_config_errors_name_the_key(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("seed = 'abc'\n")
+    with pytest.raises(ConfigError, match="seed: expected a whole number"):
+        load_config(p)
+    p.write_text("[offline]\nshots = 0\n")
+    with pytest.raises(ConfigError, match="offline.shots: 0 is below the minimum 1"):
+        load_config(p)
+    p.write_text("[faces]\ndetecter = 'hog'\n")
+    with pytest.raises(ConfigError, match="faces.detecter: unknown setting"):
+        load_config(p)
+    p.write_text("[offline]\nheadline = 'nope'\n")
+    with pytest.raises(ConfigError, match="headline"):
+        load_config(p)
+    p.write_text("[[offline.levels]]\nname = 'tiny'\nface_width_px = 30\n[offline]\n")
+    with pytest.raises(ConfigError):
+        load_config(p)
+
+
+def test_example_config_loads():
+    cfg = load_config(ROOT / "examples" / "experiment.toml")
+    assert isinstance(cfg, ExperimentConfig) and cfg.offline.levels[0].name
