@@ -7,7 +7,6 @@ from importlib import metadata
 
 import pytest
 
-from privrisk.errors import ModelUnavailable
 
 
 def run_py(code: str, *extra_path: str) -> subprocess.CompletedProcess:

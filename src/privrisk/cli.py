@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 
 from . import __version__
-from .config import FaceSettings, GallerySettings, from_dict, to_dict
+from .config import FaceSettings, GallerySettings, from_dict
 from .errors import PrivriskError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 2, 2

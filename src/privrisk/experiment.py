@@ -15,10 +15,7 @@ It writes ``results.json``, ``probes.csv``, plots and ``report.html`` (via :mod:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import os
 import sys
 import time
@@ -30,7 +27,7 @@ import numpy as np
 
 from . import index as faiss_index
 from . import metrics
-from .config import FaceSettings, GallerySettings, from_dict, load_toml, setting, to_dict
+from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
 from .degrade import Degradation, degrade, encode_png
 from .distractors import DistractorModel, predicted_rank1, validate
 from .embeddings import EmbeddingCache, embed_batch, embed_loaded
@@ -426,7 +423,6 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
 
 def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log) -> dict:
     """Rank-1 against galleries of the real subjects plus model distractors, measured and predicted."""
-    faiss = faiss_index._faiss()
     allreal = np.vstack([gal_vecs, probes.vectors])
     model = DistractorModel.fit(allreal)
     probe_codes = np.array([truth[i] for i in range(len(probes.vectors))])

@@ -12,7 +12,7 @@ assumptions (sources in the README), and the experiment config can override them
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
