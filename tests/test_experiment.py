@@ -1,6 +1,7 @@
 """The researchers' batch job on the sample set: the README's main command, end to end."""
 
 import base64
+import shutil
 import json
 import os
 import re
@@ -139,3 +140,29 @@ def test_config_errors_name_the_key(tmp_path):
 def test_example_config_loads():
     cfg = load_config(ROOT / "examples" / "experiment.toml")
     assert isinstance(cfg, ExperimentConfig) and cfg.offline.levels[0].name
+
+
+@pytest.mark.browser
+def test_report_opens_in_chromium_with_every_plot(demo):
+    from playwright.sync_api import sync_playwright
+
+    from browser import launch
+
+    base, _, _ = demo
+    report = base / "run1" / "report.html"
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(report.as_uri())
+            sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+            assert len(sizes) >= 7 and all(done and width > 300 for done, width in sizes), sizes
+            assert "DeBruine" in page.inner_text(".attr")
+            assert page.locator("table").count() >= 2
+            page.screenshot(path=str(base / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    artifacts = os.environ.get("PRIVRISK_TEST_ARTIFACTS")
+    if artifacts:
+        os.makedirs(artifacts, exist_ok=True)
+        shutil.copy(base / "report.png", os.path.join(artifacts, "report.png"))
