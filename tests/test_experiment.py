@@ -122,7 +122,7 @@ def test_same_seed_same_numbers_and_warm_cache(demo):
     ("[offline]\nshots = 0\n", "offline.shots: 0 is below the minimum 1"),
     ("[faces]\ndetecter = 'hog'\n", "faces.detecter: unknown setting"),
     ("[offline]\nheadline = 'nope'\n", "headline"),
-    ("[[offline.levels]]\nname = 'tiny'\nface_width_px = 30\n[offline]\n", ""),
+    ("[[offline.levels]]\nname = 'tiny'\nface_width_px = 30\n[offline]\n", "headline.*not one of the levels"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, message):
     p = tmp_path / "c.toml"
