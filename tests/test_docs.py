@@ -7,6 +7,8 @@ from privrisk.cli import build_parser
 from privrisk.config import describe
 from privrisk.degrade import Degradation
 from privrisk.experiment import ExperimentConfig
+from privrisk.exposure import DEFAULT_SENSITIVITY, ExposureSettings
+from privrisk.profiles import FIELDS
 
 from conftest import ROOT
 
@@ -30,7 +32,7 @@ def test_every_cli_command_is_documented():
 
 
 def test_every_setting_is_documented():
-    for cls in (ExperimentConfig, Degradation):
+    for cls in (ExperimentConfig, Degradation, ExposureSettings):
         for name, _default, help_text in describe(cls):
             assert f"`{name}`" in README, name
             assert help_text in README, name
@@ -43,3 +45,8 @@ def test_ci_runs_the_readme_test_command():
     assert test_cmd.strip() in ci
     demo_cmd = next(b for b in blocks if "privrisk demo" in b)
     assert demo_cmd.strip().startswith("python3 -m pip install")
+
+
+def test_every_profile_field_and_sensitivity_is_documented():
+    for field, sensitivity in DEFAULT_SENSITIVITY.items():
+        assert f"| `{field}` | {FIELDS[field]} | {sensitivity} |" in README, field

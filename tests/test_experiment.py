@@ -160,3 +160,13 @@ def test_report_opens_in_chromium_with_every_plot(demo):
     if artifacts:
         os.makedirs(artifacts, exist_ok=True)
         shutil.copy(base / "report.png", os.path.join(artifacts, "report.png"))
+
+
+def test_shipped_identification_curves_are_what_the_demo_measures(demo):
+    """sample_data/identification_curves.json (the exposure score's default) is this demo's output."""
+    from privrisk.exposure import export_curves
+
+    base, _, _ = demo
+    fresh = export_curves(json.loads((base / "run1" / "results.json").read_text()))
+    shipped = json.loads((ROOT / "sample_data" / "identification_curves.json").read_text())
+    assert fresh["curves"] == shipped["curves"] and fresh["seed"] == shipped["seed"]

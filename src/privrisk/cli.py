@@ -27,6 +27,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser, cls: type, title: str) 
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
+        if kind not in (int, float, str):
+            continue  # tables (dicts, lists) are set in config files, not flags
         group.add_argument(
             f"--{f.name.replace('_', '-')}", dest=f"{cls.__name__}.{f.name}", default=None,
             type=kind if kind in (int, float) else str, choices=f.metadata.get("choices"),
@@ -200,6 +202,66 @@ def cmd_demo(args) -> int:
     return _run(args, load_config(None))
 
 
+# --- exposure ---------------------------------------------------------------------------------------
+
+def _curves(args):
+    from .exposure import IdentificationCurves
+
+    return IdentificationCurves.from_results(args.results) if args.results else IdentificationCurves.shipped()
+
+
+def cmd_score(args) -> int:
+    from .errors import ProfileError
+    from .exposure import ExposureSettings, score, top_changes
+    from .profiles import AUDIENCES, PRESETS, load_profile, profile_from_dict
+
+    if (args.profile is None) == (args.preset is None):
+        raise ProfileError("give a PROFILE.json or --preset NAME (one of: " + ", ".join(PRESETS) + ")")
+    profile = load_profile(args.profile) if args.profile else profile_from_dict(PRESETS[args.preset], args.preset)
+    settings = _settings_from_args(args, ExposureSettings)
+    curves = _curves(args)
+    audiences = AUDIENCES if args.audience == "all" else (args.audience,)
+    scores = {a: score(profile, curves, a, settings) for a in audiences}
+    changes = {a: top_changes(profile, curves, a, settings) for a in audiences}
+    if args.json:
+        _print_json({"curves": curves.source, "scores": {a: s.to_dict() for a, s in scores.items()},
+                     "top_changes": {a: [{"change": c.description, "settings": c.change, "before": c.before,
+                                          "after": c.after} for c in cs] for a, cs in changes.items()}})
+        return EXIT_OK
+    for a, s in scores.items():
+        print(f"{a.replace('_', ' ')}: exposure {s.score:.0f} / 100")
+        print(f"  {s.explain()}")
+        if s.national_id:
+            print(f"  national ID: {s.national_id}")
+        for c in changes[a]:
+            print(f"  - {c}")
+    print(f"(identification curves: {curves.source})")
+    return EXIT_OK
+
+
+def cmd_population(args) -> int:
+    from .exposure import ExposureSettings, population_analysis, population_plot
+    from .profiles import generate_profiles
+    from .report import atomic_write
+
+    settings = _settings_from_args(args, ExposureSettings)
+    people = [p.to_user_profile() for p in generate_profiles([f"{i:06d}" for i in range(args.n)], seed=args.seed)]
+    analysis = population_analysis(people, _curves(args), args.audience, settings)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "population.json", json.dumps(analysis, indent=1) + "\n")
+    atomic_write(out / "population.png", population_plot(analysis))
+    if args.json:
+        _print_json({k: v for k, v in analysis.items() if not k.startswith("scores_")} | {"out": str(out)})
+    else:
+        d, h = analysis["default"], analysis["hardened"]
+        print(f"{analysis['n']} synthetic profiles, audience {analysis['audience']}:")
+        print(f"  default settings: mean {d['mean']:.1f}, median {d['median']:.1f}, 90th percentile {d['p90']:.1f}")
+        print(f"  hardened:         mean {h['mean']:.1f}, median {h['median']:.1f}, 90th percentile {h['p90']:.1f}")
+        print(f"plot: {out / 'population.png'}")
+    return EXIT_OK
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,6 +325,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder (default: runs/demo)")
     p.set_defaults(func=cmd_demo)
 
+    from .exposure import ExposureSettings
+    from .profiles import AUDIENCES, PRESETS
+
+    curves = argparse.ArgumentParser(add_help=False)
+    curves.add_argument("--results", metavar="RESULTS.json", help="identification curves from an experiment's "
+                        "results.json (default: the curves the demo measured, sample_data/identification_curves.json)")
+    _add_settings_flags(curves, ExposureSettings, "exposure settings")
+
+    p = sub.add_parser("score", parents=[common, curves], help="exposure score of a profile's visibility settings, "
+                       "with the changes that lower it most")
+    p.add_argument("profile", nargs="?", help="profile JSON (schema in the README)")
+    p.add_argument("--preset", choices=list(PRESETS), help="score a preset instead of a file")
+    p.add_argument("--audience", default="stranger", choices=[*AUDIENCES, "all"], help="who looks (default: stranger)")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("population", parents=[common, curves], help="exposure of synthetic profiles under default "
+                       "and hardened settings")
+    p.add_argument("--n", type=int, default=1000, help="number of synthetic profiles (default: 1000)")
+    p.add_argument("--seed", type=int, default=2011, help="seed (default: 2011)")
+    p.add_argument("--audience", default="stranger", choices=list(AUDIENCES), help="who looks (default: stranger)")
+    p.add_argument("--out", default="runs/population", metavar="DIR", help="output folder (default: runs/population)")
+    p.set_defaults(func=cmd_population)
+
     return parser
 
 
@@ -277,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("privrisk: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the edge: one line, the traceback only on request
         if os.environ.get("PRIVRISK_DEBUG"):
             raise

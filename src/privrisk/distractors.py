@@ -145,17 +145,20 @@ def validate(model: DistractorModel, probes: np.ndarray, probe_labels, gallery: 
 
 
 def predicted_rank1(model: DistractorModel, probes: np.ndarray, genuine: np.ndarray, base_hit: np.ndarray,
-                    sizes, n_real: int, n_boot: int = 500, seed: int = 0) -> dict:
+                    sizes, n_real: int, owners: np.ndarray | None = None, n_boot: int = 500, seed: int = 0) -> dict:
     """Rank-1 against galleries of ``sizes`` (real subjects + distractors) predicted by the model.
 
-    ``genuine`` is each mated probe's distance to its true match, ``base_hit`` whether it is at
-    rank 1 among the real gallery alone. Returns the predicted rates and a 95% bootstrap interval
-    over probes (the sampling uncertainty; the model's own error is measured separately)."""
-    f = model.tail_cdf(probes, genuine)
-    f = np.clip(f, 0.0, 1.0 - 1e-16)
+    ``genuine`` is each probe row's distance to its true match, ``base_hit`` whether each person is
+    at rank 1 among the real gallery alone. With ``owners`` (person index of each row), several
+    captures of one person are fused: the person is found at size N only if no distractor beats
+    the fused genuine distance in any capture. Returns the predicted rates and a 95% bootstrap
+    interval over persons (the sampling uncertainty; the model's own error is measured separately)."""
+    base_hit = np.asarray(base_hit, dtype=np.float64)
+    f = np.clip(model.tail_cdf(probes, genuine), 0.0, 1.0 - 1e-16) if len(probes) else np.zeros(0)
+    rows = np.log1p(-f)  # per row, per distractor
+    log_surv = rows if owners is None else np.bincount(owners, weights=rows, minlength=len(base_hit))
     sizes = np.asarray(sizes, dtype=np.float64)
     n_d = np.maximum(sizes - n_real, 0)
-    log_surv = np.log1p(-f)  # per probe, per distractor
     per_probe = base_hit[None, :] * np.exp(n_d[:, None] * log_surv[None, :])  # (sizes, probes)
     rate = per_probe.mean(axis=1)
     rng = np.random.default_rng(seed)
@@ -163,4 +166,4 @@ def predicted_rank1(model: DistractorModel, probes: np.ndarray, genuine: np.ndar
     boots = per_probe[:, idx].mean(axis=2)  # (sizes, n_boot)
     lo, hi = np.quantile(boots, [0.025, 0.975], axis=1)
     return {"gallery_size": sizes.astype(np.int64).tolist(), "rank1": rate.tolist(), "ci95_low": lo.tolist(),
-            "ci95_high": hi.tolist(), "per_probe_tail": f.tolist()}
+            "ci95_high": hi.tolist()}

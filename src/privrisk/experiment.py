@@ -395,7 +395,7 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
     for sid in identified:
         prof = profiles[sid]
         visible = prof.visible_to("stranger")
-        inference = national_id_inference(prof, visible)
+        inference = national_id_inference(prof.values["birth_country"], int(prof.values["birth_date"][:4]), visible)
         learned = [f for f in visible if f != "profile_photo"]
         for f in visible:
             field_counts[f] += 1
@@ -468,7 +468,6 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     pred = predicted_rank1(model, probes.vectors[m_idx], np.where(np.isfinite(genuine), genuine, 1e-6),
                            hit_real.astype(float), [c["gallery_size"] for c in curve] + list(cfg.scaling.extrapolate),
                            n_real, seed=cfg.seed)
-    pred.pop("per_probe_tail")
     curves["online_to_online"] = {"measured": curve, "predicted": pred}
     measured = curve
     # offline probes: fused shots; a person fails at size N if any shot has a distractor closer than
@@ -485,9 +484,15 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
             pos_s = first_closer(shot_vecs[rows], radii)
             for r, p_ in zip(rows, pos_s):
                 first[gp[shot_owner[r]]] = min(first[gp[shot_owner[r]]], p_)
+        owners = np.array([gp[shot_owner[r]] for r in rows], np.int64)
+        radii_all = np.array([g[k] for k in owners]) if rows else np.zeros(0)
+        predicted = predicted_rank1(model, shot_vecs[rows] if rows else np.zeros((0, 128), np.float32),
+                                    np.where(np.isfinite(radii_all), radii_all, 1e-6), hit.astype(float),
+                                    [int(s) for s in sizes] + list(cfg.scaling.extrapolate), n_real,
+                                    owners=owners, seed=cfg.seed)
         curves[f"offline_to_online/{name}"] = {"measured": [
             {"gallery_size": int(s), "rank1": float((hit & (first >= s - n_real)).mean()) if len(persons) else 0.0}
-            for s in sizes]}
+            for s in sizes], "predicted": predicted}
     # the model's error where we can measure: predicted against measured on the online curve
     err = [abs(p - c["rank1"]) for p, c in zip(pred["rank1"], curve)]
     return {

@@ -140,10 +140,14 @@ def make_plots(results: dict) -> dict[str, bytes]:
     detail = results["scaling_detail"]
     for name, c in detail["curves"].items():
         xs = [p["gallery_size"] for p in c["measured"]]
-        ax.plot(xs, [p["rank1"] for p in c["measured"]], marker="o", label=f"{name} (measured)")
-    pred = detail["curves"]["online_to_online"]["predicted"]
-    ax.plot(pred["gallery_size"], pred["rank1"], ls="--", color="k", label="online: model prediction")
-    ax.fill_between(pred["gallery_size"], pred["ci95_low"], pred["ci95_high"], color="k", alpha=0.15, label="95% interval")
+        (line,) = ax.plot(xs, [p["rank1"] for p in c["measured"]], marker="o", label=f"{name} (measured)")
+        if "predicted" in c:
+            pred = c["predicted"]
+            ax.plot(pred["gallery_size"], pred["rank1"], ls="--", color=line.get_color())
+            if name == "online_to_online":
+                ax.fill_between(pred["gallery_size"], pred["ci95_low"], pred["ci95_high"], color=line.get_color(),
+                                alpha=0.15, label="online: 95% interval of the model")
+    ax.plot([], [], ls="--", color="k", label="dashed: distractor-model prediction")
     ax.set(xscale="log", xlabel="gallery size (real subjects + distractors)", ylabel="rank-1", ylim=(0, 1.02),
            title="Identification against gallery size")
     ax.legend(fontsize=7)
