@@ -154,6 +154,8 @@ def _run(args, config) -> int:
     if args.json:
         _print_json({k: results[k] for k in ("seed", "experiments", "scaling")} | {"out": str(args.out)})
         return EXIT_OK
+    from .report import summary_table
+
     print(summary_table(results))
     print(f"\nreport: {Path(args.out) / 'report.html'}")
     return EXIT_OK
@@ -161,33 +163,6 @@ def _run(args, config) -> int:
 
 def _log(message: str) -> None:
     print(f"[privrisk] {message}", file=sys.stderr, flush=True)
-
-
-def summary_table(results: dict) -> str:
-    e = results["experiments"]
-    e1, e2, e3 = e["online_to_online"], e["offline_to_online"], e["accretion"]
-    pct = lambda x: "n/a" if x is None else f"{x:6.1%}"  # noqa: E731
-    lines = [
-        f"{'experiment':<34} {'gallery':>8} {'probes':>7} {'rank-1':>7} {'rank-5':>7} {'TPIR@1%':>8} {'s/probe':>8}",
-        f"{'E1 online to online':<34} {e1['n_gallery']:>8} {e1['n_probes']:>7} {pct(e1['rank1']):>7} "
-        f"{pct(e1['rank5']):>7} {pct(e1['tpir_at_fpir']['0.01']['tpir']):>8} {e1['seconds_per_probe']:>8.3f}",
-    ]
-    for name, lv in e2["levels"].items():
-        secs = f"{e2['seconds_per_probe']:>8.3f}" if name == e2["level_name"] else f"{'':>8}"
-        lines.append(f"{'E2 offline, ' + name + ' (' + str(lv['level']['face_width_px']) + ' px)':<34} "
-                     f"{lv['n_gallery']:>8} {lv['n_probes']:>7} {pct(lv['rank1']):>7} {pct(lv['rank5']):>7} "
-                     f"{pct(lv['tpir_at_fpir']['0.01']['tpir']):>8} {secs}")
-    lines.append("")
-    lines.append(f"E3 accretion: {e3['n_identified']} people re-identified; a stranger learns "
-                 f"{e3['mean_fields_learned']:.1f} fields on average; SSN first 5 digits predictable for "
-                 f"{e3['ssn_predictable_fraction']:.0%}, Korean RRN for {e3['rrn_predictable_fraction']:.0%}")
-    scale = ", ".join(f"{p['gallery_size']:,}: {p['rank1']:.1%}" for p in results["scaling"])
-    pred = results["scaling_detail"]["curves"]["online_to_online"]["predicted"]
-    lines.append(f"Scaling (E1 rank-1 by gallery size): {scale}; model at {pred['gallery_size'][-1]:,}: "
-                 f"{pred['rank1'][-1]:.1%} (95% {pred['ci95_low'][-1]:.1%}-{pred['ci95_high'][-1]:.1%})")
-    lines.append(f"Distractor model vs real impostor distances: KS = "
-                 f"{results['scaling_detail']['distractor_model']['ks_statistic']:.3f}")
-    return "\n".join(lines)
 
 
 def cmd_experiment(args) -> int:

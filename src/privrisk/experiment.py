@@ -433,7 +433,6 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     n_max = max(sizes) - n_real
     distractors = model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, 128), np.float32)
     index = faiss_index.build_index(distractors)
-    index_ids_cap = index.index if hasattr(index, "index") else index
 
     def first_closer(vecs: np.ndarray, radii: np.ndarray) -> np.ndarray:
         """Position of the first distractor within each query's radius (n_max when none; 0 when the
@@ -448,7 +447,7 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
         for start in range(0, len(order), 64):
             batch = order[start:start + 64]
             r2 = radii[batch].astype(np.float32) ** 2
-            lims, d2, ids = index_ids_cap.range_search(np.ascontiguousarray(vecs[batch]), float(r2.max()))
+            lims, d2, ids = index.range_search(np.ascontiguousarray(vecs[batch]), float(r2.max()))
             for j, q in enumerate(batch):
                 lo, hi = lims[j], lims[j + 1]
                 inside = ids[lo:hi][d2[lo:hi] <= r2[j]]

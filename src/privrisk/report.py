@@ -170,19 +170,45 @@ def make_plots(results: dict) -> dict[str, bytes]:
     return plots
 
 
+def summary_table(results: dict) -> str:
+    e = results["experiments"]
+    e1, e2, e3 = e["online_to_online"], e["offline_to_online"], e["accretion"]
+    pct = lambda x: "n/a" if x is None else f"{x:6.1%}"  # noqa: E731
+    lines = [
+        f"{'experiment':<34} {'gallery':>8} {'probes':>7} {'rank-1':>7} {'rank-5':>7} {'TPIR@1%':>8} {'s/probe':>8}",
+        f"{'E1 online to online':<34} {e1['n_gallery']:>8} {e1['n_probes']:>7} {pct(e1['rank1']):>7} "
+        f"{pct(e1['rank5']):>7} {pct(e1['tpir_at_fpir']['0.01']['tpir']):>8} {e1['seconds_per_probe']:>8.3f}",
+    ]
+    for name, lv in e2["levels"].items():
+        secs = f"{e2['seconds_per_probe']:>8.3f}" if name == e2["level_name"] else f"{'':>8}"
+        lines.append(f"{'E2 offline, ' + name + ' (' + str(lv['level']['face_width_px']) + ' px)':<34} "
+                     f"{lv['n_gallery']:>8} {lv['n_probes']:>7} {pct(lv['rank1']):>7} {pct(lv['rank5']):>7} "
+                     f"{pct(lv['tpir_at_fpir']['0.01']['tpir']):>8} {secs}")
+    lines.append("")
+    lines.append(f"E3 accretion: {e3['n_identified']} people re-identified; a stranger learns "
+                 f"{e3['mean_fields_learned']:.1f} fields on average; SSN first 5 digits predictable for "
+                 f"{e3['ssn_predictable_fraction']:.0%}, Korean RRN for {e3['rrn_predictable_fraction']:.0%}")
+    scale = ", ".join(f"{p['gallery_size']:,}: {p['rank1']:.1%}" for p in results["scaling"])
+    pred = results["scaling_detail"]["curves"]["online_to_online"]["predicted"]
+    lines.append(f"Scaling (E1 rank-1 by gallery size): {scale}; model at {pred['gallery_size'][-1]:,}: "
+                 f"{pred['rank1'][-1]:.1%} (95% {pred['ci95_low'][-1]:.1%}-{pred['ci95_high'][-1]:.1%})")
+    lines.append(f"Distractor model vs real impostor distances: KS = "
+                 f"{results['scaling_detail']['distractor_model']['ks_statistic']:.3f}")
+    return "\n".join(lines)
+
+
 def _fmt(x, pct=False):
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
     return f"{x:.1%}" if pct else (f"{x:.3g}" if isinstance(x, float) else str(x))
 
 
-def render_html(results: dict, plots: dict[str, bytes]) -> str:
+def paper_comparison(results: dict) -> list[tuple[str, str, str]]:
+    """(experiment, what the paper found, what this run found) rows."""
     exps = results["experiments"]
     e1, e2, e3 = exps["online_to_online"], exps["offline_to_online"], exps["accretion"]
-    sc = results["scaling_detail"]
-    pred = sc["curves"]["online_to_online"]["predicted"]
-    e = html.escape
-    rows = [
+    pred = results["scaling_detail"]["curves"]["online_to_online"]["predicted"]
+    return [
         ("E1 online to online", PAPER["online_to_online"],
          f"rank-1 {_fmt(e1['rank1'], True)} (95% CI {_fmt(e1['rank1_ci95'][0], True)}-{_fmt(e1['rank1_ci95'][1], True)}) "
          f"of {e1['n_mated']} mated probes, gallery {e1['n_gallery']}; TPIR at FPIR 1%: "
@@ -199,6 +225,13 @@ def render_html(results: dict, plots: dict[str, bytes]) -> str:
          + "; at 10^9 (model): " + _fmt(pred["rank1"][-1], True)
          + f" ({_fmt(pred['ci95_low'][-1], True)}-{_fmt(pred['ci95_high'][-1], True)})"),
     ]
+
+
+def render_html(results: dict, plots: dict[str, bytes]) -> str:
+    e1, e2 = results["experiments"]["online_to_online"], results["experiments"]["offline_to_online"]
+    sc = results["scaling_detail"]
+    e = html.escape
+    rows = paper_comparison(results)
     table = "".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{e(c)}</td></tr>" for a, b, c in rows)
     levels = "".join(
         f"<tr><td>{e(n)}</td><td>{lv['level']['face_width_px']}</td><td>{lv['level']['blur_sigma']}</td>"

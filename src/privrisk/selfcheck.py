@@ -1,0 +1,144 @@
+"""Self-check: how findable is one person, given two photos of them.
+
+Your "public profile photo" is hidden in a gallery of the consenting sample faces plus model
+distractors; your other photo plays a stranger's snapshot. :func:`findability` says at which rank
+(and distance) the snapshot finds you at each gallery size: counted exactly with FAISS up to
+the distractors held in memory, and predicted beyond from the distractor model (expected rank and
+the chance of rank 1). Photos are taken as bytes and never written anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import index as faiss_index
+from .config import FaceSettings
+from .distractors import DistractorModel
+from .embeddings import EmbeddingCache, embed_batch, embed_image
+from .errors import FaceNotFound, ImageError
+from .faces import Face
+from .manifest import read_manifest
+from .models import FaceModel
+from .samples import dataset_dir, sample_manifest
+
+DEFAULT_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000)
+
+
+@dataclass(frozen=True)
+class SampleWorld:
+    """The consenting sample gallery, a distractor model fitted to it, and distractors in memory."""
+
+    vectors: np.ndarray  # (n, 128) neutral sample photos
+    subjects: list[str]
+    images: list[str]
+    model: DistractorModel
+    distractors: np.ndarray
+    index: object  # FAISS exact index over the distractors (ids = positions)
+
+    @property
+    def n_sample(self) -> int:
+        return len(self.vectors)
+
+
+def build_sample_world(model: FaceModel | None = None, *, cache: EmbeddingCache | None = None,
+                       n_distractors: int = 1_000_000, seed: int = 2011, root=None, workers: int | None = 1,
+                       settings: FaceSettings = FaceSettings()) -> SampleWorld:
+    """Embed the sample set (neutral for the gallery; both for fitting the distractor model) and draw
+    ``n_distractors`` seeded distractors. Done once per process; the app keeps it as a shared resource."""
+    root = dataset_dir(root)
+    rows = {kind: read_manifest(sample_manifest(kind), root).rows for kind in ("neutral", "smiling")}
+    results = {kind: embed_batch([r.image for r in rs], settings, model=model, cache=cache, workers=workers)
+               for kind, rs in rows.items()}
+    ok = [(r, res) for r, res in zip(rows["neutral"], results["neutral"]) if res.ok]
+    vectors = np.array([res.faces[0].embedding for _, res in ok], np.float32)
+    every = np.vstack([vectors] + [np.array([res.faces[0].embedding for res in results["smiling"] if res.ok],
+                                            np.float32)])
+    dm = DistractorModel.fit(every)
+    distractors = dm.sample(n_distractors, seed=seed) if n_distractors else np.zeros((0, 128), np.float32)
+    index = faiss_index.build_index(distractors)
+    return SampleWorld(vectors=vectors, subjects=[r.subject_id for r, _ in ok], images=[str(r.image) for r, _ in ok],
+                       model=dm, distractors=distractors, index=index)
+
+
+def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = FaceSettings()) -> Face:
+    """The one face in an uploaded photo (bytes, kept in memory). Raises :class:`ImageError`
+    (unreadable, too large), :class:`FaceNotFound` or :class:`SeveralFaces` with a friendly reason."""
+    result = embed_image(data, model, settings, name=name)
+    if not result.ok:
+        if result.error == "no face found":
+            raise FaceNotFound(name, "no face found - use a clear, front-facing photo with your face at least "
+                                     f"{settings.min_face_px} pixels wide")
+        raise ImageError(name, result.error)
+    return result.chosen("error")[0]
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    gallery_size: int
+    rank: float  # exact rank when measured, expected rank when predicted
+    p_rank1: float  # 1 or 0 when measured; the model's probability when predicted
+    measured: bool
+
+
+@dataclass(frozen=True)
+class Findability:
+    distance: float  # between your two photos
+    threshold: float
+    nearest_sample: str  # the sample subject closest to your snapshot (a lookalike)
+    nearest_sample_distance: float
+    nearest_sample_image: str
+    sizes: tuple[SizeResult, ...]
+
+    @property
+    def is_match(self) -> bool:
+        return self.distance <= self.threshold
+
+    def at(self, size: int) -> SizeResult:
+        return min(self.sizes, key=lambda s: abs(np.log10(s.gallery_size) - np.log10(size)))
+
+    def to_dict(self) -> dict:
+        return {"distance": self.distance, "threshold": self.threshold, "match": self.is_match,
+                "nearest_sample": self.nearest_sample, "nearest_sample_distance": self.nearest_sample_distance,
+                "sizes": [vars(s) for s in self.sizes]}
+
+
+def findability(profile_photo: np.ndarray, snapshot: np.ndarray, world: SampleWorld, *,
+                sizes=DEFAULT_SIZES, threshold: float = 0.6) -> Findability:
+    """Where the snapshot ranks your profile photo in galleries of ``sizes`` people (you, the sample
+    faces, then distractors)."""
+    p = np.asarray(profile_photo, np.float32).reshape(1, -1)
+    q = np.asarray(snapshot, np.float32).reshape(1, -1)
+    d = float(np.linalg.norm(p - q))
+    # if the profile photo is itself one of the sample images, it is not counted twice
+    distinct = np.linalg.norm(world.vectors - p, axis=1) > 1e-4
+    sample_d = np.linalg.norm(world.vectors - q, axis=1)[distinct]
+    sample_names = [s for s, keep in zip(world.subjects, distinct) if keep]
+    sample_images = [s for s, keep in zip(world.images, distinct) if keep]
+    nearest = int(np.argmin(sample_d)) if len(sample_d) else -1
+    n_d = len(world.distractors)
+    if n_d:
+        lims, d2, ids = world.index.range_search(q, d * d)
+        closer_positions = np.sort(ids[d2 < d * d])
+    else:
+        closer_positions = np.zeros(0, np.int64)
+    tail = float(world.model.tail_cdf(q, np.array([d]))[0])
+    rows = []
+    for n in sizes:
+        others = n - 1  # people in the gallery besides you
+        in_sample = min(others, len(sample_d))
+        sample_closer = int((sample_d[:in_sample] < d).sum())
+        n_distr = others - in_sample
+        if n_distr <= n_d:
+            closer = sample_closer + int(np.searchsorted(closer_positions, n_distr))
+            rows.append(SizeResult(int(n), float(1 + closer), float(closer == 0), True))
+        else:
+            expected = 1 + sample_closer + n_distr * tail
+            p1 = float((sample_closer == 0) * np.exp(n_distr * np.log1p(-min(tail, 1 - 1e-16))))
+            rows.append(SizeResult(int(n), float(expected), p1, False))
+    return Findability(distance=d, threshold=threshold,
+                       nearest_sample=sample_names[nearest] if nearest >= 0 else "",
+                       nearest_sample_distance=float(sample_d[nearest]) if nearest >= 0 else float("inf"),
+                       nearest_sample_image=sample_images[nearest] if nearest >= 0 else "",
+                       sizes=tuple(rows))

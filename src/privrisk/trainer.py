@@ -1,0 +1,85 @@
+"""The trainer's live round: volunteers enrol with consent into an in-memory gallery beside the
+sample faces, a snapshot is identified, and a card says what a stranger now knows.
+
+Nothing here touches the disk: a :class:`LiveGallery` lives in one app session and
+:meth:`LiveGallery.reset` forgets every volunteer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import index as faiss_index
+from .errors import PrivriskError
+from .matching import Match, matches_from_search
+from .profiles import FIELDS, Profile, generate_profiles, national_id_inference
+
+
+@dataclass
+class Volunteer:
+    volunteer_id: str
+    name: str
+    embedding: np.ndarray
+    profile: Profile
+
+
+@dataclass
+class LiveGallery:
+    """Sample faces plus volunteers enrolled on the spot; exact FAISS search."""
+
+    sample_vectors: np.ndarray
+    sample_subjects: list[str]
+    seed: int = 2011
+    volunteers: list[Volunteer] = field(default_factory=list)
+
+    def enrol(self, name: str, embedding: np.ndarray, consent: bool) -> Volunteer:
+        """Add a volunteer who said yes. Their synthetic profile is seeded from their name."""
+        if not consent:
+            raise PrivriskError("a volunteer joins only after saying yes to the consent question")
+        name = name.strip()
+        if not name:
+            raise PrivriskError("give the volunteer a name (a first name or a nickname is enough)")
+        vid = f"volunteer-{len(self.volunteers) + 1}"
+        seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{name}".encode()).digest()[:4], "big")
+        (profile,) = generate_profiles([vid], seed=seed)
+        profile = Profile(subject_id=vid, pseudonym=profile.pseudonym, values=profile.values | {"real_name": name},
+                          visibility=profile.visibility, public_photos=profile.public_photos)
+        volunteer = Volunteer(vid, name, np.asarray(embedding, np.float32), profile)
+        self.volunteers.append(volunteer)
+        return volunteer
+
+    def reset(self) -> None:
+        self.volunteers.clear()
+
+    def identify(self, embedding: np.ndarray, k: int = 5, threshold: float = 0.6) -> Match:
+        vectors = np.vstack([self.sample_vectors, *[v.embedding[None] for v in self.volunteers]]).astype(np.float32)
+        labels = list(self.sample_subjects) + [v.volunteer_id for v in self.volunteers]
+        index = faiss_index.build_index(vectors)
+        d, i = faiss_index.search(index, np.asarray(embedding, np.float32)[None], min(len(labels), 4 * k))
+        return matches_from_search(["snapshot"], d, i, dict(enumerate(labels)), k, threshold)[0]
+
+    def volunteer(self, volunteer_id: str) -> Volunteer | None:
+        return next((v for v in self.volunteers if v.volunteer_id == volunteer_id), None)
+
+
+def stranger_card(volunteer: Volunteer) -> dict:
+    """What a stranger who matched this face now knows, in plain words."""
+    prof = volunteer.profile
+    visible = prof.visible_to("stranger")
+    birth_year = int(prof.values["birth_date"][:4])
+    inference = national_id_inference(prof.values["birth_country"], birth_year, visible)
+    known = {FIELDS[f]: v for f, v in visible.items() if f != "profile_photo"}
+    ssn_flag = bool(inference and inference.digits_predictable)
+    how = ("The snapshot was matched to the public profile photo; the profile's public fields did the rest.")
+    if ssn_flag:
+        how += f" From them a stranger can predict {inference.digits_predictable} digits of the {inference.scheme}."
+    return {"name": volunteer.name, "pseudonym": prof.pseudonym, "known": known,
+            "national_id": None if inference is None else {"scheme": inference.scheme,
+                                                            "digits": inference.digits_predictable,
+                                                            "of": inference.digits_total,
+                                                            "reason": inference.reason},
+            "national_id_predictable": ssn_flag, "how": how,
+            "note": "This profile is synthetic: generated for the demonstration, not the volunteer's real data."}
