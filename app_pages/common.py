@@ -1,0 +1,71 @@
+"""Shared pieces of the app's pages: cached resources and the handling of uploaded photos.
+
+Uploaded photos are read into memory, embedded and dropped; only the 128 numbers of the face
+embedding are kept in the session (keyed by the upload's id) until "forget me".
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import streamlit as st
+
+from privrisk.config import FaceSettings
+from privrisk.embeddings import EmbeddingCache, default_cache_path
+from privrisk.errors import PrivriskError
+from privrisk.exposure import IdentificationCurves
+from privrisk.models import load_face_model
+from privrisk.samples import ATTRIBUTION
+from privrisk.selfcheck import build_sample_world, embed_one_face
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
+SETTINGS = FaceSettings(max_bytes=15 * 1024 * 1024)
+
+
+@st.cache_resource(show_spinner="Loading the face model (once per server)...")
+def face_model():
+    return load_face_model()
+
+
+@st.cache_resource(show_spinner="Preparing the sample gallery and distractors (once per server)...")
+def sample_world():
+    n = int(os.environ.get("PRIVRISK_APP_DISTRACTORS", "1000000"))
+    return build_sample_world(face_model(), cache=EmbeddingCache(default_cache_path()), n_distractors=n)
+
+
+@st.cache_resource(show_spinner=False)
+def curves():
+    return IdentificationCurves.shipped()
+
+
+def attribution() -> None:
+    st.caption(ATTRIBUTION)
+
+
+def face_vector(uploaded, label: str) -> np.ndarray | None:
+    """The embedding of the one face in an uploaded photo, or None after showing a friendly error."""
+    if uploaded is None:
+        return None
+    key = f"embedding:{uploaded.file_id}"
+    if key not in st.session_state:
+        data = uploaded.getvalue()
+        if len(data) > SETTINGS.max_bytes:
+            st.error(f"{label}: the file is {len(data) / 1e6:.1f} MB; the limit is {SETTINGS.max_bytes / 1e6:.0f} MB.")
+            return None
+        try:
+            face = embed_one_face(data, uploaded.name, face_model(), SETTINGS)
+        except PrivriskError as exc:
+            st.error(f"{label}: {getattr(exc, 'reason', exc)}")
+            return None
+        finally:
+            del data
+        st.session_state[key] = face.embedding.tolist()
+    return np.asarray(st.session_state[key], np.float32)
+
+
+def forget_everything() -> None:
+    """Clear the session: embeddings, settings and upload widgets (new widget keys)."""
+    generation = st.session_state.get("upload_generation", 0) + 1
+    st.session_state.clear()
+    st.session_state["upload_generation"] = generation

@@ -1,0 +1,125 @@
+"""Check my exposure: two photos of you, your visibility settings, your score."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import IMAGE_TYPES, attribution, curves, face_vector, forget_everything, sample_world
+from privrisk.exposure import score, single_changes, top_changes
+from privrisk.profiles import AUDIENCES, FIELDS, LEVELS, PRESETS, profile_from_dict
+from privrisk.selfcheck import findability
+
+st.title("How findable am I from my face?")
+st.write(
+    "Give two photos of yourself: one plays your **public profile photo**, hidden among the consenting "
+    "sample faces and up to a million look-alike distractors; the other plays a **stranger's snapshot**. "
+    "privrisk shows where the snapshot finds you, then scores what your profile settings give away.")
+st.caption("Your photos stay in this computer's memory: they are never saved, logged or sent anywhere. "
+           "'Forget me' clears them.")
+
+consent = st.checkbox("These are photos of me, and I agree to them being analysed in memory on this computer.",
+                      key="consent")
+if not consent:
+    st.info("Tick the box above to start.")
+    st.stop()
+
+generation = st.session_state.get("upload_generation", 0)
+left, right = st.columns(2)
+with left:
+    profile_file = st.file_uploader("Your public profile photo", type=IMAGE_TYPES, key=f"profile_photo_{generation}")
+with right:
+    source = st.radio("The stranger's snapshot", ["Upload a photo", "Take one with the camera"], horizontal=True,
+                      key=f"snapshot_source_{generation}")
+    if source == "Upload a photo":
+        snapshot_file = st.file_uploader("Another photo of you", type=IMAGE_TYPES, key=f"snapshot_{generation}")
+    else:
+        snapshot_file = st.camera_input("Snapshot", key=f"camera_{generation}")
+
+profile_vec = face_vector(profile_file, "Profile photo")
+snapshot_vec = face_vector(snapshot_file, "Snapshot")
+
+result = None
+if profile_vec is not None and snapshot_vec is not None:
+    world = sample_world()
+    result = findability(profile_vec, snapshot_vec, world)
+    st.subheader("How a stranger's snapshot finds you")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Distance between your two photos", f"{result.distance:.3f}",
+              "same person (below 0.6)" if result.is_match else "not matched (above 0.6)",
+              delta_color="inverse" if result.is_match else "normal")
+    million = result.at(1_000_000)
+    c2.metric("Rank among 1,000,000 people", f"{million.rank:.0f}")
+    billion = result.at(1_000_000_000)
+    c3.metric("Chance of rank 1 among 10^9 (model)", f"{billion.p_rank1:.0%}")
+    table = pd.DataFrame([{"gallery size": f"{s.gallery_size:,}",
+                           "rank of your profile photo": (f"{s.rank:.0f}" if s.measured else f"about {s.rank:.1f}"),
+                           "found at rank 1": (("yes" if s.p_rank1 else "no") if s.measured else f"{s.p_rank1:.0%}"),
+                           "how": "counted with FAISS" if s.measured else "distractor model"}
+                          for s in result.sizes])
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(f"Your closest look-alike among the sample faces is person {result.nearest_sample} "
+               f"(distance {result.nearest_sample_distance:.3f}).")
+    attribution()
+elif profile_file is None or snapshot_file is None:
+    st.info("Add both photos to see where you are found.")
+
+st.subheader("Your profile settings")
+preset_name = st.selectbox("Start from", list(PRESETS), key="preset",
+                           format_func=lambda p: p.replace("_", " "))
+preset = PRESETS[preset_name]
+audience = st.radio("Who looks?", AUDIENCES, horizontal=True, key="audience",
+                    format_func=lambda a: a.replace("_", " "))
+with st.expander("Every setting (what if?)", expanded=False):
+    cols = st.columns(3)
+    visibility = {}
+    for i, (field, label) in enumerate(FIELDS.items()):
+        default = preset["visibility"][field]
+        visibility[field] = cols[i % 3].selectbox(label, LEVELS, index=LEVELS.index(default),
+                                                  key=f"vis_{preset_name}_{field}",
+                                                  format_func=lambda lv: lv.replace("_", " "))
+    c1, c2, c3 = st.columns(3)
+    public_photos = c1.number_input("public photos showing your face", 0, 10_000,
+                                    preset.get("public_photos_with_face", 0), key=f"pub_{preset_name}")
+    tagged = c2.number_input("photos others tagged you in", 0, 10_000, preset.get("tagged_photos_with_face", 0),
+                             key=f"tag_{preset_name}")
+    birth_country = c3.selectbox("born in", ["US", "KR", "GB", "other"], key="country")
+    real_name = c1.toggle("profile under your real name", preset.get("real_name_used", True), key=f"name_{preset_name}")
+    dated = c2.toggle("travel plans posted with dates", preset.get("travel_plans_specific", False),
+                      key=f"dated_{preset_name}")
+    birth_year = c3.number_input("birth year", 1920, 2025, 1995, key="birth_year")
+
+profile = profile_from_dict({"visibility": visibility, "public_photos_with_face": int(public_photos),
+                             "tagged_photos_with_face": int(tagged), "real_name_used": real_name,
+                             "travel_plans_specific": dated,
+                             "birth_country": birth_country if birth_country != "other" else "ZZ",
+                             "birth_year": int(birth_year)})
+id_curves = curves()
+scored = score(profile, id_curves, audience)
+st.metric(f"Exposure score ({audience.replace('_', ' ')})", f"{scored.score:.0f} / 100")
+st.write(scored.explain())
+if scored.national_id:
+    st.write(f"National ID: {scored.national_id}.")
+parts = pd.DataFrame([{"what": p.label, "points": round(p.points, 1)} for p in (*scored.parts, *scored.inferences)
+                      if p.points > 0])
+if not parts.empty:
+    st.bar_chart(parts.set_index("what"), horizontal=True)
+best = top_changes(profile, id_curves, audience)
+st.subheader("The changes that lower it most")
+if best:
+    for change in best:
+        st.write(f"- {change}")
+else:
+    st.write("Nothing left to hide from this audience.")
+with st.expander("Every single change"):
+    st.dataframe(pd.DataFrame([{"change": c.description, "score after": round(c.after, 1)}
+                               for c in single_changes(profile, id_curves, audience)]), hide_index=True)
+
+summary = {"findability": result.to_dict() if result else None, "profile": profile.to_dict(),
+           "scores": {a: score(profile, id_curves, a).to_dict() for a in AUDIENCES},
+           "top_changes": [str(c) for c in best], "curves": "sample_data/identification_curves.json"}
+st.download_button("Download my summary (JSON)", json.dumps(summary, indent=2), file_name="privrisk-summary.json",
+                   mime="application/json")
+if st.button("Forget me", type="primary"):
+    forget_everything()
+    st.rerun()
