@@ -47,7 +47,7 @@ if profile_vec is not None and snapshot_vec is not None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Distance between your two photos", f"{result.distance:.3f}",
               "same person (below 0.6)" if result.is_match else "not matched (above 0.6)",
-              delta_color="inverse" if result.is_match else "normal")
+              delta_color="off")
     million = result.at(1_000_000)
     c2.metric("Rank among 1,000,000 people", f"{million.rank:.0f}")
     billion = result.at(1_000_000_000)
