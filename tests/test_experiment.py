@@ -104,13 +104,15 @@ def test_outputs_and_report(demo):
     assert lines[0].startswith("experiment,probe,truth") and len(lines) == 1 + 102 * 5
 
 
-def test_same_seed_same_numbers_and_warm_cache(demo):
-    from privrisk.embeddings import EmbeddingCache
-    from privrisk.experiment import run_experiment
+def test_same_seed_same_numbers_without_network(demo, tmp_path):
+    """The demo again, warm, with every network connection refused: the same numbers."""
+    from test_resilience import no_network_env
 
     base, env, _ = demo
-    cache = EmbeddingCache(base / "cache" / "embeddings.sqlite")
-    run_experiment(load_config(None), base / "run2", cache=cache, progress=False, log=None)
+    out = subprocess.run([sys.executable, "-m", "privrisk.cli", "demo", "--out", str(base / "run2"), "--quiet"],
+                         capture_output=True, text=True, timeout=1200,
+                         env=no_network_env(tmp_path, PRIVRISK_CACHE_DIR=env["PRIVRISK_CACHE_DIR"]))
+    assert out.returncode == 0, out.stderr[-3000:]
     first = json.loads((base / "run1" / "results.json").read_text())
     second = json.loads((base / "run2" / "results.json").read_text())
     assert _strip_timings(first["experiments"]) == _strip_timings(second["experiments"])

@@ -128,7 +128,7 @@ def test_killed_build_resumes_to_the_same_gallery(tmp_path, synthetic_set):
     with Gallery.open(tmp_path / "ref") as g:
         reference = g.fingerprint()
     rng = np.random.default_rng(7)
-    for attempt, delay in enumerate(rng.uniform(0.3, 1.6, size=3)):
+    for attempt, delay in enumerate(rng.uniform(0.3, 1.6, size=10)):
         target, cache = tmp_path / f"g{attempt}", tmp_path / f"c{attempt}.sqlite"
         proc = subprocess.Popen(run + [str(target), str(cache), "0.05"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(delay)

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import sqlite3
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ def embed_image(source: ImageSource, model: FaceModel, settings: FaceSettings = 
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """Content hash of a regular file (anything else raises OSError rather than blocking on a FIFO)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"{path} is not a regular file")
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

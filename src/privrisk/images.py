@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,13 +59,16 @@ def _read_bytes(source: ImageSource, name: str, max_bytes: int) -> bytes:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            size = path.stat().st_size
+            info = path.stat()
         except FileNotFoundError:
             raise ImageError(name, "file not found") from None
         except OSError as exc:
             raise ImageError(name, f"cannot read file ({exc.strerror or exc})") from None
-        if path.is_dir():
+        if stat.S_ISDIR(info.st_mode):
             raise ImageError(name, "is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise ImageError(name, "is not a regular file")
+        size = info.st_size
         if size > max_bytes:
             raise ImageTooLarge(name, f"file is {size:,} bytes, over the limit of {max_bytes:,}")
         try:

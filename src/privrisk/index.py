@@ -40,11 +40,11 @@ def ivf_lists(n: int) -> int:
 
 
 def build_index(vectors, ids=None, index_type: str = "flat", *, nprobe: int = 16, hnsw_ef_search: int = 128,
-                hnsw_m: int = 32, seed: int = 0):
+                hnsw_m: int = 32, nlist: int | None = None, seed: int = 0):
     """A FAISS index holding ``vectors`` under ``ids`` (default 0..n-1).
 
-    'flat' is exact; 'ivf' (inverted lists, trained on the vectors) and 'hnsw' (graph) are
-    approximate and much faster on large galleries.
+    'flat' is exact; 'ivf' (inverted lists, trained on a seeded sample of at most 64 vectors per
+    list) and 'hnsw' (graph) are approximate and much faster on large galleries.
     """
     faiss = _faiss()
     x = as_matrix(vectors)
@@ -55,10 +55,14 @@ def build_index(vectors, ids=None, index_type: str = "flat", *, nprobe: int = 16
         index = faiss.IndexIDMap2(faiss.IndexFlatL2(EMBEDDING_DIM))
     elif index_type == "ivf":
         quantizer = faiss.IndexFlatL2(EMBEDDING_DIM)
-        index = faiss.IndexIVFFlat(quantizer, EMBEDDING_DIM, ivf_lists(len(x)))
+        lists = nlist or ivf_lists(len(x))
+        index = faiss.IndexIVFFlat(quantizer, EMBEDDING_DIM, lists)
         index.cp.seed = seed
         if len(x):
-            index.train(x)
+            train = x
+            if len(x) > 64 * lists:
+                train = x[np.random.default_rng(seed).choice(len(x), 64 * lists, replace=False)]
+            index.train(train)
         index.nprobe = nprobe
     elif index_type == "hnsw":
         inner = faiss.IndexHNSWFlat(EMBEDDING_DIM, hnsw_m)

@@ -1,0 +1,319 @@
+"""privrisk's benchmark suite: speed, memory and scale, side by side with what users run today.
+
+    python3 -m uv run --locked python benchmarks/run.py            # full, ~10-15 min on 2 cores
+    python3 -m uv run --locked python benchmarks/run.py --quick    # under 2 minutes
+
+Every figure is measured in this run, next to its baseline measured in the same run, and
+reported with their ratio. Writes benchmarks/results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from privrisk import index as faiss_index
+from privrisk.config import FaceSettings
+from privrisk.distractors import DistractorModel
+from privrisk.embeddings import EmbeddingCache, embed_batch, embed_image
+from privrisk.manifest import read_manifest
+from privrisk.models import library_versions, load_face_model
+from privrisk.samples import dataset_dir, sample_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+N_QUERIES = 1000
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def timed(fn, repeat: int = 1):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def memory_bandwidth() -> float:
+    """Bytes per second for one streaming read of 1 GiB (best of 3)."""
+    a = np.ones(256 * 1024 * 1024, np.float32)
+    t, _ = timed(lambda: a.sum(), repeat=3)
+    return a.nbytes / t
+
+
+def sample_embeddings(cache: EmbeddingCache):
+    root = dataset_dir()
+    out = {}
+    for kind in ("neutral", "smiling"):
+        rows = read_manifest(sample_manifest(kind), root).rows
+        res = embed_batch([r.image for r in rows], cache=cache)
+        out[kind] = (np.array([r.faces[0].embedding for r in res], np.float32), [r.subject_id for r in rows],
+                     [str(r.image) for r in rows])
+    return out
+
+
+def recall(exact_ids, approx_ids, k):
+    hits = [len(set(a[:k]) & set(e[:k])) / k for a, e in zip(approx_ids, exact_ids)]
+    return float(np.mean(hits))
+
+
+def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick: bool) -> dict:
+    import face_recognition
+
+    gallery = np.vstack([real, model.sample(size - len(real), seed=size)]).astype(np.float32)
+    picks = rng.choice(size, N_QUERIES, replace=False)
+    queries = (gallery[picks] + rng.normal(0, 0.02, (N_QUERIES, 128))).astype(np.float32)
+    row = {"gallery_size": size, "queries": N_QUERIES, "k": 10}
+
+    # baseline 1: face_recognition.face_distance over a Python list of encodings, one query at a time
+    known = list(gallery)
+    n_loop = min(N_QUERIES, max(3, int(2e6 // size)))
+    t, _ = timed(lambda: [np.argsort(face_recognition.face_distance(known, q))[:10] for q in queries[:n_loop]])
+    row["face_distance_loop_s"] = t * N_QUERIES / n_loop
+    row["face_distance_loop_note"] = (f"timed {n_loop} queries, extrapolated to {N_QUERIES}" if n_loop < N_QUERIES
+                                      else "all queries timed")
+    del known
+
+    # baseline 2: numpy brute force, vectorised over query blocks
+    g2 = (gallery ** 2).sum(1)
+
+    def numpy_search():
+        out = []
+        for s in range(0, N_QUERIES, 100):
+            q = queries[s:s + 100]
+            d = g2[None, :] - 2 * q @ gallery.T
+            top = np.argpartition(d, 10, axis=1)[:, :10]
+            out.append(np.take_along_axis(top, np.argsort(np.take_along_axis(d, top, 1), 1), 1))
+        return np.vstack(out)
+
+    row["numpy_bruteforce_s"], _ = timed(numpy_search)
+
+    # ours: exact FAISS, then the approximate types
+    before = rss_mb()
+    flat = faiss_index.build_index(gallery, index_type="flat")
+    row["flat_rss_mb"] = rss_mb() - before
+    row["flat_s"], (_, exact) = timed(lambda: faiss_index.search(flat, queries, 10), repeat=2)
+    single = [timed(lambda: faiss_index.search(flat, queries[i:i + 1], 10))[0] for i in range(15)]
+    row["flat_single_query_s"] = float(np.median(single))
+    row["flat_bytes_per_query"] = gallery.nbytes
+    import faiss
+
+    row["flat_index_mb"] = faiss.serialize_index(flat).nbytes / 1e6
+    del flat
+    for kind in ("ivf", "hnsw"):
+        if kind == "hnsw" and quick and size > 100_000:
+            continue
+        before = rss_mb()
+        t_build, index = timed(lambda: faiss_index.build_index(gallery, index_type=kind, nprobe=64,
+                                                               nlist=min(1024, faiss_index.ivf_lists(size))))
+        row[f"{kind}_build_s"] = t_build
+        row[f"{kind}_rss_mb"] = rss_mb() - before
+        row[f"{kind}_s"], (_, ids) = timed(lambda: faiss_index.search(index, queries, 10), repeat=2)
+        row[f"{kind}_qps"] = N_QUERIES / row[f"{kind}_s"]
+        row[f"{kind}_recall1"] = recall(exact, ids, 1)
+        row[f"{kind}_recall10"] = recall(exact, ids, 10)
+        row[f"{kind}_index_mb"] = faiss.serialize_index(index).nbytes / 1e6
+        row[f"{kind}_single_query_s"] = float(np.median(
+            [timed(lambda: faiss_index.search(index, queries[i:i + 1], 10))[0] for i in range(15)]))
+        del index
+    row["truth_at_rank1"] = float((exact[:, 0] == picks).mean())
+    return row
+
+
+def bench_embedding(quick: bool) -> dict:
+    import face_recognition
+
+    root = dataset_dir()
+    n = 20 if quick else 102
+    rows = {k: read_manifest(sample_manifest(k), root).rows[:n] for k in ("neutral", "smiling")}
+    paths = [r.image for r in rows["neutral"]] + [r.image for r in rows["smiling"]]
+    load_face_model()  # both sides start with the model loaded
+
+    def naive():
+        vecs = []
+        for p in paths:
+            img = face_recognition.load_image_file(p)
+            locs = face_recognition.face_locations(img)
+            vecs.append(face_recognition.face_encodings(img, locs)[0] if locs else np.zeros(128))
+        return np.array(vecs)
+
+    t_naive, naive_vecs = timed(naive)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EmbeddingCache(Path(tmp) / "e.sqlite")
+        t_cold, ours = timed(lambda: embed_batch(paths, cache=cache, workers=os.cpu_count()))
+        t_warm, _ = timed(lambda: embed_batch(paths, cache=cache, workers=os.cpu_count()))
+    ours_vecs = np.array([r.faces[0].embedding if r.ok else np.zeros(128) for r in ours])
+
+    def rank1(v):
+        g, p = v[:n], v[n:]
+        d = ((p[:, None] - g[None]) ** 2).sum(-1)
+        return int((d.argmin(1) == np.arange(n)).sum())
+
+    return {"images": len(paths), "image_px": "800x800", "naive_s": t_naive, "ours_cold_s": t_cold,
+            "ours_warm_s": t_warm, "naive_img_per_s": len(paths) / t_naive, "ours_cold_img_per_s": len(paths) / t_cold,
+            "ours_warm_img_per_s": len(paths) / t_warm, "naive_rank1": rank1(naive_vecs), "ours_rank1": rank1(ours_vecs),
+            "cores": os.cpu_count()}
+
+
+def bench_end_to_end(search_rows: list[dict]) -> dict:
+    """Load + detect + embed one probe photo (median of 10), plus one exact search, per gallery size;
+    with the default face settings, with upsample = 0 (no detection upsampling), and with upsample = 0
+    searching the HNSW index."""
+    model = load_face_model()
+    root = dataset_dir()
+    probes = [r.image for r in read_manifest(sample_manifest("smiling"), root).rows[:10]]
+    out = {}
+    variants = (("default", FaceSettings(), "flat"), ("upsample 0", FaceSettings(upsample=0), "flat"),
+                ("upsample 0 + HNSW", FaceSettings(upsample=0), "hnsw"))
+    for label, settings, kind in variants:
+        det, emb, found = [], [], 0
+        for p in probes:
+            r = embed_image(p, model, settings)
+            det.append(r.seconds["detect"] + r.seconds["load"])
+            emb.append(r.seconds["embed"])
+            found += r.ok
+        part = {"detect_s": float(np.median(det)), "embed_s": float(np.median(emb)), "faces_found": found,
+                "probes": len(probes), "by_size": []}
+        for row in search_rows:
+            if f"{kind}_single_query_s" not in row:
+                continue
+            search = row[f"{kind}_single_query_s"]
+            part["by_size"].append({"gallery_size": row["gallery_size"], "index": kind, "search_s": search,
+                                    "seconds_per_probe": part["detect_s"] + part["embed_s"] + search})
+        out[label] = part
+    return out
+
+
+def bench_demo() -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PRIVRISK_CACHE_DIR": str(Path(tmp) / "cache")}
+        for label in ("cold", "warm"):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "privrisk.cli", "demo", "--out", str(Path(tmp) / label), "-q"],
+                           check=True, env=env, capture_output=True)
+            out[f"{label}_s"] = time.perf_counter() - t0
+    return out
+
+
+def targets(res: dict) -> list[dict]:
+    by = {r["gallery_size"]: r for r in res["search"]}
+    rows = []
+
+    def add(name, value, goal, ok, detail):
+        rows.append({"target": name, "measured": value, "goal": goal, "met": bool(ok), "detail": detail})
+
+    if 100_000 in by:
+        r = by[100_000]
+        ratio = r["face_distance_loop_s"] / r["flat_s"]
+        add("exact FAISS vs face_distance loop at 10^5", f"{ratio:,.0f}x", ">= 100x", ratio >= 100,
+            f"{r['face_distance_loop_s']:.1f} s vs {r['flat_s']:.3f} s for {N_QUERIES} queries")
+    big = max(by)
+    r = by[big]
+    approx = [(k, r[f"{k}_qps"], r[f"{k}_recall1"]) for k in ("ivf", "hnsw") if f"{k}_qps" in r]
+    good = [a for a in approx if a[2] >= 0.99 and a[1] >= 1000]
+    best = max(good or approx, key=lambda a: (a[2] >= 0.99, a[1]))
+    add(f"approximate index at {big:,}", f"{best[0]}: {best[1]:,.0f} q/s, recall@1 {best[2]:.3f}",
+        "recall@1 >= 0.99 and >= 1,000 q/s" + ("" if big >= 1_000_000 else " (at 10^6 in the full run)"),
+        bool(good), ", ".join(f"{k}: {q:,.0f} q/s, recall@1 {rc:.3f}" for k, q, rc in approx))
+    bound = r["flat_bytes_per_query"] / res["memory_bandwidth_bytes_s"]
+    ratio = r["flat_single_query_s"] / bound
+    add(f"exact single query at {big:,} vs memory-bandwidth bound", f"{ratio:.2f}x the bound", "<= 3x", ratio <= 3,
+        f"{r['flat_single_query_s'] * 1e3:.1f} ms; scanning {r['flat_bytes_per_query'] / 1e6:.0f} MB at "
+        f"{res['memory_bandwidth_bytes_s'] / 1e9:.1f} GB/s takes {bound * 1e3:.1f} ms")
+    e = res["embedding"]
+    ratio = e["naive_s"] / e["ours_cold_s"]
+    add("batch embedding (cold cache) vs naive loop", f"{ratio:.2f}x", ">= 2.3x, same rank-1",
+        ratio >= 2.3 and e["naive_rank1"] == e["ours_rank1"],
+        f"{e['images']} images: {e['naive_img_per_s']:.1f} vs {e['ours_cold_img_per_s']:.1f} img/s; warm "
+        f"{e['ours_warm_img_per_s']:.0f} img/s; rank-1 {e['naive_rank1']} vs {e['ours_rank1']}")
+    for label, e2e in res["end_to_end"].items():
+        last = e2e["by_size"][-1]
+        add(f"end to end per probe at {last['gallery_size']:,} ({label})",
+            f"{last['seconds_per_probe']:.3f} s", "< 0.15 s at 10^6", last["seconds_per_probe"] < 0.15,
+            f"load+detect {e2e['detect_s']:.3f} + embed {e2e['embed_s']:.3f} + search {last['search_s']:.3f} s; "
+            f"faces found {e2e['faces_found']}/{e2e['probes']}")
+    return rows
+
+
+def markdown(res: dict) -> str:
+    lines = [f"privrisk benchmarks, {res['date']}, {res['machine']} ({'quick' if res['quick'] else 'full'} run)", "",
+             "| target | measured | goal | met | detail |", "|---|---|---|---|---|"]
+    for t in res["targets"]:
+        lines.append(f"| {t['target']} | {t['measured']} | {t['goal']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
+    lines += ["", "| gallery | face_distance loop | numpy | FAISS flat | IVF (q/s, R@1, R@10) | HNSW (q/s, R@1, R@10) "
+              "| flat index MB |", "|---|---|---|---|---|---|---|"]
+    for r in res["search"]:
+        def approx(k):
+            return (f"{r[k + '_qps']:,.0f}, {r[k + '_recall1']:.3f}, {r[k + '_recall10']:.3f}" if k + "_qps" in r
+                    else "not run")
+        lines.append(f"| {r['gallery_size']:,} | {r['face_distance_loop_s']:.2f} s | {r['numpy_bruteforce_s']:.2f} s | "
+                     f"{r['flat_s']:.3f} s | {approx('ivf')} | {approx('hnsw')} | {r['flat_index_mb']:.0f} |")
+    lines.append(f"\nTimes are for {N_QUERIES} queries, top-10. The face_distance loop is extrapolated where noted in "
+                 "latest.json. Memory is in latest.json (serialized index size and RSS growth).")
+    if "demo" in res:
+        lines.append(f"\nDemo wall time: cold {res['demo']['cold_s']:.0f} s, warm {res['demo']['warm_s']:.0f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes only (under 2 minutes)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output folder")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    res = {"date": dt.date.today().isoformat(), "quick": args.quick,
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+           "versions": library_versions()}
+    log("memory bandwidth")
+    res["memory_bandwidth_bytes_s"] = memory_bandwidth()
+    log("sample embeddings and the distractor model")
+    with tempfile.TemporaryDirectory() as tmp:
+        emb = sample_embeddings(EmbeddingCache(Path(tmp) / "e.sqlite"))
+    model = DistractorModel.fit(np.vstack([emb["neutral"][0], emb["smiling"][0]]))
+    res["search"] = []
+    for size in ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]):
+        log(f"search at {size:,}")
+        res["search"].append(bench_search(size, emb["neutral"][0], model, rng, args.quick))
+    log("embedding throughput")
+    res["embedding"] = bench_embedding(args.quick)
+    log("end to end")
+    res["end_to_end"] = bench_end_to_end(res["search"])
+    if not args.quick:
+        log("demo, cold and warm")
+        res["demo"] = bench_demo()
+    res["targets"] = targets(res)
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    res["seconds_total"] = time.perf_counter() - t_start
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out / "latest.md").write_text(markdown(res))
+    print(markdown(res))
+    log(f"done in {res['seconds_total']:.0f} s: {out / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Crash safety of experiment runs, no network at run time, and the app's local-only defaults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+SMALL = """
+seed = 7
+bootstrap = 50
+[offline]
+shots = 1
+headline = "webcam"
+timing_probes = 2
+[[offline.levels]]
+name = "webcam"
+face_width_px = 80
+[[offline.levels]]
+name = "far"
+face_width_px = 24
+[scaling]
+sizes = [100, 1000]
+extrapolate = [1000000]
+validation_distractors = 200
+"""
+
+NO_NETWORK = """
+import socket
+def _refuse(*args, **kwargs):
+    raise OSError("network access blocked by privrisk's test")
+_connect = socket.socket.connect
+def _guarded(self, address, *a, **k):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _refuse()
+    return _connect(self, address, *a, **k)
+socket.socket.connect = _guarded
+socket.socket.connect_ex = _guarded
+socket.getaddrinfo = _refuse
+socket.create_connection = _refuse
+"""
+
+
+def _strip(x):
+    if isinstance(x, dict):
+        return {k: _strip(v) for k, v in x.items()
+                if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max", "outputs")}
+    if isinstance(x, list):
+        return [_strip(v) for v in x]
+    return x
+
+
+def no_network_env(tmp_path, **extra):
+    site = tmp_path / "blocked-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(NO_NETWORK)
+    return {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **extra}
+
+
+def test_network_is_really_blocked_by_the_guard(tmp_path):
+    out = subprocess.run([sys.executable, "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9', timeout=2)"],
+                         env=no_network_env(tmp_path), capture_output=True, text=True)
+    assert out.returncode != 0 and "blocked by privrisk" in out.stderr
+
+
+@pytest.mark.model
+def test_experiment_killed_at_10_random_points_resumes_to_the_same_results(tmp_path, london):
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(SMALL)
+    env = no_network_env(tmp_path, PRIVRISK_CACHE_DIR=str(tmp_path / "cache"))  # no network, ever
+    cmd = [sys.executable, "-m", "privrisk.cli", "experiment", str(cfg), "-q", "--out"]
+    ref = subprocess.run(cmd + [str(tmp_path / "ref")], env=env, capture_output=True, text=True, timeout=900)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    t0 = time.perf_counter()
+    subprocess.run(cmd + [str(tmp_path / "warm")], env=env, check=True, capture_output=True, timeout=900)
+    warm = time.perf_counter() - t0
+    reference = _strip(json.loads((tmp_path / "ref" / "results.json").read_text()))
+    reference_csv = (tmp_path / "ref" / "probes.csv").read_text()
+    rng = np.random.default_rng(11)
+    for attempt, when in enumerate(rng.uniform(0.5, max(warm, 1.0), size=10)):
+        out = tmp_path / f"run{attempt}"
+        proc = subprocess.Popen(cmd + [str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(when)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        done = subprocess.run(cmd + [str(out)], env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert _strip(json.loads((out / "results.json").read_text())) == reference
+        assert (out / "probes.csv").read_text() == reference_csv
+        assert not list(out.rglob("*.tmp")), list(out.rglob("*.tmp"))
+
+
+def test_app_defaults_are_local_and_quiet():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "localhost"
+    assert config["browser"]["gatherUsageStats"] is False
+    assert 0 < config["server"]["maxUploadSize"] <= 50
+
+
+def test_nothing_unpickles():
+    offenders = []
+    for path in list((ROOT / "src").rglob("*.py")) + list((ROOT / "app_pages").rglob("*.py")) + [ROOT / "app.py"]:
+        text = path.read_text()
+        if "import pickle" in text or "pickle.load" in text or "np.load(" in text and "allow_pickle=True" in text:
+            offenders.append(str(path))
+    assert not offenders
