@@ -123,3 +123,47 @@ def test_self_check_in_chromium_keeps_photos_in_memory(sandbox, london, tmp_path
     assert "Traceback" not in log
     # what the app may write: the embedding cache of the sample photos (never of uploads)
     assert all("/home/.cache/privrisk/" in p for p in new), sorted(new)
+
+
+def server_rss_mb(pid: int) -> float:
+    total = 0
+    for child in [pid] + [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]:
+        with open(f"/proc/{child}/status") as fh:
+            total += next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+    return total
+
+
+def test_ten_browser_sessions_at_once(sandbox, london):
+    """Ten visitors in one server process at the same time: each gets their own, correct answer."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from browser import launch
+
+    url, _, proc = sandbox
+    subjects = sorted(p.stem for p in (london / "neutral").glob("*.jpg"))[:10]
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            pages = []
+            for subject in subjects:  # open all sessions and start all uploads before waiting on any
+                page = browser.new_context(viewport={"width": 1200, "height": 1400}).new_page()
+                page.goto(url, wait_until="networkidle")
+                page.get_by_text("These are photos of me").click()
+                inputs = page.locator("input[type=file]")
+                expect(inputs).to_have_count(2, timeout=120_000)
+                pages.append((subject, page, inputs))
+            warm_rss = server_rss_mb(proc.pid)
+            for subject, page, inputs in pages:
+                inputs.nth(0).set_input_files(str(london / "neutral" / f"{subject}.jpg"))
+                inputs.nth(1).set_input_files(str(london / "smiling" / f"{subject}.jpg"))
+            distances = set()
+            for subject, page, _ in pages:
+                rank = page.locator('[data-testid="stMetric"]', has_text="Rank among 1,000,000 people")
+                expect(rank).to_be_visible(timeout=300_000)
+                assert rank.locator('[data-testid="stMetricValue"]').inner_text().strip() == "1", subject
+                distance = page.locator('[data-testid="stMetric"]', has_text="Distance between your two photos")
+                distances.add(distance.locator('[data-testid="stMetricValue"]').inner_text().strip())
+            assert len(distances) >= 8  # each session computed its own person
+            assert server_rss_mb(proc.pid) - warm_rss < 1500
+        finally:
+            browser.close()

@@ -65,7 +65,7 @@ def cmd_gallery_build(args) -> int:
     manifest = read_manifest(args.manifest, args.images)
     report = build_gallery(manifest, args.out, face_settings=_settings_from_args(args, FaceSettings),
                            settings=_settings_from_args(args, GallerySettings), cache=_cache(args),
-                           workers=args.workers, progress=not args.quiet)
+                           workers=args.workers, progress=not args.quiet, ray_address=args.ray)
     return _print_build_report(args, report, args.out)
 
 
@@ -76,7 +76,8 @@ def cmd_gallery_add(args) -> int:
     with Gallery.open(args.gallery) as g:
         face_settings, settings = g.face_settings, g.settings
     report = build_gallery(read_manifest(args.manifest, args.images), args.gallery, face_settings=face_settings,
-                           settings=settings, cache=_cache(args), workers=args.workers, progress=not args.quiet)
+                           settings=settings, cache=_cache(args), workers=args.workers, progress=not args.quiet,
+                           ray_address=args.ray)
     return _print_build_report(args, report, args.gallery)
 
 
@@ -128,7 +129,8 @@ def cmd_match(args) -> int:
 
     with Gallery.open(args.gallery) as g:
         matches = match_images(g, args.images, cache=_cache(args), workers=args.workers, k=args.top,
-                               threshold=args.threshold, progress=not args.quiet and len(args.images) > 8)
+                               threshold=args.threshold, progress=not args.quiet and len(args.images) > 8,
+                               ray_address=args.ray)
     if args.json:
         _print_json([m.to_dict() for m in matches])
     else:
@@ -147,7 +149,11 @@ def cmd_match(args) -> int:
 # --- experiments --------------------------------------------------------------------------------
 
 def _run(args, config) -> int:
+    from .config import replace
     from .experiment import run_experiment
+
+    if args.ray:
+        config = replace(config, ray_address=args.ray)
 
     results = run_experiment(config, args.out, cache=_cache(args), progress=not args.quiet,
                              log=None if args.json else _log)
@@ -254,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "or ~/.cache/privrisk)")
     embed.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     embed.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    embed.add_argument("--ray", metavar="ADDRESS", default=None,
+                       help="embed on the Ray cluster at ADDRESS (host:port, or 'local')")
 
     gal = sub.add_parser("gallery", help="build and manage consent-aware face galleries")
     gsub = gal.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)

@@ -189,6 +189,7 @@ def embed_batch(
     workers: int | None = None,
     progress: bool | Progress = False,
     max_in_flight: int | None = None,
+    ray_address: str | None = None,
 ) -> list[EmbedResult]:
     """Embed many images; one :class:`EmbedResult` per source, in order.
 
@@ -197,6 +198,8 @@ def embed_batch(
     Cached images are answered from ``cache``. Misses run in ``workers`` processes (default:
     all cores; 1 = in this process with ``model``, loading the real model if none is given).
     ``progress`` is True for a progress bar on stderr, or a callable ``(done, total)``.
+    With ``ray_address`` (``host:port`` or 'local'), misses run as Ray tasks instead
+    (:mod:`privrisk.cluster`); the results are the same.
     """
     paths = [p if isinstance(p, tuple) else str(p) for p in sources]
     results: list[EmbedResult | None] = [None] * len(paths)
@@ -228,7 +231,14 @@ def embed_batch(
         report(1)
 
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    if todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
+    if todo and ray_address:
+        from .cluster import embed_on_ray
+
+        if any(isinstance(paths[i], tuple) for i in todo):
+            raise ValueError("the Ray path embeds image files; in-memory images run locally")
+        embed_on_ray([paths[i] for i in todo], settings, ray_address,
+                     on_result=lambda j, result: store(todo[j], result))
+    elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
         local_model = model or load_face_model()
         for i in todo:
             store(i, _embed_item(paths[i], local_model, settings))

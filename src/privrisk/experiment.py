@@ -80,6 +80,8 @@ class ExperimentConfig:
     fpir: list[float] = setting([0.01, 0.001], "false-positive identification rates for TPIR")
     bootstrap: int = setting(1000, "bootstrap resamples for 95% intervals", min=50)
     workers: int = setting(0, "worker processes for embedding (0 = all cores)", min=0)
+    ray_address: str = setting("", "embed the photo files on this Ray cluster ('host:port', or 'local'); "
+                               "empty = this machine")
     faces: FaceSettings = setting(FaceSettings(), "[faces] table: detection and encoding")
     gallery: GallerySettings = setting(GallerySettings(), "[gallery] table: index and threshold")
     offline: OfflineSettings = setting(OfflineSettings(), "[offline] table: E2 capture conditions")
@@ -122,7 +124,7 @@ class _Embedded:
 
 def _embed_rows(rows, cfg: ExperimentConfig, cache, progress) -> _Embedded:
     results = embed_batch([r.image for r in rows], cfg.faces, cache=cache, workers=cfg.workers or None,
-                          progress=progress)
+                          progress=progress, ray_address=cfg.ray_address or None)
     subjects, vectors, names, boxes, skipped = [], [], [], [], []
     for row, res in zip(rows, results):
         if not res.ok:
@@ -200,7 +202,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
     sub_manifest = dataclasses.replace(g_manifest, rows=gallery_rows)
     log("embedding gallery photos")
     build = build_gallery(sub_manifest, gdir, face_settings=cfg.faces, settings=cfg.gallery, cache=cache,
-                          workers=cfg.workers or None, progress=progress)
+                          workers=cfg.workers or None, progress=progress, ray_address=cfg.ray_address or None)
     with Gallery.open(gdir) as gallery:
         gal_ids, gal_vecs = gallery.embeddings()
         gal_meta = gallery.faces()

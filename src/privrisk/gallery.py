@@ -338,7 +338,8 @@ def records_from_results(rows: Sequence[ManifestRow], results: Sequence[EmbedRes
 def build_gallery(manifest: Manifest, path: str | os.PathLike, *, face_settings: FaceSettings = FaceSettings(),
                   settings: GallerySettings = GallerySettings(), model: FaceModel | None = None,
                   cache: EmbeddingCache | None = None, workers: int | None = None,
-                  progress: bool | Progress = False, chunk_size: int = 10_000) -> BuildReport:
+                  progress: bool | Progress = False, chunk_size: int = 10_000,
+                  ray_address: str | None = None) -> BuildReport:
     """Build (or finish building) the gallery at ``path`` from a consent manifest.
 
     Creates the gallery if absent, else checks it was made with the same settings and model.
@@ -369,7 +370,7 @@ def build_gallery(manifest: Manifest, path: str | os.PathLike, *, face_settings:
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start:start + chunk_size]
             results = embed_batch([r.image for r in chunk], face_settings, model=model, cache=cache,
-                                  workers=workers, progress=progress)
+                                  workers=workers, progress=progress, ray_address=ray_address)
             added, present = gallery.add(records_from_results(chunk, results, policy, report), write_index=False)
             report.added += added
             report.already_present += present

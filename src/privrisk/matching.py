@@ -100,7 +100,7 @@ def match_embeddings(gallery, vectors, probes: list[str], *, k: int = 5, thresho
 
 
 def match_images(gallery, sources, *, model=None, cache=None, workers: int | None = None, k: int = 5,
-                 threshold: float | None = None, progress=False) -> list[Match]:
+                 threshold: float | None = None, progress=False, ray_address: str | None = None) -> list[Match]:
     """Embed each image with the gallery's face settings and rank the gallery's subjects for its
     largest face. An image that cannot be used gets a Match with ``error`` set and no candidates."""
     from .embeddings import embed_batch
@@ -108,7 +108,7 @@ def match_images(gallery, sources, *, model=None, cache=None, workers: int | Non
     sources = [str(s) for s in sources]
     threshold = gallery.settings.threshold if threshold is None else threshold
     results = embed_batch(sources, gallery.face_settings, model=model, cache=cache, workers=workers,
-                          progress=progress)
+                          progress=progress, ray_address=ray_address)
     good = [(i, r.faces[0].embedding) for i, r in enumerate(results) if r.ok]
     found = match_embeddings(gallery, np.array([v for _, v in good], np.float32).reshape(len(good), -1),
                              [results[i].name for i, _ in good], k=k, threshold=threshold) if good else []
