@@ -102,7 +102,7 @@ def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick
     row["face_distance_loop_s"] = t * N_QUERIES / n_loop
     row["face_distance_loop_note"] = (f"timed {n_loop} queries, extrapolated to {N_QUERIES}" if n_loop < N_QUERIES
                                       else "all queries timed")
-    del known
+    known = None  # free the list before the next baseline
 
     # baseline 2: numpy brute force, vectorised over query blocks
     g2 = (gallery ** 2).sum(1)
@@ -129,7 +129,7 @@ def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick
     import faiss
 
     row["flat_index_mb"] = faiss.serialize_index(flat).nbytes / 1e6
-    del flat
+    flat = None
     for kind in ("ivf", "hnsw"):
         if kind == "hnsw" and quick and size > 100_000:
             continue
@@ -145,7 +145,7 @@ def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick
         row[f"{kind}_index_mb"] = faiss.serialize_index(index).nbytes / 1e6
         row[f"{kind}_single_query_s"] = float(np.median(
             [timed(lambda: faiss_index.search(index, queries[i:i + 1], 10))[0] for i in range(15)]))
-        del index
+        index = None
     row["truth_at_rank1"] = float((exact[:, 0] == picks).mean())
     return row
 
@@ -252,7 +252,7 @@ def bench_compressed(model: DistractorModel, n: int, rng) -> dict:
                                       "recall10": recall(best_i, ids, 10),
                                       "private_memory_growth_mb": after["anon_mb"] - before["anon_mb"],
                                       "mapped_file_pages_mb": after["file_mb"] - before["file_mb"]}
-            del index
+            index = None
         out["rss_during_mb"] = rss_mb() - base
         out["memory_per_million_faces_mb"] = out["index_files_mb"] / (n / 1e6)
     return out

@@ -1,7 +1,6 @@
 """The Streamlit app: each page's logic with AppTest, two sessions at once."""
 
 import io
-import os
 
 import numpy as np
 import pytest

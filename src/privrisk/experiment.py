@@ -90,8 +90,16 @@ class ExperimentConfig:
 
 
 def load_config(path: str | os.PathLike | None) -> ExperimentConfig:
-    """The config in ``path`` (TOML), or the defaults when None."""
+    """The config in ``path`` (TOML), or the defaults when None. Errors name the file and the key."""
     cfg = ExperimentConfig() if path is None else load_toml(path, ExperimentConfig)
+    try:
+        _check_consistency(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+    return cfg
+
+
+def _check_consistency(cfg: ExperimentConfig) -> None:
     names = [lv.name for lv in cfg.offline.levels]
     if cfg.offline.headline not in names:
         raise ConfigError(f"offline.headline: {cfg.offline.headline!r} is not one of the levels ({', '.join(names)})")
@@ -103,7 +111,6 @@ def load_config(path: str | os.PathLike | None) -> ExperimentConfig:
             raise ConfigError(f"scaling.{key}: must be increasing positive sizes")
     if any(not 0 < f < 1 for f in cfg.fpir):
         raise ConfigError("fpir: each rate must be between 0 and 1")
-    return cfg
 
 
 Log = Callable[[str], None]

@@ -74,12 +74,12 @@ def _save_shard(index, out: Path, no: int, start: int, end: int) -> dict:
 class ShardedIndex:
     """Search a shard directory: IVF-PQ candidates from every shard, exact re-ranking from disk."""
 
-    def __init__(self, directory: str | os.PathLike, *, nprobe: int = 64, rerank: int = 100, mmap: bool = True):
+    def __init__(self, directory: str | os.PathLike, *, nprobe: int = 64, rerank: int = 100, memory_map: bool = True):
         faiss = faiss_index._faiss()
         self.dir = Path(directory)
         meta = json.loads((self.dir / "shards.json").read_text())
         self.n = meta["n"]
-        flag = faiss.IO_FLAG_MMAP if mmap else 0
+        flag = faiss.IO_FLAG_MMAP if memory_map else 0
         self.shards = []
         for s in meta["shards"]:
             idx = faiss.read_index(str(self.dir / s["file"]), flag)
