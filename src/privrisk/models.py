@@ -42,20 +42,27 @@ class DlibFaceModel:
 
     def __init__(self, api) -> None:
         self._api = api
+        # dlib's detector, shape predictor and ResNet keep working state inside the objects: two
+        # threads using them at once get wrong embeddings (seen with ten app sessions), so calls
+        # into dlib are serialised. Processes (embed_batch's workers) each have their own model.
+        self._lock = threading.Lock()
         self.versions = library_versions()
         self.model_id = dlib_model_id(self.versions)
 
     def detect(self, rgb: np.ndarray, detector: str = "hog", upsample: int = 1) -> list[Box]:
         if detector not in ("hog", "cnn"):
             raise ValueError(f"detector must be 'hog' or 'cnn', not {detector!r}")
-        return [tuple(int(v) for v in box) for box in self._api.face_locations(rgb, upsample, detector)]
+        with self._lock:
+            boxes = self._api.face_locations(rgb, upsample, detector)
+        return [tuple(int(v) for v in box) for box in boxes]
 
     def encode(self, rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1) -> np.ndarray:
         if not boxes:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         # The 68-point landmarks align the face chip; the 5-point ones are faster but rank
         # the sample set measurably worse.
-        vectors = self._api.face_encodings(rgb, list(boxes), num_jitters=jitters, model="large")
+        with self._lock:
+            vectors = self._api.face_encodings(rgb, list(boxes), num_jitters=jitters, model="large")
         return np.asarray(vectors, dtype=np.float32).reshape(len(boxes), EMBEDDING_DIM)
 
 
