@@ -154,3 +154,44 @@ def test_content_hash_changes_with_content():
     a = load_image(encode_image(rgb_image(), "PNG"), name="a")
     b = load_image(encode_image(Image.fromarray(noise_image(4, size=(120, 80))), "PNG"), name="b")
     assert a.sha256 != b.sha256 and len(a.sha256) == 64
+
+
+# --- Netpbm: the classic research face sets (e.g. 92x112 8-bit PGM) -----------------------------------
+
+def _pgm(w: int, h: int, pixels: bytes, maxval: int = 255, magic: bytes = b"P5") -> bytes:
+    return magic + f"\n{w} {h}\n{maxval}\n".encode() + pixels
+
+
+def test_8bit_pgm_decodes_to_grey_rgb():
+    gray = (np.arange(92 * 112) % 251).astype(np.uint8).reshape(112, 92)
+    img = load_image(_pgm(92, 112, gray.tobytes()), name="s1/1.pgm")
+    assert img.rgb.shape == (112, 92, 3)
+    assert (img.rgb[:, :, 0] == gray).all() and (img.rgb[:, :, 0] == img.rgb[:, :, 2]).all()
+
+
+def test_ascii_pgm_ppm_and_pbm_decode():
+    ascii_pgm = b"P2\n3 2\n255\n0 128 255\n10 20 30\n"
+    assert load_image(ascii_pgm, name="a.pgm").rgb[0, :, 0].tolist() == [0, 128, 255]
+    ppm = encode_image(rgb_image(40, 30), "PPM")
+    assert ppm[:2] == b"P6"
+    assert (load_image(ppm, name="c.ppm").rgb == np.asarray(rgb_image(40, 30))).all()
+    pbm = b"P1\n2 2\n1 0\n0 1\n"
+    assert load_image(pbm, name="b.pbm").rgb[:, :, 0].tolist() == [[0, 255], [255, 0]]
+
+
+def test_16bit_pgm_is_scaled_to_8_bits():
+    values = np.array([[0, 65535], [32768, 257]], ">u2")
+    img = load_image(_pgm(2, 2, values.tobytes(), maxval=65535), name="deep.pgm")
+    assert img.rgb[:, :, 0].tolist() == [[0, 255], [127, 1]]
+
+
+def test_truncated_pgm_is_refused_naming_it():
+    with pytest.raises(ImageError, match="corrupt or truncated") as info:
+        load_image(_pgm(92, 112, b"\x80" * 500), name="s1/cut.pgm")
+    assert "s1/cut.pgm" in str(info.value)
+
+
+def test_pgm_bomb_is_refused_from_the_header():
+    # The header declares 50k x 50k; only 10 bytes of pixels follow. Refused before any decoding.
+    with pytest.raises(ImageTooLarge, match="pixels"):
+        load_image(_pgm(50_000, 50_000, b"\x00" * 10), name="bomb.pgm")

@@ -180,7 +180,7 @@ def cmd_experiment(args) -> int:
 def cmd_demo(args) -> int:
     from .experiment import load_config
 
-    return _run(args, load_config(None))
+    return _run(args, load_config(args.config))
 
 
 # --- exposure ---------------------------------------------------------------------------------------
@@ -306,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common, embed], help="run the experiments on the sample set with defaults")
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder (default: runs/demo)")
+    p.add_argument("--config", metavar="CONFIG.toml", help="settings to use instead of the defaults, e.g. fewer "
+                   "scaling sizes for a quick look (the data stays the shipped sample set unless the file names other "
+                   "manifests)")
     p.set_defaults(func=cmd_demo)
 
     from .exposure import ExposureSettings

@@ -2,7 +2,7 @@
 
 One entry point, :func:`load_image`, takes a path, bytes or a binary file object and returns a
 :class:`LoadedImage`. It accepts what people actually have (JPEG, PNG, WebP, BMP, TIFF, GIF's
-first frame), applies the EXIF orientation, converts every colour mode to 8-bit RGB, refuses
+first frame, and the Netpbm PGM/PPM/PBM files classic research face sets come in), applies the EXIF orientation, converts every colour mode to 8-bit RGB, refuses
 decompression bombs from the header alone and downscales large photos while decoding. Every
 failure is an :class:`~privrisk.errors.ImageError` naming the image and the reason.
 """
@@ -26,7 +26,10 @@ from .errors import ImageError, ImageTooLarge
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 #: Formats we decode. Anything else (PDF, PSD, EPS ...) is refused before decoding.
-ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF"})
+#: Pillow names every Netpbm file (PBM, PGM, PPM, 8 or 16 bits) "PPM".
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "PPM"})
+#: How the supported formats are named to people, in errors and the README.
+SUPPORTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, TIFF, GIF or Netpbm (PGM, PPM, PBM)"
 
 DEFAULT_MAX_PIXELS = 40_000_000  # a 50 MP phone photo is ~8000x6000 = 48 MP; bombs are far beyond
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -149,7 +152,7 @@ def load_image(
             try:
                 img = Image.open(io.BytesIO(data))
             except UnidentifiedImageError:
-                raise ImageError(label, "not a recognised image (JPEG, PNG, WebP, BMP, TIFF or GIF)") from None
+                raise ImageError(label, f"not a recognised image ({SUPPORTED_FORMATS_TEXT})") from None
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise ImageTooLarge(label, "declares too many pixels (decompression bomb guard)") from None
             except (OSError, ValueError, SyntaxError) as exc:
@@ -162,7 +165,7 @@ def load_image(
 
 def _decode(img: Image.Image, label: str, digest: str, max_side: int | None, max_pixels: int) -> LoadedImage:
     if img.format not in ALLOWED_FORMATS:
-        raise ImageError(label, f"format {img.format} is not supported (use JPEG, PNG, WebP, BMP, TIFF or GIF)")
+        raise ImageError(label, f"format {img.format} is not supported (use {SUPPORTED_FORMATS_TEXT})")
     width, height = img.size
     if width < 1 or height < 1:
         raise ImageError(label, f"has no pixels ({width}x{height})")
