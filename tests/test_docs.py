@@ -43,6 +43,8 @@ def test_ci_runs_the_readme_test_command():
     test_cmd = next(b for b in blocks if b.strip().endswith("pytest"))
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd.strip() in ci
+    fast = re.search(r"`(python3 -m uv run --locked pytest -m [^`]+)`", README).group(1)
+    assert fast in ci and ci.index(fast) < ci.index(test_cmd.strip()), "CI runs the fast lane before the full suite"
     demo_cmd = next(b for b in blocks if "privrisk demo" in b)
     assert demo_cmd.strip().startswith("python3 -m pip install")
 

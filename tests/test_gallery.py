@@ -118,6 +118,7 @@ BUILD_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_build_resumes_to_the_same_gallery(tmp_path, synthetic_set):
     """SIGKILL a build at several points; re-running gives the gallery an uninterrupted build gives."""
     _, manifest = synthetic_set

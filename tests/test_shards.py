@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import numpy as np
 
 from privrisk import index as faiss_index
@@ -9,6 +11,7 @@ from privrisk.distractors import DistractorModel
 from privrisk.shards import ShardedIndex, build_shards
 
 
+@pytest.mark.slow
 def test_sharded_ivfpq_matches_exact_search(tmp_path):
     rng = np.random.default_rng(0)
     # anisotropic like real face embeddings: a few directions carry most of the variance
