@@ -1,5 +1,6 @@
 """Run an experiment: the researchers' batch job with a progress bar, plots and downloads."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -34,7 +35,9 @@ shots = c3.number_input("offline.shots", 1, 20, defaults.offline.shots, key="exp
 largest = c4.select_slider("largest scaling.sizes", [10_000, 100_000, 1_000_000], value=1_000_000,
                            key="exp_largest", format_func=lambda n: f"{n:,}")
 c1, c2, c3 = st.columns(3)
-index_type = c1.selectbox("gallery.index_type", ["flat", "ivf", "hnsw"], key="exp_index")
+_index_choices = list(next(f for f in dataclasses.fields(defaults.gallery) if f.name == "index_type").metadata["choices"])
+index_type = c1.selectbox("gallery.index_type", _index_choices, index=_index_choices.index(defaults.gallery.index_type),
+                          key="exp_index")
 threshold = c2.number_input("gallery.threshold", 0.1, 1.5, defaults.gallery.threshold, 0.05, key="exp_threshold")
 out_dir = c3.text_input("output folder", "runs/app", key="exp_out")
 

@@ -34,8 +34,11 @@ class FaceSettings:
 
     detector: str = setting("hog", "face detector: 'hog' (fast, CPU) or 'cnn' (slower, finds more angles)",
                             choices=("hog", "cnn"))
-    upsample: int = setting(1, "times the image is upsampled before detection (finds smaller faces, slower)",
-                            min=0, max=3)
+    upsample: int = setting(0, "times the image is upsampled in the first detection pass (more finds smaller "
+                            "faces, slower)", min=0, max=3)
+    retry_upsample: int = setting(1, "when the first pass finds no face, detect again with this many upsamplings "
+                                  "(0 = no second pass; upsample = 1 with retry_upsample = 0 is privrisk 0.1's "
+                                  "detection, exactly)", min=0, max=3)
     detect_max_side: int = setting(640, "images are shrunk to this many pixels on the longer side for "
                                    "detection; faces are still encoded from the larger image", min=64, max=8192)
     max_side: int = setting(2048, "images are shrunk to this many pixels on the longer side when loaded",
@@ -51,16 +54,30 @@ class FaceSettings:
 
     def cache_key(self, model_id: str) -> str:
         """What an embedding depends on; two settings with equal keys give equal embeddings."""
-        return (f"{model_id}|det={self.detector}|up={self.upsample}|dside={self.detect_max_side}"
+        retry = f"|retry={self.retry_upsample}" if self.retry_upsample > self.upsample else ""
+        return (f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
                 f"|side={self.max_side}|jit={self.jitters}")
+
+    @property
+    def upsample_passes(self) -> tuple[int, ...]:
+        """The detection passes in order: the first pass, then the retry when it finds no face.
+
+        Counting faces ('all' keeps every face, 'error' refuses several) needs the small ones too,
+        so those policies run the upsampled pass alone."""
+        if self.retry_upsample <= self.upsample:
+            return (self.upsample,)
+        if self.multiple_faces != "largest":
+            return (self.retry_upsample,)
+        return (self.upsample, self.retry_upsample)
 
 
 @dataclass(frozen=True)
 class GallerySettings:
     """How a gallery indexes and decides."""
 
-    index_type: str = setting("flat", "FAISS index: 'flat' (exact), 'ivf' or 'hnsw' (approximate, for "
-                              "large galleries)", choices=("flat", "ivf", "hnsw"))
+    index_type: str = setting("auto", "FAISS index: 'flat' (exact), 'ivf' or 'hnsw' (approximate, for large "
+                              "galleries), or 'auto': exact up to 250,000 faces, HNSW above",
+                              choices=("auto", "flat", "ivf", "hnsw"))
     threshold: float = setting(0.6, "a candidate closer than this Euclidean distance is declared a match "
                                "(0.6 is dlib's recommended operating point)", min=0.0, max=4.0)
     nprobe: int = setting(16, "IVF lists searched per query (ivf only)", min=1, max=65536)

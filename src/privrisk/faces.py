@@ -28,7 +28,11 @@ def detect_faces(model: FaceModel, image: LoadedImage, settings: FaceSettings) -
     """Boxes (top, right, bottom, left) of the faces in ``image.rgb``, in ``image.rgb`` pixels.
 
     Detection runs on a copy shrunk to ``settings.detect_max_side``; the boxes are scaled back.
-    Faces narrower than ``settings.min_face_px`` in the original photo are dropped.
+    Faces narrower than ``settings.min_face_px`` in the original photo are dropped. The first pass
+    upsamples ``settings.upsample`` times; only when it finds no face does a second pass upsample
+    ``settings.retry_upsample`` times (small faces cost the slow pass, large ones do not). Policies
+    that count faces ('all', 'error') run the upsampled pass alone, so no small face beside a
+    large one is missed.
     """
     rgb = image.rgb
     h, w = rgb.shape[:2]
@@ -37,16 +41,19 @@ def detect_faces(model: FaceModel, image: LoadedImage, settings: FaceSettings) -
     if factor < 1.0:
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
         small = np.ascontiguousarray(np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)))
-    boxes = []
-    for top, right, bottom, left in model.detect(small, settings.detector, settings.upsample):
-        box = (
-            max(0, round(top / factor)), min(w, round(right / factor)),
-            min(h, round(bottom / factor)), max(0, round(left / factor)),
-        )
-        if box[1] - box[3] < 1 or box[2] - box[0] < 1:
-            continue
-        if original_width(box, image) >= settings.min_face_px:
-            boxes.append(box)
+    boxes: list[Box] = []
+    for upsample in settings.upsample_passes:  # a second, upsampled pass only when the first finds nothing
+        for top, right, bottom, left in model.detect(small, settings.detector, upsample):
+            box = (
+                max(0, round(top / factor)), min(w, round(right / factor)),
+                min(h, round(bottom / factor)), max(0, round(left / factor)),
+            )
+            if box[1] - box[3] < 1 or box[2] - box[0] < 1:
+                continue
+            if original_width(box, image) >= settings.min_face_px:
+                boxes.append(box)
+        if boxes:
+            break
     return boxes
 
 

@@ -211,7 +211,9 @@ class Gallery:
         return {
             "path": str(self.path), "faces": len(self), "subjects": len(self.subjects()),
             "version": self.version, "model_id": self.model_id,
-            "index_type": self.settings.index_type, "threshold": self.settings.threshold,
+            "index_type": self.settings.index_type,
+            "index_in_use": faiss_index.resolve_index_type(self.settings.index_type, len(self)),
+            "threshold": self.settings.threshold,
             "face_settings": to_dict(self.face_settings),
             "index_file": self._index_path(self.version).name,
         }

@@ -16,6 +16,19 @@ import numpy as np
 from .models import EMBEDDING_DIM
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
+#: 'auto' searches exactly up to this many faces (a single exact query over 250,000 faces scans
+#: 128 MB, about 15 ms on 2 cores) and builds HNSW above it (recall@1 about 0.99 at 10^6; measured
+#: in benchmarks/).
+AUTO_EXACT_MAX = 250_000
+
+
+def resolve_index_type(index_type: str, n: int) -> str:
+    """The concrete index for ``n`` vectors: 'auto' becomes 'flat' (exact) or 'hnsw' by size."""
+    if index_type == "auto":
+        return "flat" if n <= AUTO_EXACT_MAX else "hnsw"
+    if index_type not in INDEX_TYPES:
+        raise ValueError(f"index type must be 'auto' or one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
+    return index_type
 
 
 def _faiss():
@@ -44,10 +57,12 @@ def build_index(vectors, ids=None, index_type: str = "flat", *, nprobe: int = 16
     """A FAISS index holding ``vectors`` under ``ids`` (default 0..n-1).
 
     'flat' is exact; 'ivf' (inverted lists, trained on a seeded sample of at most 64 vectors per
-    list) and 'hnsw' (graph) are approximate and much faster on large galleries.
+    list) and 'hnsw' (graph) are approximate and much faster on large galleries; 'auto' picks
+    'flat' or 'hnsw' by size (:func:`resolve_index_type`).
     """
     faiss = _faiss()
     x = as_matrix(vectors)
+    index_type = resolve_index_type(index_type, len(x))
     ids = np.arange(len(x), dtype=np.int64) if ids is None else np.ascontiguousarray(ids, dtype=np.int64)
     if len(ids) != len(x):
         raise ValueError(f"{len(ids)} ids for {len(x)} vectors")
