@@ -276,19 +276,6 @@ def _is_real(model: FaceModel) -> bool:
 
 
 def _progress_reporter(progress: bool | Progress, total: int):
-    state = {"done": 0, "bar": None}
-    if progress is True:
-        from tqdm.auto import tqdm
+    from .progress import reporter
 
-        state["bar"] = tqdm(total=total, desc="embedding", unit="img", leave=False)
-
-    def report(n: int, close: bool = False) -> None:
-        state["done"] += n
-        if state["bar"] is not None:
-            state["bar"].update(n)
-            if close:
-                state["bar"].close()
-        elif callable(progress) and (n or close):
-            progress(state["done"], total)
-
-    return report
+    return reporter(progress, total, desc="embedding", unit="img")
