@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__
 from .config import FaceSettings, GallerySettings, from_dict
 from .errors import PrivriskError
+from .fileio import stderr_log
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -156,7 +157,7 @@ def _run(args, config) -> int:
         config = replace(config, ray_address=args.ray)
 
     results = run_experiment(config, args.out, cache=_cache(args), progress=not args.quiet,
-                             log=None if args.json else _log)
+                             log=None if args.json else stderr_log)
     if args.json:
         _print_json({k: results[k] for k in ("seed", "experiments", "scaling")} | {"out": str(args.out)})
         return EXIT_OK
@@ -165,10 +166,6 @@ def _run(args, config) -> int:
     print(summary_table(results))
     print(f"\nreport: {Path(args.out) / 'report.html'}")
     return EXIT_OK
-
-
-def _log(message: str) -> None:
-    print(f"[privrisk] {message}", file=sys.stderr, flush=True)
 
 
 def cmd_experiment(args) -> int:
@@ -223,7 +220,7 @@ def cmd_score(args) -> int:
 def cmd_population(args) -> int:
     from .exposure import ExposureSettings, population_analysis, population_plot
     from .profiles import generate_profiles
-    from .report import atomic_write
+    from .fileio import atomic_write
 
     settings = _settings_from_args(args, ExposureSettings)
     people = [p.to_user_profile() for p in generate_profiles([f"{i:06d}" for i in range(args.n)], seed=args.seed)]

@@ -1,8 +1,9 @@
 """Embedding on a Ray cluster: the same pure function as the local path, spread over many machines.
 
-:func:`embed_on_ray` sends batches of image paths to Ray tasks; each task runs
-:func:`privrisk.embeddings.embed_image` in a Ray worker process (which loads the face model once)
-and returns one :class:`~privrisk.embeddings.EmbedResult` per image. Use it through
+:func:`embed_on_ray` sends batches of image paths to Ray tasks; each task runs the embedding
+function it is given (``embed_batch`` passes :func:`privrisk.embeddings.embed_image`) in a Ray
+worker process, which loads the face model once, and returns one result per image. This module
+imports nothing from :mod:`privrisk.embeddings`: the dependency runs one way. Use it through
 ``embed_batch(..., ray_address=...)``, which answers cached images first and caches what comes
 back, so an interrupted cluster job resumes where it stopped.
 
@@ -12,17 +13,19 @@ storage) and privrisk installed (or a Ray ``runtime_env``).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from .config import FaceSettings
 
+#: ``embed(path, model, settings) -> result``: what each Ray task runs for each image.
+EmbedFn = Callable[[str, Any, FaceSettings], Any]
 
-def _embed_paths(paths: Sequence[str], settings: FaceSettings):
-    from .embeddings import embed_image
+
+def _embed_paths(paths: Sequence[str], settings: FaceSettings, embed: EmbedFn):
     from .models import load_face_model
 
     model = load_face_model()  # once per Ray worker process
-    return [embed_image(p, model, settings) for p in paths]
+    return [embed(p, model, settings) for p in paths]
 
 
 def connect(address: str):
@@ -39,9 +42,10 @@ def connect(address: str):
     return ray
 
 
-def embed_on_ray(paths: Sequence[str], settings: FaceSettings, address: str, *, batch_size: int = 8,
-                 max_in_flight: int | None = None, on_result: Callable[[int, object], None] | None = None) -> list:
-    """Embed ``paths`` on the Ray cluster at ``address``; results in input order.
+def embed_on_ray(paths: Sequence[str], settings: FaceSettings, address: str, embed: EmbedFn, *,
+                 batch_size: int = 8, max_in_flight: int | None = None,
+                 on_result: Callable[[int, object], None] | None = None) -> list:
+    """Embed ``paths`` with ``embed`` on the Ray cluster at ``address``; results in input order.
 
     ``on_result(i, result)`` is called as each result arrives (the caller caches and reports)."""
     ray = connect(address)
@@ -56,7 +60,7 @@ def embed_on_ray(paths: Sequence[str], settings: FaceSettings, address: str, *, 
         batch = next(queue, None)
         if batch is None:
             return False
-        pending[remote.remote([str(paths[i]) for i in batch], settings)] = batch
+        pending[remote.remote([str(paths[i]) for i in batch], settings, embed)] = batch
         return True
 
     while len(pending) < window and submit():

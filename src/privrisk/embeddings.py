@@ -236,7 +236,7 @@ def embed_batch(
 
         if any(isinstance(paths[i], tuple) for i in todo):
             raise ValueError("the Ray path embeds image files; in-memory images run locally")
-        embed_on_ray([paths[i] for i in todo], settings, ray_address,
+        embed_on_ray([paths[i] for i in todo], settings, ray_address, embed_image,
                      on_result=lambda j, result: store(todo[j], result))
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
         local_model = model or load_face_model()

@@ -32,6 +32,7 @@ from .degrade import Degradation, degrade, encode_png
 from .distractors import DistractorModel, predicted_rank1, validate
 from .embeddings import EmbeddingCache, embed_batch, embed_loaded
 from .errors import ConfigError
+from .fileio import stderr_log
 from .gallery import Gallery, build_gallery
 from .images import load_image
 from .manifest import Manifest, read_manifest
@@ -116,10 +117,6 @@ def _check_consistency(cfg: ExperimentConfig) -> None:
 Log = Callable[[str], None]
 
 
-def _stderr_log(message: str) -> None:
-    print(f"[privrisk] {message}", file=sys.stderr, flush=True)
-
-
 @dataclass
 class _Embedded:
     subjects: list[str]
@@ -180,7 +177,7 @@ def _identification(truth_codes, in_gallery, cand, dist, cfg, seed) -> dict:
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cache: EmbeddingCache | None = None,
-                   progress: bool = True, log: Log | None = _stderr_log) -> dict:
+                   progress: bool = True, log: Log | None = stderr_log) -> dict:
     """Run E1-E3 and the scaling study; write every output into ``out_dir``; return results."""
     log = log or (lambda _m: None)
     cfg = config

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
+from .fileio import atomic_path
 from .models import EMBEDDING_DIM
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
@@ -31,8 +30,9 @@ def resolve_index_type(index_type: str, n: int) -> str:
     return index_type
 
 
-def _faiss():
-    import faiss  # noqa: PLC0415 - keep `import privrisk` light
+def faiss_module():
+    """The ``faiss`` module, imported on first use (so ``import privrisk`` stays light)."""
+    import faiss  # noqa: PLC0415
 
     return faiss
 
@@ -60,7 +60,7 @@ def build_index(vectors, ids=None, index_type: str = "flat", *, nprobe: int = 16
     list) and 'hnsw' (graph) are approximate and much faster on large galleries; 'auto' picks
     'flat' or 'hnsw' by size (:func:`resolve_index_type`).
     """
-    faiss = _faiss()
+    faiss = faiss_module()
     x = as_matrix(vectors)
     index_type = resolve_index_type(index_type, len(x))
     ids = np.arange(len(x), dtype=np.int64) if ids is None else np.ascontiguousarray(ids, dtype=np.int64)
@@ -104,29 +104,19 @@ def search(index, queries, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save_index(index, path: str | os.PathLike) -> None:
-    """Write atomically: a temp file in the same folder, then ``os.replace``."""
-    faiss = _faiss()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        faiss.write_index(index, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (:func:`privrisk.fileio.atomic_path`): a temp file, then ``os.replace``."""
+    with atomic_path(path) as tmp:
+        faiss_module().write_index(index, str(tmp))
 
 
 def load_index(path: str | os.PathLike):
     """Read an index written by :func:`save_index` (FAISS's own format; nothing is unpickled)."""
-    return _faiss().read_index(str(path))
+    return faiss_module().read_index(str(path))
 
 
 def configure(index, *, nprobe: int | None = None, hnsw_ef_search: int | None = None) -> None:
     """Set search-time parameters on a loaded index."""
-    faiss = _faiss()
+    faiss = faiss_module()
     inner = faiss.extract_index_ivf(index) if nprobe is not None and _is_ivf(index) else None
     if inner is not None:
         inner.nprobe = nprobe
@@ -138,7 +128,7 @@ def configure(index, *, nprobe: int | None = None, hnsw_ef_search: int | None = 
 
 def _is_ivf(index) -> bool:
     try:
-        _faiss().extract_index_ivf(index)
+        faiss_module().extract_index_ivf(index)
         return True
     except RuntimeError:
         return False

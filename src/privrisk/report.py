@@ -12,11 +12,11 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import atomic_write  # noqa: F401 - re-exported for callers of report.atomic_write
 
 from .samples import ATTRIBUTION, ATTRIBUTION_URL
 
@@ -28,22 +28,6 @@ PAPER = {
     "accretion": ("first 5 SSN digits predicted for 16% at the first attempt, 27% within 4 attempts "
                   "(from face to profile to birth date and hometown)"),
 }
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value):

@@ -24,6 +24,7 @@ from typing import Iterable
 import numpy as np
 
 from . import index as faiss_index
+from .fileio import atomic_write
 from .models import EMBEDDING_DIM
 
 
@@ -32,7 +33,7 @@ def build_shards(chunks: Iterable[np.ndarray], out_dir: str | os.PathLike, train
     """Write a sharded IVF-PQ gallery from ``chunks`` of (n, 128) vectors; ids follow input order.
 
     ``train`` is a sample of the vectors for the coarse quantizer and the PQ codebooks."""
-    faiss = faiss_index._faiss()
+    faiss = faiss_index.faiss_module()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trained = faiss.index_factory(EMBEDDING_DIM, f"IVF{nlist},PQ{m}x8")
@@ -59,8 +60,6 @@ def build_shards(chunks: Iterable[np.ndarray], out_dir: str | os.PathLike, train
         shards.append(_save_shard(current, out, len(shards), start, total))
     os.replace(out / "vectors.f32.tmp", out / "vectors.f32")
     meta = {"n": total, "nlist": nlist, "m": m, "shards": shards, "bytes_per_face_compressed": m + 8}
-    from .report import atomic_write
-
     atomic_write(out / "shards.json", json.dumps(meta, indent=1))
     return meta
 
@@ -75,7 +74,7 @@ class ShardedIndex:
     """Search a shard directory: IVF-PQ candidates from every shard, exact re-ranking from disk."""
 
     def __init__(self, directory: str | os.PathLike, *, nprobe: int = 64, rerank: int = 100, memory_map: bool = True):
-        faiss = faiss_index._faiss()
+        faiss = faiss_index.faiss_module()
         self.dir = Path(directory)
         meta = json.loads((self.dir / "shards.json").read_text())
         self.n = meta["n"]

@@ -1,0 +1,47 @@
+"""Files written whole or not at all, and one stderr logger.
+
+Every file privrisk writes (results, reports, plots, gallery indexes, shard metadata) goes through
+:func:`atomic_write` or :func:`atomic_path`: the data goes to a temp file in the same folder, is
+flushed to disk, and replaces the target with ``os.replace``. A crash leaves the old file or the
+new one, never half of one, and no temp file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write", "stderr_log"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp path beside ``path`` for a writer that wants a file name (e.g. FAISS); on success
+    the temp file is synced and moved onto ``path``; on any error it is removed."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(raw)
+
+
+def stderr_log(message: str) -> None:
+    """One progress line on stderr, prefixed so it stands apart from results on stdout."""
+    print(f"[privrisk] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,92 @@
+"""The shape of the library: dependencies run one way, no module reaches into another's privates,
+and ``import privrisk`` stays light."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "src" / "privrisk"
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {p.stem: ast.parse(p.read_text(), filename=str(p)) for p in sorted(PACKAGE.glob("*.py"))}
+
+
+def _imports(tree: ast.Module, known: set[str]) -> tuple[set[str], dict[str, str]]:
+    """privrisk modules a module imports anywhere (top level or inside functions), and the local
+    names bound to them."""
+    found, aliases = set(), {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:  # from .x import y
+                found.add(node.module.split(".")[0])
+            else:  # from . import x [as y]
+                for a in node.names:
+                    if a.name in known:
+                        found.add(a.name)
+                        aliases[a.asname or a.name] = a.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("privrisk."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("privrisk."):
+                    found.add(a.name.split(".")[1])
+    return found & known, aliases
+
+
+def test_no_import_cycle_lazy_or_top_level():
+    trees = _modules()
+    known = set(trees) - {"__init__"}
+    graph = {name: _imports(tree, known)[0] - {name} for name, tree in trees.items() if name != "__init__"}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_cycle_detector_sees_a_lazy_cycle(tmp_path):
+    """The walker above must notice an import hidden inside a function."""
+    a = ast.parse("def f():\n    from .b import g\n")
+    found, _ = _imports(a, {"a", "b"})
+    assert found == {"b"}
+
+
+def test_no_private_access_across_modules():
+    trees = _modules()
+    known = set(trees) - {"__init__"}
+    offences = []
+    for name, tree in trees.items():
+        _, aliases = _imports(tree, known)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                offences += [f"{name}: from .{node.module} import {a.name}" for a in node.names
+                             if a.name.startswith("_") and not a.name.startswith("__")]
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                offences.append(f"{name}: {node.value.id}.{node.attr}")
+    assert not offences, offences
+
+
+def test_import_privrisk_is_light():
+    code = ("import sys, privrisk; heavy = [m for m in ('dlib', 'faiss', 'cv2', 'streamlit', 'matplotlib', "
+            "'face_recognition', 'scipy') if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(ROOT))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"import privrisk loaded: {out.stdout.strip()}"
