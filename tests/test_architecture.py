@@ -90,3 +90,21 @@ def test_import_privrisk_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(ROOT))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"import privrisk loaded: {out.stdout.strip()}"
+
+
+def test_public_api_names_resolve_lazily():
+    code = ("import sys, privrisk; assert 'privrisk.gallery' not in sys.modules; "
+            "names = [n for n in privrisk.__all__ if n != '__version__']; "
+            "assert all(callable(getattr(privrisk, n)) for n in names), names; "
+            "assert set(names) <= set(dir(privrisk)); print(len(names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(ROOT))
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) >= 11
+    import privrisk
+
+    try:
+        privrisk.no_such_verb  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_verb" in str(exc)
+    else:
+        raise AssertionError("unknown names must raise AttributeError")
