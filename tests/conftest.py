@@ -2,71 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import os
-import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class FakeFaceModel:
-    """Deterministic stand-in for dlib: a uniform image has no face; otherwise the whole image
-    (or each marked region) is a face whose embedding is a fixed projection of its pixels."""
-
-    model_id = "fake-model/1"
-
-    def __init__(self, delay: float = 0.0):
-        self.delay = delay
-        rng = np.random.default_rng(1234)
-        self._proj = rng.standard_normal((16 * 16, 128)).astype(np.float32)
-
-    def detect(self, rgb, detector="hog", upsample=1):
-        if self.delay:
-            time.sleep(self.delay)
-        if float(rgb.std()) < 1.0:
-            return []
-        h, w = rgb.shape[:2]
-        return [(0, w, h, 0)]
-
-    def encode(self, rgb, boxes, jitters=1):
-        out = []
-        for top, right, bottom, left in boxes:
-            crop = Image.fromarray(rgb[top:bottom, left:right]).convert("L").resize((16, 16))
-            v = (np.asarray(crop, np.float32).ravel() / 255.0 - 0.5) @ self._proj
-            out.append(v / (np.linalg.norm(v) + 1e-9))
-        return np.asarray(out, np.float32).reshape(len(boxes), 128)
+from helpers import FakeFaceModel, noise_image, write_png
 
 
 @pytest.fixture
 def fake_model():
     return FakeFaceModel()
-
-
-def noise_image(seed: int, size=(64, 64), noise: float = 0.0, noise_seed: int = 99) -> np.ndarray:
-    """A subject's 'face': seeded smooth noise; ``noise`` adds a small perturbation (another photo)."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    img = np.asarray(Image.fromarray(base).resize(size, Image.Resampling.BICUBIC), np.float32)
-    if noise:
-        img += np.random.default_rng(noise_seed).normal(0, noise, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def write_png(path: Path, rgb: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path)
-    return path
-
-
-def encode_image(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 @pytest.fixture

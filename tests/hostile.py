@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import noise_image
+from helpers import noise_image
 
 
 def _png_header_only(w: int, h: int) -> bytes:

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from helpers import ROOT
 
 pytestmark = [pytest.mark.model, pytest.mark.browser]
 

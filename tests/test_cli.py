@@ -6,7 +6,7 @@ import pytest
 
 from privrisk.cli import main
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def run_cli(*args, env=None):

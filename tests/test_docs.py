@@ -10,7 +10,7 @@ from privrisk.experiment import ExperimentConfig
 from privrisk.exposure import DEFAULT_SENSITIVITY, ExposureSettings
 from privrisk.profiles import FIELDS
 
-from conftest import ROOT
+from helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 

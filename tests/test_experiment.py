@@ -13,7 +13,7 @@ import pytest
 from privrisk.errors import ConfigError
 from privrisk.experiment import ExperimentConfig, load_config
 
-from conftest import ROOT
+from helpers import ROOT
 
 pytestmark = pytest.mark.model
 
@@ -106,7 +106,7 @@ def test_outputs_and_report(demo):
 
 def test_same_seed_same_numbers_without_network(demo, tmp_path):
     """The demo again, warm, with every network connection refused: the same numbers."""
-    from test_resilience import no_network_env
+    from helpers import no_network_env
 
     base, env, _ = demo
     out = subprocess.run([sys.executable, "-m", "privrisk.cli", "demo", "--out", str(base / "run2"), "--quiet"],

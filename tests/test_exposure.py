@@ -129,7 +129,7 @@ def test_profile_validation_names_field_and_allowed_values(tmp_path):
 
 
 def test_example_profile_loads():
-    from conftest import ROOT
+    from helpers import ROOT
 
     profile = load_profile(ROOT / "examples" / "profile.json")
     assert profile.visibility["profile_photo"] == "public"

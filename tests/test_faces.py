@@ -8,7 +8,7 @@ from privrisk.config import FaceSettings
 from privrisk.faces import detect_faces
 from privrisk.images import load_image
 
-from conftest import encode_image, noise_image
+from helpers import encode_image, noise_image
 from PIL import Image
 
 

@@ -15,7 +15,7 @@ from privrisk.gallery import Gallery, build_gallery
 from privrisk.manifest import read_manifest
 from privrisk.matching import match_images
 
-from conftest import ROOT, write_png
+from helpers import ROOT, write_png
 
 
 def test_build_and_match_synthetic(tmp_path, synthetic_set, fake_model):
@@ -107,7 +107,7 @@ def test_embedding_cache_notices_replaced_image(tmp_path, synthetic_set, fake_mo
 BUILD_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
-    from conftest import FakeFaceModel
+    from helpers import FakeFaceModel
     from privrisk.embeddings import EmbeddingCache
     from privrisk.gallery import build_gallery
     from privrisk.manifest import read_manifest

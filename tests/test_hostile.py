@@ -151,9 +151,12 @@ def test_fuzz_loader_mutated_images(seed, fmt, flips):
     data = hostile._flip(hostile._encode(hostile._rgb(64, 48, seed % 7), fmt), seed, n=flips)
     try:
         out = load_image(data, name="mutated")
-        assert out.rgb.ndim == 3 and out.rgb.shape[2] == 3
-    except ImageError:
-        pass
+    except ImageError as exc:
+        assert "mutated" in str(exc)
+        return
+    # what is accepted is a well-formed image: 8-bit RGB, C-contiguous, within the limits
+    assert out.rgb.ndim == 3 and out.rgb.shape[2] == 3 and out.rgb.dtype.name == "uint8" and out.rgb.flags.c_contiguous
+    assert 0 < out.rgb.shape[0] * out.rgb.shape[1] <= 64 * 48 * 4 and len(out.sha256) == 64
 
 
 @FUZZ
@@ -163,9 +166,13 @@ def test_fuzz_manifest_text(tmp_path_factory, text):
     p.write_text("subject_id,image,consent\n" + text, encoding="utf-8")
     try:
         m = read_manifest(p)
-        assert all(not r.image.is_absolute() or str(r.image).startswith(str(p.parent)) for r in m.rows)
-    except ManifestError:
-        pass
+    except ManifestError as exc:
+        assert "m.csv" in str(exc)
+        return
+    # every accepted row records consent, stays inside the image folder and is not a repeat
+    assert all(r.image.resolve().is_relative_to(p.parent.resolve()) for r in m.rows)
+    assert all(r.subject_id.strip() for r in m.rows)
+    assert len({(r.subject_id, str(r.image)) for r in m.rows}) == len(m.rows)
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
@@ -178,10 +185,18 @@ config_keys = st.sampled_from(["seed", "unseen_share", "top_k", "fpir", "bootstr
 @FUZZ
 @given(st.dictionaries(config_keys, json_values, max_size=5))
 def test_fuzz_config(data):
+    from privrisk.config import to_dict
+
     try:
-        from_dict(ExperimentConfig, data)
-    except ConfigError:
-        pass
+        cfg = from_dict(ExperimentConfig, data)
+    except ConfigError as exc:
+        assert str(exc).strip()
+        return
+    # accepted: no unknown key slipped through, the values are the declared types and ranges,
+    # and the saved copy of the config loads back to the same config
+    assert "bogus" not in data
+    assert isinstance(cfg.seed, int) and 0.0 <= cfg.unseen_share <= 0.9 and 1 <= cfg.top_k <= 100
+    assert from_dict(ExperimentConfig, to_dict(cfg)) == cfg
 
 
 @FUZZ
@@ -189,10 +204,17 @@ def test_fuzz_config(data):
                                         "real_name_used", "birth_country", "birth_year", "x"]), json_values,
                        max_size=5))
 def test_fuzz_profile(data):
+    from privrisk.profiles import FIELDS, LEVELS
+
     try:
-        profile_from_dict(data)
-    except ProfileError:
-        pass
+        prof = profile_from_dict(data)
+    except ProfileError as exc:
+        assert str(exc).startswith("profile")
+        return
+    # accepted: a complete, valid profile
+    assert "x" not in data
+    assert set(prof.visibility) == set(FIELDS) and set(prof.visibility.values()) <= set(LEVELS)
+    assert 0 <= prof.public_photos_with_face <= 1_000_000 and 0 <= prof.tagged_photos_with_face <= 1_000_000
 
 
 def test_errors_are_privrisk_errors():

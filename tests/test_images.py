@@ -9,7 +9,7 @@ from PIL import Image
 from privrisk.errors import ImageError, ImageTooLarge
 from privrisk.images import load_image
 
-from conftest import encode_image, noise_image
+from helpers import encode_image, noise_image
 
 
 def rgb_image(w=120, h=80):

@@ -72,7 +72,7 @@ def test_models_package_does_not_use_pkg_resources():
 
 def test_lockfile_overrides_source_dlib():
     import tomllib
-    from conftest import ROOT
+    from helpers import ROOT
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert any(o.startswith("dlib;") and "never" in o for o in project["tool"]["uv"]["override-dependencies"])

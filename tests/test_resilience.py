@@ -11,7 +11,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT, no_network_env
 
 SMALL = """
 seed = 7
@@ -32,22 +32,6 @@ extrapolate = [1000000]
 validation_distractors = 200
 """
 
-NO_NETWORK = """
-import socket
-def _refuse(*args, **kwargs):
-    raise OSError("network access blocked by privrisk's test")
-_connect = socket.socket.connect
-def _guarded(self, address, *a, **k):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        _refuse()
-    return _connect(self, address, *a, **k)
-socket.socket.connect = _guarded
-socket.socket.connect_ex = _guarded
-socket.getaddrinfo = _refuse
-socket.create_connection = _refuse
-"""
-
-
 def _strip(x):
     if isinstance(x, dict):
         return {k: _strip(v) for k, v in x.items()
@@ -55,13 +39,6 @@ def _strip(x):
     if isinstance(x, list):
         return [_strip(v) for v in x]
     return x
-
-
-def no_network_env(tmp_path, **extra):
-    site = tmp_path / "blocked-site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(NO_NETWORK)
-    return {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **extra}
 
 
 def test_network_is_really_blocked_by_the_guard(tmp_path):

@@ -11,7 +11,7 @@ from privrisk.manifest import read_manifest
 from privrisk.matching import match_images
 from privrisk.samples import sample_manifest
 
-from conftest import encode_image
+from helpers import encode_image
 
 pytestmark = pytest.mark.model
 

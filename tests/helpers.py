@@ -1,0 +1,87 @@
+"""Helpers the tests share (import them from here, not from conftest): the project root, a fake
+face model for fast exact tests, image makers, and an environment with the network blocked."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeFaceModel:
+    """Deterministic stand-in for dlib: a uniform image has no face; otherwise the whole image
+    (or each marked region) is a face whose embedding is a fixed projection of its pixels."""
+
+    model_id = "fake-model/1"
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        rng = np.random.default_rng(1234)
+        self._proj = rng.standard_normal((16 * 16, 128)).astype(np.float32)
+
+    def detect(self, rgb, detector="hog", upsample=1):
+        if self.delay:
+            time.sleep(self.delay)
+        if float(rgb.std()) < 1.0:
+            return []
+        h, w = rgb.shape[:2]
+        return [(0, w, h, 0)]
+
+    def encode(self, rgb, boxes, jitters=1):
+        out = []
+        for top, right, bottom, left in boxes:
+            crop = Image.fromarray(rgb[top:bottom, left:right]).convert("L").resize((16, 16))
+            v = (np.asarray(crop, np.float32).ravel() / 255.0 - 0.5) @ self._proj
+            out.append(v / (np.linalg.norm(v) + 1e-9))
+        return np.asarray(out, np.float32).reshape(len(boxes), 128)
+
+
+def noise_image(seed: int, size=(64, 64), noise: float = 0.0, noise_seed: int = 99) -> np.ndarray:
+    """A subject's 'face': seeded smooth noise; ``noise`` adds a small perturbation (another photo)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(base).resize(size, Image.Resampling.BICUBIC), np.float32)
+    if noise:
+        img += np.random.default_rng(noise_seed).normal(0, noise, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def encode_image(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+NO_NETWORK = """
+import socket
+def _refuse(*args, **kwargs):
+    raise OSError("network access blocked by privrisk's test")
+_connect = socket.socket.connect
+def _guarded(self, address, *a, **k):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _refuse()
+    return _connect(self, address, *a, **k)
+socket.socket.connect = _guarded
+socket.socket.connect_ex = _guarded
+socket.getaddrinfo = _refuse
+socket.create_connection = _refuse
+"""
+
+
+def no_network_env(tmp_path, **extra):
+    site = tmp_path / "blocked-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(NO_NETWORK)
+    return {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **extra}

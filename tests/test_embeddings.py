@@ -1,0 +1,52 @@
+"""Batch embedding: the process-pool path gives what the in-process path gives, in order, cached."""
+
+import os
+
+import numpy as np
+
+from privrisk import embeddings
+from privrisk.embeddings import EmbeddingCache, embed_batch
+
+from helpers import FakeFaceModel, noise_image, write_png
+
+
+class PidRecordingModel(FakeFaceModel):
+    """The fake model, noting which process ran each detection."""
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = log_dir
+
+    def detect(self, rgb, detector="hog", upsample=1):
+        (self.log_dir / f"{os.getpid()}-{np.random.default_rng().integers(1 << 60)}").touch()
+        return super().detect(rgb, detector, upsample)
+
+
+def test_process_pool_matches_in_process_results(tmp_path, monkeypatch):
+    images = [write_png(tmp_path / "img" / f"{i:02d}.png", noise_image(i)) for i in range(12)]
+    images.insert(5, write_png(tmp_path / "img" / "blank.png", np.full((32, 32, 3), 100, np.uint8)))
+    images.insert(8, tmp_path / "img" / "missing.png")
+    reference = embed_batch(images, model=FakeFaceModel(), workers=1)
+
+    log_dir = tmp_path / "pids"
+    log_dir.mkdir()
+    # forked workers call load_face_model(); they inherit this patch
+    monkeypatch.setattr(embeddings, "load_face_model", lambda: PidRecordingModel(log_dir))
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+    pooled = embed_batch(images, workers=2, cache=cache, max_in_flight=3)
+
+    worker_pids = {p.name.split("-")[0] for p in log_dir.iterdir()}
+    assert worker_pids and str(os.getpid()) not in worker_pids, "the pool path ran in this process"
+    assert [r.name for r in pooled] == [r.name for r in reference]
+    for a, b in zip(pooled, reference):
+        assert a.ok == b.ok and (a.error is None) == (b.error is None)
+        if a.ok:
+            assert np.array_equal(a.faces[0].embedding, b.faces[0].embedding) and a.faces[0].box == b.faces[0].box
+    assert not pooled[8].ok and "not found" in pooled[8].error
+    assert not pooled[5].ok and "no face" in pooled[5].error
+
+    # a second batch is answered from the cache: no worker runs
+    for p in log_dir.iterdir():
+        p.unlink()
+    again = embed_batch(images, workers=2, cache=cache)
+    assert all(r.cached for r in again if r.ok) and not list(log_dir.iterdir())
