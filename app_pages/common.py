@@ -69,3 +69,48 @@ def forget_everything() -> None:
     generation = st.session_state.get("upload_generation", 0) + 1
     st.session_state.clear()
     st.session_state["upload_generation"] = generation
+
+
+class ExperimentJob:
+    """An experiment running in a background thread of the server, so that touching a widget
+    (which re-runs the page script) neither blocks on it nor interrupts it. The page polls
+    :attr:`done`, :attr:`total`, :attr:`messages` and :attr:`error`."""
+
+    def __init__(self, config, out_dir: str):
+        import threading
+
+        from privrisk.experiment import run_experiment
+
+        self.out_dir, self.done, self.total, self.messages = out_dir, 0, 0, []
+        self.error: str | None = None
+        self.finished = False
+
+        def work():
+            try:
+                run_experiment(config, out_dir, cache=EmbeddingCache(default_cache_path()), progress=self._progress,
+                               log=self.messages.append)
+            except PrivriskError as exc:
+                self.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a user sees one line; the server log gets the cause
+                import traceback
+
+                traceback.print_exc()
+                self.error = f"internal error ({type(exc).__name__}); the server log has the details"
+            finally:
+                self.finished = True
+
+        self._thread = threading.Thread(target=work, name=f"privrisk-experiment-{out_dir}", daemon=True)
+        self._thread.start()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.finished
+
+
+@st.cache_resource(show_spinner=False)
+def experiment_jobs() -> dict:
+    """Running and finished experiment jobs of this server, by output folder (the session keeps the key)."""
+    return {}

@@ -1,74 +1,101 @@
-"""Run an experiment: the researchers' batch job with a progress bar, plots and downloads."""
+"""Run an experiment: the researchers' batch job in the background, with progress, plots and downloads."""
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import attribution
-from privrisk.config import replace
-from privrisk.embeddings import EmbeddingCache, default_cache_path
+from app_pages.common import ExperimentJob, attribution, experiment_jobs
+from privrisk.config import setting_info, with_values
 from privrisk.errors import PrivriskError
-from privrisk.experiment import ExperimentConfig, run_experiment
+from privrisk.experiment import ExperimentConfig
 from privrisk.report import paper_comparison, summary_table
 
 st.title("Run a re-identification experiment")
 st.write("E1 online to online, E2 offline to online, E3 accretion and the scaling study, as `privrisk experiment` "
-         "runs them. The settings below carry the config file's names.")
+         "runs them. The settings below carry the config file's names; their ranges and choices are the ones the "
+         "config file accepts.")
 
 defaults = ExperimentConfig()
+
+
+def info(name: str) -> dict:
+    return setting_info(ExperimentConfig, name)
+
+
 source = st.radio("Data", ["The consenting sample set", "Manifests on disk"], horizontal=True, key="exp_source")
 paths = {}
 if source == "Manifests on disk":
     c1, c2, c3 = st.columns(3)
-    paths["gallery_manifest"] = c1.text_input("gallery_manifest", help="CSV of identified photos (with consent)")
-    paths["probe_manifest"] = c2.text_input("probe_manifest", help="CSV of pseudonymous photos (with consent)")
-    paths["dataset_dir"] = c3.text_input("dataset_dir", help="folder the manifests' image paths are relative to")
+    for col, name in zip((c1, c2, c3), ("gallery_manifest", "probe_manifest", "dataset_dir")):
+        paths[name] = col.text_input(name, help=info(name)["help"])
 
 c1, c2, c3, c4 = st.columns(4)
-seed = c1.number_input("seed", value=defaults.seed, step=1, key="exp_seed")
-unseen = c2.slider("unseen_share", 0.0, 0.9, defaults.unseen_share, 0.05, key="exp_unseen",
-                   help="share of probe subjects left out of the gallery (open set)")
-shots = c3.number_input("offline.shots", 1, 20, defaults.offline.shots, key="exp_shots")
-largest = c4.select_slider("largest scaling.sizes", [10_000, 100_000, 1_000_000], value=1_000_000,
-                           key="exp_largest", format_func=lambda n: f"{n:,}")
+seed = c1.number_input("seed", value=defaults.seed, step=1, key="exp_seed", help=info("seed")["help"])
+unseen = c2.slider("unseen_share", float(info("unseen_share")["min"]), float(info("unseen_share")["max"]),
+                   defaults.unseen_share, 0.05, key="exp_unseen", help=info("unseen_share")["help"])
+shots = c3.number_input("offline.shots", int(info("offline.shots")["min"]), int(info("offline.shots")["max"]),
+                        defaults.offline.shots, key="exp_shots", help=info("offline.shots")["help"])
+largest = c4.select_slider("largest scaling.sizes", [s for s in defaults.scaling.sizes if s >= 10_000],
+                           value=max(defaults.scaling.sizes), key="exp_largest", format_func=lambda n: f"{n:,}",
+                           help=info("scaling.sizes")["help"])
 c1, c2, c3 = st.columns(3)
-_index_choices = list(next(f for f in dataclasses.fields(defaults.gallery) if f.name == "index_type").metadata["choices"])
-index_type = c1.selectbox("gallery.index_type", _index_choices, index=_index_choices.index(defaults.gallery.index_type),
-                          key="exp_index")
-threshold = c2.number_input("gallery.threshold", 0.1, 1.5, defaults.gallery.threshold, 0.05, key="exp_threshold")
+index_choices = list(info("gallery.index_type")["choices"])
+index_type = c1.selectbox("gallery.index_type", index_choices, index=index_choices.index(defaults.gallery.index_type),
+                          key="exp_index", help=info("gallery.index_type")["help"])
+threshold = c2.number_input("gallery.threshold", float(info("gallery.threshold")["min"]),
+                            float(info("gallery.threshold")["max"]), defaults.gallery.threshold, 0.05,
+                            key="exp_threshold", help=info("gallery.threshold")["help"])
 out_dir = c3.text_input("output folder", "runs/app", key="exp_out")
 
-if st.button("Run the experiment", type="primary"):
+jobs = experiment_jobs()
+running = next((j for j in jobs.values() if not j.finished), None)
+occupied = Path(out_dir).is_dir() and any(Path(out_dir).iterdir())
+replace_ok = True
+if occupied and running is None:
+    st.warning(f"`{out_dir}` is not empty. Running writes results.json, the plots, report.html and gallery/ there, "
+               "replacing a previous run's files of those names.")
+    replace_ok = st.checkbox(f"Replace the results in {out_dir}", key="exp_replace")
+
+if st.button("Run the experiment", type="primary", disabled=running is not None or not replace_ok):
     try:
-        config = replace(defaults, seed=int(seed), unseen_share=float(unseen),
-                         offline={**vars(defaults.offline), "shots": int(shots), "levels": [
-                             vars(lv) for lv in defaults.offline.levels]},
-                         scaling={**vars(defaults.scaling),
-                                  "sizes": [s for s in defaults.scaling.sizes if s <= largest]},
-                         gallery={**vars(defaults.gallery), "index_type": index_type, "threshold": float(threshold)},
-                         **{k: v for k, v in paths.items() if v})
-        bar = st.progress(0.0, text="starting")
-        status = st.status("Running", expanded=False)
-
-        def progress(done, total):
-            bar.progress(done / max(total, 1), text=f"embedding {done}/{total} photos")
-
-        def log(message):
-            status.write(message)
-
-        with st.spinner("Running the experiment..."):
-            run_experiment(config, out_dir, cache=EmbeddingCache(default_cache_path()), progress=progress, log=log)
-        status.update(label="Done", state="complete")
-        bar.progress(1.0, text="done")
-        st.session_state["experiment_out"] = out_dir
+        config = with_values(defaults, {
+            "seed": int(seed), "unseen_share": float(unseen), "offline.shots": int(shots),
+            "scaling.sizes": [s for s in defaults.scaling.sizes if s <= largest],
+            "gallery.index_type": index_type, "gallery.threshold": float(threshold),
+            **{k: v for k, v in paths.items() if v}})
     except PrivriskError as exc:
         st.error(str(exc))
+    else:
+        jobs[out_dir] = running = ExperimentJob(config, out_dir)
+        st.session_state["experiment_out"] = out_dir
+
+
+@st.fragment(run_every=1.0)
+def job_status() -> None:
+    out = st.session_state.get("experiment_out")
+    job = jobs.get(out) if out else None
+    if job is None:
+        return
+    if not job.finished:
+        st.progress(job.done / job.total if job.total else 0.0,
+                    text=f"embedding {job.done}/{job.total} photos" if job.total else "starting")
+        st.caption(job.messages[-1] if job.messages else "starting")
+        return
+    if job.error:
+        st.error(job.error)
+    else:
+        st.success(f"Done: {out}")
+        with st.expander("Run log"):
+            st.code("\n".join(job.messages), language=None)
+
+
+job_status()
 
 out = st.session_state.get("experiment_out")
-if out and (Path(out) / "results.json").is_file():
+job = jobs.get(out) if out else None
+if out and (job is None or job.finished) and (Path(out) / "results.json").is_file():
     run = Path(out)
     results = json.loads((run / "results.json").read_text())
     st.subheader("Summary")

@@ -157,7 +157,20 @@ def test_experiment_page_runs_and_shows_results(london, tmp_path):
     at.text_input(key="exp_out").input(str(tmp_path / "run"))
     next(b for b in at.button if b.label == "Run the experiment").click().run()
     assert not at.exception, at.exception
+    # the run goes on in the background: touching another widget neither blocks nor stops it
+    from app_pages.common import experiment_jobs
+
+    job = experiment_jobs()[str(tmp_path / "run")]
+    at.slider(key="exp_unseen").set_value(0.3).run()
+    assert not at.exception and not job.error
+    assert job.wait(timeout=900) and job.error is None, job.error
+    at.run()
     assert (tmp_path / "run" / "results.json").is_file()
+    assert any("Done" in s.value for s in at.success)
     assert any("E1 online to online" in c.value for c in at.code)
     assert at.table and len(at.download_button) == 3
     assert any("DeBruine" in c.value for c in at.caption)
+    # a second run into the same, now non-empty folder asks first
+    assert next(b for b in at.button if b.label == "Run the experiment").disabled
+    at.checkbox(key="exp_replace").check().run()
+    assert not next(b for b in at.button if b.label == "Run the experiment").disabled

@@ -50,3 +50,22 @@ def test_process_pool_matches_in_process_results(tmp_path, monkeypatch):
         p.unlink()
     again = embed_batch(images, workers=2, cache=cache)
     assert all(r.cached for r in again if r.ok) and not list(log_dir.iterdir())
+
+
+def test_artifacts_round_trip_without_pickle_and_keys_see_every_input(tmp_path):
+    from privrisk.config import FaceSettings
+    from privrisk.embeddings import artifact_key
+
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    arrays = {"pos": np.arange(5, dtype=np.int64), "sha": np.array(["ab" * 32, "cd" * 32]), "d": np.ones((2, 3), "f4")}
+    key = artifact_key("search", np.arange(3, dtype=np.float32), FaceSettings(), 7)
+    assert cache.get_arrays(key) is None
+    cache.put_arrays(key, arrays)
+    back = cache.get_arrays(key)
+    assert set(back) == set(arrays) and all(np.array_equal(back[k], arrays[k]) for k in arrays)
+    assert back["sha"].dtype.kind == "U"
+    # a change in any input, array or setting, gives another key
+    assert artifact_key("search", np.arange(3, dtype=np.float32), FaceSettings(), 8) != key
+    assert artifact_key("search", np.arange(3, dtype=np.float64), FaceSettings(), 7) != key
+    assert artifact_key("search", np.arange(3, dtype=np.float32), FaceSettings(upsample=1), 7) != key
+    assert artifact_key("search", np.arange(3, dtype=np.float32), FaceSettings(), 7) == key

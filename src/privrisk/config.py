@@ -221,3 +221,34 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
             rows.append((name, to_dict(default) if isinstance(default, (list, tuple)) else default,
                          f.metadata.get("help", "")))
     return rows
+
+
+def setting_info(cls: type, dotted: str) -> dict:
+    """What a setting declares: ``default``, ``help``, ``choices``, ``min``, ``max`` (for the app's
+    widgets and the CLI). ``dotted`` names a nested setting, e.g. ``"offline.shots"``."""
+    head, _, rest = dotted.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if head not in fields:
+        raise KeyError(f"{cls.__name__} has no setting {head!r}")
+    f = fields[head]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if rest:
+        return setting_info(type(default), rest)
+    return {"default": default, **f.metadata}
+
+
+def with_values(obj: Any, values: dict[str, Any]) -> Any:
+    """A validated copy of settings ``obj`` with dotted names set, e.g.
+    ``with_values(cfg, {"offline.shots": 1, "gallery.threshold": 0.5})``."""
+    data = to_dict(obj)
+    for dotted, value in values.items():
+        *path, last = dotted.split(".")
+        node = data
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{dotted}: {part!r} is not a table of settings")
+            node = node[part]
+        if last not in node:
+            raise ConfigError(f"{dotted}: unknown setting")
+        node[last] = value
+    return from_dict(type(obj), data)

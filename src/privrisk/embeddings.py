@@ -10,7 +10,9 @@ worker processes, with a bounded number of images in flight.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -114,6 +116,8 @@ class EmbeddingCache:
                 " boxes TEXT NOT NULL, widths TEXT NOT NULL, vectors BLOB NOT NULL, created REAL NOT NULL,"
                 " PRIMARY KEY (sha256, settings))"
             )
+            conn.execute("CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, npz BLOB NOT NULL,"
+                         " created REAL NOT NULL)")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -145,11 +149,43 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
 
+    # --- other deterministic results (degraded captures, distractor searches), keyed by their inputs ---
+
+    def get_arrays(self, key: str) -> dict[str, np.ndarray] | None:
+        """Arrays stored under ``key`` by :meth:`put_arrays`, or None. Loaded without pickle."""
+        row = self._conn().execute("SELECT npz FROM artifacts WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        with np.load(io.BytesIO(row[0]), allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+
+    def put_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **{name: np.asarray(a) for name, a in arrays.items()})
+        with self._conn() as conn:
+            conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?)", (key, buf.getvalue(), time.time()))
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def artifact_key(kind: str, *parts) -> str:
+    """A cache key for a deterministic result: ``kind`` plus everything it depends on. Arrays count
+    by dtype, shape and bytes; anything else by its JSON form (dataclasses as dicts)."""
+    digest = hashlib.sha256(kind.encode())
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            arr = np.ascontiguousarray(part)
+            digest.update(f"|nd{arr.dtype.str}{arr.shape}|".encode())
+            digest.update(arr.tobytes())
+        else:
+            if dataclasses.is_dataclass(part) and not isinstance(part, type):
+                part = dataclasses.asdict(part)
+            digest.update(b"|" + json.dumps(part, sort_keys=True, default=str).encode())
+    return f"{kind}:{digest.hexdigest()}"
 
 
 def default_cache_path() -> Path:
