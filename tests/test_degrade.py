@@ -295,3 +295,30 @@ validation_distractors = 100
     csv_rows = (tmp_path / "out" / "probes.csv").read_text().splitlines()
     assert sum(",not applicable," in row for row in csv_rows) == 3 + 3 + 10
     assert "not applicable" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.model
+def test_real_landmarks_put_the_occluders_on_a_sample_face(london, real_model):
+    """dlib's 68 points on a real face: the lenses cover the eyes but not the face's width, and the
+    mask covers nose and mouth but not the eyes."""
+    from privrisk.faces import face_landmarks
+    from privrisk.images import load_image
+
+    image = load_image(str(london / "smiling" / "001.jpg"), max_side=1024)
+    box = real_model.detect(image.rgb, "hog", 1)[0]
+    marks = face_landmarks(real_model, image.rgb, box)
+    assert len(marks["chin"]) == 17 and len(marks["left_eye"]) == 6 and len(marks["top_lip"]) == 12
+    top, right, bottom, left = box
+    eyes = _pts(marks, "left_eye", "right_eye")
+    assert eyes[:, 1].max() < _pts(marks, "nose_tip")[:, 1].min() < _pts(marks, "top_lip")[:, 1].min()
+    assert ((left <= eyes[:, 0]) & (eyes[:, 0] <= right) & (top <= eyes[:, 1]) & (eyes[:, 1] <= bottom)).all()
+    rgb = image.rgb
+    for kind, covered, free in (("sunglasses", ("left_eye", "right_eye"), ("nose_tip", "top_lip", "bottom_lip")),
+                                ("mask", ("nose_tip", "top_lip", "bottom_lip"), ("left_eye", "right_eye"))):
+        out = degrade(rgb, box, Degradation(**CLEAN, occlusion=kind), np.random.default_rng(0), landmarks=marks)
+        changed = np.any(out != rgb, axis=2)
+        assert all(changed[y, x] for x, y in _pts(marks, *covered)), kind
+        assert not any(changed[y, x] for x, y in _pts(marks, *free)), kind
+        if kind == "sunglasses":
+            row = int(eyes[:, 1].mean())
+            assert changed[row, left:right].mean() < 0.9  # not a band across the whole face
