@@ -266,8 +266,10 @@ def box_landmarks(face_box: tuple[int, int, int, int]) -> Landmarks:
         "nose_tip": [at(0.42 + 0.04 * i, 0.62) for i in range(5)],
         "left_eye": eye(0.30),
         "right_eye": eye(0.70),
-        "top_lip": [at(0.36 + 0.28 * i / 6, 0.78) for i in range(7)] + [at(0.6 - 0.2 * i / 4, 0.80) for i in range(5)],
-        "bottom_lip": [at(0.64 - 0.28 * i / 6, 0.84) for i in range(7)] + [at(0.4 + 0.2 * i / 4, 0.80) for i in range(5)],
+        "top_lip": ([at(0.36 + 0.28 * i / 6, 0.78) for i in range(7)]
+                    + [at(0.6 - 0.2 * i / 4, 0.80) for i in range(5)]),
+        "bottom_lip": ([at(0.64 - 0.28 * i / 6, 0.84) for i in range(7)]
+                       + [at(0.4 + 0.2 * i / 4, 0.80) for i in range(5)]),
     }
 
 

@@ -5,9 +5,9 @@ Importing privrisk loads nothing heavy. :func:`load_face_model` imports ``face_r
 old ``pkg_resources`` trap, ``quit()`` inside the package, a missing weights file - into a
 :class:`~privrisk.errors.ModelUnavailable` with a message that says what to install.
 
-Anything with ``model_id``, ``detect``, ``encode`` and ``landmarks`` like :class:`DlibFaceModel` can stand in
-for it (tests use a fake); the loaded model is always passed explicitly to the functions that
-need it.
+Anything with ``model_id``, ``detect``, ``encode`` and ``landmarks`` like :class:`DlibFaceModel`
+can stand in for it (tests use a fake); the loaded model is always passed explicitly to the
+functions that need it.
 """
 
 from __future__ import annotations
