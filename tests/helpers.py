@@ -41,6 +41,28 @@ class FakeFaceModel:
             out.append(v / (np.linalg.norm(v) + 1e-9))
         return np.asarray(out, np.float32).reshape(len(boxes), 128)
 
+    # landmarks at fixed fractions of the box (x, y as shares of width, height), 68-point layout
+    LANDMARK_FRACTIONS = {
+        "left_eye": [(0.22, 0.35), (0.27, 0.32), (0.33, 0.32), (0.38, 0.35), (0.33, 0.38), (0.27, 0.38)],
+        "right_eye": [(0.62, 0.35), (0.67, 0.32), (0.73, 0.32), (0.78, 0.35), (0.73, 0.38), (0.67, 0.38)],
+        "left_eyebrow": [(0.15 + 0.06 * i, 0.20) for i in range(5)],
+        "right_eyebrow": [(0.61 + 0.06 * i, 0.20) for i in range(5)],
+        "nose_bridge": [(0.5, 0.35 + 0.07 * i) for i in range(4)],
+        "nose_tip": [(0.42 + 0.04 * i, 0.62) for i in range(5)],
+        "top_lip": [(0.35 + 0.05 * i, 0.76) for i in range(7)] + [(0.6 - 0.05 * i, 0.78) for i in range(5)],
+        "bottom_lip": [(0.65 - 0.05 * i, 0.84) for i in range(7)] + [(0.4 + 0.05 * i, 0.80) for i in range(5)],
+        "chin": [(0.5 - 0.46 * np.cos(np.pi * i / 16), 0.35 + 0.6 * np.sin(np.pi * i / 16)) for i in range(17)],
+    }
+
+    def landmarks(self, rgb, boxes):
+        self.landmark_calls = getattr(self, "landmark_calls", 0) + 1
+        out = []
+        for top, right, bottom, left in boxes:
+            w, h = right - left, bottom - top
+            out.append({name: [(int(round(left + fx * w)), int(round(top + fy * h))) for fx, fy in pts]
+                        for name, pts in self.LANDMARK_FRACTIONS.items()})
+        return out
+
 
 def noise_image(seed: int, size=(64, 64), noise: float = 0.0, noise_seed: int = 99) -> np.ndarray:
     """A subject's 'face': seeded smooth noise; ``noise`` adds a small perturbation (another photo)."""

@@ -101,7 +101,8 @@ def test_outputs_and_report(demo):
     assert "Acquisti" in html and "seed 2011" in html
     assert not list(run.glob("*.tmp"))
     lines = (run / "probes.csv").read_text().splitlines()
-    assert lines[0].startswith("experiment,probe,truth") and len(lines) == 1 + 102 * 5
+    n_levels = len(json.loads((run / "results.json").read_text())["experiments"]["offline_to_online"]["levels"])
+    assert lines[0].startswith("experiment,probe,truth") and len(lines) == 1 + 102 * (1 + n_levels)
 
 
 def test_same_seed_same_numbers_without_network(demo, tmp_path):

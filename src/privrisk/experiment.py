@@ -28,23 +28,31 @@ import numpy as np
 from . import index as faiss_index
 from . import metrics
 from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
-from .degrade import Degradation, degrade, encode_png
+from .degrade import Degradation, applicable, degrade, encode_png
 from .distractors import DistractorModel, predicted_rank1, validate
 from .embeddings import EmbeddingCache, embed_batch, embed_loaded
 from .errors import ConfigError
+from .faces import face_landmarks
 from .fileio import stderr_log
 from .gallery import Gallery, build_gallery
 from .images import load_image
 from .manifest import Manifest, read_manifest
-from .models import library_versions
+from .models import library_versions, load_face_model
 from .profiles import FIELDS, generate_profiles, national_id_inference
 from .samples import dataset_dir, sample_manifest
 
+# What every default level shares: a hand-held snapshot's roll, head turn, light from one side,
+# a little motion and focus blur, each drawn per shot.
+_SNAPSHOT = dict(rotation_deg=[-8.0, 8.0], yaw_deg=[-20.0, 20.0], light_strength=[0.0, 0.4],
+                 motion_blur_px=[0.0, 1.5], defocus_px=[0.0, 0.8])
 DEFAULT_LEVELS = [
-    Degradation(name="webcam", face_width_px=80, blur_sigma=1.0, jpeg_quality=40),
-    Degradation(name="street", face_width_px=40, blur_sigma=1.2, jpeg_quality=30),
-    Degradation(name="far", face_width_px=24, blur_sigma=1.5, jpeg_quality=30),
-    Degradation(name="sunglasses", face_width_px=80, blur_sigma=1.0, jpeg_quality=40, occlusion="sunglasses"),
+    Degradation(name="webcam", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], **_SNAPSHOT),
+    Degradation(name="street", face_width_px=40, blur_sigma=[0.8, 1.6], jpeg_quality=[25, 45], **_SNAPSHOT),
+    Degradation(name="far", face_width_px=24, blur_sigma=[1.0, 2.0], jpeg_quality=[25, 45], **_SNAPSHOT),
+    Degradation(name="sunglasses", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60],
+                occlusion="sunglasses", **_SNAPSHOT),
+    Degradation(name="mask", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], occlusion="mask",
+                **_SNAPSHOT),
 ]
 
 
@@ -251,46 +259,80 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
     # --- E2 offline to online -------------------------------------------------------------------------
     e2_levels, e2_fused = {}, {}
     box_of = dict(zip(probes.names, probes.boxes))
+    marks_of: dict[str, dict] = {}  # landmarks of each source photo (by content hash), found once per run
     for li, level in enumerate(cfg.offline.levels):
-        items, owners = [], []
+        items, owners, shot_of, rows_used, not_applicable = [], [], [], [], []
         for pi, (name, subject) in enumerate(zip(probes.names, probes.subjects)):
             image = load_image(name, max_side=cfg.faces.max_side)
             s = image.scale
             box = tuple(int(round(v * s)) for v in box_of[name])
+            if not applicable(box, level):  # the face is already smaller: the level would enlarge it
+                not_applicable.append(pi)
+                continue
+            marks = None
+            if level.occlusion != "none":
+                if image.sha256 not in marks_of:
+                    marks_of[image.sha256] = face_landmarks(load_face_model(), image.rgb, box)
+                marks = marks_of[image.sha256] or None
+            row = len(rows_used)
+            rows_used.append(pi)
             for shot in range(cfg.offline.shots):
                 shot_rng = np.random.default_rng([cfg.seed, li, pi, shot])
-                rgb = degrade(image.rgb, box, level, shot_rng)
+                rgb = degrade(image.rgb, box, level, shot_rng, landmarks=marks)
                 items.append((f"{Path(name).stem}-{level.name}-{shot}.png", encode_png(rgb)))
-                owners.append(pi)
-        log(f"E2 level '{level.name}': embedding {len(items)} degraded captures")
+                owners.append(row)
+                shot_of.append(shot)
+        log(f"E2 level '{level.name}': embedding {len(items)} degraded captures"
+            + (f" ({len(not_applicable)} photos not applicable: face narrower than {level.face_width_px} px)"
+               if not_applicable else ""))
         res = embed_batch(items, cfg.faces, cache=cache, workers=cfg.workers or None, progress=progress)
         ok = [j for j, r in enumerate(res) if r.ok]
         shot_vecs = np.array([res[j].faces[0].embedding for j in ok], np.float32).reshape(len(ok), 128)
         shot_owner = np.array([owners[j] for j in ok], np.int64)
+        shot_index = np.array([shot_of[j] for j in ok], np.int64)
         # fuse: each gallery subject's best distance over a person's shots
-        full = np.full((len(probes.names), len(names)), np.inf, np.float32)
+        full = np.full((len(rows_used), len(names)), np.inf, np.float32)
+        top_c, top_d = np.full(len(ok), -1, np.int64), np.full(len(ok), np.inf, np.float32)
         if len(ok):
             k_all = len(set(gal_subjects))
             c_s, d_s, _ = _rank_against(gal_vecs, gal_codes, shot_vecs, k_all)
+            top_c, top_d = c_s[:, 0].astype(np.int64), d_s[:, 0]
             for row in range(len(ok)):
                 valid = c_s[row] >= 0
                 np.minimum.at(full[shot_owner[row]], c_s[row][valid], d_s[row][valid])
         order = np.argsort(full, axis=1, kind="stable")[:, :cfg.top_k]
         fused_d = np.take_along_axis(full, order, axis=1)
         fused_c = np.where(np.isfinite(fused_d), order, -1)
-        lv_truth = np.array([code[s] for s in probes.subjects], np.int64)
-        lv_mated = np.array([s in in_gallery_subjects for s in probes.subjects])
+        lv_truth = np.array([code[probes.subjects[pi]] for pi in rows_used], np.int64)
+        lv_mated = np.array([probes.subjects[pi] in in_gallery_subjects for pi in rows_used], bool)
         m = _identification(lv_truth, lv_mated, fused_c, fused_d, cfg, cfg.seed + li + 1)
-        detected = np.zeros(len(probes.names), bool)
+        detected = np.zeros(len(rows_used), bool)
         detected[np.unique(shot_owner)] = True
         m.update(level=to_dict(level), n_gallery=len(gal_vecs), shots=cfg.offline.shots,
                  detection_rate=float(len(ok) / max(len(items), 1)),
-                 persons_with_a_detected_shot=float(detected.mean()))
+                 persons_with_a_detected_shot=float(detected.mean()) if len(rows_used) else None,
+                 n_applicable=len(rows_used), n_not_applicable=len(not_applicable),
+                 not_applicable=[probes.names[pi] for pi in not_applicable],
+                 fusion=_fusion_cost(top_c, top_d, shot_owner, shot_index, len(rows_used), cfg.offline.shots,
+                                     fused_c, fused_d, lv_truth, lv_mated, cfg.gallery.threshold))
         e2_levels[level.name] = m
-        e2_fused[level.name] = (shot_vecs, shot_owner, fused_c, fused_d, lv_truth, lv_mated)
-        per_probe += [_probe_row(f"offline_to_online/{level.name}", p, names, lv_truth[i], fused_c[i], fused_d[i],
-                                 lv_mated[i], cfg) for i, p in enumerate(probes.names)]
-        log(f"E2 '{level.name}': rank-1 {m['rank1']:.3f}, {m['detection_rate']:.0%} of captures had a detectable face")
+        if lv_mated.any():  # a level no gallery subject's photo can make has no scaling curve
+            e2_fused[level.name] = (shot_vecs, shot_owner, fused_c, fused_d, lv_truth, lv_mated)
+        row_of = {pi: row for row, pi in enumerate(rows_used)}
+        for pi, p in enumerate(probes.names):
+            if pi in row_of:
+                i = row_of[pi]
+                per_probe.append(_probe_row(f"offline_to_online/{level.name}", p, names, lv_truth[i], fused_c[i],
+                                            fused_d[i], lv_mated[i], cfg))
+            else:
+                na = _probe_row(f"offline_to_online/{level.name}", p, names, code[probes.subjects[pi]], [], [],
+                                probes.subjects[pi] in in_gallery_subjects, cfg)
+                per_probe.append(na | {"decision": "not applicable", "decision_correct": ""})
+        fu = m["fusion"]
+        log(f"E2 '{level.name}': rank-1 {_pct(m['rank1'])} over {m['n_mated']} mated probes "
+            f"({len(not_applicable)} not applicable); {m['detection_rate']:.0%} of captures had a detectable face; "
+            f"fusing {cfg.offline.shots} shots: rank-1 {_pct(fu['rank1_single'])} -> {_pct(fu['rank1_fused'])}, "
+            f"FPIR at {cfg.gallery.threshold:g} {_pct(fu['fpir_single'])} -> {_pct(fu['fpir_fused'])}")
 
     log("timing identifications (uncached)")
     head_level = next(lv for lv in cfg.offline.levels if lv.name == cfg.offline.headline)
@@ -354,6 +396,57 @@ def _probe_row(experiment, probe, names, truth, cand, dist, mated, cfg) -> dict:
         "decision_correct": (best_ok and top[0][0] == names[truth]) if mated else not best_ok,
         "candidates": ";".join(f"{s}:{d:.4f}" for s, d in top),
     }
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:.1%}"
+
+
+def _exact_ci(k: int, n: int) -> list | None:
+    """Clopper-Pearson 95% interval of k successes in n trials (None when n = 0)."""
+    if n == 0:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(0.95, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
+def _fusion_cost(top_c, top_d, shot_owner, shot_index, n_persons, shots, fused_c, fused_d, truth, mated,
+                 threshold) -> dict:
+    """What fusing a person's shots (best distance per candidate) gains and costs, against one shot.
+
+    Single shot = each person's first capture alone (a failed detection is a miss and no alarm);
+    the per-shot lists repeat it for every capture position. Rank-1 is over mated persons; FPIR at
+    the threshold is the share of non-mated persons whose best candidate is within ``threshold``
+    (a false identification); TPIR is rank 1 and within the threshold. Counts and exact
+    (Clopper-Pearson) 95% intervals come with every rate.
+    """
+    single_c = np.full((shots, n_persons), -1, np.int64)
+    single_d = np.full((shots, n_persons), np.inf)
+    single_c[shot_index, shot_owner] = top_c
+    single_d[shot_index, shot_owner] = top_d
+    truth, mated = np.asarray(truth), np.asarray(mated, bool)
+    n_m, n_n = int(mated.sum()), int((~mated).sum())
+
+    def rates(c, d):  # c, d: (n_persons,) best candidate and its distance
+        hit = (c == truth) & mated
+        within = d <= threshold
+        return int(hit.sum()), int((hit & within).sum()), int((within & ~mated).sum())
+
+    single = [rates(single_c[s], single_d[s]) for s in range(shots)]
+    fused = rates(fused_c[:, 0] if len(fused_c) else np.zeros(0, np.int64),
+                  fused_d[:, 0] if len(fused_d) else np.zeros(0))
+    share = lambda k, n: k / n if n else None  # noqa: E731
+    out = {"threshold": float(threshold), "shots": int(shots), "n_mated": n_m, "n_nonmated": n_n}
+    for key, j, n in (("rank1", 0, n_m), ("tpir", 1, n_m), ("fpir", 2, n_n)):
+        out[f"{key}_single"], out[f"{key}_fused"] = share(single[0][j], n), share(fused[j], n)
+        out[f"n_{key}_single"], out[f"n_{key}_fused"] = single[0][j], fused[j]
+        out[f"{key}_single_ci95"], out[f"{key}_fused_ci95"] = _exact_ci(single[0][j], n), _exact_ci(fused[j], n)
+        out[f"{key}_single_per_shot"] = [share(r[j], n) for r in single]
+    out["note"] = ("single = each person's first capture alone; fused = best distance per candidate over all "
+                   f"{shots} captures; FPIR = non-mated persons whose best candidate is within the threshold")
+    return out
 
 
 def _time_identifications(cfg, probes, box_of, gal_vecs, level: Degradation | None, shots: int) -> dict:

@@ -76,3 +76,10 @@ def choose_faces(faces: list[Face], policy: str, name: str) -> list[Face]:
     if policy != "largest":
         raise ValueError(f"unknown several-faces policy {policy!r}")
     return [max(faces, key=lambda f: f.width_px)]
+
+
+def face_landmarks(model: FaceModel, rgb: np.ndarray, box: Box) -> dict[str, list[tuple[int, int]]]:
+    """Landmarks of the face at ``box`` in ``rgb`` (feature name -> (x, y) points in ``rgb`` pixels,
+    face_recognition's 68-point layout); an empty dict when the model finds none."""
+    found = model.landmarks(rgb, [box])
+    return dict(found[0]) if found else {}

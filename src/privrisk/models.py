@@ -5,9 +5,9 @@ Importing privrisk loads nothing heavy. :func:`load_face_model` imports ``face_r
 old ``pkg_resources`` trap, ``quit()`` inside the package, a missing weights file - into a
 :class:`~privrisk.errors.ModelUnavailable` with a message that says what to install.
 
-Anything with ``model_id``, ``detect`` and ``encode`` like :class:`DlibFaceModel` can stand in
-for it (tests use a fake); the loaded model is always passed explicitly to the functions that
-need it.
+Anything with ``model_id``, ``detect``, ``encode`` and ``landmarks`` like :class:`DlibFaceModel`
+can stand in for it (tests use a fake); the loaded model is always passed explicitly to the
+functions that need it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ class FaceModel(Protocol):
 
     def encode(self, rgb: np.ndarray, boxes: Sequence[Box], jitters: int) -> np.ndarray:
         """(len(boxes), 128) float32 embeddings of the faces at ``boxes``."""
+
+    def landmarks(self, rgb: np.ndarray, boxes: Sequence[Box]) -> list[dict[str, list[tuple[int, int]]]]:
+        """Facial landmarks of each face at ``boxes``: feature name ('left_eye', 'nose_tip', 'chin', ...)
+        -> (x, y) points in ``rgb`` pixels, in face_recognition's 68-point layout."""
 
 
 class DlibFaceModel:
@@ -64,6 +68,13 @@ class DlibFaceModel:
         with self._lock:
             vectors = self._api.face_encodings(rgb, list(boxes), num_jitters=jitters, model="large")
         return np.asarray(vectors, dtype=np.float32).reshape(len(boxes), EMBEDDING_DIM)
+
+    def landmarks(self, rgb: np.ndarray, boxes: Sequence[Box]) -> list[dict[str, list[tuple[int, int]]]]:
+        if not boxes:
+            return []
+        with self._lock:  # dlib's 68-point shape predictor, the one encode() aligns faces with
+            found = self._api.face_landmarks(rgb, list(boxes), model="large")
+        return [{name: [(int(x), int(y)) for x, y in pts] for name, pts in face.items()} for face in found]
 
 
 _lock = threading.Lock()
