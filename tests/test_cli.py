@@ -42,7 +42,7 @@ def test_build_info_match_remove_on_the_sample(tmp_path, london):
     assert report["added"] == 5 and len(report["refused"]) == 1 and "consent" in report["refused"][0]
 
     info = json.loads(run_cli("gallery", "info", gallery, "--json", env=env).stdout)
-    assert info["faces"] == 5 and info["index_type"] == "flat"
+    assert info["faces"] == 5 and info["index_type"] == "auto" and info["index_in_use"] == "flat"
 
     probe = london / "smiling" / "004.jpg"
     out = run_cli("match", gallery, probe, london / "README.md", "--json", "-k", "3", env=env)
