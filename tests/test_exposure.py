@@ -147,7 +147,8 @@ def test_p_linked_reads_rank10_and_its_range_from_points():
     # three photos = the curve's own three fused captures: P(linked) is the curve's value and range
     link = link_probability(3, "stranger", CURVES, ExposureSettings(), GAIN)
     assert (link.p, link.lo, link.hi) == (pytest.approx(0.3), pytest.approx(0.25), pytest.approx(0.35))
-    assert link.k == 10 and link.wrong_person == pytest.approx(0.1)
+    assert link.k == 10 and link.wrong_person == pytest.approx(0.1) and link.fpir_range == (0.05, 0.2)
+    assert "led to the wrong person" in sc(profile_from_dict({"visibility": {"profile_photo": "public"}})).explain()
     # one photo: the measured log-odds gain of 3 captures over 1 taken off
     d3 = math.log(0.66 / 0.34) - math.log(0.5 / 0.5)
     one = link_probability(1, "stranger", CURVES, ExposureSettings(), GAIN)
@@ -421,6 +422,8 @@ def test_cli_acceptance_platform_defaults(capsys):
     first = data["top_changes"]["stranger"][0]
     assert {"profile_photo", "public_photos_with_face", "tagged_photos"} & set(first["settings"])
     assert first["effect"]["stranger"]["after"] < first["effect"]["stranger"]["before"]
+    hide = [c for c in data["top_changes"]["stranger"] if c["change"].startswith("Hide every photo of your face")]
+    assert hide and hide[0]["after"] == 0.0 and set(hide[0]["settings"]) == {"profile_photo", "public_photos_with_face"}
 
 
 def test_cli_reads_the_points_format_and_sensitivity_file(tmp_path, capsys):

@@ -429,6 +429,8 @@ class LinkEstimate:
     wrong_person: float | None = None
     wrong_person_range: tuple[float, float] | None = None
     notes: tuple[str, ...] = ()
+    fpir: float | None = None  # if you are not on the platform: P(someone else under the threshold)
+    fpir_range: tuple[float, float] | None = None
 
 
 def link_probability(n_photos: int, audience: str, curves: IdentificationCurves, settings: ExposureSettings,
@@ -467,9 +469,11 @@ def link_probability(n_photos: int, audience: str, curves: IdentificationCurves,
             notes.append(f"the curve fuses {shots} captures; rescaled to n photos with the measured log-odds gain")
     kind = pt.kind if n_photos <= 6 or pt.kind == "extrapolated" else "extrapolated"
     wrong = pt.wrong_top if n_photos else None
+    if pt.wrong_top is None:
+        notes.append("this curve file has no wrong-person rate (wrong_top_under_threshold)")
     return LinkEstimate(p, lo, hi, kind, settings.curve, int(size), settings.top_k if pt.metric == "rank10" else 1,
                         n_photos, one[0], (one[1], one[2]), wrong, pt.wrong_top_range if wrong is not None else None,
-                        tuple(notes))
+                        tuple(notes), pt.fpir, pt.fpir_range)
 
 
 # --- the score ---------------------------------------------------------------------------------------------
@@ -544,8 +548,10 @@ class ExposureScore:
                     f"{lk.photos} photo(s) of your face are visible to them, searched among {lk.gallery_size:,} "
                     f"people (curve '{lk.curve}'; one photo alone: {lk.p_one_photo:.0%}).")
             if lk.wrong_person is not None:
+                wr = lk.wrong_person_range or (lk.wrong_person, lk.wrong_person)
                 link += (f" The same search puts someone else first, under the match threshold, "
-                         f"{lk.wrong_person:.0%} of the time: a stranger may be led to the wrong person.")
+                         f"{lk.wrong_person:.0%} of the time (range {wr[0]:.0%}-{wr[1]:.0%}): they may be led to the "
+                         "wrong person, a risk to that person.")
         learned = [p.label for p in (*self.parts, *self.inferences) if p.visible and p.points > 0]
         what = ("They would then learn: " + "; ".join(learned) + ".") if learned else "They would learn nothing more."
         return f"Exposure {self.score:.0f} (range {lo:.0f}-{hi:.0f}). {link} {what}"
@@ -559,6 +565,7 @@ class ExposureScore:
                 "p_one_photo": lk.p_one_photo, "p_one_photo_range": list(lk.p_one_photo_range or []) or None,
                 "wrong_person": lk.wrong_person,
                 "wrong_person_range": list(lk.wrong_person_range) if lk.wrong_person_range else None,
+                "fpir": lk.fpir, "fpir_range": list(lk.fpir_range) if lk.fpir_range else None,
                 "link_notes": list(lk.notes),
                 "national_id": self.national_id_text,
                 "national_id_detail": asdict(self.national_id) if self.national_id is not None else None,
@@ -786,16 +793,24 @@ def top_changes(profile: UserProfile, curves: IdentificationCurves, audience: st
                 settings: ExposureSettings = ExposureSettings(), n: int = 3, max_settings: int = 3,
                 gain: MultiPhotoGain | None = None) -> list[Change]:
     """The ``n`` best sets of up to ``max_settings`` changes (see :func:`search_changes`), each with its
-    effect on every audience. The first is the largest drop per setting changed; a set that only
-    adds changes to an earlier suggestion is skipped."""
+    effect on every audience. The first is the largest drop per setting changed. Skipped: a set
+    that adds changes to an earlier suggestion without going lower than the suggestions so far,
+    and a set as large as an earlier one with the same result. "Hide every photo of your face"
+    is always shown when it is the largest drop of all (the main lever)."""
     gain = gain or MultiPhotoGain.shipped()
+    ranked = search_changes(profile, curves, audience, settings, max_settings, gain)
     best: list[Change] = []
-    for c in search_changes(profile, curves, audience, settings, max_settings, gain):
+    for c in ranked:
         if len(best) == n:
             break
-        if any(set(b.settings) < set(c.settings) for b in best):
-            continue  # an earlier suggestion plus more: not a new idea
+        if any(set(b.settings) < set(c.settings) and c.after >= min(x.after for x in best) - 1e-9 for b in best):
+            continue  # an earlier suggestion plus more, and no lower than what is already suggested
+        if any(len(b.settings) == len(c.settings) and abs(b.after - c.after) < 1e-9 for b in best):
+            continue  # an equivalent alternative (e.g. hide the name field / use a nickname)
         best.append(c)
+    photos = [c for c in ranked if c.description.startswith("Hide every photo")]
+    if photos and ranked and photos[0].removed >= max(c.removed for c in ranked) - 1e-9 and photos[0] not in best:
+        best.append(photos[0])  # the main lever is always shown
     return [_with_effects(profile, curves, audience, settings, gain, c) for c in best]
 
 
