@@ -6,7 +6,8 @@ distance over the captures. This script repeats E2's captures with the experimen
 first ``shots`` are E2's own captures, so they come from the embedding cache) and adds more, then
 reports, per capture level and per number of captures j, the share of mated persons found at rank 1
 and within the top 10 of the real gallery, averaged over every subset of j captures, with a 95%
-range from a bootstrap over persons.
+range from a bootstrap over persons, and the gain in log-odds over one capture with its paired
+bootstrap range (``<metric>_gain_range``).
 
     flock /tmp/privrisk-heavy.lock python3 -m uv run --locked python scripts/measure_multi_photo.py \
         --out sample_data/multi_photo_gain.json
@@ -119,6 +120,14 @@ def main() -> None:
             rng_ = [[float(np.quantile(per_j[j][idx][boot].mean(1), q)) for q in (0.025, 0.975)]
                     for j in range(1, n_shots + 1)]
             entry[key], entry[f"{key}_range"] = vals, rng_
+            # the gain itself, paired over the same resampled people: logit P(j) - logit P(1)
+            base = np.clip(per_j[1][idx][boot].mean(1), 1e-6, 1 - 1e-6)
+            gains = []
+            for j in range(1, n_shots + 1):
+                pj = np.clip(per_j[j][idx][boot].mean(1), 1e-6, 1 - 1e-6)
+                g = np.log(pj / (1 - pj)) - np.log(base / (1 - base))
+                gains.append([float(np.quantile(g, 0.025)), float(np.quantile(g, 0.975))])
+            entry[f"{key}_gain_range"] = gains
         out["levels"][level.name] = entry
         print(level.name, {k: np.round(v, 3).tolist() for k, v in entry.items() if k in ("rank1", "rank10")},
               flush=True)

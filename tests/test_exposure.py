@@ -169,9 +169,23 @@ def test_several_photos_are_not_independent_chances():
     assert p[29].kind == "extrapolated" and any("extrapolated past 6" in n for n in p[29].notes)
 
 
+def test_measured_gain_range_is_carried():
+    data = {"shots_in_e2": 3, "levels": {"street": {
+        "n_persons": 100, "rank10": [0.5, 0.6, 0.66], "rank10_gain_range": [[0, 0], [-0.1, 0.9], [0.3, 1.2]]}}}
+    gain = MultiPhotoGain(data, source="t")
+    d, lo, hi, _ = gain.shift("street", 2)
+    assert lo == 0.0 <= d <= hi == 0.9  # never below 0: a second photo cannot hurt
+    d5, lo5, hi5, how = gain.shift("street", 5)
+    assert lo5 == pytest.approx(0.3)  # the measured low end at 3 photos: no further gain past it
+    assert hi5 > 1.2 and "extrapolated past 3" in how
+    one = link_probability(1, "stranger", CURVES, ExposureSettings(), gain)
+    assert one.lo < one.p < one.hi
+
+
 def test_level_without_measurable_gain_uses_the_measured_levels_and_says_so():
-    d, c, how = GAIN.curve("webcam")
-    assert "assumption" in how and c == pytest.approx(GAIN.curve("street")[1])
+    d, lo, hi, c, how = GAIN.curve("webcam")
+    assert "assumption" in how and c == pytest.approx(GAIN.curve("street")[3])
+    assert GAIN.shift("webcam", 4)[0] == pytest.approx(c * math.log(4))
 
 
 def test_old_curve_files_fall_back_to_rank1_with_a_note():

@@ -23,12 +23,12 @@ rank-1, with a note). Friends know you: P(linked) = 1.
   public photos, tagged photos) is one more chance for the search to land on you, but they are
   not independent chances: ``1 - (1 - p)^n`` turned 11 photos at p = 0.3 into 98%. The rule here
   is measured: n photos of one face act like n fused captures in E2 (the best distance over the
-  photos counts), and the miss rate with n captures, relative to one, is read from
+  photos counts), and what n captures add over one is read from
   ``sample_data/multi_photo_gain.json`` (``scripts/measure_multi_photo.py``: E2's captures,
-  1 to 6 per person, every subset averaged). Beyond the measured count the relative miss rate is
-  extrapolated as a power law in n (diminishing gain), and the range runs from that power law
-  (more gain) to no further gain. Curve files whose offline curves already fuse S captures are
-  rescaled: miss(n) = miss_curve * g(n) / g(S).
+  1 to 6 per person, every subset averaged). It is applied as a shift in log-odds, delta(n) = logit P(n) - logit P(1), measured up to 6 photos
+  (with its bootstrap range) and growing as c * ln(n) beyond (diminishing gain; range: that growth
+  to no further gain). Curves whose offline points already fuse S captures are shifted by
+  delta(n) - delta(S).
 - **Wrong person.** The score also reports the chance the audience's search puts someone else at
   rank 1 under the operating threshold (``wrong_top_under_threshold``, the FPIR side): a risk to
   that other person, and to you if you check yourself with it.
@@ -331,7 +331,8 @@ class MultiPhotoGain:
 
     n photos of one face are treated like n fused captures (the best distance over them counts).
     ``shift(level, n)`` is the measured gain in log-odds of being found: delta(n) = logit P(n) -
-    logit P(1) at the real gallery, for n up to the largest measured count (6). Beyond it, delta
+    logit P(1) at the real gallery, for n up to the largest measured count (6), with its paired
+    bootstrap range over people (``<metric>_gain_range``) when the file has one. Beyond it, delta
     grows as c * ln(n) (c fitted to the measured points: each doubling of photos adds the same
     log-odds, so the gain in probability shrinks), with the range from that growth (most gain) to
     no further gain. The shift is applied unchanged at other gallery sizes (an assumption: the
@@ -347,8 +348,12 @@ class MultiPhotoGain:
         self.note = data.get("note", "")
         self._levels = {}
         for name, lv in (data.get("levels") or {}).items():
-            self._levels[name] = {m: np.array(lv[m], dtype=np.float64) for m in ("rank1", "rank10") if m in lv}
-            self._levels[name]["n"] = int(lv.get("n_persons", 0))
+            entry = {m: np.array(lv[m], dtype=np.float64) for m in ("rank1", "rank10") if m in lv}
+            for m in ("rank1_gain_range", "rank10_gain_range"):
+                if m in lv:
+                    entry[m] = np.array(lv[m], dtype=np.float64).reshape(-1, 2)
+            entry["n"] = int(lv.get("n_persons", 0))
+            self._levels[name] = entry
         if not self._levels:
             raise ConfigError(f"{source}: no levels in the multi-photo measurement")
 
@@ -368,48 +373,56 @@ class MultiPhotoGain:
 
         return cls.from_file(sample_data_dir() / "multi_photo_gain.json")
 
-    def _measured(self, level: str, metric: str) -> np.ndarray | None:
+    def _measured(self, level: str, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(delta, lo, hi) over 1..J captures, or None when the level cannot show a gain."""
         lv = self._levels.get(level)
         if lv is None or metric not in lv:
             return None
         p = lv[metric]
         if min(p[0], 1 - p[0]) * lv["n"] < self.MIN_EVENTS:
             return None
-        delta = np.array([_logit(v) - _logit(p[0]) for v in p])
-        return np.maximum.accumulate(np.maximum(delta, 0.0))
+        delta = np.maximum.accumulate(np.maximum([_logit(v) - _logit(p[0]) for v in p], 0.0))
+        rng = lv.get(f"{metric}_gain_range")  # (J, 2) paired-bootstrap range of delta
+        if rng is None or len(rng) != len(delta):
+            return delta, delta, delta
+        lo = np.maximum.accumulate(np.clip(np.minimum(rng[:, 0], delta), 0.0, None))
+        hi = np.maximum.accumulate(np.maximum(rng[:, 1], delta))
+        return delta, lo, hi
 
     @staticmethod
     def _slope(delta: np.ndarray) -> float:
         ln = np.log(np.arange(1, len(delta) + 1, dtype=np.float64))
         return float(max(0.0, (delta * ln).sum() / max((ln ** 2).sum(), 1e-12)))
 
-    def curve(self, level: str, metric: str = "rank10") -> tuple[np.ndarray, float, str]:
-        """(delta(1..J), slope c, where it came from)."""
-        d = self._measured(level, metric)
-        if d is not None:
-            return d, self._slope(d), f"gain measured on the '{level}' level"
+    def curve(self, level: str, metric: str = "rank10") -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
+        """(delta(1..J), its lo and hi, slope c, where it came from)."""
+        m = self._measured(level, metric)
+        if m is not None:
+            return (*m, self._slope(m[0]), f"gain measured on the '{level}' level")
         usable = [(name, self._measured(name, metric)) for name in sorted(self._levels)]
-        usable = [(name, dd) for name, dd in usable if dd is not None]
+        usable = [(name, mm) for name, mm in usable if mm is not None]
         if not usable:
-            return np.zeros(1), 0.0, "no level shows a measurable gain: extra photos counted as adding nothing"
-        c = float(np.median([self._slope(dd) for _, dd in usable]))
-        length = min(len(dd) for _, dd in usable)
+            z = np.zeros(1)
+            return z, z, z, 0.0, "no level shows a measurable gain: extra photos counted as adding nothing"
+        slopes = [self._slope(mm[0]) for _, mm in usable]
+        c = float(np.median(slopes))
+        ln = np.log(np.arange(1, min(len(mm[0]) for _, mm in usable) + 1, dtype=np.float64))
         why = "too few found or missed persons to measure it" if level in self._levels else "not measured"
-        return (c * np.log(np.arange(1, length + 1, dtype=np.float64)), c,
+        return (c * ln, min(slopes) * ln, max(slopes) * ln, c,
                 f"'{level}': {why}; assumption: the median gain of the measured levels "
-                f"({', '.join(n for n, _ in usable)}), {c:.2f} log-odds per e-fold of photos")
+                f"({', '.join(n for n, _ in usable)}), {c:.2f} log-odds per e-fold of photos (range: their "
+                "smallest to largest)")
 
     def shift(self, level: str, n: int, metric: str = "rank10") -> tuple[float, float, float, str]:
         """delta(n) with its range (lo = least gain, hi = most gain) and a note; n >= 1."""
         if n < 1:
             raise ValueError("n must be at least 1")
-        d, c, how = self.curve(level, metric)
+        d, lo, hi, c, how = self.curve(level, metric)
         if n <= len(d):
-            val = float(d[n - 1])
-            return val, val, val, how
-        last = float(d[-1])
-        ext = last + c * math.log(n / len(d))
-        return ext, last, ext, how + f"; {n} photos: extrapolated past {len(d)} (from no further gain to c*ln n)"
+            return float(d[n - 1]), float(lo[n - 1]), float(hi[n - 1]), how
+        grow = c * math.log(n / len(d))
+        return (float(d[-1]) + grow, float(lo[-1]), float(hi[-1]) + grow,
+                how + f"; {n} photos: extrapolated past {len(d)} (from no further gain to c*ln n)")
 
 
 @dataclass(frozen=True)
