@@ -477,9 +477,11 @@ def link_probability(n_photos: int, audience: str, curves: IdentificationCurves,
         notes.append("no photo of your face is visible to this audience")
     else:
         p, lo, hi, how = p_at(n_photos)
-        notes.append(f"{n_photos} photo(s) of one face counted like {n_photos} fused captures ({how})")
+        if n_photos > 1:
+            notes.append(f"{n_photos} photos of one face counted like {n_photos} fused captures ({how})")
         if shots > 1:
-            notes.append(f"the curve fuses {shots} captures; rescaled to n photos with the measured log-odds gain")
+            notes.append(f"the curve fuses {shots} captures; rescaled to {n_photos} photo(s) with the measured "
+                         "log-odds gain")
     kind = pt.kind if n_photos <= 6 or pt.kind == "extrapolated" else "extrapolated"
     wrong = pt.wrong_top if n_photos else None
     if pt.wrong_top is None:
@@ -539,7 +541,7 @@ class ExposureScore:
         nid = self.national_id
         if nid is None:
             return None
-        chance = "" if nid.chance is None else (
+        chance = "" if nid.chance is None or nid.chance >= 1.0 else (
             f", chance {nid.chance:.0%}" if nid.chance_range is None or nid.chance_range[0] == nid.chance_range[1]
             else f", chance {nid.chance_range[0]:.0%}-{nid.chance_range[1]:.0%}")
         space = f", about {nid.candidates:,} candidates left" if nid.candidates else ""
