@@ -191,10 +191,10 @@ def _curves(args):
     return IdentificationCurves.from_results(args.results) if args.results else IdentificationCurves.shipped()
 
 
-def _exposure_settings(args):
-    from .exposure import ExposureSettings, load_sensitivity
+def _with_sensitivity(args, settings):
+    """``settings`` with the sensitivities of ``--sensitivity FILE``, if given."""
+    from .exposure import load_sensitivity
 
-    settings = _settings_from_args(args, ExposureSettings)
     if getattr(args, "sensitivity", None):
         settings = dataclasses.replace(settings, sensitivity=load_sensitivity(args.sensitivity))
     return settings
@@ -208,13 +208,14 @@ def _wrap(text: str, indent: str = "  ") -> str:
 
 def cmd_score(args) -> int:
     from .errors import ProfileError
-    from .exposure import MultiPhotoGain, score, top_changes
+    from .exposure import ExposureSettings, MultiPhotoGain, score, top_changes
     from .profiles import AUDIENCES, PRESETS, load_profile, profile_from_dict
 
     if (args.profile is None) == (args.preset is None):
         raise ProfileError("give a PROFILE.json or --preset NAME (one of: " + ", ".join(PRESETS) + ")")
     profile = load_profile(args.profile) if args.profile else profile_from_dict(PRESETS[args.preset], args.preset)
-    settings = _exposure_settings(args)
+    settings = _settings_from_args(args, ExposureSettings)
+    settings = _with_sensitivity(args, settings)
     curves = _curves(args)
     gain = MultiPhotoGain.shipped()
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
@@ -248,11 +249,12 @@ def cmd_score(args) -> int:
 
 
 def cmd_population(args) -> int:
-    from .exposure import population_analysis, population_plot
+    from .exposure import ExposureSettings, population_analysis, population_plot
     from .profiles import generate_profiles
     from .report import atomic_write
 
-    settings = _exposure_settings(args)
+    settings = _settings_from_args(args, ExposureSettings)
+    settings = _with_sensitivity(args, settings)
     people = [p.to_user_profile() for p in generate_profiles([f"{i:06d}" for i in range(args.n)], seed=args.seed)]
     analysis = population_analysis(people, _curves(args), args.audience, settings)
     analysis["seed"] = args.seed
