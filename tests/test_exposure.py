@@ -5,7 +5,6 @@ import dataclasses
 import itertools
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -349,8 +348,9 @@ def test_profile_validation_names_field_and_allowed_values(tmp_path):
 
 
 def test_example_profile_loads():
-    root = Path(__file__).resolve().parents[1]
-    profile = load_profile(root / "examples" / "profile.json")
+    from conftest import ROOT
+
+    profile = load_profile(ROOT / "examples" / "profile.json")
     assert profile.visibility["profile_photo"] == "public"
 
 
