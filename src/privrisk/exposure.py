@@ -66,7 +66,7 @@ import numpy as np
 
 from .config import setting
 from .errors import ConfigError, EstimationError
-from .profiles import _MIN_LEVEL_SEEN, AUDIENCES, FIELDS, LEVELS, UserProfile, national_id_inference
+from .profiles import AUDIENCES, FIELDS, LEVELS, UserProfile, level_hidden_from, national_id_inference
 
 #: Sensitivity of each field (0 = harmless, 1 = most harmful in a stranger's hands). The numbers
 #: are assumptions (see :data:`SENSITIVITY_SOURCES`); override them with ``--sensitivity FILE`` or
@@ -734,11 +734,10 @@ def change_options(profile: UserProfile, audience: str) -> list[Option]:
     A field visible to the audience is moved to the least restrictive level the audience does not
     see ('friends of friends' hides it from strangers, 'friends' from friends of friends, 'only me'
     from friends): more restriction changes nothing for that audience."""
-    floor = _MIN_LEVEL_SEEN[audience]
-    target = LEVELS[floor - 1]
+    target = level_hidden_from(audience)
     out = []
     for f, label in FIELDS.items():
-        if LEVELS.index(profile.visibility[f]) >= floor:
+        if LEVELS.index(profile.visibility[f]) > LEVELS.index(target):
             out.append(Option(f, {f: target}, f"Make your {label} visible to {_LEVEL_PHRASE[target]}"))
     if profile.public_photos_with_face:
         out.append(Option("public_photos_with_face", {"public_photos_with_face": 0},

@@ -24,6 +24,14 @@ LEVELS = ("only_me", "friends", "friends_of_friends", "public")
 AUDIENCES = ("stranger", "friend_of_friend", "friend")
 _MIN_LEVEL_SEEN = {"stranger": 3, "friend_of_friend": 2, "friend": 1}
 
+
+def level_hidden_from(audience: str) -> str:
+    """The least restrictive visibility level ``audience`` does not see ('friends_of_friends' for a
+    stranger, 'friends' for a friend of a friend, 'only_me' for a friend)."""
+    if audience not in _MIN_LEVEL_SEEN:
+        raise ProfileError(f"audience: {audience!r} is not one of {', '.join(AUDIENCES)}")
+    return LEVELS[_MIN_LEVEL_SEEN[audience] - 1]
+
 #: Profile fields, in display order, with plain-language labels.
 FIELDS = {
     "real_name": "real name",
