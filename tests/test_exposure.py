@@ -182,9 +182,25 @@ def test_measured_gain_range_is_carried():
     assert one.lo < one.p < one.hi
 
 
+def test_gain_from_an_experiments_fusion_block():
+    results = {"experiments": {"offline_to_online": {"levels": {
+        "street": {"fusion": {"shots": 3, "n_mated": 82, "rank1_single": 0.5, "rank1_fused": 0.7,
+                              "rank1_single_ci95": [0.39, 0.61], "rank1_fused_ci95": [0.59, 0.8]}},
+        "far": {"fusion": {"shots": 3, "n_mated": 82, "rank1_single": None, "rank1_fused": None}}}}}}
+    gain = MultiPhotoGain.from_results(results, "r.json")
+    assert gain.shots_in_e2 == 3 and "E2 fusion" in gain.source
+    d3, lo3, hi3, how = gain.shift("street", 3)
+    assert d3 == pytest.approx(math.log(0.7 / 0.3)) and lo3 < d3 < hi3 and "rank-1 gain" in how
+    d2 = gain.shift("street", 2)[0]
+    assert d2 == pytest.approx(d3 * math.log(2) / math.log(3))  # interpolated in ln n
+    d9, lo9, hi9, _ = gain.shift("street", 9)
+    assert d9 > d3 and hi9 > hi3 and lo9 == pytest.approx(lo3)  # beyond 3: from no further gain to c ln n
+    assert MultiPhotoGain.from_results({"experiments": {}}, "x") is None
+
+
 def test_level_without_measurable_gain_uses_the_measured_levels_and_says_so():
-    d, lo, hi, c, how = GAIN.curve("webcam")
-    assert "assumption" in how and c == pytest.approx(GAIN.curve("street")[3])
+    shots, d, lo, hi, c, how = GAIN.curve("webcam")
+    assert "assumption" in how and c == pytest.approx(GAIN.curve("street")[4])
     assert GAIN.shift("webcam", 4)[0] == pytest.approx(c * math.log(4))
 
 
@@ -217,6 +233,15 @@ def test_shipped_curves_drive_the_default_score():
         rates = [curves.point(name, s).value for s in (100, 1e4, 1e6, 1e9)]
         assert all(a >= b for a, b in zip(rates, rates[1:]))
     assert ExposureSettings().curve == "offline_to_online/street"
+
+
+def test_points_with_nulls_use_the_points_that_carry_the_value():
+    c = points_curve([0.9, 0.7, 0.5, 0.3])
+    c["points"][2]["rank10"] = c["points"][2]["rank10_range"] = None
+    c["points"][1]["wrong_top_under_threshold"] = None
+    curves = IdentificationCurves({"offline_to_online/street": c}, source="t")
+    pt = curves.point("offline_to_online/street", 1_000_000)
+    assert pt.value == pytest.approx(0.7 + (0.3 - 0.7) * (6 - 4) / (9 - 4)) and pt.wrong_top == pytest.approx(0.1)
 
 
 def test_malformed_curves_get_a_config_error():
@@ -455,6 +480,12 @@ def test_cli_reads_the_points_format_and_sensitivity_file(tmp_path, capsys):
     assert main(["score", "--preset", "platform_defaults", "--json", "--results", str(res),
                  "--sensitivity", str(sens)]) == 0
     assert json.loads(capsys.readouterr().out)["scores"]["stranger"]["score_if_linked"] > base["score_if_linked"]
+    res.write_text(json.dumps({"scaling_detail": {"curves": {
+        "offline_to_online/street": points_curve([0.9, 0.7, 0.5, 0.3])}},
+        "experiments": {"offline_to_online": {"levels": {"street": {"fusion": {
+            "shots": 3, "n_mated": 82, "rank1_single": 0.5, "rank1_fused": 0.7}}}}}}))
+    assert main(["score", "--preset", "platform_defaults", "--json", "--results", str(res)]) == 0
+    assert "E2 fusion" in json.loads(capsys.readouterr().out)["multi_photo_gain"]
     sens.write_text('{"real_name": "high"}')
     assert main(["score", "--preset", "platform_defaults", "--sensitivity", str(sens)]) == 2
     assert "sens.json" in capsys.readouterr().err

@@ -191,6 +191,21 @@ def _curves(args):
     return IdentificationCurves.from_results(args.results) if args.results else IdentificationCurves.shipped()
 
 
+def _gain(args):
+    """E2's own fusion gain when ``--results`` is an experiment's results.json that has it, else the shipped one."""
+    from .exposure import MultiPhotoGain
+
+    if args.results:
+        try:
+            data = json.loads(Path(args.results).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None  # _curves() has already reported a bad file
+        gain = MultiPhotoGain.from_results(data, str(args.results)) if isinstance(data, dict) else None
+        if gain is not None:
+            return gain
+    return MultiPhotoGain.shipped()
+
+
 def _with_sensitivity(args, settings):
     """``settings`` with the sensitivities of ``--sensitivity FILE``, if given."""
     from .exposure import load_sensitivity
@@ -208,7 +223,7 @@ def _wrap(text: str, indent: str = "  ") -> str:
 
 def cmd_score(args) -> int:
     from .errors import ProfileError
-    from .exposure import ExposureSettings, MultiPhotoGain, score, top_changes
+    from .exposure import ExposureSettings, score, top_changes
     from .profiles import AUDIENCES, PRESETS, load_profile, profile_from_dict
 
     if (args.profile is None) == (args.preset is None):
@@ -217,7 +232,7 @@ def cmd_score(args) -> int:
     settings = _settings_from_args(args, ExposureSettings)
     settings = _with_sensitivity(args, settings)
     curves = _curves(args)
-    gain = MultiPhotoGain.shipped()
+    gain = _gain(args)
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
     scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
     changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
@@ -256,7 +271,7 @@ def cmd_population(args) -> int:
     settings = _settings_from_args(args, ExposureSettings)
     settings = _with_sensitivity(args, settings)
     people = [p.to_user_profile() for p in generate_profiles([f"{i:06d}" for i in range(args.n)], seed=args.seed)]
-    analysis = population_analysis(people, _curves(args), args.audience, settings)
+    analysis = population_analysis(people, _curves(args), args.audience, settings, _gain(args))
     analysis["seed"] = args.seed
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -207,17 +207,20 @@ class IdentificationCurves:
         pts = sorted(c["points"], key=lambda p: p["gallery_size"])
         x = np.log10(np.maximum([float(p["gallery_size"]) for p in pts], 1.0))
         out = {"x": x, "kind": [p.get("kind", "measured") for p in pts], "format": "points", "metrics": {}}
-        for metric in ("rank1", "rank10"):
-            if all(p.get(metric) is not None for p in pts):
-                v = np.array([float(p[metric]) for p in pts])
-                lohi = np.array([_as_range(float(p[metric]), p.get(f"{metric}_range")) for p in pts])
-                out["metrics"][metric] = tuple(np.minimum.accumulate(a) for a in (v, lohi[:, 0], lohi[:, 1]))
-        for key, rkey, name in (("wrong_top_under_threshold", "wrong_top_range", "wrong_top"),
-                                ("fpir_at_threshold", "fpir_range", "fpir")):
-            if all(p.get(key) is not None for p in pts):
-                v = np.array([float(p[key]) for p in pts])
-                lohi = np.array([_as_range(float(p[key]), p.get(rkey)) for p in pts])
-                out["metrics"][name] = (v, lohi[:, 0], lohi[:, 1])
+        # each metric over the points that carry it (a point may give null where it is not computable)
+        for key, rkey, name, monotone in (("rank1", "rank1_range", "rank1", True),
+                                          ("rank10", "rank10_range", "rank10", True),
+                                          ("wrong_top_under_threshold", "wrong_top_range", "wrong_top", False),
+                                          ("fpir_at_threshold", "fpir_range", "fpir", False)):
+            have = [j for j, p in enumerate(pts) if p.get(key) is not None]
+            if not have:
+                continue
+            v = np.array([float(pts[j][key]) for j in have])
+            lohi = np.array([_as_range(float(pts[j][key]), pts[j].get(rkey)) for j in have]).reshape(len(have), 2)
+            arrays = (v, lohi[:, 0], lohi[:, 1])
+            if monotone:
+                arrays = tuple(np.minimum.accumulate(a) for a in arrays)
+            out["metrics"][name] = (x[have], *arrays)
         if "rank1" not in out["metrics"] and "rank10" not in out["metrics"]:
             raise ValueError("points carry neither rank10 nor rank1")
         return out
@@ -237,9 +240,9 @@ class IdentificationCurves:
         if not sizes:
             raise ValueError("no measured or predicted points")
         arr = np.array([points[s][:3] for s in sizes], dtype=np.float64)
-        return {"x": np.log10(np.maximum(np.array(sizes, dtype=np.float64), 1.0)), "format": "old",
-                "kind": [points[s][3] for s in sizes],
-                "metrics": {"rank1": tuple(np.minimum.accumulate(arr[:, j]) for j in range(3))}}
+        x = np.log10(np.maximum(np.array(sizes, dtype=np.float64), 1.0))
+        return {"x": x, "format": "old", "kind": [points[s][3] for s in sizes],
+                "metrics": {"rank1": (x, *(np.minimum.accumulate(arr[:, j]) for j in range(3)))}}
 
     @classmethod
     def from_results(cls, path: str | Path) -> "IdentificationCurves":
@@ -294,18 +297,20 @@ class IdentificationCurves:
             note = ("this curve file has rank-1 only (older format): P(in the top 10) is read as rank-1, "
                     "which understates it")
         xq = math.log10(max(float(gallery_size), 1.0))
+        xm, *arrays = c["metrics"][metric]
+        v, lo, hi = (float(np.interp(xq, xm, a)) for a in arrays)
         x = c["x"]
-        v, lo, hi = (float(np.interp(xq, x, a)) for a in c["metrics"][metric])
         j = int(np.searchsorted(x, xq))
         bracket = {c["kind"][min(j, len(x) - 1)], c["kind"][max(j - 1, 0)]}
         kind = max(bracket, key=lambda kd: _KIND_ORDER.index(kd) if kd in _KIND_ORDER else 3)
-        if xq > x[-1] + 1e-12:
-            note = (note + "; " if note else "") + f"gallery beyond the curve's last point (10^{x[-1]:.1f}): last value kept"
+        if xq > xm[-1] + 1e-12:
+            note = (note + "; " if note else "") + f"gallery beyond the curve's last point (10^{xm[-1]:.1f}): last value kept"
             kind = "extrapolated"
         extra = {}
         for key in ("wrong_top", "fpir"):
             if key in c["metrics"]:
-                a, b, d = (float(np.interp(xq, x, arr)) for arr in c["metrics"][key])
+                xk, *arrs = c["metrics"][key]
+                a, b, d = (float(np.interp(xq, xk, arr)) for arr in arrs)
                 extra[key], extra[f"{key}_range"] = a, (b, d)
         return CurvePoint(metric, float(gallery_size), v, min(lo, v), max(hi, v), kind, note=note, **extra)
 
@@ -331,14 +336,15 @@ class MultiPhotoGain:
 
     n photos of one face are treated like n fused captures (the best distance over them counts).
     ``shift(level, n)`` is the measured gain in log-odds of being found: delta(n) = logit P(n) -
-    logit P(1) at the real gallery, for n up to the largest measured count (6), with its paired
-    bootstrap range over people (``<metric>_gain_range``) when the file has one. Beyond it, delta
-    grows as c * ln(n) (c fitted to the measured points: each doubling of photos adds the same
-    log-odds, so the gain in probability shrinks), with the range from that growth (most gain) to
-    no further gain. The shift is applied unchanged at other gallery sizes (an assumption: the
-    log-odds gain measured on 82 people carries over). Levels with fewer than 5 found or 5 missed
-    persons at one capture cannot show a gain; they use the median slope of the levels that can
-    (said in the note)."""
+    logit P(1) at the real gallery, at the measured capture counts (1 to 6 in the shipped
+    measurement; 1 and E2's shot count in an experiment's ``fusion`` block), interpolated in
+    ln(n) between them, with its range (paired bootstrap over people, or from the rates' exact
+    intervals) when given. Beyond the largest measured count, delta grows as c * ln(n) (c fitted
+    to the measured points: each doubling of photos adds the same log-odds, so the gain in
+    probability shrinks), with the range from that growth (most gain) to no further gain. The shift
+    is applied unchanged at other gallery sizes (an assumption: the log-odds gain measured on the
+    real gallery carries over). Levels with fewer than 5 found or 5 missed persons at one capture
+    cannot show a gain; they use the median slope of the levels that can (said in the note)."""
 
     MIN_EVENTS = 5
 
@@ -349,9 +355,14 @@ class MultiPhotoGain:
         self._levels = {}
         for name, lv in (data.get("levels") or {}).items():
             entry = {m: np.array(lv[m], dtype=np.float64) for m in ("rank1", "rank10") if m in lv}
+            size = max((len(v) for v in entry.values()), default=0)
+            entry["shots"] = np.array(lv.get("shots") or range(1, size + 1), dtype=np.float64)
             for m in ("rank1_gain_range", "rank10_gain_range"):
                 if m in lv:
                     entry[m] = np.array(lv[m], dtype=np.float64).reshape(-1, 2)
+            if any(len(entry[m]) != len(entry["shots"]) for m in entry if m != "shots") or \
+                    (len(entry["shots"]) and entry["shots"][0] != 1):
+                raise ConfigError(f"{source}: level {name!r}: rates must be given for shots 1, ...")
             entry["n"] = int(lv.get("n_persons", 0))
             self._levels[name] = entry
         if not self._levels:
@@ -373,42 +384,78 @@ class MultiPhotoGain:
 
         return cls.from_file(sample_data_dir() / "multi_photo_gain.json")
 
-    def _measured(self, level: str, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(delta, lo, hi) over 1..J captures, or None when the level cannot show a gain."""
+    @classmethod
+    def from_results(cls, results: dict, source: str) -> "MultiPhotoGain | None":
+        """The gain E2 measured in an experiment (``experiments.offline_to_online.levels.<level>.fusion``:
+        rank-1 with one capture and fused over all, with exact intervals), or None if absent."""
+        levels = (((results.get("experiments") or {}).get("offline_to_online") or {}).get("levels") or {})
+        out = {}
+        for name, lv in levels.items():
+            fu = lv.get("fusion") if isinstance(lv, dict) else None
+            if not isinstance(fu, dict) or fu.get("rank1_single") is None or fu.get("rank1_fused") is None:
+                continue
+            shots = int(fu.get("shots") or 0)
+            if shots < 2:
+                continue
+            single, fused = float(fu["rank1_single"]), float(fu["rank1_fused"])
+            s_ci, f_ci = fu.get("rank1_single_ci95"), fu.get("rank1_fused_ci95")
+            entry = {"shots": [1, shots], "rank1": [single, fused], "n_persons": int(fu.get("n_mated") or 0)}
+            if s_ci and f_ci:  # unpaired exact intervals: a conservative range for the gain
+                gain = _logit(fused) - _logit(single)
+                entry["rank1_gain_range"] = [[0.0, 0.0], [min(gain, _logit(f_ci[0]) - _logit(s_ci[1])),
+                                                          max(gain, _logit(f_ci[1]) - _logit(s_ci[0]))]]
+            out[name] = entry
+        if not out:
+            return None
+        shots = max(int(v["shots"][-1]) for v in out.values())
+        return cls({"shots_in_e2": shots, "levels": out,
+                    "note": "E2's own fusion measurement (one capture against all captures fused)"},
+                   f"{source} (E2 fusion)")
+
+    def _metric(self, level: str, metric: str) -> str:
+        lv = self._levels.get(level, {})
+        return metric if metric in lv else ("rank1" if "rank1" in lv else metric)
+
+    def _measured(self, level: str, metric: str):
+        """(shots, delta, lo, hi) at the measured capture counts, or None when the level cannot show a gain."""
         lv = self._levels.get(level)
+        metric = self._metric(level, metric)
         if lv is None or metric not in lv:
             return None
         p = lv[metric]
         if min(p[0], 1 - p[0]) * lv["n"] < self.MIN_EVENTS:
             return None
         delta = np.maximum.accumulate(np.maximum([_logit(v) - _logit(p[0]) for v in p], 0.0))
-        rng = lv.get(f"{metric}_gain_range")  # (J, 2) paired-bootstrap range of delta
+        rng = lv.get(f"{metric}_gain_range")  # (shots, 2): range of delta
         if rng is None or len(rng) != len(delta):
-            return delta, delta, delta
+            return lv["shots"], delta, delta, delta
         lo = np.maximum.accumulate(np.clip(np.minimum(rng[:, 0], delta), 0.0, None))
         hi = np.maximum.accumulate(np.maximum(rng[:, 1], delta))
-        return delta, lo, hi
+        return lv["shots"], delta, lo, hi
 
     @staticmethod
-    def _slope(delta: np.ndarray) -> float:
-        ln = np.log(np.arange(1, len(delta) + 1, dtype=np.float64))
+    def _slope(shots: np.ndarray, delta: np.ndarray) -> float:
+        ln = np.log(shots)
         return float(max(0.0, (delta * ln).sum() / max((ln ** 2).sum(), 1e-12)))
 
-    def curve(self, level: str, metric: str = "rank10") -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
-        """(delta(1..J), its lo and hi, slope c, where it came from)."""
+    def curve(self, level: str, metric: str = "rank10"):
+        """(shots, delta, lo, hi, slope c, where it came from) at the measured capture counts."""
         m = self._measured(level, metric)
+        used = self._metric(level, metric)
         if m is not None:
-            return (*m, self._slope(m[0]), f"gain measured on the '{level}' level")
+            extra = f" (rank-{used[4:]} gain)" if used != metric else ""
+            return (*m, self._slope(m[0], m[1]), f"gain measured on the '{level}' level{extra}")
         usable = [(name, self._measured(name, metric)) for name in sorted(self._levels)]
         usable = [(name, mm) for name, mm in usable if mm is not None]
         if not usable:
             z = np.zeros(1)
-            return z, z, z, 0.0, "no level shows a measurable gain: extra photos counted as adding nothing"
-        slopes = [self._slope(mm[0]) for _, mm in usable]
+            return np.ones(1), z, z, z, 0.0, "no level shows a measurable gain: extra photos counted as adding nothing"
+        slopes = [self._slope(mm[0], mm[1]) for _, mm in usable]
         c = float(np.median(slopes))
-        ln = np.log(np.arange(1, min(len(mm[0]) for _, mm in usable) + 1, dtype=np.float64))
+        shots = min((mm[0] for _, mm in usable), key=len)
+        ln = np.log(shots)
         why = "too few found or missed persons to measure it" if level in self._levels else "not measured"
-        return (c * ln, min(slopes) * ln, max(slopes) * ln, c,
+        return (shots, c * ln, min(slopes) * ln, max(slopes) * ln, c,
                 f"'{level}': {why}; assumption: the median gain of the measured levels "
                 f"({', '.join(n for n, _ in usable)}), {c:.2f} log-odds per e-fold of photos (range: their "
                 "smallest to largest)")
@@ -417,12 +464,14 @@ class MultiPhotoGain:
         """delta(n) with its range (lo = least gain, hi = most gain) and a note; n >= 1."""
         if n < 1:
             raise ValueError("n must be at least 1")
-        d, lo, hi, c, how = self.curve(level, metric)
-        if n <= len(d):
-            return float(d[n - 1]), float(lo[n - 1]), float(hi[n - 1]), how
-        grow = c * math.log(n / len(d))
+        shots, d, lo, hi, c, how = self.curve(level, metric)
+        top = float(shots[-1])
+        if n <= top:
+            x, xs = math.log(n), np.log(shots)
+            return (float(np.interp(x, xs, d)), float(np.interp(x, xs, lo)), float(np.interp(x, xs, hi)), how)
+        grow = c * math.log(n / top)
         return (float(d[-1]) + grow, float(lo[-1]), float(hi[-1]) + grow,
-                how + f"; {n} photos: extrapolated past {len(d)} (from no further gain to c*ln n)")
+                how + f"; {n} photos: extrapolated past {int(top)} (from no further gain to c*ln n)")
 
 
 @dataclass(frozen=True)
@@ -482,7 +531,8 @@ def link_probability(n_photos: int, audience: str, curves: IdentificationCurves,
         if shots > 1:
             notes.append(f"the curve fuses {shots} captures; rescaled to {n_photos} photo(s) with the measured "
                          "log-odds gain")
-    kind = pt.kind if n_photos <= 6 or pt.kind == "extrapolated" else "extrapolated"
+    measured_top = float(gain.curve(level, metric)[0][-1])
+    kind = pt.kind if n_photos <= measured_top or pt.kind == "extrapolated" else "extrapolated"
     wrong = pt.wrong_top if n_photos else None
     if pt.wrong_top is None:
         notes.append("this curve file has no wrong-person rate (wrong_top_under_threshold)")
@@ -918,9 +968,10 @@ def harden(profile: UserProfile) -> UserProfile:
 
 
 def population_scores(profiles: list[UserProfile], curves: IdentificationCurves, audience: str = "stranger",
-                      settings: ExposureSettings = ExposureSettings(), with_range: bool = False) -> np.ndarray:
+                      settings: ExposureSettings = ExposureSettings(), with_range: bool = False,
+                      gain: MultiPhotoGain | None = None) -> np.ndarray:
     """Scores (n,), or with ``with_range`` (n, 3): score, low end, high end."""
-    gain = MultiPhotoGain.shipped()
+    gain = gain or MultiPhotoGain.shipped()
     scored = [score(p, curves, audience, settings, gain) for p in profiles]
     if with_range:
         return np.array([[s.score, *s.score_range] for s in scored]).reshape(len(scored), 3)
@@ -928,10 +979,11 @@ def population_scores(profiles: list[UserProfile], curves: IdentificationCurves,
 
 
 def population_analysis(profiles: list[UserProfile], curves: IdentificationCurves, audience: str = "stranger",
-                        settings: ExposureSettings = ExposureSettings()) -> dict:
+                        settings: ExposureSettings = ExposureSettings(), gain: MultiPhotoGain | None = None) -> dict:
     """Exposure of a population under its own (default) settings and hardened, with summaries."""
-    d3 = population_scores(profiles, curves, audience, settings, with_range=True)
-    h3 = population_scores([harden(p) for p in profiles], curves, audience, settings, with_range=True)
+    gain = gain or MultiPhotoGain.shipped()
+    d3 = population_scores(profiles, curves, audience, settings, with_range=True, gain=gain)
+    h3 = population_scores([harden(p) for p in profiles], curves, audience, settings, with_range=True, gain=gain)
     default, hardened = d3[:, 0], h3[:, 0]
 
     def summary(x3):
@@ -940,7 +992,7 @@ def population_analysis(profiles: list[UserProfile], curves: IdentificationCurve
                 "max": float(x.max()), "mean_range": [float(x3[:, 1].mean()), float(x3[:, 2].mean())]}
 
     return {"audience": audience, "n": len(profiles), "curve": settings.curve, "top_k": settings.top_k,
-            "curves_source": curves.source, "default": summary(d3), "hardened": summary(h3),
+            "curves_source": curves.source, "multi_photo_gain": gain.source, "default": summary(d3), "hardened": summary(h3),
             "note": "mean_range: the mean of each profile's low and high score (curve and multi-photo ranges)",
             "scores_default": default.tolist(), "scores_hardened": hardened.tolist()}
 
