@@ -120,7 +120,8 @@ st.subheader("The changes that lower it most")
 st.caption("Sets of up to three changes; the first lowers the score most per setting changed.")
 if best:
     for change in best:
-        st.write(f"- {change} ({len(change.settings)} setting(s))")
+        st.write(f"- {change} (upper end {change.before_high:.0f} -> {change.after_high:.0f}; "
+                 f"{len(change.settings)} setting(s))")
     st.dataframe(pd.DataFrame([{"change": c.description,
                                 **{a.replace("_", " "): f"{b:.0f} -> {x:.0f}" for a, (b, x) in c.effect.items()}}
                                for c in best]), hide_index=True)

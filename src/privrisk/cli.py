@@ -258,7 +258,8 @@ def cmd_score(args) -> int:
             print("  nothing left to hide from this audience")
         for c in changes[a]:
             effect = ", ".join(f"{b.replace('_', ' ')} {x:.0f} -> {y:.0f}" for b, (x, y) in c.effect.items())
-            print(_wrap(f"- {c} ({len(c.settings)} setting(s); every audience: {effect})", "    "))
+            high = f", upper end {c.before_high:.0f} -> {c.after_high:.0f}" if c.before_high is not None else ""
+            print(_wrap(f"- {c}{high} ({len(c.settings)} setting(s); every audience: {effect})", "    "))
     print(f"(identification curves: {curves.source}; multi-photo gain: {gain.source})")
     return EXIT_OK
 

@@ -758,14 +758,24 @@ class Change:
     steps: tuple[str, ...] = ()
     after_range: tuple[float, float] | None = None
     effect: dict = dc_field(default_factory=dict)  # audience -> (before, after)
+    before_high: float | None = None  # upper end of the score's range, before and after
+    after_high: float | None = None
 
     @property
     def removed(self) -> float:
+        """What the change takes off the score."""
         return self.before - self.after
 
     @property
+    def drop(self) -> float:
+        """What suggestions are ranked by: the drop of the score plus the drop of its upper end, so
+        a change still counts where the score is near 0 but its range is not."""
+        high = (self.before_high - self.after_high) if self.before_high is not None else self.removed
+        return self.removed + high
+
+    @property
     def per_setting(self) -> float:
-        return self.removed / max(len(self.settings), 1)
+        return self.drop / max(len(self.settings), 1)
 
     def __str__(self) -> str:
         return f"{self.description}: {self.before:.0f} -> {self.after:.0f}"
@@ -774,7 +784,8 @@ class Change:
         return {"change": self.description, "steps": list(self.steps), "settings": self.change,
                 "settings_changed": len(self.settings), "before": self.before, "after": self.after,
                 "after_range": list(self.after_range) if self.after_range else None,
-                "drop_per_setting": self.per_setting,
+                "before_high": self.before_high, "after_high": self.after_high,
+                "drop": self.drop, "drop_per_setting": self.per_setting,
                 "effect": {a: {"before": b, "after": c} for a, (b, c) in self.effect.items()}}
 
 
@@ -815,34 +826,42 @@ def search_changes(profile: UserProfile, curves: IdentificationCurves, audience:
                    gain: MultiPhotoGain | None = None) -> list[Change]:
     """Every set of up to ``max_settings`` changes that lowers ``audience``'s score, best first.
 
-    Only sets where each change matters are kept (dropping any one of them would lower the score
-    less), and never one that leaves the score unchanged. Order: the largest drop per setting
-    changed first, then the largest drop, then fewer settings."""
+    The drop of a set is what it takes off the score plus what it takes off the score's upper end
+    (:attr:`Change.drop`): where the score is near 0 but its range is not, hiding what remains
+    still counts. Only sets where each change matters are kept (without any one of them the drop
+    is smaller), and never one that leaves the score and its range unchanged. Order: the largest
+    drop per setting changed first, then the largest drop, then fewer settings."""
     gain = gain or MultiPhotoGain.shipped()
     options = change_options(profile, audience)
-    before = score(profile, curves, audience, settings, gain).score
-    after: dict[tuple[int, ...], float] = {(): before}
+    first = score(profile, curves, audience, settings, gain)
+    before, before_hi = first.score, first.score_range[1]
+    after: dict[tuple[int, ...], tuple[float, float]] = {(): (before, before_hi)}
     for size in range(1, max_settings + 1):
         for combo in itertools.combinations(range(len(options)), size):
             merged = {}
             for j in combo:
                 merged |= options[j].change
-            after[combo] = score(profile.with_change(**merged), curves, audience, settings, gain).score
+            s = score(profile.with_change(**merged), curves, audience, settings, gain)
+            after[combo] = (s.score, s.score_range[1])
+
+    def drop(combo) -> float:
+        a, a_hi = after[combo]
+        return (before - a) + (before_hi - a_hi)
+
     out = []
     eps = 1e-9
-    for combo, a in after.items():
-        if not combo or a >= before - eps:
+    for combo, (a, a_hi) in after.items():
+        if not combo or drop(combo) <= eps:
             continue
-        drop = before - a
-        if any(before - after[tuple(x for x in combo if x != j)] >= drop - eps for j in combo):
+        if any(drop(tuple(x for x in combo if x != j)) >= drop(combo) - eps for j in combo):
             continue  # a change in this set adds nothing
         opts = tuple(options[j] for j in combo)
         merged = {}
         for o in opts:
             merged |= o.change
         out.append(Change(_describe(opts, options, audience), merged, before, a, tuple(o.key for o in opts),
-                          tuple(o.description for o in opts)))
-    out.sort(key=lambda c: (-round(c.per_setting, 9), -round(c.removed, 9), len(c.settings), c.description))
+                          tuple(o.description for o in opts), before_high=before_hi, after_high=a_hi))
+    out.sort(key=lambda c: (-round(c.per_setting, 9), -round(c.drop, 9), len(c.settings), c.description))
     return out
 
 
@@ -867,13 +886,14 @@ def top_changes(profile: UserProfile, curves: IdentificationCurves, audience: st
     for c in ranked:
         if len(best) == n:
             break
-        if any(set(b.settings) < set(c.settings) and c.after >= min(x.after for x in best) - 1e-9 for b in best):
-            continue  # an earlier suggestion plus more, and no lower than what is already suggested
-        if any(len(b.settings) == len(c.settings) and abs(b.after - c.after) < 1e-9 for b in best):
+        if any(set(b.settings) < set(c.settings) and c.drop <= max(x.drop for x in best) + 1e-9 for b in best):
+            continue  # an earlier suggestion plus more, and no larger drop than what is already suggested
+        if any(len(b.settings) == len(c.settings) and abs(b.drop - c.drop) < 1e-9 and abs(b.after - c.after) < 1e-9
+               for b in best):
             continue  # an equivalent alternative (e.g. hide the name field / use a nickname)
         best.append(c)
     photos = [c for c in ranked if c.description.startswith("Hide every photo")]
-    if photos and ranked and photos[0].removed >= max(c.removed for c in ranked) - 1e-9 and photos[0] not in best:
+    if photos and ranked and photos[0].drop >= max(c.drop for c in ranked) - 1e-9 and photos[0] not in best:
         best.append(photos[0])  # the main lever is always shown
     return [_with_effects(profile, curves, audience, settings, gain, c) for c in best]
 
@@ -886,7 +906,7 @@ def single_changes(profile: UserProfile, curves: IdentificationCurves, audience:
     out = [Change(o.description, o.change, before,
                   score(profile.with_change(**o.change), curves, audience, settings, gain).score, (o.key,),
                   (o.description,)) for o in change_options(profile, audience)]
-    out.sort(key=lambda c: (-c.removed, c.description))
+    out.sort(key=lambda c: (-c.removed, c.description))  # single changes: by the score alone
     return out
 
 
