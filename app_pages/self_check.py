@@ -88,27 +88,43 @@ with st.expander("Every setting (what if?)", expanded=False):
     dated = c2.toggle("travel plans posted with dates", preset.get("travel_plans_specific", False),
                       key=f"dated_{preset_name}")
     birth_year = c3.number_input("birth year", 1920, 2025, 1995, key="birth_year")
+    hometown = c3.text_input("hometown (city or province)", "", max_chars=200, key="hometown",
+                             help="Only used for the Korean RRN region digits, e.g. Seoul or Busan")
 
 profile = profile_from_dict({"visibility": visibility, "public_photos_with_face": int(public_photos),
                              "tagged_photos_with_face": int(tagged), "real_name_used": real_name,
                              "travel_plans_specific": dated,
                              "birth_country": birth_country if birth_country != "other" else "ZZ",
-                             "birth_year": int(birth_year)})
+                             "birth_year": int(birth_year), "hometown": hometown.strip() or None})
 id_curves = curves()
 scored = score(profile, id_curves, audience)
-st.metric(f"Exposure score ({audience.replace('_', ' ')})", f"{scored.score:.0f} / 100")
+lo, hi = scored.score_range
+link = scored.link
+m1, m2, m3 = st.columns(3)
+m1.metric(f"Exposure score ({audience.replace('_', ' ')})", f"{scored.score:.0f} / 100")
+m2.metric("Range", f"{lo:.0f}-{hi:.0f}", help="From the identification curve's range and the multi-photo rule's range")
+m3.metric("Chance a photo of you leads to this profile", f"{link.p:.0%}",
+          f"range {link.lo:.0%}-{link.hi:.0%} ({link.kind})", delta_color="off")
 st.write(scored.explain())
-if scored.national_id:
-    st.write(f"National ID: {scored.national_id}.")
+st.caption(f"If they were sure to find you, the score would be {scored.score_if_linked:.0f}. "
+           + " ".join(f"Note: {n}." for n in link.notes))
+if scored.national_id is not None:
+    st.markdown(f"**National ID ({scored.national_id.scheme}).** {scored.national_id_text}.")
+    st.caption(scored.national_id.plain + " Sources: " + scored.national_id.source + ".")
 parts = pd.DataFrame([{"what": p.label, "points": round(p.points, 1)} for p in (*scored.parts, *scored.inferences)
                       if p.points > 0])
 if not parts.empty:
     st.bar_chart(parts.set_index("what"), horizontal=True)
 best = top_changes(profile, id_curves, audience)
 st.subheader("The changes that lower it most")
+st.caption("Sets of up to three changes; the first lowers the score most per setting changed.")
 if best:
     for change in best:
-        st.write(f"- {change}")
+        st.write(f"- {change} (upper end {change.before_high:.0f} -> {change.after_high:.0f}; "
+                 f"{len(change.settings)} setting(s))")
+    st.dataframe(pd.DataFrame([{"change": c.description,
+                                **{a.replace("_", " "): f"{b:.0f} -> {x:.0f}" for a, (b, x) in c.effect.items()}}
+                               for c in best]), hide_index=True)
 else:
     st.write("Nothing left to hide from this audience.")
 with st.expander("Every single change"):
@@ -117,7 +133,7 @@ with st.expander("Every single change"):
 
 summary = {"findability": result.to_dict() if result else None, "profile": profile.to_dict(),
            "scores": {a: score(profile, id_curves, a).to_dict() for a in AUDIENCES},
-           "top_changes": [str(c) for c in best], "curves": "sample_data/identification_curves.json"}
+           "top_changes": [c.to_dict() for c in best], "curves": "sample_data/identification_curves.json"}
 st.download_button("Download my summary (JSON)", json.dumps(summary, indent=2), file_name="privrisk-summary.json",
                    mime="application/json")
 if st.button("Forget me", type="primary"):

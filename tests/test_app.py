@@ -59,9 +59,11 @@ def test_self_check_finds_the_same_person_and_scores(london):
     assert float(m["Distance between your two photos"]) < 0.6
     assert m["Exposure score (stranger)"].endswith("/ 100")
     assert any("->" in md.value for md in at.markdown)  # the top changes
+    assert "-" in m["Range"]
     # the what-if controls move the score: everything public scores higher
+    before = int(m["Exposure score (stranger)"].split()[0])
     at.selectbox(key="preset").set_value("everything_public").run()
-    assert metrics(at)["Exposure score (stranger)"] == "100 / 100"
+    assert int(metrics(at)["Exposure score (stranger)"].split()[0]) > before
     at.selectbox(key="preset").set_value("hardened").run()
     assert metrics(at)["Exposure score (stranger)"] == "0 / 100"
 

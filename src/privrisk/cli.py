@@ -188,6 +188,36 @@ def _curves(args):
     return IdentificationCurves.from_results(args.results) if args.results else IdentificationCurves.shipped()
 
 
+def _gain(args):
+    """E2's own fusion gain when ``--results`` is an experiment's results.json that has it, else the shipped one."""
+    from .exposure import MultiPhotoGain
+
+    if args.results:
+        try:
+            data = json.loads(Path(args.results).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None  # _curves() has already reported a bad file
+        gain = MultiPhotoGain.from_results(data, str(args.results)) if isinstance(data, dict) else None
+        if gain is not None:
+            return gain
+    return MultiPhotoGain.shipped()
+
+
+def _with_sensitivity(args, settings):
+    """``settings`` with the sensitivities of ``--sensitivity FILE``, if given."""
+    from .exposure import load_sensitivity
+
+    if getattr(args, "sensitivity", None):
+        settings = dataclasses.replace(settings, sensitivity=load_sensitivity(args.sensitivity))
+    return settings
+
+
+def _wrap(text: str, indent: str = "  ") -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
+
+
 def cmd_score(args) -> int:
     from .errors import ProfileError
     from .exposure import ExposureSettings, score, top_changes
@@ -197,23 +227,37 @@ def cmd_score(args) -> int:
         raise ProfileError("give a PROFILE.json or --preset NAME (one of: " + ", ".join(PRESETS) + ")")
     profile = load_profile(args.profile) if args.profile else profile_from_dict(PRESETS[args.preset], args.preset)
     settings = _settings_from_args(args, ExposureSettings)
+    settings = _with_sensitivity(args, settings)
     curves = _curves(args)
+    gain = _gain(args)
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
-    scores = {a: score(profile, curves, a, settings) for a in audiences}
-    changes = {a: top_changes(profile, curves, a, settings) for a in audiences}
+    scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
+    changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
     if args.json:
-        _print_json({"curves": curves.source, "scores": {a: s.to_dict() for a, s in scores.items()},
-                     "top_changes": {a: [{"change": c.description, "settings": c.change, "before": c.before,
-                                          "after": c.after} for c in cs] for a, cs in changes.items()}})
+        _print_json({"curves": curves.source, "multi_photo_gain": gain.source,
+                     "settings": dataclasses.asdict(settings),
+                     "scores": {a: s.to_dict() for a, s in scores.items()},
+                     "top_changes": {a: [c.to_dict() for c in cs] for a, cs in changes.items()}})
         return EXIT_OK
     for a, s in scores.items():
-        print(f"{a.replace('_', ' ')}: exposure {s.score:.0f} / 100")
-        print(f"  {s.explain()}")
-        if s.national_id:
-            print(f"  national ID: {s.national_id}")
+        lo, hi = s.score_range
+        print(f"{a.replace('_', ' ')}: exposure {s.score:.0f} / 100 (range {lo:.0f}-{hi:.0f}; "
+              f"{s.score_if_linked:.0f} if they were sure to find you)")
+        print(_wrap(s.explain()))
+        for note in s.link.notes:
+            print(_wrap(f"note: {note}", "    "))
+        if s.national_id is not None:
+            print(_wrap(f"national ID: {s.national_id_text}."))
+            print(_wrap(s.national_id.plain, "    "))
+        if changes[a]:
+            print("  changes that lower it most (first: the largest drop per setting changed):")
+        else:
+            print("  nothing left to hide from this audience")
         for c in changes[a]:
-            print(f"  - {c}")
-    print(f"(identification curves: {curves.source})")
+            effect = ", ".join(f"{b.replace('_', ' ')} {x:.0f} -> {y:.0f}" for b, (x, y) in c.effect.items())
+            high = f", upper end {c.before_high:.0f} -> {c.after_high:.0f}" if c.before_high is not None else ""
+            print(_wrap(f"- {c}{high} ({len(c.settings)} setting(s); every audience: {effect})", "    "))
+    print(f"(identification curves: {curves.source}; multi-photo gain: {gain.source})")
     return EXIT_OK
 
 
@@ -223,8 +267,10 @@ def cmd_population(args) -> int:
     from .fileio import atomic_write
 
     settings = _settings_from_args(args, ExposureSettings)
+    settings = _with_sensitivity(args, settings)
     people = [p.to_user_profile() for p in generate_profiles([f"{i:06d}" for i in range(args.n)], seed=args.seed)]
-    analysis = population_analysis(people, _curves(args), args.audience, settings)
+    analysis = population_analysis(people, _curves(args), args.audience, settings, _gain(args))
+    analysis["seed"] = args.seed
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "population.json", json.dumps(analysis, indent=1) + "\n")
@@ -233,9 +279,10 @@ def cmd_population(args) -> int:
         _print_json({k: v for k, v in analysis.items() if not k.startswith("scores_")} | {"out": str(out)})
     else:
         d, h = analysis["default"], analysis["hardened"]
-        print(f"{analysis['n']} synthetic profiles, audience {analysis['audience']}:")
-        print(f"  default settings: mean {d['mean']:.1f}, median {d['median']:.1f}, 90th percentile {d['p90']:.1f}")
-        print(f"  hardened:         mean {h['mean']:.1f}, median {h['median']:.1f}, 90th percentile {h['p90']:.1f}")
+        print(f"{analysis['n']} synthetic profiles, audience {analysis['audience']} (curve {analysis['curve']}):")
+        for name, x in (("default settings", d), ("hardened:       ", h)):
+            print(f"  {name} mean {x['mean']:.1f} (range {x['mean_range'][0]:.1f}-{x['mean_range'][1]:.1f}), "
+                  f"median {x['median']:.1f}, 90th percentile {x['p90']:.1f}")
         print(f"plot: {out / 'population.png'}")
     return EXIT_OK
 
@@ -315,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--results", metavar="RESULTS.json", help="identification curves from an experiment's "
                         "results.json (default: the curves the demo measured, sample_data/identification_curves.json)")
     _add_settings_flags(curves, ExposureSettings, "exposure settings")
+    curves.add_argument("--sensitivity", metavar="FILE", help="field sensitivities from a JSON file, e.g. "
+                        '{"phone": 1.0, "interests": 0.1} (fields not named keep their documented defaults)')
 
     p = sub.add_parser("score", parents=[common, curves], help="exposure score of a profile's visibility settings, "
                        "with the changes that lower it most")

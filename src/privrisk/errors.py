@@ -46,3 +46,7 @@ class GalleryError(PrivriskError):
 
 class ProfileError(PrivriskError):
     """A profile JSON does not follow the schema."""
+
+
+class EstimationError(PrivriskError):
+    """A statistical fit cannot be trusted (did not converge, or its parameters sit at their bounds)."""

@@ -12,6 +12,7 @@ assumptions (sources in the README), and the experiment config can override them
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,14 @@ from .errors import ProfileError
 LEVELS = ("only_me", "friends", "friends_of_friends", "public")
 AUDIENCES = ("stranger", "friend_of_friend", "friend")
 _MIN_LEVEL_SEEN = {"stranger": 3, "friend_of_friend": 2, "friend": 1}
+
+
+def level_hidden_from(audience: str) -> str:
+    """The least restrictive visibility level ``audience`` does not see ('friends_of_friends' for a
+    stranger, 'friends' for a friend of a friend, 'only_me' for a friend)."""
+    if audience not in _MIN_LEVEL_SEEN:
+        raise ProfileError(f"audience: {audience!r} is not one of {', '.join(AUDIENCES)}")
+    return LEVELS[_MIN_LEVEL_SEEN[audience] - 1]
 
 #: Profile fields, in display order, with plain-language labels.
 FIELDS = {
@@ -100,7 +109,8 @@ class Profile:
                            tagged_photos_with_face=int(self.values["tagged_photos"].split()[0]),
                            real_name_used=True,
                            travel_plans_specific=any(ch.isdigit() for ch in self.values["travel_plans"]),
-                           birth_country=self.values["birth_country"], birth_year=int(self.values["birth_date"][:4]))
+                           birth_country=self.values["birth_country"], birth_year=int(self.values["birth_date"][:4]),
+                           hometown=self.values["hometown"])
 
 
 def generate_profiles(subject_ids, seed: int, visibility: dict | None = None,
@@ -151,37 +161,194 @@ def generate_profiles(subject_ids, seed: int, visibility: dict | None = None,
     return out
 
 
+#: Sources of the national-ID rules (cited in the README's exposure-score section).
+ID_SOURCES = {
+    "US SSN": ("Acquisti & Gross, 'Predicting Social Security numbers from public data', PNAS 106(27):10975-10980, "
+               "2009; SSA: random assignment from 25 June 2011 (Kestenbaum, 'Consequences of SSN randomization')"),
+    "KR RRN": ("Resident registration number (Wikipedia, 'Resident registration number'); Ministry of the Interior "
+               "and Safety: region digits replaced by random digits for numbers issued from 5 October 2020 "
+               "(Asia Economy, 15 Oct 2020); region code table as published in Korean summaries (they differ by a "
+               "few codes for Daegu, Gwangju, Daejeon: the ranges below take the union)"),
+}
+
+#: Published SSN prediction rates by birth cohort (Acquisti & Gross 2009, Death Master File records):
+#: (first year, last year, P(first 5 digits in one attempt), P(within two attempts) or None).
+SSN_COHORTS = (
+    (1989, 2003, 0.44, 0.60),  # "44% in a single attempt", "about 60% with two attempts" (born 1989-2003)
+    (1973, 1988, 0.07, None),  # "7% of those born 1973-1988" in one attempt (two-attempt figure not published)
+)
+
+#: First two of the four region digits (RRN digits 8-9) by province or metropolitan city: an
+#: inclusive range (or ranges). Unions where published tables disagree.
+KR_REGION_CODES = {
+    "seoul": ((0, 8),), "busan": ((9, 12),), "incheon": ((13, 15),), "gyeonggi": ((16, 25),),
+    "gangwon": ((26, 34),), "chungbuk": ((35, 39),), "daejeon": ((40, 41),), "chungnam": ((40, 47),),
+    "sejong": ((44, 44), (96, 96)), "jeonbuk": ((48, 54),), "gwangju": ((55, 56), (66, 66)),
+    "jeonnam": ((55, 66),), "daegu": ((67, 69), (76, 80)), "gyeongbuk": ((67, 81),),
+    "ulsan": ((85, 85), (90, 90)), "gyeongnam": ((81, 92),), "jeju": ((91, 95),),
+}
+_KR_WIDEST = max(sum(b - a + 1 for a, b in r) for r in KR_REGION_CODES.values())
+
+
+def rrn_check_digit(first12: str) -> int:
+    """The 13th digit of a Korean RRN issued before October 2020: (11 - sum(d_i * w_i) mod 11) mod 10
+    with weights 2,3,4,5,6,7,8,9,2,3,4,5 over the first 12 digits."""
+    if len(first12) != 12 or not first12.isdigit():
+        raise ProfileError(f"RRN: expected 12 digits, got {first12!r}")
+    total = sum(int(d) * w for d, w in zip(first12, (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)))
+    return (11 - total % 11) % 10
+
+
+def kr_region_codes(hometown: str | None) -> tuple[tuple[int, int], ...] | None:
+    """The region-digit ranges of a Korean city or province named in ``hometown`` (None if unknown)."""
+    if not hometown:
+        return None
+    text = hometown.lower().replace("-", "").replace(" ", "")
+    for name, ranges in KR_REGION_CODES.items():
+        if name in text:
+            return ranges
+    return None
+
+
 @dataclass(frozen=True)
 class IdInference:
-    """How much of a national ID number a viewer can predict from the visible fields."""
+    """What a viewer can derive of a national ID number from the visible fields.
+
+    ``scheme``, ``digits_predictable`` (digits a viewer can name, at the stated ``chance``),
+    ``digits_total`` and ``reason`` are kept for older readers (E3, the trainer). New fields:
+
+    - ``chance``: probability the named digits are right (None: not predictable at all);
+      ``chance_range`` [lo, hi] (e.g. one attempt against two for the SSN);
+    - ``derived``: which digits and how, in plain words; ``candidates``: how many numbers remain
+      for the rest (None when not stated); ``secret_fraction``: expected share of the number's
+      secret part (digits that are not simply the birth date or sex) a viewer can fix,
+      log10(candidates) counted as digits, times ``chance``: what the exposure score uses;
+    - ``plain``: the rule explained for a non-specialist; ``source``: where the figures come from.
+    """
 
     scheme: str  # "US SSN" or "KR RRN"
     digits_predictable: int
     digits_total: int
     reason: str
+    chance: float | None = None
+    chance_range: tuple[float, float] | None = None
+    derived: str = ""
+    candidates: int | None = None
+    secret_fraction: float = 0.0
+    secret_fraction_range: tuple[float, float] = (0.0, 0.0)
+    plain: str = ""
+    source: str = ""
 
 
-def national_id_inference(birth_country: str | None, birth_year: int | None, visible) -> IdInference | None:
-    """How much of a national ID a viewer who sees the fields in ``visible`` can predict.
+def _ssn(birth_year: int | None, birth_visible: bool, state_visible: bool) -> IdInference:
+    src = ID_SOURCES["US SSN"]
+    plain_rule = ("Before 25 June 2011 the first 3 digits of a US Social Security number followed the state of the "
+                  "applicant's address and the next 2 were issued in a fixed order over time; since most people born "
+                  "from 1989 on got their number at birth, birth date and birth state let a stranger guess the first "
+                  "5 digits for many of them. Numbers issued since 25 June 2011 are random.")
+    if not (birth_visible and state_visible):
+        return IdInference("US SSN", 0, 9, "birth date or birth state hidden", None, None,
+                           "none: the guess needs both birth date and birth state", None, 0.0, (0.0, 0.0),
+                           plain_rule + " Your birth date or birth state is hidden, so this does not apply.", src)
+    if birth_year is None:
+        return IdInference("US SSN", 0, 9, "birth year unknown", None, None, "none: birth year unknown", None,
+                           0.0, (0.0, 0.0), plain_rule + " Without your birth year the chance cannot be stated.", src)
+    if birth_year >= 2011:
+        why = ("born 2011 or later: numbers issued from 25 June 2011 are random" if birth_year > 2011 else
+               "born in 2011: numbers issued from 25 June 2011 are random (earlier 2011 births not covered by "
+               "the published figures)")
+        return IdInference("US SSN", 0, 9, why, None, None, "none", None, 0.0, (0.0, 0.0),
+                           plain_rule + " " + why[0].upper() + why[1:] + ".", src)
+    for first, last, p1, p2 in SSN_COHORTS:
+        if first <= birth_year <= last:
+            hi = p2 if p2 is not None else p1
+            frac = 5 / 9
+            two = f", about {p2:.0%} within two attempts" if p2 is not None else ""
+            return IdInference(
+                "US SSN", 5, 9, f"birth date and birth state visible; born {first}-{last}: first 5 digits guessed in "
+                f"one attempt for {p1:.0%} of that cohort{two} (Acquisti & Gross 2009)", p1, (p1, hi),
+                f"first 5 of 9 digits (area and group number), right in one attempt for {p1:.0%} of people born "
+                f"{first}-{last}{two}", 10 ** 4, p1 * frac, (p1 * frac, hi * frac),
+                plain_rule + f" For people born {first}-{last}, the study guessed the first 5 digits in one attempt "
+                f"for {p1:.0%}{two}. That is a chance, not a certainty; the last 4 digits still leave 10,000 "
+                "possibilities.", src)
+    if 2003 < birth_year < 2011:
+        p1, p2 = SSN_COHORTS[0][2], SSN_COHORTS[0][3]
+        return IdInference(
+            "US SSN", 5, 9, "birth date and birth state visible; born 2004-2010: assumed like the 1989-2003 cohort "
+            "(assumption: the study's data end in 2003)", p1, (p1, p2), "first 5 of 9 digits at the 1989-2003 "
+            "cohort's rate (assumption)", 10 ** 4, p1 * 5 / 9, (p1 * 5 / 9, p2 * 5 / 9),
+            plain_rule + f" The study's figures stop at people born in 2003; we assume the same chance ({p1:.0%} in "
+            "one attempt) for 2004-2010 births.", src)
+    return IdInference("US SSN", 0, 9, f"born {birth_year}: before 1973 no prediction rate is published (numbers were "
+                       "issued at any age, from the address at the time, so birth data predict them poorly)", None,
+                       None, "none predictable", None, 0.0, (0.0, 0.0),
+                       plain_rule + " You were born before 1973, when people got their number later in life; the "
+                       "study reports no useful prediction for that cohort.", src)
 
-    US SSN: the first 5 digits follow birth date and birth state for numbers issued before the
-    June 2011 randomisation (Acquisti & Gross, PNAS 2009). Korean RRN: the first 7 digits are the
-    birth date plus a sex/century digit (sex is visible from the face); for numbers issued before
-    October 2020 the next 4 encode the region of first registration, so birth date and hometown
-    reveal up to 11 of 13. Other countries: None.
+
+def _rrn(birth_year: int | None, birth_visible: bool, hometown_visible: bool, hometown: str | None) -> IdInference:
+    src = ID_SOURCES["KR RRN"]
+    plain_rule = ("A Korean resident registration number is 13 digits: 6 for the birth date, 1 for sex and century, "
+                  "4 for the region where the birth was registered (the first 2 of them name the province or "
+                  "metropolitan city), 1 serial digit, and 1 check digit computed from the other 12. Numbers issued "
+                  "from 5 October 2020 have random digits after the 7th.")
+    if not birth_visible:
+        return IdInference("KR RRN", 0, 13, "birth date hidden", None, None, "none: the birth date is hidden", None,
+                           0.0, (0.0, 0.0), plain_rule + " Your birth date is hidden, so nothing follows.", src)
+    first7 = ("digits 1-6 (your birth date) and digit 7 (sex, seen in your photo, and century, from the birth year)")
+    if birth_year is not None and birth_year >= 2020:
+        note = ("born 2020 or later: numbers issued from 5 October 2020 are random after digit 7"
+                if birth_year > 2020 else "born 2020: numbers issued from 5 October 2020 are random after digit 7")
+        return IdInference("KR RRN", 7, 13, note, 1.0, (1.0, 1.0), first7 + "; the other 6 are random",
+                           10 ** 6, 0.0, (0.0, 0.0), plain_rule + " " + note[0].upper() + note[1:] +
+                           ": the first 7 digits repeat your birth date and sex, the rest cannot be derived.", src)
+    early = birth_year is not None and birth_year < 1975
+    ranges = kr_region_codes(hometown) if hometown_visible else None
+    if hometown_visible and not early:
+        width = sum(b - a + 1 for a, b in ranges) if ranges else _KR_WIDEST
+        where = (f"digits 8-9 in {' or '.join(f'{a:02d}-{b:02d}' for a, b in ranges)} ({width} values) from the "
+                 f"hometown" if ranges else f"digits 8-9 narrowed to one province's range (at most {_KR_WIDEST} "
+                 "values; the hometown's code range is not in our table)")
+        candidates = width * 100 * 10  # digits 8-9 in the range, 10-11 and the serial digit 12 free
+        secret = 1 - math.log10(candidates) / 6  # of digits 8-13
+        return IdInference(
+            "KR RRN", 7, 13, "birth date, sex (from the face) and hometown region visible", 1.0, (1.0, 1.0),
+            f"{first7}; {where}; digit 13 is the check digit, computable once the first 12 are guessed",
+            candidates, secret, (secret, secret),
+            plain_rule + f" From your birth date, your sex and your hometown, a stranger knows the first 7 digits, "
+            f"narrows the next 2 to {width} values, and computes the last one: about {candidates:,} candidate "
+            "numbers remain (an upper bound: it lets digits 10-12 take any value).", src)
+    why = ("registered before 1975: the region digits are the place of first registration, not the birthplace"
+           if early and hometown_visible else "hometown hidden")
+    secret = 1 - math.log10(10 ** 5) / 6  # only the check digit follows from the rest
+    return IdInference("KR RRN", 7, 13, f"birth date and sex (from the face) visible; {why}", 1.0, (1.0, 1.0),
+                       f"{first7}; digit 13 is the check digit", 10 ** 5, secret, (secret, secret),
+                       plain_rule + f" A stranger knows the first 7 digits from your birth date and sex ({why}); "
+                       "about 100,000 candidate numbers remain.", src)
+
+
+def national_id_inference(birth_country: str | None, birth_year: int | None, visible,
+                          hometown: str | None = None) -> IdInference | None:
+    """What a viewer who sees the fields in ``visible`` can derive of a national ID number.
+
+    US SSN: a chance, by birth cohort, that the first 5 digits are guessed from birth date and
+    birth state (Acquisti & Gross, PNAS 2009: 44% in one attempt and about 60% within two for
+    people born 1989-2003; 7% in one attempt for 1973-1988; no published rate before 1973; random
+    numbers from 25 June 2011). Korean RRN: digits 1-7 from birth date, sex and century; the first
+    2 region digits as a range from a city or province hometown (not for people registered before
+    1975); the check digit; the candidates left; random after digit 7 from 5 October 2020.
+    ``visible`` is a set of field names, or a dict field -> value (then ``hometown`` defaults to
+    its value). Other countries: None.
     """
+    if hometown is None and isinstance(visible, dict):
+        hometown = visible.get("hometown")
     birth_visible = "birth_date" in visible
     hometown_visible = "hometown" in visible
     if birth_country == "US":
-        if birth_visible and hometown_visible and (birth_year is None or birth_year < 2011):
-            return IdInference("US SSN", 5, 9, "birth date and birth state are visible; issued before 2011")
-        return IdInference("US SSN", 0, 9, "birth date or birth state hidden")
+        return _ssn(birth_year, birth_visible, hometown_visible)
     if birth_country == "KR":
-        if not birth_visible:
-            return IdInference("KR RRN", 0, 13, "birth date hidden")
-        if hometown_visible and (birth_year is None or birth_year < 2020):
-            return IdInference("KR RRN", 11, 13, "birth date, sex (from the face) and birthplace region visible")
-        return IdInference("KR RRN", 7, 13, "birth date and sex (from the face) visible")
+        return _rrn(birth_year, birth_visible, hometown_visible, hometown)
     return None
 
 
@@ -191,6 +358,7 @@ PROFILE_SCHEMA = "privrisk.profile/1"
 _PROFILE_KEYS = {
     "schema": str, "visibility": dict, "public_photos_with_face": int, "tagged_photos_with_face": int,
     "real_name_used": bool, "travel_plans_specific": bool, "birth_country": str, "birth_year": int,
+    "hometown": str,
 }
 
 
@@ -208,6 +376,7 @@ class UserProfile:
     travel_plans_specific: bool = False
     birth_country: str = "US"
     birth_year: int | None = None
+    hometown: str | None = None  # city or province (used for the Korean RRN region digits)
 
     def visible_to(self, audience: str) -> set[str]:
         """Fields ``audience`` (stranger, friend_of_friend, friend) can see."""
@@ -232,7 +401,7 @@ class UserProfile:
                 "public_photos_with_face": self.public_photos_with_face,
                 "tagged_photos_with_face": self.tagged_photos_with_face, "real_name_used": self.real_name_used,
                 "travel_plans_specific": self.travel_plans_specific, "birth_country": self.birth_country,
-                "birth_year": self.birth_year}
+                "birth_year": self.birth_year, "hometown": self.hometown}
 
 
 def profile_from_dict(data: dict, where: str = "profile") -> UserProfile:
@@ -245,7 +414,7 @@ def profile_from_dict(data: dict, where: str = "profile") -> UserProfile:
         if key not in _PROFILE_KEYS:
             raise ProfileError(f"{where}: unknown key {key!r} (allowed: {', '.join(_PROFILE_KEYS)})")
         kind = _PROFILE_KEYS[key]
-        if value is None and key == "birth_year":
+        if value is None and key in ("birth_year", "hometown"):
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ProfileError(f"{where}: {key}: expected {kind.__name__}, got {value!r}")
@@ -264,6 +433,9 @@ def profile_from_dict(data: dict, where: str = "profile") -> UserProfile:
     year = data.get("birth_year")
     if year is not None and not 1900 <= year <= 2030:
         raise ProfileError(f"{where}: birth_year: must be between 1900 and 2030, got {year}")
+    town = data.get("hometown")
+    if town is not None and (len(town) > 200 or not town.isprintable()):
+        raise ProfileError(f"{where}: hometown: expected a printable place name of at most 200 characters")
     country = data.get("birth_country", "US")
     if len(country) != 2 or not country.isalpha() or not country.isupper():
         raise ProfileError(f"{where}: birth_country: expected a two-letter country code like 'US' or 'KR', got {country!r}")
@@ -271,7 +443,7 @@ def profile_from_dict(data: dict, where: str = "profile") -> UserProfile:
                        tagged_photos_with_face=data.get("tagged_photos_with_face", 0),
                        real_name_used=data.get("real_name_used", True),
                        travel_plans_specific=data.get("travel_plans_specific", False),
-                       birth_country=country, birth_year=year)
+                       birth_country=country, birth_year=year, hometown=data.get("hometown"))
 
 
 def load_profile(path) -> UserProfile:
