@@ -215,7 +215,7 @@ def fake_everywhere(monkeypatch):
     import privrisk.models
 
     model = FakeFaceModel()
-    for mod in (privrisk.embeddings, privrisk.experiment, privrisk.models):
+    for mod in (privrisk.embeddings, privrisk.models):
         monkeypatch.setattr(mod, "load_face_model", lambda: model)
     return model
 
@@ -322,3 +322,50 @@ def test_real_landmarks_put_the_occluders_on_a_sample_face(london, real_model):
         if kind == "sunglasses":
             row = int(eyes[:, 1].mean())
             assert changed[row, left:right].mean() < 0.9  # not a band across the whole face
+
+
+def test_captures_are_cached_by_recipe_and_never_remade(tmp_path, fake_everywhere, monkeypatch):
+    """A second run with the same inputs reads every capture's embedding from the cache: nothing is
+    degraded again, and the numbers are the same. A changed level setting makes new captures."""
+    import privrisk.captures
+    from privrisk.embeddings import EmbeddingCache
+    from privrisk.experiment import load_config, run_experiment
+
+    root = _small_set(tmp_path)
+    body = f"""
+dataset_dir = "{root}"
+gallery_manifest = "{root / 'g.csv'}"
+probe_manifest = "{root / 'p.csv'}"
+bootstrap = 50
+workers = 1
+[offline]
+shots = 2
+headline = "small"
+timing_probes = 1
+[[offline.levels]]
+name = "small"
+face_width_px = 40
+blur_sigma = BLUR
+[scaling]
+sizes = [20]
+extrapolate = []
+validation_distractors = 100
+"""
+    calls = []
+    real = privrisk.captures.degrade
+    monkeypatch.setattr(privrisk.captures, "degrade", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache = EmbeddingCache(tmp_path / "cache.sqlite")
+
+    def run(blur, out):
+        cfg = tmp_path / f"{out}.toml"
+        cfg.write_text(body.replace("BLUR", blur))
+        calls.clear()
+        r = run_experiment(load_config(cfg), tmp_path / out, cache=cache, progress=False, log=None)
+        return r["experiments"]["offline_to_online"]["levels"]["small"], len(calls)
+
+    first, made_first = run("1.0", "a")
+    second, made_second = run("1.0", "b")
+    assert made_first == 20 and made_second == 0
+    assert first["rank1"] == second["rank1"] and first["fusion"] == second["fusion"]
+    _, made_third = run("1.5", "c")
+    assert made_third == 20

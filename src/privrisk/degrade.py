@@ -23,6 +23,10 @@ import numpy as np
 
 from .config import setting
 
+#: Bump whenever a change here alters the pixels :func:`degrade` makes for the same inputs: cached
+#: captures (:mod:`privrisk.captures`) are keyed by it.
+DEGRADE_VERSION = "2"
+
 Landmarks = dict  # face_recognition's layout: feature name -> [(x, y), ...] in the image's pixels
 
 # features of dlib's 68-point layout, as face_recognition names them

@@ -209,7 +209,30 @@ def _embed_item(item, model: FaceModel, settings: FaceSettings) -> EmbedResult:
     if isinstance(item, tuple):
         name, data = item
         return embed_image(data, model, settings, name=name)
+    if _is_recipe(item):
+        try:
+            data = item.render(model)
+        except ImageError as exc:
+            return EmbedResult(name=item.name, sha256=None, error=f"cannot make the image: {exc.reason}")
+        result = embed_image(data, model, settings, name=item.name)
+        return dataclasses.replace(result, sha256=None)  # cached by its recipe, not by these bytes
     return embed_image(item, model, settings)
+
+
+def _is_recipe(item) -> bool:
+    """An image made on demand: has ``name``, ``cache_key`` and ``render(model) -> bytes``."""
+    return hasattr(item, "render") and hasattr(item, "cache_key")
+
+
+def _faces_to_arrays(faces: Sequence[Face]) -> dict[str, np.ndarray]:
+    return {"boxes": np.array([list(f.box) for f in faces], np.int64).reshape(len(faces), 4),
+            "widths": np.array([f.width_px for f in faces], np.int64),
+            "vectors": np.array([f.embedding for f in faces], "<f4").reshape(len(faces), EMBEDDING_DIM)}
+
+
+def _faces_from_arrays(arrays: dict[str, np.ndarray]) -> list[Face]:
+    return [Face(box=tuple(int(v) for v in b), width_px=int(w), embedding=np.asarray(e, np.float32).copy())
+            for b, w, e in zip(arrays["boxes"], arrays["widths"], arrays["vectors"])]
 
 
 def _worker_embed(item, settings: FaceSettings) -> EmbedResult:
@@ -229,7 +252,10 @@ def embed_batch(
 ) -> list[EmbedResult]:
     """Embed many images; one :class:`EmbedResult` per source, in order.
 
-    A source is a file path or a ``(name, image bytes)`` pair (for images made in memory).
+    A source is a file path, a ``(name, image bytes)`` pair (for images made in memory), or a
+    recipe: an object with ``name``, ``cache_key`` and ``render(model) -> bytes`` (an image made on
+    demand, in the worker, such as :class:`privrisk.captures.Capture`). Recipes are cached under
+    their ``cache_key``, so a cached one is never rendered.
 
     Cached images are answered from ``cache``. Misses run in ``workers`` processes (default:
     all cores; 1 = in this process with ``model``, loading the real model if none is given).
@@ -237,7 +263,7 @@ def embed_batch(
     With ``ray_address`` (``host:port`` or 'local'), misses run as Ray tasks instead
     (:mod:`privrisk.cluster`); the results are the same.
     """
-    paths = [p if isinstance(p, tuple) else str(p) for p in sources]
+    paths = [p if isinstance(p, tuple) or _is_recipe(p) else str(p) for p in sources]
     results: list[EmbedResult | None] = [None] * len(paths)
     report = _progress_reporter(progress, len(paths))
     model_id = model.model_id if model is not None else dlib_model_id()
@@ -246,6 +272,16 @@ def embed_batch(
     todo: list[int] = []
     hashes: dict[int, str] = {}
     for i, path in enumerate(paths):
+        if _is_recipe(path):
+            arrays = cache.get_arrays(path.cache_key) if cache is not None else None
+            if arrays is None:
+                todo.append(i)
+            else:
+                faces = _faces_from_arrays(arrays)
+                results[i] = EmbedResult(name=path.name, sha256=None, faces=tuple(faces), cached=True,
+                                         error=None if faces else "no face found")
+                report(1)
+            continue
         try:
             digest = hashlib.sha256(path[1]).hexdigest() if isinstance(path, tuple) else file_sha256(path)
         except OSError:
@@ -262,7 +298,10 @@ def embed_batch(
 
     def store(i: int, result: EmbedResult) -> None:
         results[i] = result
-        if cache is not None and result.sha256 is not None:
+        if cache is not None and _is_recipe(paths[i]):
+            if result.ok or result.error == "no face found":  # deterministic outcomes only
+                cache.put_arrays(paths[i].cache_key, _faces_to_arrays(result.faces))
+        elif cache is not None and result.sha256 is not None:
             cache.put(result.sha256, key, list(result.faces))
         report(1)
 
@@ -270,8 +309,8 @@ def embed_batch(
     if todo and ray_address:
         from .cluster import embed_on_ray
 
-        if any(isinstance(paths[i], tuple) for i in todo):
-            raise ValueError("the Ray path embeds image files; in-memory images run locally")
+        if any(isinstance(paths[i], tuple) or _is_recipe(paths[i]) for i in todo):
+            raise ValueError("the Ray path embeds image files; in-memory and rendered images run locally")
         embed_on_ray([paths[i] for i in todo], settings, ray_address, embed_image,
                      on_result=lambda j, result: store(todo[j], result))
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):

@@ -30,14 +30,14 @@ from . import metrics
 from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
 from .degrade import Degradation, applicable, degrade, encode_png
 from .distractors import DistractorModel, predicted_rank1, validate
-from .embeddings import EmbeddingCache, embed_batch, embed_loaded
+from .captures import make_captures
+from .embeddings import EmbeddingCache, embed_batch, embed_loaded, file_sha256
 from .errors import ConfigError
-from .faces import face_landmarks
 from .fileio import stderr_log
 from .gallery import Gallery, build_gallery
 from .images import load_image
 from .manifest import Manifest, read_manifest
-from .models import library_versions, load_face_model
+from .models import dlib_model_id, library_versions, load_face_model
 from .profiles import FIELDS, generate_profiles, national_id_inference
 from .samples import dataset_dir, sample_manifest
 
@@ -259,29 +259,27 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
     # --- E2 offline to online -------------------------------------------------------------------------
     e2_levels, e2_fused = {}, {}
     box_of = dict(zip(probes.names, probes.boxes))
-    marks_of: dict[str, dict] = {}  # landmarks of each source photo (by content hash), found once per run
+    # each probe photo once: its content hash (what cached captures are keyed by) and its face box in
+    # the loaded photo's pixels; the captures themselves are made in the embedding workers
+    sources = {}
+    for name in probes.names:
+        scale = load_image(name, max_side=cfg.faces.max_side).scale
+        sources[name] = (file_sha256(name), tuple(int(round(v * scale)) for v in box_of[name]))
+    model_id = dlib_model_id()
     for li, level in enumerate(cfg.offline.levels):
         items, owners, shot_of, rows_used, not_applicable = [], [], [], [], []
-        for pi, (name, subject) in enumerate(zip(probes.names, probes.subjects)):
-            image = load_image(name, max_side=cfg.faces.max_side)
-            s = image.scale
-            box = tuple(int(round(v * s)) for v in box_of[name])
+        for pi, name in enumerate(probes.names):
+            sha, box = sources[name]
             if not applicable(box, level):  # the face is already smaller: the level would enlarge it
                 not_applicable.append(pi)
                 continue
-            marks = None
-            if level.occlusion != "none":
-                if image.sha256 not in marks_of:
-                    marks_of[image.sha256] = face_landmarks(load_face_model(), image.rgb, box)
-                marks = marks_of[image.sha256] or None
             row = len(rows_used)
             rows_used.append(pi)
-            for shot in range(cfg.offline.shots):
-                shot_rng = np.random.default_rng([cfg.seed, li, pi, shot])
-                rgb = degrade(image.rgb, box, level, shot_rng, landmarks=marks)
-                items.append((f"{Path(name).stem}-{level.name}-{shot}.png", encode_png(rgb)))
-                owners.append(row)
-                shot_of.append(shot)
+            shots = make_captures(name, sha, box, level, (cfg.seed, li, pi), cfg.offline.shots, cfg.faces.max_side,
+                                  cfg.faces, model_id, Path(name).stem)
+            items += shots
+            owners += [row] * len(shots)
+            shot_of += list(range(len(shots)))
         log(f"E2 level '{level.name}': embedding {len(items)} degraded captures"
             + (f" ({len(not_applicable)} photos not applicable: face narrower than {level.face_width_px} px)"
                if not_applicable else ""))
@@ -452,7 +450,6 @@ def _fusion_cost(top_c, top_d, shot_owner, shot_index, n_persons, shots, fused_c
 def _time_identifications(cfg, probes, box_of, gal_vecs, level: Degradation | None, shots: int) -> dict:
     """Seconds per identification, uncached, in this process: detect and embed over ``shots``
     captures (clean photos when ``level`` is None), then one search."""
-    from .models import load_face_model
 
     model = load_face_model()
     n = min(cfg.offline.timing_probes, len(probes.names))
