@@ -129,3 +129,38 @@ def test_e3_counts_people_and_wrong_person_identifications(run):
     assert sum(1 for line in acc[1:] if line.startswith("wrong person,")) == len(
         {(r.split(",")[2], r.split(",")[7].split(";")[0].split(":")[0]) for r in rows
          if r.split(",")[5] == "match" and r.split(",")[7].split(";")[0].split(":")[0] != r.split(",")[2]})
+
+
+
+def test_report_shows_the_new_sections(run):
+    out, _, _ = run
+    html = (out / "report.html").read_text()
+    for text in ("E1: what its genuine pairs are", "Identification rates with their intervals",
+                 "E3: people re-identified, and profiles attached to the wrong face", "Clopper-Pearson"):
+        assert text in html, text
+
+
+def test_genuine_pairs_statement_follows_the_distances():
+    from types import SimpleNamespace
+
+    from privrisk.experiment import _genuine_pairs
+
+    rows = [SimpleNamespace(meta={"source": "london-faces/neutral"})]
+    cfg = ExperimentConfig()  # default manifests: the sample set's same-session studio photos
+    e1 = {"verification": {"eer": 0.0}, "rank1": 1.0}
+    sep = _genuine_pairs([0.2, 0.3, 0.45], [0.483, 0.6, 0.9], e1, cfg, SimpleNamespace(rows=rows),
+                         SimpleNamespace(rows=rows))
+    assert sep["quantiles"]["max"] == 0.45 and sep["closest_impostor"] == 0.483
+    assert sep["statement"].startswith("Every genuine pair (max 0.450) is closer than the closest impostor pair (0.483)")
+    assert "follow from the set-up" in sep["statement"] and "2011 recogniser" in sep["statement"]
+    assert "neutral" in sep["what"] and "smiling" in sep["what"]
+    mixed = _genuine_pairs([0.2, 0.5, 0.7], [0.483, 0.6], {"verification": {"eer": 0.2}, "rank1": 0.67}, cfg,
+                           SimpleNamespace(rows=rows), SimpleNamespace(rows=rows))
+    assert mixed["n_genuine_not_closer_than_closest_impostor"] == 2
+    assert mixed["statement"].startswith("2 of 3 genuine pairs") and "Every" not in mixed["statement"]
+
+
+def test_zero_note_on_log_axes():
+    from privrisk.report import zero_note
+
+    assert zero_note("FPIR", 20) == "FPIR 0 of 20: not shown on log axis; <= 0.139 (95%)"
