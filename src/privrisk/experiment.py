@@ -259,7 +259,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
     same = np.array([code[s] for s in probes.subjects])[:, None] == gal_codes[None, :]
     genuine, impostor = allpairs[same], allpairs[~same]
     roc = metrics.roc(genuine, impostor)
-    pick = np.unique(np.linspace(0, len(roc["far"]) - 1, 300).astype(int))
+    far0 = np.flatnonzero(np.asarray(roc["far"]) == 0)  # keep the last FAR-0 point: TAR at FAR 0 (plots)
+    pick = np.unique(np.r_[np.linspace(0, len(roc["far"]) - 1, 300).astype(int), far0[-1:]])
     e1["verification"] = {"eer": roc["eer"], "curve": {"far": [roc["far"][j] for j in pick],
                                                        "tar": [roc["tar"][j] for j in pick]}, "n_genuine": int(genuine.size), "n_impostor": int(impostor.size),
                           "tar_at_far": {f"{f:g}": metrics.tar_at_far(genuine, impostor, f) for f in (0.01, 0.001)}}

@@ -121,16 +121,17 @@ def make_plots(results: dict) -> dict[str, bytes]:
     plots["cmc.png"] = _png(fig)
 
     fig, ax = _figure()
-    notes = []
+    hidden: dict[str, list[str]] = {}
     for label, m in [("E1", e1)] + [(f"E2 {k}", v) for k, v in e2["levels"].items()]:
         fpir, fnir = np.array(m["det"]["fpir"], float), np.array(m["det"]["fnir"], float)
-        hidden = [zero_note("FPIR", m["n_nonmated"]) if (fpir == 0).any() else "",
-                  zero_note("FNIR", m["n_mated"]) if (fnir == 0).any() else ""]
         shown = (fpir > 0) & (fnir > 0)
         ax.plot(np.where(shown, fpir, np.nan), np.where(shown, fnir, np.nan), label=label, drawstyle="steps-post")
-        if any(hidden):
-            notes.append(f"{label}: " + "; ".join(h for h in hidden if h)
-                         + ("" if shown.any() else " (no point has both rates above 0: nothing to draw)"))
+        for zero, note in (((fpir == 0).any(), zero_note("FPIR", m["n_nonmated"])),
+                           ((fnir == 0).any(), zero_note("FNIR", m["n_mated"])),
+                           (not shown.any(), "no point with both rates above 0: nothing drawn")):
+            if zero:
+                hidden.setdefault(note, []).append(label)
+    notes = [f"{note}: {', '.join(labels)}" for note, labels in hidden.items()]
     floor = 0.5 / max(e1["n_nonmated"], e1["n_mated"], 1)
     ax.set(xscale="log", yscale="log", xlabel="FPIR (non-mated probes accepted)", ylabel="FNIR (mated probes missed)",
            title=f"DET, open set ({e1['n_nonmated']} non-mated probes)", xlim=(floor, 1.05), ylim=(floor, 1.05))
@@ -148,7 +149,7 @@ def make_plots(results: dict) -> dict[str, bytes]:
     if (far == 0).any() and n_imp:
         reached = float(tar[far == 0].max())
         roc_notes.append(f"E1: {zero_note('FAR', n_imp)}\n(pairs share faces, so the bound is optimistic); "
-                         f"TAR at FAR 0 reaches {reached:.1%}")
+                         f"TAR at FAR 0 reaches {reached:.1%}")  # the curve keeps its last FAR-0 point
     ax.set(xscale="log", xlabel="FAR", ylabel="TAR", ylim=(0, 1.02), xlim=(0.5 / max(n_imp, 1), 1.05),
            title="Verification ROC (probe vs gallery pairs)")
     _zero_notes(ax, roc_notes)
@@ -268,7 +269,9 @@ def summary_table(results: dict) -> str:
         entry = e1["tpir_at_fpir"][k]
         if entry.get("resolvable", True) is False:
             lines.append(f"* TPIR at FPIR {_fpir_label(k)} is not resolvable with {entry['n_nonmated']} non-mated "
-                         f"probes (needs {entry['n_nonmated_needed']}): E1 {tpir_cell(e1, k)}")
+                         f"probes (needs {entry['n_nonmated_needed']}); shown instead: the one-sided 95% upper bound on "
+                         f"the FPIR its threshold reached (E1: {entry['n_false_alarms']} of {entry['n_nonmated']} -> "
+                         f"FPIR <= {_fmt(entry['fpir_upper95'], True)})")
     lines.append("")
     people = e3.get("people_identified")
     who = (f"{e3['n_people_identified']} of {e3['n_mated_people']} people re-identified "
@@ -381,7 +384,10 @@ def stats_sections(results: dict) -> str:
         + "".join(f"<th>TPIR at FPIR {_fpir_label(k)}</th>" for k in keys) + "</tr>" + "".join(rows) + "</table>"
         f"<p>Verification (E1 probe against gallery pairs, {v.get('n_genuine')} genuine, {v.get('n_impostor')} "
         f"impostor): EER {_fmt(v.get('eer'), True)} (subject bootstrap, threshold re-chosen per resample: "
-        f"{_ci_text(v.get('eer_ci95'))}); {e(tar)}.</p>")
+        f"{_ci_text(v.get('eer_ci95'))}); {e(tar)}."
+        + (" Every resample separates genuine from impostor pairs, so the bootstrap shows no spread: it cannot "
+           "bound a perfect separation away from zero (see the genuine pairs above)."
+           if v.get("eer_ci95") and v["eer_ci95"][1] == 0 else "") + "</p>")
     if "wrong_person" in e3:
         wp, pi = e3["wrong_person"], e3["people_identified"]
         share = e3["probe_share_per_identified_person"]
