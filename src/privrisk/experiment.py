@@ -375,8 +375,9 @@ def _genuine_pairs(genuine, impostor, e1, cfg, g_manifest, p_manifest) -> dict:
     closest = float(np.min(impostor)) if len(impostor) else float("nan")
     out = {"what": what, "same_session_studio": default, "n_genuine": int(g.size), "n_impostor": int(len(impostor)),
            "closest_impostor": closest}
-    if not g.size:
-        return out | {"statement": "no genuine pairs (no probe subject has a gallery photo)"}
+    if not g.size or not len(impostor):
+        return out | {"statement": "no genuine pairs (no probe subject has a gallery photo)" if not g.size else
+                      "no impostor pairs (one subject only): nothing to compare the genuine distances with"}
     q = np.quantile(g, [0.0, 0.05, 0.5, 0.95, 1.0])
     out["quantiles"] = dict(zip(("min", "p05", "median", "p95", "max"), map(float, q)))
     out["mean"] = float(g.mean())
