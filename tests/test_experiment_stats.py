@@ -164,3 +164,28 @@ def test_zero_note_on_log_axes():
     from privrisk.report import zero_note
 
     assert zero_note("FPIR", 20) == "FPIR 0 of 20: not shown on log axis; <= 0.139 (95%)"
+
+
+def test_accretion_hand_case():
+    """Subject a has three probes (one found, one above the threshold, one matched to b); b's one probe
+    is found; c (not in the gallery) is matched to a; d (not in the gallery) stays unmatched."""
+    from privrisk.experiment import _accretion
+
+    names = ["a", "b", "c", "d"]
+    truth = np.array([0, 0, 0, 1, 2, 3])
+    mated = np.array([True, True, True, True, False, False])
+    cand = np.array([[0, 1], [0, 1], [1, 0], [1, 0], [0, 1], [1, 0]])
+    dist = np.array([[0.3, 0.8], [0.7, 0.9], [0.4, 0.5], [0.2, 0.9], [0.5, 0.6], [0.9, 1.0]], np.float32)
+    e3, rows = _accretion(ExperimentConfig(), names, None, cand, dist, truth, mated, {})
+    assert (e3["n_people_identified"], e3["n_mated_people"], e3["n_probes_identified"]) == (2, 2, 2)
+    assert e3["n_identified"] == 2 and e3["people_identified"]["k"] == 2
+    assert e3["probe_share_per_identified_person"] == {"mean": pytest.approx((1 / 3 + 1) / 2),
+                                                       "min": pytest.approx(1 / 3), "median": pytest.approx(2 / 3)}
+    wp = e3["wrong_person"]
+    assert wp["n_probes_wrong"] == 2
+    assert (wp["nonmated"]["k"], wp["nonmated"]["n"], wp["mated"]["k"], wp["mated"]["n"]) == (1, 2, 1, 4)
+    assert (wp["people_with_a_wrong_identification"]["k"], wp["people_with_a_wrong_identification"]["n"]) == (2, 4)
+    assert wp["n_profiles_wrongly_attributed"] == 2
+    wrong = sorted((r["subject_id"], r["attributed_to"]) for r in rows if r["kind"] == "wrong person")
+    assert wrong == [("a", "b"), ("c", "a")]
+    assert [r["probes_leading_here"] for r in rows if r["kind"] == "re-identified"] == [1, 1]
