@@ -173,3 +173,26 @@ def test_shipped_identification_curves_are_what_the_demo_measures(demo):
     fresh = export_curves(json.loads((base / "run1" / "results.json").read_text()))
     shipped = json.loads((ROOT / "sample_data" / "identification_curves.json").read_text())
     assert fresh["curves"] == shipped["curves"] and fresh["seed"] == shipped["seed"]
+
+
+def test_demo_rates_are_exact_and_e1_explains_its_genuine_pairs(demo):
+    """Issue 11: 82 of 82 reads 100% (95% CI 95.6-100%); the unresolvable FPIR targets show their
+    bound; E1 says its genuine pairs are same-session photos; E3 counts people."""
+    from privrisk.metrics import clopper_pearson
+
+    base, _, out = demo
+    r = json.loads((base / "run1" / "results.json").read_text())
+    e1, e3 = r["experiments"]["online_to_online"], r["experiments"]["accretion"]
+    k = round(e1["rank1"] * e1["n_mated"])
+    assert e1["rank1_ci95"] == pytest.approx(list(clopper_pearson(k, e1["n_mated"])))
+    entry = e1["tpir_at_fpir"]["0.01"]
+    assert entry["resolvable"] is False and entry["fpir_upper95"] == pytest.approx(0.139, abs=5e-4)
+    assert "FPIR<=13.9%*" in out.stdout and "not resolvable" in out.stdout
+    gp = e1["genuine_pairs"]
+    assert gp["same_session_studio"] and gp["quantiles"]["max"] < gp["closest_impostor"]
+    from html import escape
+
+    assert gp["statement"].startswith("Every genuine pair")
+    assert escape(gp["statement"]) in (base / "run1" / "report.html").read_text()
+    assert e3["n_people_identified"] <= e3["n_mated_people"] == e1["n_mated"]
+    assert e3["wrong_person"]["nonmated"]["k"] == e1["fpir_at_threshold_k"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .fileio import atomic_write  # noqa: F401 - re-exported for callers of report.atomic_write
-
+from .profiles import FIELDS
 from .samples import ATTRIBUTION, ATTRIBUTION_URL
 
 PAPER = {
@@ -74,6 +74,20 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def zero_note(name: str, n: int) -> str:
+    """'FPIR 0 of 20: not shown on log axis; <= 0.139 (95%)': what a log axis cannot draw, with the
+    one-sided exact 95% upper bound that 0 of n allows."""
+    from .metrics import clopper_pearson_upper
+
+    return f"{name} 0 of {n}: not shown on log axis; <= {clopper_pearson_upper(0, n):.3g} (95%)"
+
+
+def _zero_notes(ax, notes: list[str]) -> None:
+    if notes:
+        ax.text(0.01, 0.01, "\n".join(notes), transform=ax.transAxes, fontsize=6.5, va="bottom", ha="left",
+                wrap=True, bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "edgecolor": "#999"})
+
+
 def make_plots(results: dict) -> dict[str, bytes]:
     """PNG bytes by file name: CMC, DET, ROC, E2 levels, scaling, exposure, demographic breakdown."""
     exps = results["experiments"]
@@ -90,20 +104,39 @@ def make_plots(results: dict) -> dict[str, bytes]:
     plots["cmc.png"] = _png(fig)
 
     fig, ax = _figure()
+    hidden: dict[str, list[str]] = {}
     for label, m in [("E1", e1)] + [(f"E2 {k}", v) for k, v in e2["levels"].items()]:
         fpir, fnir = np.array(m["det"]["fpir"], float), np.array(m["det"]["fnir"], float)
-        ax.plot(np.clip(fpir, 1e-3, 1), np.clip(fnir, 1e-3, 1), label=label, drawstyle="steps-post")
+        shown = (fpir > 0) & (fnir > 0)
+        ax.plot(np.where(shown, fpir, np.nan), np.where(shown, fnir, np.nan), label=label, drawstyle="steps-post")
+        for zero, note in (((fpir == 0).any(), zero_note("FPIR", m["n_nonmated"])),
+                           ((fnir == 0).any(), zero_note("FNIR", m["n_mated"])),
+                           (not shown.any(), "no point with both rates above 0: nothing drawn")):
+            if zero:
+                hidden.setdefault(note, []).append(label)
+    notes = [f"{note}: {', '.join(labels)}" for note, labels in hidden.items()]
+    floor = 0.5 / max(e1["n_nonmated"], e1["n_mated"], 1)
     ax.set(xscale="log", yscale="log", xlabel="FPIR (non-mated probes accepted)", ylabel="FNIR (mated probes missed)",
-           title=f"DET, open set ({e1['n_nonmated']} non-mated probes)")
+           title=f"DET, open set ({e1['n_nonmated']} non-mated probes)", xlim=(floor, 1.05), ylim=(floor, 1.05))
+    _zero_notes(ax, notes)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     plots["det.png"] = _png(fig)
 
     fig, ax = _figure()
     curve = e1["verification"]["curve"]
-    ax.plot(np.clip(curve["far"], 1e-5, 1), curve["tar"], label=f"E1 (EER {e1['verification']['eer']:.3f})")
-    ax.set(xscale="log", xlabel="FAR", ylabel="TAR", ylim=(0, 1.02), title="Verification ROC (probe vs gallery pairs)")
-    ax.legend(fontsize=8)
+    far, tar = np.array(curve["far"], float), np.array(curve["tar"], float)
+    n_imp = e1["verification"].get("n_impostor", 0)
+    ax.plot(np.where(far > 0, far, np.nan), tar, label=f"E1 (EER {e1['verification']['eer']:.3f})")
+    roc_notes = []
+    if (far == 0).any() and n_imp:
+        reached = float(tar[far == 0].max())
+        roc_notes.append(f"E1: {zero_note('FAR', n_imp)}\n(pairs share faces, so the bound is optimistic); "
+                         f"TAR at FAR 0 reaches {reached:.1%}")  # the curve keeps its last FAR-0 point
+    ax.set(xscale="log", xlabel="FAR", ylabel="TAR", ylim=(0, 1.02), xlim=(0.5 / max(n_imp, 1), 1.05),
+           title="Verification ROC (probe vs gallery pairs)")
+    _zero_notes(ax, roc_notes)
+    ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3, which="both")
     plots["roc.png"] = _png(fig)
 
@@ -154,24 +187,86 @@ def make_plots(results: dict) -> dict[str, bytes]:
     return plots
 
 
+def _fpir_keys(results: dict) -> list[str]:
+    """The configured FPIR targets as results.json keys them (``f"{fpir:g}"``), in config order."""
+    e1 = results["experiments"]["online_to_online"]
+    keys = [f"{float(f):g}" for f in (results.get("config") or {}).get("fpir", [])]
+    return [k for k in keys if k in e1["tpir_at_fpir"]] or list(e1["tpir_at_fpir"])
+
+
+def _fpir_label(key: str) -> str:
+    return f"{float(key):.1%}".replace(".0%", "%")
+
+
+def tpir_cell(m: dict, key: str, short: bool = False) -> str:
+    """TPIR at the FPIR ``key`` with its exact interval and n, or, when the non-mated probes cannot
+    resolve that FPIR, the one-sided 95% upper bound on the FPIR the threshold reached."""
+    entry = (m.get("tpir_at_fpir") or {}).get(key)
+    if entry is None:
+        return "n/a"
+    if entry.get("resolvable", True) is False:
+        bound = entry.get("fpir_upper95")
+        if short:
+            return f"FPIR<={_fmt(bound, True)}*"
+        return (f"not resolvable: FPIR <= {_fmt(bound, True)} (one-sided 95% upper bound, {entry['n_false_alarms']} "
+                f"of {entry['n_nonmated']} non-mated; FPIR {_fpir_label(key)} needs {entry['n_nonmated_needed']})")
+    ci = entry.get("tpir_ci95") or [None, None]
+    if short:
+        return _fmt(entry["tpir"], True)
+    return (f"{_fmt(entry['tpir'], True)} (95% CI {_fmt(ci[0], True)}-{_fmt(ci[1], True)}, "
+            f"n={entry.get('n_mated', m.get('n_mated'))})")
+
+
+def _rate_ci(m: dict, key: str) -> str:
+    ci = m.get(f"{key}_ci95") or [None, None]
+    return f"{_fmt(m.get(key), True)} [{_fmt(ci[0], True)}-{_fmt(ci[1], True)}]"
+
+
 def summary_table(results: dict) -> str:
     e = results["experiments"]
     e1, e2, e3 = e["online_to_online"], e["offline_to_online"], e["accretion"]
-    pct = lambda x: "n/a" if x is None else f"{x:6.1%}"  # noqa: E731
+    key = _fpir_keys(results)[0]
+    thr = e1.get("threshold", (results.get("config") or {}).get("gallery", {}).get("threshold"))
+    fpir_head = f"FPIR@{thr:g}" if isinstance(thr, (int, float)) else "FPIR@thr"
+
+    def fpir_thr(m):
+        if m.get("fpir_at_threshold") is None:
+            return "n/a"
+        return f"{m['fpir_at_threshold_k']}/{m['fpir_at_threshold_n']}" if "fpir_at_threshold_k" in m else _fmt(
+            m["fpir_at_threshold"], True)
+
     lines = [
-        f"{'experiment':<34} {'gallery':>8} {'probes':>7} {'rank-1':>7} {'rank-5':>7} {'TPIR@1%':>8} {'s/probe':>8}",
-        f"{'E1 online to online':<34} {e1['n_gallery']:>8} {e1['n_probes']:>7} {pct(e1['rank1']):>7} "
-        f"{pct(e1['rank5']):>7} {pct(e1['tpir_at_fpir']['0.01']['tpir']):>8} {e1['seconds_per_probe']:>8.3f}",
+        f"{'experiment':<34} {'gallery':>7} {'mated':>5} {'rank-1 [95% CI]':>22} {'rank-5 [95% CI]':>22} "
+        f"{'TPIR@' + _fpir_label(key):>12} {fpir_head:>9} {'s/probe':>8}",
+        f"{'E1 online to online':<34} {e1['n_gallery']:>7} {e1['n_mated']:>5} {_rate_ci(e1, 'rank1'):>22} "
+        f"{_rate_ci(e1, 'rank5'):>22} {tpir_cell(e1, key, True):>12} {fpir_thr(e1):>9} {e1['seconds_per_probe']:>8.3f}",
     ]
     for name, lv in e2["levels"].items():
         secs = f"{e2['seconds_per_probe']:>8.3f}" if name == e2["level_name"] else f"{'':>8}"
         lines.append(f"{'E2 offline, ' + name + ' (' + str(lv['level']['face_width_px']) + ' px)':<34} "
-                     f"{lv['n_gallery']:>8} {lv['n_probes']:>7} {pct(lv['rank1']):>7} {pct(lv['rank5']):>7} "
-                     f"{pct(lv['tpir_at_fpir']['0.01']['tpir']):>8} {secs}")
+                     f"{lv['n_gallery']:>7} {lv['n_mated']:>5} {_rate_ci(lv, 'rank1'):>22} {_rate_ci(lv, 'rank5'):>22} "
+                     f"{tpir_cell(lv, key, True):>12} {fpir_thr(lv):>9} {secs}")
+    lines.append("rates over the mated probes with exact (Clopper-Pearson) 95% intervals; "
+                 f"{fpir_head}: non-mated probes accepted at the operating threshold (k/n)")
+    for k in _fpir_keys(results):
+        entry = e1["tpir_at_fpir"][k]
+        if entry.get("resolvable", True) is False:
+            lines.append(f"* TPIR at FPIR {_fpir_label(k)} is not resolvable with {entry['n_nonmated']} non-mated "
+                         f"probes (needs {entry['n_nonmated_needed']}); shown instead: the one-sided 95% upper bound on "
+                         f"the FPIR its threshold reached (E1: {entry['n_false_alarms']} of {entry['n_nonmated']} -> "
+                         f"FPIR <= {_fmt(entry['fpir_upper95'], True)})")
     lines.append("")
-    lines.append(f"E3 accretion: {e3['n_identified']} people re-identified; a stranger learns "
+    people = e3.get("people_identified")
+    who = (f"{e3['n_people_identified']} of {e3['n_mated_people']} people re-identified "
+           f"(95% CI {_fmt(people['ci95'][0], True)}-{_fmt(people['ci95'][1], True)})" if people else
+           f"{e3['n_identified']} people re-identified")
+    wp = e3.get("wrong_person")
+    wrong = (f"; {wp['n_probes_wrong']} searches attached another person's profile (non-mated: "
+             f"{wp['nonmated']['k']} of {wp['nonmated']['n']})" if wp else "")
+    lines.append(f"E3 accretion: {who}; a stranger learns "
                  f"{e3['mean_fields_learned']:.1f} fields on average; SSN first 5 digits predictable for "
-                 f"{e3['ssn_predictable_fraction']:.0%}, Korean RRN for {e3['rrn_predictable_fraction']:.0%}")
+                 f"{e3['ssn_predictable_fraction']:.0%}{_kn(e3.get('ssn_predictable'))}, Korean RRN for "
+                 f"{e3['rrn_predictable_fraction']:.0%}{_kn(e3.get('rrn_predictable'))}{wrong}")
     scale = ", ".join(f"{p['gallery_size']:,}: {p['rank1']:.1%}" for p in results["scaling"])
     pred = results["scaling_detail"]["curves"]["online_to_online"]["predicted"]
     lines.append(f"Scaling (E1 rank-1 by gallery size): {scale}; model at {pred['gallery_size'][-1]:,}: "
@@ -179,6 +274,11 @@ def summary_table(results: dict) -> str:
     lines.append(f"Distractor model vs real impostor distances: KS = "
                  f"{results['scaling_detail']['distractor_model']['ks_statistic']:.3f}")
     return "\n".join(lines)
+
+
+def _kn(r: dict | None) -> str:
+    """' (k of n)' for a :func:`privrisk.metrics.rate` dict, empty when absent."""
+    return f" ({r['k']} of {r['n']})" if r else ""
 
 
 def _fmt(x, pct=False):
@@ -194,16 +294,24 @@ def paper_comparison(results: dict) -> list[tuple[str, str, str]]:
     pred = results["scaling_detail"]["curves"]["online_to_online"]["predicted"]
     return [
         ("E1 online to online", PAPER["online_to_online"],
-         f"rank-1 {_fmt(e1['rank1'], True)} (95% CI {_fmt(e1['rank1_ci95'][0], True)}-{_fmt(e1['rank1_ci95'][1], True)}) "
-         f"of {e1['n_mated']} mated probes, gallery {e1['n_gallery']}; TPIR at FPIR 1%: "
-         f"{_fmt(e1['tpir_at_fpir']['0.01']['tpir'], True)}"),
+         f"rank-1 {_fmt(e1['rank1'], True)} (95% CI {_fmt(e1['rank1_ci95'][0], True)}-{_fmt(e1['rank1_ci95'][1], True)}, "
+         f"exact) of {e1['n_mated']} mated probes, gallery {e1['n_gallery']}; "
+         + "; ".join(f"TPIR at FPIR {_fpir_label(k)}: {tpir_cell(e1, k)}" for k in _fpir_keys(results))
+         + (f"; {e1['genuine_pairs']['statement']}" if e1.get("genuine_pairs", {}).get("statement") else "")),
         (f"E2 offline to online ({e2['level_name']})", PAPER["offline_to_online"],
-         f"rank-1 {_fmt(e2['rank1'], True)}, rank-10 {_fmt(e2['rank10'], True)} of {e2['n_mated']}; "
-         f"{_fmt(e2['seconds_per_probe'])} s per identification ({e2['shots']} captures)"),
+         f"rank-1 {_fmt(e2['rank1'], True)}, rank-10 {_fmt(e2['rank10'], True)} of {e2['n_mated']}"
+         + (f" (95% CI {_fmt(e2['rank1_ci95'][0], True)}-{_fmt(e2['rank1_ci95'][1], True)} and "
+            f"{_fmt(e2['rank10_ci95'][0], True)}-{_fmt(e2['rank10_ci95'][1], True)})" if "rank10_ci95" in e2 else "")
+         + f"; {_fmt(e2['seconds_per_probe'])} s per identification ({e2['shots']} captures)"),
         ("E3 accretion", PAPER["accretion"],
-         f"of {e3['n_identified']} re-identified: SSN first 5 digits predictable for "
-         f"{_fmt(e3['ssn_predictable_fraction'], True)}, Korean RRN (7+ digits) for "
-         f"{_fmt(e3['rrn_predictable_fraction'], True)}; {e3['mean_fields_learned']:.1f} fields learned on average"),
+         (f"{e3['n_people_identified']} of {e3['n_mated_people']} people re-identified" if "n_people_identified" in e3
+          else f"{e3['n_identified']} re-identified")
+         + f": SSN first 5 digits predictable for "
+         f"{_fmt(e3['ssn_predictable_fraction'], True)}{_kn(e3.get('ssn_predictable'))}, Korean RRN (7+ digits) for "
+         f"{_fmt(e3['rrn_predictable_fraction'], True)}{_kn(e3.get('rrn_predictable'))}; "
+         f"{e3['mean_fields_learned']:.1f} fields learned on average"
+         + (f"; {e3['wrong_person']['n_probes_wrong']} searches attached a wrong person's profile"
+            if "wrong_person" in e3 else "")),
         ("Scale", "galleries of 25,000 to 278,000 photos",
          "rank-1 at 10^6 (measured): " + _fmt(results["scaling"][-1]["rank1"], True)
          + "; at 10^9 (model): " + _fmt(pred["rank1"][-1], True)
@@ -247,6 +355,82 @@ def fusion_table(results: dict) -> str:
             "<th>rank-1, fused</th><th>FPIR, single</th><th>FPIR, fused</th></tr>" + "".join(rows) + "</table>")
 
 
+def _ci_text(ci) -> str:
+    return "n/a" if not ci or ci[0] is None else f"{_fmt(ci[0], True)}-{_fmt(ci[1], True)}"
+
+
+def stats_sections(results: dict) -> str:
+    """HTML: what E1's genuine pairs are; every E1/E2 rate with its exact interval and n; E3 by people,
+    with the wrong-person identifications."""
+    e = html.escape
+    exps = results["experiments"]
+    e1, e2, e3 = exps["online_to_online"], exps["offline_to_online"], exps["accretion"]
+    parts = []
+    gp = e1.get("genuine_pairs")
+    if gp and gp.get("quantiles"):
+        q = gp["quantiles"]
+        parts.append(
+            "<h2>E1: what its genuine pairs are</h2>"
+            f"<p>Genuine pairs: {e(gp['what'])}. The paper's E1 matched wild photos (dating-site profile pictures "
+            "against Facebook photos) with a 2011 recogniser (PittPatt).</p>"
+            "<table><tr><th>genuine distance</th><th>min</th><th>5%</th><th>median</th><th>95%</th><th>max</th>"
+            "<th>closest impostor pair</th><th>pairs</th></tr>"
+            f"<tr><td>{gp['n_genuine']} genuine pairs</td>"
+            + "".join(f"<td>{q[k]:.3f}</td>" for k in ("min", "p05", "median", "p95", "max"))
+            + f"<td>{_fmt(gp['closest_impostor'])}</td><td>{gp['n_genuine']} genuine, {gp['n_impostor']} impostor</td>"
+            f"</tr></table><p><strong>{e(gp['statement'])}</strong></p>")
+    keys = _fpir_keys(results)
+    thr = e1.get("threshold")
+    rows = []
+    for label, m in [("E1 online to online", e1)] + [(f"E2 {n}", lv) for n, lv in e2["levels"].items()]:
+        fp = (f"{m['fpir_at_threshold_k']} of {m['fpir_at_threshold_n']}: {_fmt(m['fpir_at_threshold'], True)} "
+              f"({_ci_text(m.get('fpir_at_threshold_ci95'))})" if m.get("fpir_at_threshold") is not None else "n/a")
+        tp = f"{_fmt(m.get('tpir_at_threshold'), True)} ({_ci_text(m.get('tpir_at_threshold_ci95'))})"
+        rows.append(f"<tr><td>{e(label)}</td><td>{m['n_mated']}</td><td>{m['n_nonmated']}</td>"
+                    + "".join(f"<td>{e(_rate_ci(m, k))}</td>" for k in ("rank1", "rank5", "rank10"))
+                    + f"<td>{e(tp)}</td><td>{e(fp)}</td>"
+                    + "".join(f"<td>{e(tpir_cell(m, k))}</td>" for k in keys) + "</tr>")
+    v = e1.get("verification", {})
+    tar = "; ".join(f"TAR at FAR {_fpir_label(k)}: {_fmt(x, True)} (subject bootstrap "
+                    f"{_ci_text(v.get('tar_at_far_ci95', {}).get(k))})" for k, x in v.get("tar_at_far", {}).items())
+    parts.append(
+        "<h2>Identification rates with their intervals</h2>"
+        "<p>Rank-k and rates at the threshold: exact (Clopper-Pearson) 95% intervals over the probes counted. "
+        "TPIR at a target FPIR needs at least 3 / FPIR non-mated probes; with fewer, the table gives the one-sided "
+        "95% upper bound on the FPIR the chosen threshold reached instead of a TPIR.</p>"
+        f"<table><tr><th>experiment</th><th>mated</th><th>non-mated</th><th>rank-1 [95% CI]</th><th>rank-5</th>"
+        f"<th>rank-10</th><th>TPIR at threshold {_fmt(thr)}</th><th>FPIR at threshold {_fmt(thr)}</th>"
+        + "".join(f"<th>TPIR at FPIR {_fpir_label(k)}</th>" for k in keys) + "</tr>" + "".join(rows) + "</table>"
+        f"<p>Verification (E1 probe against gallery pairs, {v.get('n_genuine')} genuine, {v.get('n_impostor')} "
+        f"impostor): EER {_fmt(v.get('eer'), True)} (subject bootstrap, threshold re-chosen per resample: "
+        f"{_ci_text(v.get('eer_ci95'))}); {e(tar)}."
+        + (" Every resample separates genuine from impostor pairs, so the bootstrap shows no spread: it cannot "
+           "bound a perfect separation away from zero (see the genuine pairs above)."
+           if v.get("eer_ci95") and v["eer_ci95"][1] == 0 else "") + "</p>")
+    if "wrong_person" in e3:
+        wp, pi = e3["wrong_person"], e3["people_identified"]
+        share = e3["probe_share_per_identified_person"]
+        fields = sorted(((f, x) for f, x in wp["field_attributed_share"].items() if x > 0), key=lambda t: -t[1])
+        parts.append(
+            "<h2>E3: people re-identified, and profiles attached to the wrong face</h2>"
+            f"<p>Counted by person: {e3['n_people_identified']} of {e3['n_mated_people']} people whose photo is in "
+            f"the gallery were re-identified (95% CI {_ci_text(pi['ci95'])}), from {e3['n_probes_identified']} of "
+            f"{e3['n_mated_probes']} probes; a re-identified person's probes led to them "
+            f"{_fmt(share['mean'], True)} of the time on average (lowest {_fmt(share['min'], True)}).</p>"
+            f"<p>Wrong person: {wp['n_probes_wrong']} searches matched someone else under the threshold, so a "
+            f"stranger would attach that person's profile to the face in the photo: {wp['nonmated']['k']} of "
+            f"{wp['nonmated']['n']} non-mated probes ({_ci_text(wp['nonmated']['ci95'])}) and {wp['mated']['k']} of "
+            f"{wp['mated']['n']} mated probes ({_ci_text(wp['mated']['ci95'])}); "
+            f"{wp['people_with_a_wrong_identification']['k']} of {wp['people_with_a_wrong_identification']['n']} "
+            f"people photographed were given the profiles of {wp['n_profiles_wrongly_attributed']} other people, "
+            f"{wp['mean_fields_wrongly_attributed']:.1f} fields each on average"
+            + (f"; a national-ID guess was wrongly attached {wp['national_id_wrongly_inferred']} times"
+               if wp["national_id_wrongly_inferred"] else "") + ".</p>"
+            + ("<p>Wrongly attributed fields (share of wrong-person searches): "
+               + ", ".join(f"{e(FIELDS.get(f, f))} {x:.0%}" for f, x in fields) + ".</p>" if fields else ""))
+    return "\n".join(parts)
+
+
 def render_html(results: dict, plots: dict[str, bytes]) -> str:
     e1, e2 = results["experiments"]["online_to_online"], results["experiments"]["offline_to_online"]
     sc = results["scaling_detail"]
@@ -256,8 +440,8 @@ def render_html(results: dict, plots: dict[str, bytes]) -> str:
     levels = "".join(
         f"<tr><td>{e(n)}</td><td>{lv['level']['face_width_px']}</td><td>{lv['level']['blur_sigma']}</td>"
         f"<td>{lv['level']['jpeg_quality']}</td><td>{e(lv['level']['occlusion'])}</td>"
-        f"<td>{_fmt(lv['detection_rate'], True)}</td><td>{_fmt(lv['rank1'], True)}</td><td>{_fmt(lv['rank10'], True)}</td>"
-        f"<td>{_fmt(lv['tpir_at_fpir']['0.01']['tpir'], True)}</td></tr>" for n, lv in e2["levels"].items())
+        f"<td>{_fmt(lv['detection_rate'], True)}</td><td>{e(_rate_ci(lv, 'rank1'))}</td><td>{e(_rate_ci(lv, 'rank10'))}</td>"
+        f"<td>{e(tpir_cell(lv, _fpir_keys(results)[0]))}</td></tr>" for n, lv in e2["levels"].items())
     imgs = "".join(f'<figure><img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
                    f"<figcaption>{e(name)}</figcaption></figure>" for name, png in plots.items())
     versions = "".join(f"<li>{e(k)}: {e(str(v))}</li>" for k, v in results["versions"].items())
@@ -278,9 +462,10 @@ consent. Profiles in E3 are synthetic; nothing in them describes the real people
 recogniser and human checking; here studio photos of {e1['n_probes']} consenting people meet dlib's ResNet, and
 platform scale comes from model distractors (KS statistic against real impostor distances:
 {dm['ks_statistic']:.3f}; model error at measured sizes: {_fmt(sc['model_max_abs_error_measured_sizes'])}).</p>
+{stats_sections(results)}
 <h2>E2 capture conditions</h2>
 <table><tr><th>level</th><th>face width px</th><th>blur</th><th>JPEG q</th><th>occlusion</th><th>captures with face</th>
-<th>rank-1</th><th>rank-10</th><th>TPIR @ FPIR 1%</th></tr>{levels}</table>
+<th>rank-1</th><th>rank-10</th><th>TPIR @ FPIR {_fpir_label(_fpir_keys(results)[0])}</th></tr>{levels}</table>
 {fusion_table(results)}
 <h2>Plots</h2>{imgs}
 <h2>Scaling model</h2><p>{e(sc['model'])}</p>
