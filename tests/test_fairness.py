@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from privrisk.errors import PrivriskError
 from privrisk.fairness import (SMALL_FLAG, analyse, clopper_pearson_one_sided, group_labels, same_cross_table,
-                               scan_pairs)
+                               scan_pairs, tail_check)
 
 
 def _line(xs) -> np.ndarray:
@@ -198,3 +199,28 @@ def test_sample_set_same_group_vs_cross_group_fmr(london, session_cache):
     for c in cells.values():
         assert c["ci95"][0] <= c["rate"] <= c["ci95"][1]
     assert cells["same"]["ci95"][0] > cells["cross"]["ci95"][1]
+
+
+def test_tail_check_against_synthetic_predictions(tiny):
+    # gender at 0.6: f 5/15, m 1/9 (real intervals from the bootstrap / exact bound)
+    real_f = tiny["attributes"]["gender"]["fmr"]["f"]["all"]["0.6"]
+    pred = {"thresholds": [0.6, 0.45], "by_group": {
+        "f": {"rate": [real_f["rate"], 0.2], "rate_ci95": [[real_f["rate"] * 0.9, real_f["rate"] * 1.1], [0.1, 0.3]]},
+        "m": {"rate": [0.9, 1e-6], "rate_ci95": [[0.85, 0.95], [0.0, 1e-6]]}}}
+    check = tail_check(tiny, "gender", pred, tail_model="synthetic")
+    verdict = {(r["group"], r["threshold"]): r["verdict"] for r in check["rows"]}
+    assert verdict[("f", 0.6)] == "within"
+    assert verdict[("m", 0.6)] == "model too high"
+    assert verdict[("m", 0.45)] == "not judged (no pair on either side)"  # 0 of 9 real, model << 1 pair
+    f45 = tiny["attributes"]["gender"]["fmr"]["f"]["all"]["0.45"]
+    assert verdict[("f", 0.45)] == ("within" if f45["ci95"][0] <= 0.3 and 0.1 <= f45["ci95"][1] else "model too low")
+    assert not check["all_within"] and "m at 0.6 (model too high)" in check["summary"]
+    # a point prediction far below the real interval
+    cell = {"events": 30, "trials": 1000, "subjects": 20, "rate": 0.03, "ci95": [0.02, 0.04], "flag": None}
+    hand = {"attributes": {"g": {"fmr": {"a": {"all": {"0.6": cell}}}}}}
+    low = tail_check(hand, "g", {"thresholds": [0.6], "by_group": {"a": {"rate": [1e-5]}}})
+    assert low["rows"][0]["verdict"] == "model too low" and not low["all_within"]
+    ok = tail_check(hand, "g", {"thresholds": [0.6], "by_group": {"a": {"rate": [0.01], "rate_ci95": [[0.005, 0.021]]}}})
+    assert ok["rows"][0]["verdict"] == "within" and ok["all_within"]
+    with pytest.raises(PrivriskError, match="no real cells"):
+        tail_check(tiny, "gender", {"thresholds": [0.6], "by_group": {"x": {"rate": [0.1]}}})

@@ -387,3 +387,62 @@ def same_cross_table(result: Mapping, attribute: str | None = None) -> list[dict
         for t, c in attrs[attribute]["fmr_overall"][split].items():
             rows.append({"attribute": attribute, "split": split, "threshold": float(t)} | c)
     return rows
+
+
+# --- the tail model, group by group --------------------------------------------------------------------
+
+def tail_check(result: Mapping, attribute: str, predicted: Mapping, *, tail_model: str = "",
+               note: str = "") -> dict:
+    """Per group, does a model's predicted impostor rate match the real one?
+
+    ``predicted`` = ``{"thresholds": [...], "by_group": {group: {"rate": [...], "rate_ci95": [[lo, hi], ...]}}}``
+    (the shape of ``tailmodel.predict_pair_rate``; ``rate_ci95`` may be left out), rates parallel to
+    ``thresholds``: the model's chance that a probe of the group lies within the threshold of one
+    random face of someone else. The real rate is the group's FMR cell over all impostor pairs
+    (``fmr[group]["all"]``) of :func:`analyse`'s ``result``, with its 95% interval.
+
+    A row is "within" when the model's interval (or its point, without one) meets the real 95%
+    interval; "model too low" / "model too high" otherwise; "not judged" when neither side has a
+    pair (no real event and the model's upper end under one pair in the cell). Thresholds that the
+    analysis did not compute are skipped."""
+    attrs = result.get("attributes") or {}
+    if attribute not in attrs:
+        raise PrivriskError(f"tail check: attribute {attribute!r} is not in the fairness result "
+                            f"(has: {', '.join(attrs) or 'none'})")
+    fmr = attrs[attribute]["fmr"]
+    thr = [float(t) for t in predicted["thresholds"]]
+    rows = []
+    for group, pred in predicted["by_group"].items():
+        if group not in fmr:
+            raise PrivriskError(f"tail check: group {group!r} has no real cells under {attribute!r}")
+        rates = np.asarray(pred["rate"], np.float64)
+        cis = pred.get("rate_ci95")
+        if len(rates) != len(thr) or (cis is not None and len(cis) != len(thr)):
+            raise PrivriskError(f"tail check: group {group!r} needs one predicted rate per threshold ({len(thr)})")
+        for j, t in enumerate(thr):
+            real = fmr[group]["all"].get(_tkey(t))
+            if real is None or real["rate"] is None:
+                continue
+            m_lo, m_hi = (float(cis[j][0]), float(cis[j][1])) if cis is not None else (float(rates[j]),) * 2
+            r_lo, r_hi = real["ci95"]
+            if real["events"] == 0 and m_hi * real["trials"] < 1.0:
+                verdict = "not judged (no pair on either side)"
+            elif m_hi < r_lo:
+                verdict = "model too low"
+            elif m_lo > r_hi:
+                verdict = "model too high"
+            else:
+                verdict = "within"
+            rows.append({"group": group, "threshold": t, "real_rate": real["rate"], "real_ci95": [r_lo, r_hi],
+                         "events": real["events"], "pairs": real["trials"], "subjects": real["subjects"],
+                         "flag": real["flag"], "model_rate": float(rates[j]), "model_ci95": [m_lo, m_hi],
+                         "verdict": verdict})
+    judged = [r for r in rows if not r["verdict"].startswith("not judged")]
+    bad = [r for r in judged if r["verdict"] != "within"]
+    summary = (f"the model's per-group impostor rate is within the real 95% interval in {len(judged) - len(bad)} of "
+               f"{len(judged)} judged cells")
+    if bad:
+        summary += "; not within for " + ", ".join(f"{r['group']} at {r['threshold']:g} ({r['verdict']})"
+                                                   for r in bad)
+    return {"attribute": attribute, "tail_model": tail_model, "thresholds": thr, "rows": rows,
+            "all_within": not bad, "n_judged": len(judged), "summary": summary, "note": note}

@@ -161,12 +161,9 @@ def make_plots(results: dict) -> dict[str, bytes]:
     ax.set(xlim=(0, 1), xlabel="share of re-identified people", title="E3: what a stranger sees after a face match")
     plots["exposure.png"] = _png(fig)
 
-    fig, ax = _figure()
-    cells = [(f"{k}", v) for k, v in e1["by_gender"].items()] + [(f"{k}", v) for k, v in e1["by_ethnicity"].items()]
-    ax.bar(range(len(cells)), [v["rate"] for _, v in cells])
-    ax.set_xticks(range(len(cells)), [f"{k}\nn={v['n']}" for k, v in cells], fontsize=7)
-    ax.set(ylim=(0, 1.05), ylabel="rank-1", title="E1 rank-1 by gender and ethnicity (self-reported)")
-    plots["breakdown.png"] = _png(fig)
+    breakdown = fairness_plot(results)
+    if breakdown is not None:
+        plots["breakdown.png"] = breakdown
     return plots
 
 
@@ -261,12 +258,132 @@ platform scale comes from model distractors (KS statistic against real impostor 
 <h2>E2 capture conditions</h2>
 <table><tr><th>level</th><th>face width px</th><th>blur</th><th>JPEG q</th><th>occlusion</th><th>captures with face</th>
 <th>rank-1</th><th>rank-10</th><th>TPIR @ FPIR 1%</th></tr>{levels}</table>
+{fairness_section(results)}
 <h2>Plots</h2>{imgs}
 <h2>Scaling model</h2><p>{e(sc['model'])}</p>
 <h2>Reproducibility</h2><p>seed {results['seed']}; versions:</p><ul>{versions}</ul>
 <details><summary>configuration</summary><pre>{e(json.dumps(results['config'], indent=2))}</pre></details>
 </body></html>
 """
+
+
+def _rate_pct(x: float | None) -> str:
+    """A rate as a percentage with two significant digits (0.0256 -> '2.6%', 0.0018 -> '0.18%')."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return "0%" if x == 0 else f"{100 * x:#.2g}".rstrip(".") + "%"
+
+
+def fairness_cell_text(cell: dict | None) -> str:
+    """'2.6% (63/2460; 95% 1.3%-3.5%)' plus the small-cell flag; 'no pairs' when the cell is empty."""
+    if not cell or cell.get("rate") is None:
+        return "no pairs" if cell and cell.get("unit", "").endswith("pairs") else "none"
+    lo, hi = cell["ci95"] or (None, None)
+    text = (f"{_rate_pct(cell['rate'])} ({cell['events']}/{cell['trials']:,}; 95% "
+            f"{_rate_pct(lo)}-{_rate_pct(hi)}{'*' if 'Clopper' in (cell.get('ci_method') or '') else ''})")
+    return text + (" [small: indicative only]" if cell.get("flag") else "")
+
+
+def _fairness_attribute(fair: dict) -> str | None:
+    attrs = fair.get("attributes") or {}
+    return next((a for a in attrs if "+" in a), next(iter(attrs), None))
+
+
+def fairness_plot(results: dict) -> bytes | None:
+    """Per-group false match rate at the operating threshold, same- vs cross-group impostor pairs, with
+    95% interval bars, one panel per group attribute. None when the run has no group columns."""
+    fair = results.get("fairness") or {}
+    attrs = fair.get("attributes") or {}
+    if not attrs:
+        return None
+    from matplotlib.figure import Figure
+
+    key = f"{fair['operating_threshold']:g}"
+    fig = Figure(figsize=(7.5, 2.9 * len(attrs)), dpi=110, layout="constrained")
+    axes = fig.subplots(len(attrs), 1, squeeze=False)[:, 0]
+    for ax, (name, a) in zip(axes, attrs.items()):
+        groups = list(a["fmr"])
+        x = np.arange(len(groups))
+        for off, split, colour in ((-0.2, "same", "#c0392b"), (0.2, "cross", "#2e86c1")):
+            cells = [a["fmr"][g][split][key] for g in groups]
+            rate = np.array([c["rate"] if c["rate"] is not None else np.nan for c in cells]) * 100
+            lo = np.array([c["ci95"][0] if c["ci95"] else np.nan for c in cells]) * 100
+            hi = np.array([c["ci95"][1] if c["ci95"] else np.nan for c in cells]) * 100
+            ax.bar(x + off, np.nan_to_num(rate), 0.4, color=colour, alpha=0.8,
+                   label=f"{split}-group impostor pairs")
+            ok = np.isfinite(rate)
+            ax.errorbar(x[ok] + off, rate[ok], yerr=[rate[ok] - lo[ok], hi[ok] - rate[ok]], fmt="none", ecolor="k",
+                        capsize=3, lw=1)
+            for xi, c in zip(x, cells):
+                if c["rate"] is None:
+                    ax.text(xi + off, 0, "no pairs", rotation=90, fontsize=6, ha="center", va="bottom")
+        ax.set_xticks(x, [f"{g}\nn={a['groups'][g]}{' *' if a['groups'][g] < fair['small_subjects'] else ''}"
+                          for g in groups], fontsize=7)
+        ax.set(ylabel="false match rate (%)",
+               title=f"{name}: FMR at {key} by the probe's group (measured, all impostor pairs)")
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    fig.supxlabel(f"* fewer than {fair['small_subjects']} people: indicative only; bars: 95% interval "
+                  "(subject bootstrap, or one-sided exact bound at 0 events)", fontsize=7)
+    return _png(fig)
+
+
+def fairness_section(results: dict) -> str:
+    """The report's "Demographic differentials" section (HTML)."""
+    e = html.escape
+    fair = results.get("fairness")
+    if not fair:
+        return "<h2>Demographic differentials</h2><p>Not computed in this run.</p>"
+    if not fair.get("attributes"):
+        return f"<h2>Demographic differentials</h2><p>{e(fair.get('note') or 'no group columns')}</p>"
+    key = f"{fair['operating_threshold']:g}"
+    main = _fairness_attribute(fair)
+    a = fair["attributes"][main]
+    thr = [f"{t:g}" for t in fair["thresholds"]]
+    head = "".join(f"<th>FMR at {t}</th>" for t in thr)
+    overall = "".join(
+        f"<tr><td>{'same' if split == 'same' else 'different'} {e(main)}</td>"
+        + "".join(f"<td>{e(fairness_cell_text(a['fmr_overall'][split][t]))}</td>" for t in thr) + "</tr>"
+        for split in ("same", "cross"))
+    parts = [f"""<h2>Demographic differentials</h2>
+<p>Measured on real faces: {e(fair.get('pairs', ''))}. {fair['n_impostor_pairs']:,} impostor pairs and
+{fair['n_genuine_pairs']:,} genuine pairs. Groups are self-reported ({e(', '.join(fair['group_columns']))}).
+A pair is same-group when both people share the value (for {e(main)}: every value). 95% intervals come from a
+bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events.
+Cells with fewer than {fair['small_subjects']} people are shown but marked small: indicative only.</p>
+<table><tr><th>impostor pairs</th>{head}</tr>{overall}</table>"""]
+    e2_levels = sorted({lv for at in fair["attributes"].values() for lv in at["e2_rank1"]})
+    for name, at in fair["attributes"].items():
+        r = at["fmr_ratio"]
+        if r["ratio"] is not None:
+            ci = r["ci95"]
+            ratio = (f"{r['ratio']:.3g} ({e(r['highest'])} over {e(r['lowest'])}; 95% {ci[0]:.3g}-"
+                     f"{'unbounded' if ci[1] is None else f'{ci[1]:.3g}'})")
+        elif r["unbounded"]:
+            lb = r["lower_bound"]
+            ratio = (f"unbounded ({e(r['highest'])} over {e(r['lowest'])}, which has no false match); "
+                     f"lower bound {'n/a' if lb is None else f'{lb:.3g}'}")
+        else:
+            ratio = e(r["note"] or "n/a")
+        ratio += f" [{e(r['flag'])}]" if r["flag"] else ""
+        cols = ["people", f"FMR at {key}, same group", f"FMR at {key}, other groups", f"FNMR at {key}",
+                f"FPIR at {key} (mate removed)"] + [f"E2 {lv}: FNMR at {key}" for lv in at["fnmr_e2"]] + \
+            [f"E2 {lv}: rank-1" for lv in e2_levels]
+        rows = []
+        for g, n in at["groups"].items():
+            cells = [str(n), fairness_cell_text(at["fmr"][g]["same"][key]),
+                     fairness_cell_text(at["fmr"][g]["cross"][key]), fairness_cell_text(at["fnmr"][g][key]),
+                     fairness_cell_text(at["fpir"][g][key])]
+            cells += [fairness_cell_text(at["fnmr_e2"][lv][g][key]) for lv in at["fnmr_e2"]]
+            cells += [fairness_cell_text(at["e2_rank1"].get(lv, {}).get(g)) for lv in e2_levels]
+            rows.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+        parts.append(f"<h3>By {e(name)}</h3><p>Highest over lowest group FMR at {key} "
+                     f"(groups of at least {fair['small_subjects']} people when there are two): {ratio}</p>"
+                     f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>")
+    if fair.get("tail_check"):
+        parts.append(fairness_tail_section(fair["tail_check"]))
+    return "\n".join(parts)
 
 
 def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict]) -> None:
