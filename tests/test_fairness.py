@@ -8,7 +8,7 @@ import pytest
 
 from privrisk.errors import PrivriskError
 from privrisk.fairness import (SMALL_FLAG, analyse, clopper_pearson_one_sided, group_labels, same_cross_table,
-                               scan_pairs, tail_check)
+                               group_rates_from_replicates, scan_pairs, tail_check)
 
 
 def _line(xs) -> np.ndarray:
@@ -224,3 +224,45 @@ def test_tail_check_against_synthetic_predictions(tiny):
     assert ok["rows"][0]["verdict"] == "within" and ok["all_within"]
     with pytest.raises(PrivriskError, match="no real cells"):
         tail_check(tiny, "gender", {"thresholds": [0.6], "by_group": {"x": {"rate": [0.1]}}})
+
+
+def test_group_rates_from_replicates_by_hand():
+    # 3 probes, 2 replicates + point, 1 threshold; probe weights 1, 1, 2
+    reps = np.array([[[0.1], [0.3], [0.5]], [[0.2], [0.2], [0.2]], [[0.0], [0.4], [0.6]]])
+    out = group_rates_from_replicates(reps, [1, 1, 2], ["a", "a", "b"])
+    assert out["a"]["rate"] == pytest.approx([0.2]) and out["b"]["rate"] == pytest.approx([0.5])
+    lo, hi = out["a"]["rate_ci95"][0]
+    assert lo <= 0.2 <= hi and out["b"]["n"] == 1
+    with pytest.raises(PrivriskError):
+        group_rates_from_replicates(reps, [1, 1], ["a", "a", "b"])
+
+
+def test_tail_model_checked_group_by_group():
+    """Wired to the validated tail model of issue 11 (skipped in a build without it): a synthetic set
+    where one group's faces sit closer together; every group gets a verdict at every threshold."""
+    pytest.importorskip("privrisk.tailmodel")
+    from privrisk.fairness import tail_check_cross_validated
+
+    rng = np.random.default_rng(11)
+    centre = {"tight": rng.normal(0, 0.03, 128), "loose": rng.normal(0, 0.03, 128)}
+    spread = {"tight": 0.032, "loose": 0.045}
+    subjects, groups, base = [], [], []
+    for i in range(60):
+        g = "tight" if i < 20 else "loose"
+        subjects.append(f"p{i:02d}")
+        groups.append(g)
+        base.append(centre[g] + rng.normal(0, spread[g], 128))
+    base = np.array(base)
+    gallery = base + rng.normal(0, 0.01, base.shape)
+    probes = base + rng.normal(0, 0.01, base.shape)
+    attrs = {s: {"group": g} for s, g in zip(subjects, groups)}
+    res = analyse(probes, subjects, gallery, subjects, attrs, columns=["group"], n_boot=200, seed=1)
+    check = tail_check_cross_validated(res, probes, subjects, gallery, subjects, attrs, n_boot=20, seed=2)
+    c = check["by_attribute"]["group"]
+    assert {(r["group"], r["threshold"]) for r in c["rows"]} == {(g, t) for g in ("tight", "loose")
+                                                                 for t in res["thresholds"]}
+    assert all(r["verdict"] in ("within", "model too low", "model too high", "not judged (no pair on either side)")
+               for r in c["rows"])
+    assert all(0 <= r["model_ci95"][0] <= r["model_rate"] <= r["model_ci95"][1] <= 1 for r in c["rows"])
+    assert c["all_within"] == all(r["verdict"] != "model too low" and r["verdict"] != "model too high"
+                                  for r in c["rows"])

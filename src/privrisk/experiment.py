@@ -343,7 +343,7 @@ def _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progres
     every photo of the gallery manifest (all its subjects, not only the E1 gallery), so every
     person's photos meet every other person's. E2 false non-matches use the E2 captures against the
     same photos; E2 rank-1 per group is the experiment's own (against the E1 gallery)."""
-    from .fairness import analyse
+    from .fairness import analyse, tail_check_cross_validated
 
     log("demographic differentials: every probe photo against every gallery-manifest photo")
     identified = _embed_rows(g_manifest.rows, cfg, cache, progress)
@@ -361,6 +361,12 @@ def _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progres
                     f"({len(identified.subjects)} photos of {len(set(identified.subjects))} people), not only the "
                     "E1 gallery; E2 rank-1 per group is against the E1 gallery")
     res["skipped_gallery_photos"] = [{"image": i, "reason": r} for i, r in identified.skipped]
+    if res["attributes"]:
+        try:
+            res["tail_check"] = tail_check_cross_validated(res, probes.vectors, probes.subjects, identified.vectors,
+                                                           identified.subjects, meta_by_subject, seed=cfg.seed + 37)
+        except ImportError as exc:  # the validated tail model (issue 11) is not part of this build
+            res["tail_check"] = {"note": f"per-group tail-model check not run: {exc}"}
     return res
 
 

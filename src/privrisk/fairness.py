@@ -446,3 +446,71 @@ def tail_check(result: Mapping, attribute: str, predicted: Mapping, *, tail_mode
                                                    for r in bad)
     return {"attribute": attribute, "tail_model": tail_model, "thresholds": thr, "rows": rows,
             "all_within": not bad, "n_judged": len(judged), "summary": summary, "note": note}
+
+
+def group_rates_from_replicates(reps: np.ndarray, pairs_per_probe, probe_labels) -> dict:
+    """Per-group predicted impostor rates from per-probe predictions.
+
+    ``reps`` (R + 1, n_probes, T): each probe's predicted chance of lying within each of T thresholds
+    of one random face of someone else, under the point fit (row 0) and R bootstrap refits. A group's
+    rate is the pair-weighted mean over its probes (``pairs_per_probe`` = impostor pairs per probe);
+    its interval the 2.5-97.5% quantiles over the refits, widened to contain the point.
+    Returns ``{group: {"n", "rate", "rate_ci95"}}``, the ``by_group`` input of :func:`tail_check`."""
+    reps = np.asarray(reps, np.float64)
+    w = np.asarray(pairs_per_probe, np.float64)
+    labels = np.asarray([str(x) for x in probe_labels], dtype=object)
+    if reps.ndim != 3 or reps.shape[1] != len(w) or len(labels) != len(w):
+        raise PrivriskError("predicted rates: expected (replicates, probes, thresholds) with one weight and "
+                            "label per probe")
+    out = {}
+    for g in sorted(set(labels.tolist())):
+        sel = labels == g
+        if w[sel].sum() <= 0:
+            continue
+        v = (reps[:, sel, :] * w[None, sel, None]).sum(axis=1) / w[sel].sum()
+        if len(v) > 1:
+            lo, hi = np.quantile(v[1:], [ALPHA / 2, 1 - ALPHA / 2], axis=0)
+            lo, hi = np.minimum(lo, v[0]), np.maximum(hi, v[0])
+        else:
+            lo = hi = v[0]
+        out[g] = {"n": int(sel.sum()), "rate": v[0].tolist(), "rate_ci95": [[float(a), float(b)] for a, b in zip(lo, hi)]}
+    return out
+
+
+def tail_check_cross_validated(result: Mapping, probe_vectors, probe_subjects: Sequence[str], gallery_vectors,
+                               gallery_subjects: Sequence[str], attributes: Mapping[str, Mapping[str, str]], *,
+                               kind: str = "gpd", k_folds: int = 5, n_boot: int = 100, seed: int = 0) -> dict:
+    """The validated tail model (:mod:`privrisk.tailmodel`, issue 11), checked group by group.
+
+    The model is fitted by subject-level K-fold cross-validation (no group labels in the fit), so
+    every probe's prediction comes from a model that never saw that person. Per group of every
+    attribute in ``result``, the predicted impostor rate is compared with the real FMR (all impostor
+    pairs) by :func:`tail_check`. Raises ImportError when this build has no ``privrisk.tailmodel``."""
+    from . import tailmodel  # same stage (a model of impostor distances); imported lazily
+
+    thr = [float(t) for t in result["thresholds"]]
+    p = np.asarray(probe_vectors, np.float64)
+    ps, gs = np.asarray(probe_subjects).astype(str), np.asarray(gallery_subjects).astype(str)
+    cv = tailmodel.cross_validate(p, ps, np.asarray(gallery_vectors, np.float64), gs, thresholds=thr,
+                                  k_folds=k_folds, kind=kind, n_boot=n_boot, seed=seed)
+    models, fold_of = cv["fold_models"], np.asarray(cv["fold_of"])
+    n_rep = min(len(m.replicates()) for m in models.values())
+    reps = np.full((n_rep, len(p), len(thr)), np.nan)
+    for k, model in models.items():
+        sel = fold_of == k
+        for b, params in enumerate(model.replicates()[:n_rep]):
+            reps[b, sel] = tailmodel.pair_cdf(model, p[sel], np.asarray(thr)[None, :], None, params)
+    pairs = (ps[:, None] != gs[None, :]).sum(axis=1)
+    names = sorted(set(ps) | set(gs))
+    checks = {}
+    for attr in result.get("attributes", {}):
+        labels = group_labels(names, attributes, [c for c in result["group_columns"] if c in attr.split("+")],
+                              combine="+" in attr)[attr]
+        by_subject = dict(zip(names, labels))
+        by_group = group_rates_from_replicates(reps, pairs, [by_subject[s] for s in ps])
+        checks[attr] = tail_check(result, attr, {"thresholds": thr, "by_group": by_group}, tail_model=cv["tail_model"],
+                                  note=(f"{k_folds}-fold subject cross-validation (each probe predicted by a model "
+                                        f"fitted without its person; {n_rep - 1} bootstrap refits per fold); "
+                                        "no group labels in the fit"))
+    return {"tail_model": cv["tail_model"], "kind": kind, "overall_validation_pass": cv["pass"],
+            "overall_verdict": cv["verdict"], "by_attribute": checks}

@@ -386,6 +386,28 @@ Cells with fewer than {fair['small_subjects']} people are shown but marked small
     return "\n".join(parts)
 
 
+def fairness_tail_section(check: dict) -> str:
+    """Per group: the tail model's predicted impostor rate beside the real one, and the verdict."""
+    e = html.escape
+    if not check.get("by_attribute"):
+        return f"<h3>Tail model by group</h3><p>{e(check.get('note') or 'not run')}</p>"
+    parts = [f"<h3>Tail model by group</h3><p>Model: {e(check['tail_model'])}. Simulated rates (the model's "
+             "chance that one random face of someone else lies within the threshold) beside measured ones. "
+             "A verdict of 'within' where the measured interval starts at 0 is a weak check: the measured "
+             "interval is wide.</p>"]
+    for attr, c in check["by_attribute"].items():
+        rows = "".join(
+            f"<tr><td>{e(r['group'])}</td><td>{r['threshold']:g}</td><td>{e(_rate_pct(r['real_rate']))} "
+            f"({r['events']}/{r['pairs']:,}; 95% {e(_rate_pct(r['real_ci95'][0]))}-{e(_rate_pct(r['real_ci95'][1]))})"
+            f"{' [small: indicative only]' if r['flag'] else ''}</td><td>{e(_rate_pct(r['model_rate']))} "
+            f"(95% {e(_rate_pct(r['model_ci95'][0]))}-{e(_rate_pct(r['model_ci95'][1]))})</td>"
+            f"<td>{e(r['verdict'])}</td></tr>" for r in c["rows"])
+        parts.append(f"<p><b>{e(attr)}</b>: {e(c['summary'])}. {e(c['note'])}.</p><table><tr><th>group</th>"
+                     "<th>threshold</th><th>measured FMR</th><th>model (simulated)</th><th>verdict</th></tr>"
+                     f"{rows}</table>")
+    return "\n".join(parts)
+
+
 def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict]) -> None:
     """Write every output of a run into ``out`` (each file atomically)."""
     plots = make_plots(results)
