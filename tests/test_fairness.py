@@ -70,6 +70,9 @@ def test_tiny_gallery_combined_attribute(tiny):
     mw = c["fmr"]["m / white"]
     assert _counts(mw["same"]["0.6"]) == (0, 0) and mw["same"]["0.6"]["rate"] is None
     assert _counts(mw["cross"]["0.6"]) == (1, 5)
+    # one person: no bootstrap over people; the exact interval over the 5 pairs, said to be optimistic
+    assert "too few people" in mw["cross"]["0.6"]["ci_method"]
+    assert mw["cross"]["0.6"]["ci95"] == pytest.approx(list(clopper_pearson_one_sided(1, 5)))
     mb = c["fmr"]["m / black"]["cross"]["0.6"]
     assert _counts(mb) == (0, 4) and mb["ci95"] == pytest.approx([0.0, 0.95])
     assert mb["flag"] == SMALL_FLAG

@@ -88,8 +88,12 @@ def _cell(events: float, trials: float, num_boot: np.ndarray, den_boot: np.ndarr
         cell["ci_method"] = (f"one-sided exact (Clopper-Pearson) 95% bound on {subjects} subjects: "
                              f"{'no' if events == 0 else 'all'} {unit} were events")
         return cell
-    if not valid.any():
-        cell["ci_method"] = "no subject resample had trials in this cell"
+    if subjects < 2 or not valid.any():
+        # one person: a bootstrap over people cannot move; the exact interval over the trials treats
+        # them as independent, which understates the uncertainty
+        cell["ci95"] = list(clopper_pearson_one_sided(events, trials))
+        cell["ci_method"] = (f"exact (Clopper-Pearson) over {trials} {unit} of {subjects} subject(s): "
+                             "too few people to resample; treats the trials as independent (optimistic)")
         return cell
     stats = num_boot[valid] / den_boot[valid]
     lo, hi = np.quantile(stats, [ALPHA / 2, 1 - ALPHA / 2])

@@ -268,10 +268,15 @@ platform scale comes from model distractors (KS statistic against real impostor 
 
 
 def _rate_pct(x: float | None) -> str:
-    """A rate as a percentage with two significant digits (0.0256 -> '2.6%', 0.0018 -> '0.18%')."""
+    """A rate as a percentage with two significant digits (0.0256 -> '2.6%', 0.0018 -> '0.18%', 1 -> '100%')."""
     if x is None or not math.isfinite(x):
         return "n/a"
-    return "0%" if x == 0 else f"{100 * x:#.2g}".rstrip(".") + "%"
+    p = 100 * x
+    if p == 0:
+        return "0%"
+    if p >= 10:
+        return f"{p:.0f}%"
+    return f"{p:#.2g}".rstrip(".") + "%"
 
 
 def fairness_cell_text(cell: dict | None) -> str:
@@ -297,35 +302,39 @@ def fairness_plot(results: dict) -> bytes | None:
     if not attrs:
         return None
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     key = f"{fair['operating_threshold']:g}"
-    fig = Figure(figsize=(7.5, 2.9 * len(attrs)), dpi=110, layout="constrained")
-    axes = fig.subplots(len(attrs), 1, squeeze=False)[:, 0]
+    heights = [len(a["fmr"]) + 1 for a in attrs.values()]
+    fig = Figure(figsize=(7.5, 0.55 * sum(heights) + 1.2), dpi=110, layout="constrained")
+    axes = fig.subplots(len(attrs), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
     for ax, (name, a) in zip(axes, attrs.items()):
-        groups = list(a["fmr"])
-        x = np.arange(len(groups))
-        for off, split, colour in ((-0.2, "same", "#c0392b"), (0.2, "cross", "#2e86c1")):
+        groups = list(a["fmr"])[::-1]
+        y = np.arange(len(groups))
+        for off, split, colour in ((0.2, "same", "#c0392b"), (-0.2, "cross", "#2e86c1")):
             cells = [a["fmr"][g][split][key] for g in groups]
-            rate = np.array([c["rate"] if c["rate"] is not None else np.nan for c in cells]) * 100
-            lo = np.array([c["ci95"][0] if c["ci95"] else np.nan for c in cells]) * 100
-            hi = np.array([c["ci95"][1] if c["ci95"] else np.nan for c in cells]) * 100
-            ax.bar(x + off, np.nan_to_num(rate), 0.4, color=colour, alpha=0.8,
-                   label=f"{split}-group impostor pairs")
-            ok = np.isfinite(rate)
-            ax.errorbar(x[ok] + off, rate[ok], yerr=[rate[ok] - lo[ok], hi[ok] - rate[ok]], fmt="none", ecolor="k",
-                        capsize=3, lw=1)
-            for xi, c in zip(x, cells):
+            for yi, c in zip(y, cells):
                 if c["rate"] is None:
-                    ax.text(xi + off, 0, "no pairs", rotation=90, fontsize=6, ha="center", va="bottom")
-        ax.set_xticks(x, [f"{g}\nn={a['groups'][g]}{' *' if a['groups'][g] < fair['small_subjects'] else ''}"
+                    ax.text(0, yi + off, " no pairs", fontsize=6, va="center")
+                    continue
+                exact = "Clopper" in (c.get("ci_method") or "")
+                lo, hi = c["ci95"]
+                ax.barh(yi + off, 100 * c["rate"], 0.38, color=colour, alpha=0.85)
+                ax.hlines(yi + off, 100 * lo, 100 * hi, colors="k", lw=0.8, linestyles="--" if exact else "-")
+                ax.vlines([100 * lo, 100 * hi], yi + off - 0.08, yi + off + 0.08, colors="k", lw=0.8)
+                ax.text(100 * hi, yi + off, f" {_rate_pct(c['rate'])} ({c['events']}/{c['trials']:,})", fontsize=6,
+                        va="center")
+        ax.set_yticks(y, [f"{g} (n={a['groups'][g]}){' *' if a['groups'][g] < fair['small_subjects'] else ''}"
                           for g in groups], fontsize=7)
-        ax.set(ylabel="false match rate (%)",
-               title=f"{name}: FMR at {key} by the probe's group (measured, all impostor pairs)")
-        ax.title.set_fontsize(9)
-        ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7)
-    fig.supxlabel(f"* fewer than {fair['small_subjects']} people: indicative only; bars: 95% interval "
-                  "(subject bootstrap, or one-sided exact bound at 0 events)", fontsize=7)
+        ax.set_xlim(0, 118)
+        ax.set(xlabel="false match rate (%)")
+        ax.set_title(f"{name}: FMR at {key} by the probe's group (measured, all impostor pairs)", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+        ax.legend(handles=[Patch(color="#c0392b", alpha=0.85, label="same-group impostor pairs"),
+                           Patch(color="#2e86c1", alpha=0.85, label="cross-group impostor pairs")],
+                  fontsize=7, loc="lower right")
+    fig.supxlabel(f"* fewer than {fair['small_subjects']} people: indicative only. Bars: 95% interval, solid = "
+                  "bootstrap over people, dashed = one-sided exact bound (0 or all events)", fontsize=7)
     return _png(fig)
 
 
@@ -351,9 +360,10 @@ def fairness_section(results: dict) -> str:
 {fair['n_genuine_pairs']:,} genuine pairs. Groups are self-reported ({e(', '.join(fair['group_columns']))}).
 A pair is same-group when both people share the value (for {e(main)}: every value). 95% intervals come from a
 bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events.
-Cells with fewer than {fair['small_subjects']} people are shown but marked small: indicative only.</p>
+Cells with fewer than {fair['small_subjects']} people are shown but marked small: indicative only.
+FNMR counts genuine pairs over the threshold; on E2 captures only captures with a detected face count (see E2's
+detection rate). FPIR: each probe searched against everyone else's photos. E2 rank-1 is per mated person.</p>
 <table><tr><th>impostor pairs</th>{head}</tr>{overall}</table>"""]
-    e2_levels = sorted({lv for at in fair["attributes"].values() for lv in at["e2_rank1"]})
     for name, at in fair["attributes"].items():
         r = at["fmr_ratio"]
         if r["ratio"] is not None:
@@ -368,19 +378,26 @@ Cells with fewer than {fair['small_subjects']} people are shown but marked small
             ratio = e(r["note"] or "n/a")
         ratio += f" [{e(r['flag'])}]" if r["flag"] else ""
         cols = ["people", f"FMR at {key}, same group", f"FMR at {key}, other groups", f"FNMR at {key}",
-                f"FPIR at {key} (mate removed)"] + [f"E2 {lv}: FNMR at {key}" for lv in at["fnmr_e2"]] + \
-            [f"E2 {lv}: rank-1" for lv in e2_levels]
-        rows = []
+                f"FPIR at {key} (mate removed)"]
+        levels = list(dict.fromkeys([*at["fnmr_e2"], *at["e2_rank1"]]))
+        e2_cols = [c for lv in levels for c in ([f"E2 {lv}: FNMR at {key}"] if lv in at["fnmr_e2"] else [])
+                   + ([f"E2 {lv}: rank-1"] if lv in at["e2_rank1"] else [])]
+        rows, e2_rows = [], []
         for g, n in at["groups"].items():
             cells = [str(n), fairness_cell_text(at["fmr"][g]["same"][key]),
                      fairness_cell_text(at["fmr"][g]["cross"][key]), fairness_cell_text(at["fnmr"][g][key]),
                      fairness_cell_text(at["fpir"][g][key])]
-            cells += [fairness_cell_text(at["fnmr_e2"][lv][g][key]) for lv in at["fnmr_e2"]]
-            cells += [fairness_cell_text(at["e2_rank1"].get(lv, {}).get(g)) for lv in e2_levels]
             rows.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+            e2 = [fairness_cell_text(c) for lv in levels for c in
+                  ([at["fnmr_e2"][lv][g][key]] if lv in at["fnmr_e2"] else [])
+                  + ([at["e2_rank1"][lv].get(g)] if lv in at["e2_rank1"] else [])]
+            e2_rows.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td>{e(c)}</td>" for c in e2) + "</tr>")
+        e2_table = (f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in e2_cols)}</tr>"
+                    f"{''.join(e2_rows)}</table>" if e2_cols else "")
         parts.append(f"<h3>By {e(name)}</h3><p>Highest over lowest group FMR at {key} "
                      f"(groups of at least {fair['small_subjects']} people when there are two): {ratio}</p>"
-                     f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>")
+                     f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>"
+                     f"{e2_table}")
     if fair.get("tail_check"):
         parts.append(fairness_tail_section(fair["tail_check"]))
     return "\n".join(parts)
