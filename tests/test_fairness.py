@@ -3,12 +3,16 @@ counted by hand, the statistics' edge cases, and (model) the sample set's same- 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from conftest import ROOT
+
 from privrisk.errors import PrivriskError
 from privrisk.fairness import (SMALL_FLAG, analyse, clopper_pearson_one_sided, group_labels, same_cross_table,
-                               group_rates_from_replicates, scan_pairs, tail_check)
+                               group_rates_from_replicates, plain_words, scan_pairs, tail_check)
 
 
 def _line(xs) -> np.ndarray:
@@ -202,6 +206,9 @@ def test_sample_set_same_group_vs_cross_group_fmr(london, session_cache):
     for c in cells.values():
         assert c["ci95"][0] <= c["rate"] <= c["ci95"][1]
     assert cells["same"]["ci95"][0] > cells["cross"]["ci95"][1]
+    # the trainer's shipped plain-words summary is this analysis
+    shipped = json.loads((ROOT / "sample_data" / "fairness_summary.json").read_text())
+    assert json.loads(json.dumps(plain_words(result))) == shipped
 
 
 def test_tail_check_against_synthetic_predictions(tiny):
@@ -269,3 +276,28 @@ def test_tail_model_checked_group_by_group():
     assert all(0 <= r["model_ci95"][0] <= r["model_rate"] <= r["model_ci95"][1] <= 1 for r in c["rows"])
     assert c["all_within"] == all(r["verdict"] != "model too low" and r["verdict"] != "model too high"
                                   for r in c["rows"])
+
+
+def test_plain_words_says_who_and_how_often(tiny):
+    words = plain_words(tiny)
+    assert "(2 of 2;" in words["same_vs_cross"] and "(4 of 22;" in words["same_vs_cross"]
+    by_gender = next(line for line in words["by_group"] if line.startswith("By gender"))
+    # FPIR at 0.6: f 2 of 3 people, m 1 of 2
+    assert "67% of the time for people recorded as f (2 of 3 people" in by_gender
+    assert "50% of the time for people recorded as m (1 of 2 people" in by_gender
+    assert "stranger" in words["why"] and "measured" in words["source"]
+    empty = plain_words(analyse(_line([0.0, 1.0]), ["a", "b"], _line([0.1, 1.1]), ["a", "b"], {}, n_boot=50))
+    assert empty["same_vs_cross"] is None and "cannot be measured" in empty["note"]
+
+
+def test_trainer_reads_the_shipped_summary(tmp_path):
+    from privrisk.trainer import differential_lesson
+
+    lesson = differential_lesson()
+    assert lesson["why"] and "measured" in lesson["source"] and lesson["same_vs_cross"]
+    bad = tmp_path / "x.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(PrivriskError, match="not a demographic summary"):
+        differential_lesson(bad)
+    with pytest.raises(PrivriskError, match="no demographic summary"):
+        differential_lesson(tmp_path / "missing.json")
