@@ -4,15 +4,17 @@ counted by hand, the statistics' edge cases, and (model) the sample set's same- 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
-
 from privrisk.errors import PrivriskError
 from privrisk.fairness import (SMALL_FLAG, analyse, clopper_pearson_one_sided, group_labels, same_cross_table,
                                group_rates_from_replicates, plain_words, scan_pairs, tail_check)
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _line(xs) -> np.ndarray:

@@ -32,8 +32,8 @@ from .degrade import Degradation, degrade, encode_png
 from .distractors import DistractorModel, predicted_rank1, validate
 from .embeddings import EmbeddingCache, embed_batch, embed_loaded
 from .errors import ConfigError
-from .fairness import FairnessSettings
 from .gallery import Gallery, build_gallery
+from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
 from .images import load_image
 from .manifest import Manifest, read_manifest
 from .models import library_versions

@@ -258,8 +258,8 @@ platform scale comes from model distractors (KS statistic against real impostor 
 <h2>E2 capture conditions</h2>
 <table><tr><th>level</th><th>face width px</th><th>blur</th><th>JPEG q</th><th>occlusion</th><th>captures with face</th>
 <th>rank-1</th><th>rank-10</th><th>TPIR @ FPIR 1%</th></tr>{levels}</table>
-{fairness_section(results)}
 <h2>Plots</h2>{imgs}
+{fairness_section(results)}
 <h2>Scaling model</h2><p>{e(sc['model'])}</p>
 <h2>Reproducibility</h2><p>seed {results['seed']}; versions:</p><ul>{versions}</ul>
 <details><summary>configuration</summary><pre>{e(json.dumps(results['config'], indent=2))}</pre></details>
