@@ -101,6 +101,38 @@ def load_config(path: str | os.PathLike | None) -> ExperimentConfig:
     return cfg
 
 
+def _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progress, log) -> dict:
+    """Demographic differentials (:mod:`privrisk.fairness`) over all pairs: every probe photo against
+    every photo of the gallery manifest (all its subjects, not only the E1 gallery), so every
+    person's photos meet every other person's. E2 false non-matches use the E2 captures against the
+    same photos; E2 rank-1 per group is the experiment's own (against the E1 gallery)."""
+    from .fairness import analyse, tail_check_cross_validated
+
+    log("demographic differentials: every probe photo against every gallery-manifest photo")
+    identified = _embed_rows(g_manifest.rows, cfg, cache, progress)
+    e2_shots = {name: (v[0], [probes.subjects[o] for o in v[1]]) for name, v in e2_fused.items()}
+    e2_rank1 = {}
+    for name, (_sv, _so, fc, _fd, lt, lm) in e2_fused.items():
+        idx = np.where(lm)[0]
+        e2_rank1[name] = ([probes.subjects[i] for i in idx], fc[idx, 0] == lt[idx])
+    fs = cfg.fairness
+    res = analyse(probes.vectors, probes.subjects, identified.vectors, identified.subjects, meta_by_subject,
+                  columns=fs.group_columns, combine=fs.combine, operating_threshold=cfg.gallery.threshold,
+                  thresholds=fs.thresholds, e2_shots=e2_shots, e2_rank1=e2_rank1, n_boot=cfg.bootstrap,
+                  seed=cfg.seed + 31, small_subjects=fs.small_subjects)
+    res["pairs"] = ("all pairs: every probe photo against every photo of the gallery manifest "
+                    f"({len(identified.subjects)} photos of {len(set(identified.subjects))} people), not only the "
+                    "E1 gallery; E2 rank-1 per group is against the E1 gallery")
+    res["skipped_gallery_photos"] = [{"image": i, "reason": r} for i, r in identified.skipped]
+    if res["attributes"]:
+        try:
+            res["tail_check"] = tail_check_cross_validated(res, probes.vectors, probes.subjects, identified.vectors,
+                                                           identified.subjects, meta_by_subject, seed=cfg.seed + 37)
+        except ImportError as exc:  # the validated tail model (issue 11) is not part of this build
+            res["tail_check"] = {"note": f"per-group tail-model check not run: {exc}"}
+    return res
+
+
 def _check_consistency(cfg: ExperimentConfig) -> None:
     names = [lv.name for lv in cfg.offline.levels]
     if cfg.offline.headline not in names:
@@ -336,38 +368,6 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
     write_outputs(out, results, per_probe, e3_rows)
     log(f"done in {results['seconds_total']:.0f} s: {out / 'report.html'}")
     return results
-
-
-def _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progress, log) -> dict:
-    """Demographic differentials (:mod:`privrisk.fairness`) over all pairs: every probe photo against
-    every photo of the gallery manifest (all its subjects, not only the E1 gallery), so every
-    person's photos meet every other person's. E2 false non-matches use the E2 captures against the
-    same photos; E2 rank-1 per group is the experiment's own (against the E1 gallery)."""
-    from .fairness import analyse, tail_check_cross_validated
-
-    log("demographic differentials: every probe photo against every gallery-manifest photo")
-    identified = _embed_rows(g_manifest.rows, cfg, cache, progress)
-    e2_shots = {name: (v[0], [probes.subjects[o] for o in v[1]]) for name, v in e2_fused.items()}
-    e2_rank1 = {}
-    for name, (_sv, _so, fc, _fd, lt, lm) in e2_fused.items():
-        idx = np.where(lm)[0]
-        e2_rank1[name] = ([probes.subjects[i] for i in idx], fc[idx, 0] == lt[idx])
-    fs = cfg.fairness
-    res = analyse(probes.vectors, probes.subjects, identified.vectors, identified.subjects, meta_by_subject,
-                  columns=fs.group_columns, combine=fs.combine, operating_threshold=cfg.gallery.threshold,
-                  thresholds=fs.thresholds, e2_shots=e2_shots, e2_rank1=e2_rank1, n_boot=cfg.bootstrap,
-                  seed=cfg.seed + 31, small_subjects=fs.small_subjects)
-    res["pairs"] = ("all pairs: every probe photo against every photo of the gallery manifest "
-                    f"({len(identified.subjects)} photos of {len(set(identified.subjects))} people), not only the "
-                    "E1 gallery; E2 rank-1 per group is against the E1 gallery")
-    res["skipped_gallery_photos"] = [{"image": i, "reason": r} for i, r in identified.skipped]
-    if res["attributes"]:
-        try:
-            res["tail_check"] = tail_check_cross_validated(res, probes.vectors, probes.subjects, identified.vectors,
-                                                           identified.subjects, meta_by_subject, seed=cfg.seed + 37)
-        except ImportError as exc:  # the validated tail model (issue 11) is not part of this build
-            res["tail_check"] = {"note": f"per-group tail-model check not run: {exc}"}
-    return res
 
 
 def _subject_of(manifest: Manifest, image: str) -> str:
