@@ -208,9 +208,6 @@ def test_sample_set_same_group_vs_cross_group_fmr(london, session_cache):
     for c in cells.values():
         assert c["ci95"][0] <= c["rate"] <= c["ci95"][1]
     assert cells["same"]["ci95"][0] > cells["cross"]["ci95"][1]
-    # the trainer's shipped plain-words summary is this analysis
-    shipped = json.loads((ROOT / "sample_data" / "fairness_summary.json").read_text())
-    assert json.loads(json.dumps(plain_words(result))) == shipped
 
 
 def test_tail_check_against_synthetic_predictions(tiny):
