@@ -300,3 +300,12 @@ def test_trainer_reads_the_shipped_summary(tmp_path):
         differential_lesson(bad)
     with pytest.raises(PrivriskError, match="no demographic summary"):
         differential_lesson(tmp_path / "missing.json")
+
+
+def test_pair_weight_sum_in_chunks_equals_direct():
+    from privrisk.fairness import _pair_weight_sum
+
+    rng = np.random.default_rng(5)
+    w = rng.integers(0, 3, (40, 30)).astype(float)
+    a, b = rng.integers(0, 30, 1000), rng.integers(0, 30, 1000)
+    assert np.allclose(_pair_weight_sum(w, a, b, max_elements=100), (w[:, a] * w[:, b]).sum(1))

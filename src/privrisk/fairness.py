@@ -177,6 +177,15 @@ def group_labels(subjects: Sequence[str], attributes: Mapping[str, Mapping[str, 
     return out
 
 
+def _pair_weight_sum(w: np.ndarray, a: np.ndarray, b: np.ndarray, max_elements: int = 1 << 22) -> np.ndarray:
+    """sum_k w[:, a_k] * w[:, b_k] per bootstrap row, over event chunks (bounded memory)."""
+    out = np.zeros(len(w))
+    step = max(1, max_elements // max(len(w), 1))
+    for s in range(0, len(a), step):
+        out += (w[:, a[s:s + step]] * w[:, b[s:s + step]]).sum(1)
+    return out
+
+
 def _stratified_weights(labels: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, S) bootstrap multiplicities: subjects resampled with replacement within each group."""
     w = np.zeros((n_boot, len(labels)))
@@ -257,7 +266,7 @@ def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, galle
 
         def pair_num(sel):
             a, b = imp_a[sel], imp_b[sel]
-            return both(lambda w: (w[:, a] * w[:, b]).sum(1))
+            return both(lambda w: _pair_weight_sum(w, a, b))
 
         def pair_subjects(A, B):
             others = (ng_s * B).sum() - ng_s * B  # gallery photos of other subjects in B
@@ -351,7 +360,7 @@ def fmr_ratio(fmr: Mapping[str, dict], W: np.ndarray, imp_a, imp_b, imp_d, masks
     def boot_rate(g):
         A = masks[g]
         sel = (A[imp_a] > 0) & (imp_d <= threshold)
-        num = (W[:, imp_a[sel]] * W[:, imp_b[sel]]).sum(1)
+        num = _pair_weight_sum(W, imp_a[sel], imp_b[sel])
         den = (W @ (np_s * A)) * (W @ ng_s) - (W ** 2) @ (np_s * ng_s * A)
         return num, den
 
