@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages.common import IMAGE_TYPES, attribution, face_vector, sample_world
 from privrisk.errors import PrivriskError
-from privrisk.trainer import LiveGallery, stranger_card
+from privrisk.trainer import LiveGallery, differential_lesson, stranger_card
 
 st.title("Live demonstration: who is this?")
 st.write("Volunteers join an in-memory gallery beside the consenting sample faces. A snapshot of one of them is "
@@ -79,3 +79,17 @@ if st.button("Reset: forget every volunteer"):
     st.session_state["snap_round"] = snap_round + 1
     st.session_state.pop("last_enrolled", None)
     st.rerun()
+
+st.subheader("Who gets mistaken for someone else?")
+try:
+    lesson = differential_lesson()
+except PrivriskError as exc:
+    st.info(f"No demographic summary to show: {exc}")
+else:
+    for line in [lesson.get("same_vs_cross"), *lesson.get("by_group", [])]:
+        if line:
+            st.write(line)
+    if lesson.get("note"):
+        st.write(lesson["note"])
+    st.write(f"**Why it matters:** {lesson['why']}")
+    st.caption(f"Measured, not simulated: {lesson['source']}. Groups are self-reported.")

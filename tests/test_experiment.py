@@ -134,6 +134,17 @@ def test_config_errors_name_the_key(tmp_path, text, message):
         load_config(p)
 
 
+def test_shipped_fairness_summary_is_what_the_demo_measures(demo):
+    """sample_data/fairness_summary.json (the trainer's plain-words differential) is this demo's
+    results.json -> fairness in plain words (privrisk.fairness.plain_words)."""
+    from privrisk.fairness import plain_words
+
+    base, _, _ = demo
+    fairness = json.loads((base / "run1" / "results.json").read_text())["fairness"]
+    shipped = json.loads((ROOT / "sample_data" / "fairness_summary.json").read_text())
+    assert json.loads(json.dumps(plain_words(fairness))) == shipped
+
+
 def test_example_config_loads():
     cfg = load_config(ROOT / "examples" / "experiment.toml")
     assert isinstance(cfg, ExperimentConfig) and cfg.offline.levels[0].name

@@ -35,6 +35,7 @@ from .embeddings import EmbeddingCache, embed_batch, embed_loaded, file_sha256
 from .errors import ConfigError
 from .fileio import stderr_log
 from .gallery import Gallery, build_gallery
+from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
 from .images import load_image
 from .manifest import Manifest, read_manifest
 from .models import dlib_model_id, library_versions, load_face_model
@@ -96,6 +97,7 @@ class ExperimentConfig:
     offline: OfflineSettings = setting(OfflineSettings(), "[offline] table: E2 capture conditions")
     scaling: ScalingSettings = setting(ScalingSettings(), "[scaling] table: distractor galleries")
     accretion: AccretionSettings = setting(AccretionSettings(), "[accretion] table: synthetic profiles")
+    fairness: FairnessSettings = setting(FairnessSettings(), "[fairness] table: demographic differentials")
 
 
 def load_config(path: str | os.PathLike | None) -> ExperimentConfig:
@@ -106,6 +108,38 @@ def load_config(path: str | os.PathLike | None) -> ExperimentConfig:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
     return cfg
+
+
+def _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progress, log) -> dict:
+    """Demographic differentials (:mod:`privrisk.fairness`) over all pairs: every probe photo against
+    every photo of the gallery manifest (all its subjects, not only the E1 gallery), so every
+    person's photos meet every other person's. E2 false non-matches use the E2 captures against the
+    same photos; E2 rank-1 per group is the experiment's own (against the E1 gallery)."""
+    from .fairness import analyse, tail_check_cross_validated
+
+    log("demographic differentials: every probe photo against every gallery-manifest photo")
+    identified = _embed_rows(g_manifest.rows, cfg, cache, progress)
+    e2_shots = {name: (v[0], [probes.subjects[o] for o in v[1]]) for name, v in e2_fused.items()}
+    e2_rank1 = {}
+    for name, (_sv, _so, fc, _fd, lt, lm) in e2_fused.items():
+        idx = np.where(lm)[0]
+        e2_rank1[name] = ([probes.subjects[i] for i in idx], fc[idx, 0] == lt[idx])
+    fs = cfg.fairness
+    res = analyse(probes.vectors, probes.subjects, identified.vectors, identified.subjects, meta_by_subject,
+                  columns=fs.group_columns, combine=fs.combine, operating_threshold=cfg.gallery.threshold,
+                  thresholds=fs.thresholds, e2_shots=e2_shots, e2_rank1=e2_rank1, n_boot=cfg.bootstrap,
+                  seed=cfg.seed + 31, small_subjects=fs.small_subjects)
+    res["pairs"] = ("all pairs: every probe photo against every photo of the gallery manifest "
+                    f"({len(identified.subjects)} photos of {len(set(identified.subjects))} people), not only the "
+                    "E1 gallery; E2 rank-1 per group is against the E1 gallery")
+    res["skipped_gallery_photos"] = [{"image": i, "reason": r} for i, r in identified.skipped]
+    if res["attributes"]:
+        try:
+            res["tail_check"] = tail_check_cross_validated(res, probes.vectors, probes.subjects, identified.vectors,
+                                                           identified.subjects, meta_by_subject, seed=cfg.seed + 37)
+        except ImportError as exc:  # the validated tail model (issue 11) is not part of this build
+            res["tail_check"] = {"note": f"per-group tail-model check not run: {exc}"}
+    return res
 
 
 def _check_consistency(cfg: ExperimentConfig) -> None:
@@ -389,6 +423,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
         "scaling_detail": scaling,
         "seconds_total": time.perf_counter() - t_start,
     }
+    results["fairness"] = _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progress, log)
     from .report import write_outputs
 
     write_outputs(out, results, per_probe, e3_rows)

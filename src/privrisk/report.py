@@ -178,12 +178,9 @@ def make_plots(results: dict) -> dict[str, bytes]:
     ax.set(xlim=(0, 1), xlabel="share of re-identified people", title="E3: what a stranger sees after a face match")
     plots["exposure.png"] = _png(fig)
 
-    fig, ax = _figure()
-    cells = [(f"{k}", v) for k, v in e1["by_gender"].items()] + [(f"{k}", v) for k, v in e1["by_ethnicity"].items()]
-    ax.bar(range(len(cells)), [v["rate"] for _, v in cells])
-    ax.set_xticks(range(len(cells)), [f"{k}\nn={v['n']}" for k, v in cells], fontsize=7)
-    ax.set(ylim=(0, 1.05), ylabel="rank-1", title="E1 rank-1 by gender and ethnicity (self-reported)")
-    plots["breakdown.png"] = _png(fig)
+    breakdown = fairness_plot(results)
+    if breakdown is not None:
+        plots["breakdown.png"] = breakdown
     return plots
 
 
@@ -468,11 +465,170 @@ platform scale comes from model distractors (KS statistic against real impostor 
 <th>rank-1</th><th>rank-10</th><th>TPIR @ FPIR {_fpir_label(_fpir_keys(results)[0])}</th></tr>{levels}</table>
 {fusion_table(results)}
 <h2>Plots</h2>{imgs}
+{fairness_section(results)}
 <h2>Scaling model</h2><p>{e(sc['model'])}</p>
 <h2>Reproducibility</h2><p>seed {results['seed']}; versions:</p><ul>{versions}</ul>
 <details><summary>configuration</summary><pre>{e(json.dumps(results['config'], indent=2))}</pre></details>
 </body></html>
 """
+
+
+def _rate_pct(x: float | None) -> str:
+    """A rate as a percentage with two significant digits (0.0256 -> '2.6%', 0.0018 -> '0.18%', 1 -> '100%')."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    p = 100 * x
+    if p == 0:
+        return "0%"
+    if p >= 10:
+        return f"{p:.0f}%"
+    return f"{p:#.2g}".rstrip(".") + "%"
+
+
+def fairness_cell_text(cell: dict | None) -> str:
+    """'2.6% (63/2460; 95% 1.3%-3.5%)' plus the small-cell flag; 'no pairs' when the cell is empty."""
+    if not cell or cell.get("rate") is None:
+        return "no pairs" if cell and cell.get("unit", "").endswith("pairs") else "none"
+    lo, hi = cell["ci95"] or (None, None)
+    text = (f"{_rate_pct(cell['rate'])} ({cell['events']}/{cell['trials']:,}; 95% "
+            f"{_rate_pct(lo)}-{_rate_pct(hi)}{'*' if 'Clopper' in (cell.get('ci_method') or '') else ''})")
+    return text + (" [small: indicative only]" if cell.get("flag") else "")
+
+
+def _fairness_attribute(fair: dict) -> str | None:
+    attrs = fair.get("attributes") or {}
+    return next((a for a in attrs if "+" in a), next(iter(attrs), None))
+
+
+def fairness_plot(results: dict) -> bytes | None:
+    """Per-group false match rate at the operating threshold, same- vs cross-group impostor pairs, with
+    95% interval bars, one panel per group attribute. None when the run has no group columns."""
+    fair = results.get("fairness") or {}
+    attrs = fair.get("attributes") or {}
+    if not attrs:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    key = f"{fair['operating_threshold']:g}"
+    heights = [len(a["fmr"]) + 1 for a in attrs.values()]
+    fig = Figure(figsize=(7.5, 0.55 * sum(heights) + 1.2), dpi=110, layout="constrained")
+    axes = fig.subplots(len(attrs), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for ax, (name, a) in zip(axes, attrs.items()):
+        groups = list(a["fmr"])[::-1]
+        y = np.arange(len(groups))
+        for off, split, colour in ((0.2, "same", "#c0392b"), (-0.2, "cross", "#2e86c1")):
+            cells = [a["fmr"][g][split][key] for g in groups]
+            for yi, c in zip(y, cells):
+                if c["rate"] is None:
+                    ax.text(0, yi + off, " no pairs", fontsize=6, va="center")
+                    continue
+                exact = "Clopper" in (c.get("ci_method") or "")
+                lo, hi = c["ci95"]
+                ax.barh(yi + off, 100 * c["rate"], 0.38, color=colour, alpha=0.85)
+                ax.hlines(yi + off, 100 * lo, 100 * hi, colors="k", lw=0.8, linestyles="--" if exact else "-")
+                ax.vlines([100 * lo, 100 * hi], yi + off - 0.08, yi + off + 0.08, colors="k", lw=0.8)
+                ax.text(100 * hi, yi + off, f" {_rate_pct(c['rate'])} ({c['events']}/{c['trials']:,})", fontsize=6,
+                        va="center")
+        ax.set_yticks(y, [f"{g} (n={a['groups'][g]}){' *' if a['groups'][g] < fair['small_subjects'] else ''}"
+                          for g in groups], fontsize=7)
+        ax.set_xlim(0, 118)
+        ax.set(xlabel="false match rate (%)")
+        ax.set_title(f"{name}: FMR at {key} by the probe's group (measured, all impostor pairs)", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+        ax.legend(handles=[Patch(color="#c0392b", alpha=0.85, label="same-group impostor pairs"),
+                           Patch(color="#2e86c1", alpha=0.85, label="cross-group impostor pairs")],
+                  fontsize=7, loc="lower right")
+    fig.supxlabel(f"* fewer than {fair['small_subjects']} people: indicative only. Bars: 95% interval, solid = "
+                  "bootstrap over people, dashed = one-sided exact bound (0 or all events)", fontsize=7)
+    return _png(fig)
+
+
+def fairness_section(results: dict) -> str:
+    """The report's "Demographic differentials" section (HTML)."""
+    e = html.escape
+    fair = results.get("fairness")
+    if not fair:
+        return "<h2>Demographic differentials</h2><p>Not computed in this run.</p>"
+    if not fair.get("attributes"):
+        return f"<h2>Demographic differentials</h2><p>{e(fair.get('note') or 'no group columns')}</p>"
+    key = f"{fair['operating_threshold']:g}"
+    main = _fairness_attribute(fair)
+    a = fair["attributes"][main]
+    thr = [f"{t:g}" for t in fair["thresholds"]]
+    head = "".join(f"<th>FMR at {t}</th>" for t in thr)
+    overall = "".join(
+        f"<tr><td>{'same' if split == 'same' else 'different'} {e(main)}</td>"
+        + "".join(f"<td>{e(fairness_cell_text(a['fmr_overall'][split][t]))}</td>" for t in thr) + "</tr>"
+        for split in ("same", "cross"))
+    parts = [f"""<h2>Demographic differentials</h2>
+<p>Measured on real faces: {e(fair.get('pairs', ''))}. {fair['n_impostor_pairs']:,} impostor pairs and
+{fair['n_genuine_pairs']:,} genuine pairs. Groups are self-reported ({e(', '.join(fair['group_columns']))}).
+A pair is same-group when both people share the value (for {e(main)}: every value). 95% intervals come from a
+bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events.
+Cells with fewer than {fair['small_subjects']} people are shown but marked small: indicative only.
+FNMR counts genuine pairs over the threshold; on E2 captures only captures with a detected face count (see E2's
+detection rate). FPIR: each probe searched against everyone else's photos. E2 rank-1 is per mated person.</p>
+<table><tr><th>impostor pairs</th>{head}</tr>{overall}</table>"""]
+    for name, at in fair["attributes"].items():
+        r = at["fmr_ratio"]
+        if r["ratio"] is not None:
+            ci = r["ci95"]
+            ratio = (f"{r['ratio']:.3g} ({e(r['highest'])} over {e(r['lowest'])}; 95% {ci[0]:.3g}-"
+                     f"{'unbounded' if ci[1] is None else f'{ci[1]:.3g}'})")
+        elif r["unbounded"]:
+            lb = r["lower_bound"]
+            ratio = (f"unbounded ({e(r['highest'])} over {e(r['lowest'])}, which has no false match); "
+                     f"lower bound {'n/a' if lb is None else f'{lb:.3g}'}")
+        else:
+            ratio = e(r["note"] or "n/a")
+        ratio += f" [{e(r['flag'])}]" if r["flag"] else ""
+        cols = ["people", f"FMR at {key}, same group", f"FMR at {key}, other groups", f"FNMR at {key}",
+                f"FPIR at {key} (mate removed)"]
+        levels = list(dict.fromkeys([*at["fnmr_e2"], *at["e2_rank1"]]))
+        e2_cols = [c for lv in levels for c in ([f"E2 {lv}: FNMR at {key}"] if lv in at["fnmr_e2"] else [])
+                   + ([f"E2 {lv}: rank-1"] if lv in at["e2_rank1"] else [])]
+        rows, e2_rows = [], []
+        for g, n in at["groups"].items():
+            cells = [str(n), fairness_cell_text(at["fmr"][g]["same"][key]),
+                     fairness_cell_text(at["fmr"][g]["cross"][key]), fairness_cell_text(at["fnmr"][g][key]),
+                     fairness_cell_text(at["fpir"][g][key])]
+            rows.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+            e2 = [fairness_cell_text(c) for lv in levels for c in
+                  ([at["fnmr_e2"][lv][g][key]] if lv in at["fnmr_e2"] else [])
+                  + ([at["e2_rank1"][lv].get(g)] if lv in at["e2_rank1"] else [])]
+            e2_rows.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td>{e(c)}</td>" for c in e2) + "</tr>")
+        e2_table = (f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in e2_cols)}</tr>"
+                    f"{''.join(e2_rows)}</table>" if e2_cols else "")
+        parts.append(f"<h3>By {e(name)}</h3><p>Highest over lowest group FMR at {key} "
+                     f"(groups of at least {fair['small_subjects']} people when there are two): {ratio}</p>"
+                     f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>"
+                     f"{e2_table}")
+    if fair.get("tail_check"):
+        parts.append(fairness_tail_section(fair["tail_check"]))
+    return "\n".join(parts)
+
+
+def fairness_tail_section(check: dict) -> str:
+    """Per group: the tail model's predicted impostor rate beside the real one, and the verdict."""
+    e = html.escape
+    if not check.get("by_attribute"):
+        return f"<h3>Tail model by group</h3><p>{e(check.get('note') or 'not run')}</p>"
+    parts = [f"<h3>Tail model by group</h3><p>Model: {e(check['tail_model'])}. Simulated rates (the model's "
+             "chance that one random face of someone else lies within the threshold) beside measured ones. "
+             "A verdict of 'within' where the measured interval starts at 0 is a weak check: the measured "
+             "interval is wide.</p>"]
+    for attr, c in check["by_attribute"].items():
+        rows = "".join(
+            f"<tr><td>{e(r['group'])}</td><td>{r['threshold']:g}</td><td>{e(_rate_pct(r['real_rate']))} "
+            f"({r['events']}/{r['pairs']:,}; 95% {e(_rate_pct(r['real_ci95'][0]))}-{e(_rate_pct(r['real_ci95'][1]))})"
+            f"{' [small: indicative only]' if r['flag'] else ''}</td><td>{e(_rate_pct(r['model_rate']))} "
+            f"(95% {e(_rate_pct(r['model_ci95'][0]))}-{e(_rate_pct(r['model_ci95'][1]))})</td>"
+            f"<td>{e(r['verdict'])}</td></tr>" for r in c["rows"])
+        parts.append(f"<p><b>{e(attr)}</b>: {e(c['summary'])}. {e(c['note'])}.</p><table><tr><th>group</th>"
+                     "<th>threshold</th><th>measured FMR</th><th>model (simulated)</th><th>verdict</th></tr>"
+                     f"{rows}</table>")
+    return "\n".join(parts)
 
 
 def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict]) -> None:

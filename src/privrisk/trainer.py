@@ -83,3 +83,24 @@ def stranger_card(volunteer: Volunteer) -> dict:
                                                             "reason": inference.reason},
             "national_id_predictable": ssn_flag, "how": how,
             "note": "This profile is synthetic: generated for the demonstration, not the volunteer's real data."}
+
+
+def differential_lesson(path=None) -> dict:
+    """Who gets mistaken for someone else more often, in plain words: the summary the sample set's
+    demographic analysis produced (``sample_data/fairness_summary.json``, made by
+    :func:`privrisk.fairness.plain_words`), or the one at ``path``."""
+    import json
+    from pathlib import Path
+
+    from .samples import sample_data_dir
+
+    file = Path(path) if path else sample_data_dir() / "fairness_summary.json"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PrivriskError(f"{file}: no demographic summary found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PrivriskError(f"{file}: cannot read the demographic summary ({exc})") from None
+    if not isinstance(data, dict) or "why" not in data or "source" not in data:
+        raise PrivriskError(f"{file}: not a demographic summary (needs 'source' and 'why')")
+    return data

@@ -1,0 +1,311 @@
+"""Demographic differentials (privrisk.fairness): a tiny gallery with known groups whose every cell is
+counted by hand, the statistics' edge cases, and (model) the sample set's same- vs cross-group FMR."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from privrisk.errors import PrivriskError
+from privrisk.fairness import (SMALL_FLAG, analyse, clopper_pearson_one_sided, group_labels, same_cross_table,
+                               group_rates_from_replicates, plain_words, scan_pairs, tail_check)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _line(xs) -> np.ndarray:
+    """Points on the first axis of R^128: the distance between two of them is |x - y|."""
+    v = np.zeros((len(xs), 128), np.float32)
+    v[:, 0] = xs
+    return v
+
+
+# Five people on a line. s4 has two gallery photos (one far from its probe). Distances are chosen away
+# from every threshold (0.45, 0.5, 0.55, 0.6).
+GALLERY = [("s1", 0.0), ("s2", 0.5), ("s3", 1.0), ("s4", 3.0), ("s4", 0.2), ("s5", 10.0)]
+PROBES = [("s1", 0.1), ("s2", 0.57), ("s3", 1.07), ("s4", 3.2), ("s5", 10.7)]
+ATTRS = {"s1": {"gender": "f", "ethnicity": "white"}, "s2": {"gender": "f", "ethnicity": "white"},
+         "s3": {"gender": "m", "ethnicity": "white"}, "s4": {"gender": "m", "ethnicity": "black"},
+         "s5": {"gender": "f", "ethnicity": "black"}}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return analyse(_line([x for _, x in PROBES]), [s for s, _ in PROBES], _line([x for _, x in GALLERY]),
+                   [s for s, _ in GALLERY], ATTRS, n_boot=300, seed=3, small_subjects=3,
+                   e2_shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
+                   e2_rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])})
+
+
+def _counts(cell):
+    return (cell["events"], cell["trials"])
+
+
+def test_tiny_gallery_fmr_matches_hand_counts(tiny):
+    # impostor pairs at <= 0.6: (s1,s2) (s1,s4b) (s2,s1) (s2,s3) (s2,s4b) (s3,s2); at <= 0.5 the 0.57 ones drop
+    assert tiny["n_impostor_pairs"] == 24 and tiny["n_genuine_pairs"] == 6
+    g = tiny["attributes"]["gender"]
+    assert g["groups"] == {"f": 3, "m": 2}
+    f, m = g["fmr"]["f"], g["fmr"]["m"]
+    assert _counts(f["same"]["0.6"]) == (2, 6) and _counts(f["cross"]["0.6"]) == (3, 9)
+    assert _counts(f["all"]["0.6"]) == (5, 15)
+    assert _counts(m["same"]["0.6"]) == (0, 3) and _counts(m["cross"]["0.6"]) == (1, 6)
+    assert _counts(f["same"]["0.5"]) == (1, 6) and _counts(f["cross"]["0.5"]) == (3, 9)
+    assert _counts(m["cross"]["0.5"]) == (0, 6) and _counts(f["all"]["0.45"]) == (4, 15)
+    assert _counts(g["fmr_overall"]["same"]["0.6"]) == (2, 9)
+    assert _counts(g["fmr_overall"]["cross"]["0.6"]) == (4, 15)
+    assert f["all"]["0.6"]["subjects"] == 3 and m["same"]["0.6"]["subjects"] == 2
+    assert f["all"]["0.6"]["rate"] == pytest.approx(5 / 15)
+    e = tiny["attributes"]["ethnicity"]["fmr"]
+    assert _counts(e["white"]["same"]["0.6"]) == (4, 6) and _counts(e["white"]["cross"]["0.6"]) == (2, 9)
+    assert _counts(e["black"]["all"]["0.6"]) == (0, 9)
+
+
+def test_tiny_gallery_combined_attribute(tiny):
+    c = tiny["attributes"]["gender+ethnicity"]
+    assert set(c["groups"]) == {"f / white", "m / white", "m / black", "f / black"}
+    fw = c["fmr"]["f / white"]
+    assert _counts(fw["same"]["0.6"]) == (2, 2) and _counts(fw["cross"]["0.6"]) == (3, 8)
+    # all events in the cell: one-sided exact lower bound on 2 subjects
+    assert fw["same"]["0.6"]["ci95"] == pytest.approx([0.05 ** 0.5, 1.0])
+    assert "Clopper-Pearson" in fw["same"]["0.6"]["ci_method"]
+    mw = c["fmr"]["m / white"]
+    assert _counts(mw["same"]["0.6"]) == (0, 0) and mw["same"]["0.6"]["rate"] is None
+    assert _counts(mw["cross"]["0.6"]) == (1, 5)
+    # one person: no bootstrap over people; the exact interval over the 5 pairs, said to be optimistic
+    assert "too few people" in mw["cross"]["0.6"]["ci_method"]
+    assert mw["cross"]["0.6"]["ci95"] == pytest.approx(list(clopper_pearson_one_sided(1, 5)))
+    mb = c["fmr"]["m / black"]["cross"]["0.6"]
+    assert _counts(mb) == (0, 4) and mb["ci95"] == pytest.approx([0.0, 0.95])
+    assert mb["flag"] == SMALL_FLAG
+
+
+def test_tiny_gallery_fnmr_fpir_and_e2(tiny):
+    g = tiny["attributes"]["gender"]
+    # genuine distances: s1 0.1, s2 0.07, s3 0.07, s4 0.2 and 2.8, s5 0.7
+    assert _counts(g["fnmr"]["f"]["0.6"]) == (1, 3) and _counts(g["fnmr"]["m"]["0.6"]) == (1, 3)
+    # nearest other person: s1 0.1, s2 0.37, s3 0.57, s4 2.2, s5 far
+    assert _counts(g["fpir"]["f"]["0.6"]) == (2, 3) and _counts(g["fpir"]["m"]["0.6"]) == (1, 2)
+    assert _counts(g["fpir"]["m"]["0.45"]) == (0, 2)
+    assert g["fpir"]["m"]["0.45"]["ci95"] == pytest.approx([0.0, 1 - 0.05 ** 0.5])
+    # E2 shots: s1 at 0.3 and 0.9 from its photo, s3 at 0.8
+    assert _counts(g["fnmr_e2"]["blur"]["f"]["0.6"]) == (1, 2) and _counts(g["fnmr_e2"]["blur"]["m"]["0.6"]) == (1, 1)
+    assert _counts(g["e2_rank1"]["blur"]["f"]) == (1, 2) and _counts(g["e2_rank1"]["blur"]["m"]) == (2, 2)
+    assert g["e2_rank1"]["blur"]["m"]["ci95"] == pytest.approx([0.05 ** 0.5, 1.0])
+
+
+def test_intervals_contain_the_rate_and_small_cells_are_flagged(tiny):
+    for attr in tiny["attributes"].values():
+        for row in attr["fmr"].values():
+            for split in row.values():
+                for cell in split.values():
+                    if cell["rate"] is None:
+                        continue
+                    lo, hi = cell["ci95"]
+                    assert lo <= cell["rate"] <= hi
+                    assert (cell["flag"] == SMALL_FLAG) == (cell["subjects"] < 3)
+
+
+def test_fmr_ratio_highest_over_lowest(tiny):
+    r = tiny["attributes"]["gender"]["fmr_ratio"]
+    assert (r["highest"], r["lowest"]) == ("f", "m")
+    assert r["ratio"] == pytest.approx((5 / 15) / (1 / 9))
+    assert r["ci95"][0] <= r["ratio"]
+    # ethnicity: 'black' has no false match, so the ratio is unbounded with a lower bound only
+    e = tiny["attributes"]["ethnicity"]["fmr_ratio"]
+    assert e["lowest"] == "black" and e["unbounded"] and e["ratio"] is None and e["lower_bound"] is not None
+
+
+def test_same_cross_table_and_seeded(tiny):
+    rows = same_cross_table(tiny)
+    assert {r["attribute"] for r in rows} == {"gender+ethnicity"}
+    again = analyse(_line([x for _, x in PROBES]), [s for s, _ in PROBES], _line([x for _, x in GALLERY]),
+                    [s for s, _ in GALLERY], ATTRS, n_boot=300, seed=3, small_subjects=3,
+                    e2_shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
+                    e2_rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])})
+    assert again == tiny
+
+
+def test_without_group_columns_the_result_says_so():
+    res = analyse(_line([0.0, 1.0]), ["a", "b"], _line([0.1, 1.1]), ["a", "b"], {"a": {}, "b": {"age": "30"}},
+                  n_boot=50)
+    assert res["attributes"] == {} and "cannot be measured" in res["note"]
+
+
+def test_other_group_columns_from_config():
+    attrs = {"a": {"site": "x"}, "b": {"site": "x"}, "c": {"site": "y"}}
+    res = analyse(_line([0.0, 0.3, 5.0]), ["a", "b", "c"], _line([0.05, 0.35, 5.05]), ["a", "b", "c"], attrs,
+                  columns=["site", "gender"], n_boot=50)
+    assert list(res["attributes"]) == ["site"]  # gender is absent; no combination of one column
+    assert _counts(res["attributes"]["site"]["fmr"]["x"]["same"]["0.6"]) == (2, 2)
+
+
+def test_group_labels_unknown_and_combined():
+    labels = group_labels(["a", "b", "c"], {"a": {"gender": "f", "ethnicity": ""}, "b": {"gender": "m"},
+                                            "c": {"ethnicity": "black"}}, ["gender", "ethnicity"])
+    assert list(labels["gender"]) == ["f", "m", "unknown"]
+    assert list(labels["gender+ethnicity"]) == ["f / unknown", "m / unknown", "unknown / black"]
+    # a column nobody filled in is left out, and one column has no combination
+    only = group_labels(["a", "b"], {"a": {"gender": "f", "ethnicity": ""}, "b": {"gender": "m"}},
+                        ["gender", "ethnicity"])
+    assert list(only) == ["gender"]
+
+
+def test_blockwise_scan_matches_brute_force():
+    rng = np.random.default_rng(7)
+    p, g = rng.normal(0, 0.05, (37, 128)), rng.normal(0, 0.05, (53, 128))
+    pc, gc = rng.integers(0, 9, 37), rng.integers(0, 9, 53)
+    scan = scan_pairs(p, pc, g, gc, 0.75, max_block_elements=200)  # 3 probe rows per block
+    d = np.sqrt(((p[:, None, :] - g[None, :, :]) ** 2).sum(-1))
+    same = pc[:, None] == gc[None, :]
+    want = {(i, j) for i, j in zip(*np.nonzero((d <= 0.75) & ~same))}
+    got = set(zip(scan.imp_probe.tolist(), scan.imp_gallery.tolist()))
+    assert got == want and len(want) > 0
+    assert np.allclose(scan.imp_dist, d[scan.imp_probe, scan.imp_gallery])
+    assert len(scan.gen_dist) == same.sum()
+    assert np.allclose(scan.nonmated_best, np.where(same, np.inf, d).min(1))
+
+
+def test_clopper_pearson_one_sided_bounds():
+    assert clopper_pearson_one_sided(0, 20)[1] == pytest.approx(0.1391, abs=1e-4)
+    assert clopper_pearson_one_sided(82, 82)[0] == pytest.approx(0.05 ** (1 / 82))
+    lo, hi = clopper_pearson_one_sided(3, 10)
+    assert 0.06 < lo < 0.07 and 0.65 < hi < 0.66
+
+
+@pytest.mark.model
+def test_sample_set_same_group_vs_cross_group_fmr(london, session_cache):
+    """All impostor pairs of the sample set (smiling against neutral): the table's counts equal a
+    direct count, and same-sex-and-ethnicity pairs false-match more often than the rest."""
+    from privrisk.embeddings import embed_batch
+    from privrisk.manifest import read_manifest
+    from privrisk.samples import sample_manifest
+
+    sets = {}
+    for kind in ("neutral", "smiling"):
+        m = read_manifest(sample_manifest(kind), london)
+        res = embed_batch([r.image for r in m.rows], cache=session_cache, workers=1)
+        ok = [(r, x) for r, x in zip(m.rows, res) if x.ok]
+        sets[kind] = (np.array([x.faces[0].embedding for _, x in ok]), [r.subject_id for r, _ in ok],
+                      {r.subject_id: r.meta for r, _ in ok})
+    (gv, gs, gmeta), (pv, ps, _) = sets["neutral"], sets["smiling"]
+    result = analyse(pv, ps, gv, gs, gmeta, n_boot=1000, seed=2011)
+    cells = {r["split"]: r for r in same_cross_table(result) if r["threshold"] == 0.6}
+
+    # independent count: full distance matrix, groups from the manifest
+    d = np.sqrt(((pv[:, None, :].astype(float) - gv[None, :, :]) ** 2).sum(-1))
+    key = lambda s: (gmeta[s]["gender"], gmeta[s]["ethnicity"])  # noqa: E731
+    impostor = np.array(ps)[:, None] != np.array(gs)[None, :]
+    same = np.array([[key(a) == key(b) for b in gs] for a in ps]) & impostor
+    cross = impostor & ~same
+    assert _counts(cells["same"]) == (int((d[same] <= 0.6).sum()), int(same.sum()))
+    assert _counts(cells["cross"]) == (int((d[cross] <= 0.6).sum()), int(cross.sum()))
+    assert cells["same"]["trials"] + cells["cross"]["trials"] == result["n_impostor_pairs"] == impostor.sum()
+    for c in cells.values():
+        assert c["ci95"][0] <= c["rate"] <= c["ci95"][1]
+    assert cells["same"]["ci95"][0] > cells["cross"]["ci95"][1]
+
+
+def test_tail_check_against_synthetic_predictions(tiny):
+    # gender at 0.6: f 5/15, m 1/9 (real intervals from the bootstrap / exact bound)
+    real_f = tiny["attributes"]["gender"]["fmr"]["f"]["all"]["0.6"]
+    pred = {"thresholds": [0.6, 0.45], "by_group": {
+        "f": {"rate": [real_f["rate"], 0.2], "rate_ci95": [[real_f["rate"] * 0.9, real_f["rate"] * 1.1], [0.1, 0.3]]},
+        "m": {"rate": [0.9, 1e-6], "rate_ci95": [[0.85, 0.95], [0.0, 1e-6]]}}}
+    check = tail_check(tiny, "gender", pred, tail_model="synthetic")
+    verdict = {(r["group"], r["threshold"]): r["verdict"] for r in check["rows"]}
+    assert verdict[("f", 0.6)] == "within"
+    assert verdict[("m", 0.6)] == "model too high"
+    assert verdict[("m", 0.45)] == "not judged (no pair on either side)"  # 0 of 9 real, model << 1 pair
+    f45 = tiny["attributes"]["gender"]["fmr"]["f"]["all"]["0.45"]
+    assert verdict[("f", 0.45)] == ("within" if f45["ci95"][0] <= 0.3 and 0.1 <= f45["ci95"][1] else "model too low")
+    assert not check["all_within"] and "m at 0.6 (model too high)" in check["summary"]
+    # a point prediction far below the real interval
+    cell = {"events": 30, "trials": 1000, "subjects": 20, "rate": 0.03, "ci95": [0.02, 0.04], "flag": None}
+    hand = {"attributes": {"g": {"fmr": {"a": {"all": {"0.6": cell}}}}}}
+    low = tail_check(hand, "g", {"thresholds": [0.6], "by_group": {"a": {"rate": [1e-5]}}})
+    assert low["rows"][0]["verdict"] == "model too low" and not low["all_within"]
+    ok = tail_check(hand, "g", {"thresholds": [0.6], "by_group": {"a": {"rate": [0.01], "rate_ci95": [[0.005, 0.021]]}}})
+    assert ok["rows"][0]["verdict"] == "within" and ok["all_within"]
+    with pytest.raises(PrivriskError, match="no real cells"):
+        tail_check(tiny, "gender", {"thresholds": [0.6], "by_group": {"x": {"rate": [0.1]}}})
+
+
+def test_group_rates_from_replicates_by_hand():
+    # 3 probes, 2 replicates + point, 1 threshold; probe weights 1, 1, 2
+    reps = np.array([[[0.1], [0.3], [0.5]], [[0.2], [0.2], [0.2]], [[0.0], [0.4], [0.6]]])
+    out = group_rates_from_replicates(reps, [1, 1, 2], ["a", "a", "b"])
+    assert out["a"]["rate"] == pytest.approx([0.2]) and out["b"]["rate"] == pytest.approx([0.5])
+    lo, hi = out["a"]["rate_ci95"][0]
+    assert lo <= 0.2 <= hi and out["b"]["n"] == 1
+    with pytest.raises(PrivriskError):
+        group_rates_from_replicates(reps, [1, 1], ["a", "a", "b"])
+
+
+def test_tail_model_checked_group_by_group():
+    """Wired to the validated tail model of issue 11 (skipped in a build without it): a synthetic set
+    where one group's faces sit closer together; every group gets a verdict at every threshold."""
+    pytest.importorskip("privrisk.tailmodel")
+    from privrisk.fairness import tail_check_cross_validated
+
+    rng = np.random.default_rng(11)
+    centre = {"tight": rng.normal(0, 0.03, 128), "loose": rng.normal(0, 0.03, 128)}
+    spread = {"tight": 0.032, "loose": 0.045}
+    subjects, groups, base = [], [], []
+    for i in range(60):
+        g = "tight" if i < 20 else "loose"
+        subjects.append(f"p{i:02d}")
+        groups.append(g)
+        base.append(centre[g] + rng.normal(0, spread[g], 128))
+    base = np.array(base)
+    gallery = base + rng.normal(0, 0.01, base.shape)
+    probes = base + rng.normal(0, 0.01, base.shape)
+    attrs = {s: {"group": g} for s, g in zip(subjects, groups)}
+    res = analyse(probes, subjects, gallery, subjects, attrs, columns=["group"], n_boot=200, seed=1)
+    check = tail_check_cross_validated(res, probes, subjects, gallery, subjects, attrs, n_boot=20, seed=2)
+    c = check["by_attribute"]["group"]
+    assert {(r["group"], r["threshold"]) for r in c["rows"]} == {(g, t) for g in ("tight", "loose")
+                                                                 for t in res["thresholds"]}
+    assert all(r["verdict"] in ("within", "model too low", "model too high", "not judged (no pair on either side)")
+               for r in c["rows"])
+    assert all(0 <= r["model_ci95"][0] <= r["model_rate"] <= r["model_ci95"][1] <= 1 for r in c["rows"])
+    assert c["all_within"] == all(r["verdict"] != "model too low" and r["verdict"] != "model too high"
+                                  for r in c["rows"])
+
+
+def test_plain_words_says_who_and_how_often(tiny):
+    words = plain_words(tiny)
+    assert "(2 of 2;" in words["same_vs_cross"] and "(4 of 22;" in words["same_vs_cross"]
+    by_gender = next(line for line in words["by_group"] if line.startswith("By gender"))
+    # FPIR at 0.6: f 2 of 3 people, m 1 of 2
+    assert "67% of the time for people recorded as f (2 of 3 people" in by_gender
+    assert "50% of the time for people recorded as m (1 of 2 people" in by_gender
+    assert "stranger" in words["why"] and "measured" in words["source"]
+    empty = plain_words(analyse(_line([0.0, 1.0]), ["a", "b"], _line([0.1, 1.1]), ["a", "b"], {}, n_boot=50))
+    assert empty["same_vs_cross"] is None and "cannot be measured" in empty["note"]
+
+
+def test_trainer_reads_the_shipped_summary(tmp_path):
+    from privrisk.trainer import differential_lesson
+
+    lesson = differential_lesson()
+    assert lesson["why"] and "measured" in lesson["source"] and lesson["same_vs_cross"]
+    bad = tmp_path / "x.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(PrivriskError, match="not a demographic summary"):
+        differential_lesson(bad)
+    with pytest.raises(PrivriskError, match="no demographic summary"):
+        differential_lesson(tmp_path / "missing.json")
+
+
+def test_pair_weight_sum_in_chunks_equals_direct():
+    from privrisk.fairness import _pair_weight_sum
+
+    rng = np.random.default_rng(5)
+    w = rng.integers(0, 3, (40, 30)).astype(float)
+    a, b = rng.integers(0, 30, 1000), rng.integers(0, 30, 1000)
+    assert np.allclose(_pair_weight_sum(w, a, b, max_elements=100), (w[:, a] * w[:, b]).sum(1))
