@@ -3,7 +3,6 @@ counted by hand, the statistics' edge cases, and (model) the sample set's same- 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
