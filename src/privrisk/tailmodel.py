@@ -496,7 +496,7 @@ def validation_json(cv: dict) -> dict:
 
 
 def _params_json(p: TailParams) -> dict:
-    return {"kind": p.kind, "u": p.u, "a": p.a, "b": p.b, "body": np.round(p.body, 7).tolist(), "alpha": p.alpha,
+    return {"kind": p.kind, "u": p.u, "a": p.a, "b": p.b, "body": np.round(p.body, 5).tolist(), "alpha": p.alpha,
             "beta": p.beta, "tau": p.tau, "group_shift": dict(p.group_shift)}
 
 
@@ -598,3 +598,48 @@ def calibrate(models, vectors: np.ndarray, subjects, *, thresholds=THRESHOLDS) -
 def with_params(model: TailModel, params: TailParams) -> TailModel:
     """The same model with other (e.g. bootstrap) parameters as its point fit."""
     return replace(model, params=params)
+
+
+# --------------------------------------------------------------------------------------------------
+# cross-fitted predictions: every probe scored by the model of the fold that left its person out
+
+
+def wilson(k: float, n: int, level: float = 0.95):
+    """Wilson score interval for k successes in n trials ([0, 1] when n = 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    zq = stats.norm.ppf(1 - (1 - level) / 2)
+    p = k / n
+    den = 1 + zq ** 2 / n
+    centre = (p + zq ** 2 / (2 * n)) / den
+    half = zq * np.sqrt(p * (1 - p) / n + zq ** 2 / (4 * n ** 2)) / den
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def replicate_params(model: TailModel, rep: int) -> TailParams:
+    """Replicate ``rep``: 0 is the point fit, 1.. the bootstrap refits (cycled if fewer)."""
+    if rep == 0 or not model.boot:
+        return model.params
+    return model.boot[(rep - 1) % len(model.boot)]
+
+
+def crossfit_survival(fold_models: dict, row_fold, vecs, radius, owners, n_persons: int, n_other, *, allowed=None,
+                      rep: int = 0) -> np.ndarray:
+    """:func:`rank_probabilities` with each person's rows scored by the model of their fold
+    (``fold_models[k]`` never saw fold k's people). All rows of one person must share a fold.
+    Returns (n_persons, sizes); persons without rows get 1."""
+    n_other = np.atleast_1d(np.asarray(n_other, np.float64))
+    out = np.ones((n_persons, len(n_other)))
+    row_fold = np.asarray(row_fold)
+    owners = np.asarray(owners, np.int64)
+    radius = np.asarray(radius, np.float64)
+    allowed = None if allowed is None else np.asarray(allowed, np.float64)
+    for k, model in fold_models.items():
+        sel = row_fold == k
+        if not sel.any():
+            continue
+        persons, local = np.unique(owners[sel], return_inverse=True)
+        out[persons] = rank_probabilities(model, vecs[sel], radius[sel], n_other, owners=local, n_persons=len(persons),
+                                          allowed=None if allowed is None else allowed[persons],
+                                          params=replicate_params(model, rep))
+    return out
