@@ -643,3 +643,63 @@ def crossfit_survival(fold_models: dict, row_fold, vecs, radius, owners, n_perso
                                           allowed=None if allowed is None else allowed[persons],
                                           params=replicate_params(model, rep))
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# calibration from a consent manifest (what `privrisk calibrate` runs)
+
+
+def default_model_path() -> Path:
+    """``sample_data/tail_model.json``: the tail models fitted on the sample set by the demo."""
+    from .samples import sample_data_dir
+
+    return sample_data_dir() / "tail_model.json"
+
+
+def load_models(path: str | Path | None = None) -> list[TailModel]:
+    """Tail models from ``path`` (a results.json or a tail-model JSON), default the shipped ones.
+    Raises :class:`~privrisk.errors.ConfigError` naming the file and the reason."""
+    from .errors import ConfigError
+
+    path = Path(path) if path is not None else default_model_path()
+    try:
+        return load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: tail-model file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a JSON file ({exc})") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def calibrate_manifest(manifest: str | Path, images: str | Path | None = None, *, models_path=None,
+                       face_settings=None, cache=None, workers: int | None = None, progress: bool = False,
+                       thresholds=THRESHOLDS) -> dict:
+    """Embed the consenting faces of ``manifest`` and :func:`calibrate` the tail models on them.
+
+    One photo per person is enough (every pair of different people is an impostor pair). Faces that
+    cannot be embedded are skipped and listed."""
+    from .config import FaceSettings
+    from .embeddings import embed_batch
+    from .errors import ManifestError
+    from .manifest import read_manifest
+
+    models = load_models(models_path)
+    m = read_manifest(manifest, images)
+    if not m.rows:
+        raise ManifestError(f"{manifest}: no consenting rows to calibrate on")
+    res = embed_batch([r.image for r in m.rows], face_settings or FaceSettings(), cache=cache, workers=workers,
+                      progress=progress)
+    vecs, subs, skipped = [], [], []
+    for row, r in zip(m.rows, res):
+        if r.ok and r.faces:
+            vecs.append(r.faces[0].embedding)
+            subs.append(row.subject_id)
+        else:
+            skipped.append({"image": str(row.image), "reason": r.error or "no face"})
+    if len(set(subs)) < 2:
+        raise ManifestError(f"{manifest}: faces of at least 2 different people are needed, found {len(set(subs))}")
+    out = calibrate(models, np.asarray(vecs, np.float32), subs, thresholds=thresholds)
+    out.update(manifest=str(manifest), skipped=skipped, refused=[str(r) for r in m.refused],
+               models_from=str(models_path or default_model_path()))
+    return out
