@@ -549,16 +549,25 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     # --- tail models: cross-validated on held-out people, and fitted on everyone for reuse ----------
     log("scaling: fitting and cross-validating the tail models (2 kinds x 5 folds, subject bootstrap)")
     cvs, full = {}, []
-    for kind in tailmodel.KINDS:
-        cvs[kind] = tailmodel.cross_validate(probes.vectors, probe_codes, gal_vecs, gal_codes, kind=kind,
-                                             n_boot=TAIL_BOOT, seed=cfg.seed)
-        full.append(tailmodel.to_json(tailmodel.fit(probes.vectors, probe_codes, gal_vecs, gal_codes, kind=kind,
-                                                     n_boot=TAIL_BOOT, seed=cfg.seed)))
-    validation = tailmodel.validation_json(cvs["gpd"])
-    validation["other_models"] = [tailmodel.validation_json(cvs[k]) for k in tailmodel.KINDS if k != "gpd"]
-    check["validation"] = validation
-    n_pairs = validation["n_real_pairs"]
-    probe_fold = cvs["gpd"]["fold_of"]  # same folds for every kind (same seed and subjects)
+    try:
+        for kind in tailmodel.KINDS:
+            cvs[kind] = tailmodel.cross_validate(probes.vectors, probe_codes, gal_vecs, gal_codes, kind=kind,
+                                                 n_boot=TAIL_BOOT, seed=cfg.seed)
+            full.append(tailmodel.to_json(tailmodel.fit(probes.vectors, probe_codes, gal_vecs, gal_codes, kind=kind,
+                                                         n_boot=TAIL_BOOT, seed=cfg.seed)))
+    except ValueError as exc:  # too few people or pairs: no tail model, so nothing past the searched sizes
+        log(f"scaling: no tail model ({exc}); sizes past the exact search get no prediction")
+        cvs, full = {}, []
+        check["validation"] = {"error": str(exc), "tail_model": "none"}
+    if cvs:
+        validation = tailmodel.validation_json(cvs["gpd"])
+        validation["other_models"] = [tailmodel.validation_json(cvs[k]) for k in tailmodel.KINDS if k != "gpd"]
+        check["validation"] = validation
+        n_pairs = validation["n_real_pairs"]
+        probe_fold = cvs["gpd"]["fold_of"]  # same folds for every kind (same seed and subjects)
+    else:
+        n_pairs = int((probe_codes[:, None] != gal_codes[None, :]).sum())
+        probe_fold = np.zeros(n_vec, np.int64)
 
     # --- exact search over Gaussian distractors --------------------------------------------------
     n_real = len(gal_vecs)
@@ -607,12 +616,14 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     all_sizes = sorted(set([n_real] + [int(s) for s in sizes] + [int(s) for s in cfg.scaling.extrapolate]))
     n_other = np.array([s - n_real for s in all_sizes], np.float64)
     rng = np.random.default_rng(cfg.seed + 17)
+    kinds = list(cvs)
+    nan_rep = np.full((2, 4, len(all_sizes)), np.nan)
     pred = {name: {kind: np.array([_closed_form(spec, cvs[kind]["fold_models"], n_other, theta, rep, rng)
-                                   for rep in range(TAIL_BOOT + 1)]) for kind in tailmodel.KINDS}
+                                   for rep in range(TAIL_BOOT + 1)]) for kind in kinds} or {"gpd": nan_rep}
             for name, spec in specs.items()}  # (reps, 4, sizes)
     thr_fpir = {kind: np.array([_threshold_for_fpir(cvs[kind]["fold_models"], probes.vectors, probe_fold, n_other,
                                                     rep=rep) for rep in range(0, TAIL_BOOT + 1, 20)])
-                for kind in tailmodel.KINDS}
+                for kind in kinds} or {"gpd": np.full((1, len(all_sizes)), np.nan)}
     thr_point = thr_fpir["gpd"][0]
     thr_lo = np.min([v.min(axis=0) for v in thr_fpir.values()], axis=0)
     thr_hi = np.max([v.max(axis=0) for v in thr_fpir.values()], axis=0)
@@ -634,7 +645,7 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
         points = []
         for j, size in enumerate(all_sizes):
             kind = kind_of(size)
-            reps = {k: pred[name][k] for k in tailmodel.KINDS}
+            reps = pred[name]
             lo = np.nanmin([np.nanquantile(v[1:], 0.025, axis=0)[:, j] for v in reps.values()]
                            + [v[0][:, j] for v in reps.values()], axis=0)
             hi = np.nanmax([np.nanquantile(v[1:], 0.975, axis=0)[:, j] for v in reps.values()]
@@ -660,28 +671,34 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
                             v = exact[q]
                         a, b = min(a, exact[q]), max(b, exact[q])
                         a, b = a - spread[q], b + spread[q]
-                    out.append((v, [max(0.0, a), min(1.0, b)] if v is not None else None))
+                    if v is not None and not (np.isfinite(a) and np.isfinite(b)):
+                        a = b = v
+                    out.append((v, [max(0.0, float(a)), min(1.0, float(b))] if v is not None else None))
             (pt["rank1"], pt["rank1_range"]), (pt["rank10"], pt["rank10_range"]) = out[0], out[1]
             (pt["fpir_at_threshold"], pt["fpir_range"]) = out[2]
             (pt["wrong_top_under_threshold"], pt["wrong_top_range"]) = out[3]
-            pt["threshold_for_fpir_1pct"] = float(thr_point[j])
-            pt["threshold_for_fpir_1pct_range"] = [float(thr_lo[j]), float(thr_hi[j])]
+            ok = np.isfinite(thr_point[j])
+            pt["threshold_for_fpir_1pct"] = float(thr_point[j]) if ok else None
+            pt["threshold_for_fpir_1pct_range"] = [float(thr_lo[j]), float(thr_hi[j])] if ok else None
             points.append(pt)
         old = [{"gallery_size": int(s), "rank1": exact_rates(spec, exact_ids[name], s - n_real)[0] if n_m else 0.0}
                for s in sizes]
         measured_old[name] = old
         curves[name] = {
             "measured": old,
-            "predicted": {"gallery_size": [p["gallery_size"] for p in points], "rank1": [p["rank1"] for p in points],
-                          "ci95_low": [p["rank1_range"][0] for p in points],
-                          "ci95_high": [p["rank1_range"][1] for p in points], "model": tailmodel.NAMES["gpd"]},
+            "predicted": {"gallery_size": [p["gallery_size"] for p in points if p["rank1"] is not None],
+                          "rank1": [p["rank1"] for p in points if p["rank1"] is not None],
+                          "ci95_low": [p["rank1_range"][0] for p in points if p["rank1"] is not None],
+                          "ci95_high": [p["rank1_range"][1] for p in points if p["rank1"] is not None],
+                          "model": tailmodel.NAMES["gpd"] if cvs else "none (too few people for a tail model)"},
             "points": points,
             "seed_spread": {"gallery_size": seed_size, "seeds": [cfg.seed + 11, cfg.seed + 12, cfg.seed + 13][:len(seeds)],
                             "rank1": [r[0] for r in seeds], "rank10": [r[1] for r in seeds]},
         }
     online = curves["online_to_online"]
     gpd_online = pred["online_to_online"]["gpd"][0][0]
-    err = [abs(gpd_online[all_sizes.index(o["gallery_size"])] - o["rank1"]) for o in online["measured"]]
+    err = [abs(gpd_online[all_sizes.index(o["gallery_size"])] - o["rank1"]) for o in online["measured"]
+           if np.isfinite(gpd_online[all_sizes.index(o["gallery_size"])])]
     return {
         "measured": online["points"],
         "curves": curves,
