@@ -165,3 +165,23 @@ def test_sample_set_validation_tail_model_passes_gaussian_fails(sample_embedding
     gauss = tm.cross_validate(p, ps, g, gs, kind="gaussian", n_boot=10, seed=2011)
     verdict = dict(zip(gauss["thresholds"], gauss["pass"]))
     assert verdict[0.5] is False and verdict[0.55] is False, tm.validation_json(gauss)
+
+
+def test_selfcheck_labels_and_ranges(model, data):
+    """The self-check's chance of rank 1: exact where searched, the tail model's with a range beyond."""
+    from privrisk import index
+    from privrisk.selfcheck import SampleWorld, findability
+
+    p, ps, g, gs, _ = data
+    rng = np.random.default_rng(4)
+    distractors = (g[rng.integers(0, len(g), 3000)] + rng.normal(0, 0.04, (3000, g.shape[1]))).astype(np.float32)
+    world = SampleWorld(vectors=g[1:], subjects=list(gs[1:]), images=["x"] * (len(g) - 1), model=None,
+                        distractors=distractors, index=index.build_index(distractors), tail_models=(model,))
+    f = findability(g[0], p[0], world, sizes=(50, 1000, 10**6, 10**9))
+    kinds = [s.kind for s in f.sizes]
+    assert kinds[0] == "measured" and kinds[-1] == "extrapolated" and kinds[1] in ("simulated", "extrapolated")
+    for s in f.sizes:
+        lo, hi = s.p_rank1_range
+        assert 0 <= lo <= s.p_rank1 <= hi <= 1
+    assert f.sizes[-1].p_rank1 <= f.sizes[-2].p_rank1 and not f.sizes[-1].measured
+    json.dumps(f.to_dict())
