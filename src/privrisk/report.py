@@ -307,7 +307,9 @@ def scaling_summary_lines(results: dict) -> list[str]:
               f"{_pct_range(p['rank10'], p['rank10_range'])}; FPIR at threshold "
               f"{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}" for p in pts]
     v = results["scaling_detail"]["distractor_model"].get("validation")
-    if v:
+    if v and "error" in v:
+        lines.append(f"No tail model: {v['error']}; no prediction past the searched sizes")
+    elif v:
         verdict = ", ".join(f"{t:g}: {'not judged' if ok is None else ('pass' if ok else 'FAIL')}"
                             for t, ok in zip(v["thresholds"], v["pass"]))
         lines.append(f"Tail model on held-out people ({v['k_folds']} folds, {v['n_real_pairs']:,} impostor pairs): "
@@ -333,6 +335,8 @@ def tail_validation_html(results: dict) -> str:
     v = results["scaling_detail"]["distractor_model"].get("validation")
     if not v:
         return ""
+    if "error" in v:
+        return f"<h3>Tail model</h3><p>No tail model could be fitted: {e(v['error'])}. Sizes past the exact search have no prediction.</p>"
     n = v["n_real_pairs"]
     rows = []
     for i, t in enumerate(v["thresholds"]):
