@@ -55,9 +55,9 @@ N_NODES = 24  # Gauss-Hermite nodes for the unknown shift of a new face
 INFORMATIVE_RATIO = {0.45: 10.0, 0.50: 10.0, 0.55: 3.0, 0.60: 3.0}
 KINDS = ("gpd", "normal")
 NAMES = {
-    "gpd": "moment-standardised distances, per-probe shift (covariate + empirical-Bayes spread), "
+    "gpd": "squared distances centred by their exact per-probe mean, per-probe shift (covariate + empirical-Bayes spread), "
            "generalised Pareto lower tail below the 5% quantile (MLE)",
-    "normal": "moment-standardised distances, per-probe shift (covariate + empirical-Bayes spread), "
+    "normal": "squared distances centred by their exact per-probe mean, per-probe shift (covariate + empirical-Bayes spread), "
               "normal lower tail matched to the residuals below the 5% quantile (probability-plot least squares)",
     "gaussian": "Gaussian distractors (mean + Ledoit-Wolf covariance), saddlepoint tail (distractors.py)",
 }
