@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +12,9 @@ from privrisk import tailmodel as tm
 from privrisk.cli import main
 from privrisk.errors import ConfigError
 
-from conftest import ROOT
 from test_tailmodel import clustered
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
