@@ -51,11 +51,16 @@ if profile_vec is not None and snapshot_vec is not None:
     million = result.at(1_000_000)
     c2.metric("Rank among 1,000,000 people", f"{million.rank:.0f}")
     billion = result.at(1_000_000_000)
-    c3.metric("Chance of rank 1 among 10^9 (model)", f"{billion.p_rank1:.0%}")
+    rng = billion.p_rank1_range
+    c3.metric(f"Chance of rank 1 among 10^9 ({billion.kind})",
+              f"{billion.p_rank1:.0%}" + (f" (range {rng[0]:.0%}-{rng[1]:.0%})" if rng else ""))
     table = pd.DataFrame([{"gallery size": f"{s.gallery_size:,}",
                            "rank of your profile photo": (f"{s.rank:.0f}" if s.measured else f"about {s.rank:.1f}"),
                            "found at rank 1": (("yes" if s.p_rank1 else "no") if s.measured else f"{s.p_rank1:.0%}"),
-                           "how": "counted with FAISS" if s.measured else "distractor model"}
+                           "range (chance of rank 1)": (f"{s.p_rank1_range[0]:.0%}-{s.p_rank1_range[1]:.0%}"
+                                                        if s.p_rank1_range else ""),
+                           "kind": s.kind,
+                           "how": "counted with FAISS" if s.measured else "tail model (closed form)"}
                           for s in result.sizes])
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(f"Your closest look-alike among the sample faces is person {result.nearest_sample} "

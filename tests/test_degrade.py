@@ -269,6 +269,7 @@ face_width_px = 500
 sizes = [20, 50]
 extrapolate = [100]
 validation_distractors = 100
+tail_bootstrap = 5
 """)
     r = run_experiment(load_config(cfg_path), tmp_path / "out", progress=False, log=None)
     levels = r["experiments"]["offline_to_online"]["levels"]
@@ -350,6 +351,7 @@ blur_sigma = BLUR
 sizes = [20]
 extrapolate = []
 validation_distractors = 100
+tail_bootstrap = 5
 """
     calls = []
     real = privrisk.captures.degrade

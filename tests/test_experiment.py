@@ -81,11 +81,39 @@ def test_scaling_does_not_rise_and_distractors_look_real(demo):
     for curve in r["scaling_detail"]["curves"].values():
         rates = [p["rank1"] for p in curve["measured"]]
         assert all(a >= b for a, b in zip(rates, rates[1:])), rates
-    assert [p["gallery_size"] for p in r["scaling"]][-1] == 1_000_000
+    assert [p["gallery_size"] for p in r["scaling_detail"]["curves"]["online_to_online"]["measured"]][-1] == 1_000_000
     # the distractor model's impostor distances against the real ones (two-sample KS)
     assert r["scaling_detail"]["distractor_model"]["ks_statistic"] < 0.12
     pred = r["scaling_detail"]["curves"]["online_to_online"]["predicted"]
     assert pred["gallery_size"][-1] == 1_000_000_000 and pred["ci95_low"][-1] <= pred["rank1"][-1]
+
+
+def test_scaling_points_are_labelled_with_ranges(demo):
+    """CURVES.md: every curve has sorted points over every size, each with a kind and ranges holding
+    the value; measured only up to the real gallery; the tail model's held-out validation is saved."""
+    base, _, _ = demo
+    r = json.loads((base / "run1" / "results.json").read_text())
+    cfg = r["config"]["scaling"]
+    n_real = r["experiments"]["online_to_online"]["n_gallery"]
+    for name, curve in r["scaling_detail"]["curves"].items():
+        pts = curve["points"]
+        sizes = [p["gallery_size"] for p in pts]
+        assert sizes == sorted(sizes) and set(cfg["sizes"]) | set(cfg["extrapolate"]) <= set(sizes), name
+        for p in pts:
+            assert p["kind"] == ("measured" if p["gallery_size"] <= n_real else p["kind"])
+            assert p["kind"] in ("measured", "simulated", "extrapolated")
+            for key, rng in (("rank1", "rank1_range"), ("rank10", "rank10_range"), ("fpir_at_threshold", "fpir_range"),
+                             ("wrong_top_under_threshold", "wrong_top_range")):
+                if p[key] is not None:
+                    assert rng in p and p[rng][0] <= p[key] <= p[rng][1], (name, p)
+        assert pts[-1]["kind"] == "extrapolated"
+    assert r["scaling"] == r["scaling_detail"]["curves"]["online_to_online"]["points"]
+    v = r["scaling_detail"]["distractor_model"]["validation"]
+    assert v["thresholds"] == [0.45, 0.5, 0.55, 0.6] and len(v["model_rate_ci95"]) == 4
+    assert isinstance(v["tail_model"], str) and 0 <= v["pit_ks_p"] <= 1 and v["n_real_pairs"] > 1000
+    models = r["scaling_detail"]["tail_models"]["models"]
+    assert [m["kind"] for m in models] == ["gpd", "normal"]
+    assert "Tail model validated on held-out people" in (base / "run1" / "report.html").read_text()
 
 
 def test_outputs_and_report(demo):

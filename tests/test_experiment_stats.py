@@ -16,11 +16,13 @@ from helpers import FakeFaceModel, noise_image, write_png
 N_SUBJECTS, PROBES_EACH = 15, 3
 
 
-@pytest.fixture
-def fake_face_model(monkeypatch):
+@pytest.fixture(scope="module")
+def fake_face_model():
     """The seam: the process-wide model that load_face_model() hands out (embedding in this
-    process, workers = 1) is the fake one."""
-    monkeypatch.setattr(privrisk.models, "_model", FakeFaceModel())
+    process, workers = 1) is the fake one, for this module's tests."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(privrisk.models, "_model", FakeFaceModel())
+        yield
 
 
 def _manifests(root):
@@ -39,8 +41,9 @@ def _manifests(root):
     (root / "probes.csv").write_text("\n".join(p_lines) + "\n")
 
 
-@pytest.fixture
-def run(tmp_path, fake_face_model):
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, fake_face_model):
+    tmp_path = tmp_path_factory.mktemp("stats")
     root = tmp_path / "data"
     _manifests(root)
     cfg = ExperimentConfig()
@@ -50,7 +53,7 @@ def run(tmp_path, fake_face_model):
                   offline={**vars(cfg.offline), "shots": 1, "timing_probes": 1,
                            "levels": [vars(lv) for lv in cfg.offline.levels[:1]], "headline": cfg.offline.levels[0].name},
                   scaling={**vars(cfg.scaling), "sizes": [100, 300], "extrapolate": [1000],
-                           "validation_distractors": 100},
+                           "validation_distractors": 100, "tail_bootstrap": 5},
                   gallery={**vars(cfg.gallery), "threshold": 0.6})
     out = tmp_path / "run"
     results = run_experiment(cfg, out, cache=None, progress=False, log=None)

@@ -30,6 +30,7 @@ face_width_px = 80
 sizes = [100, 1000]
 extrapolate = [10000]
 validation_distractors = 200
+tail_bootstrap = 10
 """
 
 

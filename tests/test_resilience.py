@@ -30,6 +30,7 @@ face_width_px = 24
 sizes = [100, 1000]
 extrapolate = [1000000]
 validation_distractors = 200
+tail_bootstrap = 10
 """
 
 def _strip(x):

@@ -287,6 +287,30 @@ def cmd_population(args) -> int:
     return EXIT_OK
 
 
+# --- calibrate -----------------------------------------------------------------------------------
+
+def cmd_calibrate(args) -> int:
+    from .tailmodel import calibrate_manifest
+
+    out = calibrate_manifest(args.manifest, args.images, models_path=args.results, cache=_cache(args),
+                             workers=args.workers, progress=not args.quiet and not args.json)
+    if args.json:
+        _print_json(out)
+        return EXIT_OK
+    print(f"{out['n_faces']} faces of {out['n_people']} people, {out['n_pairs']:,} impostor pairs "
+          f"(tail models from {out['models_from']})")
+    for m in out["models"]:
+        print(f"\n{m['tail_model']}")
+        print(f"  {'distance':>8}  {'real pairs':>10}  {'real rate':>9}  {'model rate (95% interval)':>34}  verdict")
+        for i, t in enumerate(out["thresholds"]):
+            lo, hi = m["model_rate_ci95"][i]
+            print(f"  {t:>8.2f}  {out['real_count'][i]:>10}  {out['real_rate'][i]:>9.2e}  "
+                  f"{m['model_rate'][i]:>10.2e} ({lo:.2e}-{hi:.2e})  {m['verdict'][i]}")
+    for s in out["skipped"]:
+        print(f"skipped {s['image']}: {s['reason']}")
+    return EXIT_OK
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "scaling sizes for a quick look (the data stays the shipped sample set unless the file names other "
                    "manifests)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("calibrate", parents=[common, embed],
+                       help="check the tail model on your own consenting faces: real impostor rates beside the "
+                       "model's predicted rates and 95%% intervals")
+    p.add_argument("manifest", help="CSV with subject_id,image,consent columns (one photo per person is enough)")
+    p.add_argument("--images", metavar="DIR", help="folder the manifest's image paths are relative to "
+                   "(default: the manifest's folder)")
+    p.add_argument("--results", metavar="RESULTS.json", help="tail models from a run's results.json or a tail-model "
+                   "JSON (default: the models fitted on the sample set, sample_data/tail_model.json)")
+    p.set_defaults(func=cmd_calibrate)
 
     from .exposure import ExposureSettings
     from .profiles import AUDIENCES, PRESETS

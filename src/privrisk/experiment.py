@@ -28,6 +28,7 @@ import numpy as np
 from . import index as faiss_index
 from . import metrics
 from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
+from . import tailmodel
 from .degrade import Degradation, applicable
 from .distractors import DistractorModel, predicted_rank1, validate
 from .captures import make_captures
@@ -71,6 +72,8 @@ class ScalingSettings:
     sizes: list[int] = setting([100, 1_000, 10_000, 100_000, 1_000_000], "gallery sizes measured with distractors")
     extrapolate: list[int] = setting([10_000_000, 100_000_000, 1_000_000_000], "gallery sizes predicted by the model")
     validation_distractors: int = setting(2000, "distractors drawn to compare impostor distances (KS test)", min=100)
+    tail_bootstrap: int = setting(100, "subject-bootstrap refits of each tail model in each fold (the spread of the "
+                                  "simulated and extrapolated ranges)", min=5, max=10_000)
 
 
 @dataclass(frozen=True)
@@ -700,86 +703,303 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
     }, rows + list(wrong_rows.values())
 
 
+SEED_SIZE = 100_000  # gallery size at which three distractor seeds are searched exactly
+KIND_RULE = ("measured: real faces only (gallery size <= the real gallery); simulated: Gaussian model distractors "
+             "drawn and searched exactly, at sizes where the deciding per-distractor probability 1/(N - n_real) is "
+             "at least 1/(number of real impostor pairs), i.e. still checkable on real pairs; extrapolated: beyond "
+             "that (or not searched), where only the tail model speaks")
+
+
+def _smallest_ids(index, n_max: int, vecs: np.ndarray, radii: np.ndarray, k: int = 10) -> np.ndarray:
+    """(n, k): the k smallest distractor ids (= positions in the draw) within each query's radius,
+    padded with n_max; queries with a non-finite radius get no ids. Queries go to FAISS in batches of
+    similar radius, each batch as one range search at the batch's largest radius."""
+    out = np.full((len(vecs), k), n_max, np.int64)
+    if n_max == 0 or not len(vecs):
+        return out
+    finite = np.isfinite(radii)
+    order = np.where(finite)[0][np.argsort(radii[finite], kind="stable")]
+    for start in range(0, len(order), 64):
+        batch = order[start:start + 64]
+        r2 = radii[batch].astype(np.float32) ** 2
+        lims, d2, ids = index.range_search(np.ascontiguousarray(vecs[batch]), float(r2.max()))
+        for j, q in enumerate(batch):
+            lo, hi = lims[j], lims[j + 1]
+            inside = np.sort(ids[lo:hi][d2[lo:hi] <= r2[j]])[:k]
+            out[q, :len(inside)] = inside
+    return out
+
+
+def _person_ids(shot_ids: np.ndarray, owner: np.ndarray, n_persons: int, n_max: int, k: int = 10) -> np.ndarray:
+    """Union over each person's captures of the distractor ids within radius: the k smallest."""
+    out = np.full((n_persons, k), n_max, np.int64)
+    for p_ in range(n_persons):
+        ids = np.unique(shot_ids[owner == p_])
+        ids = ids[ids < n_max][:k]
+        out[p_, :len(ids)] = ids
+    return out
+
+
+def _curve_spec(vecs, owner, row_fold, truth, cand, dist, mated_person, top_k):
+    """Per-person arrays a curve needs: genuine radius, real rank, real best impostor / best distance."""
+    ranks = metrics.true_rank(cand, truth)
+    n = len(truth)
+    g = np.full(n, np.nan)
+    imp_best = np.full(n, np.inf)
+    for i in range(n):
+        if np.isfinite(ranks[i]):
+            g[i] = dist[i, int(ranks[i]) - 1]
+        wrong = np.where((cand[i] >= 0) & (cand[i] != truth[i]))[0]
+        if len(wrong):
+            imp_best[i] = dist[i, wrong[0]]
+    return {"vecs": vecs, "owner": owner, "fold": row_fold, "rank": ranks, "g": g, "imp_best": imp_best,
+            "best": np.where(cand[:, 0] >= 0, dist[:, 0], np.inf), "mated": mated_person, "top_k": top_k}
+
+
+def _closed_form(spec, fold_models, n_other, theta, rep, rng):
+    """Rank-1, rank-10, FPIR at theta and wrong-top-under-theta for one tail model and replicate,
+    (4, sizes); rep > 0 also resamples persons (sampling uncertainty)."""
+    m = spec["mated"]
+    n = len(m)
+    radius_row = np.nan_to_num(spec["g"][spec["owner"]], nan=0.0)
+    mp = np.where(m)[0]
+    nm = np.where(~m)[0]
+    if rep > 0:
+        mp = rng.choice(mp, len(mp)) if len(mp) else mp
+        nm = rng.choice(nm, len(nm)) if len(nm) else nm
+    rank = spec["rank"]
+    s1 = tailmodel.crossfit_survival(fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other,
+                                     rep=rep)
+    allowed = np.where(np.isfinite(rank), 10 - np.nan_to_num(rank, posinf=99), -1)
+    s10 = tailmodel.crossfit_survival(fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other,
+                                      allowed=allowed, rep=rep)
+    r1 = ((rank == 1)[:, None] * s1)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
+    r10 = ((rank <= 10)[:, None] * s10)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
+    sth = tailmodel.crossfit_survival(fold_models, spec["fold"], spec["vecs"], np.full(len(spec["owner"]), theta),
+                                      spec["owner"], n, n_other, rep=rep)
+    fpir = (1 - (spec["best"] > theta)[:, None] * sth)[nm].mean(axis=0) if len(nm) else np.full(len(n_other), np.nan)
+    rw = np.minimum(np.nan_to_num(spec["g"], nan=theta), theta)
+    sw = tailmodel.crossfit_survival(fold_models, spec["fold"], spec["vecs"], rw[spec["owner"]], spec["owner"], n,
+                                     n_other, rep=rep)
+    wrong = (1 - (spec["imp_best"] > rw)[:, None] * sw)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
+    return np.array([r1, r10, fpir, wrong])
+
+
+def _threshold_for_fpir(fold_models, probe_vecs, probe_fold, n_other_sizes, target=0.01, rep=0):
+    """Distance threshold at which a share ``target`` of searches by people not enrolled would have a
+    candidate under it, in a gallery of N others drawn from the model (every real probe as a searcher)."""
+    owners = np.arange(len(probe_vecs))
+    out = []
+    for n_other in n_other_sizes:
+        lo, hi = 0.0, 1.5
+        for _ in range(24):
+            mid = (lo + hi) / 2
+            s = tailmodel.crossfit_survival(fold_models, probe_fold, probe_vecs, np.full(len(owners), mid), owners,
+                                            len(owners), [max(n_other, 1)], rep=rep)[:, 0]
+            if (1 - s).mean() > target:
+                hi = mid
+            else:
+                lo = mid
+        out.append((lo + hi) / 2)
+    return np.array(out)
+
+
+def _gaussian_prediction(model, spec, sizes, cfg, n_real) -> dict:
+    """The old readers' ``predicted``: the Gaussian distractor model's saddlepoint rank-1 (unchanged
+    from before the tail model; it fails the held-out validation, so ``points`` supersede it)."""
+    m = spec["mated"]
+    persons = np.where(m)[0]
+    hit = spec["rank"][persons] == 1
+    g = np.where(hit, spec["g"][persons], np.inf)
+    gp = {p_: k for k, p_ in enumerate(persons)}
+    rows = [r for r in range(len(spec["owner"])) if spec["owner"][r] in gp]
+    owners = np.array([gp[spec["owner"][r]] for r in rows], np.int64)
+    radii = np.array([g[k] for k in owners]) if rows else np.zeros(0)
+    vecs = spec["vecs"][rows] if rows else np.zeros((0, 128), np.float32)
+    single = len(rows) == len(persons) and np.array_equal(owners, np.arange(len(persons)))
+    pred = predicted_rank1(model, vecs, np.where(np.isfinite(radii), radii, 1e-6), hit.astype(float),
+                           [int(s) for s in sizes] + list(cfg.scaling.extrapolate), n_real,
+                           owners=None if single else owners, seed=cfg.seed)
+    pred["note"] = "Gaussian distractor model (fails the held-out validation); kept for old readers, see points"
+    return pred
+
+
 def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log) -> dict:
-    """Rank-1 against galleries of the real subjects plus model distractors, measured and predicted."""
+    """Identification against galleries of the real subjects plus other faces, as labelled points:
+    measured on real faces at the real gallery size; simulated with Gaussian model distractors searched
+    exactly; extrapolated by the tail model (:mod:`privrisk.tailmodel`) in closed form. Ranges cover a
+    subject bootstrap with refitting, two tail models, three distractor seeds and the exact search."""
     allreal = np.vstack([gal_vecs, probes.vectors])
     model = DistractorModel.fit(allreal)
-    probe_codes = np.array([truth[i] for i in range(len(probes.vectors))])
+    n_vec = len(probes.vectors)
+    probe_codes = np.array([truth[i] for i in range(n_vec)])
     check = validate(model, probes.vectors, probe_codes, gal_vecs, gal_codes,
                      n_distractors=cfg.scaling.validation_distractors, seed=cfg.seed + 7)
+    theta = cfg.gallery.threshold
+
+    # --- tail models: cross-validated on held-out people, and fitted on everyone for reuse ----------
+    log("scaling: fitting and cross-validating the tail models (2 kinds x 5 folds, subject bootstrap)")
+    cvs, full = {}, []
+    try:
+        for kind in tailmodel.KINDS:
+            cvs[kind] = tailmodel.cross_validate(probes.vectors, probe_codes, gal_vecs, gal_codes, kind=kind,
+                                                 n_boot=cfg.scaling.tail_bootstrap, seed=cfg.seed)
+            full.append(tailmodel.to_json(tailmodel.fit(probes.vectors, probe_codes, gal_vecs, gal_codes, kind=kind,
+                                                         n_boot=cfg.scaling.tail_bootstrap, seed=cfg.seed)))
+    except ValueError as exc:  # too few people or pairs: no tail model, so nothing past the searched sizes
+        log(f"scaling: no tail model ({exc}); sizes past the exact search get no prediction")
+        cvs, full = {}, []
+        check["validation"] = {"error": str(exc), "tail_model": "none"}
+    if cvs:
+        validation = tailmodel.validation_json(cvs["gpd"])
+        validation["other_models"] = [tailmodel.validation_json(cvs[k]) for k in tailmodel.KINDS if k != "gpd"]
+        check["validation"] = validation
+        n_pairs = validation["n_real_pairs"]
+        probe_fold = cvs["gpd"]["fold_of"]  # same folds for every kind (same seed and subjects)
+    else:
+        n_pairs = int((probe_codes[:, None] != gal_codes[None, :]).sum())
+        probe_fold = np.zeros(n_vec, np.int64)
+
+    # --- exact search over Gaussian distractors --------------------------------------------------
     n_real = len(gal_vecs)
     sizes = [s for s in cfg.scaling.sizes if s >= n_real] or [n_real]
     n_max = max(sizes) - n_real
     distractors = model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, 128), np.float32)
     index = faiss_index.build_index(distractors)
 
-    def first_closer(vecs: np.ndarray, radii: np.ndarray) -> np.ndarray:
-        """Position of the first distractor within each query's radius (n_max when none; 0 when the
-        radius is infinite, i.e. the probe already failed). Queries go to FAISS in batches of similar
-        radius, each batch as one range search at the batch's largest radius."""
-        out = np.full(len(vecs), n_max, np.int64)
-        if n_max == 0 or not len(vecs):
-            return out
-        finite = np.isfinite(radii)
-        out[~finite] = 0
-        order = np.where(finite)[0][np.argsort(radii[finite], kind="stable")]
-        for start in range(0, len(order), 64):
-            batch = order[start:start + 64]
-            r2 = radii[batch].astype(np.float32) ** 2
-            lims, d2, ids = index.range_search(np.ascontiguousarray(vecs[batch]), float(r2.max()))
-            for j, q in enumerate(batch):
-                lo, hi = lims[j], lims[j + 1]
-                inside = ids[lo:hi][d2[lo:hi] <= r2[j]]
-                if len(inside):
-                    out[q] = int(inside.min())
-        return out
-
-    curves, measured = {}, []
-    # online probes (E1 mated)
-    m_idx = np.where(mated[:len(probes.vectors)])[0]
-    hit_real = (cand[m_idx, 0] == truth[m_idx])
-    genuine = np.where(hit_real, dist[m_idx, 0], np.inf)
-    t0 = time.perf_counter()
-    pos = first_closer(probes.vectors[m_idx], genuine)
-    search_s = (time.perf_counter() - t0) / max(len(m_idx), 1)
-    curve = [{"gallery_size": int(s), "rank1": float((hit_real & (pos >= s - n_real)).mean())} for s in sizes]
-    pred = predicted_rank1(model, probes.vectors[m_idx], np.where(np.isfinite(genuine), genuine, 1e-6),
-                           hit_real.astype(float), [c["gallery_size"] for c in curve] + list(cfg.scaling.extrapolate),
-                           n_real, seed=cfg.seed)
-    curves["online_to_online"] = {"measured": curve, "predicted": pred}
-    measured = curve
-    # offline probes: fused shots; a person fails at size N if any shot has a distractor closer than
-    # the fused genuine distance
+    specs = {}
+    m_idx = np.arange(n_vec)
+    specs["online_to_online"] = _curve_spec(probes.vectors, m_idx, probe_fold, truth[:n_vec], cand[:n_vec],
+                                            dist[:n_vec], mated[:n_vec], cfg.top_k)
     for name, (shot_vecs, shot_owner, fc, fd, lt, lm) in e2_fused.items():
-        persons = np.where(lm)[0]
-        hit = fc[persons, 0] == lt[persons]
-        g = np.where(hit, fd[persons, 0], np.inf)
-        first = np.full(len(persons), n_max, np.int64)
-        gp = {p: k for k, p in enumerate(persons)}
-        rows = [r for r in range(len(shot_vecs)) if shot_owner[r] in gp]
-        if rows:
-            radii = np.array([g[gp[shot_owner[r]]] for r in rows])
-            pos_s = first_closer(shot_vecs[rows], radii)
-            for r, p_ in zip(rows, pos_s):
-                first[gp[shot_owner[r]]] = min(first[gp[shot_owner[r]]], p_)
-        owners = np.array([gp[shot_owner[r]] for r in rows], np.int64)
-        radii_all = np.array([g[k] for k in owners]) if rows else np.zeros(0)
-        predicted = predicted_rank1(model, shot_vecs[rows] if rows else np.zeros((0, 128), np.float32),
-                                    np.where(np.isfinite(radii_all), radii_all, 1e-6), hit.astype(float),
-                                    [int(s) for s in sizes] + list(cfg.scaling.extrapolate), n_real,
-                                    owners=owners, seed=cfg.seed)
-        curves[f"offline_to_online/{name}"] = {"measured": [
-            {"gallery_size": int(s), "rank1": float((hit & (first >= s - n_real)).mean()) if len(persons) else 0.0}
-            for s in sizes], "predicted": predicted}
-    # the model's error where we can measure: predicted against measured on the online curve
-    err = [abs(p - c["rank1"]) for p, c in zip(pred["rank1"], curve)]
+        specs[f"offline_to_online/{name}"] = _curve_spec(shot_vecs, shot_owner, probe_fold[shot_owner], lt, fc, fd,
+                                                         lm, cfg.top_k)
+
+    def exact_counts(spec, idx, size_cap):
+        """Per person: the 10 smallest distractor ids within the genuine radius (union over captures)."""
+        radii = spec["g"][spec["owner"]]
+        ids = _smallest_ids(idx, size_cap, spec["vecs"], np.where(np.isfinite(radii), radii, np.nan))
+        return _person_ids(ids, spec["owner"], len(spec["mated"]), size_cap)
+
+    def exact_rates(spec, ids, n_other):
+        m = spec["mated"]
+        rank = spec["rank"][m]
+        ahead = (ids[m] < n_other).sum(axis=1)
+        return float(((rank == 1) & (ahead == 0)).mean()), float((rank - 1 + ahead <= 9).mean())
+
+    t0 = time.perf_counter()
+    exact_ids = {name: exact_counts(spec, index, n_max) for name, spec in specs.items()}
+    search_s = (time.perf_counter() - t0) / max(len(specs), 1) / max(n_vec, 1)
+    # seed spread: two more draws at SEED_SIZE (or the largest searched size below it)
+    seed_size = max([s for s in sizes if n_real < s <= SEED_SIZE], default=None)
+    seed_runs = {name: [exact_rates(spec, exact_ids[name], seed_size - n_real)] if seed_size else []
+                 for name, spec in specs.items()}
+    if seed_size:
+        for extra in (12, 13):
+            d_x = model.sample(seed_size - n_real, seed=cfg.seed + extra)
+            idx_x = faiss_index.build_index(d_x)
+            for name, spec in specs.items():
+                seed_runs[name].append(exact_rates(spec, exact_counts(spec, idx_x, seed_size - n_real),
+                                                   seed_size - n_real))
+        log(f"scaling: 3 distractor seeds searched at {seed_size:,}")
+
+    # --- closed-form predictions for every size, model and replicate --------------------------------
+    all_sizes = sorted(set([n_real] + [int(s) for s in sizes] + [int(s) for s in cfg.scaling.extrapolate]))
+    n_other = np.array([s - n_real for s in all_sizes], np.float64)
+    rng = np.random.default_rng(cfg.seed + 17)
+    kinds = list(cvs)
+    nan_rep = np.full((2, 4, len(all_sizes)), np.nan)
+    pred = {name: {kind: np.array([_closed_form(spec, cvs[kind]["fold_models"], n_other, theta, rep, rng)
+                                   for rep in range(cfg.scaling.tail_bootstrap + 1)]) for kind in kinds} or {"gpd": nan_rep}
+            for name, spec in specs.items()}  # (reps, 4, sizes)
+    thr_fpir = {kind: np.array([_threshold_for_fpir(cvs[kind]["fold_models"], probes.vectors, probe_fold, n_other,
+                                                    rep=rep) for rep in range(0, cfg.scaling.tail_bootstrap + 1, 20)])
+                for kind in kinds} or {"gpd": np.full((1, len(all_sizes)), np.nan)}
+    thr_point = thr_fpir["gpd"][0]
+    thr_lo = np.min([v.min(axis=0) for v in thr_fpir.values()], axis=0)
+    thr_hi = np.max([v.max(axis=0) for v in thr_fpir.values()], axis=0)
+
+    def kind_of(size):
+        if size <= n_real:
+            return "measured"
+        if size in sizes and (size - n_real) <= n_pairs:
+            return "simulated"
+        return "extrapolated"
+
+    curves, measured_old = {}, {}
+    for name, spec in specs.items():
+        m = spec["mated"]
+        n_m, n_nm = int(m.sum()), int((~m).sum())
+        rank = spec["rank"]
+        seeds = seed_runs[name]
+        spread = (np.ptp([r[0] for r in seeds]), np.ptp([r[1] for r in seeds])) if len(seeds) > 1 else (0.0, 0.0)
+        points = []
+        for j, size in enumerate(all_sizes):
+            kind = kind_of(size)
+            reps = pred[name]
+            lo = np.nanmin([np.nanquantile(v[1:], 0.025, axis=0)[:, j] for v in reps.values()]
+                           + [v[0][:, j] for v in reps.values()], axis=0)
+            hi = np.nanmax([np.nanquantile(v[1:], 0.975, axis=0)[:, j] for v in reps.values()]
+                           + [v[0][:, j] for v in reps.values()], axis=0)
+            model_val = reps["gpd"][0][:, j]
+            pt = {"gallery_size": int(size), "kind": kind, "n_persons": n_m, "n_nonmated": n_nm}
+            if kind == "measured":
+                k1 = int((rank[m] == 1).sum())
+                k10 = int((rank[m] <= 10).sum())
+                kf = int((spec["best"][~m] <= theta).sum())
+                kw = int(((spec["imp_best"][m] < np.nan_to_num(spec["g"][m], nan=np.inf))
+                          & (spec["imp_best"][m] <= theta)).sum())
+                vals = [(k1, n_m), (k10, n_m), (kf, n_nm), (kw, n_m)]
+                out = [(k / n if n else None, list(tailmodel.wilson(k, n)) if n else None) for k, n in vals]
+            else:
+                exact = exact_rates(spec, exact_ids[name], size - n_real) if size in sizes and n_m else None
+                out = []
+                for q in range(4):
+                    v = float(model_val[q]) if np.isfinite(model_val[q]) else None
+                    a, b = float(lo[q]), float(hi[q])
+                    if q < 2 and exact is not None:
+                        if kind == "simulated":
+                            v = exact[q]
+                        a, b = min(a, exact[q]), max(b, exact[q])
+                        a, b = a - spread[q], b + spread[q]
+                    if v is not None and not (np.isfinite(a) and np.isfinite(b)):
+                        a = b = v
+                    out.append((v, [max(0.0, float(a)), min(1.0, float(b))] if v is not None else None))
+            (pt["rank1"], pt["rank1_range"]), (pt["rank10"], pt["rank10_range"]) = out[0], out[1]
+            (pt["fpir_at_threshold"], pt["fpir_range"]) = out[2]
+            (pt["wrong_top_under_threshold"], pt["wrong_top_range"]) = out[3]
+            ok = np.isfinite(thr_point[j])
+            pt["threshold_for_fpir_1pct"] = float(thr_point[j]) if ok else None
+            pt["threshold_for_fpir_1pct_range"] = [float(thr_lo[j]), float(thr_hi[j])] if ok else None
+            points.append(pt)
+        old = [{"gallery_size": int(s), "rank1": exact_rates(spec, exact_ids[name], s - n_real)[0] if n_m else 0.0}
+               for s in sizes]
+        measured_old[name] = old
+        curves[name] = {
+            "measured": old,
+            "predicted": _gaussian_prediction(model, spec, sizes, cfg, n_real),
+            "points": points,
+            "seed_spread": {"gallery_size": seed_size, "seeds": [cfg.seed + 11, cfg.seed + 12, cfg.seed + 13][:len(seeds)],
+                            "rank1": [r[0] for r in seeds], "rank10": [r[1] for r in seeds]},
+        }
+    online = curves["online_to_online"]
+    gpd_online = pred["online_to_online"]["gpd"][0][0]
+    err = [abs(gpd_online[all_sizes.index(o["gallery_size"])] - o["rank1"]) for o in online["measured"]
+           if np.isfinite(gpd_online[all_sizes.index(o["gallery_size"])])]
     return {
-        "measured": measured,
+        "measured": online["points"],
         "curves": curves,
         "distractor_model": check,
+        "tail_models": {"models": full},
+        "kind_rule": KIND_RULE,
+        "n_real_pairs": n_pairs,
+        "threshold": theta,
         "model_max_abs_error_measured_sizes": float(max(err)) if err else None,
         "search_seconds_per_probe_at_max": search_s,
-        "model": ("Gaussian distractors (mean + Ledoit-Wolf covariance of the real embeddings); rank-1 at N is "
-                  "mean over probes of 1[rank 1 among real] * (1 - F_p(g_p))^(N - n_real), F_p from a saddlepoint "
-                  "approximation of the probe-to-distractor distance distribution; interval = bootstrap over probes"),
+        "model": ("rank-1 at N = mean over mated people of 1[rank 1 among the real gallery] * E_a[(1 - F_p(g_p))^(N - "
+                  "n_real)], rank-10 = mean of P(Binomial(N - n_real, F_p) <= 10 - real rank); F_p from the tail model "
+                  "of the fold that left the person out (" + tailmodel.NAMES["gpd"] + "); the range spans that and "
+                  "a second tail model (" + tailmodel.NAMES["normal"] + "), each over " + str(cfg.scaling.tail_bootstrap)
+                  + " subject-bootstrap refits with people resampled, the exact search over Gaussian distractors and "
+                  "the spread of three distractor seeds. " + KIND_RULE),
     }

@@ -156,17 +156,23 @@ def make_plots(results: dict) -> dict[str, bytes]:
     fig, ax = _figure()
     detail = results["scaling_detail"]
     for name, c in detail["curves"].items():
-        xs = [p["gallery_size"] for p in c["measured"]]
-        (line,) = ax.plot(xs, [p["rank1"] for p in c["measured"]], marker="o", label=f"{name} (measured)")
-        if "predicted" in c:
-            pred = c["predicted"]
-            ax.plot(pred["gallery_size"], pred["rank1"], ls="--", color=line.get_color())
-            if name == "online_to_online":
-                ax.fill_between(pred["gallery_size"], pred["ci95_low"], pred["ci95_high"], color=line.get_color(),
-                                alpha=0.15, label="online: 95% interval of the model")
-    ax.plot([], [], ls="--", color="k", label="dashed: distractor-model prediction")
-    ax.set(xscale="log", xlabel="gallery size (real subjects + distractors)", ylabel="rank-1", ylim=(0, 1.02),
-           title="Identification against gallery size")
+        pts = [p for p in c.get("points") or [] if p.get("rank1") is not None]  # no tail model: no value past the search
+        if pts:
+            xs = [p["gallery_size"] for p in pts]
+            (line,) = ax.plot(xs, [p["rank1"] for p in pts], marker=".", label=name)
+            ax.fill_between(xs, [p["rank1_range"][0] for p in pts], [p["rank1_range"][1] for p in pts],
+                            color=line.get_color(), alpha=0.12)
+            for kind, mk in (("measured", "o"), ("simulated", "s"), ("extrapolated", "^")):
+                sel = [p for p in pts if p["kind"] == kind]
+                ax.plot([p["gallery_size"] for p in sel], [p["rank1"] for p in sel], ls="", marker=mk,
+                        color=line.get_color(), mfc="none")
+        else:
+            xs = [p["gallery_size"] for p in c["measured"]]
+            ax.plot(xs, [p["rank1"] for p in c["measured"]], marker="o", label=name)
+    for kind, mk in (("measured", "o"), ("simulated", "s"), ("extrapolated", "^")):
+        ax.plot([], [], ls="", marker=mk, color="k", mfc="none", label=kind)
+    ax.set(xscale="log", xlabel="gallery size (real subjects + others)", ylabel="rank-1", ylim=(0, 1.02),
+           title="Identification against gallery size (shaded: range)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     plots["scaling.png"] = _png(fig)
@@ -264,12 +270,7 @@ def summary_table(results: dict) -> str:
                  f"{e3['mean_fields_learned']:.1f} fields on average; SSN first 5 digits predictable for "
                  f"{e3['ssn_predictable_fraction']:.0%}{_kn(e3.get('ssn_predictable'))}, Korean RRN for "
                  f"{e3['rrn_predictable_fraction']:.0%}{_kn(e3.get('rrn_predictable'))}{wrong}")
-    scale = ", ".join(f"{p['gallery_size']:,}: {p['rank1']:.1%}" for p in results["scaling"])
-    pred = results["scaling_detail"]["curves"]["online_to_online"]["predicted"]
-    lines.append(f"Scaling (E1 rank-1 by gallery size): {scale}; model at {pred['gallery_size'][-1]:,}: "
-                 f"{pred['rank1'][-1]:.1%} (95% {pred['ci95_low'][-1]:.1%}-{pred['ci95_high'][-1]:.1%})")
-    lines.append(f"Distractor model vs real impostor distances: KS = "
-                 f"{results['scaling_detail']['distractor_model']['ks_statistic']:.3f}")
+    lines += scaling_summary_lines(results)
     return "\n".join(lines)
 
 
@@ -288,7 +289,6 @@ def paper_comparison(results: dict) -> list[tuple[str, str, str]]:
     """(experiment, what the paper found, what this run found) rows."""
     exps = results["experiments"]
     e1, e2, e3 = exps["online_to_online"], exps["offline_to_online"], exps["accretion"]
-    pred = results["scaling_detail"]["curves"]["online_to_online"]["predicted"]
     return [
         ("E1 online to online", PAPER["online_to_online"],
          f"rank-1 {_fmt(e1['rank1'], True)} (95% CI {_fmt(e1['rank1_ci95'][0], True)}-{_fmt(e1['rank1_ci95'][1], True)}, "
@@ -309,10 +309,7 @@ def paper_comparison(results: dict) -> list[tuple[str, str, str]]:
          f"{e3['mean_fields_learned']:.1f} fields learned on average"
          + (f"; {e3['wrong_person']['n_probes_wrong']} searches attached a wrong person's profile"
             if "wrong_person" in e3 else "")),
-        ("Scale", "galleries of 25,000 to 278,000 photos",
-         "rank-1 at 10^6 (measured): " + _fmt(results["scaling"][-1]["rank1"], True)
-         + "; at 10^9 (model): " + _fmt(pred["rank1"][-1], True)
-         + f" ({_fmt(pred['ci95_low'][-1], True)}-{_fmt(pred['ci95_high'][-1], True)})"),
+        ("Scale", "galleries of 25,000 to 278,000 photos", scaling_paper_row(results)),
     ]
 
 
@@ -457,8 +454,8 @@ consent. Profiles in E3 are synthetic; nothing in them describes the real people
 <table><tr><th>experiment</th><th>Acquisti, Gross &amp; Stutzman (2014)</th><th>privrisk, this run</th></tr>{table}</table>
 <p>Differences that matter: the paper matched wild photos against hundreds of thousands of profiles with a 2011
 recogniser and human checking; here studio photos of {e1['n_probes']} consenting people meet dlib's ResNet, and
-platform scale comes from model distractors (KS statistic against real impostor distances:
-{dm['ks_statistic']:.3f}; model error at measured sizes: {_fmt(sc['model_max_abs_error_measured_sizes'])}).</p>
+platform scale comes from model distractors (Gaussian distractors' KS statistic against real impostor distances:
+{dm['ks_statistic']:.3f}) and a tail model validated on held-out people (see "Scaling model").</p>
 {stats_sections(results)}
 <h2>E2 capture conditions</h2>
 <table><tr><th>level</th><th>face width px</th><th>blur</th><th>JPEG q</th><th>occlusion</th><th>captures with face</th>
@@ -467,6 +464,8 @@ platform scale comes from model distractors (KS statistic against real impostor 
 <h2>Plots</h2>{imgs}
 {fairness_section(results)}
 <h2>Scaling model</h2><p>{e(sc['model'])}</p>
+{tail_validation_html(results)}
+{scaling_table_html(results)}
 <h2>Reproducibility</h2><p>seed {results['seed']}; versions:</p><ul>{versions}</ul>
 <details><summary>configuration</summary><pre>{e(json.dumps(results['config'], indent=2))}</pre></details>
 </body></html>
@@ -642,3 +641,115 @@ def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_row
     atomic_write(out / "accretion.csv", _csv(accretion_rows))
     atomic_write(out / "report.html", render_html(results, plots))
     atomic_write(out / "results.json", json.dumps(results, indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+# --- scaling with labels and ranges; the tail model's validation (issue 11) ----------------------------
+
+
+def _pct_range(v, rng) -> str:
+    if v is None:
+        return "n/a"
+    if not rng:
+        return f"{v:.1%}"
+    return f"{v:.1%} ({rng[0]:.1%}-{rng[1]:.1%})"
+
+
+def _points(results: dict, name: str = "online_to_online") -> list[dict]:
+    c = results["scaling_detail"]["curves"].get(name) or {}
+    return c.get("points") or []
+
+
+def scaling_summary_lines(results: dict) -> list[str]:
+    """Terminal lines: E1 rank-1 by gallery size, each with its kind and range."""
+    pts = _points(results)
+    if not pts:
+        return []
+    lines = ["Scaling, E1 rank-1 by gallery size [kind] (range):"]
+    lines += [f"  {p['gallery_size']:>13,} [{p['kind']}] {_pct_range(p['rank1'], p['rank1_range'])}; rank-10 "
+              f"{_pct_range(p['rank10'], p['rank10_range'])}; FPIR at threshold "
+              f"{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}" for p in pts]
+    v = results["scaling_detail"]["distractor_model"].get("validation")
+    if v and "error" in v:
+        lines.append(f"No tail model: {v['error']}; no prediction past the searched sizes")
+    elif v:
+        verdict = ", ".join(f"{t:g}: {'not judged' if ok is None else ('pass' if ok else 'FAIL')}"
+                            for t, ok in zip(v["thresholds"], v["pass"]))
+        lines.append(f"Tail model on held-out people ({v['k_folds']} folds, {v['n_real_pairs']:,} impostor pairs): "
+                     f"{verdict}; nearest-impostor PIT KS p = {v['pit_ks_p']:.2g}")
+    return lines
+
+
+def scaling_paper_row(results: dict) -> str:
+    pts = _points(results)
+    if not pts:
+        return "n/a"
+    by_kind = {}
+    for p in pts:
+        by_kind[p["kind"]] = p  # the largest size of each kind
+    parts = [f"rank-1 at {p['gallery_size']:,} ({k}): {_pct_range(p['rank1'], p['rank1_range'])}"
+             for k, p in by_kind.items()]
+    return "; ".join(parts)
+
+
+def tail_validation_html(results: dict) -> str:
+    """The held-out-people validation of the tail model as an HTML table (empty if absent)."""
+    e = html.escape
+    v = results["scaling_detail"]["distractor_model"].get("validation")
+    if not v:
+        return ""
+    if "error" in v:
+        return f"<h3>Tail model</h3><p>No tail model could be fitted: {e(v['error'])}. Sizes past the exact search have no prediction.</p>"
+    n = v["n_real_pairs"]
+    rows = []
+    for i, t in enumerate(v["thresholds"]):
+        lo, hi = v["model_rate_ci95"][i]
+        ok = v["pass"][i]
+        word = "not judged" if ok is None else ("pass" if ok else "fail")
+        rows.append(f"<tr><td>{t:g}</td><td>{v['real_count'][i]} ({v['real_rate'][i]:.2e})</td>"
+                    f"<td>{v['real_count_ci95'][i][0]:.1f}-{v['real_count_ci95'][i][1]:.1f}</td>"
+                    f"<td>{v['model_count'][i]:.1f} ({v['model_rate'][i]:.2e})</td>"
+                    f"<td>{lo * n:.1f}-{hi * n:.1f} ({lo:.2e}-{hi:.2e})</td><td>{word}</td>"
+                    f"<td>{e(v['verdict'][i])}</td></tr>")
+    others = "".join(
+        f"<li>{e(o['tail_model'])}: {', '.join(f'{t:g}: ' + ('not judged' if ok is None else ('pass' if ok else 'fail')) for t, ok in zip(o['thresholds'], o['pass']))}; "
+        f"PIT KS p = {o['pit_ks_p']:.2g}</li>" for o in v.get("other_models", []))
+    pit_ok = v["pit_ks_p"] is not None and v["pit_ks_p"] >= 0.05
+    return f"""<h3>Tail model validated on held-out people</h3>
+<p>Model: {e(v['tail_model'])}. {v['k_folds']} folds over people: each fold's people are left out of the fit, then the
+model predicts how many of their {n:,} (probe, enrolled face of someone else) pairs, summed over folds, fall under each
+distance. A threshold passes when the real count's exact Poisson 95% interval meets the model's 95% interval
+({v['n_boot']} subject-bootstrap refits) and that interval is informative (upper/lower at most 10x at 0.45-0.50, 3x at
+0.55-0.60); where neither side has a pair it is not judged.</p>
+<table><tr><th>distance</th><th>real pairs (share)</th><th>real, Poisson 95%</th><th>model (share)</th>
+<th>model 95% interval</th><th>verdict</th><th>why</th></tr>{''.join(rows)}</table>
+<p>Calibration of each probe's nearest impostor (PIT, {v['n_pit']} probes): KS p = {v['pit_ks_p']:.2g}
+({v['pit_share_below_0.01']:.1%} below 0.01, {v['pit_share_above_0.99']:.1%} above 0.99).
+{'The PIT is consistent with uniform.' if pit_ok else 'The PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor; per-person predictions carry that error, and the ranges below are wide for that reason too.'}</p>
+<ul>{others}</ul>"""
+
+
+def scaling_table_html(results: dict) -> str:
+    """Every curve's points: gallery size, kind, rank-1 / rank-10 / FPIR / wrong-top with ranges."""
+    e = html.escape
+    sc = results["scaling_detail"]
+    body = []
+    for name, c in sc["curves"].items():
+        for p in c.get("points") or []:
+            thr = p.get("threshold_for_fpir_1pct")
+            thr_rng = p.get("threshold_for_fpir_1pct_range") or [None, None]
+            thr_txt = "none reaches it" if thr is not None and thr < 0.01 else (
+                f"{thr:.3f} ({thr_rng[0]:.3f}-{thr_rng[1]:.3f})" if thr is not None else "n/a")
+            body.append(f"<tr><td>{e(name)}</td><td>{p['gallery_size']:,}</td><td>{e(p['kind'])}</td>"
+                        f"<td>{_pct_range(p['rank1'], p['rank1_range'])}</td><td>{_pct_range(p['rank10'], p['rank10_range'])}</td>"
+                        f"<td>{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}</td>"
+                        f"<td>{_pct_range(p['wrong_top_under_threshold'], p['wrong_top_range'])}</td><td>{thr_txt}</td></tr>")
+    return f"""<h3>Identification and open-set errors by gallery size</h3>
+<p><b>How each number is labelled.</b> {e(sc.get('kind_rule', ''))}. Measured ranges are 95% Wilson intervals over
+people; simulated and extrapolated ranges span two tail models, each over subject-bootstrap refits with people
+resampled, the exact search over Gaussian distractors and three distractor seeds. FPIR and the wrong-top share at
+sizes past the real gallery come from the tail model in closed form (threshold {sc.get('threshold', 'n/a')}); the
+threshold for FPIR 1% is the tail model's at every size ("none reaches it" where even distance 0 gives more than
+1%).</p>
+<table><tr><th>curve</th><th>gallery size</th><th>kind</th><th>rank-1 (range)</th><th>rank-10 (range)</th>
+<th>FPIR at threshold (range)</th><th>top candidate a wrong person under threshold (range)</th>
+<th>threshold for FPIR 1% (range)</th></tr>{''.join(body)}</table>"""

@@ -3,8 +3,10 @@
 Your "public profile photo" is hidden in a gallery of the consenting sample faces plus model
 distractors; your other photo plays a stranger's snapshot. :func:`findability` says at which rank
 (and distance) the snapshot finds you at each gallery size: counted exactly with FAISS up to
-the distractors held in memory, and predicted beyond from the distractor model (expected rank and
-the chance of rank 1). Photos are taken as bytes and never written anywhere.
+the distractors held in memory ("simulated": Gaussian model distractors), and "extrapolated" beyond
+from the tail model fitted on the sample set (:mod:`privrisk.tailmodel`; expected rank and the chance
+of rank 1, with a range over two tail models and their bootstrap refits). Photos are taken as bytes
+and never written anywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import index as faiss_index
+from . import tailmodel
 from .config import FaceSettings
 from .distractors import DistractorModel
 from .embeddings import EmbeddingCache, embed_batch, embed_image
@@ -36,6 +39,7 @@ class SampleWorld:
     model: DistractorModel
     distractors: np.ndarray
     index: object  # FAISS exact index over the distractors (ids = positions)
+    tail_models: tuple = ()  # tail models fitted on the sample set (sample_data/tail_model.json)
 
     @property
     def n_sample(self) -> int:
@@ -59,7 +63,7 @@ def build_sample_world(model: FaceModel | None = None, *, cache: EmbeddingCache 
     distractors = dm.sample(n_distractors, seed=seed) if n_distractors else np.zeros((0, 128), np.float32)
     index = faiss_index.build_index(distractors)
     return SampleWorld(vectors=vectors, subjects=[r.subject_id for r, _ in ok], images=[str(r.image) for r, _ in ok],
-                       model=dm, distractors=distractors, index=index)
+                       model=dm, distractors=distractors, index=index, tail_models=tuple(tailmodel.load_models()))
 
 
 def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = FaceSettings()) -> Face:
@@ -78,8 +82,10 @@ def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSetti
 class SizeResult:
     gallery_size: int
     rank: float  # exact rank when measured, expected rank when predicted
-    p_rank1: float  # 1 or 0 when measured; the model's probability when predicted
-    measured: bool
+    p_rank1: float  # 1 or 0 when searched exactly; the tail model's probability when extrapolated
+    measured: bool  # True when counted exactly (real faces and drawn distractors)
+    kind: str = "simulated"  # "measured" (real faces only), "simulated" (drawn distractors) or "extrapolated"
+    p_rank1_range: tuple | None = None  # the tail models' range for the chance of rank 1
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,8 @@ class Findability:
     def to_dict(self) -> dict:
         return {"distance": self.distance, "threshold": self.threshold, "match": self.is_match,
                 "nearest_sample": self.nearest_sample, "nearest_sample_distance": self.nearest_sample_distance,
-                "sizes": [vars(s) for s in self.sizes]}
+                "sizes": [{**vars(s), "p_rank1_range": list(s.p_rank1_range) if s.p_rank1_range else None}
+                          for s in self.sizes]}
 
 
 def findability(profile_photo: np.ndarray, snapshot: np.ndarray, world: SampleWorld, *,
@@ -123,22 +130,54 @@ def findability(profile_photo: np.ndarray, snapshot: np.ndarray, world: SampleWo
         closer_positions = np.sort(ids[d2 < d * d])
     else:
         closer_positions = np.zeros(0, np.int64)
-    tail = float(world.model.tail_cdf(q, np.array([d]))[0])
+    sizes = [int(n) for n in sizes]
+    n_distr_all = np.array([max(n - 1 - min(n - 1, len(sample_d)), 0) for n in sizes], np.float64)
+    tail, p1_tail, p1_lo, p1_hi = _tail_predictions(world.tail_models, q, d, n_distr_all)
     rows = []
-    for n in sizes:
+    for j, n in enumerate(sizes):
         others = n - 1  # people in the gallery besides you
         in_sample = min(others, len(sample_d))
         sample_closer = int((sample_d[:in_sample] < d).sum())
         n_distr = others - in_sample
+        no_real_ahead = float(sample_closer == 0)
+        rng = (float(no_real_ahead * p1_lo[j]), float(no_real_ahead * p1_hi[j])) if p1_lo is not None else None
         if n_distr <= n_d:
             closer = sample_closer + int(np.searchsorted(closer_positions, n_distr))
-            rows.append(SizeResult(int(n), float(1 + closer), float(closer == 0), True))
+            hit = float(closer == 0)
+            # the rule of the experiment's scaling points: past ~1/(real impostor pairs) it is extrapolation
+            checkable = world.tail_models[0].n_pairs if world.tail_models else float("inf")
+            kind = "measured" if n_distr == 0 else ("simulated" if n_distr <= checkable else "extrapolated")
+            span = (min(hit, rng[0]), max(hit, rng[1])) if rng and n_distr else (hit, hit)
+            rows.append(SizeResult(n, float(1 + closer), hit, True, kind, span))
         else:
             expected = 1 + sample_closer + n_distr * tail
-            p1 = float((sample_closer == 0) * np.exp(n_distr * np.log1p(-min(tail, 1 - 1e-16))))
-            rows.append(SizeResult(int(n), float(expected), p1, False))
+            rows.append(SizeResult(n, float(expected), float(no_real_ahead * p1_tail[j]), False, "extrapolated", rng))
     return Findability(distance=d, threshold=threshold,
                        nearest_sample=sample_names[nearest] if nearest >= 0 else "",
                        nearest_sample_distance=float(sample_d[nearest]) if nearest >= 0 else float("inf"),
                        nearest_sample_image=sample_images[nearest] if nearest >= 0 else "",
                        sizes=tuple(rows))
+
+
+def _tail_predictions(models, q: np.ndarray, d: float, n_distr: np.ndarray):
+    """Per-distractor chance F (primary tail model) and the chance that none of n_distr others is
+    closer than ``d``: the primary model's value and the range over every model and replicate."""
+    if not models:
+        return 0.0, np.ones(len(n_distr)), None, None
+    vals = []
+    for m in models:
+        for rep in range(len(m.boot) + 1):
+            vals.append(tailmodel.rank_probabilities(m, q, np.array([d]), n_distr,
+                                                     params=tailmodel.replicate_params(m, rep))[0])
+    vals = np.array(vals)
+    primary = models[0]
+    f = float(tailmodel.pair_cdf(primary, q, np.array([d]))[0, 0])
+    point = tailmodel.rank_probabilities(primary, q, np.array([d]), n_distr)[0]
+    per_model, start = [], 0
+    for m in models:
+        block = vals[start:start + len(m.boot) + 1]
+        start += len(m.boot) + 1
+        per_model.append(np.quantile(block, [0.025, 0.975], axis=0))
+    lo = np.minimum(np.min([pm[0] for pm in per_model], axis=0), point)
+    hi = np.maximum(np.max([pm[1] for pm in per_model], axis=0), point)
+    return f, point, lo, hi

@@ -1,0 +1,712 @@
+"""A model of the lower tail of impostor distances, validated on held-out people.
+
+Identification at platform scale is decided by one number per probe: ``F_p(r)``, the chance that
+one random face of someone else lands within distance ``r`` of probe ``p``. Rank-1 in a gallery
+of ``N`` (``n`` real people + ``N - n`` others) is ``(1 - F_p(g_p))^(N - n)`` at the probe's genuine
+distance ``g_p``; rank-10 is ``P(Binomial(N - n, F_p(g_p)) <= 9 - k_p)`` with ``k_p`` real impostors
+already ahead. This module models ``F_p`` far into its lower tail.
+
+Method (chosen before looking at the validation, and not tuned to it):
+
+1. **Centring by the exact mean.** For a reference population of faces ``X`` (mean ``mu``), the
+   squared distance ``D^2 = ||p - X||^2`` has mean ``||p - mu||^2 + T`` (``T`` = mean
+   ``||X - mu||^2``) whatever the population's shape. Every pair becomes
+   ``z = (D^2 - mean_p) / (2 sqrt(V0))`` with ``V0`` the variance of ``||X - mu||^2``: only scalar
+   moments, which a few hundred faces estimate well. (A per-probe variance needs the 128 x 128
+   second moment, which they do not: that is why the Gaussian model's tail fails. We tried it
+   first; its held-out predictions were 4x too low, see the report of issue 11.)
+2. **Probe-level heterogeneity.** Some faces sit in crowded regions. Each probe gets a shift
+   ``a_p`` of its lower tail: on the fit data, ``a_p`` = the probe's 10% quantile of ``z`` minus the
+   pooled 10% quantile, regressed on the probe's standardised distance from the centre
+   (``alpha + beta * c_p``); the residual spread ``tau`` is the between-probe variance minus the
+   sampling noise of a quantile (empirical Bayes). Optional group labels add a shrunk per-group
+   offset. For a new face ``a`` is unknown and integrated out (Gauss-Hermite): probabilities are
+   ``E_a[...]``, never plug-in.
+3. **Tail of the residual** ``e = z - a_p``: below ``u`` = its 5% quantile (a fixed share), either
+   a generalised Pareto fitted by maximum likelihood to ``u - e`` (``kind="gpd"``, the primary
+   model) or a normal matched to the same exceedances by a probability-plot least-squares fit
+   (``kind="normal"``, the second tail model: thin, unbounded tail, where the GPD's may end). Above ``u`` the empirical distribution.
+4. **Uncertainty.** A subject-level bootstrap: people are resampled with replacement and the
+   shift and tail parameters refitted (the standardising moments stay at the full fit). Each
+   prediction is computed for every replicate; intervals are their 2.5-97.5% quantiles.
+
+:func:`cross_validate` checks the model on people it never saw: K folds over subjects, each fold's
+probes scored by a model fitted on the other folds' people only. :func:`calibrate` checks a
+stored model on a new face set. Models are saved as plain JSON (:func:`to_json`, :func:`from_json`).
+
+Pure numpy/scipy; imports nothing from later stages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+THRESHOLDS = (0.45, 0.50, 0.55, 0.60)
+TAIL_SHARE = 0.05  # share of residuals below the peaks-over-threshold threshold u
+SHIFT_QUANTILE = 0.10  # per-probe quantile that measures how crowded a probe's neighbourhood is
+GROUP_PSEUDO_COUNT = 5.0  # shrinkage of per-group offsets towards 0 (probes' worth of prior)
+N_NODES = 24  # Gauss-Hermite nodes for the unknown shift of a new face
+# informativeness limit (upper / lower end of the model's interval) per threshold
+INFORMATIVE_RATIO = {0.45: 10.0, 0.50: 10.0, 0.55: 3.0, 0.60: 3.0}
+KINDS = ("gpd", "normal")
+NAMES = {
+    "gpd": "squared distances centred by their exact per-probe mean, per-probe shift (covariate + empirical-Bayes spread), "
+           "generalised Pareto lower tail below the 5% quantile (MLE)",
+    "normal": "squared distances centred by their exact per-probe mean, per-probe shift (covariate + empirical-Bayes spread), "
+              "normal lower tail matched to the residuals below the 5% quantile (probability-plot least squares)",
+    "gaussian": "Gaussian distractors (mean + Ledoit-Wolf covariance), saddlepoint tail (distractors.py)",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# parameters
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Scalar moments of the reference population that centre a squared distance per probe."""
+
+    mu: np.ndarray  # (d,)
+    T: float  # mean ||X - mu||^2
+    V0: float  # variance of ||X - mu||^2
+    c_mean: float  # mean and sd of ||v||^2 over the reference faces (covariate scale)
+    c_sd: float
+
+    @classmethod
+    def fit(cls, faces: np.ndarray) -> "Standardizer":
+        x = np.asarray(faces, np.float64)
+        mu = x.mean(axis=0)
+        q = ((x - mu) ** 2).sum(axis=1)
+        return cls(mu=mu, T=float(q.mean()), V0=float(q.var()), c_mean=float(q.mean()), c_sd=float(q.std() or 1.0))
+
+    def moments(self, probes: np.ndarray):
+        """(centre, unit) of D^2 to a random reference face, and the standardised covariate, per probe.
+        The centre is the exact mean ``||p - mu||^2 + T``; the unit is one global scale ``2 sqrt(V0)``."""
+        v = np.atleast_2d(np.asarray(probes, np.float64)) - self.mu
+        c = (v ** 2).sum(axis=1)
+        return c + self.T, np.full(len(c), 2 * np.sqrt(max(self.V0, 1e-24))), (c - self.c_mean) / self.c_sd
+
+
+@dataclass(frozen=True)
+class TailParams:
+    """Shift and residual-tail parameters (refitted in every bootstrap replicate)."""
+
+    kind: str
+    u: float
+    a: float  # gpd: shape xi; normal: loc
+    b: float  # gpd: scale sigma; normal: scale
+    body: np.ndarray  # residual quantiles at BODY_P
+    alpha: float
+    beta: float
+    tau: float
+    group_shift: dict = field(default_factory=dict)
+
+
+BODY_P = np.linspace(TAIL_SHARE, 1.0, 191)
+
+
+@dataclass(frozen=True)
+class TailModel:
+    """The fitted model: standardiser, point parameters and bootstrap replicates."""
+
+    kind: str
+    std: Standardizer
+    params: TailParams
+    boot: tuple  # of TailParams
+    n_subjects: int
+    n_pairs: int
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return NAMES[self.kind]
+
+    def replicates(self):
+        """The point fit followed by every bootstrap replicate."""
+        return (self.params, *self.boot)
+
+
+# --------------------------------------------------------------------------------------------------
+# the residual distribution and the shift of a new face
+
+
+def residual_cdf(p: TailParams, e) -> np.ndarray:
+    """P(residual <= e): the fitted tail below u, the empirical body above."""
+    e = np.asarray(e, np.float64)
+    out = np.interp(e, p.body, BODY_P, left=TAIL_SHARE, right=1.0)
+    below = e < p.u
+    if np.any(below):
+        eb = e[below]
+        if p.kind == "gpd":
+            tail = TAIL_SHARE * stats.genpareto.sf(p.u - eb, p.a, scale=p.b)
+        else:
+            tail = TAIL_SHARE * np.exp(stats.norm.logcdf((eb - p.a) / p.b) - stats.norm.logcdf((p.u - p.a) / p.b))
+        out[below] = tail
+    return out
+
+
+def _nodes():
+    x, w = np.polynomial.hermite_e.hermegauss(N_NODES)
+    return x, w / w.sum()
+
+
+def _shifts(p: TailParams, cstd: np.ndarray, groups) -> np.ndarray:
+    """(n, N_NODES) shift values of each probe at the quadrature nodes."""
+    x, _ = _nodes()
+    base = p.alpha + p.beta * cstd
+    if groups is not None:
+        base = base + np.array([p.group_shift.get(str(g), 0.0) for g in groups])
+    return base[:, None] + p.tau * x[None, :]
+
+
+def node_cdf(model: TailModel, probes: np.ndarray, radius, groups=None, params: TailParams | None = None):
+    """(n, R, N_NODES) chance that one random other face lies within ``radius`` of each probe, at
+    each quadrature node of the probe's unknown shift. ``radius`` is (n,) or (n, R) or scalar."""
+    p = params or model.params
+    m, sd, cstd = model.std.moments(probes)
+    r = np.asarray(radius, np.float64)
+    r = r.reshape(1, 1) if r.ndim == 0 else (r[:, None] if r.ndim == 1 else r)
+    r = np.broadcast_to(r, (len(m), r.shape[1]))
+    z = (r ** 2 - m[:, None]) / sd[:, None]
+    a = _shifts(p, cstd, groups)
+    return residual_cdf(p, z[:, :, None] - a[:, None, :])
+
+
+def pair_cdf(model: TailModel, probes: np.ndarray, radius, groups=None, params: TailParams | None = None):
+    """F_p(r), (n, R): the per-distractor probability, averaged over the unknown shift."""
+    _, w = _nodes()
+    return node_cdf(model, probes, radius, groups, params) @ w
+
+
+# --------------------------------------------------------------------------------------------------
+# fitting
+
+
+#: fewest impostor distances in the lower tail (below the threshold u) that a tail fit accepts
+MIN_TAIL_POINTS = 10
+
+
+def _pairs_z(std: Standardizer, probes, gallery):
+    m, sd, cstd = std.moments(probes)
+    p = np.asarray(probes, np.float64)
+    g = np.asarray(gallery, np.float64)
+    d2 = (p ** 2).sum(1)[:, None] + (g ** 2).sum(1)[None, :] - 2 * p @ g.T
+    return (np.maximum(d2, 0) - m[:, None]) / sd[:, None], cstd
+
+
+def _fit_normal_tail(x: np.ndarray, u: float, n_all: int):
+    """A normal matched to the lower tail: least squares of the sorted exceedances on the normal
+    quantiles of their plotting positions (a probability-plot fit, closed form)."""
+    xs = np.sort(x)
+    pos = (np.arange(1, len(xs) + 1) - 0.5) / n_all
+    q = stats.norm.ppf(pos)
+    scale, loc = np.polyfit(q, xs, 1)
+    return float(loc), float(max(scale, 1e-9))
+
+
+def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind: str) -> TailParams:
+    zz = np.where(mask, z, np.nan)
+    n_row = mask.sum(axis=1)
+    rows = n_row >= 10
+    pooled = z[mask]
+    q0 = float(np.quantile(pooled, SHIFT_QUANTILE))
+    lo, hi = np.quantile(pooled, [SHIFT_QUANTILE - 0.02, SHIFT_QUANTILE + 0.02])
+    dens = 0.04 / max(hi - lo, 1e-9)
+    a_hat = np.full(len(z), np.nan)
+    a_hat[rows] = np.nanquantile(zz[rows], SHIFT_QUANTILE, axis=1) - q0
+    x, y = cstd[rows], a_hat[rows]
+    if len(y) >= 3 and np.ptp(x) > 0:
+        beta, alpha = np.polyfit(x, y, 1)
+    else:
+        beta, alpha = 0.0, float(np.mean(y)) if len(y) else 0.0
+    resid = y - (alpha + beta * x)
+    noise = SHIFT_QUANTILE * (1 - SHIFT_QUANTILE) / (n_row[rows] * dens ** 2)
+    tau = float(np.sqrt(max(resid.var() - noise.mean(), 0.0))) if len(y) >= 3 else 0.0
+    gshift = {}
+    if groups is not None:
+        g_rows = np.asarray(groups, dtype=object)[rows]
+        for g in sorted({str(v) for v in g_rows}):
+            sel = np.array([str(v) == g for v in g_rows])
+            gshift[g] = float(resid[sel].sum() / (sel.sum() + GROUP_PSEUDO_COUNT))
+    # residuals: each probe's own shift removed
+    shift = np.where(rows, a_hat, alpha + beta * cstd)
+    e = (z - shift[:, None])[mask]
+    u = float(np.quantile(e, TAIL_SHARE))
+    below = e[e < u]
+    if len(below) < MIN_TAIL_POINTS:
+        raise ValueError(f"only {len(below)} impostor distances below the tail threshold; a tail fit needs "
+                         f"{MIN_TAIL_POINTS}")
+    if kind == "gpd":
+        xi, _, sigma = stats.genpareto.fit(u - below, floc=0)
+        a, b = float(xi), float(sigma)
+    elif kind == "normal":
+        a, b = _fit_normal_tail(below, u, len(e))
+    else:
+        raise ValueError(f"unknown tail kind {kind!r}; one of {KINDS}")
+    return TailParams(kind=kind, u=u, a=a, b=b, body=np.quantile(e, BODY_P), alpha=float(alpha), beta=float(beta),
+                      tau=tau, group_shift=gshift)
+
+
+def fit(probes: np.ndarray, probe_subjects, gallery: np.ndarray, gallery_subjects, *, kind: str = "gpd",
+        probe_groups=None, n_boot: int = 200, seed: int = 0) -> TailModel:
+    """Fit the tail model to every (probe, gallery face) pair of different subjects.
+
+    ``probe_groups`` (optional, one label per probe, e.g. self-reported gender or ethnicity) adds a
+    shrunk per-group shift. ``n_boot`` subject-bootstrap replicates (people resampled with
+    replacement, parameters refitted) give the intervals."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown tail kind {kind!r}; one of {KINDS}")
+    p = np.asarray(probes, np.float64).reshape(len(probes), -1)
+    g = np.asarray(gallery, np.float64).reshape(len(gallery), -1)
+    ps, gs = np.asarray(probe_subjects).astype(str), np.asarray(gallery_subjects).astype(str)
+    subjects = np.array(sorted(set(ps) | set(gs)))
+    if len(subjects) < 4:
+        raise ValueError(f"need faces of at least 4 people to fit a tail model, got {len(subjects)}")
+    std = Standardizer.fit(np.vstack([p, g]))
+    z, cstd = _pairs_z(std, p, g)
+    mask = ps[:, None] != gs[None, :]
+    if mask.sum() < 200:
+        raise ValueError(f"need at least 200 impostor pairs to fit a tail model, got {int(mask.sum())}")
+    params = _fit_params(z, mask, cstd, probe_groups, kind)
+    rng = np.random.default_rng(seed)
+    p_of = {s: np.where(ps == s)[0] for s in subjects}
+    g_of = {s: np.where(gs == s)[0] for s in subjects}
+    groups_arr = None if probe_groups is None else np.asarray(probe_groups, dtype=object)
+    boot = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(subjects), len(subjects))
+        ri = np.concatenate([p_of[subjects[k]] for k in pick])
+        ci = np.concatenate([g_of[subjects[k]] for k in pick])
+        r_copy = np.concatenate([np.full(len(p_of[subjects[k]]), j) for j, k in enumerate(pick)])
+        c_copy = np.concatenate([np.full(len(g_of[subjects[k]]), j) for j, k in enumerate(pick)])
+        r_subj, c_subj = ps[ri], gs[ci]
+        # copies of one person are that person: never an impostor pair
+        bmask = (r_subj[:, None] != c_subj[None, :]) & (r_copy[:, None] != c_copy[None, :])
+        try:
+            boot.append(_fit_params(z[np.ix_(ri, ci)], bmask, cstd[ri], None if groups_arr is None else groups_arr[ri],
+                                    kind))
+        except (ValueError, RuntimeError, FloatingPointError):  # a degenerate resample: skip it, count it
+            continue
+    return TailModel(kind=kind, std=std, params=params, boot=tuple(boot), n_subjects=len(subjects),
+                     n_pairs=int(mask.sum()), seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# predictions
+
+
+def _interval(values: np.ndarray, point: np.ndarray):
+    lo, hi = np.quantile(values, [0.025, 0.975], axis=0)
+    return np.minimum(lo, point), np.maximum(hi, point)
+
+
+def predict_pair_rate(model: TailModel, thresholds, probes: np.ndarray, groups=None) -> dict:
+    """Predicted share of (probe, random other face) pairs within each threshold, with a 95%
+    bootstrap interval; with ``groups`` (one label per probe), also per group.
+
+    Returns ``{"thresholds", "rate", "rate_ci95", "by_group": {g: {"n", "rate", "rate_ci95"}}}``."""
+    thr = np.asarray(thresholds, np.float64)
+    reps = np.array([pair_cdf(model, probes, thr[None, :], groups, p) for p in model.replicates()])  # (B+1, n, R)
+
+    def summary(sel):
+        vals = reps[:, sel, :].mean(axis=1)
+        lo, hi = _interval(vals[1:], vals[0]) if len(vals) > 1 else (vals[0], vals[0])
+        return {"n": int(np.sum(sel)), "rate": vals[0].tolist(), "rate_ci95": [[float(a), float(b)] for a, b in zip(lo, hi)]}
+
+    out = {"thresholds": thr.tolist(), **summary(np.ones(len(reps[0]), bool))}
+    if groups is not None:
+        g = np.array([str(x) for x in groups])
+        out["by_group"] = {k: summary(g == k) for k in sorted(set(g))}
+    return out
+
+
+def rank_probabilities(model: TailModel, probes: np.ndarray, radius: np.ndarray, n_other, *, owners=None,
+                       n_persons: int | None = None, allowed=None, groups=None, params: TailParams | None = None):
+    """Per person and gallery size, P(at most ``allowed`` of ``n_other`` random other faces lie within
+    the person's radius), averaged over the unknown shift.
+
+    ``probes`` (rows, d) with ``radius`` (rows,): one row per capture; ``owners`` maps rows to persons
+    (default: one person per row). A distractor beats a person if it is within radius of any of
+    their captures (per-distractor chance ``1 - prod(1 - F_row)``, captures sharing one shift).
+    ``allowed`` (persons,) = 0 gives rank-1 survival ``(1 - F)^N``; ``9 - k_p`` gives rank-10.
+    Returns (persons, sizes)."""
+    n_other = np.atleast_1d(np.asarray(n_other, np.float64))
+    rows = len(radius)
+    owners = np.arange(rows) if owners is None else np.asarray(owners, np.int64)
+    n_persons = n_persons if n_persons is not None else (int(owners.max()) + 1 if rows else 0)
+    allowed = np.zeros(n_persons) if allowed is None else np.asarray(allowed, np.float64)
+    _, w = _nodes()
+    out = np.ones((n_persons, len(n_other)))
+    if rows == 0:
+        return out
+    f = np.clip(node_cdf(model, probes, np.asarray(radius, np.float64)[:, None], groups, params)[:, 0, :], 0, 1)
+    log_surv = np.zeros((n_persons, N_NODES))
+    np.add.at(log_surv, owners, np.log1p(-np.minimum(f, 1 - 1e-16)))
+    q = -np.expm1(log_surv)  # per-distractor chance of beating the person, (persons, nodes)
+    has = np.bincount(owners, minlength=n_persons) > 0
+    for j, n in enumerate(n_other):
+        if n <= 0:
+            continue
+        if np.all(allowed == 0):
+            val = np.exp(n * log_surv)
+        else:
+            val = stats.binom.cdf(allowed[:, None], n, np.clip(q, 0, 1))
+        out[:, j] = np.where(has, val @ w, 1.0)
+    return np.where(allowed[:, None] < 0, 0.0, out)
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+
+
+def poisson_ci(k: int, level: float = 0.95):
+    """Exact (Garwood) interval for a Poisson mean from a count k."""
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(stats.chi2.ppf(a, 2 * k) / 2)
+    return lo, float(stats.chi2.ppf(1 - a, 2 * k + 2) / 2)
+
+
+def judge(real_count: int, model_ci, threshold: float):
+    """True / False, or None when neither side has a pair (no real pair and the model's upper end
+    is below one pair): the real count's exact Poisson interval must meet the model's interval,
+    and the model's interval must be informative (upper / lower within INFORMATIVE_RATIO)."""
+    lo, hi = model_ci
+    if real_count == 0 and hi < 1.0:
+        return None, "neither side has a pair"
+    plo, phi = poisson_ci(real_count)
+    meets = plo <= hi and lo <= phi
+    limit = INFORMATIVE_RATIO.get(round(float(threshold), 2), 10.0)
+    informative = lo > 0 and hi / lo <= limit
+    if not meets:
+        return False, f"real {real_count} (Poisson 95% {plo:.1f}-{phi:.1f}) outside model {lo:.1f}-{hi:.1f}"
+    if not informative:
+        return False, f"model interval {lo:.2g}-{hi:.2g} is wider than {limit:g}x"
+    return True, "within"
+
+
+def _gaussian_fold(train_faces, probes, n_gallery_per_probe, thresholds, n_boot, rng):
+    """Expected held-out pair counts under today's Gaussian DistractorModel, with a bootstrap over faces."""
+    from .distractors import DistractorModel  # same stage: the model this one replaces
+
+    def counts(faces):
+        model = DistractorModel.fit(faces)
+        f = np.array([model.tail_cdf(probes, np.full(len(probes), t)) for t in thresholds]).T
+        return (f * n_gallery_per_probe[:, None]).sum(axis=0), f
+
+    point, f = counts(train_faces)
+    boots = [counts(train_faces[rng.integers(0, len(train_faces), len(train_faces))])[0] for _ in range(n_boot)]
+    return point, np.array(boots), f
+
+
+def cross_validate(probes: np.ndarray, probe_subjects, gallery: np.ndarray, gallery_subjects, *,
+                   thresholds=THRESHOLDS, k_folds: int = 5, kind: str = "gpd", probe_groups=None,
+                   n_boot: int = 200, seed: int = 0) -> dict:
+    """Subject-level K-fold validation. Each fold's people are held out: the model is fitted on the
+    pairs among the other people only, then predicts how many (held-out probe, gallery face of
+    someone else) pairs fall under each threshold. Counts and bootstrap replicates are summed over
+    folds. Also the PIT of each probe's nearest impostor (KS test against uniform).
+
+    ``kind`` is "gpd", "normal" or "gaussian" (today's DistractorModel, for comparison).
+    Returns a JSON-ready dict; ``fold_models`` and ``fold_of`` (kept out of JSON) hold the fitted
+    models and each probe's fold, for predictions that must not see the probe."""
+    p = np.asarray(probes, np.float64)
+    g = np.asarray(gallery, np.float64)
+    ps, gs = np.asarray(probe_subjects).astype(str), np.asarray(gallery_subjects).astype(str)
+    thr = np.asarray(thresholds, np.float64)
+    subjects = np.array(sorted(set(ps) | set(gs)))
+    rng = np.random.default_rng(seed)
+    fold_id = dict(zip(rng.permutation(subjects), np.arange(len(subjects)) % k_folds))
+    pf = np.array([fold_id[s] for s in ps])
+    gf = np.array([fold_id[s] for s in gs])
+    d = np.sqrt(np.maximum((p ** 2).sum(1)[:, None] + (g ** 2).sum(1)[None, :] - 2 * p @ g.T, 0))
+    imp = ps[:, None] != gs[None, :]
+    n_imp = imp.sum(axis=1)
+    nearest = np.where(imp, d, np.inf).min(axis=1)
+    total_point = np.zeros(len(thr))
+    total_boot = None
+    pit = np.full(len(p), np.nan)
+    fold_models = {}
+    for k in range(k_folds):
+        test = pf == k
+        if not test.any():
+            continue
+        tr_p, tr_g = pf != k, gf != k
+        if kind == "gaussian":
+            faces = np.vstack([p[tr_p], g[tr_g]])
+            point, boots, f = _gaussian_fold(faces, p[test], n_imp[test], thr, min(n_boot, 20), rng)
+            from .distractors import DistractorModel
+            gm = DistractorModel.fit(faces)
+            fn = gm.tail_cdf(p[test], nearest[test])
+            pit[test] = 1 - (1 - np.clip(fn, 0, 1)) ** n_imp[test]
+        else:
+            groups_tr = None if probe_groups is None else np.asarray(probe_groups, dtype=object)[tr_p]
+            model = fit(p[tr_p], ps[tr_p], g[tr_g], gs[tr_g], kind=kind, probe_groups=groups_tr, n_boot=n_boot,
+                        seed=seed + 101 * (k + 1))
+            fold_models[k] = model
+            reps = np.array([pair_cdf(model, p[test], thr[None, :], None, par) for par in model.replicates()])
+            counts = (reps * n_imp[test][None, :, None]).sum(axis=1)  # (B+1, R)
+            point, boots = counts[0], counts[1:]
+            fin = np.isfinite(nearest[test])
+            idx = np.where(test)[0][fin]
+            pit[idx] = 1 - _min_survival(model, p[idx], nearest[idx], n_imp[idx])
+        total_point += point
+        nb = min(len(boots), len(total_boot)) if total_boot is not None else len(boots)
+        total_boot = boots[:nb] if total_boot is None else total_boot[:nb] + boots[:nb]
+    lo, hi = _interval(total_boot, total_point) if total_boot is not None and len(total_boot) else (total_point, total_point)
+    n_pairs = int(imp.sum())
+    real = np.array([(d[imp] <= t).sum() for t in thr])
+    verdicts = [judge(int(r), (a, b), t) for r, a, b, t in zip(real, lo, hi, thr)]
+    ok = pit[np.isfinite(pit)]
+    return {
+        "thresholds": thr.tolist(),
+        "n_real_pairs": n_pairs,
+        "real_count": real.astype(int).tolist(),
+        "real_count_ci95": [list(poisson_ci(int(r))) for r in real],
+        "real_rate": (real / n_pairs).tolist(),
+        "model_count": total_point.tolist(),
+        "model_rate": (total_point / n_pairs).tolist(),
+        "model_rate_ci95": [[float(a / n_pairs), float(b / n_pairs)] for a, b in zip(lo, hi)],
+        "pass": [v for v, _ in verdicts],
+        "verdict": [why for _, why in verdicts],
+        "pit_ks_p": float(stats.kstest(ok, "uniform").pvalue) if len(ok) > 1 else None,
+        "pit_share_below_0.01": float((ok < 0.01).mean()) if len(ok) else None,
+        "pit_share_above_0.99": float((ok > 0.99).mean()) if len(ok) else None,
+        "n_pit": int(len(ok)),
+        "k_folds": k_folds,
+        "n_boot": n_boot,
+        "tail_model": NAMES[kind],
+        "kind": kind,
+        "fold_models": fold_models,
+        "fold_of": pf,
+    }
+
+
+def _min_survival(model: TailModel, probes, nearest, n_imp):
+    """P(no one of n_imp other faces is nearer than ``nearest``) per probe, averaged over the shift."""
+    _, w = _nodes()
+    f = np.clip(node_cdf(model, probes, np.asarray(nearest)[:, None])[:, 0, :], 0, 1 - 1e-16)
+    return np.exp(n_imp[:, None] * np.log1p(-f)) @ w
+
+
+def validation_json(cv: dict) -> dict:
+    """The JSON part of a :func:`cross_validate` result."""
+    return {k: v for k, v in cv.items() if k not in ("fold_models", "fold_of")}
+
+
+# --------------------------------------------------------------------------------------------------
+# plain-JSON persistence (never pickle)
+
+
+def _params_json(p: TailParams) -> dict:
+    return {"kind": p.kind, "u": p.u, "a": p.a, "b": p.b, "body": np.round(p.body, 5).tolist(), "alpha": p.alpha,
+            "beta": p.beta, "tau": p.tau, "group_shift": dict(p.group_shift)}
+
+
+def _params_from(d: dict) -> TailParams:
+    return TailParams(kind=str(d["kind"]), u=float(d["u"]), a=float(d["a"]), b=float(d["b"]),
+                      body=np.asarray(d["body"], np.float64), alpha=float(d["alpha"]), beta=float(d["beta"]),
+                      tau=float(d["tau"]), group_shift={str(k): float(v) for k, v in d.get("group_shift", {}).items()})
+
+
+def to_json(model: TailModel) -> dict:
+    """A plain-JSON dict of the model (parameters only; no code, no pickle)."""
+    s = model.std
+    return {
+        "format": "privrisk-tail-model/1", "kind": model.kind, "name": model.name, "n_subjects": model.n_subjects,
+        "n_pairs": model.n_pairs, "seed": model.seed, "tail_share": TAIL_SHARE, "shift_quantile": SHIFT_QUANTILE,
+        "standardizer": {"mu": np.round(s.mu, 8).tolist(), "T": s.T, "V0": s.V0, "c_mean": s.c_mean,
+                         "c_sd": s.c_sd},
+        "params": _params_json(model.params),
+        "bootstrap": [_params_json(p) for p in model.boot],
+    }
+
+
+def from_json(data: dict) -> TailModel:
+    """Inverse of :func:`to_json`. Raises ValueError naming what is wrong."""
+    try:
+        if data.get("format") != "privrisk-tail-model/1":
+            raise ValueError(f"not a privrisk tail model (format {data.get('format')!r})")
+        s = data["standardizer"]
+        std = Standardizer(mu=np.asarray(s["mu"], np.float64), T=float(s["T"]), V0=float(s["V0"]),
+                           c_mean=float(s["c_mean"]), c_sd=float(s["c_sd"]))
+        if std.mu.ndim != 1:
+            raise ValueError("standardizer mean must be a vector")
+        return TailModel(kind=str(data["kind"]), std=std, params=_params_from(data["params"]),
+                         boot=tuple(_params_from(b) for b in data.get("bootstrap", [])),
+                         n_subjects=int(data["n_subjects"]), n_pairs=int(data["n_pairs"]), seed=int(data.get("seed", 0)))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"tail model JSON is missing or has a bad field: {exc}") from None
+
+
+def load(path: str | Path) -> list[TailModel]:
+    """Tail models stored in ``path``: a tail-model JSON, a bundle ``{"models": [...]}``, or a run's
+    results.json (``scaling_detail.tail_models``)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if isinstance(data, dict) and "scaling_detail" in data:
+        data = data["scaling_detail"].get("tail_models")
+        if not data:
+            raise ValueError(f"{path}: this results.json has no saved tail models (run made before they existed)")
+    if isinstance(data, dict) and "models" in data:
+        return [from_json(m) for m in data["models"]]
+    return [from_json(data)]
+
+
+# --------------------------------------------------------------------------------------------------
+# calibration on a new face set
+
+
+def calibrate(models, vectors: np.ndarray, subjects, *, thresholds=THRESHOLDS) -> dict:
+    """Real impostor rates among ``vectors`` (one or more faces per person; every pair of faces of
+    different people) beside each model's predicted rate and 95% interval, and a verdict per
+    threshold: "within" when the real count's exact Poisson interval meets the model's interval.
+
+    The model never saw these faces; each face serves as a probe against all other people's faces."""
+    x = np.asarray(vectors, np.float64)
+    s = np.asarray(subjects).astype(str)
+    if len(set(s)) < 2:
+        raise ValueError("need faces of at least 2 different people to count impostor pairs")
+    thr = np.asarray(thresholds, np.float64)
+    d = np.sqrt(np.maximum((x ** 2).sum(1)[:, None] + (x ** 2).sum(1)[None, :] - 2 * x @ x.T, 0))
+    iu = np.triu_indices(len(x), 1)
+    imp = (s[:, None] != s[None, :])[iu]
+    pair_d = d[iu][imp]
+    n_pairs = int(imp.sum())
+    n_other = (s[:, None] != s[None, :]).sum(axis=1)
+    real = np.array([(pair_d <= t).sum() for t in thr])
+    out = {"thresholds": thr.tolist(), "n_faces": int(len(x)), "n_people": int(len(set(s))), "n_pairs": n_pairs,
+           "real_count": real.astype(int).tolist(), "real_rate": (real / max(n_pairs, 1)).tolist(),
+           "real_count_ci95": [list(poisson_ci(int(r))) for r in real], "models": []}
+    for model in models:
+        # each unordered pair counted once: half the sum over ordered (face, other face) pairs
+        reps = np.array([(pair_cdf(model, x, thr[None, :], None, p) * n_other[:, None]).sum(axis=0) / 2
+                         for p in model.replicates()])
+        point = reps[0]
+        lo, hi = _interval(reps[1:], point) if len(reps) > 1 else (point, point)
+        verdicts = []
+        for r, a, b in zip(real, lo, hi):
+            plo, phi = poisson_ci(int(r))
+            if r == 0 and b < 1.0:
+                verdicts.append("not judged (no pair on either side)")
+            else:
+                verdicts.append("within" if plo <= b and a <= phi else "not within")
+        out["models"].append({"tail_model": model.name, "kind": model.kind,
+                              "model_rate": (point / max(n_pairs, 1)).tolist(),
+                              "model_rate_ci95": [[float(a / max(n_pairs, 1)), float(b / max(n_pairs, 1))]
+                                                  for a, b in zip(lo, hi)],
+                              "verdict": verdicts})
+    return out
+
+
+def with_params(model: TailModel, params: TailParams) -> TailModel:
+    """The same model with other (e.g. bootstrap) parameters as its point fit."""
+    return replace(model, params=params)
+
+
+# --------------------------------------------------------------------------------------------------
+# cross-fitted predictions: every probe scored by the model of the fold that left its person out
+
+
+def wilson(k: float, n: int, level: float = 0.95):
+    """Wilson score interval for k successes in n trials ([0, 1] when n = 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    zq = stats.norm.ppf(1 - (1 - level) / 2)
+    p = k / n
+    den = 1 + zq ** 2 / n
+    centre = (p + zq ** 2 / (2 * n)) / den
+    half = zq * np.sqrt(p * (1 - p) / n + zq ** 2 / (4 * n ** 2)) / den
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def replicate_params(model: TailModel, rep: int) -> TailParams:
+    """Replicate ``rep``: 0 is the point fit, 1.. the bootstrap refits (cycled if fewer)."""
+    if rep == 0 or not model.boot:
+        return model.params
+    return model.boot[(rep - 1) % len(model.boot)]
+
+
+def crossfit_survival(fold_models: dict, row_fold, vecs, radius, owners, n_persons: int, n_other, *, allowed=None,
+                      rep: int = 0) -> np.ndarray:
+    """:func:`rank_probabilities` with each person's rows scored by the model of their fold
+    (``fold_models[k]`` never saw fold k's people). All rows of one person must share a fold.
+    Returns (n_persons, sizes); persons without rows get 1."""
+    n_other = np.atleast_1d(np.asarray(n_other, np.float64))
+    out = np.ones((n_persons, len(n_other)))
+    row_fold = np.asarray(row_fold)
+    owners = np.asarray(owners, np.int64)
+    radius = np.asarray(radius, np.float64)
+    allowed = None if allowed is None else np.asarray(allowed, np.float64)
+    for k, model in fold_models.items():
+        sel = row_fold == k
+        if not sel.any():
+            continue
+        persons, local = np.unique(owners[sel], return_inverse=True)
+        out[persons] = rank_probabilities(model, vecs[sel], radius[sel], n_other, owners=local, n_persons=len(persons),
+                                          allowed=None if allowed is None else allowed[persons],
+                                          params=replicate_params(model, rep))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# calibration from a consent manifest (what `privrisk calibrate` runs)
+
+
+def default_model_path() -> Path:
+    """``sample_data/tail_model.json``: the tail models fitted on the sample set by the demo."""
+    from .samples import sample_data_dir
+
+    return sample_data_dir() / "tail_model.json"
+
+
+def load_models(path: str | Path | None = None) -> list[TailModel]:
+    """Tail models from ``path`` (a results.json or a tail-model JSON), default the shipped ones.
+    Raises :class:`~privrisk.errors.ConfigError` naming the file and the reason."""
+    from .errors import ConfigError
+
+    path = Path(path) if path is not None else default_model_path()
+    try:
+        return load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: tail-model file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a JSON file ({exc})") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def calibrate_manifest(manifest: str | Path, images: str | Path | None = None, *, models_path=None,
+                       face_settings=None, cache=None, workers: int | None = None, progress: bool = False,
+                       thresholds=THRESHOLDS) -> dict:
+    """Embed the consenting faces of ``manifest`` and :func:`calibrate` the tail models on them.
+
+    One photo per person is enough (every pair of different people is an impostor pair). Faces that
+    cannot be embedded are skipped and listed."""
+    from .config import FaceSettings
+    from .embeddings import embed_batch
+    from .errors import ManifestError
+    from .manifest import read_manifest
+
+    models = load_models(models_path)
+    m = read_manifest(manifest, images)
+    if not m.rows:
+        raise ManifestError(f"{manifest}: no consenting rows to calibrate on")
+    res = embed_batch([r.image for r in m.rows], face_settings or FaceSettings(), cache=cache, workers=workers,
+                      progress=progress)
+    vecs, subs, skipped = [], [], []
+    for row, r in zip(m.rows, res):
+        if r.ok and r.faces:
+            vecs.append(r.faces[0].embedding)
+            subs.append(row.subject_id)
+        else:
+            skipped.append({"image": str(row.image), "reason": r.error or "no face"})
+    if len(set(subs)) < 2:
+        raise ManifestError(f"{manifest}: faces of at least 2 different people are needed, found {len(set(subs))}")
+    out = calibrate(models, np.asarray(vecs, np.float32), subs, thresholds=thresholds)
+    out.update(manifest=str(manifest), skipped=skipped, refused=[str(r) for r in m.refused],
+               models_from=str(models_path or default_model_path()))
+    return out

@@ -1,0 +1,187 @@
+"""The tail model of impostor distances: closed forms against hand computation, persistence, and the
+held-out-people validation on the sample set (where today's Gaussian model must fail)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from privrisk import tailmodel as tm
+
+
+def clustered(seed=0, people=90, photos=2, d=128, clusters=6):
+    """Seeded synthetic faces: people around cluster centres, photos around each person."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 0.06, (clusters, d))
+    who = rng.integers(0, clusters, people)
+    person = centres[who] + rng.normal(0, 0.045, (people, d))
+    faces = np.repeat(person, photos, axis=0) + rng.normal(0, 0.012, (people * photos, d))
+    subjects = np.repeat(np.array([f"s{i:03d}" for i in range(people)]), photos)
+    groups = np.repeat(np.array([f"g{w}" for w in who]), photos)
+    return faces.astype(np.float32), subjects, groups
+
+
+@pytest.fixture(scope="module")
+def data():
+    faces, subjects, groups = clustered()
+    probes, gallery = faces[0::2], faces[1::2]
+    return probes, subjects[0::2], gallery, subjects[1::2], groups[0::2]
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    p, ps, g, gs, _ = data
+    return tm.fit(p, ps, g, gs, n_boot=30, seed=1)
+
+
+def test_pair_cdf_is_a_cdf(model, data):
+    p = data[0][:10]
+    r = np.linspace(0.0, 2.0, 60)
+    f = tm.pair_cdf(model, p, r[None, :])
+    assert f.shape == (10, 60)
+    assert np.all((f >= 0) & (f <= 1)) and np.all(np.diff(f, axis=1) >= -1e-12)
+    assert np.all(f[:, -1] > 0.99) and np.all(f[:, 0] < 1e-6)
+
+
+def test_residual_cdf_joins_tail_and_body_at_u(model):
+    for kind in tm.KINDS:
+        p = replace(model.params, kind=kind) if kind == model.kind else model.params
+        u = p.u
+        below, above = tm.residual_cdf(p, [u - 1e-9])[0], tm.residual_cdf(p, [u + 1e-9])[0]
+        assert below == pytest.approx(tm.TAIL_SHARE, rel=1e-4) and above == pytest.approx(tm.TAIL_SHARE, rel=1e-3)
+
+
+def test_rank_closed_forms_match_hand_computation(model, data):
+    """Without a shift spread, rank-1 survival is (1 - F)^N and rank-10 is P(Binomial(N, F) <= allowed)."""
+    flat = replace(model, params=replace(model.params, tau=0.0))
+    p = data[0][:5]
+    radius = np.full(5, 0.75)
+    f = tm.pair_cdf(flat, p, radius)[:, 0]
+    assert np.all(f > 1e-4)
+    sizes = [10, 1000, 100_000]
+    s1 = tm.rank_probabilities(flat, p, radius, sizes)
+    assert s1 == pytest.approx((1 - f[:, None]) ** np.array(sizes)[None, :], rel=1e-9)
+    allowed = np.array([9, 5, 0, 3, -1])
+    s10 = tm.rank_probabilities(flat, p, radius, sizes, allowed=allowed)
+    want = stats.binom.cdf(np.clip(allowed, 0, None)[:, None], np.array(sizes)[None, :], f[:, None])
+    want[allowed < 0] = 0.0
+    assert s10 == pytest.approx(want, rel=1e-9, abs=1e-15)
+    # two captures of one person: a distractor beats them if it beats either capture
+    both = tm.rank_probabilities(flat, p[:2], radius[:2], sizes, owners=np.array([0, 0]), n_persons=1)
+    assert both[0] == pytest.approx(((1 - f[0]) * (1 - f[1])) ** np.array(sizes), rel=1e-9)
+
+
+def test_shift_spread_lowers_rank1_survival(model, data):
+    """Jensen: with an unknown shift, E[(1-F)^N] differs from (1 - E F)^N; more spread, heavier tail."""
+    p = data[0][:5]
+    radius = np.full(5, 0.75)
+    wide = replace(model, params=replace(model.params, tau=0.5))
+    f = tm.pair_cdf(wide, p, radius)[:, 0]
+    s = tm.rank_probabilities(wide, p, radius, [10_000])[:, 0]
+    assert np.all(s >= (1 - f) ** 10_000 - 1e-12)
+
+
+def test_json_round_trip_is_exact_and_plain(model, data, tmp_path):
+    text = json.dumps(tm.to_json(model))
+    assert "pickle" not in text
+    (tmp_path / "m.json").write_text(text)
+    back = tm.load(tmp_path / "m.json")[0]
+    p = data[0][:8]
+    r = np.array([[0.5, 0.6, 0.8]])
+    assert tm.pair_cdf(back, p, r) == pytest.approx(tm.pair_cdf(model, p, r), rel=1e-5, abs=1e-12)
+    assert len(back.boot) == len(model.boot)
+    with pytest.raises(ValueError, match="not a privrisk tail model"):
+        tm.from_json({"format": "other"})
+    with pytest.raises(ValueError, match="missing or has a bad field"):
+        tm.from_json({"format": "privrisk-tail-model/1"})
+
+
+def test_group_labels_give_per_group_rates(data):
+    p, ps, g, gs, groups = data
+    m = tm.fit(p, ps, g, gs, probe_groups=groups, n_boot=20, seed=2)
+    out = tm.predict_pair_rate(m, [0.6, 0.8], p, groups=groups)
+    assert set(out["by_group"]) == set(groups)
+    for v in [out, *out["by_group"].values()]:
+        for rate, (lo, hi) in zip(v["rate"], v["rate_ci95"]):
+            assert 0 <= lo <= rate <= hi <= 1
+    assert sum(v["n"] for v in out["by_group"].values()) == len(p)
+    assert any(abs(s) > 0 for s in m.params.group_shift.values())
+
+
+def test_poisson_wilson_and_judge_hand_cases():
+    assert tm.poisson_ci(0) == pytest.approx((0.0, 3.6889), abs=1e-4)
+    assert tm.poisson_ci(5) == pytest.approx((1.6235, 11.6683), abs=1e-4)
+    assert tm.wilson(82, 82)[0] == pytest.approx(0.9553, abs=1e-4)
+    assert tm.wilson(0, 20) == pytest.approx((0.0, 0.1611), abs=1e-4)
+    assert tm.judge(0, (0.1, 0.5), 0.45)[0] is None
+    assert tm.judge(5, (4.0, 9.0), 0.5)[0] is True
+    assert tm.judge(21, (0.3, 0.9), 0.55)[0] is False  # the Gaussian's miss: real far above the model
+    assert tm.judge(21, (10.0, 40.0), 0.55)[0] is False  # meets, but 4x wide at 0.55
+    assert tm.judge(21, (10.0, 40.0), 0.50)[0] is True  # 4x is allowed at 0.50
+
+
+def test_cross_validation_keeps_probes_out_of_their_fit(data):
+    p, ps, g, gs, _ = data
+    cv = tm.cross_validate(p, ps, g, gs, thresholds=[0.6, 0.7], k_folds=3, n_boot=10, seed=3)
+    assert set(cv["fold_models"]) == {0, 1, 2}
+    for k, m in cv["fold_models"].items():
+        held = set(np.asarray(ps)[cv["fold_of"] == k])
+        assert m.n_subjects == len(set(ps) | set(gs)) - len(held)
+    v = tm.validation_json(cv)
+    json.dumps(v)
+    assert v["n_real_pairs"] == int((np.asarray(ps)[:, None] != np.asarray(gs)[None, :]).sum())
+    assert len(v["model_rate_ci95"]) == 2 and all(lo <= r <= hi for r, (lo, hi) in zip(v["model_rate"], v["model_rate_ci95"]))
+    assert 0 <= v["pit_ks_p"] <= 1
+
+
+@pytest.fixture(scope="module")
+def sample_embeddings(london):
+    from privrisk.config import FaceSettings
+    from privrisk.embeddings import EmbeddingCache, default_cache_path, embed_batch
+    from privrisk.manifest import read_manifest
+    from privrisk.samples import sample_manifest
+
+    out = {}
+    for kind in ("neutral", "smiling"):
+        m = read_manifest(sample_manifest(kind), london)
+        res = embed_batch([r.image for r in m.rows], FaceSettings(), cache=EmbeddingCache(default_cache_path()))
+        ok = [(r.subject_id, e.faces[0].embedding) for r, e in zip(m.rows, res) if e.ok]
+        out[kind] = (np.array([s for s, _ in ok]), np.array([v for _, v in ok], np.float32))
+    return out
+
+
+@pytest.mark.model
+def test_sample_set_validation_tail_model_passes_gaussian_fails(sample_embeddings):
+    """The acceptance check of issue 11 on the sample set: smiling photos are probes, neutral photos
+    the gallery, five folds over people. The tail model passes at 0.50 / 0.55 / 0.60; today's Gaussian
+    DistractorModel, put through the same check, fails at 0.50 and 0.55."""
+    gs, g = sample_embeddings["neutral"]
+    ps, p = sample_embeddings["smiling"]
+    ours = tm.cross_validate(p, ps, g, gs, kind="gpd", n_boot=100, seed=2011)
+    verdict = dict(zip(ours["thresholds"], ours["pass"]))
+    assert verdict[0.5] is True and verdict[0.55] is True and verdict[0.6] is True, tm.validation_json(ours)
+    gauss = tm.cross_validate(p, ps, g, gs, kind="gaussian", n_boot=10, seed=2011)
+    verdict = dict(zip(gauss["thresholds"], gauss["pass"]))
+    assert verdict[0.5] is False and verdict[0.55] is False, tm.validation_json(gauss)
+
+
+def test_selfcheck_labels_and_ranges(model, data):
+    """The self-check's chance of rank 1: exact where searched, the tail model's with a range beyond."""
+    from privrisk import index
+    from privrisk.selfcheck import SampleWorld, findability
+
+    p, ps, g, gs, _ = data
+    rng = np.random.default_rng(4)
+    distractors = (g[rng.integers(0, len(g), 3000)] + rng.normal(0, 0.04, (3000, g.shape[1]))).astype(np.float32)
+    world = SampleWorld(vectors=g[1:], subjects=list(gs[1:]), images=["x"] * (len(g) - 1), model=None,
+                        distractors=distractors, index=index.build_index(distractors), tail_models=(model,))
+    f = findability(g[0], p[0], world, sizes=(50, 1000, 10**6, 10**9))
+    kinds = [s.kind for s in f.sizes]
+    assert kinds[0] == "measured" and kinds[-1] == "extrapolated" and kinds[1] in ("simulated", "extrapolated")
+    for s in f.sizes:
+        lo, hi = s.p_rank1_range
+        assert 0 <= lo <= s.p_rank1 <= hi <= 1
+    assert f.sizes[-1].p_rank1 <= f.sizes[-2].p_rank1 and not f.sizes[-1].measured
+    json.dumps(f.to_dict())
