@@ -363,12 +363,18 @@ tail_bootstrap = 5
         cfg.write_text(body.replace("BLUR", blur))
         calls.clear()
         r = run_experiment(load_config(cfg), tmp_path / out, cache=cache, progress=False, log=None)
-        return r["experiments"]["offline_to_online"]["levels"]["small"], len(calls)
+        return r, len(calls)
 
     timed = 1 * 2  # the timing of one identification (timing_probes x shots) is uncached by design
-    first, made_first = run("1.0", "a")
-    second, made_second = run("1.0", "b")
+    r1, made_first = run("1.0", "a")
+    r2, made_second = run("1.0", "b")
+    first, second = (r["experiments"]["offline_to_online"]["levels"]["small"] for r in (r1, r2))
     assert made_first == 20 + timed and made_second == timed
     assert first["rank1"] == second["rank1"] and first["fusion"] == second["fusion"]
+    # the scaling study is deterministic too: the second run reads it, and it is the same
+    assert "from_cache" not in r1["scaling_detail"] and "from_cache" in r2["scaling_detail"]
+    strip = ("from_cache", "search_seconds_per_probe_at_max")
+    assert json.loads(json.dumps({k: v for k, v in r1["scaling_detail"].items() if k not in strip}, default=str)) == \
+        json.loads(json.dumps({k: v for k, v in r2["scaling_detail"].items() if k not in strip}, default=str))
     _, made_third = run("1.5", "c")
     assert made_third == 20 + timed

@@ -32,9 +32,10 @@ from . import tailmodel
 from .degrade import Degradation, applicable
 from .distractors import DistractorModel, predicted_rank1, validate
 from .captures import make_captures
-from .embeddings import EmbeddingCache, embed_batch, embed_loaded, file_sha256
+from .embeddings import EmbeddingCache, artifact_key, embed_batch, embed_loaded, file_sha256
 from .errors import ConfigError
-from .fileio import stderr_log
+from .fileio import json_default, stderr_log
+from .progress import reporter
 from .gallery import Gallery, build_gallery
 from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
 from .images import load_image
@@ -407,8 +408,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
         f"{e3['ssn_predictable_fraction']:.0%}, mean {e3['mean_fields_learned']:.1f} fields learned")
 
     # --- scaling ---------------------------------------------------------------------------------------
-    log("scaling: fitting the distractor model and searching padded galleries")
-    scaling = _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log)
+    scaling = _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log,
+                              progress)
 
     results = {
         "privrisk_version": library_versions().get("privrisk", "0"),
@@ -710,7 +711,8 @@ KIND_RULE = ("measured: real faces only (gallery size <= the real gallery); simu
              "that (or not searched), where only the tail model speaks")
 
 
-def _smallest_ids(index, n_max: int, vecs: np.ndarray, radii: np.ndarray, k: int = 10) -> np.ndarray:
+def _smallest_ids(index, n_max: int, vecs: np.ndarray, radii: np.ndarray, k: int = 10,
+                  report: Callable[[int], None] | None = None) -> np.ndarray:
     """(n, k): the k smallest distractor ids (= positions in the draw) within each query's radius,
     padded with n_max; queries with a non-finite radius get no ids. Queries go to FAISS in batches of
     similar radius, each batch as one range search at the batch's largest radius."""
@@ -727,6 +729,8 @@ def _smallest_ids(index, n_max: int, vecs: np.ndarray, radii: np.ndarray, k: int
             lo, hi = lims[j], lims[j + 1]
             inside = np.sort(ids[lo:hi][d2[lo:hi] <= r2[j]])[:k]
             out[q, :len(inside)] = inside
+        if report is not None:
+            report(len(batch))
     return out
 
 
@@ -824,7 +828,46 @@ def _gaussian_prediction(model, spec, sizes, cfg, n_real) -> dict:
     return pred
 
 
-def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log) -> dict:
+def _source_version() -> str:
+    """A hash of the code the scaling study runs: a change to any of it makes a new cache key."""
+    import hashlib
+
+    from . import distractors, index
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], tailmodel, distractors, index, metrics):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log,
+                    progress) -> dict:
+    """:func:`_scaling`, answered from the cache when every input (embeddings, candidates, settings,
+    seed and the code itself) is the same as a run that already computed it. It is deterministic, so
+    a cached answer is the answer; only its timing was measured in the earlier run, and says so."""
+    import json
+
+    key = None
+    if cache is not None:
+        fused = [(name, *[np.asarray(a) for a in arrays]) for name, arrays in sorted(e2_fused.items())]
+        key = artifact_key("scaling", _source_version(), gal_vecs, gal_codes, probes.vectors, np.asarray(truth),
+                           np.asarray(mated), np.asarray(cand), np.asarray(dist, np.float64),
+                           [[n, *[a for a in rest]] for n, *rest in fused], cfg.scaling, cfg.seed,
+                           cfg.gallery.threshold, cfg.top_k)
+        hit = cache.get_arrays(key)
+        if hit is not None:
+            log("scaling: same inputs as an earlier run: its results are read from the cache")
+            out = json.loads(str(hit["json"]))
+            out["from_cache"] = "computed in an earlier run with the same inputs and code; its timings are that run's"
+            return out
+    log("scaling: fitting the distractor model and searching padded galleries")
+    out = _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log, progress)
+    if key is not None:
+        cache.put_arrays(key, {"json": np.array(json.dumps(out, default=json_default))})
+    return out
+
+
+def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log, progress=False) -> dict:
     """Identification against galleries of the real subjects plus other faces, as labelled points:
     measured on real faces at the real gallery size; simulated with Gaussian model distractors searched
     exactly; extrapolated by the tail model (:mod:`privrisk.tailmodel`) in closed form. Ranges cover a
@@ -878,7 +921,7 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     def exact_counts(spec, idx, size_cap):
         """Per person: the 10 smallest distractor ids within the genuine radius (union over captures)."""
         radii = spec["g"][spec["owner"]]
-        ids = _smallest_ids(idx, size_cap, spec["vecs"], np.where(np.isfinite(radii), radii, np.nan))
+        ids = _smallest_ids(idx, size_cap, spec["vecs"], np.where(np.isfinite(radii), radii, np.nan), report=bar)
         return _person_ids(ids, spec["owner"], len(spec["mated"]), size_cap)
 
     def exact_rates(spec, ids, n_other):
@@ -887,11 +930,13 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
         ahead = (ids[m] < n_other).sum(axis=1)
         return float(((rank == 1) & (ahead == 0)).mean()), float((rank - 1 + ahead <= 9).mean())
 
+    seed_size = max([s for s in sizes if n_real < s <= SEED_SIZE], default=None)
+    n_queries = sum(int(np.isfinite(spec["g"][spec["owner"]]).sum()) for spec in specs.values())
+    bar = reporter(progress, n_queries * (3 if seed_size else 1), desc="scaling: exact range searches", unit="query")
     t0 = time.perf_counter()
     exact_ids = {name: exact_counts(spec, index, n_max) for name, spec in specs.items()}
     search_s = (time.perf_counter() - t0) / max(len(specs), 1) / max(n_vec, 1)
     # seed spread: two more draws at SEED_SIZE (or the largest searched size below it)
-    seed_size = max([s for s in sizes if n_real < s <= SEED_SIZE], default=None)
     seed_runs = {name: [exact_rates(spec, exact_ids[name], seed_size - n_real)] if seed_size else []
                  for name, spec in specs.items()}
     if seed_size:
@@ -902,6 +947,7 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
                 seed_runs[name].append(exact_rates(spec, exact_counts(spec, idx_x, seed_size - n_real),
                                                    seed_size - n_real))
         log(f"scaling: 3 distractor seeds searched at {seed_size:,}")
+    bar(0, close=True)
 
     # --- closed-form predictions for every size, model and replicate --------------------------------
     all_sizes = sorted(set([n_real] + [int(s) for s in sizes] + [int(s) for s in cfg.scaling.extrapolate]))

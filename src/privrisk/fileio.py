@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write", "stderr_log"]
+__all__ = ["atomic_path", "atomic_write", "json_default", "stderr_log"]
 
 
 @contextmanager
@@ -40,6 +40,19 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path) as tmp:
         tmp.write_bytes(raw)
+
+
+def json_default(value):
+    """``json.dumps(default=...)`` for numpy scalars and arrays (anything else becomes its text)."""
+    import numpy as np  # noqa: PLC0415
+
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def stderr_log(message: str) -> None:

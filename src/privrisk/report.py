@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write  # noqa: F401 - re-exported for callers of report.atomic_write
+from .fileio import atomic_write, json_default  # noqa: F401 - atomic_write re-exported for report.atomic_write callers
 from .profiles import FIELDS
 from .samples import ATTRIBUTION, ATTRIBUTION_URL
 
@@ -30,14 +30,7 @@ PAPER = {
 }
 
 
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+_json_default = json_default
 
 
 def _clean(value):
