@@ -87,8 +87,13 @@ class ExperimentJob:
 
         def work():
             try:
-                run_experiment(config, out_dir, cache=EmbeddingCache(default_cache_path()), progress=self._progress,
-                               log=self.messages.append)
+                run_experiment(
+                    config,
+                    out_dir,
+                    cache=EmbeddingCache(default_cache_path()),
+                    progress=self._progress,
+                    log=self.messages.append,
+                )
             except PrivriskError as exc:
                 self.error = str(exc)
             except Exception as exc:  # noqa: BLE001 - a user sees one line; the server log gets the cause

@@ -13,9 +13,11 @@ from privrisk.experiment import ExperimentConfig
 from privrisk.report import paper_comparison, summary_table
 
 st.title("Run a re-identification experiment")
-st.write("E1 online to online, E2 offline to online, E3 accretion and the scaling study, as `privrisk experiment` "
-         "runs them. The settings below carry the config file's names; their ranges and choices are the ones the "
-         "config file accepts.")
+st.write(
+    "E1 online to online, E2 offline to online, E3 accretion and the scaling study, as `privrisk experiment` "
+    "runs them. The settings below carry the config file's names; their ranges and choices are the ones the "
+    "config file accepts."
+)
 
 defaults = ExperimentConfig()
 
@@ -33,20 +35,49 @@ if source == "Manifests on disk":
 
 c1, c2, c3, c4 = st.columns(4)
 seed = c1.number_input("seed", value=defaults.seed, step=1, key="exp_seed", help=info("seed")["help"])
-unseen = c2.slider("unseen_share", float(info("unseen_share")["min"]), float(info("unseen_share")["max"]),
-                   defaults.unseen_share, 0.05, key="exp_unseen", help=info("unseen_share")["help"])
-shots = c3.number_input("offline.shots", int(info("offline.shots")["min"]), int(info("offline.shots")["max"]),
-                        defaults.offline.shots, key="exp_shots", help=info("offline.shots")["help"])
-largest = c4.select_slider("largest scaling.sizes", [s for s in defaults.scaling.sizes if s >= 10_000],
-                           value=max(defaults.scaling.sizes), key="exp_largest", format_func=lambda n: f"{n:,}",
-                           help=info("scaling.sizes")["help"])
+unseen = c2.slider(
+    "unseen_share",
+    float(info("unseen_share")["min"]),
+    float(info("unseen_share")["max"]),
+    defaults.unseen_share,
+    0.05,
+    key="exp_unseen",
+    help=info("unseen_share")["help"],
+)
+shots = c3.number_input(
+    "offline.shots",
+    int(info("offline.shots")["min"]),
+    int(info("offline.shots")["max"]),
+    defaults.offline.shots,
+    key="exp_shots",
+    help=info("offline.shots")["help"],
+)
+largest = c4.select_slider(
+    "largest scaling.sizes",
+    [s for s in defaults.scaling.sizes if s >= 10_000],
+    value=max(defaults.scaling.sizes),
+    key="exp_largest",
+    format_func=lambda n: f"{n:,}",
+    help=info("scaling.sizes")["help"],
+)
 c1, c2, c3 = st.columns(3)
 index_choices = list(info("gallery.index_type")["choices"])
-index_type = c1.selectbox("gallery.index_type", index_choices, index=index_choices.index(defaults.gallery.index_type),
-                          key="exp_index", help=info("gallery.index_type")["help"])
-threshold = c2.number_input("gallery.threshold", float(info("gallery.threshold")["min"]),
-                            float(info("gallery.threshold")["max"]), defaults.gallery.threshold, 0.05,
-                            key="exp_threshold", help=info("gallery.threshold")["help"])
+index_type = c1.selectbox(
+    "gallery.index_type",
+    index_choices,
+    index=index_choices.index(defaults.gallery.index_type),
+    key="exp_index",
+    help=info("gallery.index_type")["help"],
+)
+threshold = c2.number_input(
+    "gallery.threshold",
+    float(info("gallery.threshold")["min"]),
+    float(info("gallery.threshold")["max"]),
+    defaults.gallery.threshold,
+    0.05,
+    key="exp_threshold",
+    help=info("gallery.threshold")["help"],
+)
 out_dir = c3.text_input("output folder", "runs/app", key="exp_out")
 
 jobs = experiment_jobs()
@@ -54,17 +85,26 @@ running = next((j for j in jobs.values() if not j.finished), None)
 occupied = Path(out_dir).is_dir() and any(Path(out_dir).iterdir())
 replace_ok = True
 if occupied and running is None:
-    st.warning(f"`{out_dir}` is not empty. Running writes results.json, the plots, report.html and gallery/ there, "
-               "replacing a previous run's files of those names.")
+    st.warning(
+        f"`{out_dir}` is not empty. Running writes results.json, the plots, report.html and gallery/ there, "
+        "replacing a previous run's files of those names."
+    )
     replace_ok = st.checkbox(f"Replace the results in {out_dir}", key="exp_replace")
 
 if st.button("Run the experiment", type="primary", disabled=running is not None or not replace_ok):
     try:
-        config = with_values(defaults, {
-            "seed": int(seed), "unseen_share": float(unseen), "offline.shots": int(shots),
-            "scaling.sizes": [s for s in defaults.scaling.sizes if s <= largest],
-            "gallery.index_type": index_type, "gallery.threshold": float(threshold),
-            **{k: v for k, v in paths.items() if v}})
+        config = with_values(
+            defaults,
+            {
+                "seed": int(seed),
+                "unseen_share": float(unseen),
+                "offline.shots": int(shots),
+                "scaling.sizes": [s for s in defaults.scaling.sizes if s <= largest],
+                "gallery.index_type": index_type,
+                "gallery.threshold": float(threshold),
+                **{k: v for k, v in paths.items() if v},
+            },
+        )
     except PrivriskError as exc:
         st.error(str(exc))
     else:
@@ -79,8 +119,10 @@ def job_status() -> None:
     if job is None:
         return
     if not job.finished:
-        st.progress(job.done / job.total if job.total else 0.0,
-                    text=f"embedding {job.done}/{job.total} photos" if job.total else "starting")
+        st.progress(
+            job.done / job.total if job.total else 0.0,
+            text=f"embedding {job.done}/{job.total} photos" if job.total else "starting",
+        )
         st.caption(job.messages[-1] if job.messages else "starting")
         return
     if job.error:

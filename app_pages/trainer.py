@@ -7,9 +7,11 @@ from privrisk.errors import PrivriskError
 from privrisk.trainer import LiveGallery, differential_lesson, stranger_card
 
 st.title("Live demonstration: who is this?")
-st.write("Volunteers join an in-memory gallery beside the consenting sample faces. A snapshot of one of them is "
-         "then identified, and the card shows what a stranger who did this would learn. Nothing is saved; "
-         "'Reset' forgets every volunteer.")
+st.write(
+    "Volunteers join an in-memory gallery beside the consenting sample faces. A snapshot of one of them is "
+    "then identified, and the card shows what a stranger who did this would learn. Nothing is saved; "
+    "'Reset' forgets every volunteer."
+)
 
 if "live_gallery" not in st.session_state:
     world = sample_world()
@@ -22,11 +24,16 @@ left, right = st.columns(2)
 with left:
     st.subheader("1. Enrol a volunteer")
     name = st.text_input("First name or nickname", key=f"vol_name_{enrol_round}")
-    said_yes = st.checkbox("The volunteer agrees to their photo joining this demonstration's memory-only gallery",
-                           key=f"vol_consent_{enrol_round}")
+    said_yes = st.checkbox(
+        "The volunteer agrees to their photo joining this demonstration's memory-only gallery",
+        key=f"vol_consent_{enrol_round}",
+    )
     use_camera = st.toggle("Use the camera", key=f"vol_cam_toggle_{enrol_round}")
-    photo = (st.camera_input("Volunteer photo", key=f"vol_cam_{enrol_round}") if use_camera else
-             st.file_uploader("Volunteer photo", type=IMAGE_TYPES, key=f"vol_file_{enrol_round}"))
+    photo = (
+        st.camera_input("Volunteer photo", key=f"vol_cam_{enrol_round}")
+        if use_camera
+        else st.file_uploader("Volunteer photo", type=IMAGE_TYPES, key=f"vol_file_{enrol_round}")
+    )
     if st.button("Enrol", disabled=not said_yes):
         vec = face_vector(photo, "Volunteer photo")
         if photo is None:
@@ -46,8 +53,11 @@ with left:
 with right:
     st.subheader("2. Identify a snapshot")
     snap_camera = st.toggle("Use the camera", key=f"snap_cam_toggle_{snap_round}")
-    snapshot = (st.camera_input("Snapshot", key=f"snap_cam_{snap_round}") if snap_camera else
-                st.file_uploader("Snapshot", type=IMAGE_TYPES, key=f"snap_file_{snap_round}"))
+    snapshot = (
+        st.camera_input("Snapshot", key=f"snap_cam_{snap_round}")
+        if snap_camera
+        else st.file_uploader("Snapshot", type=IMAGE_TYPES, key=f"snap_file_{snap_round}")
+    )
     vec = face_vector(snapshot, "Snapshot")
     if vec is not None:
         match = gallery.identify(vec)

@@ -63,8 +63,12 @@ def _numbers(x, path=""):
 
 
 def _run_demo(pythonpath: Path, out: Path, cache: Path, config: str | None) -> tuple[dict, float]:
-    env = {**os.environ, "PYTHONPATH": str(pythonpath), "PRIVRISK_CACHE_DIR": str(cache),
-           "PRIVRISK_DATASET_DIR": str(ROOT / "sample_data")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(pythonpath),
+        "PRIVRISK_CACHE_DIR": str(cache),
+        "PRIVRISK_DATASET_DIR": str(ROOT / "sample_data"),
+    }
     cmd = [sys.executable, "-m", "privrisk.cli"]
     if config is None:
         cmd += ["demo", "--out", str(out), "--quiet"]
@@ -87,8 +91,9 @@ def _rates(results: dict) -> dict:
     """(rate, successes, n) for each rank-1 and FPIR at the threshold the results report."""
     out = {}
     e = results["experiments"]
-    rows = {"online_to_online": e["online_to_online"]} | {f"offline/{k}": v for k, v in
-                                                          e["offline_to_online"]["levels"].items()}
+    rows = {"online_to_online": e["online_to_online"]} | {
+        f"offline/{k}": v for k, v in e["offline_to_online"]["levels"].items()
+    }
     for name, m in rows.items():
         n_m, n_nm = m["n_mated"], m["n_nonmated"]
         out[f"{name} rank-1"] = (m["rank1"], round(m["rank1"] * n_m), n_m)
@@ -115,7 +120,9 @@ def main(argv=None) -> int:
     report: dict = {"base": args.base}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        archive = subprocess.run(["git", "archive", args.base, "src", "sample_data"], cwd=ROOT, check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", args.base, "src", "sample_data"], cwd=ROOT, check=True, capture_output=True
+        ).stdout
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
             tar.extractall(tmp / "base", filter="data")
         log(f"base {args.base}, its defaults")
@@ -128,30 +135,47 @@ def main(argv=None) -> int:
     b, l_ = _numbers(base), _numbers(legacy)
     common = sorted(set(b) & set(l_))
     differ = [k for k in common if b[k] != l_[k]]
-    report["legacy_identical"] = {"numbers_compared": len(common), "differing": differ[:50],
-                                  "only_in_base": sorted(set(b) - set(l_))[:50], "ok": not differ}
+    report["legacy_identical"] = {
+        "numbers_compared": len(common),
+        "differing": differ[:50],
+        "only_in_base": sorted(set(b) - set(l_))[:50],
+        "ok": not differ,
+    }
     checks = []
     base_rates, new_rates = _rates(base), _rates(new)
     for name, (rate, k, n) in base_rates.items():
         lo, hi = _exact_interval(k, n)
         new_rate = new_rates.get(name, (None,))[0]
-        checks.append({"metric": name, "base": rate, "base_ci95": [lo, hi], "base_n": n, "new": new_rate,
-                       "ok": new_rate is not None and lo - 1e-12 <= new_rate <= hi + 1e-12})
+        checks.append(
+            {
+                "metric": name,
+                "base": rate,
+                "base_ci95": [lo, hi],
+                "base_n": n,
+                "new": new_rate,
+                "ok": new_rate is not None and lo - 1e-12 <= new_rate <= hi + 1e-12,
+            }
+        )
     report["new_defaults_within_base_ci"] = checks
     report["faces_found"] = {"base": _faces_found(base), "new": _faces_found(new)}
     report["faces_found"]["ok"] = report["faces_found"]["new"] >= report["faces_found"]["base"]
-    report["ok"] = (report["legacy_identical"]["ok"] and all(c["ok"] for c in checks)
-                    and report["faces_found"]["ok"])
+    report["ok"] = report["legacy_identical"]["ok"] and all(c["ok"] for c in checks) and report["faces_found"]["ok"]
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"legacy settings reproduce {args.base}: {report['legacy_identical']['ok']} "
-          f"({len(common)} numbers compared, {len(differ)} differ)")
+    print(
+        f"legacy settings reproduce {args.base}: {report['legacy_identical']['ok']} "
+        f"({len(common)} numbers compared, {len(differ)} differ)"
+    )
     for c in checks:
-        print(f"  {c['metric']:<40} base {c['base']:.3f} [{c['base_ci95'][0]:.3f}, {c['base_ci95'][1]:.3f}] "
-              f"n={c['base_n']}  new {c['new'] if c['new'] is None else round(c['new'], 3)}  "
-              f"{'inside' if c['ok'] else 'OUTSIDE'}")
+        print(
+            f"  {c['metric']:<40} base {c['base']:.3f} [{c['base_ci95'][0]:.3f}, {c['base_ci95'][1]:.3f}] "
+            f"n={c['base_n']}  new {c['new'] if c['new'] is None else round(c['new'], 3)}  "
+            f"{'inside' if c['ok'] else 'OUTSIDE'}"
+        )
     print(f"faces found: base {report['faces_found']['base']}, new {report['faces_found']['new']}")
-    print(f"demo wall time: base {report['base_s']:.0f} s, legacy {report['legacy_s']:.0f} s, new {report['new_s']:.0f} s "
-          "(each with an empty cache; other work on the machine inflates all three)")
+    print(
+        f"demo wall time: base {report['base_s']:.0f} s, legacy {report['legacy_s']:.0f} s, new {report['new_s']:.0f} s "
+        "(each with an empty cache; other work on the machine inflates all three)"
+    )
     return 0 if report["ok"] else 1
 
 

@@ -77,8 +77,11 @@ def sample_embeddings(cache: EmbeddingCache):
     for kind in ("neutral", "smiling"):
         rows = read_manifest(sample_manifest(kind), root).rows
         res = embed_batch([r.image for r in rows], cache=cache)
-        out[kind] = (np.array([r.faces[0].embedding for r in res], np.float32), [r.subject_id for r in rows],
-                     [str(r.image) for r in rows])
+        out[kind] = (
+            np.array([r.faces[0].embedding for r in res], np.float32),
+            [r.subject_id for r in rows],
+            [str(r.image) for r in rows],
+        )
     return out
 
 
@@ -100,17 +103,18 @@ def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick
     n_loop = min(N_QUERIES, max(3, int(2e6 // size)))
     t, _ = timed(lambda: [np.argsort(face_recognition.face_distance(known, q))[:10] for q in queries[:n_loop]])
     row["face_distance_loop_s"] = t * N_QUERIES / n_loop
-    row["face_distance_loop_note"] = (f"timed {n_loop} queries, extrapolated to {N_QUERIES}" if n_loop < N_QUERIES
-                                      else "all queries timed")
+    row["face_distance_loop_note"] = (
+        f"timed {n_loop} queries, extrapolated to {N_QUERIES}" if n_loop < N_QUERIES else "all queries timed"
+    )
     known = None  # free the list before the next baseline
 
     # baseline 2: numpy brute force, vectorised over query blocks
-    g2 = (gallery ** 2).sum(1)
+    g2 = (gallery**2).sum(1)
 
     def numpy_search():
         out = []
         for s in range(0, N_QUERIES, 100):
-            q = queries[s:s + 100]
+            q = queries[s : s + 100]
             d = g2[None, :] - 2 * q @ gallery.T
             top = np.argpartition(d, 10, axis=1)[:, :10]
             out.append(np.take_along_axis(top, np.argsort(np.take_along_axis(d, top, 1), 1), 1))
@@ -123,7 +127,7 @@ def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick
     flat = faiss_index.build_index(gallery, index_type="flat")
     row["flat_rss_mb"] = rss_mb() - before
     row["flat_s"], (_, exact) = timed(lambda: faiss_index.search(flat, queries, 10), repeat=2)
-    single = [timed(lambda: faiss_index.search(flat, queries[i:i + 1], 10))[0] for i in range(15)]
+    single = [timed(lambda: faiss_index.search(flat, queries[i : i + 1], 10))[0] for i in range(15)]
     row["flat_single_query_s"] = float(np.median(single))
     row["flat_bytes_per_query"] = gallery.nbytes
     import faiss
@@ -134,8 +138,11 @@ def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick
         if kind == "hnsw" and quick and size > 100_000:
             continue
         before = rss_mb()
-        t_build, index = timed(lambda: faiss_index.build_index(gallery, index_type=kind, nprobe=64,
-                                                               nlist=min(1024, faiss_index.ivf_lists(size))))
+        t_build, index = timed(
+            lambda: faiss_index.build_index(
+                gallery, index_type=kind, nprobe=64, nlist=min(1024, faiss_index.ivf_lists(size))
+            )
+        )
         row[f"{kind}_build_s"] = t_build
         row[f"{kind}_rss_mb"] = rss_mb() - before
         row[f"{kind}_s"], (_, ids) = timed(lambda: faiss_index.search(index, queries, 10), repeat=2)
@@ -143,8 +150,9 @@ def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick
         row[f"{kind}_recall1"] = recall(exact, ids, 1)
         row[f"{kind}_recall10"] = recall(exact, ids, 10)
         row[f"{kind}_index_mb"] = faiss.serialize_index(index).nbytes / 1e6
-        row[f"{kind}_single_query_s"] = float(np.median(
-            [timed(lambda: faiss_index.search(index, queries[i:i + 1], 10))[0] for i in range(15)]))
+        row[f"{kind}_single_query_s"] = float(
+            np.median([timed(lambda: faiss_index.search(index, queries[i : i + 1], 10))[0] for i in range(15)])
+        )
         index = None
     row["truth_at_rank1"] = float((exact[:, 0] == picks).mean())
     return row
@@ -179,10 +187,19 @@ def bench_embedding(quick: bool) -> dict:
         d = ((p[:, None] - g[None]) ** 2).sum(-1)
         return int((d.argmin(1) == np.arange(n)).sum())
 
-    return {"images": len(paths), "image_px": "800x800", "naive_s": t_naive, "ours_cold_s": t_cold,
-            "ours_warm_s": t_warm, "naive_img_per_s": len(paths) / t_naive, "ours_cold_img_per_s": len(paths) / t_cold,
-            "ours_warm_img_per_s": len(paths) / t_warm, "naive_rank1": rank1(naive_vecs), "ours_rank1": rank1(ours_vecs),
-            "cores": os.cpu_count()}
+    return {
+        "images": len(paths),
+        "image_px": "800x800",
+        "naive_s": t_naive,
+        "ours_cold_s": t_cold,
+        "ours_warm_s": t_warm,
+        "naive_img_per_s": len(paths) / t_naive,
+        "ours_cold_img_per_s": len(paths) / t_cold,
+        "ours_warm_img_per_s": len(paths) / t_warm,
+        "naive_rank1": rank1(naive_vecs),
+        "ours_rank1": rank1(ours_vecs),
+        "cores": os.cpu_count(),
+    }
 
 
 def bench_end_to_end(search_rows: list[dict]) -> dict:
@@ -194,8 +211,10 @@ def bench_end_to_end(search_rows: list[dict]) -> dict:
     root = dataset_dir()
     probes = [r.image for r in read_manifest(sample_manifest("smiling"), root).rows[:10]]
     out = {}
-    variants = (("privrisk 0.1 (upsample 1, exact)", FaceSettings(upsample=1, retry_upsample=0), "flat"),
-                ("default", FaceSettings(), "auto"))
+    variants = (
+        ("privrisk 0.1 (upsample 1, exact)", FaceSettings(upsample=1, retry_upsample=0), "flat"),
+        ("default", FaceSettings(), "auto"),
+    )
     for label, settings, index_type in variants:
         det, emb, found = [], [], 0
         for p in probes:
@@ -203,16 +222,27 @@ def bench_end_to_end(search_rows: list[dict]) -> dict:
             det.append(r.seconds["detect"] + r.seconds["load"])
             emb.append(r.seconds["embed"])
             found += r.ok
-        part = {"detect_s": float(np.median(det)), "embed_s": float(np.median(emb)), "faces_found": found,
-                "probes": len(probes), "by_size": []}
+        part = {
+            "detect_s": float(np.median(det)),
+            "embed_s": float(np.median(emb)),
+            "faces_found": found,
+            "probes": len(probes),
+            "by_size": [],
+        }
         for row in search_rows:
             kind = faiss_index.resolve_index_type(index_type, row["gallery_size"])
             if f"{kind}_single_query_s" not in row:
                 continue
             search = row[f"{kind}_single_query_s"]
-            part["by_size"].append({"gallery_size": row["gallery_size"], "index": kind, "search_s": search,
-                                    "recall1": row.get(f"{kind}_recall1", 1.0),
-                                    "seconds_per_probe": part["detect_s"] + part["embed_s"] + search})
+            part["by_size"].append(
+                {
+                    "gallery_size": row["gallery_size"],
+                    "index": kind,
+                    "search_s": search,
+                    "recall1": row.get(f"{kind}_recall1", 1.0),
+                    "seconds_per_probe": part["detect_s"] + part["embed_s"] + search,
+                }
+            )
         out[label] = part
     return out
 
@@ -225,9 +255,16 @@ def bench_compressed(model: DistractorModel, n: int, rng) -> dict:
     with tempfile.TemporaryDirectory(dir=str(ROOT / "benchmarks" / "results")) as tmp:
         base = rss_mb()
         train = model.sample(100_000, seed=999)
-        t_build, meta = timed(lambda: build_shards((model.sample(min(chunk, n - s), seed=10_000 + s // chunk)
-                                                     for s in range(0, n, chunk)), tmp, train, nlist=1024, m=32,
-                                                    shard_size=5_000_000))
+        t_build, meta = timed(
+            lambda: build_shards(
+                (model.sample(min(chunk, n - s), seed=10_000 + s // chunk) for s in range(0, n, chunk)),
+                tmp,
+                train,
+                nlist=1024,
+                m=32,
+                shard_size=5_000_000,
+            )
+        )
         picks = np.sort(rng.choice(n, N_QUERIES, replace=False))
         raw = np.memmap(Path(tmp) / "vectors.f32", dtype="<f4", mode="r", shape=(n, 128))
         queries = (np.asarray(raw[picks]) + rng.normal(0, 0.02, (N_QUERIES, 128))).astype(np.float32)
@@ -236,25 +273,35 @@ def bench_compressed(model: DistractorModel, n: int, rng) -> dict:
         best_i = np.full((N_QUERIES, 10), -1, np.int64)
         t0 = time.perf_counter()
         for s in range(0, n, chunk):
-            d, i = faiss_index.search(faiss_index.build_index(np.asarray(raw[s:s + chunk])), queries, 10)
+            d, i = faiss_index.search(faiss_index.build_index(np.asarray(raw[s : s + chunk])), queries, 10)
             d_all, i_all = np.hstack([best_d, d]), np.hstack([best_i, i + s])
             order = np.argsort(d_all, axis=1)[:, :10]
             best_d, best_i = np.take_along_axis(d_all, order, 1), np.take_along_axis(i_all, order, 1)
         t_exact = time.perf_counter() - t0
         del raw
-        out = {"n": n, "shards": len(meta["shards"]), "nlist": meta["nlist"], "pq_bytes": meta["m"],
-               "build_s": t_build, "exact_search_s": t_exact,
-               "index_files_mb": sum((Path(tmp) / s["file"]).stat().st_size for s in meta["shards"]) / 1e6,
-               "raw_vectors_mb": (Path(tmp) / "vectors.f32").stat().st_size / 1e6}
+        out = {
+            "n": n,
+            "shards": len(meta["shards"]),
+            "nlist": meta["nlist"],
+            "pq_bytes": meta["m"],
+            "build_s": t_build,
+            "exact_search_s": t_exact,
+            "index_files_mb": sum((Path(tmp) / s["file"]).stat().st_size for s in meta["shards"]) / 1e6,
+            "raw_vectors_mb": (Path(tmp) / "vectors.f32").stat().st_size / 1e6,
+        }
         for nprobe in (16, 64):
             before = rss_parts_mb()
             index = ShardedIndex(tmp, nprobe=nprobe, rerank=100)
             t, (_, ids) = timed(lambda: index.search(queries, 10))
             after = rss_parts_mb()
-            out[f"nprobe{nprobe}"] = {"search_s": t, "qps": N_QUERIES / t, "recall1": recall(best_i, ids, 1),
-                                      "recall10": recall(best_i, ids, 10),
-                                      "private_memory_growth_mb": after["anon_mb"] - before["anon_mb"],
-                                      "mapped_file_pages_mb": after["file_mb"] - before["file_mb"]}
+            out[f"nprobe{nprobe}"] = {
+                "search_s": t,
+                "qps": N_QUERIES / t,
+                "recall1": recall(best_i, ids, 1),
+                "recall10": recall(best_i, ids, 10),
+                "private_memory_growth_mb": after["anon_mb"] - before["anon_mb"],
+                "mapped_file_pages_mb": after["file_mb"] - before["file_mb"],
+            }
             index = None
         out["rss_during_mb"] = rss_mb() - base
         out["memory_per_million_faces_mb"] = out["index_files_mb"] / (n / 1e6)
@@ -278,8 +325,11 @@ def bench_ray() -> dict:
         cluster.wait_for_nodes()
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                t, _ = timed(lambda: embed_batch(paths, cache=EmbeddingCache(Path(tmp) / "e.sqlite"),
-                                                 ray_address=cluster.address))
+                t, _ = timed(
+                    lambda: embed_batch(
+                        paths, cache=EmbeddingCache(Path(tmp) / "e.sqlite"), ray_address=cluster.address
+                    )
+                )
             out[f"workers{workers}_s"] = t
             out[f"workers{workers}_img_per_s"] = len(paths) / t
         finally:
@@ -298,17 +348,27 @@ def bench_demo(base: str = "67e966c") -> dict:
     out = {"base": base}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        archive = subprocess.run(["git", "archive", base, "src", "sample_data"], cwd=ROOT, check=True,
-                                 capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", base, "src", "sample_data"], cwd=ROOT, check=True, capture_output=True
+        ).stdout
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
             tar.extractall(tmp / "base", filter="data")
         for who, src in (("base", tmp / "base" / "src"), ("now", ROOT / "src")):
-            env = {**os.environ, "PRIVRISK_CACHE_DIR": str(tmp / f"cache-{who}"), "PYTHONPATH": str(src),
-                   "PRIVRISK_DATASET_DIR": str(ROOT / "sample_data")}
+            env = {
+                **os.environ,
+                "PRIVRISK_CACHE_DIR": str(tmp / f"cache-{who}"),
+                "PYTHONPATH": str(src),
+                "PRIVRISK_DATASET_DIR": str(ROOT / "sample_data"),
+            }
             for label in ("cold", "warm"):
                 t0 = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "privrisk.cli", "demo", "--out", str(tmp / f"{who}-{label}"),
-                                "-q"], check=True, env=env, capture_output=True, cwd=tmp)
+                subprocess.run(
+                    [sys.executable, "-m", "privrisk.cli", "demo", "--out", str(tmp / f"{who}-{label}"), "-q"],
+                    check=True,
+                    env=env,
+                    capture_output=True,
+                    cwd=tmp,
+                )
                 out[f"{who}_{label}_s"] = time.perf_counter() - t0
                 log(f"demo {who} {label}: {out[f'{who}_{label}_s']:.0f} s")
     # the keys earlier runs used
@@ -326,71 +386,127 @@ def targets(res: dict) -> list[dict]:
     if 100_000 in by:
         r = by[100_000]
         ratio = r["face_distance_loop_s"] / r["flat_s"]
-        add("exact FAISS vs face_distance loop at 10^5", f"{ratio:,.0f}x", ">= 100x", ratio >= 100,
-            f"{r['face_distance_loop_s']:.1f} s vs {r['flat_s']:.3f} s for {N_QUERIES} queries")
+        add(
+            "exact FAISS vs face_distance loop at 10^5",
+            f"{ratio:,.0f}x",
+            ">= 100x",
+            ratio >= 100,
+            f"{r['face_distance_loop_s']:.1f} s vs {r['flat_s']:.3f} s for {N_QUERIES} queries",
+        )
     big = max(by)
     r = by[big]
     approx = [(k, r[f"{k}_qps"], r[f"{k}_recall1"]) for k in ("ivf", "hnsw") if f"{k}_qps" in r]
     good = [a for a in approx if a[2] >= 0.99 and a[1] >= 1000]
     best = max(good or approx, key=lambda a: (a[2] >= 0.99, a[1]))
-    add(f"approximate index at {big:,}", f"{best[0]}: {best[1]:,.0f} q/s, recall@1 {best[2]:.3f}",
+    add(
+        f"approximate index at {big:,}",
+        f"{best[0]}: {best[1]:,.0f} q/s, recall@1 {best[2]:.3f}",
         "recall@1 >= 0.99 and >= 1,000 q/s" + ("" if big >= 1_000_000 else " (at 10^6 in the full run)"),
-        bool(good), ", ".join(f"{k}: {q:,.0f} q/s, recall@1 {rc:.3f}" for k, q, rc in approx))
+        bool(good),
+        ", ".join(f"{k}: {q:,.0f} q/s, recall@1 {rc:.3f}" for k, q, rc in approx),
+    )
     bound = r["flat_bytes_per_query"] / res["memory_bandwidth_bytes_s"]
     ratio = r["flat_single_query_s"] / bound
-    add(f"exact single query at {big:,} vs memory-bandwidth bound", f"{ratio:.2f}x the bound", "<= 3x", ratio <= 3,
+    add(
+        f"exact single query at {big:,} vs memory-bandwidth bound",
+        f"{ratio:.2f}x the bound",
+        "<= 3x",
+        ratio <= 3,
         f"{r['flat_single_query_s'] * 1e3:.1f} ms; scanning {r['flat_bytes_per_query'] / 1e6:.0f} MB at "
-        f"{res['memory_bandwidth_bytes_s'] / 1e9:.1f} GB/s takes {bound * 1e3:.1f} ms")
+        f"{res['memory_bandwidth_bytes_s'] / 1e9:.1f} GB/s takes {bound * 1e3:.1f} ms",
+    )
     e = res["embedding"]
     ratio = e["naive_s"] / e["ours_cold_s"]
-    add("batch embedding (cold cache) vs naive loop", f"{ratio:.2f}x", ">= 2.3x, same rank-1",
+    add(
+        "batch embedding (cold cache) vs naive loop",
+        f"{ratio:.2f}x",
+        ">= 2.3x, same rank-1",
         ratio >= 2.3 and e["naive_rank1"] == e["ours_rank1"],
         f"{e['images']} images: {e['naive_img_per_s']:.1f} vs {e['ours_cold_img_per_s']:.1f} img/s; warm "
-        f"{e['ours_warm_img_per_s']:.0f} img/s; rank-1 {e['naive_rank1']} vs {e['ours_rank1']}")
+        f"{e['ours_warm_img_per_s']:.0f} img/s; rank-1 {e['naive_rank1']} vs {e['ours_rank1']}",
+    )
     if "compressed" in res:
         c = res["compressed"]
         best = max((c[k] for k in ("nprobe16", "nprobe64")), key=lambda v: v["recall10"])
-        add(f"compressed sharded gallery of {c['n']:,} on disk", f"recall@10 {best['recall10']:.3f}",
-            "recall@10 >= 0.95", best["recall10"] >= 0.95,
+        add(
+            f"compressed sharded gallery of {c['n']:,} on disk",
+            f"recall@10 {best['recall10']:.3f}",
+            "recall@10 >= 0.95",
+            best["recall10"] >= 0.95,
             f"{c['shards']} IVF-PQ shards, {c['index_files_mb']:,.0f} MB of index ({c['memory_per_million_faces_mb']:.0f} MB "
             f"per 10^6 faces) + {c['raw_vectors_mb']:,.0f} MB raw vectors on disk; built in {c['build_s']:.0f} s; "
             f"{best['qps']:,.0f} q/s; while searching, private memory grew {best['private_memory_growth_mb']:,.0f} MB "
-            f"and {best['mapped_file_pages_mb']:,.0f} MB of mapped file pages were resident")
+            f"and {best['mapped_file_pages_mb']:,.0f} MB of mapped file pages were resident",
+        )
     for label, e2e in res["end_to_end"].items():
         last = e2e["by_size"][-1]
-        add(f"end to end per probe at {last['gallery_size']:,} ({label})",
-            f"{last['seconds_per_probe']:.3f} s", "<= 0.15 s at 10^6 with the defaults",
+        add(
+            f"end to end per probe at {last['gallery_size']:,} ({label})",
+            f"{last['seconds_per_probe']:.3f} s",
+            "<= 0.15 s at 10^6 with the defaults",
             last["seconds_per_probe"] <= 0.15,
             f"load+detect {e2e['detect_s']:.3f} + embed {e2e['embed_s']:.3f} + search {last['search_s']:.3f} s "
-            f"({last['index']}, recall@1 {last.get('recall1', 1.0):.3f}); faces found {e2e['faces_found']}/{e2e['probes']}")
+            f"({last['index']}, recall@1 {last.get('recall1', 1.0):.3f}); faces found {e2e['faces_found']}/{e2e['probes']}",
+        )
     if "demo" in res and "base_cold_s" in res["demo"]:
         d = res["demo"]
-        add("demo, cold (empty cache)", f"{d['now_cold_s']:.0f} s", "<= 60 s", d["now_cold_s"] <= 60,
-            f"commit {d['base']} in this run: {d['base_cold_s']:.0f} s ({d['base_cold_s'] / d['now_cold_s']:.2f}x)")
-        add("demo, warm", f"{d['now_warm_s']:.0f} s", "<= 15 s", d["now_warm_s"] <= 15,
-            f"commit {d['base']} in this run: {d['base_warm_s']:.0f} s ({d['base_warm_s'] / d['now_warm_s']:.2f}x)")
+        add(
+            "demo, cold (empty cache)",
+            f"{d['now_cold_s']:.0f} s",
+            "<= 60 s",
+            d["now_cold_s"] <= 60,
+            f"commit {d['base']} in this run: {d['base_cold_s']:.0f} s ({d['base_cold_s'] / d['now_cold_s']:.2f}x)",
+        )
+        add(
+            "demo, warm",
+            f"{d['now_warm_s']:.0f} s",
+            "<= 15 s",
+            d["now_warm_s"] <= 15,
+            f"commit {d['base']} in this run: {d['base_warm_s']:.0f} s ({d['base_warm_s'] / d['now_warm_s']:.2f}x)",
+        )
     return rows
 
 
 def markdown(res: dict) -> str:
-    lines = [f"privrisk benchmarks, {res['date']}, {res['machine']} ({'quick' if res['quick'] else 'full'} run)", "",
-             "| target | measured | goal | met | detail |", "|---|---|---|---|---|"]
+    lines = [
+        f"privrisk benchmarks, {res['date']}, {res['machine']} ({'quick' if res['quick'] else 'full'} run)",
+        "",
+        "| target | measured | goal | met | detail |",
+        "|---|---|---|---|---|",
+    ]
     for t in res["targets"]:
-        lines.append(f"| {t['target']} | {t['measured']} | {t['goal']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
-    lines += ["", "| gallery | face_distance loop | numpy | FAISS flat | IVF (q/s, R@1, R@10) | HNSW (q/s, R@1, R@10) "
-              "| flat index MB |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {t['target']} | {t['measured']} | {t['goal']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |"
+        )
+    lines += [
+        "",
+        "| gallery | face_distance loop | numpy | FAISS flat | IVF (q/s, R@1, R@10) | HNSW (q/s, R@1, R@10) "
+        "| flat index MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in res["search"]:
+
         def approx(k):
-            return (f"{r[k + '_qps']:,.0f}, {r[k + '_recall1']:.3f}, {r[k + '_recall10']:.3f}" if k + "_qps" in r
-                    else "not run")
-        lines.append(f"| {r['gallery_size']:,} | {r['face_distance_loop_s']:.2f} s | {r['numpy_bruteforce_s']:.2f} s | "
-                     f"{r['flat_s']:.3f} s | {approx('ivf')} | {approx('hnsw')} | {r['flat_index_mb']:.0f} |")
-    lines.append(f"\nTimes are for {N_QUERIES} queries, top-10. The face_distance loop is extrapolated where noted in "
-                 "latest.json. Memory is in latest.json (serialized index size and RSS growth).")
+            return (
+                f"{r[k + '_qps']:,.0f}, {r[k + '_recall1']:.3f}, {r[k + '_recall10']:.3f}"
+                if k + "_qps" in r
+                else "not run"
+            )
+
+        lines.append(
+            f"| {r['gallery_size']:,} | {r['face_distance_loop_s']:.2f} s | {r['numpy_bruteforce_s']:.2f} s | "
+            f"{r['flat_s']:.3f} s | {approx('ivf')} | {approx('hnsw')} | {r['flat_index_mb']:.0f} |"
+        )
+    lines.append(
+        f"\nTimes are for {N_QUERIES} queries, top-10. The face_distance loop is extrapolated where noted in "
+        "latest.json. Memory is in latest.json (serialized index size and RSS growth)."
+    )
     if "ray" in res:
         r = res["ray"]
-        lines.append(f"\nRay, {r['images']} sample photos, cold cache: 1 worker {r['workers1_img_per_s']:.1f} img/s, "
-                     f"2 workers {r['workers2_img_per_s']:.1f} img/s ({r['speedup']:.2f}x).")
+        lines.append(
+            f"\nRay, {r['images']} sample photos, cold cache: 1 worker {r['workers1_img_per_s']:.1f} img/s, "
+            f"2 workers {r['workers2_img_per_s']:.1f} img/s ({r['speedup']:.2f}x)."
+        )
     if "demo" in res:
         d = res["demo"]
         line = f"\nDemo wall time: cold {d['cold_s']:.0f} s, warm {d['warm_s']:.0f} s"
@@ -404,15 +520,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (under 2 minutes)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output folder")
-    ap.add_argument("--only", choices=["compressed", "ray", "end_to_end", "demo"],
-                    help="run one section and merge it into the existing latest.json")
+    ap.add_argument(
+        "--only",
+        choices=["compressed", "ray", "end_to_end", "demo"],
+        help="run one section and merge it into the existing latest.json",
+    )
     ap.add_argument("--compressed-size", type=int, default=10_000_000, help="faces in the compressed gallery")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     rng = np.random.default_rng(0)
-    res = {"date": dt.date.today().isoformat(), "quick": args.quick,
-           "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-           "versions": library_versions()}
+    res = {
+        "date": dt.date.today().isoformat(),
+        "quick": args.quick,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "versions": library_versions(),
+    }
     log("memory bandwidth")
     res["memory_bandwidth_bytes_s"] = memory_bandwidth()
     log("sample embeddings and the distractor model")
@@ -428,15 +550,16 @@ def main(argv=None) -> int:
         elif args.only == "demo":
             previous["demo"] = bench_demo()
         else:
-            previous[args.only] = (bench_compressed(model, args.compressed_size, rng) if args.only == "compressed"
-                                   else bench_ray())
+            previous[args.only] = (
+                bench_compressed(model, args.compressed_size, rng) if args.only == "compressed" else bench_ray()
+            )
         previous["targets"] = targets(previous)
         (out / "latest.json").write_text(json.dumps(previous, indent=2) + "\n")
         (out / "latest.md").write_text(markdown(previous))
         print(markdown(previous))
         return 0
     res["search"] = []
-    for size in ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]):
+    for size in [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]:
         log(f"search at {size:,}")
         res["search"].append(bench_search(size, emb["neutral"][0], model, rng, args.quick))
     log("embedding throughput")

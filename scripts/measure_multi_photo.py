@@ -55,9 +55,16 @@ def main() -> None:
     gdir = Path(args.work) / "gallery"
     if gdir.exists():
         import shutil
+
         shutil.rmtree(gdir)
-    build_gallery(dataclasses.replace(g_manifest, rows=rows), gdir, face_settings=cfg.faces, settings=cfg.gallery,
-                  cache=cache, progress=False)
+    build_gallery(
+        dataclasses.replace(g_manifest, rows=rows),
+        gdir,
+        face_settings=cfg.faces,
+        settings=cfg.gallery,
+        cache=cache,
+        progress=False,
+    )
     with Gallery.open(gdir) as gallery:
         gal_ids, gal_vecs = gallery.embeddings()
         meta = gallery.faces()
@@ -69,12 +76,19 @@ def main() -> None:
     mated = np.array([s in set(gal_subjects) for s in probes.subjects])
     truth = np.array([code[s] for s in probes.subjects])
     box_of = dict(zip(probes.names, probes.boxes))
-    out = {"source": "scripts/measure_multi_photo.py (E2 captures, best distance over j captures, real gallery)",
-           "seed": cfg.seed, "versions": library_versions(), "gallery_size": int(len(set(gal_subjects))),
-           "shots_in_e2": cfg.offline.shots, "n_boot": args.boot,
-           "note": ("captures are re-degraded copies of one studio photo, so they differ less than real photos "
-                    "of a person; the gain measured here is likely a lower bound on what distinct photos add"),
-           "levels": {}}
+    out = {
+        "source": "scripts/measure_multi_photo.py (E2 captures, best distance over j captures, real gallery)",
+        "seed": cfg.seed,
+        "versions": library_versions(),
+        "gallery_size": int(len(set(gal_subjects))),
+        "shots_in_e2": cfg.offline.shots,
+        "n_boot": args.boot,
+        "note": (
+            "captures are re-degraded copies of one studio photo, so they differ less than real photos "
+            "of a person; the gain measured here is likely a lower bound on what distinct photos add"
+        ),
+        "levels": {},
+    }
     n_shots = args.shots
     for li, level in enumerate(cfg.offline.levels):
         items, owners, shot_no = [], [], []
@@ -110,15 +124,17 @@ def main() -> None:
                 own = fused[np.arange(len(persons)), t]
                 closer = (fused < own[:, None]).sum(axis=1)
                 found = np.isfinite(own)
-                hit1 += (found & (closer == 0))
-                hit10 += (found & (closer < 10))
+                hit1 += found & (closer == 0)
+                hit10 += found & (closer < 10)
             per_j[j] = (hit1 / len(subsets), hit10 / len(subsets))
         boot = np.random.default_rng([cfg.seed, 99, li]).integers(0, len(persons), (args.boot, len(persons)))
         entry = {"shots": list(range(1, n_shots + 1)), "n_persons": len(persons)}
         for key, idx in (("rank1", 0), ("rank10", 1)):
             vals = [float(per_j[j][idx].mean()) for j in range(1, n_shots + 1)]
-            rng_ = [[float(np.quantile(per_j[j][idx][boot].mean(1), q)) for q in (0.025, 0.975)]
-                    for j in range(1, n_shots + 1)]
+            rng_ = [
+                [float(np.quantile(per_j[j][idx][boot].mean(1), q)) for q in (0.025, 0.975)]
+                for j in range(1, n_shots + 1)
+            ]
             entry[key], entry[f"{key}_range"] = vals, rng_
             # the gain itself, paired over the same resampled people: logit P(j) - logit P(1)
             base = np.clip(per_j[1][idx][boot].mean(1), 1e-6, 1 - 1e-6)
@@ -129,8 +145,9 @@ def main() -> None:
                 gains.append([float(np.quantile(g, 0.025)), float(np.quantile(g, 0.975))])
             entry[f"{key}_gain_range"] = gains
         out["levels"][level.name] = entry
-        print(level.name, {k: np.round(v, 3).tolist() for k, v in entry.items() if k in ("rank1", "rank10")},
-              flush=True)
+        print(
+            level.name, {k: np.round(v, 3).tolist() for k, v in entry.items() if k in ("rank1", "rank10")}, flush=True
+        )
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 
 

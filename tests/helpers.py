@@ -59,8 +59,12 @@ class FakeFaceModel:
         out = []
         for top, right, bottom, left in boxes:
             w, h = right - left, bottom - top
-            out.append({name: [(int(round(left + fx * w)), int(round(top + fy * h))) for fx, fy in pts]
-                        for name, pts in self.LANDMARK_FRACTIONS.items()})
+            out.append(
+                {
+                    name: [(int(round(left + fx * w)), int(round(top + fy * h))) for fx, fy in pts]
+                    for name, pts in self.LANDMARK_FRACTIONS.items()
+                }
+            )
         return out
 
 

@@ -50,11 +50,32 @@ def sandbox(tmp_path, london):
         d.mkdir()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRIVRISK_", "XDG_"))}
-    env.update(HOME=str(home), TMPDIR=str(tmp), PRIVRISK_DATASET_DIR=str(london), PRIVRISK_APP_DISTRACTORS="200000",
-               STREAMLIT_SERVER_PORT=str(port), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-                             "--server.address", "127.0.0.1"], cwd=work, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env.update(
+        HOME=str(home),
+        TMPDIR=str(tmp),
+        PRIVRISK_DATASET_DIR=str(london),
+        PRIVRISK_APP_DISTRACTORS="200000",
+        STREAMLIT_SERVER_PORT=str(port),
+        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(url, proc)
@@ -114,7 +135,11 @@ def test_self_check_in_chromium_keeps_photos_in_memory(sandbox, london, tmp_path
     needles = []
     for up in uploads:
         data = up["buffer"]
-        needles += [data[len(data) // 2: len(data) // 2 + 64], hashlib.sha256(data).hexdigest().encode(), up["name"].encode()]
+        needles += [
+            data[len(data) // 2 : len(data) // 2 + 64],
+            hashlib.sha256(data).hexdigest().encode(),
+            up["name"].encode(),
+        ]
     for path in new:
         assert not path.lower().endswith((".png", ".jpg", ".jpeg", ".webp")), path
         content = open(path, "rb").read()
@@ -138,7 +163,6 @@ def test_ten_browser_sessions_at_once(sandbox, london):
     from playwright.sync_api import expect, sync_playwright
 
     from browser import launch
-
     from privrisk.models import load_face_model
     from privrisk.selfcheck import build_sample_world, embed_one_face, findability
 
@@ -166,15 +190,17 @@ def test_ten_browser_sessions_at_once(sandbox, london):
                 expect(inputs).to_have_count(2, timeout=120_000)
                 pages.append((subject, page, inputs))
             warm_rss = server_rss_mb(proc.pid)
-            for subject, page, inputs in pages:
+            for subject, _page, inputs in pages:
                 inputs.nth(0).set_input_files(str(london / "neutral" / f"{subject}.jpg"))
                 inputs.nth(1).set_input_files(str(london / "smiling" / f"{subject}.jpg"))
             for subject, page, _ in pages:
                 rank = page.locator('[data-testid="stMetric"]', has_text="Rank among 1,000,000 people")
                 expect(rank).to_be_visible(timeout=300_000)
                 distance = page.locator('[data-testid="stMetric"]', has_text="Distance between your two photos")
-                shown = (distance.locator('[data-testid="stMetricValue"]').inner_text().strip(),
-                         rank.locator('[data-testid="stMetricValue"]').inner_text().strip())
+                shown = (
+                    distance.locator('[data-testid="stMetricValue"]').inner_text().strip(),
+                    rank.locator('[data-testid="stMetricValue"]').inner_text().strip(),
+                )
                 assert shown == expected[subject], subject
             assert len({d for d, _ in expected.values()}) == len(subjects)  # ten different answers
             assert server_rss_mb(proc.pid) - warm_rss < 1500

@@ -50,7 +50,7 @@ def test_no_import_cycle_lazy_or_top_level():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -76,27 +76,39 @@ def test_no_private_access_across_modules():
         _, aliases = _imports(tree, known)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                offences += [f"{name}: from .{node.module} import {a.name}" for a in node.names
-                             if a.name.startswith("_") and not a.name.startswith("__")]
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                offences += [
+                    f"{name}: from .{node.module} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 offences.append(f"{name}: {node.value.id}.{node.attr}")
     assert not offences, offences
 
 
 def test_import_privrisk_is_light():
-    code = ("import sys, privrisk; heavy = [m for m in ('dlib', 'faiss', 'cv2', 'streamlit', 'matplotlib', "
-            "'face_recognition', 'scipy') if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, privrisk; heavy = [m for m in ('dlib', 'faiss', 'cv2', 'streamlit', 'matplotlib', "
+        "'face_recognition', 'scipy') if m in sys.modules]; print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(ROOT))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"import privrisk loaded: {out.stdout.strip()}"
 
 
 def test_public_api_names_resolve_lazily():
-    code = ("import sys, privrisk; assert 'privrisk.gallery' not in sys.modules; "
-            "names = [n for n in privrisk.__all__ if n != '__version__']; "
-            "assert all(callable(getattr(privrisk, n)) for n in names), names; "
-            "assert set(names) <= set(dir(privrisk)); print(len(names))")
+    code = (
+        "import sys, privrisk; assert 'privrisk.gallery' not in sys.modules; "
+        "names = [n for n in privrisk.__all__ if n != '__version__']; "
+        "assert all(callable(getattr(privrisk, n)) for n in names), names; "
+        "assert set(names) <= set(dir(privrisk)); print(len(names))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(ROOT))
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) >= 11

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_tailmodel import clustered
 
 from privrisk import tailmodel as tm
 from privrisk.cli import main
 from privrisk.errors import ConfigError
-
-from test_tailmodel import clustered
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,8 +62,20 @@ def test_bad_model_file_is_a_config_error(tmp_path):
 
 
 def test_cli_bad_results_file_is_one_line_exit_2(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "privrisk.cli", "calibrate", str(ROOT / "sample_data" / "london_neutral.csv"),
-                          "--results", str(tmp_path / "missing.json")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "privrisk.cli",
+            "calibrate",
+            str(ROOT / "sample_data" / "london_neutral.csv"),
+            "--results",
+            str(tmp_path / "missing.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
     assert "tail-model file not found" in out.stderr and "Traceback" not in out.stderr
 

@@ -4,14 +4,14 @@ import sys
 
 import pytest
 
-from privrisk.cli import main
-
 from helpers import ROOT
+from privrisk.cli import main
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "privrisk.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "privrisk.cli", *map(str, args)], capture_output=True, text=True, timeout=600, env=env
+    )
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):

@@ -18,8 +18,9 @@ def ray_cluster():
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False, "node_ip_address": "127.0.0.1"}
+    )
     cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     cluster.wait_for_nodes()
     yield cluster
@@ -37,15 +38,19 @@ def test_cluster_embeddings_equal_local_ones(ray_cluster, london, tmp_path):
     paths = [r.image for kind in ("neutral", "smiling") for r in read_manifest(sample_manifest(kind), london).rows]
     paths.append(london / "README.md")  # a bad item must come back as a skipped result, not fail the job
     seen = []
-    remote = embed_batch(paths, ray_address=ray_cluster.address, cache=EmbeddingCache(tmp_path / "ray.sqlite"),
-                         progress=lambda done, total: seen.append(done))
+    remote = embed_batch(
+        paths,
+        ray_address=ray_cluster.address,
+        cache=EmbeddingCache(tmp_path / "ray.sqlite"),
+        progress=lambda done, total: seen.append(done),
+    )
     assert len(ray.nodes()) == 2 and sum(n["Alive"] for n in ray.nodes()) == 2
     local = embed_batch(paths, workers=2)
     assert len(remote) == len(local) == len(paths)
-    for r, l in zip(remote, local):
-        assert r.error == l.error and r.sha256 == l.sha256
-        assert len(r.faces) == len(l.faces)
-        for fr, fl in zip(r.faces, l.faces):
+    for r, loc in zip(remote, local):
+        assert r.error == loc.error and r.sha256 == loc.sha256
+        assert len(r.faces) == len(loc.faces)
+        for fr, fl in zip(r.faces, loc.faces):
             assert fr.box == fl.box and np.array_equal(fr.embedding, fl.embedding)
     assert not remote[-1].ok and "not a recognised image" in remote[-1].error
     assert seen and seen[-1] == len(paths)

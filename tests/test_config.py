@@ -12,8 +12,11 @@ def test_setting_info_and_with_values():
     cfg = with_values(ExperimentConfig(), {"offline.shots": 1, "gallery.threshold": 0.5, "seed": 3})
     assert (cfg.offline.shots, cfg.gallery.threshold, cfg.seed) == (1, 0.5, 3)
     assert cfg.offline.levels == ExperimentConfig().offline.levels
-    for bad, match in (({"offline.shots": 0}, "below the minimum"), ({"offline.bogus": 1}, "unknown"),
-                       ({"seed.x": 1}, "not a table")):
+    for bad, match in (
+        ({"offline.shots": 0}, "below the minimum"),
+        ({"offline.bogus": 1}, "unknown"),
+        ({"seed.x": 1}, "not a table"),
+    ):
         try:
             with_values(ExperimentConfig(), bad)
         except ConfigError as exc:

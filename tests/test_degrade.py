@@ -8,16 +8,30 @@ import json
 import numpy as np
 import pytest
 
+from helpers import FakeFaceModel, noise_image, write_png
 from privrisk.config import from_dict
-from privrisk.degrade import (Degradation, applicable, box_landmarks, degrade, disk_kernel, draw_shot,
-                              light_field, motion_kernel)
+from privrisk.degrade import (
+    Degradation,
+    applicable,
+    box_landmarks,
+    degrade,
+    disk_kernel,
+    draw_shot,
+    light_field,
+    motion_kernel,
+)
 from privrisk.errors import ConfigError
 
-from helpers import FakeFaceModel, noise_image, write_png
-
 # a level that changes nothing but what a test switches on
-CLEAN = dict(face_width_px=0, blur_sigma=0.0, jpeg_quality=100, brightness=[0.0, 0.0], contrast=[1.0, 1.0],
-             rotation_deg=[0.0, 0.0], noise_sigma=0.0)
+CLEAN = dict(
+    face_width_px=0,
+    blur_sigma=0.0,
+    jpeg_quality=100,
+    brightness=[0.0, 0.0],
+    contrast=[1.0, 1.0],
+    rotation_deg=[0.0, 0.0],
+    noise_sigma=0.0,
+)
 BOX = (40, 200, 200, 40)  # top, right, bottom, left: a 160 x 160 face in a 240 x 240 photo
 
 
@@ -57,7 +71,7 @@ def test_sunglasses_cover_the_eyes_and_nothing_else():
     # not a band across the face: at the eyes' height the face's sides stay visible
     row = int(eyes[:, 1].mean())
     top, right, bottom, left = BOX
-    assert not changed[row, left:left + 12].any() and not changed[row, right - 12:right].any()
+    assert not changed[row, left : left + 12].any() and not changed[row, right - 12 : right].any()
     assert changed[row, left:right].mean() < 0.85
     # nose, mouth, brows untouched
     for x, y in _pts(marks, "nose_tip", "top_lip", "bottom_lip", "left_eyebrow", "right_eyebrow"):
@@ -97,9 +111,16 @@ def test_occluders_without_landmarks_fall_back_to_the_box():
 
 
 def test_each_shot_draws_its_own_capture():
-    level = Degradation(face_width_px=80, blur_sigma=[0.5, 1.5], jpeg_quality=[30, 70], yaw_deg=[-20.0, 20.0],
-                        light_strength=[0.1, 0.4], motion_blur_px=[0.0, 2.0], defocus_px=[0.0, 1.0],
-                        noise_sigma=0.0)
+    level = Degradation(
+        face_width_px=80,
+        blur_sigma=[0.5, 1.5],
+        jpeg_quality=[30, 70],
+        yaw_deg=[-20.0, 20.0],
+        light_strength=[0.1, 0.4],
+        motion_blur_px=[0.0, 2.0],
+        defocus_px=[0.0, 1.0],
+        noise_sigma=0.0,
+    )
     shots = [draw_shot(level, np.random.default_rng([2011, 0, 7, s])) for s in range(3)]
     for field in ("blur_sigma", "yaw_deg", "light_strength", "light_angle_deg", "motion_blur_px", "rotation_deg"):
         values = [getattr(s, field) for s in shots]
@@ -115,8 +136,13 @@ def test_each_shot_draws_its_own_capture():
 
 
 def test_same_seed_same_capture_other_seed_other_capture():
-    level = Degradation(occlusion="mask", yaw_deg=[-20.0, 20.0], light_strength=[0.0, 0.4],
-                        motion_blur_px=[0.0, 2.0], defocus_px=[0.0, 1.0])
+    level = Degradation(
+        occlusion="mask",
+        yaw_deg=[-20.0, 20.0],
+        light_strength=[0.0, 0.4],
+        motion_blur_px=[0.0, 2.0],
+        defocus_px=[0.0, 1.0],
+    )
     a = degrade(_photo(), BOX, level, np.random.default_rng([1, 2, 3]), landmarks=_marks())
     b = degrade(_photo(), BOX, level, np.random.default_rng([1, 2, 3]), landmarks=_marks())
     c = degrade(_photo(), BOX, level, np.random.default_rng([1, 2, 4]), landmarks=_marks())
@@ -152,16 +178,19 @@ def test_blur_kernels_are_normalised_and_shaped():
     assert abs(d.sum() - 1) < 1e-6 and d[2, 2] == d.max() and d[0, 0] == 0
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"yaw_deg": [30.0, 10.0]}, "yaw_deg: range .* lo above hi"),
-    ({"light_strength": [0.0, 2.0]}, "light_strength: 2.0 is above the maximum 0.9"),
-    ({"motion_blur_px": [1.0]}, "motion_blur_px: expected a range"),
-    ({"defocus_px": [-1.0, 1.0]}, "defocus_px: -1.0 is below the minimum 0.0"),
-    ({"occlusion": "hat"}, "occlusion: 'hat' is not one of"),
-    ({"blur_sigma": "soft"}, "blur_sigma"),
-    ({"blur_sigma": [2.0, 1.0]}, "blur_sigma: range"),
-    ({"jpeg_quality": [10, 200]}, "jpeg_quality: 200 is above the maximum 100"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"yaw_deg": [30.0, 10.0]}, "yaw_deg: range .* lo above hi"),
+        ({"light_strength": [0.0, 2.0]}, "light_strength: 2.0 is above the maximum 0.9"),
+        ({"motion_blur_px": [1.0]}, "motion_blur_px: expected a range"),
+        ({"defocus_px": [-1.0, 1.0]}, "defocus_px: -1.0 is below the minimum 0.0"),
+        ({"occlusion": "hat"}, "occlusion: 'hat' is not one of"),
+        ({"blur_sigma": "soft"}, "blur_sigma"),
+        ({"blur_sigma": [2.0, 1.0]}, "blur_sigma: range"),
+        ({"jpeg_quality": [10, 200]}, "jpeg_quality: 200 is above the maximum 100"),
+    ],
+)
 def test_new_settings_are_validated(data, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(Degradation, data, "offline.levels[0]")
@@ -181,6 +210,7 @@ def test_default_levels_keep_their_names():
 
 
 # --- the fusion cost, by hand ------------------------------------------------------------------------
+
 
 def test_fusion_cost_hand_computed():
     from privrisk.experiment import _fusion_cost
@@ -206,6 +236,7 @@ def test_fusion_cost_hand_computed():
 
 
 # --- the E2 loop end to end with the fake model ------------------------------------------------------
+
 
 @pytest.fixture
 def fake_everywhere(monkeypatch):
@@ -243,8 +274,8 @@ def test_e2_counts_not_applicable_photos_and_reports_fusion(tmp_path, fake_every
     cfg_path = tmp_path / "c.toml"
     cfg_path.write_text(f"""
 dataset_dir = "{root}"
-gallery_manifest = "{root / 'g.csv'}"
-probe_manifest = "{root / 'p.csv'}"
+gallery_manifest = "{root / "g.csv"}"
+probe_manifest = "{root / "p.csv"}"
 bootstrap = 50
 workers = 1
 [offline]
@@ -291,8 +322,10 @@ tail_bootstrap = 5
             assert f[key] is None or 0.0 <= f[key] <= 1.0
         assert f["rank1_fused"] == pytest.approx(lv["rank1"])
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["experiments"]["offline_to_online"]["levels"]["mask"]["fusion"]["n_mated"] == \
-        levels["mask"]["fusion"]["n_mated"]
+    assert (
+        saved["experiments"]["offline_to_online"]["levels"]["mask"]["fusion"]["n_mated"]
+        == levels["mask"]["fusion"]["n_mated"]
+    )
     csv_rows = (tmp_path / "out" / "probes.csv").read_text().splitlines()
     assert sum(",not applicable," in row for row in csv_rows) == 3 + 3 + 10
     assert "not applicable" in (tmp_path / "out" / "report.html").read_text()
@@ -314,8 +347,10 @@ def test_real_landmarks_put_the_occluders_on_a_sample_face(london, real_model):
     assert eyes[:, 1].max() < _pts(marks, "nose_tip")[:, 1].min() < _pts(marks, "top_lip")[:, 1].min()
     assert ((left <= eyes[:, 0]) & (eyes[:, 0] <= right) & (top <= eyes[:, 1]) & (eyes[:, 1] <= bottom)).all()
     rgb = image.rgb
-    for kind, covered, free in (("sunglasses", ("left_eye", "right_eye"), ("nose_tip", "top_lip", "bottom_lip")),
-                                ("mask", ("nose_tip", "top_lip", "bottom_lip"), ("left_eye", "right_eye"))):
+    for kind, covered, free in (
+        ("sunglasses", ("left_eye", "right_eye"), ("nose_tip", "top_lip", "bottom_lip")),
+        ("mask", ("nose_tip", "top_lip", "bottom_lip"), ("left_eye", "right_eye")),
+    ):
         out = degrade(rgb, box, Degradation(**CLEAN, occlusion=kind), np.random.default_rng(0), landmarks=marks)
         changed = np.any(out != rgb, axis=2)
         assert all(changed[y, x] for x, y in _pts(marks, *covered)), kind
@@ -335,8 +370,8 @@ def test_captures_are_cached_by_recipe_and_never_remade(tmp_path, fake_everywher
     root = _small_set(tmp_path)
     body = f"""
 dataset_dir = "{root}"
-gallery_manifest = "{root / 'g.csv'}"
-probe_manifest = "{root / 'p.csv'}"
+gallery_manifest = "{root / "g.csv"}"
+probe_manifest = "{root / "p.csv"}"
 bootstrap = 50
 workers = 1
 [offline]
@@ -374,7 +409,8 @@ tail_bootstrap = 5
     # the scaling study is deterministic too: the second run reads it, and it is the same
     assert "from_cache" not in r1["scaling_detail"] and "from_cache" in r2["scaling_detail"]
     strip = ("from_cache", "search_seconds_per_probe_at_max")
-    assert json.loads(json.dumps({k: v for k, v in r1["scaling_detail"].items() if k not in strip}, default=str)) == \
-        json.loads(json.dumps({k: v for k, v in r2["scaling_detail"].items() if k not in strip}, default=str))
+    assert json.loads(
+        json.dumps({k: v for k, v in r1["scaling_detail"].items() if k not in strip}, default=str)
+    ) == json.loads(json.dumps({k: v for k, v in r2["scaling_detail"].items() if k not in strip}, default=str))
     _, made_third = run("1.5", "c")
     assert made_third == 20 + timed

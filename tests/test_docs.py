@@ -3,14 +3,13 @@
 import argparse
 import re
 
+from helpers import ROOT
 from privrisk.cli import build_parser
 from privrisk.config import describe
 from privrisk.degrade import Degradation
 from privrisk.experiment import ExperimentConfig
 from privrisk.exposure import DEFAULT_SENSITIVITY, ExposureSettings
 from privrisk.profiles import FIELDS
-
-from helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 

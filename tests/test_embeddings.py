@@ -4,10 +4,9 @@ import os
 
 import numpy as np
 
+from helpers import FakeFaceModel, noise_image, write_png
 from privrisk import embeddings
 from privrisk.embeddings import EmbeddingCache, embed_batch
-
-from helpers import FakeFaceModel, noise_image, write_png
 
 
 class PidRecordingModel(FakeFaceModel):

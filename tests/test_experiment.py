@@ -1,27 +1,29 @@
 """The researchers' batch job on the sample set: the README's main command, end to end."""
 
 import base64
-import shutil
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from helpers import ROOT
 from privrisk.errors import ConfigError
 from privrisk.experiment import ExperimentConfig, load_config
-
-from helpers import ROOT
 
 pytestmark = pytest.mark.model
 
 
 def _strip_timings(x):
     if isinstance(x, dict):
-        return {k: _strip_timings(v) for k, v in x.items()
-                if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max",)}
+        return {
+            k: _strip_timings(v)
+            for k, v in x.items()
+            if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max",)
+        }
     if isinstance(x, list):
         return [_strip_timings(v) for v in x]
     return x
@@ -31,8 +33,13 @@ def _strip_timings(x):
 def demo(tmp_path_factory, london):
     base = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "PRIVRISK_CACHE_DIR": str(base / "cache")}
-    out = subprocess.run([sys.executable, "-m", "privrisk.cli", "demo", "--out", str(base / "run1"), "--quiet"],
-                         capture_output=True, text=True, env=env, timeout=1200)
+    out = subprocess.run(
+        [sys.executable, "-m", "privrisk.cli", "demo", "--out", str(base / "run1"), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return base, env, out
 
@@ -102,8 +109,12 @@ def test_scaling_points_are_labelled_with_ranges(demo):
         for p in pts:
             assert p["kind"] == ("measured" if p["gallery_size"] <= n_real else p["kind"])
             assert p["kind"] in ("measured", "simulated", "extrapolated")
-            for key, rng in (("rank1", "rank1_range"), ("rank10", "rank10_range"), ("fpir_at_threshold", "fpir_range"),
-                             ("wrong_top_under_threshold", "wrong_top_range")):
+            for key, rng in (
+                ("rank1", "rank1_range"),
+                ("rank10", "rank10_range"),
+                ("fpir_at_threshold", "fpir_range"),
+                ("wrong_top_under_threshold", "wrong_top_range"),
+            ):
                 if p[key] is not None:
                     assert rng in p and p[rng][0] <= p[key] <= p[rng][1], (name, p)
         assert pts[-1]["kind"] == "extrapolated"
@@ -119,8 +130,18 @@ def test_scaling_points_are_labelled_with_ranges(demo):
 def test_outputs_and_report(demo):
     base, _, _ = demo
     run = base / "run1"
-    for name in ("results.json", "probes.csv", "accretion.csv", "report.html", "cmc.png", "det.png", "roc.png",
-                 "scaling.png", "exposure.png", "offline_levels.png"):
+    for name in (
+        "results.json",
+        "probes.csv",
+        "accretion.csv",
+        "report.html",
+        "cmc.png",
+        "det.png",
+        "roc.png",
+        "scaling.png",
+        "exposure.png",
+        "offline_levels.png",
+    ):
         assert (run / name).stat().st_size > 0, name
     html = (run / "report.html").read_text()
     assert "DeBruine" in html and "10.6084/m9.figshare.5047666" in html
@@ -138,9 +159,13 @@ def test_same_seed_same_numbers_without_network(demo, tmp_path):
     from helpers import no_network_env
 
     base, env, _ = demo
-    out = subprocess.run([sys.executable, "-m", "privrisk.cli", "demo", "--out", str(base / "run2"), "--quiet"],
-                         capture_output=True, text=True, timeout=1200,
-                         env=no_network_env(tmp_path, PRIVRISK_CACHE_DIR=env["PRIVRISK_CACHE_DIR"]))
+    out = subprocess.run(
+        [sys.executable, "-m", "privrisk.cli", "demo", "--out", str(base / "run2"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env=no_network_env(tmp_path, PRIVRISK_CACHE_DIR=env["PRIVRISK_CACHE_DIR"]),
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     first = json.loads((base / "run1" / "results.json").read_text())
     second = json.loads((base / "run2" / "results.json").read_text())
@@ -148,13 +173,16 @@ def test_same_seed_same_numbers_without_network(demo, tmp_path):
     assert first["scaling"] == second["scaling"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("seed = 'abc'\n", "seed: expected a whole number"),
-    ("[offline]\nshots = 0\n", "offline.shots: 0 is below the minimum 1"),
-    ("[faces]\ndetecter = 'hog'\n", "faces.detecter: unknown setting"),
-    ("[offline]\nheadline = 'nope'\n", "headline"),
-    ("[[offline.levels]]\nname = 'tiny'\nface_width_px = 30\n[offline]\n", "headline.*not one of the levels"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("seed = 'abc'\n", "seed: expected a whole number"),
+        ("[offline]\nshots = 0\n", "offline.shots: 0 is below the minimum 1"),
+        ("[faces]\ndetecter = 'hog'\n", "faces.detecter: unknown setting"),
+        ("[offline]\nheadline = 'nope'\n", "headline"),
+        ("[[offline.levels]]\nname = 'tiny'\nface_width_px = 30\n[offline]\n", "headline.*not one of the levels"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path, text, message):
     p = tmp_path / "c.toml"
     p.write_text(text)

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 import privrisk.models
+from helpers import FakeFaceModel, noise_image, write_png
 from privrisk.config import replace
 from privrisk.experiment import ExperimentConfig, run_experiment
 from privrisk.report import summary_table
-
-from helpers import FakeFaceModel, noise_image, write_png
 
 N_SUBJECTS, PROBES_EACH = 15, 3
 
@@ -47,14 +46,31 @@ def run(tmp_path_factory, fake_face_model):
     root = tmp_path / "data"
     _manifests(root)
     cfg = ExperimentConfig()
-    cfg = replace(cfg, dataset_dir=str(root), gallery_manifest=str(root / "gallery.csv"),
-                  probe_manifest=str(root / "probes.csv"), fpir=[0.05], workers=1, bootstrap=200,
-                  unseen_share=0.2,
-                  offline={**vars(cfg.offline), "shots": 1, "timing_probes": 1,
-                           "levels": [vars(lv) for lv in cfg.offline.levels[:1]], "headline": cfg.offline.levels[0].name},
-                  scaling={**vars(cfg.scaling), "sizes": [100, 300], "extrapolate": [1000],
-                           "validation_distractors": 100, "tail_bootstrap": 5},
-                  gallery={**vars(cfg.gallery), "threshold": 0.6})
+    cfg = replace(
+        cfg,
+        dataset_dir=str(root),
+        gallery_manifest=str(root / "gallery.csv"),
+        probe_manifest=str(root / "probes.csv"),
+        fpir=[0.05],
+        workers=1,
+        bootstrap=200,
+        unseen_share=0.2,
+        offline={
+            **vars(cfg.offline),
+            "shots": 1,
+            "timing_probes": 1,
+            "levels": [vars(lv) for lv in cfg.offline.levels[:1]],
+            "headline": cfg.offline.levels[0].name,
+        },
+        scaling={
+            **vars(cfg.scaling),
+            "sizes": [100, 300],
+            "extrapolate": [1000],
+            "validation_distractors": 100,
+            "tail_bootstrap": 5,
+        },
+        gallery={**vars(cfg.gallery), "threshold": 0.6},
+    )
     out = tmp_path / "run"
     results = run_experiment(cfg, out, cache=None, progress=False, log=None)
     return out, results, cfg
@@ -130,16 +146,23 @@ def test_e3_counts_people_and_wrong_person_identifications(run):
     assert wp["all_probes"]["n"] == e1["n_probes"] and wp["nonmated"]["n"] == e1["n_nonmated"]
     acc = (out / "accretion.csv").read_text().splitlines()
     assert sum(1 for line in acc[1:] if line.startswith("wrong person,")) == len(
-        {(r.split(",")[2], r.split(",")[7].split(";")[0].split(":")[0]) for r in rows
-         if r.split(",")[5] == "match" and r.split(",")[7].split(";")[0].split(":")[0] != r.split(",")[2]})
-
+        {
+            (r.split(",")[2], r.split(",")[7].split(";")[0].split(":")[0])
+            for r in rows
+            if r.split(",")[5] == "match" and r.split(",")[7].split(";")[0].split(":")[0] != r.split(",")[2]
+        }
+    )
 
 
 def test_report_shows_the_new_sections(run):
     out, _, _ = run
     html = (out / "report.html").read_text()
-    for text in ("E1: what its genuine pairs are", "Identification rates with their intervals",
-                 "E3: people re-identified, and profiles attached to the wrong face", "Clopper-Pearson"):
+    for text in (
+        "E1: what its genuine pairs are",
+        "Identification rates with their intervals",
+        "E3: people re-identified, and profiles attached to the wrong face",
+        "Clopper-Pearson",
+    ):
         assert text in html, text
 
 
@@ -151,14 +174,23 @@ def test_genuine_pairs_statement_follows_the_distances():
     rows = [SimpleNamespace(meta={"source": "london-faces/neutral"})]
     cfg = ExperimentConfig()  # default manifests: the sample set's same-session studio photos
     e1 = {"verification": {"eer": 0.0}, "rank1": 1.0}
-    sep = _genuine_pairs([0.2, 0.3, 0.45], [0.483, 0.6, 0.9], e1, cfg, SimpleNamespace(rows=rows),
-                         SimpleNamespace(rows=rows))
+    sep = _genuine_pairs(
+        [0.2, 0.3, 0.45], [0.483, 0.6, 0.9], e1, cfg, SimpleNamespace(rows=rows), SimpleNamespace(rows=rows)
+    )
     assert sep["quantiles"]["max"] == 0.45 and sep["closest_impostor"] == 0.483
-    assert sep["statement"].startswith("Every genuine pair (max 0.450) is closer than the closest impostor pair (0.483)")
+    assert sep["statement"].startswith(
+        "Every genuine pair (max 0.450) is closer than the closest impostor pair (0.483)"
+    )
     assert "follow from the set-up" in sep["statement"] and "2011 recogniser" in sep["statement"]
     assert "neutral" in sep["what"] and "smiling" in sep["what"]
-    mixed = _genuine_pairs([0.2, 0.5, 0.7], [0.483, 0.6], {"verification": {"eer": 0.2}, "rank1": 0.67}, cfg,
-                           SimpleNamespace(rows=rows), SimpleNamespace(rows=rows))
+    mixed = _genuine_pairs(
+        [0.2, 0.5, 0.7],
+        [0.483, 0.6],
+        {"verification": {"eer": 0.2}, "rank1": 0.67},
+        cfg,
+        SimpleNamespace(rows=rows),
+        SimpleNamespace(rows=rows),
+    )
     assert mixed["n_genuine_not_closer_than_closest_impostor"] == 2
     assert mixed["statement"].startswith("2 of 3 genuine pairs") and "Every" not in mixed["statement"]
 
@@ -182,8 +214,11 @@ def test_accretion_hand_case():
     e3, rows = _accretion(ExperimentConfig(), names, None, cand, dist, truth, mated, {})
     assert (e3["n_people_identified"], e3["n_mated_people"], e3["n_probes_identified"]) == (2, 2, 2)
     assert e3["n_identified"] == 2 and e3["people_identified"]["k"] == 2
-    assert e3["probe_share_per_identified_person"] == {"mean": pytest.approx((1 / 3 + 1) / 2),
-                                                       "min": pytest.approx(1 / 3), "median": pytest.approx(2 / 3)}
+    assert e3["probe_share_per_identified_person"] == {
+        "mean": pytest.approx((1 / 3 + 1) / 2),
+        "min": pytest.approx(1 / 3),
+        "median": pytest.approx(2 / 3),
+    }
     wp = e3["wrong_person"]
     assert wp["n_probes_wrong"] == 2
     assert (wp["nonmated"]["k"], wp["nonmated"]["n"], wp["mated"]["k"], wp["mated"]["n"]) == (1, 2, 1, 4)

@@ -8,14 +8,37 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privrisk.errors import ConfigError, EstimationError, ProfileError
-from privrisk.exposure import (INFERENCES, ExposureSettings, IdentificationCurves, MultiPhotoGain, change_options,
-                               estimate_irt, estimate_sensitivity, harden, link_probability, population_analysis,
-                               score, search_changes, single_changes, top_changes)
-from privrisk.profiles import (AUDIENCES, FIELDS, LEVELS, PRESETS, generate_profiles, load_profile,
-                               national_id_inference, profile_from_dict, rrn_check_digit)
+from privrisk.exposure import (
+    INFERENCES,
+    ExposureSettings,
+    IdentificationCurves,
+    MultiPhotoGain,
+    change_options,
+    estimate_irt,
+    estimate_sensitivity,
+    harden,
+    link_probability,
+    population_analysis,
+    score,
+    search_changes,
+    single_changes,
+    top_changes,
+)
+from privrisk.profiles import (
+    AUDIENCES,
+    FIELDS,
+    LEVELS,
+    PRESETS,
+    generate_profiles,
+    load_profile,
+    national_id_inference,
+    profile_from_dict,
+    rrn_check_digit,
+)
 
 SIZES = [100, 10_000, 1_000_000, 1_000_000_000]
 KINDS = ["measured", "simulated", "extrapolated", "extrapolated"]
@@ -26,10 +49,21 @@ def points_curve(rank10, spread=0.05, wrong=0.1, rank1=None, shots=None):
     pts = []
     for size, kind, r in zip(SIZES, KINDS, rank10):
         r1 = r * 0.8 if rank1 is None else rank1
-        pts.append({"gallery_size": size, "kind": kind, "rank1": r1, "rank1_range": [max(r1 - spread, 0), min(r1 + spread, 1)],
-                    "rank10": r, "rank10_range": [max(r - spread, 0), min(r + spread, 1)],
-                    "fpir_at_threshold": wrong, "fpir_range": [wrong / 2, wrong * 2],
-                    "wrong_top_under_threshold": wrong, "wrong_top_range": [wrong / 2, wrong * 2], "n_persons": 82})
+        pts.append(
+            {
+                "gallery_size": size,
+                "kind": kind,
+                "rank1": r1,
+                "rank1_range": [max(r1 - spread, 0), min(r1 + spread, 1)],
+                "rank10": r,
+                "rank10_range": [max(r - spread, 0), min(r + spread, 1)],
+                "fpir_at_threshold": wrong,
+                "fpir_range": [wrong / 2, wrong * 2],
+                "wrong_top_under_threshold": wrong,
+                "wrong_top_range": [wrong / 2, wrong * 2],
+                "n_persons": 82,
+            }
+        )
     c = {"measured": [], "predicted": {}, "points": pts}
     if shots:
         c["shots"] = shots
@@ -37,24 +71,44 @@ def points_curve(rank10, spread=0.05, wrong=0.1, rank1=None, shots=None):
 
 
 def curves_file(rank10, **kw) -> IdentificationCurves:
-    return IdentificationCurves({"offline_to_online/street": points_curve(rank10, **kw),
-                                 "online_to_online": points_curve([1.0, 1.0, 0.99, 0.97])}, source="test")
+    return IdentificationCurves(
+        {
+            "offline_to_online/street": points_curve(rank10, **kw),
+            "online_to_online": points_curve([1.0, 1.0, 0.99, 0.97]),
+        },
+        source="test",
+    )
 
 
 #: a measured gain: one capture finds 50% of 100 people, six find 80% (log-odds gain measurable)
-GAIN = MultiPhotoGain({"shots_in_e2": 3, "levels": {
-    "street": {"shots": [1, 2, 3, 4, 5, 6], "n_persons": 100, "rank1": [0.4, 0.5, 0.55, 0.6, 0.62, 0.64],
-               "rank10": [0.5, 0.6, 0.66, 0.7, 0.75, 0.8]},
-    "webcam": {"shots": [1, 2, 3], "n_persons": 100, "rank1": [1.0, 1.0, 1.0], "rank10": [1.0, 1.0, 1.0]}}},
-    source="test-gain")
+GAIN = MultiPhotoGain(
+    {
+        "shots_in_e2": 3,
+        "levels": {
+            "street": {
+                "shots": [1, 2, 3, 4, 5, 6],
+                "n_persons": 100,
+                "rank1": [0.4, 0.5, 0.55, 0.6, 0.62, 0.64],
+                "rank10": [0.5, 0.6, 0.66, 0.7, 0.75, 0.8],
+            },
+            "webcam": {"shots": [1, 2, 3], "n_persons": 100, "rank1": [1.0, 1.0, 1.0], "rank10": [1.0, 1.0, 1.0]},
+        },
+    },
+    source="test-gain",
+)
 CURVES = curves_file([0.9, 0.7, 0.5, 0.3])
 
 
 def old_curves(rate_at_large: float, rate_at_small: float = 1.0) -> IdentificationCurves:
     pts = [{"gallery_size": 100, "rank1": rate_at_small}, {"gallery_size": 1_000_000, "rank1": rate_at_large}]
     pred = {"gallery_size": [1_000_000, 1_000_000_000], "rank1": [rate_at_large, rate_at_large / 2]}
-    return IdentificationCurves({"online_to_online": {"measured": pts, "predicted": pred},
-                                 "offline_to_online/street": {"measured": pts, "predicted": pred}}, source="old")
+    return IdentificationCurves(
+        {
+            "online_to_online": {"measured": pts, "predicted": pred},
+            "offline_to_online/street": {"measured": pts, "predicted": pred},
+        },
+        source="old",
+    )
 
 
 def sc(profile, audience="stranger", curves=CURVES, **kw):
@@ -63,22 +117,38 @@ def sc(profile, audience="stranger", curves=CURVES, **kw):
 
 levels = st.sampled_from(LEVELS)
 profiles = st.builds(
-    lambda vis, pub, tag, name, travel, country, year, town: profile_from_dict({
-        "visibility": vis, "public_photos_with_face": pub, "tagged_photos_with_face": tag, "real_name_used": name,
-        "travel_plans_specific": travel, "birth_country": country, "birth_year": year, "hometown": town}),
-    st.fixed_dictionaries({f: levels for f in FIELDS}), st.integers(0, 30), st.integers(0, 30), st.booleans(),
-    st.booleans(), st.sampled_from(["US", "KR", "GB"]), st.integers(1940, 2022),
-    st.sampled_from([None, "Seoul", "Busan", "Daegu", "Nowhere"]))
+    lambda vis, pub, tag, name, travel, country, year, town: profile_from_dict(
+        {
+            "visibility": vis,
+            "public_photos_with_face": pub,
+            "tagged_photos_with_face": tag,
+            "real_name_used": name,
+            "travel_plans_specific": travel,
+            "birth_country": country,
+            "birth_year": year,
+            "hometown": town,
+        }
+    ),
+    st.fixed_dictionaries({f: levels for f in FIELDS}),
+    st.integers(0, 30),
+    st.integers(0, 30),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from(["US", "KR", "GB"]),
+    st.integers(1940, 2022),
+    st.sampled_from([None, "Seoul", "Busan", "Daegu", "Nowhere"]),
+)
 
 
 # --- properties ---------------------------------------------------------------------------------------
+
 
 @settings(max_examples=150, deadline=None)
 @given(profiles, st.sampled_from(list(FIELDS)), st.sampled_from(AUDIENCES))
 def test_more_visibility_never_lowers_the_score(profile, field, audience):
     current = LEVELS.index(profile.visibility[field])
     base = sc(profile, audience)
-    for higher in LEVELS[current + 1:]:
+    for higher in LEVELS[current + 1 :]:
         s = sc(profile.with_change(**{field: higher}), audience)
         assert s.score >= base.score - 1e-9
         assert s.score_range[0] >= base.score_range[0] - 1e-9 and s.score_range[1] >= base.score_range[1] - 1e-9
@@ -123,8 +193,9 @@ def test_no_double_counting(profile, audience):
 
 
 def test_travel_plans_and_home_location_are_not_counted_twice():
-    dated = profile_from_dict({"visibility": {"profile_photo": "public", "travel_plans": "public"},
-                               "travel_plans_specific": True})
+    dated = profile_from_dict(
+        {"visibility": {"profile_photo": "public", "travel_plans": "public"}, "travel_plans_specific": True}
+    )
     s = sc(dated, "friend")
     travel = next(p for p in s.parts if p.field == "travel_plans").points
     absence = next(p for p in s.inferences if p.field == "absence_from_home").points
@@ -137,6 +208,7 @@ def test_travel_plans_and_home_location_are_not_counted_twice():
 
 
 # --- P(linked) from the curves -------------------------------------------------------------------------
+
 
 def test_p_linked_reads_rank10_and_its_range_from_points():
     pt = CURVES.point("offline_to_online/street", 1_000_000_000)
@@ -170,8 +242,16 @@ def test_several_photos_are_not_independent_chances():
 
 
 def test_measured_gain_range_is_carried():
-    data = {"shots_in_e2": 3, "levels": {"street": {
-        "n_persons": 100, "rank10": [0.5, 0.6, 0.66], "rank10_gain_range": [[0, 0], [-0.1, 0.9], [0.3, 1.2]]}}}
+    data = {
+        "shots_in_e2": 3,
+        "levels": {
+            "street": {
+                "n_persons": 100,
+                "rank10": [0.5, 0.6, 0.66],
+                "rank10_gain_range": [[0, 0], [-0.1, 0.9], [0.3, 1.2]],
+            }
+        },
+    }
     gain = MultiPhotoGain(data, source="t")
     d, lo, hi, _ = gain.shift("street", 2)
     assert lo == 0.0 <= d <= hi == 0.9  # never below 0: a second photo cannot hurt
@@ -183,10 +263,25 @@ def test_measured_gain_range_is_carried():
 
 
 def test_gain_from_an_experiments_fusion_block():
-    results = {"experiments": {"offline_to_online": {"levels": {
-        "street": {"fusion": {"shots": 3, "n_mated": 82, "rank1_single": 0.5, "rank1_fused": 0.7,
-                              "rank1_single_ci95": [0.39, 0.61], "rank1_fused_ci95": [0.59, 0.8]}},
-        "far": {"fusion": {"shots": 3, "n_mated": 82, "rank1_single": None, "rank1_fused": None}}}}}}
+    results = {
+        "experiments": {
+            "offline_to_online": {
+                "levels": {
+                    "street": {
+                        "fusion": {
+                            "shots": 3,
+                            "n_mated": 82,
+                            "rank1_single": 0.5,
+                            "rank1_fused": 0.7,
+                            "rank1_single_ci95": [0.39, 0.61],
+                            "rank1_fused_ci95": [0.59, 0.8],
+                        }
+                    },
+                    "far": {"fusion": {"shots": 3, "n_mated": 82, "rank1_single": None, "rank1_fused": None}},
+                }
+            }
+        }
+    }
     gain = MultiPhotoGain.from_results(results, "r.json")
     assert gain.shots_in_e2 == 3 and "E2 fusion" in gain.source
     d3, lo3, hi3, how = gain.shift("street", 3)
@@ -208,8 +303,13 @@ def test_old_curve_files_fall_back_to_rank1_with_a_note():
     old = old_curves(0.5, 0.9)
     pt = old.point("offline_to_online/street", 1_000_000_000)
     assert pt.metric == "rank1" and pt.value == pytest.approx(0.25) and "rank-1 only" in pt.note
-    s = score(profile_from_dict({"visibility": {"profile_photo": "public", "phone": "public"}}), old, "stranger",
-              ExposureSettings(), GAIN)
+    s = score(
+        profile_from_dict({"visibility": {"profile_photo": "public", "phone": "public"}}),
+        old,
+        "stranger",
+        ExposureSettings(),
+        GAIN,
+    )
     assert s.link.k == 1 and any("rank-1 only" in n for n in s.link.notes)
     assert old.rank1("online_to_online", 10_000) == pytest.approx(0.9 + (0.5 - 0.9) * 0.5)
     with pytest.raises(ConfigError, match="not in"):
@@ -218,7 +318,10 @@ def test_old_curve_files_fall_back_to_rank1_with_a_note():
 
 def test_score_follows_the_curve_and_carries_its_range():
     profile = profile_from_dict({"visibility": {"profile_photo": "public", "phone": "public", "birth_date": "public"}})
-    low, high = sc(profile, curves=curves_file([0.9, 0.5, 0.2, 0.1])), sc(profile, curves=curves_file([1, .9, .9, .9]))
+    low, high = (
+        sc(profile, curves=curves_file([0.9, 0.5, 0.2, 0.1])),
+        sc(profile, curves=curves_file([1, 0.9, 0.9, 0.9])),
+    )
     assert low.score < high.score
     assert low.score_range[0] < low.score < low.score_range[1]
     assert low.score == pytest.approx(low.score_if_linked * low.link.p)
@@ -250,6 +353,7 @@ def test_malformed_curves_get_a_config_error():
 
 
 # --- changes -------------------------------------------------------------------------------------------
+
 
 def _brute_force(profile, audience, curves=CURVES):
     """The largest drop per setting over every set of up to 3 changes (drop = score's drop plus its
@@ -295,10 +399,22 @@ def test_every_suggested_change_matters():
 
 
 def test_hide_every_face_photo_comes_first_where_it_is_the_main_lever():
-    profile = profile_from_dict({"visibility": {"profile_photo": "public", "tagged_photos": "public",
-                                                "phone": "public", "birth_date": "public", "hometown": "public",
-                                                "current_city": "public", "workplace": "public"},
-                                 "tagged_photos_with_face": 1, "birth_country": "US", "birth_year": 1995})
+    profile = profile_from_dict(
+        {
+            "visibility": {
+                "profile_photo": "public",
+                "tagged_photos": "public",
+                "phone": "public",
+                "birth_date": "public",
+                "hometown": "public",
+                "current_city": "public",
+                "workplace": "public",
+            },
+            "tagged_photos_with_face": 1,
+            "birth_country": "US",
+            "birth_year": 1995,
+        }
+    )
     # two photos of the face, from two settings: hiding either one leaves the other to find you
     best = top_changes(profile, CURVES, "stranger", gain=GAIN)
     assert best[0].description.startswith("Hide every photo of your face from strangers")
@@ -320,14 +436,19 @@ def test_a_score_near_zero_with_a_wide_range_still_gets_suggestions():
 
 
 def test_single_changes_list_every_option():
-    profile = profile_from_dict({"visibility": {"profile_photo": "friends", "phone": "public", "interests": "public"},
-                                 "public_photos_with_face": 20})
+    profile = profile_from_dict(
+        {
+            "visibility": {"profile_photo": "friends", "phone": "public", "interests": "public"},
+            "public_photos_with_face": 20,
+        }
+    )
     changes = single_changes(profile, CURVES, gain=GAIN)
     assert changes[0].change == {"public_photos_with_face": 0} and changes[0].after == 0.0
     assert {tuple(c.change) for c in changes} >= {("phone",), ("interests",), ("real_name_used",)}
 
 
 # --- national ID ---------------------------------------------------------------------------------------
+
 
 def test_ssn_is_a_chance_by_birth_cohort():
     seen = {"birth_date", "hometown"}
@@ -339,10 +460,24 @@ def test_ssn_is_a_chance_by_birth_cohort():
     assert national_id_inference("US", 1960, seen).chance is None
     assert national_id_inference("US", 2012, seen).digits_predictable == 0
     assert national_id_inference("US", 1995, {"birth_date"}).digits_predictable == 0
-    s95 = sc(profile_from_dict({"visibility": {"profile_photo": "public", "birth_date": "public", "hometown": "public"},
-                                "birth_country": "US", "birth_year": 1995}))
-    s80 = sc(profile_from_dict({"visibility": {"profile_photo": "public", "birth_date": "public", "hometown": "public"},
-                                "birth_country": "US", "birth_year": 1980}))
+    s95 = sc(
+        profile_from_dict(
+            {
+                "visibility": {"profile_photo": "public", "birth_date": "public", "hometown": "public"},
+                "birth_country": "US",
+                "birth_year": 1995,
+            }
+        )
+    )
+    s80 = sc(
+        profile_from_dict(
+            {
+                "visibility": {"profile_photo": "public", "birth_date": "public", "hometown": "public"},
+                "birth_country": "US",
+                "birth_year": 1980,
+            }
+        )
+    )
     assert s95.score > s80.score and "44%-60%" in s95.national_id_text and "Acquisti" in s95.national_id.source
 
 
@@ -370,6 +505,7 @@ def test_national_id_keeps_the_fields_e3_reads():
 
 # --- profiles ------------------------------------------------------------------------------------------
 
+
 def test_profile_validation_names_field_and_allowed_values(tmp_path):
     with pytest.raises(ProfileError, match=r"visibility.phone: 'everyone' is not one of only_me, friends"):
         profile_from_dict({"visibility": {"phone": "everyone"}})
@@ -396,6 +532,7 @@ def test_example_profile_loads():
 
 # --- sensitivities -------------------------------------------------------------------------------------
 
+
 def test_irt_recovers_known_item_parameters():
     rng = np.random.default_rng(3)
     n_people, n_items = 3000, 12
@@ -417,8 +554,10 @@ def _latent_population(n, seed):
     alpha = rng.uniform(1.0, 2.0, len(FIELDS))
     theta = rng.standard_normal(n)
     shown = rng.random((n, len(FIELDS))) < 1 / (1 + np.exp(-alpha * (theta[:, None] - beta)))
-    people = [profile_from_dict({"visibility": {f: ("public" if s else "friends") for f, s in zip(FIELDS, row)}})
-              for row in shown]
+    people = [
+        profile_from_dict({"visibility": {f: ("public" if s else "friends") for f, s in zip(FIELDS, row)}})
+        for row in shown
+    ]
     return people, dict(zip(FIELDS, beta))
 
 
@@ -463,6 +602,7 @@ def test_presets_are_valid_and_ordered():
 
 # --- the command line ----------------------------------------------------------------------------------
 
+
 def test_cli_acceptance_platform_defaults(capsys):
     from privrisk.cli import main
 
@@ -484,21 +624,42 @@ def test_cli_reads_the_points_format_and_sensitivity_file(tmp_path, capsys):
     from privrisk.cli import main
 
     res = tmp_path / "results.json"
-    res.write_text(json.dumps({"scaling_detail": {"curves": {
-        "offline_to_online/street": points_curve([0.9, 0.7, 0.5, 0.3]),
-        "online_to_online": points_curve([1.0, 1.0, 0.99, 0.97])}}}))
+    res.write_text(
+        json.dumps(
+            {
+                "scaling_detail": {
+                    "curves": {
+                        "offline_to_online/street": points_curve([0.9, 0.7, 0.5, 0.3]),
+                        "online_to_online": points_curve([1.0, 1.0, 0.99, 0.97]),
+                    }
+                }
+            }
+        )
+    )
     sens = tmp_path / "sens.json"
     sens.write_text('{"real_name": 1.0}')
     assert main(["score", "--preset", "platform_defaults", "--json", "--results", str(res)]) == 0
     base = json.loads(capsys.readouterr().out)["scores"]["stranger"]
     assert base["top_k"] == 10 and base["wrong_person"] == pytest.approx(0.1)
-    assert main(["score", "--preset", "platform_defaults", "--json", "--results", str(res),
-                 "--sensitivity", str(sens)]) == 0
+    assert (
+        main(["score", "--preset", "platform_defaults", "--json", "--results", str(res), "--sensitivity", str(sens)])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["scores"]["stranger"]["score_if_linked"] > base["score_if_linked"]
-    res.write_text(json.dumps({"scaling_detail": {"curves": {
-        "offline_to_online/street": points_curve([0.9, 0.7, 0.5, 0.3])}},
-        "experiments": {"offline_to_online": {"levels": {"street": {"fusion": {
-            "shots": 3, "n_mated": 82, "rank1_single": 0.5, "rank1_fused": 0.7}}}}}}))
+    res.write_text(
+        json.dumps(
+            {
+                "scaling_detail": {"curves": {"offline_to_online/street": points_curve([0.9, 0.7, 0.5, 0.3])}},
+                "experiments": {
+                    "offline_to_online": {
+                        "levels": {
+                            "street": {"fusion": {"shots": 3, "n_mated": 82, "rank1_single": 0.5, "rank1_fused": 0.7}}
+                        }
+                    }
+                },
+            }
+        )
+    )
     assert main(["score", "--preset", "platform_defaults", "--json", "--results", str(res)]) == 0
     assert "E2 fusion" in json.loads(capsys.readouterr().out)["multi_photo_gain"]
     sens.write_text('{"real_name": "high"}')
@@ -510,14 +671,29 @@ def test_cli_explains_national_ids_in_plain_words(tmp_path, capsys):
     from privrisk.cli import main
 
     kr = tmp_path / "kr.json"
-    kr.write_text(json.dumps({"visibility": {"profile_photo": "public", "birth_date": "public", "hometown": "public"},
-                              "birth_country": "KR", "birth_year": 1990, "hometown": "Seoul"}))
+    kr.write_text(
+        json.dumps(
+            {
+                "visibility": {"profile_photo": "public", "birth_date": "public", "hometown": "public"},
+                "birth_country": "KR",
+                "birth_year": 1990,
+                "hometown": "Seoul",
+            }
+        )
+    )
     assert main(["score", str(kr)]) == 0
     out = capsys.readouterr().out
     assert "KR RRN" in out and "check digit" in out and "9,000" in out
     us = tmp_path / "us.json"
-    us.write_text(json.dumps({"visibility": {"profile_photo": "public", "birth_date": "public", "hometown": "public"},
-                              "birth_country": "US", "birth_year": 1980}))
+    us.write_text(
+        json.dumps(
+            {
+                "visibility": {"profile_photo": "public", "birth_date": "public", "hometown": "public"},
+                "birth_country": "US",
+                "birth_year": 1980,
+            }
+        )
+    )
     assert main(["score", str(us)]) == 0
     out = capsys.readouterr().out
     assert "7%" in out and "chance" in out

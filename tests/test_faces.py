@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from helpers import encode_image, noise_image
 from privrisk import index as faiss_index
 from privrisk.config import FaceSettings
 from privrisk.faces import detect_faces
 from privrisk.images import load_image
-
-from helpers import encode_image, noise_image
-from PIL import Image
 
 
 class PassCountingModel:

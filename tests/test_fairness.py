@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 from privrisk.errors import PrivriskError
-from privrisk.fairness import (SMALL_FLAG, analyse, clopper_pearson_one_sided, group_labels, same_cross_table,
-                               group_rates_from_replicates, plain_words, scan_pairs, tail_check)
-
+from privrisk.fairness import (
+    SMALL_FLAG,
+    analyse,
+    clopper_pearson_one_sided,
+    group_labels,
+    group_rates_from_replicates,
+    plain_words,
+    same_cross_table,
+    scan_pairs,
+    tail_check,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,17 +35,29 @@ def _line(xs) -> np.ndarray:
 # from every threshold (0.45, 0.5, 0.55, 0.6).
 GALLERY = [("s1", 0.0), ("s2", 0.5), ("s3", 1.0), ("s4", 3.0), ("s4", 0.2), ("s5", 10.0)]
 PROBES = [("s1", 0.1), ("s2", 0.57), ("s3", 1.07), ("s4", 3.2), ("s5", 10.7)]
-ATTRS = {"s1": {"gender": "f", "ethnicity": "white"}, "s2": {"gender": "f", "ethnicity": "white"},
-         "s3": {"gender": "m", "ethnicity": "white"}, "s4": {"gender": "m", "ethnicity": "black"},
-         "s5": {"gender": "f", "ethnicity": "black"}}
+ATTRS = {
+    "s1": {"gender": "f", "ethnicity": "white"},
+    "s2": {"gender": "f", "ethnicity": "white"},
+    "s3": {"gender": "m", "ethnicity": "white"},
+    "s4": {"gender": "m", "ethnicity": "black"},
+    "s5": {"gender": "f", "ethnicity": "black"},
+}
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return analyse(_line([x for _, x in PROBES]), [s for s, _ in PROBES], _line([x for _, x in GALLERY]),
-                   [s for s, _ in GALLERY], ATTRS, n_boot=300, seed=3, small_subjects=3,
-                   e2_shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
-                   e2_rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])})
+    return analyse(
+        _line([x for _, x in PROBES]),
+        [s for s, _ in PROBES],
+        _line([x for _, x in GALLERY]),
+        [s for s, _ in GALLERY],
+        ATTRS,
+        n_boot=300,
+        seed=3,
+        small_subjects=3,
+        e2_shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
+        e2_rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])},
+    )
 
 
 def _counts(cell):
@@ -70,7 +90,7 @@ def test_tiny_gallery_combined_attribute(tiny):
     fw = c["fmr"]["f / white"]
     assert _counts(fw["same"]["0.6"]) == (2, 2) and _counts(fw["cross"]["0.6"]) == (3, 8)
     # all events in the cell: one-sided exact lower bound on 2 subjects
-    assert fw["same"]["0.6"]["ci95"] == pytest.approx([0.05 ** 0.5, 1.0])
+    assert fw["same"]["0.6"]["ci95"] == pytest.approx([0.05**0.5, 1.0])
     assert "Clopper-Pearson" in fw["same"]["0.6"]["ci_method"]
     mw = c["fmr"]["m / white"]
     assert _counts(mw["same"]["0.6"]) == (0, 0) and mw["same"]["0.6"]["rate"] is None
@@ -90,11 +110,11 @@ def test_tiny_gallery_fnmr_fpir_and_e2(tiny):
     # nearest other person: s1 0.1, s2 0.37, s3 0.57, s4 2.2, s5 far
     assert _counts(g["fpir"]["f"]["0.6"]) == (2, 3) and _counts(g["fpir"]["m"]["0.6"]) == (1, 2)
     assert _counts(g["fpir"]["m"]["0.45"]) == (0, 2)
-    assert g["fpir"]["m"]["0.45"]["ci95"] == pytest.approx([0.0, 1 - 0.05 ** 0.5])
+    assert g["fpir"]["m"]["0.45"]["ci95"] == pytest.approx([0.0, 1 - 0.05**0.5])
     # E2 shots: s1 at 0.3 and 0.9 from its photo, s3 at 0.8
     assert _counts(g["fnmr_e2"]["blur"]["f"]["0.6"]) == (1, 2) and _counts(g["fnmr_e2"]["blur"]["m"]["0.6"]) == (1, 1)
     assert _counts(g["e2_rank1"]["blur"]["f"]) == (1, 2) and _counts(g["e2_rank1"]["blur"]["m"]) == (2, 2)
-    assert g["e2_rank1"]["blur"]["m"]["ci95"] == pytest.approx([0.05 ** 0.5, 1.0])
+    assert g["e2_rank1"]["blur"]["m"]["ci95"] == pytest.approx([0.05**0.5, 1.0])
 
 
 def test_intervals_contain_the_rate_and_small_cells_are_flagged(tiny):
@@ -122,35 +142,55 @@ def test_fmr_ratio_highest_over_lowest(tiny):
 def test_same_cross_table_and_seeded(tiny):
     rows = same_cross_table(tiny)
     assert {r["attribute"] for r in rows} == {"gender+ethnicity"}
-    again = analyse(_line([x for _, x in PROBES]), [s for s, _ in PROBES], _line([x for _, x in GALLERY]),
-                    [s for s, _ in GALLERY], ATTRS, n_boot=300, seed=3, small_subjects=3,
-                    e2_shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
-                    e2_rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])})
+    again = analyse(
+        _line([x for _, x in PROBES]),
+        [s for s, _ in PROBES],
+        _line([x for _, x in GALLERY]),
+        [s for s, _ in GALLERY],
+        ATTRS,
+        n_boot=300,
+        seed=3,
+        small_subjects=3,
+        e2_shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
+        e2_rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])},
+    )
     assert again == tiny
 
 
 def test_without_group_columns_the_result_says_so():
-    res = analyse(_line([0.0, 1.0]), ["a", "b"], _line([0.1, 1.1]), ["a", "b"], {"a": {}, "b": {"age": "30"}},
-                  n_boot=50)
+    res = analyse(
+        _line([0.0, 1.0]), ["a", "b"], _line([0.1, 1.1]), ["a", "b"], {"a": {}, "b": {"age": "30"}}, n_boot=50
+    )
     assert res["attributes"] == {} and "cannot be measured" in res["note"]
 
 
 def test_other_group_columns_from_config():
     attrs = {"a": {"site": "x"}, "b": {"site": "x"}, "c": {"site": "y"}}
-    res = analyse(_line([0.0, 0.3, 5.0]), ["a", "b", "c"], _line([0.05, 0.35, 5.05]), ["a", "b", "c"], attrs,
-                  columns=["site", "gender"], n_boot=50)
+    res = analyse(
+        _line([0.0, 0.3, 5.0]),
+        ["a", "b", "c"],
+        _line([0.05, 0.35, 5.05]),
+        ["a", "b", "c"],
+        attrs,
+        columns=["site", "gender"],
+        n_boot=50,
+    )
     assert list(res["attributes"]) == ["site"]  # gender is absent; no combination of one column
     assert _counts(res["attributes"]["site"]["fmr"]["x"]["same"]["0.6"]) == (2, 2)
 
 
 def test_group_labels_unknown_and_combined():
-    labels = group_labels(["a", "b", "c"], {"a": {"gender": "f", "ethnicity": ""}, "b": {"gender": "m"},
-                                            "c": {"ethnicity": "black"}}, ["gender", "ethnicity"])
+    labels = group_labels(
+        ["a", "b", "c"],
+        {"a": {"gender": "f", "ethnicity": ""}, "b": {"gender": "m"}, "c": {"ethnicity": "black"}},
+        ["gender", "ethnicity"],
+    )
     assert list(labels["gender"]) == ["f", "m", "unknown"]
     assert list(labels["gender+ethnicity"]) == ["f / unknown", "m / unknown", "unknown / black"]
     # a column nobody filled in is left out, and one column has no combination
-    only = group_labels(["a", "b"], {"a": {"gender": "f", "ethnicity": ""}, "b": {"gender": "m"}},
-                        ["gender", "ethnicity"])
+    only = group_labels(
+        ["a", "b"], {"a": {"gender": "f", "ethnicity": ""}, "b": {"gender": "m"}}, ["gender", "ethnicity"]
+    )
     assert list(only) == ["gender"]
 
 
@@ -189,8 +229,11 @@ def test_sample_set_same_group_vs_cross_group_fmr(london, session_cache):
         m = read_manifest(sample_manifest(kind), london)
         res = embed_batch([r.image for r in m.rows], cache=session_cache, workers=1)
         ok = [(r, x) for r, x in zip(m.rows, res) if x.ok]
-        sets[kind] = (np.array([x.faces[0].embedding for _, x in ok]), [r.subject_id for r, _ in ok],
-                      {r.subject_id: r.meta for r, _ in ok})
+        sets[kind] = (
+            np.array([x.faces[0].embedding for _, x in ok]),
+            [r.subject_id for r, _ in ok],
+            {r.subject_id: r.meta for r, _ in ok},
+        )
     (gv, gs, gmeta), (pv, ps, _) = sets["neutral"], sets["smiling"]
     result = analyse(pv, ps, gv, gs, gmeta, n_boot=1000, seed=2011)
     cells = {r["split"]: r for r in same_cross_table(result) if r["threshold"] == 0.6}
@@ -212,9 +255,16 @@ def test_sample_set_same_group_vs_cross_group_fmr(london, session_cache):
 def test_tail_check_against_synthetic_predictions(tiny):
     # gender at 0.6: f 5/15, m 1/9 (real intervals from the bootstrap / exact bound)
     real_f = tiny["attributes"]["gender"]["fmr"]["f"]["all"]["0.6"]
-    pred = {"thresholds": [0.6, 0.45], "by_group": {
-        "f": {"rate": [real_f["rate"], 0.2], "rate_ci95": [[real_f["rate"] * 0.9, real_f["rate"] * 1.1], [0.1, 0.3]]},
-        "m": {"rate": [0.9, 1e-6], "rate_ci95": [[0.85, 0.95], [0.0, 1e-6]]}}}
+    pred = {
+        "thresholds": [0.6, 0.45],
+        "by_group": {
+            "f": {
+                "rate": [real_f["rate"], 0.2],
+                "rate_ci95": [[real_f["rate"] * 0.9, real_f["rate"] * 1.1], [0.1, 0.3]],
+            },
+            "m": {"rate": [0.9, 1e-6], "rate_ci95": [[0.85, 0.95], [0.0, 1e-6]]},
+        },
+    }
     check = tail_check(tiny, "gender", pred, tail_model="synthetic")
     verdict = {(r["group"], r["threshold"]): r["verdict"] for r in check["rows"]}
     assert verdict[("f", 0.6)] == "within"
@@ -228,7 +278,9 @@ def test_tail_check_against_synthetic_predictions(tiny):
     hand = {"attributes": {"g": {"fmr": {"a": {"all": {"0.6": cell}}}}}}
     low = tail_check(hand, "g", {"thresholds": [0.6], "by_group": {"a": {"rate": [1e-5]}}})
     assert low["rows"][0]["verdict"] == "model too low" and not low["all_within"]
-    ok = tail_check(hand, "g", {"thresholds": [0.6], "by_group": {"a": {"rate": [0.01], "rate_ci95": [[0.005, 0.021]]}}})
+    ok = tail_check(
+        hand, "g", {"thresholds": [0.6], "by_group": {"a": {"rate": [0.01], "rate_ci95": [[0.005, 0.021]]}}}
+    )
     assert ok["rows"][0]["verdict"] == "within" and ok["all_within"]
     with pytest.raises(PrivriskError, match="no real cells"):
         tail_check(tiny, "gender", {"thresholds": [0.6], "by_group": {"x": {"rate": [0.1]}}})
@@ -267,13 +319,17 @@ def test_tail_model_checked_group_by_group():
     res = analyse(probes, subjects, gallery, subjects, attrs, columns=["group"], n_boot=200, seed=1)
     check = tail_check_cross_validated(res, probes, subjects, gallery, subjects, attrs, n_boot=20, seed=2)
     c = check["by_attribute"]["group"]
-    assert {(r["group"], r["threshold"]) for r in c["rows"]} == {(g, t) for g in ("tight", "loose")
-                                                                 for t in res["thresholds"]}
-    assert all(r["verdict"] in ("within", "model too low", "model too high", "not judged (no pair on either side)")
-               for r in c["rows"])
+    assert {(r["group"], r["threshold"]) for r in c["rows"]} == {
+        (g, t) for g in ("tight", "loose") for t in res["thresholds"]
+    }
+    assert all(
+        r["verdict"] in ("within", "model too low", "model too high", "not judged (no pair on either side)")
+        for r in c["rows"]
+    )
     assert all(0 <= r["model_ci95"][0] <= r["model_rate"] <= r["model_ci95"][1] <= 1 for r in c["rows"])
-    assert c["all_within"] == all(r["verdict"] != "model too low" and r["verdict"] != "model too high"
-                                  for r in c["rows"])
+    assert c["all_within"] == all(
+        r["verdict"] != "model too low" and r["verdict"] != "model too high" for r in c["rows"]
+    )
 
 
 def test_plain_words_says_who_and_how_often(tiny):

@@ -8,14 +8,13 @@ import time
 import numpy as np
 import pytest
 
+from helpers import ROOT, write_png
 from privrisk.config import FaceSettings, GallerySettings
 from privrisk.embeddings import EmbeddingCache, embed_batch
 from privrisk.errors import GalleryError
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.manifest import read_manifest
 from privrisk.matching import match_images
-
-from helpers import ROOT, write_png
 
 
 def test_build_and_match_synthetic(tmp_path, synthetic_set, fake_model):
@@ -35,7 +34,9 @@ def test_missing_and_faceless_images_are_skipped_with_reasons(tmp_path, syntheti
     root, manifest = synthetic_set
     write_png(root / "blank.png", np.full((32, 32, 3), 128, np.uint8))
     (root / "bad.jpg").write_text("not an image")
-    manifest.write_text(manifest.read_text() + "X,missing.png,yes\nY,blank.png,yes\nZ,bad.jpg,yes\nW,gallery/000.png,no\n")
+    manifest.write_text(
+        manifest.read_text() + "X,missing.png,yes\nY,blank.png,yes\nZ,bad.jpg,yes\nW,gallery/000.png,no\n"
+    )
     report = build_gallery(read_manifest(manifest), tmp_path / "g", model=fake_model, workers=1)
     assert report.added == 10
     reasons = {os.path.basename(i): r for i, r in report.skipped}
@@ -74,8 +75,9 @@ def test_settings_mismatch_is_refused(tmp_path, synthetic_set, fake_model):
     _, manifest = synthetic_set
     build_gallery(read_manifest(manifest), tmp_path / "g", model=fake_model, workers=1)
     with pytest.raises(GalleryError, match="other face settings"):
-        build_gallery(read_manifest(manifest), tmp_path / "g", face_settings=FaceSettings(upsample=2),
-                      model=fake_model, workers=1)
+        build_gallery(
+            read_manifest(manifest), tmp_path / "g", face_settings=FaceSettings(upsample=2), model=fake_model, workers=1
+        )
     with pytest.raises(GalleryError, match="no gallery here"):
         Gallery.open(tmp_path / "elsewhere")
 
@@ -83,8 +85,13 @@ def test_settings_mismatch_is_refused(tmp_path, synthetic_set, fake_model):
 @pytest.mark.parametrize("index_type", ["flat", "ivf", "hnsw"])
 def test_index_types_find_the_right_subject(tmp_path, synthetic_set, fake_model, index_type):
     root, manifest = synthetic_set
-    build_gallery(read_manifest(manifest), tmp_path / "g", settings=GallerySettings(index_type=index_type),
-                  model=fake_model, workers=1)
+    build_gallery(
+        read_manifest(manifest),
+        tmp_path / "g",
+        settings=GallerySettings(index_type=index_type),
+        model=fake_model,
+        workers=1,
+    )
     with Gallery.open(tmp_path / "g") as g:
         matches = match_images(g, sorted((root / "probe").glob("*.png")), model=fake_model, workers=1)
     assert sum(m.best.subject_id == f"{i:03d}" for i, m in enumerate(matches)) == 10
@@ -98,6 +105,7 @@ def test_embedding_cache_notices_replaced_image(tmp_path, synthetic_set, fake_mo
     assert not first.cached
     assert embed_batch([img], model=fake_model, cache=cache, workers=1)[0].cached
     import shutil
+
     shutil.copy(root / "gallery" / "001.png", img)
     third = embed_batch([img], model=fake_model, cache=cache, workers=1)[0]
     assert not third.cached and third.sha256 != first.sha256

@@ -6,18 +6,17 @@ work (pixels decoded, rows parsed), which a busy machine cannot fail; timings li
 """
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import ImageFile
-from hypothesis import HealthCheck, given, settings, strategies as st
 
+import hostile
 from privrisk.config import from_dict
 from privrisk.errors import ConfigError, ImageError, ManifestError, PrivriskError, ProfileError
 from privrisk.experiment import ExperimentConfig, load_config
 from privrisk.images import load_image
 from privrisk.manifest import read_manifest
 from privrisk.profiles import load_profile, profile_from_dict
-
-import hostile
-
 
 
 @pytest.fixture
@@ -54,8 +53,13 @@ def check_one(fn, path, allowed):
 
 
 def test_corpus_has_at_least_40_items():
-    total = len(hostile.image_items(None)) + len(hostile.manifest_items()) + len(hostile.config_items()) \
-        + len(hostile.profile_items()) + 2
+    total = (
+        len(hostile.image_items(None))
+        + len(hostile.manifest_items())
+        + len(hostile.config_items())
+        + len(hostile.profile_items())
+        + 2
+    )
     assert total >= 40
 
 
@@ -73,13 +77,39 @@ def test_hostile_images_load_or_fail_clearly(tmp_path, london, decoded):
     assert all(not decodes[n] for n in ("bomb.png", "bomb-wide.png")), decodes
     assert max((px for d in decodes.values() for px in d), default=0) <= DEFAULT_MAX_PIXELS
     refused = {n for n, o in outcomes.items() if o != "ok"}
-    must_refuse = {"truncated.jpg", "truncated.png", "zero.jpg", "text.jpg", "page.jpg", "gif-header-js.gif",
-                   "bomb.png", "bomb-wide.png", "pdf.jpg", "ico.jpg", "bad-bmp.bmp", "webp-truncated.webp",
-                   "fifo.jpg", "folder.jpg"}
+    must_refuse = {
+        "truncated.jpg",
+        "truncated.png",
+        "zero.jpg",
+        "text.jpg",
+        "page.jpg",
+        "gif-header-js.gif",
+        "bomb.png",
+        "bomb-wide.png",
+        "pdf.jpg",
+        "ico.jpg",
+        "bad-bmp.bmp",
+        "webp-truncated.webp",
+        "fifo.jpg",
+        "folder.jpg",
+    }
     assert must_refuse <= refused, must_refuse - refused
-    must_load = {"cmyk.jpg", "grey16.png", "palette-transparent.png", "animated.gif", "exif-bogus.jpg",
-                 "exif-zero.jpg", "exif-rotate.jpg", "polyglot.png", "tiny-1x1.png", "aspect-10000x1.png",
-                 "wide-10000.jpg", "one-face.jpg", "twenty-faces.jpg", "no-face.png"}
+    must_load = {
+        "cmyk.jpg",
+        "grey16.png",
+        "palette-transparent.png",
+        "animated.gif",
+        "exif-bogus.jpg",
+        "exif-zero.jpg",
+        "exif-rotate.jpg",
+        "polyglot.png",
+        "tiny-1x1.png",
+        "aspect-10000x1.png",
+        "wide-10000.jpg",
+        "one-face.jpg",
+        "twenty-faces.jpg",
+        "no-face.png",
+    }
     assert not (must_load & refused), must_load & refused
 
 
@@ -114,8 +144,14 @@ def test_hostile_manifests(tmp_path):
     outcomes = {p.name: check_one(read_manifest, p, ManifestError) for p in paths}
     for name in ("m-missing-columns.csv", "m-latin1.csv", "m-empty.csv", "m-binary.csv"):
         assert outcomes[name] != "ok", name
-    for name, bad in (("m-duplicate.csv", 1), ("m-absolute.csv", 1), ("m-dotdot.csv", 1), ("m-nul.csv", 1),
-                      ("m-extra-cells.csv", 1), ("m-no-consent.csv", 2)):
+    for name, bad in (
+        ("m-duplicate.csv", 1),
+        ("m-absolute.csv", 1),
+        ("m-dotdot.csv", 1),
+        ("m-nul.csv", 1),
+        ("m-extra-cells.csv", 1),
+        ("m-no-consent.csv", 2),
+    ):
         assert outcomes[name] == "ok"
         assert len(read_manifest(tmp_path / name).refused) == bad, name
     assert len(read_manifest(tmp_path / "m-100k.csv").rows) == 100_000
@@ -152,8 +188,7 @@ def test_fuzz_loader_random_bytes(data):
 
 
 @FUZZ
-@given(st.integers(0, 2**32 - 1), st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"]),
-       st.integers(1, 30))
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"]), st.integers(1, 30))
 def test_fuzz_loader_mutated_images(seed, fmt, flips):
     data = hostile._flip(hostile._encode(hostile._rgb(64, 48, seed % 7), fmt), seed, n=flips)
     try:
@@ -182,11 +217,14 @@ def test_fuzz_manifest_text(tmp_path_factory, text):
     assert len({(r.subject_id, str(r.image)) for r in m.rows}) == len(m.rows)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
-                           | st.text(max_size=12), lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
-config_keys = st.sampled_from(["seed", "unseen_share", "top_k", "fpir", "bootstrap", "workers", "faces", "offline",
-                               "scaling", "gallery", "bogus"])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+config_keys = st.sampled_from(
+    ["seed", "unseen_share", "top_k", "fpir", "bootstrap", "workers", "faces", "offline", "scaling", "gallery", "bogus"]
+)
 
 
 @FUZZ
@@ -207,9 +245,23 @@ def test_fuzz_config(data):
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["visibility", "public_photos_with_face", "tagged_photos_with_face",
-                                        "real_name_used", "birth_country", "birth_year", "x"]), json_values,
-                       max_size=5))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "visibility",
+                "public_photos_with_face",
+                "tagged_photos_with_face",
+                "real_name_used",
+                "birth_country",
+                "birth_year",
+                "x",
+            ]
+        ),
+        json_values,
+        max_size=5,
+    )
+)
 def test_fuzz_profile(data):
     from privrisk.profiles import FIELDS, LEVELS
 

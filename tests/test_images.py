@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import encode_image, noise_image
 from privrisk.errors import ImageError, ImageTooLarge
 from privrisk.images import load_image
-
-from helpers import encode_image, noise_image
 
 
 def rgb_image(w=120, h=80):
@@ -38,7 +37,7 @@ def test_gif_first_frame_is_used():
 def test_colour_modes_convert_to_rgb(mode):
     base = rgb_image()
     if mode == "I;16":
-        arr = (np.asarray(base.convert("L"), np.uint16) * 257)
+        arr = np.asarray(base.convert("L"), np.uint16) * 257
         img = Image.fromarray(arr)
         fmt = "PNG"
     else:
@@ -122,10 +121,14 @@ def test_corrupt_png_is_refused():
 
 def _bomb_png(w: int, h: int) -> bytes:
     """A tiny PNG whose header declares w x h pixels."""
+
     def chunk(tag, body):
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb_refused_from_the_header(monkeypatch):
@@ -159,6 +162,7 @@ def test_content_hash_changes_with_content():
 
 
 # --- Netpbm: the classic research face sets (e.g. 92x112 8-bit PGM) -----------------------------------
+
 
 def _pgm(w: int, h: int, pixels: bytes, maxval: int = 255, magic: bytes = b"P5") -> bytes:
     return magic + f"\n{w} {h}\n{maxval}\n".encode() + pixels

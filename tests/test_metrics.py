@@ -86,6 +86,7 @@ def test_rank_subjects_collapses_faces_to_subjects():
 
 # --- intervals: hand-computed and textbook values -------------------------------------------------
 
+
 def test_clopper_pearson_all_hits_is_exact():
     # k = n: the lower end solves p^n = 0.025, so 82 of 82 gives 0.025 ** (1/82) = 0.9560
     lo, hi = metrics.clopper_pearson(82, 82)
@@ -95,20 +96,23 @@ def test_clopper_pearson_all_hits_is_exact():
     assert metrics.clopper_pearson(1, 29)[0] == pytest.approx(1 - 0.975 ** (1 / 29), abs=1e-9)
 
 
-@pytest.mark.parametrize("k, n, wilson, exact", [
-    # Newcombe (1998), Statistics in Medicine 17:857, Table I: methods 3 (Wilson) and 5 (exact)
-    (81, 263, (0.2553, 0.3662), (0.2527, 0.3676)),
-    (15, 148, (0.0624, 0.1605), (0.0578, 0.1617)),
-    (0, 20, (0.0, 0.1611), (0.0, 0.1684)),
-    (1, 29, (0.0061, 0.1718), (0.0009, 0.1776)),
-])
+@pytest.mark.parametrize(
+    "k, n, wilson, exact",
+    [
+        # Newcombe (1998), Statistics in Medicine 17:857, Table I: methods 3 (Wilson) and 5 (exact)
+        (81, 263, (0.2553, 0.3662), (0.2527, 0.3676)),
+        (15, 148, (0.0624, 0.1605), (0.0578, 0.1617)),
+        (0, 20, (0.0, 0.1611), (0.0, 0.1684)),
+        (1, 29, (0.0061, 0.1718), (0.0009, 0.1776)),
+    ],
+)
 def test_wilson_and_exact_against_newcombe(k, n, wilson, exact):
     assert metrics.wilson(k, n) == pytest.approx(wilson, abs=6e-5)
     assert metrics.clopper_pearson(k, n) == pytest.approx(exact, abs=6e-5)
 
 
 def test_wilson_zero_of_twenty_by_hand():
-    z2 = 1.959964 ** 2  # upper end (z^2/2 + z*sqrt(z^2/4)) / (n + z^2) = z^2 / (n + z^2)
+    z2 = 1.959964**2  # upper end (z^2/2 + z*sqrt(z^2/4)) / (n + z^2) = z^2 / (n + z^2)
     assert metrics.wilson(0, 20)[1] == pytest.approx(z2 / (20 + z2), abs=1e-6)
 
 
@@ -143,16 +147,21 @@ def test_tpir_at_fpir_says_when_the_sample_cannot_resolve_the_target():
 
 # --- weighted curves and the subject bootstrap ------------------------------------------------------
 
+
 def test_weights_count_pairs_that_many_times():
     g, i = [0.1, 0.3, 0.45], [0.35, 0.5, 0.6, 0.7]
     assert metrics.eer(g, i, [1, 1, 1], [1, 1, 1, 1]) == metrics.eer(g, i)
     # weight 2 on the second genuine pair and 3 on the first impostor pair = duplicating them
     assert metrics.eer(g, i, [1, 2, 1], [3, 1, 1, 1]) == pytest.approx(
-        metrics.eer([0.1, 0.3, 0.3, 0.45], [0.35, 0.35, 0.35, 0.5, 0.6, 0.7]))
+        metrics.eer([0.1, 0.3, 0.3, 0.45], [0.35, 0.35, 0.35, 0.5, 0.6, 0.7])
+    )
     assert metrics.tar_at_far(g, i, 0.5, [1, 2, 1], [3, 1, 1, 1]) == pytest.approx(
-        metrics.tar_at_far([0.1, 0.3, 0.3, 0.45], [0.35, 0.35, 0.35, 0.5, 0.6, 0.7], 0.5))
+        metrics.tar_at_far([0.1, 0.3, 0.3, 0.45], [0.35, 0.35, 0.35, 0.5, 0.6, 0.7], 0.5)
+    )
     # weight 0 removes a pair: without the impostor at 0.35 the genuine 0.3 is below every impostor
-    assert metrics.tar_at_far(g, i, 0.0, None, [0, 1, 1, 1]) == 1.0 and metrics.tar_at_far(g, i, 0.0) == pytest.approx(2 / 3)
+    assert metrics.tar_at_far(g, i, 0.0, None, [0, 1, 1, 1]) == 1.0 and metrics.tar_at_far(g, i, 0.0) == pytest.approx(
+        2 / 3
+    )
 
 
 def _pairs(genuine_by_subject, impostor_by_pair):
@@ -195,7 +204,8 @@ def test_bootstrap_tpir_rechooses_the_threshold():
     # one non-mated subject is very close (0.3): at FPIR 1% the threshold is 0.3 and no mated probe
     # (all at 0.5) passes. Resamples without that subject move the threshold to 0.9: TPIR 1.
     nonmated = [0.3] + [0.9] * 9
-    ci = metrics.bootstrap_tpir([1] * 6, [0.5] * 6, list("abcdef"), nonmated, list(range(10)), [0.01],
-                                n_boot=500, seed=2)
+    ci = metrics.bootstrap_tpir(
+        [1] * 6, [0.5] * 6, list("abcdef"), nonmated, list(range(10)), [0.01], n_boot=500, seed=2
+    )
     assert metrics.tpir_at_fpir([1] * 6, [0.5] * 6, nonmated, 0.01)["tpir"] == 0.0
     assert ci["0.01"] == [0.0, 1.0]

@@ -8,7 +8,6 @@ from importlib import metadata
 import pytest
 
 
-
 def run_py(code: str, *extra_path: str) -> subprocess.CompletedProcess:
     env_path = ":".join(extra_path)
     code = textwrap.dedent(code)
@@ -35,15 +34,19 @@ def _fake_package(tmp_path, body: str):
     return str(tmp_path)
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("print('Please install face_recognition_models'); quit()", "tried to exit the interpreter"),
-    ("import pkg_resources_is_gone as pkg_resources", "cannot import the face model"),
-    ("raise ImportError('No module named pkg_resources', name='pkg_resources')", "pkg_resources"),
-    ("raise RuntimeError('Unable to open shape_predictor_68_face_landmarks.dat')", "weights"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("print('Please install face_recognition_models'); quit()", "tried to exit the interpreter"),
+        ("import pkg_resources_is_gone as pkg_resources", "cannot import the face model"),
+        ("raise ImportError('No module named pkg_resources', name='pkg_resources')", "pkg_resources"),
+        ("raise RuntimeError('Unable to open shape_predictor_68_face_landmarks.dat')", "weights"),
+    ],
+)
 def test_broken_model_package_is_a_clear_exception_not_an_exit(tmp_path, body, expected):
     path = _fake_package(tmp_path, body)
-    out = run_py("""
+    out = run_py(
+        """
         import privrisk.models as m
         from privrisk.errors import ModelUnavailable
         try:
@@ -51,7 +54,9 @@ def test_broken_model_package_is_a_clear_exception_not_an_exit(tmp_path, body, e
         except ModelUnavailable as exc:
             print("CAUGHT:", exc)
         print("still alive")
-    """, path)
+    """,
+        path,
+    )
     assert "still alive" in out.stdout, out.stderr
     assert "CAUGHT:" in out.stdout and expected in out.stdout
 
@@ -72,6 +77,7 @@ def test_models_package_does_not_use_pkg_resources():
 
 def test_lockfile_overrides_source_dlib():
     import tomllib
+
     from helpers import ROOT
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())

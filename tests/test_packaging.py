@@ -92,8 +92,14 @@ def test_fresh_copy_runs_the_demo_with_nothing_beside_it(tmp_path_factory):
     assert not (base / "shared").exists()
     (project / "small.toml").write_text(SMALL_CONFIG)
     env = _clean_env(PYTHONPATH=str(project / "src"), PRIVRISK_CACHE_DIR=str(base / "cache"))
-    out = subprocess.run([sys.executable, "-m", "privrisk.cli", "demo", "--config", "small.toml", "--out", "run",
-                          "--quiet"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-m", "privrisk.cli", "demo", "--config", "small.toml", "--out", "run", "--quiet"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((project / "run" / "results.json").read_text())
     assert Path(results["dataset"]["root"]).resolve() == (project / "sample_data").resolve()
@@ -112,13 +118,21 @@ def _uv() -> list[str]:
 def installed_wheel(tmp_path_factory):
     """The project's wheel, installed without dependencies into a bare target folder."""
     base = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([*_uv(), "build", "--wheel", "--out-dir", str(base / "dist"), str(ROOT)],
-                           capture_output=True, text=True, timeout=600)
+    built = subprocess.run(
+        [*_uv(), "build", "--wheel", "--out-dir", str(base / "dist"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (base / "dist").glob("privrisk-*.whl")
     target = base / "target"
-    inst = subprocess.run([*_uv(), "pip", "install", "--no-deps", "--python", sys.executable, "--target",
-                           str(target), str(wheel)], capture_output=True, text=True, timeout=600)
+    inst = subprocess.run(
+        [*_uv(), "pip", "install", "--no-deps", "--python", sys.executable, "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert inst.returncode == 0, inst.stderr[-3000:]
     elsewhere = base / "elsewhere"
     elsewhere.mkdir()
@@ -126,14 +140,25 @@ def installed_wheel(tmp_path_factory):
 
 
 def _run_installed(target: Path, cwd: Path, *args: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=_clean_env(PYTHONPATH=str(target), **env),
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=_clean_env(PYTHONPATH=str(target), **env),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_wheel_carries_the_sample_data_and_runs_score_from_anywhere(installed_wheel):
     target, elsewhere = installed_wheel
-    where = _run_installed(target, elsewhere, "-c", "import privrisk, privrisk.samples as s; "
-                           "print(privrisk.__file__); print(s.sample_data_dir()); print(s.dataset_dir())")
+    where = _run_installed(
+        target,
+        elsewhere,
+        "-c",
+        "import privrisk, privrisk.samples as s; "
+        "print(privrisk.__file__); print(s.sample_data_dir()); print(s.dataset_dir())",
+    )
     assert where.returncode == 0, where.stderr
     module_file, data_dir, images_dir = (Path(line) for line in where.stdout.split())
     assert module_file.resolve().is_relative_to(target.resolve())
@@ -150,8 +175,22 @@ def test_wheel_builds_a_gallery_from_its_own_sample_photos(installed_wheel, tmp_
     images = target / "privrisk" / "sample_data"
     manifest = tmp_path / "three.csv"
     manifest.write_text("subject_id,image,consent\n" + "".join(f"{i:03d},neutral/{i:03d}.jpg,yes\n" for i in (1, 2, 3)))
-    out = _run_installed(target, elsewhere, "-m", "privrisk.cli", "gallery", "build", str(manifest), "--images",
-                         str(images), "--out", str(tmp_path / "g"), "--json", "--quiet", "--no-cache")
+    out = _run_installed(
+        target,
+        elsewhere,
+        "-m",
+        "privrisk.cli",
+        "gallery",
+        "build",
+        str(manifest),
+        "--images",
+        str(images),
+        "--out",
+        str(tmp_path / "g"),
+        "--json",
+        "--quiet",
+        "--no-cache",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     info = _run_installed(target, elsewhere, "-m", "privrisk.cli", "gallery", "info", str(tmp_path / "g"), "--json")
     assert info.returncode == 0 and json.loads(info.stdout)["subjects"] == 3, info.stdout + info.stderr

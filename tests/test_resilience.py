@@ -6,10 +6,10 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 
 import numpy as np
 import pytest
+import tomllib
 
 from helpers import ROOT, no_network_env
 
@@ -33,18 +33,26 @@ validation_distractors = 200
 tail_bootstrap = 10
 """
 
+
 def _strip(x):
     if isinstance(x, dict):
-        return {k: _strip(v) for k, v in x.items()
-                if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max", "outputs")}
+        return {
+            k: _strip(v)
+            for k, v in x.items()
+            if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max", "outputs")
+        }
     if isinstance(x, list):
         return [_strip(v) for v in x]
     return x
 
 
 def test_network_is_really_blocked_by_the_guard(tmp_path):
-    out = subprocess.run([sys.executable, "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9', timeout=2)"],
-                         env=no_network_env(tmp_path), capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9', timeout=2)"],
+        env=no_network_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode != 0 and "blocked by privrisk" in out.stderr
 
 
@@ -64,8 +72,9 @@ def test_experiment_killed_at_10_random_points_resumes_to_the_same_results(tmp_p
     rng = np.random.default_rng(11)
     for attempt, when in enumerate(rng.uniform(0.5, max(warm, 1.0), size=10)):
         out = tmp_path / f"run{attempt}"
-        proc = subprocess.Popen(cmd + [str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd + [str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         time.sleep(when)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

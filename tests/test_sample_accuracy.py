@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import encode_image
 from privrisk.config import FaceSettings
 from privrisk.embeddings import embed_image
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.manifest import read_manifest
 from privrisk.matching import match_images
 from privrisk.samples import sample_manifest
-
-from helpers import encode_image
 
 pytestmark = pytest.mark.model
 

@@ -2,9 +2,8 @@
 
 import json
 
-import pytest
-
 import numpy as np
+import pytest
 
 from privrisk import index as faiss_index
 from privrisk.distractors import DistractorModel
@@ -17,7 +16,7 @@ def test_sharded_ivfpq_matches_exact_search(tmp_path):
     # anisotropic like real face embeddings: a few directions carry most of the variance
     model = DistractorModel.fit(rng.normal(0, 1, (1000, 128)) * np.geomspace(0.1, 0.005, 128))
     data = model.sample(60_000, seed=1)
-    chunks = (data[i:i + 7_000] for i in range(0, len(data), 7_000))
+    chunks = (data[i : i + 7_000] for i in range(0, len(data), 7_000))
     meta = build_shards(chunks, tmp_path / "g", train=data[:20_000], nlist=64, m=32, shard_size=25_000)
     assert meta["n"] == 60_000 and [s["end"] - s["start"] for s in meta["shards"]] == [25_000, 25_000, 10_000]
     assert json.loads((tmp_path / "g" / "shards.json").read_text())["n"] == 60_000

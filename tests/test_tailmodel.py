@@ -132,7 +132,9 @@ def test_cross_validation_keeps_probes_out_of_their_fit(data):
     v = tm.validation_json(cv)
     json.dumps(v)
     assert v["n_real_pairs"] == int((np.asarray(ps)[:, None] != np.asarray(gs)[None, :]).sum())
-    assert len(v["model_rate_ci95"]) == 2 and all(lo <= r <= hi for r, (lo, hi) in zip(v["model_rate"], v["model_rate_ci95"]))
+    assert len(v["model_rate_ci95"]) == 2 and all(
+        lo <= r <= hi for r, (lo, hi) in zip(v["model_rate"], v["model_rate_ci95"])
+    )
     assert 0 <= v["pit_ks_p"] <= 1
 
 
@@ -175,8 +177,15 @@ def test_selfcheck_labels_and_ranges(model, data):
     p, ps, g, gs, _ = data
     rng = np.random.default_rng(4)
     distractors = (g[rng.integers(0, len(g), 3000)] + rng.normal(0, 0.04, (3000, g.shape[1]))).astype(np.float32)
-    world = SampleWorld(vectors=g[1:], subjects=list(gs[1:]), images=["x"] * (len(g) - 1), model=None,
-                        distractors=distractors, index=index.build_index(distractors), tail_models=(model,))
+    world = SampleWorld(
+        vectors=g[1:],
+        subjects=list(gs[1:]),
+        images=["x"] * (len(g) - 1),
+        model=None,
+        distractors=distractors,
+        index=index.build_index(distractors),
+        tail_models=(model,),
+    )
     f = findability(g[0], p[0], world, sizes=(50, 1000, 10**6, 10**9))
     kinds = [s.kind for s in f.sizes]
     assert kinds[0] == "measured" and kinds[-1] == "extrapolated" and kinds[1] in ("simulated", "extrapolated")

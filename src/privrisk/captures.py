@@ -59,14 +59,42 @@ class Capture:
         return encode_png(rgb)
 
 
-def make_captures(source: str, source_sha256: str, box: Box, level: Degradation, seed: tuple[int, ...], shots: int,
-                  max_side: int, settings: FaceSettings, model_id: str, stem: str) -> list[Capture]:
+def make_captures(
+    source: str,
+    source_sha256: str,
+    box: Box,
+    level: Degradation,
+    seed: tuple[int, ...],
+    shots: int,
+    max_side: int,
+    settings: FaceSettings,
+    model_id: str,
+    stem: str,
+) -> list[Capture]:
     """The ``shots`` captures of one source photo at one level (shot ``s`` uses ``(*seed, s)``)."""
     out = []
     for shot in range(shots):
         shot_seed = (*seed, shot)
-        key = artifact_key("capture", DEGRADE_VERSION, source_sha256, list(box), level, list(shot_seed), max_side,
-                           settings.cache_key(model_id))
-        out.append(Capture(name=f"{stem}-{level.name}-{shot}.png", source=source, source_sha256=source_sha256,
-                           box=tuple(box), level=level, seed=shot_seed, max_side=max_side, cache_key=key))
+        key = artifact_key(
+            "capture",
+            DEGRADE_VERSION,
+            source_sha256,
+            list(box),
+            level,
+            list(shot_seed),
+            max_side,
+            settings.cache_key(model_id),
+        )
+        out.append(
+            Capture(
+                name=f"{stem}-{level.name}-{shot}.png",
+                source=source,
+                source_sha256=source_sha256,
+                box=tuple(box),
+                level=level,
+                seed=shot_seed,
+                max_side=max_side,
+                cache_key=key,
+            )
+        )
     return out

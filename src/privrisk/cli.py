@@ -31,8 +31,11 @@ def _add_settings_flags(parser: argparse.ArgumentParser, cls: type, title: str) 
         if kind not in (int, float, str):
             continue  # tables (dicts, lists) are set in config files, not flags
         group.add_argument(
-            f"--{f.name.replace('_', '-')}", dest=f"{cls.__name__}.{f.name}", default=None,
-            type=kind if kind in (int, float) else str, choices=f.metadata.get("choices"),
+            f"--{f.name.replace('_', '-')}",
+            dest=f"{cls.__name__}.{f.name}",
+            default=None,
+            type=kind if kind in (int, float) else str,
+            choices=f.metadata.get("choices"),
             metavar=None if f.metadata.get("choices") else f.name.upper(),
             help=f"{f.metadata.get('help', '')} (default: {f.default})",
         )
@@ -40,7 +43,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser, cls: type, title: str) 
 
 def _settings_from_args(args: argparse.Namespace, cls: type):
     prefix = f"{cls.__name__}."
-    given = {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+    given = {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
     return from_dict(cls, given)
 
 
@@ -59,14 +62,22 @@ def _print_json(data) -> None:
 
 # --- gallery ------------------------------------------------------------------------------------
 
+
 def cmd_gallery_build(args) -> int:
     from .gallery import build_gallery
     from .manifest import read_manifest
 
     manifest = read_manifest(args.manifest, args.images)
-    report = build_gallery(manifest, args.out, face_settings=_settings_from_args(args, FaceSettings),
-                           settings=_settings_from_args(args, GallerySettings), cache=_cache(args),
-                           workers=args.workers, progress=not args.quiet, ray_address=args.ray)
+    report = build_gallery(
+        manifest,
+        args.out,
+        face_settings=_settings_from_args(args, FaceSettings),
+        settings=_settings_from_args(args, GallerySettings),
+        cache=_cache(args),
+        workers=args.workers,
+        progress=not args.quiet,
+        ray_address=args.ray,
+    )
     return _print_build_report(args, report, args.out)
 
 
@@ -76,9 +87,16 @@ def cmd_gallery_add(args) -> int:
 
     with Gallery.open(args.gallery) as g:
         face_settings, settings = g.face_settings, g.settings
-    report = build_gallery(read_manifest(args.manifest, args.images), args.gallery, face_settings=face_settings,
-                           settings=settings, cache=_cache(args), workers=args.workers, progress=not args.quiet,
-                           ray_address=args.ray)
+    report = build_gallery(
+        read_manifest(args.manifest, args.images),
+        args.gallery,
+        face_settings=face_settings,
+        settings=settings,
+        cache=_cache(args),
+        workers=args.workers,
+        progress=not args.quiet,
+        ray_address=args.ray,
+    )
     return _print_build_report(args, report, args.gallery)
 
 
@@ -86,8 +104,10 @@ def _print_build_report(args, report, path) -> int:
     if args.json:
         _print_json({"gallery": str(path), **report.to_dict()})
         return EXIT_OK
-    print(f"gallery {path}: {report.added} face(s) added, {report.already_present} already present, "
-          f"{len(report.refused)} row(s) refused, {len(report.skipped)} image(s) skipped")
+    print(
+        f"gallery {path}: {report.added} face(s) added, {report.already_present} already present, "
+        f"{len(report.refused)} row(s) refused, {len(report.skipped)} image(s) skipped"
+    )
     for refusal in report.refused:
         print(f"  refused  {refusal}")
     for image, reason in report.skipped:
@@ -124,14 +144,22 @@ def cmd_gallery_info(args) -> int:
 
 # --- match ----------------------------------------------------------------------------------------
 
+
 def cmd_match(args) -> int:
     from .gallery import Gallery
     from .matching import match_images
 
     with Gallery.open(args.gallery) as g:
-        matches = match_images(g, args.images, cache=_cache(args), workers=args.workers, k=args.top,
-                               threshold=args.threshold, progress=not args.quiet and len(args.images) > 8,
-                               ray_address=args.ray)
+        matches = match_images(
+            g,
+            args.images,
+            cache=_cache(args),
+            workers=args.workers,
+            k=args.top,
+            threshold=args.threshold,
+            progress=not args.quiet and len(args.images) > 8,
+            ray_address=args.ray,
+        )
     if args.json:
         _print_json([m.to_dict() for m in matches])
     else:
@@ -149,6 +177,7 @@ def cmd_match(args) -> int:
 
 # --- experiments --------------------------------------------------------------------------------
 
+
 def _run(args, config) -> int:
     from .config import replace
     from .experiment import run_experiment
@@ -156,8 +185,9 @@ def _run(args, config) -> int:
     if args.ray:
         config = replace(config, ray_address=args.ray)
 
-    results = run_experiment(config, args.out, cache=_cache(args), progress=not args.quiet,
-                             log=None if args.json else stderr_log)
+    results = run_experiment(
+        config, args.out, cache=_cache(args), progress=not args.quiet, log=None if args.json else stderr_log
+    )
     if args.json:
         _print_json({k: results[k] for k in ("seed", "experiments", "scaling")} | {"out": str(args.out)})
         return EXIT_OK
@@ -181,6 +211,7 @@ def cmd_demo(args) -> int:
 
 
 # --- exposure ---------------------------------------------------------------------------------------
+
 
 def _curves(args):
     from .exposure import IdentificationCurves
@@ -234,15 +265,22 @@ def cmd_score(args) -> int:
     scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
     changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
     if args.json:
-        _print_json({"curves": curves.source, "multi_photo_gain": gain.source,
-                     "settings": dataclasses.asdict(settings),
-                     "scores": {a: s.to_dict() for a, s in scores.items()},
-                     "top_changes": {a: [c.to_dict() for c in cs] for a, cs in changes.items()}})
+        _print_json(
+            {
+                "curves": curves.source,
+                "multi_photo_gain": gain.source,
+                "settings": dataclasses.asdict(settings),
+                "scores": {a: s.to_dict() for a, s in scores.items()},
+                "top_changes": {a: [c.to_dict() for c in cs] for a, cs in changes.items()},
+            }
+        )
         return EXIT_OK
     for a, s in scores.items():
         lo, hi = s.score_range
-        print(f"{a.replace('_', ' ')}: exposure {s.score:.0f} / 100 (range {lo:.0f}-{hi:.0f}; "
-              f"{s.score_if_linked:.0f} if they were sure to find you)")
+        print(
+            f"{a.replace('_', ' ')}: exposure {s.score:.0f} / 100 (range {lo:.0f}-{hi:.0f}; "
+            f"{s.score_if_linked:.0f} if they were sure to find you)"
+        )
         print(_wrap(s.explain()))
         for note in s.link.notes:
             print(_wrap(f"note: {note}", "    "))
@@ -263,8 +301,8 @@ def cmd_score(args) -> int:
 
 def cmd_population(args) -> int:
     from .exposure import ExposureSettings, population_analysis, population_plot
-    from .profiles import generate_profiles
     from .fileio import atomic_write
+    from .profiles import generate_profiles
 
     settings = _settings_from_args(args, ExposureSettings)
     settings = _with_sensitivity(args, settings)
@@ -281,31 +319,44 @@ def cmd_population(args) -> int:
         d, h = analysis["default"], analysis["hardened"]
         print(f"{analysis['n']} synthetic profiles, audience {analysis['audience']} (curve {analysis['curve']}):")
         for name, x in (("default settings", d), ("hardened:       ", h)):
-            print(f"  {name} mean {x['mean']:.1f} (range {x['mean_range'][0]:.1f}-{x['mean_range'][1]:.1f}), "
-                  f"median {x['median']:.1f}, 90th percentile {x['p90']:.1f}")
+            print(
+                f"  {name} mean {x['mean']:.1f} (range {x['mean_range'][0]:.1f}-{x['mean_range'][1]:.1f}), "
+                f"median {x['median']:.1f}, 90th percentile {x['p90']:.1f}"
+            )
         print(f"plot: {out / 'population.png'}")
     return EXIT_OK
 
 
 # --- calibrate -----------------------------------------------------------------------------------
 
+
 def cmd_calibrate(args) -> int:
     from .tailmodel import calibrate_manifest
 
-    out = calibrate_manifest(args.manifest, args.images, models_path=args.results, cache=_cache(args),
-                             workers=args.workers, progress=not args.quiet and not args.json)
+    out = calibrate_manifest(
+        args.manifest,
+        args.images,
+        models_path=args.results,
+        cache=_cache(args),
+        workers=args.workers,
+        progress=not args.quiet and not args.json,
+    )
     if args.json:
         _print_json(out)
         return EXIT_OK
-    print(f"{out['n_faces']} faces of {out['n_people']} people, {out['n_pairs']:,} impostor pairs "
-          f"(tail models from {out['models_from']})")
+    print(
+        f"{out['n_faces']} faces of {out['n_people']} people, {out['n_pairs']:,} impostor pairs "
+        f"(tail models from {out['models_from']})"
+    )
     for m in out["models"]:
         print(f"\n{m['tail_model']}")
         print(f"  {'distance':>8}  {'real pairs':>10}  {'real rate':>9}  {'model rate (95% interval)':>34}  verdict")
         for i, t in enumerate(out["thresholds"]):
             lo, hi = m["model_rate_ci95"][i]
-            print(f"  {t:>8.2f}  {out['real_count'][i]:>10}  {out['real_rate'][i]:>9.2e}  "
-                  f"{m['model_rate'][i]:>10.2e} ({lo:.2e}-{hi:.2e})  {m['verdict'][i]}")
+            print(
+                f"  {t:>8.2f}  {out['real_count'][i]:>10}  {out['real_rate'][i]:>9.2e}  "
+                f"{m['model_rate'][i]:>10.2e} ({lo:.2e}-{hi:.2e})  {m['verdict'][i]}"
+            )
     for s in out["skipped"]:
         print(f"skipped {s['image']}: {s['reason']}")
     return EXIT_OK
@@ -313,9 +364,13 @@ def cmd_calibrate(args) -> int:
 
 # --- parser ---------------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="privrisk", description="How findable are you from your face? "
-                                     "Face-matching experiments and exposure scores on consenting data.")
+    parser = argparse.ArgumentParser(
+        prog="privrisk",
+        description="How findable are you from your face? "
+        "Face-matching experiments and exposure scores on consenting data.",
+    )
     parser.add_argument("--version", action="version", version=f"privrisk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -324,20 +379,25 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     embed = argparse.ArgumentParser(add_help=False)
-    embed.add_argument("--cache", metavar="DIR", help="embedding cache folder (default: $PRIVRISK_CACHE_DIR "
-                       "or ~/.cache/privrisk)")
+    embed.add_argument(
+        "--cache", metavar="DIR", help="embedding cache folder (default: $PRIVRISK_CACHE_DIR or ~/.cache/privrisk)"
+    )
     embed.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     embed.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    embed.add_argument("--ray", metavar="ADDRESS", default=None,
-                       help="embed on the Ray cluster at ADDRESS (host:port, or 'local')")
+    embed.add_argument(
+        "--ray", metavar="ADDRESS", default=None, help="embed on the Ray cluster at ADDRESS (host:port, or 'local')"
+    )
 
     gal = sub.add_parser("gallery", help="build and manage consent-aware face galleries")
     gsub = gal.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
 
     p = gsub.add_parser("build", parents=[common, embed], help="build a gallery from a consent manifest")
     p.add_argument("manifest", help="CSV with subject_id,image,consent columns")
-    p.add_argument("--images", metavar="DIR", help="folder the manifest's image paths are relative to "
-                   "(default: the manifest's folder)")
+    p.add_argument(
+        "--images",
+        metavar="DIR",
+        help="folder the manifest's image paths are relative to (default: the manifest's folder)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="gallery directory to create or finish")
     _add_settings_flags(p, FaceSettings, "face settings")
     _add_settings_flags(p, GallerySettings, "gallery settings")
@@ -362,52 +422,87 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("gallery", help="gallery directory")
     p.add_argument("images", nargs="+", help="photos to identify")
     p.add_argument("--top", "-k", type=int, default=5, help="candidates to list per photo (default: 5)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="match if the best distance is at most this (default: the gallery's, 0.6)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="match if the best distance is at most this (default: the gallery's, 0.6)",
+    )
     p.set_defaults(func=cmd_match)
 
-    p = sub.add_parser("experiment", parents=[common, embed],
-                       help="run the re-identification experiments (E1-E3, scaling) from a TOML config")
+    p = sub.add_parser(
+        "experiment",
+        parents=[common, embed],
+        help="run the re-identification experiments (E1-E3, scaling) from a TOML config",
+    )
     p.add_argument("config", help="TOML config (see README: experiment settings)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.json, plots, report.html)")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("demo", parents=[common, embed], help="run the experiments on the sample set with defaults")
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder (default: runs/demo)")
-    p.add_argument("--config", metavar="CONFIG.toml", help="settings to use instead of the defaults, e.g. fewer "
-                   "scaling sizes for a quick look (the data stays the shipped sample set unless the file names other "
-                   "manifests)")
+    p.add_argument(
+        "--config",
+        metavar="CONFIG.toml",
+        help="settings to use instead of the defaults, e.g. fewer "
+        "scaling sizes for a quick look (the data stays the shipped sample set unless the file names other "
+        "manifests)",
+    )
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("calibrate", parents=[common, embed],
-                       help="check the tail model on your own consenting faces: real impostor rates beside the "
-                       "model's predicted rates and 95%% intervals")
+    p = sub.add_parser(
+        "calibrate",
+        parents=[common, embed],
+        help="check the tail model on your own consenting faces: real impostor rates beside the "
+        "model's predicted rates and 95%% intervals",
+    )
     p.add_argument("manifest", help="CSV with subject_id,image,consent columns (one photo per person is enough)")
-    p.add_argument("--images", metavar="DIR", help="folder the manifest's image paths are relative to "
-                   "(default: the manifest's folder)")
-    p.add_argument("--results", metavar="RESULTS.json", help="tail models from a run's results.json or a tail-model "
-                   "JSON (default: the models fitted on the sample set, sample_data/tail_model.json)")
+    p.add_argument(
+        "--images",
+        metavar="DIR",
+        help="folder the manifest's image paths are relative to (default: the manifest's folder)",
+    )
+    p.add_argument(
+        "--results",
+        metavar="RESULTS.json",
+        help="tail models from a run's results.json or a tail-model "
+        "JSON (default: the models fitted on the sample set, sample_data/tail_model.json)",
+    )
     p.set_defaults(func=cmd_calibrate)
 
     from .exposure import ExposureSettings
     from .profiles import AUDIENCES, PRESETS
 
     curves = argparse.ArgumentParser(add_help=False)
-    curves.add_argument("--results", metavar="RESULTS.json", help="identification curves from an experiment's "
-                        "results.json (default: the curves the demo measured, sample_data/identification_curves.json)")
+    curves.add_argument(
+        "--results",
+        metavar="RESULTS.json",
+        help="identification curves from an experiment's "
+        "results.json (default: the curves the demo measured, sample_data/identification_curves.json)",
+    )
     _add_settings_flags(curves, ExposureSettings, "exposure settings")
-    curves.add_argument("--sensitivity", metavar="FILE", help="field sensitivities from a JSON file, e.g. "
-                        '{"phone": 1.0, "interests": 0.1} (fields not named keep their documented defaults)')
+    curves.add_argument(
+        "--sensitivity",
+        metavar="FILE",
+        help="field sensitivities from a JSON file, e.g. "
+        '{"phone": 1.0, "interests": 0.1} (fields not named keep their documented defaults)',
+    )
 
-    p = sub.add_parser("score", parents=[common, curves], help="exposure score of a profile's visibility settings, "
-                       "with the changes that lower it most")
+    p = sub.add_parser(
+        "score",
+        parents=[common, curves],
+        help="exposure score of a profile's visibility settings, with the changes that lower it most",
+    )
     p.add_argument("profile", nargs="?", help="profile JSON (schema in the README)")
     p.add_argument("--preset", choices=list(PRESETS), help="score a preset instead of a file")
     p.add_argument("--audience", default="stranger", choices=[*AUDIENCES, "all"], help="who looks (default: stranger)")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("population", parents=[common, curves], help="exposure of synthetic profiles under default "
-                       "and hardened settings")
+    p = sub.add_parser(
+        "population",
+        parents=[common, curves],
+        help="exposure of synthetic profiles under default and hardened settings",
+    )
     p.add_argument("--n", type=int, default=1000, help="number of synthetic profiles (default: 1000)")
     p.add_argument("--seed", type=int, default=2011, help="seed (default: 2011)")
     p.add_argument("--audience", default="stranger", choices=list(AUDIENCES), help="who looks (default: stranger)")
@@ -434,8 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the edge: one line, the traceback only on request
         if os.environ.get("PRIVRISK_DEBUG"):
             raise
-        print(f"privrisk: internal error: {type(exc).__name__}: {exc} (set PRIVRISK_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(
+            f"privrisk: internal error: {type(exc).__name__}: {exc} (set PRIVRISK_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -13,7 +13,8 @@ storage) and privrisk installed (or a Ray ``runtime_env``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .config import FaceSettings
 
@@ -37,14 +38,25 @@ def connect(address: str):
 
         raise PrivriskError("the cluster path needs Ray: install privrisk with the 'cluster' extra") from exc
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=None if address == "local" else address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     return ray
 
 
-def embed_on_ray(paths: Sequence[str], settings: FaceSettings, address: str, embed: EmbedFn, *,
-                 batch_size: int = 8, max_in_flight: int | None = None,
-                 on_result: Callable[[int, object], None] | None = None) -> list:
+def embed_on_ray(
+    paths: Sequence[str],
+    settings: FaceSettings,
+    address: str,
+    embed: EmbedFn,
+    *,
+    batch_size: int = 8,
+    max_in_flight: int | None = None,
+    on_result: Callable[[int, object], None] | None = None,
+) -> list:
     """Embed ``paths`` with ``embed`` on the Ray cluster at ``address``; results in input order.
 
     ``on_result(i, result)`` is called as each result arrives (the caller caches and reports)."""

@@ -9,18 +9,20 @@ README table (:func:`describe`; a test fails when a setting is missing from the 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from .errors import ConfigError
 
 
-def setting(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-            max: float | None = None) -> Any:
+def setting(
+    default: Any, help: str, *, choices: tuple | None = None, min: float | None = None, max: float | None = None
+) -> Any:
     """A dataclass field carrying its help text and allowed values."""
     meta = {"help": help, "choices": choices, "min": min, "max": max}
     if isinstance(default, (list, dict)):
@@ -32,31 +34,51 @@ def setting(default: Any, help: str, *, choices: tuple | None = None, min: float
 class FaceSettings:
     """How faces are found and encoded. Everything that changes an embedding is in here."""
 
-    detector: str = setting("hog", "face detector: 'hog' (fast, CPU) or 'cnn' (slower, finds more angles)",
-                            choices=("hog", "cnn"))
-    upsample: int = setting(0, "times the image is upsampled in the first detection pass (more finds smaller "
-                            "faces, slower)", min=0, max=3)
-    retry_upsample: int = setting(1, "when the first pass finds no face, detect again with this many upsamplings "
-                                  "(0 = no second pass; upsample = 1 with retry_upsample = 0 is privrisk 0.1's "
-                                  "detection, exactly)", min=0, max=3)
-    detect_max_side: int = setting(640, "images are shrunk to this many pixels on the longer side for "
-                                   "detection; faces are still encoded from the larger image", min=64, max=8192)
-    max_side: int = setting(2048, "images are shrunk to this many pixels on the longer side when loaded",
-                            min=64, max=16384)
-    max_pixels: int = setting(40_000_000, "images declaring more pixels are refused unread (bomb guard)",
-                              min=1, max=2_000_000_000)
+    detector: str = setting(
+        "hog", "face detector: 'hog' (fast, CPU) or 'cnn' (slower, finds more angles)", choices=("hog", "cnn")
+    )
+    upsample: int = setting(
+        0, "times the image is upsampled in the first detection pass (more finds smaller faces, slower)", min=0, max=3
+    )
+    retry_upsample: int = setting(
+        1,
+        "when the first pass finds no face, detect again with this many upsamplings "
+        "(0 = no second pass; upsample = 1 with retry_upsample = 0 is privrisk 0.1's "
+        "detection, exactly)",
+        min=0,
+        max=3,
+    )
+    detect_max_side: int = setting(
+        640,
+        "images are shrunk to this many pixels on the longer side for "
+        "detection; faces are still encoded from the larger image",
+        min=64,
+        max=8192,
+    )
+    max_side: int = setting(
+        2048, "images are shrunk to this many pixels on the longer side when loaded", min=64, max=16384
+    )
+    max_pixels: int = setting(
+        40_000_000, "images declaring more pixels are refused unread (bomb guard)", min=1, max=2_000_000_000
+    )
     max_bytes: int = setting(50 * 1024 * 1024, "files larger than this are refused", min=1)
-    jitters: int = setting(1, "times each face is re-sampled when encoding (higher: slower, slightly better)",
-                           min=1, max=100)
+    jitters: int = setting(
+        1, "times each face is re-sampled when encoding (higher: slower, slightly better)", min=1, max=100
+    )
     min_face_px: int = setting(20, "faces narrower than this (in original pixels) are ignored", min=1)
-    multiple_faces: str = setting("largest", "when an image has several faces: keep the 'largest', keep 'all', "
-                                  "or skip the image as an 'error'", choices=("largest", "all", "error"))
+    multiple_faces: str = setting(
+        "largest",
+        "when an image has several faces: keep the 'largest', keep 'all', or skip the image as an 'error'",
+        choices=("largest", "all", "error"),
+    )
 
     def cache_key(self, model_id: str) -> str:
         """What an embedding depends on; two settings with equal keys give equal embeddings."""
         retry = f"|retry={self.retry_upsample}" if self.retry_upsample > self.upsample else ""
-        return (f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
-                f"|side={self.max_side}|jit={self.jitters}")
+        return (
+            f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
+            f"|side={self.max_side}|jit={self.jitters}"
+        )
 
     @property
     def upsample_passes(self) -> tuple[int, ...]:
@@ -75,11 +97,19 @@ class FaceSettings:
 class GallerySettings:
     """How a gallery indexes and decides."""
 
-    index_type: str = setting("auto", "FAISS index: 'flat' (exact), 'ivf' or 'hnsw' (approximate, for large "
-                              "galleries), or 'auto': exact up to 250,000 faces, HNSW above",
-                              choices=("auto", "flat", "ivf", "hnsw"))
-    threshold: float = setting(0.6, "a candidate closer than this Euclidean distance is declared a match "
-                               "(0.6 is dlib's recommended operating point)", min=0.0, max=4.0)
+    index_type: str = setting(
+        "auto",
+        "FAISS index: 'flat' (exact), 'ivf' or 'hnsw' (approximate, for large "
+        "galleries), or 'auto': exact up to 250,000 faces, HNSW above",
+        choices=("auto", "flat", "ivf", "hnsw"),
+    )
+    threshold: float = setting(
+        0.6,
+        "a candidate closer than this Euclidean distance is declared a match "
+        "(0.6 is dlib's recommended operating point)",
+        min=0.0,
+        max=4.0,
+    )
     nprobe: int = setting(16, "IVF lists searched per query (ivf only)", min=1, max=65536)
     hnsw_ef_search: int = setting(128, "HNSW search breadth (hnsw only)", min=1, max=65536)
 
@@ -144,8 +174,9 @@ def from_dict(cls: type, data: dict, where: str = "") -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown setting "
-                          f"(known: {', '.join(sorted(known))})")
+        raise ConfigError(
+            f"{where + '.' if where else ''}{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})"
+        )
     values = {}
     for name, value in data.items():
         f = known[name]
@@ -173,6 +204,7 @@ def _check_range(value: Any, meta: typing.Mapping, key: str) -> None:
 
 def to_dict(obj: Any) -> dict:
     """A plain, JSON/TOML-ready dict of a settings dataclass (paths become strings)."""
+
     def convert(value):
         if dataclasses.is_dataclass(value):
             return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -181,6 +213,7 @@ def to_dict(obj: Any) -> dict:
         if isinstance(value, Path):
             return str(value)
         return value
+
     return convert(obj)
 
 
@@ -218,8 +251,9 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
         if dataclasses.is_dataclass(default):
             rows.extend(describe(type(default), prefix=f"{name}."))
         else:
-            rows.append((name, to_dict(default) if isinstance(default, (list, tuple)) else default,
-                         f.metadata.get("help", "")))
+            rows.append(
+                (name, to_dict(default) if isinstance(default, (list, tuple)) else default, f.metadata.get("help", ""))
+            )
     return rows
 
 

@@ -41,37 +41,65 @@ class Degradation:
     """One capture condition. Ranges [lo, hi] are drawn per shot from the seed."""
 
     name: str = setting("webcam", "label of this level in tables and plots")
-    face_width_px: int = setting(80, "the whole photo is shrunk so the face is this wide (0 = keep size); a photo "
-                                 "whose face is already narrower is not applicable for the level (never enlarged)",
-                                 min=0)
-    blur_sigma: float | list[float] = setting(1.0, "Gaussian lens blur sigma in pixels, after resizing: a number or "
-                                              "a [lo, hi] range drawn per shot", min=0.0, max=20.0)
-    jpeg_quality: int | list[int] = setting(40, "JPEG re-compression quality (100 = none): a number or a [lo, hi] "
-                                            "range drawn per shot", min=1, max=100)
+    face_width_px: int = setting(
+        80,
+        "the whole photo is shrunk so the face is this wide (0 = keep size); a photo "
+        "whose face is already narrower is not applicable for the level (never enlarged)",
+        min=0,
+    )
+    blur_sigma: float | list[float] = setting(
+        1.0,
+        "Gaussian lens blur sigma in pixels, after resizing: a number or a [lo, hi] range drawn per shot",
+        min=0.0,
+        max=20.0,
+    )
+    jpeg_quality: int | list[int] = setting(
+        40, "JPEG re-compression quality (100 = none): a number or a [lo, hi] range drawn per shot", min=1, max=100
+    )
     brightness: list = setting([-30.0, 30.0], "range of added brightness (grey levels)", min=-255.0, max=255.0)
     contrast: list = setting([0.7, 1.1], "range of contrast factors", min=0.0, max=5.0)
-    rotation_deg: list = setting([-8.0, 8.0], "range of in-plane rotation (head roll) in degrees", min=-180.0,
-                                 max=180.0)
-    yaw_deg: list = setting([0.0, 0.0], "range of pose-like head turn in degrees (a perspective warp of the face "
-                            "plane, milder than a real turn)", min=-60.0, max=60.0)
-    light_strength: list = setting([0.0, 0.0], "range of directional-light strength: the face's lit side is "
-                                   "brightened and its far side darkened by up to this share, from a direction "
-                                   "drawn per shot", min=0.0, max=0.9)
-    motion_blur_px: list = setting([0.0, 0.0], "range of motion-blur streak length in capture pixels, in a "
-                                   "direction drawn per shot", min=0.0, max=50.0)
+    rotation_deg: list = setting(
+        [-8.0, 8.0], "range of in-plane rotation (head roll) in degrees", min=-180.0, max=180.0
+    )
+    yaw_deg: list = setting(
+        [0.0, 0.0],
+        "range of pose-like head turn in degrees (a perspective warp of the face plane, milder than a real turn)",
+        min=-60.0,
+        max=60.0,
+    )
+    light_strength: list = setting(
+        [0.0, 0.0],
+        "range of directional-light strength: the face's lit side is "
+        "brightened and its far side darkened by up to this share, from a direction "
+        "drawn per shot",
+        min=0.0,
+        max=0.9,
+    )
+    motion_blur_px: list = setting(
+        [0.0, 0.0],
+        "range of motion-blur streak length in capture pixels, in a direction drawn per shot",
+        min=0.0,
+        max=50.0,
+    )
     defocus_px: list = setting([0.0, 0.0], "range of defocus blur disk radius in capture pixels", min=0.0, max=20.0)
     noise_sigma: float = setting(3.0, "Gaussian sensor noise (grey levels)", min=0.0, max=100.0)
-    occlusion: str = setting("none", "'none', 'sunglasses' (two dark lenses over the eyes, placed from the "
-                             "landmarks) or 'mask' (a face mask over nose, mouth and chin)",
-                             choices=("none", "sunglasses", "mask"))
+    occlusion: str = setting(
+        "none",
+        "'none', 'sunglasses' (two dark lenses over the eyes, placed from the "
+        "landmarks) or 'mask' (a face mask over nose, mouth and chin)",
+        choices=("none", "sunglasses", "mask"),
+    )
 
     def __post_init__(self) -> None:
         for name in _RANGES + _SCALAR_OR_RANGE:
             value = getattr(self, name)
             if name in _SCALAR_OR_RANGE and not isinstance(value, (list, tuple)):
                 continue
-            if (not isinstance(value, (list, tuple)) or len(value) != 2
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            ):
                 raise ValueError(f"{name}: expected a range [lo, hi] of two numbers, got {value!r}")
             if value[0] > value[1]:
                 raise ValueError(f"{name}: range [{value[0]}, {value[1]}] has lo above hi")
@@ -127,8 +155,13 @@ def applicable(face_box: tuple[int, int, int, int], level: Degradation) -> bool:
     return not level.face_width_px or (right - left) >= level.face_width_px
 
 
-def degrade(rgb: np.ndarray, face_box: tuple[int, int, int, int], level: Degradation,
-            rng: np.random.Generator, landmarks: Landmarks | None = None) -> np.ndarray:
+def degrade(
+    rgb: np.ndarray,
+    face_box: tuple[int, int, int, int],
+    level: Degradation,
+    rng: np.random.Generator,
+    landmarks: Landmarks | None = None,
+) -> np.ndarray:
     """A degraded copy of ``rgb`` (H, W, 3) uint8, given the face's box (top, right, bottom, left)
     and its landmarks (face_recognition's layout, in ``rgb`` pixels) for the occluders.
 
@@ -140,8 +173,14 @@ def degrade(rgb: np.ndarray, face_box: tuple[int, int, int, int], level: Degrada
     return render(rgb, face_box, level, shot, rng, landmarks)
 
 
-def render(rgb: np.ndarray, face_box: tuple[int, int, int, int], level: Degradation, shot: Shot,
-           rng: np.random.Generator, landmarks: Landmarks | None = None) -> np.ndarray:
+def render(
+    rgb: np.ndarray,
+    face_box: tuple[int, int, int, int],
+    level: Degradation,
+    shot: Shot,
+    rng: np.random.Generator,
+    landmarks: Landmarks | None = None,
+) -> np.ndarray:
     """Render one capture with the drawn parameters ``shot``; ``rng`` supplies the sensor noise."""
     import cv2  # noqa: PLC0415
 
@@ -161,13 +200,15 @@ def render(rgb: np.ndarray, face_box: tuple[int, int, int, int], level: Degradat
         img *= light_field(img.shape[:2], (cx, cy), fw, shot.light_strength, shot.light_angle_deg)[:, :, None]
     if shot.rotation_deg or shot.yaw_deg:
         m = pose_homography((cx, cy), fw, fh, shot.yaw_deg, shot.rotation_deg)
-        img = cv2.warpPerspective(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REFLECT)
+        img = cv2.warpPerspective(
+            img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
     if shot.defocus_px >= 0.5:
         img = cv2.filter2D(img, -1, disk_kernel(shot.defocus_px), borderType=cv2.BORDER_REFLECT)
     if shot.motion_blur_px >= 1.0:
-        img = cv2.filter2D(img, -1, motion_kernel(shot.motion_blur_px, shot.motion_angle_deg),
-                           borderType=cv2.BORDER_REFLECT)
+        img = cv2.filter2D(
+            img, -1, motion_kernel(shot.motion_blur_px, shot.motion_angle_deg), borderType=cv2.BORDER_REFLECT
+        )
     if shot.blur_sigma > 0:
         img = cv2.GaussianBlur(img, (0, 0), shot.blur_sigma)
     img = img * shot.contrast + shot.brightness
@@ -206,11 +247,18 @@ def sunglasses_mask(shape: tuple[int, int], marks: Landmarks) -> np.ndarray:
     for eye, c in zip(eyes, centres):
         half_w = max(0.42 * d, 0.75 * float(np.ptp(eye[:, 0])))
         half_h = max(0.30 * d, 1.5 * float(np.ptp(eye[:, 1])))
-        cv2.ellipse(canvas, (int(round(c[0])), int(round(c[1]))), (int(round(half_w)), int(round(half_h))),
-                    angle, 0, 360, 1, thickness=-1)
+        cv2.ellipse(
+            canvas,
+            (int(round(c[0])), int(round(c[1]))),
+            (int(round(half_w)), int(round(half_h))),
+            angle,
+            0,
+            360,
+            1,
+            thickness=-1,
+        )
     p0, p1 = np.round(centres[0]).astype(int), np.round(centres[1]).astype(int)
-    cv2.line(canvas, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 1,
-             thickness=max(1, int(round(0.08 * d))))
+    cv2.line(canvas, tuple(int(v) for v in p0), tuple(int(v) for v in p1), 1, thickness=max(1, int(round(0.08 * d))))
     return canvas.astype(bool)
 
 
@@ -258,29 +306,36 @@ def box_landmarks(face_box: tuple[int, int, int, int]) -> Landmarks:
         return (int(round(left + fx * w)), int(round(top + fy * h)))
 
     def eye(fx):
-        return [at(fx + dx, 0.32 + dy) for dx, dy in
-                ((-0.1, 0), (-0.04, -0.03), (0.04, -0.03), (0.1, 0), (0.04, 0.03), (-0.04, 0.03))]
+        return [
+            at(fx + dx, 0.32 + dy)
+            for dx, dy in ((-0.1, 0), (-0.04, -0.03), (0.04, -0.03), (0.1, 0), (0.04, 0.03), (-0.04, 0.03))
+        ]
 
     return {
-        "chin": [at(0.5 - 0.48 * math.cos(math.pi * i / 16), 0.30 + 0.72 * math.sin(math.pi * i / 16))
-                 for i in range(17)],
+        "chin": [
+            at(0.5 - 0.48 * math.cos(math.pi * i / 16), 0.30 + 0.72 * math.sin(math.pi * i / 16)) for i in range(17)
+        ],
         "left_eyebrow": [at(0.18 + 0.06 * i, 0.22) for i in range(5)],
         "right_eyebrow": [at(0.58 + 0.06 * i, 0.22) for i in range(5)],
         "nose_bridge": [at(0.5, 0.32 + 0.08 * i) for i in range(4)],
         "nose_tip": [at(0.42 + 0.04 * i, 0.62) for i in range(5)],
         "left_eye": eye(0.30),
         "right_eye": eye(0.70),
-        "top_lip": ([at(0.36 + 0.28 * i / 6, 0.78) for i in range(7)]
-                    + [at(0.6 - 0.2 * i / 4, 0.80) for i in range(5)]),
-        "bottom_lip": ([at(0.64 - 0.28 * i / 6, 0.84) for i in range(7)]
-                       + [at(0.4 + 0.2 * i / 4, 0.80) for i in range(5)]),
+        "top_lip": (
+            [at(0.36 + 0.28 * i / 6, 0.78) for i in range(7)] + [at(0.6 - 0.2 * i / 4, 0.80) for i in range(5)]
+        ),
+        "bottom_lip": (
+            [at(0.64 - 0.28 * i / 6, 0.84) for i in range(7)] + [at(0.4 + 0.2 * i / 4, 0.80) for i in range(5)]
+        ),
     }
 
 
 # --- light and optics -------------------------------------------------------------------------
 
-def light_field(shape: tuple[int, int], centre: tuple[float, float], face_width: float, strength: float,
-                angle_deg: float) -> np.ndarray:
+
+def light_field(
+    shape: tuple[int, int], centre: tuple[float, float], face_width: float, strength: float, angle_deg: float
+) -> np.ndarray:
     """(H, W) gain of light from direction ``angle_deg``: 1 + strength on the lit side of the face,
     1 - strength on the far side, changing smoothly across the face (tanh of the offset along the
     light's direction, in half face widths)."""
@@ -291,8 +346,9 @@ def light_field(shape: tuple[int, int], centre: tuple[float, float], face_width:
     return (1.0 + strength * np.tanh(along)).astype(np.float32)
 
 
-def pose_homography(centre: tuple[float, float], face_width: float, face_height: float, yaw_deg: float,
-                    roll_deg: float) -> np.ndarray:
+def pose_homography(
+    centre: tuple[float, float], face_width: float, face_height: float, yaw_deg: float, roll_deg: float
+) -> np.ndarray:
     """3x3 homography: the face plane turned by ``yaw_deg`` about its vertical axis and seen by a
     pinhole camera three face widths away, then rolled by ``roll_deg`` about the face centre."""
     import cv2  # noqa: PLC0415
@@ -314,8 +370,8 @@ def pose_homography(centre: tuple[float, float], face_width: float, face_height:
 def disk_kernel(radius: float) -> np.ndarray:
     """Normalised defocus kernel: a disk of ``radius`` pixels with an anti-aliased rim."""
     r = int(math.ceil(radius))
-    ys, xs = np.mgrid[-r:r + 1, -r:r + 1].astype(np.float32)
-    k = np.clip(radius + 0.5 - np.sqrt(xs ** 2 + ys ** 2), 0.0, 1.0)
+    ys, xs = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float32)
+    k = np.clip(radius + 0.5 - np.sqrt(xs**2 + ys**2), 0.0, 1.0)
     return (k / k.sum()).astype(np.float32)
 
 

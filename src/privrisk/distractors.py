@@ -30,7 +30,7 @@ class DistractorModel:
     n_fit: int
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray) -> "DistractorModel":
+    def fit(cls, embeddings: np.ndarray) -> DistractorModel:
         """Fit to (n, d) real embeddings (one or more per person)."""
         x = np.asarray(embeddings, dtype=np.float64)
         if x.ndim != 2 or len(x) < 3:
@@ -57,7 +57,7 @@ class DistractorModel:
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             z = rng.standard_normal((m, d), dtype=np.float32)
-            out[start:start + m] = z @ scale + self.mean.astype(np.float32)
+            out[start : start + m] = z @ scale + self.mean.astype(np.float32)
         return out
 
     def tail_cdf(self, probes: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -82,11 +82,11 @@ def _lugannani_rice(lam: np.ndarray, b2: np.ndarray, q: float) -> float:
 
     def k1(t):
         a = 1 - 2 * t * lam
-        return float(np.sum(lam / a + lam * b2 / a ** 2))
+        return float(np.sum(lam / a + lam * b2 / a**2))
 
     def k2(t):
         a = 1 - 2 * t * lam
-        return float(np.sum(2 * lam ** 2 / a ** 2 + 4 * lam ** 2 * b2 / a ** 3))
+        return float(np.sum(2 * lam**2 / a**2 + 4 * lam**2 * b2 / a**3))
 
     if abs(q - mean) < 1e-9 * mean:
         return 0.5
@@ -126,8 +126,15 @@ def impostor_distances(probes: np.ndarray, probe_labels, gallery: np.ndarray, ga
     return d[diff]
 
 
-def validate(model: DistractorModel, probes: np.ndarray, probe_labels, gallery: np.ndarray, gallery_labels,
-             n_distractors: int = 2000, seed: int = 1) -> dict:
+def validate(
+    model: DistractorModel,
+    probes: np.ndarray,
+    probe_labels,
+    gallery: np.ndarray,
+    gallery_labels,
+    n_distractors: int = 2000,
+    seed: int = 1,
+) -> dict:
     """How close are the model's impostor distances to real ones? Two-sample KS on probe-to-gallery
     impostor distances (real) and probe-to-distractor distances (model), plus their summaries."""
     real = impostor_distances(probes, probe_labels, gallery, gallery_labels)
@@ -137,15 +144,30 @@ def validate(model: DistractorModel, probes: np.ndarray, probe_labels, gallery: 
     ks = stats.ks_2samp(real, synth)
     return {
         "ks_statistic": float(ks.statistic),
-        "real_mean": float(real.mean()), "real_std": float(real.std()),
-        "model_mean": float(synth.mean()), "model_std": float(synth.std()),
-        "real_p01": float(np.quantile(real, 0.01)), "model_p01": float(np.quantile(synth, 0.01)),
-        "n_real": int(real.size), "n_model": int(synth.size), "shrinkage": model.shrinkage, "n_fit": model.n_fit,
+        "real_mean": float(real.mean()),
+        "real_std": float(real.std()),
+        "model_mean": float(synth.mean()),
+        "model_std": float(synth.std()),
+        "real_p01": float(np.quantile(real, 0.01)),
+        "model_p01": float(np.quantile(synth, 0.01)),
+        "n_real": int(real.size),
+        "n_model": int(synth.size),
+        "shrinkage": model.shrinkage,
+        "n_fit": model.n_fit,
     }
 
 
-def predicted_rank1(model: DistractorModel, probes: np.ndarray, genuine: np.ndarray, base_hit: np.ndarray,
-                    sizes, n_real: int, owners: np.ndarray | None = None, n_boot: int = 500, seed: int = 0) -> dict:
+def predicted_rank1(
+    model: DistractorModel,
+    probes: np.ndarray,
+    genuine: np.ndarray,
+    base_hit: np.ndarray,
+    sizes,
+    n_real: int,
+    owners: np.ndarray | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> dict:
     """Rank-1 against galleries of ``sizes`` (real subjects + distractors) predicted by the model.
 
     ``genuine`` is each probe row's distance to its true match, ``base_hit`` whether each person is
@@ -165,5 +187,9 @@ def predicted_rank1(model: DistractorModel, probes: np.ndarray, genuine: np.ndar
     idx = rng.integers(0, per_probe.shape[1], size=(n_boot, per_probe.shape[1]))
     boots = per_probe[:, idx].mean(axis=2)  # (sizes, n_boot)
     lo, hi = np.quantile(boots, [0.025, 0.975], axis=1)
-    return {"gallery_size": sizes.astype(np.int64).tolist(), "rank1": rate.tolist(), "ci95_low": lo.tolist(),
-            "ci95_high": hi.tolist()}
+    return {
+        "gallery_size": sizes.astype(np.int64).tolist(),
+        "rank1": rate.tolist(),
+        "ci95_low": lo.tolist(),
+        "ci95_high": hi.tolist(),
+    }

@@ -20,9 +20,9 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -71,21 +71,28 @@ def embed_loaded(model: FaceModel, image, settings: FaceSettings) -> tuple[list[
     return faces, {"detect": t1 - t0, "embed": t2 - t1}
 
 
-def embed_image(source: ImageSource, model: FaceModel, settings: FaceSettings = FaceSettings(), *,
-                name: str | None = None) -> EmbedResult:
+def embed_image(
+    source: ImageSource, model: FaceModel, settings: FaceSettings = FaceSettings(), *, name: str | None = None
+) -> EmbedResult:
     """Load one image and embed its faces. Image problems become a skipped result, not an exception;
     a missing model still raises :class:`ModelUnavailable`."""
     t0 = time.perf_counter()
     try:
-        image = load_image(source, name=name, max_side=settings.max_side, max_pixels=settings.max_pixels,
-                           max_bytes=settings.max_bytes)
+        image = load_image(
+            source, name=name, max_side=settings.max_side, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes
+        )
     except ImageError as exc:
         return EmbedResult(name=exc.path, sha256=None, error=exc.reason)
     load_s = time.perf_counter() - t0
     faces, seconds = embed_loaded(model, image, settings)
     seconds["load"] = load_s
-    return EmbedResult(name=image.name, sha256=image.sha256, faces=tuple(faces), seconds=seconds,
-                       error=None if faces else "no face found")
+    return EmbedResult(
+        name=image.name,
+        sha256=image.sha256,
+        faces=tuple(faces),
+        seconds=seconds,
+        error=None if faces else "no face found",
+    )
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -116,8 +123,9 @@ class EmbeddingCache:
                 " boxes TEXT NOT NULL, widths TEXT NOT NULL, vectors BLOB NOT NULL, created REAL NOT NULL,"
                 " PRIMARY KEY (sha256, settings))"
             )
-            conn.execute("CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, npz BLOB NOT NULL,"
-                         " created REAL NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, npz BLOB NOT NULL, created REAL NOT NULL)"
+            )
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -128,9 +136,13 @@ class EmbeddingCache:
         return conn
 
     def get(self, sha256: str, settings_key: str) -> list[Face] | None:
-        row = self._conn().execute(
-            "SELECT boxes, widths, vectors FROM embeddings WHERE sha256=? AND settings=?", (sha256, settings_key)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT boxes, widths, vectors FROM embeddings WHERE sha256=? AND settings=?", (sha256, settings_key)
+            )
+            .fetchone()
+        )
         if row is None:
             return None
         boxes, widths = json.loads(row[0]), json.loads(row[1])
@@ -142,8 +154,14 @@ class EmbeddingCache:
         with self._conn() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
-                (sha256, settings_key, json.dumps([list(f.box) for f in faces]),
-                 json.dumps([f.width_px for f in faces]), vectors.tobytes(), time.time()),
+                (
+                    sha256,
+                    settings_key,
+                    json.dumps([list(f.box) for f in faces]),
+                    json.dumps([f.width_px for f in faces]),
+                    vectors.tobytes(),
+                    time.time(),
+                ),
             )
 
     def __len__(self) -> int:
@@ -191,7 +209,8 @@ def artifact_key(kind: str, *parts) -> str:
 def default_cache_path() -> Path:
     """``$PRIVRISK_CACHE_DIR/embeddings.sqlite``, else ``~/.cache/privrisk/embeddings.sqlite``."""
     base = os.environ.get("PRIVRISK_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "privrisk")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "privrisk"
+    )
     return Path(base) / "embeddings.sqlite"
 
 
@@ -225,14 +244,18 @@ def _is_recipe(item) -> bool:
 
 
 def _faces_to_arrays(faces: Sequence[Face]) -> dict[str, np.ndarray]:
-    return {"boxes": np.array([list(f.box) for f in faces], np.int64).reshape(len(faces), 4),
-            "widths": np.array([f.width_px for f in faces], np.int64),
-            "vectors": np.array([f.embedding for f in faces], "<f4").reshape(len(faces), EMBEDDING_DIM)}
+    return {
+        "boxes": np.array([list(f.box) for f in faces], np.int64).reshape(len(faces), 4),
+        "widths": np.array([f.width_px for f in faces], np.int64),
+        "vectors": np.array([f.embedding for f in faces], "<f4").reshape(len(faces), EMBEDDING_DIM),
+    }
 
 
 def _faces_from_arrays(arrays: dict[str, np.ndarray]) -> list[Face]:
-    return [Face(box=tuple(int(v) for v in b), width_px=int(w), embedding=np.asarray(e, np.float32).copy())
-            for b, w, e in zip(arrays["boxes"], arrays["widths"], arrays["vectors"])]
+    return [
+        Face(box=tuple(int(v) for v in b), width_px=int(w), embedding=np.asarray(e, np.float32).copy())
+        for b, w, e in zip(arrays["boxes"], arrays["widths"], arrays["vectors"])
+    ]
 
 
 def _worker_embed(item, settings: FaceSettings) -> EmbedResult:
@@ -278,8 +301,13 @@ def embed_batch(
                 todo.append(i)
             else:
                 faces = _faces_from_arrays(arrays)
-                results[i] = EmbedResult(name=path.name, sha256=None, faces=tuple(faces), cached=True,
-                                         error=None if faces else "no face found")
+                results[i] = EmbedResult(
+                    name=path.name,
+                    sha256=None,
+                    faces=tuple(faces),
+                    cached=True,
+                    error=None if faces else "no face found",
+                )
                 report(1)
             continue
         try:
@@ -292,8 +320,13 @@ def embed_batch(
         if faces is None:
             todo.append(i)
         else:
-            results[i] = EmbedResult(name=path[0] if isinstance(path, tuple) else path, sha256=digest, faces=tuple(faces), cached=True,
-                                     error=None if faces else "no face found")
+            results[i] = EmbedResult(
+                name=path[0] if isinstance(path, tuple) else path,
+                sha256=digest,
+                faces=tuple(faces),
+                cached=True,
+                error=None if faces else "no face found",
+            )
             report(1)
 
     def store(i: int, result: EmbedResult) -> None:
@@ -311,8 +344,13 @@ def embed_batch(
 
         if any(isinstance(paths[i], tuple) or _is_recipe(paths[i]) for i in todo):
             raise ValueError("the Ray path embeds image files; in-memory and rendered images run locally")
-        embed_on_ray([paths[i] for i in todo], settings, ray_address, embed_image,
-                     on_result=lambda j, result: store(todo[j], result))
+        embed_on_ray(
+            [paths[i] for i in todo],
+            settings,
+            ray_address,
+            embed_image,
+            on_result=lambda j, result: store(todo[j], result),
+        )
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
         local_model = model or load_face_model()
         for i in todo:
@@ -323,8 +361,9 @@ def embed_batch(
         # the caller's script. They only run image decoding and dlib, never FAISS/OpenMP.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
-        with cf.ProcessPoolExecutor(max_workers=min(n_workers, len(todo)), mp_context=ctx,
-                                    initializer=_worker_init) as pool:
+        with cf.ProcessPoolExecutor(
+            max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init
+        ) as pool:
             pending: dict[cf.Future, int] = {}
             queue = iter(todo)
             for i in queue:

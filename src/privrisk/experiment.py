@@ -19,51 +19,65 @@ import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from . import index as faiss_index
-from . import metrics
+from . import metrics, tailmodel
+from .captures import make_captures
 from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
-from . import tailmodel
 from .degrade import Degradation, applicable
 from .distractors import DistractorModel, predicted_rank1, validate
-from .captures import make_captures
 from .embeddings import EmbeddingCache, artifact_key, embed_batch, embed_loaded, file_sha256
 from .errors import ConfigError
-from .fileio import json_default, stderr_log
-from .progress import reporter
-from .gallery import Gallery, build_gallery
 from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
+from .fileio import json_default, stderr_log
+from .gallery import Gallery, build_gallery
 from .images import load_image
 from .manifest import Manifest, read_manifest
 from .models import dlib_model_id, library_versions, load_face_model
 from .profiles import FIELDS, generate_profiles, national_id_inference
+from .progress import reporter
 from .samples import dataset_dir, sample_manifest
 
 # What every default level shares: a hand-held snapshot's roll, head turn, light from one side,
 # a little motion and focus blur, each drawn per shot.
-_SNAPSHOT = dict(rotation_deg=[-8.0, 8.0], yaw_deg=[-20.0, 20.0], light_strength=[0.0, 0.4],
-                 motion_blur_px=[0.0, 1.5], defocus_px=[0.0, 0.8])
+_SNAPSHOT = dict(
+    rotation_deg=[-8.0, 8.0],
+    yaw_deg=[-20.0, 20.0],
+    light_strength=[0.0, 0.4],
+    motion_blur_px=[0.0, 1.5],
+    defocus_px=[0.0, 0.8],
+)
 DEFAULT_LEVELS = [
     Degradation(name="webcam", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], **_SNAPSHOT),
     Degradation(name="street", face_width_px=40, blur_sigma=[0.8, 1.6], jpeg_quality=[25, 45], **_SNAPSHOT),
     Degradation(name="far", face_width_px=24, blur_sigma=[1.0, 2.0], jpeg_quality=[25, 45], **_SNAPSHOT),
-    Degradation(name="sunglasses", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60],
-                occlusion="sunglasses", **_SNAPSHOT),
-    Degradation(name="mask", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], occlusion="mask",
-                **_SNAPSHOT),
+    Degradation(
+        name="sunglasses",
+        face_width_px=80,
+        blur_sigma=[0.6, 1.4],
+        jpeg_quality=[30, 60],
+        occlusion="sunglasses",
+        **_SNAPSHOT,
+    ),
+    Degradation(
+        name="mask", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], occlusion="mask", **_SNAPSHOT
+    ),
 ]
 
 
 @dataclass(frozen=True)
 class OfflineSettings:
-    shots: int = setting(3, "captures per person, fused by taking each candidate's best distance (the paper took 3)",
-                         min=1, max=20)
-    levels: list[Degradation] = setting(DEFAULT_LEVELS, "capture conditions, from mild to harsh ([[offline.levels]] tables)")
+    shots: int = setting(
+        3, "captures per person, fused by taking each candidate's best distance (the paper took 3)", min=1, max=20
+    )
+    levels: list[Degradation] = setting(
+        DEFAULT_LEVELS, "capture conditions, from mild to harsh ([[offline.levels]] tables)"
+    )
     headline: str = setting("webcam", "level reported as experiments.offline_to_online")
     timing_probes: int = setting(5, "probes timed uncached (detect / embed / search split)", min=1, max=1000)
 
@@ -73,8 +87,13 @@ class ScalingSettings:
     sizes: list[int] = setting([100, 1_000, 10_000, 100_000, 1_000_000], "gallery sizes measured with distractors")
     extrapolate: list[int] = setting([10_000_000, 100_000_000, 1_000_000_000], "gallery sizes predicted by the model")
     validation_distractors: int = setting(2000, "distractors drawn to compare impostor distances (KS test)", min=100)
-    tail_bootstrap: int = setting(100, "subject-bootstrap refits of each tail model in each fold (the spread of the "
-                                  "simulated and extrapolated ranges)", min=5, max=10_000)
+    tail_bootstrap: int = setting(
+        100,
+        "subject-bootstrap refits of each tail model in each fold (the spread of the "
+        "simulated and extrapolated ranges)",
+        min=5,
+        max=10_000,
+    )
 
 
 @dataclass(frozen=True)
@@ -94,8 +113,9 @@ class ExperimentConfig:
     fpir: list[float] = setting([0.01, 0.001], "false-positive identification rates for TPIR")
     bootstrap: int = setting(1000, "bootstrap resamples for 95% intervals", min=50)
     workers: int = setting(0, "worker processes for embedding (0 = all cores)", min=0)
-    ray_address: str = setting("", "embed the photo files on this Ray cluster ('host:port', or 'local'); "
-                               "empty = this machine")
+    ray_address: str = setting(
+        "", "embed the photo files on this Ray cluster ('host:port', or 'local'); empty = this machine"
+    )
     faces: FaceSettings = setting(FaceSettings(), "[faces] table: detection and encoding")
     gallery: GallerySettings = setting(GallerySettings(), "[gallery] table: index and threshold")
     offline: OfflineSettings = setting(OfflineSettings(), "[offline] table: E2 capture conditions")
@@ -129,18 +149,39 @@ def _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progres
         idx = np.where(lm)[0]
         e2_rank1[name] = ([probes.subjects[i] for i in idx], fc[idx, 0] == lt[idx])
     fs = cfg.fairness
-    res = analyse(probes.vectors, probes.subjects, identified.vectors, identified.subjects, meta_by_subject,
-                  columns=fs.group_columns, combine=fs.combine, operating_threshold=cfg.gallery.threshold,
-                  thresholds=fs.thresholds, e2_shots=e2_shots, e2_rank1=e2_rank1, n_boot=cfg.bootstrap,
-                  seed=cfg.seed + 31, small_subjects=fs.small_subjects)
-    res["pairs"] = ("all pairs: every probe photo against every photo of the gallery manifest "
-                    f"({len(identified.subjects)} photos of {len(set(identified.subjects))} people), not only the "
-                    "E1 gallery; E2 rank-1 per group is against the E1 gallery")
+    res = analyse(
+        probes.vectors,
+        probes.subjects,
+        identified.vectors,
+        identified.subjects,
+        meta_by_subject,
+        columns=fs.group_columns,
+        combine=fs.combine,
+        operating_threshold=cfg.gallery.threshold,
+        thresholds=fs.thresholds,
+        e2_shots=e2_shots,
+        e2_rank1=e2_rank1,
+        n_boot=cfg.bootstrap,
+        seed=cfg.seed + 31,
+        small_subjects=fs.small_subjects,
+    )
+    res["pairs"] = (
+        "all pairs: every probe photo against every photo of the gallery manifest "
+        f"({len(identified.subjects)} photos of {len(set(identified.subjects))} people), not only the "
+        "E1 gallery; E2 rank-1 per group is against the E1 gallery"
+    )
     res["skipped_gallery_photos"] = [{"image": i, "reason": r} for i, r in identified.skipped]
     if res["attributes"]:
         try:
-            res["tail_check"] = tail_check_cross_validated(res, probes.vectors, probes.subjects, identified.vectors,
-                                                           identified.subjects, meta_by_subject, seed=cfg.seed + 37)
+            res["tail_check"] = tail_check_cross_validated(
+                res,
+                probes.vectors,
+                probes.subjects,
+                identified.vectors,
+                identified.subjects,
+                meta_by_subject,
+                seed=cfg.seed + 37,
+            )
         except ImportError as exc:  # the validated tail model (issue 11) is not part of this build
             res["tail_check"] = {"note": f"per-group tail-model check not run: {exc}"}
     return res
@@ -173,8 +214,14 @@ class _Embedded:
 
 
 def _embed_rows(rows, cfg: ExperimentConfig, cache, progress) -> _Embedded:
-    results = embed_batch([r.image for r in rows], cfg.faces, cache=cache, workers=cfg.workers or None,
-                          progress=progress, ray_address=cfg.ray_address or None)
+    results = embed_batch(
+        [r.image for r in rows],
+        cfg.faces,
+        cache=cache,
+        workers=cfg.workers or None,
+        progress=progress,
+        ray_address=cfg.ray_address or None,
+    )
     subjects, vectors, names, boxes, skipped = [], [], [], [], []
     for row, res in zip(rows, results):
         if not res.ok:
@@ -211,8 +258,11 @@ def _identification(truth_codes, in_gallery, cand, dist, cfg, seed) -> dict:
     k_tpir = int(((mated_rank == 1) & (mated_dist <= t)).sum())
     k_fpir = int((nonmated_best <= t).sum())
     out = {
-        "n_probes": int(len(truth_codes)), "n_mated": n_m, "n_nonmated": n_nm,
-        "rank1": metrics.rank_k(mated_rank, 1), "rank5": metrics.rank_k(mated_rank, 5),
+        "n_probes": int(len(truth_codes)),
+        "n_mated": n_m,
+        "n_nonmated": n_nm,
+        "rank1": metrics.rank_k(mated_rank, 1),
+        "rank5": metrics.rank_k(mated_rank, 5),
         "rank10": metrics.rank_k(mated_rank, 10),
         "rank1_ci95": list(metrics.clopper_pearson(int((mated_rank <= 1).sum()), n_m)),
         "rank5_ci95": list(metrics.clopper_pearson(int((mated_rank <= 5).sum()), n_m)),
@@ -224,22 +274,39 @@ def _identification(truth_codes, in_gallery, cand, dist, cfg, seed) -> dict:
         "tpir_at_threshold_ci95": list(metrics.clopper_pearson(k_tpir, n_m)),
         "fpir_at_threshold": k_fpir / n_nm if n_nm else None,
         "fpir_at_threshold_ci95": list(metrics.clopper_pearson(k_fpir, n_nm)) if n_nm else None,
-        "fpir_at_threshold_k": k_fpir, "fpir_at_threshold_n": n_nm, "threshold": t,
+        "fpir_at_threshold_k": k_fpir,
+        "fpir_at_threshold_n": n_nm,
+        "threshold": t,
         "det": metrics.det_curve(mated_rank, mated_dist, nonmated_best),
     }
-    boot = metrics.bootstrap_tpir(mated_rank, mated_dist, truth_codes[mated], nonmated_best, truth_codes[~mated],
-                                  cfg.fpir, n_boot=cfg.bootstrap, seed=seed)
+    boot = metrics.bootstrap_tpir(
+        mated_rank,
+        mated_dist,
+        truth_codes[mated],
+        nonmated_best,
+        truth_codes[~mated],
+        cfg.fpir,
+        n_boot=cfg.bootstrap,
+        seed=seed,
+    )
     for f in cfg.fpir:
         entry = out["tpir_at_fpir"][f"{f:g}"]
         entry["tpir_ci95_subject_bootstrap"] = boot[f"{f:g}"]
         entry["ci_note"] = (
             f"{n_nm} non-mated probes: the lowest FPIR this sample can resolve is about {3 / max(n_nm, 1):.3f} "
-            f"(3 / n); {'enough' if entry['resolvable'] else 'not enough'} for FPIR {f:g}")
+            f"(3 / n); {'enough' if entry['resolvable'] else 'not enough'} for FPIR {f:g}"
+        )
     return out
 
 
-def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cache: EmbeddingCache | None = None,
-                   progress: bool = True, log: Log | None = stderr_log) -> dict:
+def run_experiment(
+    config: ExperimentConfig,
+    out_dir: str | os.PathLike,
+    *,
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+    log: Log | None = stderr_log,
+) -> dict:
     """Run E1-E3 and the scaling study; write every output into ``out_dir``; return results."""
     log = log or (lambda _m: None)
     cfg = config
@@ -258,17 +325,28 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
     n_unseen = int(round(cfg.unseen_share * len(common)))
     unseen = set(rng.permutation(common)[:n_unseen].tolist())
     gallery_rows = tuple(r for r in g_manifest.rows if r.subject_id not in unseen)
-    log(f"E1 split: {len(common) - n_unseen} subjects in the gallery, {n_unseen} probe subjects left out (seed {cfg.seed})")
+    log(
+        f"E1 split: {len(common) - n_unseen} subjects in the gallery, {n_unseen} probe subjects left out (seed {cfg.seed})"
+    )
 
     # --- the gallery: built from the consent manifest, persisted beside the results --------------------
     gdir = out / "gallery"
     if gdir.exists():
         import shutil
+
         shutil.rmtree(gdir)
     sub_manifest = dataclasses.replace(g_manifest, rows=gallery_rows)
     log("embedding gallery photos")
-    build = build_gallery(sub_manifest, gdir, face_settings=cfg.faces, settings=cfg.gallery, cache=cache,
-                          workers=cfg.workers or None, progress=progress, ray_address=cfg.ray_address or None)
+    build = build_gallery(
+        sub_manifest,
+        gdir,
+        face_settings=cfg.faces,
+        settings=cfg.gallery,
+        cache=cache,
+        workers=cfg.workers or None,
+        progress=progress,
+        ray_address=cfg.ray_address or None,
+    )
     with Gallery.open(gdir) as gallery:
         gal_ids, gal_vecs = gallery.embeddings()
         gal_meta = gallery.faces()
@@ -291,12 +369,17 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
     truth = np.array([code[s] for s in p_subjects], np.int64)
     mated = np.array([s in in_gallery_subjects for s in p_subjects])
     e1 = _identification(truth, mated, cand, dist, cfg, cfg.seed)
-    e1.update(n_gallery=len(gal_vecs), skipped=[{"image": i, "reason": r} for i, r in [*build.skipped, *probes.skipped]])
+    e1.update(
+        n_gallery=len(gal_vecs), skipped=[{"image": i, "reason": r} for i, r in [*build.skipped, *probes.skipped]]
+    )
     ranks1 = metrics.true_rank(cand, truth)
-    e1["by_gender"] = metrics.breakdown(ranks1[mated] == 1, [meta_by_subject.get(s, {}).get("gender", "unknown")
-                                                              for s in np.array(p_subjects)[mated]])
-    e1["by_ethnicity"] = metrics.breakdown(ranks1[mated] == 1, [meta_by_subject.get(s, {}).get("ethnicity", "unknown")
-                                                                 for s in np.array(p_subjects)[mated]])
+    e1["by_gender"] = metrics.breakdown(
+        ranks1[mated] == 1, [meta_by_subject.get(s, {}).get("gender", "unknown") for s in np.array(p_subjects)[mated]]
+    )
+    e1["by_ethnicity"] = metrics.breakdown(
+        ranks1[mated] == 1,
+        [meta_by_subject.get(s, {}).get("ethnicity", "unknown") for s in np.array(p_subjects)[mated]],
+    )
     # verification ROC: every probe against every gallery face
     allpairs = np.sqrt(np.maximum(((probes.vectors[:, None, :] - gal_vecs[None, :, :]) ** 2).sum(-1), 0))
     same = np.array([code[s] for s in probes.subjects])[:, None] == gal_codes[None, :]
@@ -304,17 +387,32 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
     roc = metrics.roc(genuine, impostor)
     far0 = np.flatnonzero(np.asarray(roc["far"]) == 0)  # keep the last FAR-0 point: TAR at FAR 0 (plots)
     pick = np.unique(np.r_[np.linspace(0, len(roc["far"]) - 1, 300).astype(int), far0[-1:]])
-    e1["verification"] = {"eer": roc["eer"], "curve": {"far": [roc["far"][j] for j in pick],
-                                                       "tar": [roc["tar"][j] for j in pick]}, "n_genuine": int(genuine.size), "n_impostor": int(impostor.size),
-                          "tar_at_far": {f"{f:g}": metrics.tar_at_far(genuine, impostor, f) for f in (0.01, 0.001)}}
+    e1["verification"] = {
+        "eer": roc["eer"],
+        "curve": {"far": [roc["far"][j] for j in pick], "tar": [roc["tar"][j] for j in pick]},
+        "n_genuine": int(genuine.size),
+        "n_impostor": int(impostor.size),
+        "tar_at_far": {f"{f:g}": metrics.tar_at_far(genuine, impostor, f) for f in (0.01, 0.001)},
+    }
     pair_p = np.broadcast_to(np.array([code[s] for s in probes.subjects])[:, None], allpairs.shape)
     pair_g = np.broadcast_to(gal_codes[None, :], allpairs.shape)
-    e1["verification"].update(metrics.bootstrap_verification(
-        genuine, pair_p[same], impostor, pair_p[~same], pair_g[~same], (0.01, 0.001), n_boot=cfg.bootstrap,
-        seed=cfg.seed + 3))
+    e1["verification"].update(
+        metrics.bootstrap_verification(
+            genuine,
+            pair_p[same],
+            impostor,
+            pair_p[~same],
+            pair_g[~same],
+            (0.01, 0.001),
+            n_boot=cfg.bootstrap,
+            seed=cfg.seed + 3,
+        )
+    )
     e1["genuine_pairs"] = _genuine_pairs(genuine, impostor, e1, cfg, g_manifest, p_manifest)
-    per_probe = [_probe_row("online_to_online", p, names, truth[i], cand[i], dist[i], mated[i], cfg)
-                 for i, p in enumerate(list(probes.names) + [n for n, _ in probes.skipped])]
+    per_probe = [
+        _probe_row("online_to_online", p, names, truth[i], cand[i], dist[i], mated[i], cfg)
+        for i, p in enumerate(list(probes.names) + [n for n, _ in probes.skipped])
+    ]
     log(f"E1 online to online: rank-1 {e1['rank1']:.3f} over {e1['n_mated']} mated probes")
 
     # --- E2 offline to online -------------------------------------------------------------------------
@@ -336,14 +434,29 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
                 continue
             row = len(rows_used)
             rows_used.append(pi)
-            shots = make_captures(name, sha, box, level, (cfg.seed, li, pi), cfg.offline.shots, cfg.faces.max_side,
-                                  cfg.faces, model_id, Path(name).stem)
+            shots = make_captures(
+                name,
+                sha,
+                box,
+                level,
+                (cfg.seed, li, pi),
+                cfg.offline.shots,
+                cfg.faces.max_side,
+                cfg.faces,
+                model_id,
+                Path(name).stem,
+            )
             items += shots
             owners += [row] * len(shots)
             shot_of += list(range(len(shots)))
-        log(f"E2 level '{level.name}': embedding {len(items)} degraded captures"
-            + (f" ({len(not_applicable)} photos not applicable: face narrower than {level.face_width_px} px)"
-               if not_applicable else ""))
+        log(
+            f"E2 level '{level.name}': embedding {len(items)} degraded captures"
+            + (
+                f" ({len(not_applicable)} photos not applicable: face narrower than {level.face_width_px} px)"
+                if not_applicable
+                else ""
+            )
+        )
         res = embed_batch(items, cfg.faces, cache=cache, workers=cfg.workers or None, progress=progress)
         ok = [j for j, r in enumerate(res) if r.ok]
         shot_vecs = np.array([res[j].faces[0].embedding for j in ok], np.float32).reshape(len(ok), 128)
@@ -359,7 +472,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
             for row in range(len(ok)):
                 valid = c_s[row] >= 0
                 np.minimum.at(full[shot_owner[row]], c_s[row][valid], d_s[row][valid])
-        order = np.argsort(full, axis=1, kind="stable")[:, :cfg.top_k]
+        order = np.argsort(full, axis=1, kind="stable")[:, : cfg.top_k]
         fused_d = np.take_along_axis(full, order, axis=1)
         fused_c = np.where(np.isfinite(fused_d), order, -1)
         lv_truth = np.array([code[probes.subjects[pi]] for pi in rows_used], np.int64)
@@ -367,13 +480,29 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
         m = _identification(lv_truth, lv_mated, fused_c, fused_d, cfg, cfg.seed + li + 1)
         detected = np.zeros(len(rows_used), bool)
         detected[np.unique(shot_owner)] = True
-        m.update(level=to_dict(level), n_gallery=len(gal_vecs), shots=cfg.offline.shots,
-                 detection_rate=float(len(ok) / max(len(items), 1)),
-                 persons_with_a_detected_shot=float(detected.mean()) if len(rows_used) else None,
-                 n_applicable=len(rows_used), n_not_applicable=len(not_applicable),
-                 not_applicable=[probes.names[pi] for pi in not_applicable],
-                 fusion=_fusion_cost(top_c, top_d, shot_owner, shot_index, len(rows_used), cfg.offline.shots,
-                                     fused_c, fused_d, lv_truth, lv_mated, cfg.gallery.threshold))
+        m.update(
+            level=to_dict(level),
+            n_gallery=len(gal_vecs),
+            shots=cfg.offline.shots,
+            detection_rate=float(len(ok) / max(len(items), 1)),
+            persons_with_a_detected_shot=float(detected.mean()) if len(rows_used) else None,
+            n_applicable=len(rows_used),
+            n_not_applicable=len(not_applicable),
+            not_applicable=[probes.names[pi] for pi in not_applicable],
+            fusion=_fusion_cost(
+                top_c,
+                top_d,
+                shot_owner,
+                shot_index,
+                len(rows_used),
+                cfg.offline.shots,
+                fused_c,
+                fused_d,
+                lv_truth,
+                lv_mated,
+                cfg.gallery.threshold,
+            ),
+        )
         e2_levels[level.name] = m
         if lv_mated.any():  # a level no gallery subject's photo can make has no scaling curve
             e2_fused[level.name] = (shot_vecs, shot_owner, fused_c, fused_d, lv_truth, lv_mated)
@@ -381,17 +510,37 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
         for pi, p in enumerate(probes.names):
             if pi in row_of:
                 i = row_of[pi]
-                per_probe.append(_probe_row(f"offline_to_online/{level.name}", p, names, lv_truth[i], fused_c[i],
-                                            fused_d[i], lv_mated[i], cfg))
+                per_probe.append(
+                    _probe_row(
+                        f"offline_to_online/{level.name}",
+                        p,
+                        names,
+                        lv_truth[i],
+                        fused_c[i],
+                        fused_d[i],
+                        lv_mated[i],
+                        cfg,
+                    )
+                )
             else:
-                na = _probe_row(f"offline_to_online/{level.name}", p, names, code[probes.subjects[pi]], [], [],
-                                probes.subjects[pi] in in_gallery_subjects, cfg)
+                na = _probe_row(
+                    f"offline_to_online/{level.name}",
+                    p,
+                    names,
+                    code[probes.subjects[pi]],
+                    [],
+                    [],
+                    probes.subjects[pi] in in_gallery_subjects,
+                    cfg,
+                )
                 per_probe.append(na | {"decision": "not applicable", "decision_correct": ""})
         fu = m["fusion"]
-        log(f"E2 '{level.name}': rank-1 {_pct(m['rank1'])} over {m['n_mated']} mated probes "
+        log(
+            f"E2 '{level.name}': rank-1 {_pct(m['rank1'])} over {m['n_mated']} mated probes "
             f"({len(not_applicable)} not applicable); {m['detection_rate']:.0%} of captures had a detectable face; "
             f"fusing {cfg.offline.shots} shots: rank-1 {_pct(fu['rank1_single'])} -> {_pct(fu['rank1_fused'])}, "
-            f"FPIR at {cfg.gallery.threshold:g} {_pct(fu['fpir_single'])} -> {_pct(fu['fpir_fused'])}")
+            f"FPIR at {cfg.gallery.threshold:g} {_pct(fu['fpir_single'])} -> {_pct(fu['fpir_fused'])}"
+        )
 
     log("timing identifications (uncached)")
     head_level = next(lv for lv in cfg.offline.levels if lv.name == cfg.offline.headline)
@@ -403,21 +552,28 @@ def run_experiment(config: ExperimentConfig, out_dir: str | os.PathLike, *, cach
 
     # --- E3 accretion -----------------------------------------------------------------------------------
     e3, e3_rows = _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject)
-    log(f"E3 accretion: {e3['n_people_identified']} of {e3['n_mated_people']} people re-identified, "
+    log(
+        f"E3 accretion: {e3['n_people_identified']} of {e3['n_mated_people']} people re-identified, "
         f"{e3['wrong_person']['n_probes_wrong']} wrong-person identifications; SSN first 5 predictable for "
-        f"{e3['ssn_predictable_fraction']:.0%}, mean {e3['mean_fields_learned']:.1f} fields learned")
+        f"{e3['ssn_predictable_fraction']:.0%}, mean {e3['mean_fields_learned']:.1f} fields learned"
+    )
 
     # --- scaling ---------------------------------------------------------------------------------------
-    scaling = _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log,
-                              progress)
+    scaling = _cached_scaling(
+        cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log, progress
+    )
 
     results = {
         "privrisk_version": library_versions().get("privrisk", "0"),
         "seed": cfg.seed,
         "config": to_dict(cfg),
         "versions": library_versions() | {"model_id": _model_id(gdir), "python": sys.version.split()[0]},
-        "dataset": {"root": str(root), "gallery_manifest": str(g_manifest.path), "probe_manifest": str(p_manifest.path),
-                    "refused_rows": [str(r) for r in (*g_manifest.refused, *p_manifest.refused)]},
+        "dataset": {
+            "root": str(root),
+            "gallery_manifest": str(g_manifest.path),
+            "probe_manifest": str(p_manifest.path),
+            "refused_rows": [str(r) for r in (*g_manifest.refused, *p_manifest.refused)],
+        },
         "experiments": {
             "online_to_online": e1,
             "offline_to_online": headline | {"levels": e2_levels},
@@ -442,18 +598,30 @@ def _genuine_pairs(genuine, impostor, e1, cfg, g_manifest, p_manifest) -> dict:
     g_src = sorted({r.meta.get("source", "") for r in g_manifest.rows} - {""})
     p_src = sorted({r.meta.get("source", "") for r in p_manifest.rows} - {""})
     if default:
-        what = ("same-session studio photos (London set): each person's neutral photo (gallery) against their "
-                "smiling photo (probe), taken in one session under the same light and camera")
+        what = (
+            "same-session studio photos (London set): each person's neutral photo (gallery) against their "
+            "smiling photo (probe), taken in one session under the same light and camera"
+        )
     else:
-        what = (f"gallery photos ({', '.join(g_src) or 'source not recorded'}) against probe photos "
-                f"({', '.join(p_src) or 'source not recorded'}); whether they come from one session is not recorded")
+        what = (
+            f"gallery photos ({', '.join(g_src) or 'source not recorded'}) against probe photos "
+            f"({', '.join(p_src) or 'source not recorded'}); whether they come from one session is not recorded"
+        )
     g = np.sort(np.asarray(genuine, np.float64))
     closest = float(np.min(impostor)) if len(impostor) else float("nan")
-    out = {"what": what, "same_session_studio": default, "n_genuine": int(g.size), "n_impostor": int(len(impostor)),
-           "closest_impostor": closest}
+    out = {
+        "what": what,
+        "same_session_studio": default,
+        "n_genuine": int(g.size),
+        "n_impostor": int(len(impostor)),
+        "closest_impostor": closest,
+    }
     if not g.size or not len(impostor):
-        return out | {"statement": "no genuine pairs (no probe subject has a gallery photo)" if not g.size else
-                      "no impostor pairs (one subject only): nothing to compare the genuine distances with"}
+        return out | {
+            "statement": "no genuine pairs (no probe subject has a gallery photo)"
+            if not g.size
+            else "no impostor pairs (one subject only): nothing to compare the genuine distances with"
+        }
     q = np.quantile(g, [0.0, 0.05, 0.5, 0.95, 1.0])
     out["quantiles"] = dict(zip(("min", "p05", "median", "p95", "max"), map(float, q)))
     out["mean"] = float(g.mean())
@@ -461,17 +629,23 @@ def _genuine_pairs(genuine, impostor, e1, cfg, g_manifest, p_manifest) -> dict:
     out["n_genuine_not_closer_than_closest_impostor"] = n_over
     eer, r1 = e1["verification"]["eer"], e1["rank1"]
     if n_over == 0:
-        s = (f"Every genuine pair (max {g[-1]:.3f}) is closer than the closest impostor pair ({closest:.3f}), so any "
-             f"threshold between the two separates them: EER = {eer:.3f} and rank-1 = {r1:.1%} follow from the set-up")
+        s = (
+            f"Every genuine pair (max {g[-1]:.3f}) is closer than the closest impostor pair ({closest:.3f}), so any "
+            f"threshold between the two separates them: EER = {eer:.3f} and rank-1 = {r1:.1%} follow from the set-up"
+        )
         if r1 < 1:
             s += " (the rank-1 misses are probes whose face was not found)"
     else:
-        s = (f"{n_over} of {g.size} genuine pairs are at least as far apart as the closest impostor pair "
-             f"({closest:.3f}); EER = {eer:.3f}, rank-1 = {r1:.1%}")
+        s = (
+            f"{n_over} of {g.size} genuine pairs are at least as far apart as the closest impostor pair "
+            f"({closest:.3f}); EER = {eer:.3f}, rank-1 = {r1:.1%}"
+        )
     if default:
-        s += (". These are same-session studio photos; the paper matched wild photos (dating-site and Facebook "
-              "pictures taken at different times) with a 2011 recogniser, so these rates describe far easier "
-              "conditions than the paper's.")
+        s += (
+            ". These are same-session studio photos; the paper matched wild photos (dating-site and Facebook "
+            "pictures taken at different times) with a 2011 recogniser, so these rates describe far easier "
+            "conditions than the paper's."
+        )
     else:
         s += "."
     out["statement"] = s
@@ -494,7 +668,10 @@ def _probe_row(experiment, probe, names, truth, cand, dist, mated, cfg) -> dict:
     top = [(names[c], float(d)) for c, d in zip(cand, dist) if c >= 0]
     best_ok = bool(top) and top[0][1] <= cfg.gallery.threshold
     return {
-        "experiment": experiment, "probe": probe, "truth": names[truth], "in_gallery": bool(mated),
+        "experiment": experiment,
+        "probe": probe,
+        "truth": names[truth],
+        "in_gallery": bool(mated),
         "rank": next((r + 1 for r, (s, _) in enumerate(top) if s == names[truth]), ""),
         "decision": "match" if best_ok else "no match",
         "decision_correct": (best_ok and top[0][0] == names[truth]) if mated else not best_ok,
@@ -516,8 +693,9 @@ def _exact_ci(k: int, n: int) -> list | None:
     return [float(ci.low), float(ci.high)]
 
 
-def _fusion_cost(top_c, top_d, shot_owner, shot_index, n_persons, shots, fused_c, fused_d, truth, mated,
-                 threshold) -> dict:
+def _fusion_cost(
+    top_c, top_d, shot_owner, shot_index, n_persons, shots, fused_c, fused_d, truth, mated, threshold
+) -> dict:
     """What fusing a person's shots (best distance per candidate) gains and costs, against one shot.
 
     Single shot = each person's first capture alone (a failed detection is a miss and no alarm);
@@ -539,8 +717,9 @@ def _fusion_cost(top_c, top_d, shot_owner, shot_index, n_persons, shots, fused_c
         return int(hit.sum()), int((hit & within).sum()), int((within & ~mated).sum())
 
     single = [rates(single_c[s], single_d[s]) for s in range(shots)]
-    fused = rates(fused_c[:, 0] if len(fused_c) else np.zeros(0, np.int64),
-                  fused_d[:, 0] if len(fused_d) else np.zeros(0))
+    fused = rates(
+        fused_c[:, 0] if len(fused_c) else np.zeros(0, np.int64), fused_d[:, 0] if len(fused_d) else np.zeros(0)
+    )
     share = lambda k, n: k / n if n else None  # noqa: E731
     out = {"threshold": float(threshold), "shots": int(shots), "n_mated": n_m, "n_nonmated": n_n}
     for key, j, n in (("rank1", 0, n_m), ("tpir", 1, n_m), ("fpir", 2, n_n)):
@@ -548,8 +727,10 @@ def _fusion_cost(top_c, top_d, shot_owner, shot_index, n_persons, shots, fused_c
         out[f"n_{key}_single"], out[f"n_{key}_fused"] = single[0][j], fused[j]
         out[f"{key}_single_ci95"], out[f"{key}_fused_ci95"] = _exact_ci(single[0][j], n), _exact_ci(fused[j], n)
         out[f"{key}_single_per_shot"] = [share(r[j], n) for r in single]
-    out["note"] = ("single = each person's first capture alone; fused = best distance per candidate over all "
-                   f"{shots} captures; FPIR = non-mated persons whose best candidate is within the threshold")
+    out["note"] = (
+        "single = each person's first capture alone; fused = best distance per candidate over all "
+        f"{shots} captures; FPIR = non-mated persons whose best candidate is within the threshold"
+    )
     return out
 
 
@@ -568,8 +749,18 @@ def _time_identifications(cfg, probes, box_of, gal_vecs, level: Degradation | No
         shot_images = [image]
         if level is not None:
             box = tuple(int(round(v * image.scale)) for v in box_of[name])
-            recipes = make_captures(name, image.sha256, box, level, (cfg.seed, 99, pi), shots, cfg.faces.max_side,
-                                    cfg.faces, model.model_id, Path(name).stem)
+            recipes = make_captures(
+                name,
+                image.sha256,
+                box,
+                level,
+                (cfg.seed, 99, pi),
+                shots,
+                cfg.faces.max_side,
+                cfg.faces,
+                model.model_id,
+                Path(name).stem,
+            )
             shot_images = [load_image(c.render(model), name=c.name) for c in recipes]
         make += time.perf_counter() - t0
         vecs = []
@@ -582,11 +773,18 @@ def _time_identifications(cfg, probes, box_of, gal_vecs, level: Degradation | No
         if vecs:
             faiss_index.search(index, np.array(vecs), cfg.top_k)
         srch += time.perf_counter() - t0
-    return {"load_and_capture": make / n, "detect": det / n, "embed": emb / n, "search": srch / n,
-            "total": (det + emb + srch) / n, "total_with_load_and_capture": (make + det + emb + srch) / n,
-            "n_timed": n, "captures_per_identification": shots,
-            "note": "one process, uncached, against the experiment's gallery; load_and_capture is reading the "
-                    "photo and, for E2, making its degraded captures (a stranger's camera does this part)"}
+    return {
+        "load_and_capture": make / n,
+        "detect": det / n,
+        "embed": emb / n,
+        "search": srch / n,
+        "total": (det + emb + srch) / n,
+        "total_with_load_and_capture": (make + det + emb + srch) / n,
+        "n_timed": n,
+        "captures_per_identification": shots,
+        "note": "one process, uncached, against the experiment's gallery; load_and_capture is reading the "
+        "photo and, for E2, making its degraded captures (a stranger's camera does this part)",
+    }
 
 
 def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
@@ -598,9 +796,17 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
     those wrong-person identifications are counted and what they attribute is listed."""
     ages = {s: m.get("age") for s, m in meta_by_subject.items() if str(m.get("age", "")).isdigit()}
     sexes = {s: m.get("gender") for s, m in meta_by_subject.items() if m.get("gender") in ("female", "male")}
-    profiles = {p.subject_id: p for p in generate_profiles(
-        names, seed=cfg.seed, visibility={k: tuple(v) for k, v in cfg.accretion.visibility.items()} or None,
-        birth_countries=cfg.accretion.birth_countries or None, sexes=sexes, ages=ages)}
+    profiles = {
+        p.subject_id: p
+        for p in generate_profiles(
+            names,
+            seed=cfg.seed,
+            visibility={k: tuple(v) for k, v in cfg.accretion.visibility.items()} or None,
+            birth_countries=cfg.accretion.birth_countries or None,
+            sexes=sexes,
+            ages=ages,
+        )
+    }
     truth = np.asarray(truth)
     mated = np.asarray(mated, bool)
     top = cand[:, 0]
@@ -634,11 +840,20 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
         n_fields.append(len(learned))
         ssn += bool(inference and inference.scheme == "US SSN" and inference.digits_predictable >= 5)
         rrn += bool(inference and inference.scheme == "KR RRN" and inference.digits_predictable >= 7)
-        rows.append({"kind": "re-identified", "subject_id": sid, "attributed_to": sid, "pseudonym": prof.pseudonym,
-                     "probes": n_own, "probes_leading_here": n_hit, "birth_country": prof.values["birth_country"],
-                     "fields_learned": learned,
-                     "national_id": dataclasses.asdict(inference) if inference else None,
-                     "travel_plans_visible": "travel_plans" in visible})
+        rows.append(
+            {
+                "kind": "re-identified",
+                "subject_id": sid,
+                "attributed_to": sid,
+                "pseudonym": prof.pseudonym,
+                "probes": n_own,
+                "probes_leading_here": n_hit,
+                "birth_country": prof.values["birth_country"],
+                "fields_learned": learned,
+                "national_id": dataclasses.asdict(inference) if inference else None,
+                "travel_plans_visible": "travel_plans" in visible,
+            }
+        )
     n = max(len(identified), 1)
     countries = [profiles[s].values["birth_country"] for s in identified]
 
@@ -649,12 +864,18 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
         key = (names[truth[i]], names[top[i]])
         if key not in wrong_rows:
             prof, visible, inference = learned_from(key[1])
-            wrong_rows[key] = {"kind": "wrong person", "subject_id": key[0], "attributed_to": key[1],
-                               "pseudonym": prof.pseudonym, "probes": int((truth == truth[i]).sum()),
-                               "probes_leading_here": 0, "birth_country": prof.values["birth_country"],
-                               "fields_learned": [f for f in visible if f != "profile_photo"],
-                               "national_id": dataclasses.asdict(inference) if inference else None,
-                               "travel_plans_visible": "travel_plans" in visible}
+            wrong_rows[key] = {
+                "kind": "wrong person",
+                "subject_id": key[0],
+                "attributed_to": key[1],
+                "pseudonym": prof.pseudonym,
+                "probes": int((truth == truth[i]).sum()),
+                "probes_leading_here": 0,
+                "birth_country": prof.values["birth_country"],
+                "fields_learned": [f for f in visible if f != "profile_photo"],
+                "national_id": dataclasses.asdict(inference) if inference else None,
+                "travel_plans_visible": "travel_plans" in visible,
+            }
         row = wrong_rows[key]
         row["probes_leading_here"] += 1
         for f in row["fields_learned"]:
@@ -671,13 +892,16 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
         "all_probes": metrics.rate(n_wrong, len(truth)),
         "people_with_a_wrong_identification": metrics.rate(len(wrong_people), len(set(truth.tolist()))),
         "nonmated_people_with_a_wrong_identification": metrics.rate(
-            len(wrong_people & {names[c] for c in nm_people}), len(nm_people)),
+            len(wrong_people & {names[c] for c in nm_people}), len(nm_people)
+        ),
         "n_profiles_wrongly_attributed": len({k[1] for k in wrong_rows}),
         "mean_fields_wrongly_attributed": float(np.mean(n_wrong_fields)) if n_wrong_fields else 0.0,
         "field_attributed_share": {f: c / max(n_wrong, 1) for f, c in wrong_fields.items()},
         "national_id_wrongly_inferred": wrong_ids,
-        "note": ("a probe whose top candidate is another person at distance <= the threshold: a stranger would attach "
-                 "that person's profile (the fields listed) to the probe's face"),
+        "note": (
+            "a probe whose top candidate is another person at distance <= the threshold: a stranger would attach "
+            "that person's profile (the fields listed) to the probe's face"
+        ),
     }
     return {
         "n_identified": len(identified),
@@ -687,8 +911,10 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
         "n_mated_probes": int(mated.sum()),
         "people_identified": metrics.rate(len(identified), len(mated_people)),
         "probe_share_per_identified_person": {
-            "mean": float(np.mean(shares)) if shares else None, "min": float(np.min(shares)) if shares else None,
-            "median": float(np.median(shares)) if shares else None},
+            "mean": float(np.mean(shares)) if shares else None,
+            "min": float(np.min(shares)) if shares else None,
+            "median": float(np.median(shares)) if shares else None,
+        },
         "n_profiles": len(profiles),
         "mean_fields_learned": float(np.mean(n_fields)) if n_fields else 0.0,
         "ssn_predictable_fraction": ssn / n,
@@ -705,14 +931,17 @@ def _accretion(cfg, names, probes, cand, dist, truth, mated, meta_by_subject):
 
 
 SEED_SIZE = 100_000  # gallery size at which three distractor seeds are searched exactly
-KIND_RULE = ("measured: real faces only (gallery size <= the real gallery); simulated: Gaussian model distractors "
-             "drawn and searched exactly, at sizes where the deciding per-distractor probability 1/(N - n_real) is "
-             "at least 1/(number of real impostor pairs), i.e. still checkable on real pairs; extrapolated: beyond "
-             "that (or not searched), where only the tail model speaks")
+KIND_RULE = (
+    "measured: real faces only (gallery size <= the real gallery); simulated: Gaussian model distractors "
+    "drawn and searched exactly, at sizes where the deciding per-distractor probability 1/(N - n_real) is "
+    "at least 1/(number of real impostor pairs), i.e. still checkable on real pairs; extrapolated: beyond "
+    "that (or not searched), where only the tail model speaks"
+)
 
 
-def _smallest_ids(index, n_max: int, vecs: np.ndarray, radii: np.ndarray, k: int = 10,
-                  report: Callable[[int], None] | None = None) -> np.ndarray:
+def _smallest_ids(
+    index, n_max: int, vecs: np.ndarray, radii: np.ndarray, k: int = 10, report: Callable[[int], None] | None = None
+) -> np.ndarray:
     """(n, k): the k smallest distractor ids (= positions in the draw) within each query's radius,
     padded with n_max; queries with a non-finite radius get no ids. Queries go to FAISS in batches of
     similar radius, each batch as one range search at the batch's largest radius."""
@@ -722,13 +951,13 @@ def _smallest_ids(index, n_max: int, vecs: np.ndarray, radii: np.ndarray, k: int
     finite = np.isfinite(radii)
     order = np.where(finite)[0][np.argsort(radii[finite], kind="stable")]
     for start in range(0, len(order), 64):
-        batch = order[start:start + 64]
+        batch = order[start : start + 64]
         r2 = radii[batch].astype(np.float32) ** 2
         lims, d2, ids = index.range_search(np.ascontiguousarray(vecs[batch]), float(r2.max()))
         for j, q in enumerate(batch):
             lo, hi = lims[j], lims[j + 1]
             inside = np.sort(ids[lo:hi][d2[lo:hi] <= r2[j]])[:k]
-            out[q, :len(inside)] = inside
+            out[q, : len(inside)] = inside
         if report is not None:
             report(len(batch))
     return out
@@ -740,7 +969,7 @@ def _person_ids(shot_ids: np.ndarray, owner: np.ndarray, n_persons: int, n_max: 
     for p_ in range(n_persons):
         ids = np.unique(shot_ids[owner == p_])
         ids = ids[ids < n_max][:k]
-        out[p_, :len(ids)] = ids
+        out[p_, : len(ids)] = ids
     return out
 
 
@@ -756,8 +985,17 @@ def _curve_spec(vecs, owner, row_fold, truth, cand, dist, mated_person, top_k):
         wrong = np.where((cand[i] >= 0) & (cand[i] != truth[i]))[0]
         if len(wrong):
             imp_best[i] = dist[i, wrong[0]]
-    return {"vecs": vecs, "owner": owner, "fold": row_fold, "rank": ranks, "g": g, "imp_best": imp_best,
-            "best": np.where(cand[:, 0] >= 0, dist[:, 0], np.inf), "mated": mated_person, "top_k": top_k}
+    return {
+        "vecs": vecs,
+        "owner": owner,
+        "fold": row_fold,
+        "rank": ranks,
+        "g": g,
+        "imp_best": imp_best,
+        "best": np.where(cand[:, 0] >= 0, dist[:, 0], np.inf),
+        "mated": mated_person,
+        "top_k": top_k,
+    }
 
 
 def _closed_form(spec, fold_models, n_other, theta, rep, rng):
@@ -772,19 +1010,23 @@ def _closed_form(spec, fold_models, n_other, theta, rep, rng):
         mp = rng.choice(mp, len(mp)) if len(mp) else mp
         nm = rng.choice(nm, len(nm)) if len(nm) else nm
     rank = spec["rank"]
-    s1 = tailmodel.crossfit_survival(fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other,
-                                     rep=rep)
+    s1 = tailmodel.crossfit_survival(
+        fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other, rep=rep
+    )
     allowed = np.where(np.isfinite(rank), 10 - np.nan_to_num(rank, posinf=99), -1)
-    s10 = tailmodel.crossfit_survival(fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other,
-                                      allowed=allowed, rep=rep)
+    s10 = tailmodel.crossfit_survival(
+        fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other, allowed=allowed, rep=rep
+    )
     r1 = ((rank == 1)[:, None] * s1)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
     r10 = ((rank <= 10)[:, None] * s10)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
-    sth = tailmodel.crossfit_survival(fold_models, spec["fold"], spec["vecs"], np.full(len(spec["owner"]), theta),
-                                      spec["owner"], n, n_other, rep=rep)
+    sth = tailmodel.crossfit_survival(
+        fold_models, spec["fold"], spec["vecs"], np.full(len(spec["owner"]), theta), spec["owner"], n, n_other, rep=rep
+    )
     fpir = (1 - (spec["best"] > theta)[:, None] * sth)[nm].mean(axis=0) if len(nm) else np.full(len(n_other), np.nan)
     rw = np.minimum(np.nan_to_num(spec["g"], nan=theta), theta)
-    sw = tailmodel.crossfit_survival(fold_models, spec["fold"], spec["vecs"], rw[spec["owner"]], spec["owner"], n,
-                                     n_other, rep=rep)
+    sw = tailmodel.crossfit_survival(
+        fold_models, spec["fold"], spec["vecs"], rw[spec["owner"]], spec["owner"], n, n_other, rep=rep
+    )
     wrong = (1 - (spec["imp_best"] > rw)[:, None] * sw)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
     return np.array([r1, r10, fpir, wrong])
 
@@ -798,8 +1040,16 @@ def _threshold_for_fpir(fold_models, probe_vecs, probe_fold, n_other_sizes, targ
         lo, hi = 0.0, 1.5
         for _ in range(24):
             mid = (lo + hi) / 2
-            s = tailmodel.crossfit_survival(fold_models, probe_fold, probe_vecs, np.full(len(owners), mid), owners,
-                                            len(owners), [max(n_other, 1)], rep=rep)[:, 0]
+            s = tailmodel.crossfit_survival(
+                fold_models,
+                probe_fold,
+                probe_vecs,
+                np.full(len(owners), mid),
+                owners,
+                len(owners),
+                [max(n_other, 1)],
+                rep=rep,
+            )[:, 0]
             if (1 - s).mean() > target:
                 hi = mid
             else:
@@ -821,9 +1071,16 @@ def _gaussian_prediction(model, spec, sizes, cfg, n_real) -> dict:
     radii = np.array([g[k] for k in owners]) if rows else np.zeros(0)
     vecs = spec["vecs"][rows] if rows else np.zeros((0, 128), np.float32)
     single = len(rows) == len(persons) and np.array_equal(owners, np.arange(len(persons)))
-    pred = predicted_rank1(model, vecs, np.where(np.isfinite(radii), radii, 1e-6), hit.astype(float),
-                           [int(s) for s in sizes] + list(cfg.scaling.extrapolate), n_real,
-                           owners=None if single else owners, seed=cfg.seed)
+    pred = predicted_rank1(
+        model,
+        vecs,
+        np.where(np.isfinite(radii), radii, 1e-6),
+        hit.astype(float),
+        [int(s) for s in sizes] + list(cfg.scaling.extrapolate),
+        n_real,
+        owners=None if single else owners,
+        seed=cfg.seed,
+    )
     pred["note"] = "Gaussian distractor model (fails the held-out validation); kept for old readers, see points"
     return pred
 
@@ -840,8 +1097,7 @@ def _source_version() -> str:
     return digest.hexdigest()
 
 
-def _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log,
-                    progress) -> dict:
+def _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log, progress) -> dict:
     """:func:`_scaling`, answered from the cache when every input (embeddings, candidates, settings,
     seed and the code itself) is the same as a run that already computed it. It is deterministic, so
     a cached answer is the answer; only its timing was measured in the earlier run, and says so."""
@@ -850,10 +1106,22 @@ def _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, 
     key = None
     if cache is not None:
         fused = [(name, *[np.asarray(a) for a in arrays]) for name, arrays in sorted(e2_fused.items())]
-        key = artifact_key("scaling", _source_version(), gal_vecs, gal_codes, probes.vectors, np.asarray(truth),
-                           np.asarray(mated), np.asarray(cand), np.asarray(dist, np.float64),
-                           [[n, *[a for a in rest]] for n, *rest in fused], cfg.scaling, cfg.seed,
-                           cfg.gallery.threshold, cfg.top_k)
+        key = artifact_key(
+            "scaling",
+            _source_version(),
+            gal_vecs,
+            gal_codes,
+            probes.vectors,
+            np.asarray(truth),
+            np.asarray(mated),
+            np.asarray(cand),
+            np.asarray(dist, np.float64),
+            [[n, *[a for a in rest]] for n, *rest in fused],
+            cfg.scaling,
+            cfg.seed,
+            cfg.gallery.threshold,
+            cfg.top_k,
+        )
         hit = cache.get_arrays(key)
         if hit is not None:
             log("scaling: same inputs as an earlier run: its results are read from the cache")
@@ -876,8 +1144,15 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     model = DistractorModel.fit(allreal)
     n_vec = len(probes.vectors)
     probe_codes = np.array([truth[i] for i in range(n_vec)])
-    check = validate(model, probes.vectors, probe_codes, gal_vecs, gal_codes,
-                     n_distractors=cfg.scaling.validation_distractors, seed=cfg.seed + 7)
+    check = validate(
+        model,
+        probes.vectors,
+        probe_codes,
+        gal_vecs,
+        gal_codes,
+        n_distractors=cfg.scaling.validation_distractors,
+        seed=cfg.seed + 7,
+    )
     theta = cfg.gallery.threshold
 
     # --- tail models: cross-validated on held-out people, and fitted on everyone for reuse ----------
@@ -885,10 +1160,28 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     cvs, full = {}, []
     try:
         for kind in tailmodel.KINDS:
-            cvs[kind] = tailmodel.cross_validate(probes.vectors, probe_codes, gal_vecs, gal_codes, kind=kind,
-                                                 n_boot=cfg.scaling.tail_bootstrap, seed=cfg.seed)
-            full.append(tailmodel.to_json(tailmodel.fit(probes.vectors, probe_codes, gal_vecs, gal_codes, kind=kind,
-                                                         n_boot=cfg.scaling.tail_bootstrap, seed=cfg.seed)))
+            cvs[kind] = tailmodel.cross_validate(
+                probes.vectors,
+                probe_codes,
+                gal_vecs,
+                gal_codes,
+                kind=kind,
+                n_boot=cfg.scaling.tail_bootstrap,
+                seed=cfg.seed,
+            )
+            full.append(
+                tailmodel.to_json(
+                    tailmodel.fit(
+                        probes.vectors,
+                        probe_codes,
+                        gal_vecs,
+                        gal_codes,
+                        kind=kind,
+                        n_boot=cfg.scaling.tail_bootstrap,
+                        seed=cfg.seed,
+                    )
+                )
+            )
     except ValueError as exc:  # too few people or pairs: no tail model, so nothing past the searched sizes
         log(f"scaling: no tail model ({exc}); sizes past the exact search get no prediction")
         cvs, full = {}, []
@@ -912,11 +1205,13 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
 
     specs = {}
     m_idx = np.arange(n_vec)
-    specs["online_to_online"] = _curve_spec(probes.vectors, m_idx, probe_fold, truth[:n_vec], cand[:n_vec],
-                                            dist[:n_vec], mated[:n_vec], cfg.top_k)
+    specs["online_to_online"] = _curve_spec(
+        probes.vectors, m_idx, probe_fold, truth[:n_vec], cand[:n_vec], dist[:n_vec], mated[:n_vec], cfg.top_k
+    )
     for name, (shot_vecs, shot_owner, fc, fd, lt, lm) in e2_fused.items():
-        specs[f"offline_to_online/{name}"] = _curve_spec(shot_vecs, shot_owner, probe_fold[shot_owner], lt, fc, fd,
-                                                         lm, cfg.top_k)
+        specs[f"offline_to_online/{name}"] = _curve_spec(
+            shot_vecs, shot_owner, probe_fold[shot_owner], lt, fc, fd, lm, cfg.top_k
+        )
 
     def exact_counts(spec, idx, size_cap):
         """Per person: the 10 smallest distractor ids within the genuine radius (union over captures)."""
@@ -937,15 +1232,18 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     exact_ids = {name: exact_counts(spec, index, n_max) for name, spec in specs.items()}
     search_s = (time.perf_counter() - t0) / max(len(specs), 1) / max(n_vec, 1)
     # seed spread: two more draws at SEED_SIZE (or the largest searched size below it)
-    seed_runs = {name: [exact_rates(spec, exact_ids[name], seed_size - n_real)] if seed_size else []
-                 for name, spec in specs.items()}
+    seed_runs = {
+        name: [exact_rates(spec, exact_ids[name], seed_size - n_real)] if seed_size else []
+        for name, spec in specs.items()
+    }
     if seed_size:
         for extra in (12, 13):
             d_x = model.sample(seed_size - n_real, seed=cfg.seed + extra)
             idx_x = faiss_index.build_index(d_x)
             for name, spec in specs.items():
-                seed_runs[name].append(exact_rates(spec, exact_counts(spec, idx_x, seed_size - n_real),
-                                                   seed_size - n_real))
+                seed_runs[name].append(
+                    exact_rates(spec, exact_counts(spec, idx_x, seed_size - n_real), seed_size - n_real)
+                )
         log(f"scaling: 3 distractor seeds searched at {seed_size:,}")
     bar(0, close=True)
 
@@ -955,12 +1253,28 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     rng = np.random.default_rng(cfg.seed + 17)
     kinds = list(cvs)
     nan_rep = np.full((2, 4, len(all_sizes)), np.nan)
-    pred = {name: {kind: np.array([_closed_form(spec, cvs[kind]["fold_models"], n_other, theta, rep, rng)
-                                   for rep in range(cfg.scaling.tail_bootstrap + 1)]) for kind in kinds} or {"gpd": nan_rep}
-            for name, spec in specs.items()}  # (reps, 4, sizes)
-    thr_fpir = {kind: np.array([_threshold_for_fpir(cvs[kind]["fold_models"], probes.vectors, probe_fold, n_other,
-                                                    rep=rep) for rep in range(0, cfg.scaling.tail_bootstrap + 1, 20)])
-                for kind in kinds} or {"gpd": np.full((1, len(all_sizes)), np.nan)}
+    pred = {
+        name: {
+            kind: np.array(
+                [
+                    _closed_form(spec, cvs[kind]["fold_models"], n_other, theta, rep, rng)
+                    for rep in range(cfg.scaling.tail_bootstrap + 1)
+                ]
+            )
+            for kind in kinds
+        }
+        or {"gpd": nan_rep}
+        for name, spec in specs.items()
+    }  # (reps, 4, sizes)
+    thr_fpir = {
+        kind: np.array(
+            [
+                _threshold_for_fpir(cvs[kind]["fold_models"], probes.vectors, probe_fold, n_other, rep=rep)
+                for rep in range(0, cfg.scaling.tail_bootstrap + 1, 20)
+            ]
+        )
+        for kind in kinds
+    } or {"gpd": np.full((1, len(all_sizes)), np.nan)}
     thr_point = thr_fpir["gpd"][0]
     thr_lo = np.min([v.min(axis=0) for v in thr_fpir.values()], axis=0)
     thr_hi = np.max([v.max(axis=0) for v in thr_fpir.values()], axis=0)
@@ -983,18 +1297,27 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
         for j, size in enumerate(all_sizes):
             kind = kind_of(size)
             reps = pred[name]
-            lo = np.nanmin([np.nanquantile(v[1:], 0.025, axis=0)[:, j] for v in reps.values()]
-                           + [v[0][:, j] for v in reps.values()], axis=0)
-            hi = np.nanmax([np.nanquantile(v[1:], 0.975, axis=0)[:, j] for v in reps.values()]
-                           + [v[0][:, j] for v in reps.values()], axis=0)
+            lo = np.nanmin(
+                [np.nanquantile(v[1:], 0.025, axis=0)[:, j] for v in reps.values()]
+                + [v[0][:, j] for v in reps.values()],
+                axis=0,
+            )
+            hi = np.nanmax(
+                [np.nanquantile(v[1:], 0.975, axis=0)[:, j] for v in reps.values()]
+                + [v[0][:, j] for v in reps.values()],
+                axis=0,
+            )
             model_val = reps["gpd"][0][:, j]
             pt = {"gallery_size": int(size), "kind": kind, "n_persons": n_m, "n_nonmated": n_nm}
             if kind == "measured":
                 k1 = int((rank[m] == 1).sum())
                 k10 = int((rank[m] <= 10).sum())
                 kf = int((spec["best"][~m] <= theta).sum())
-                kw = int(((spec["imp_best"][m] < np.nan_to_num(spec["g"][m], nan=np.inf))
-                          & (spec["imp_best"][m] <= theta)).sum())
+                kw = int(
+                    (
+                        (spec["imp_best"][m] < np.nan_to_num(spec["g"][m], nan=np.inf)) & (spec["imp_best"][m] <= theta)
+                    ).sum()
+                )
                 vals = [(k1, n_m), (k10, n_m), (kf, n_nm), (kw, n_m)]
                 out = [(k / n if n else None, list(tailmodel.wilson(k, n)) if n else None) for k, n in vals]
             else:
@@ -1018,20 +1341,29 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
             pt["threshold_for_fpir_1pct"] = float(thr_point[j]) if ok else None
             pt["threshold_for_fpir_1pct_range"] = [float(thr_lo[j]), float(thr_hi[j])] if ok else None
             points.append(pt)
-        old = [{"gallery_size": int(s), "rank1": exact_rates(spec, exact_ids[name], s - n_real)[0] if n_m else 0.0}
-               for s in sizes]
+        old = [
+            {"gallery_size": int(s), "rank1": exact_rates(spec, exact_ids[name], s - n_real)[0] if n_m else 0.0}
+            for s in sizes
+        ]
         measured_old[name] = old
         curves[name] = {
             "measured": old,
             "predicted": _gaussian_prediction(model, spec, sizes, cfg, n_real),
             "points": points,
-            "seed_spread": {"gallery_size": seed_size, "seeds": [cfg.seed + 11, cfg.seed + 12, cfg.seed + 13][:len(seeds)],
-                            "rank1": [r[0] for r in seeds], "rank10": [r[1] for r in seeds]},
+            "seed_spread": {
+                "gallery_size": seed_size,
+                "seeds": [cfg.seed + 11, cfg.seed + 12, cfg.seed + 13][: len(seeds)],
+                "rank1": [r[0] for r in seeds],
+                "rank10": [r[1] for r in seeds],
+            },
         }
     online = curves["online_to_online"]
     gpd_online = pred["online_to_online"]["gpd"][0][0]
-    err = [abs(gpd_online[all_sizes.index(o["gallery_size"])] - o["rank1"]) for o in online["measured"]
-           if np.isfinite(gpd_online[all_sizes.index(o["gallery_size"])])]
+    err = [
+        abs(gpd_online[all_sizes.index(o["gallery_size"])] - o["rank1"])
+        for o in online["measured"]
+        if np.isfinite(gpd_online[all_sizes.index(o["gallery_size"])])
+    ]
     return {
         "measured": online["points"],
         "curves": curves,
@@ -1042,10 +1374,15 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
         "threshold": theta,
         "model_max_abs_error_measured_sizes": float(max(err)) if err else None,
         "search_seconds_per_probe_at_max": search_s,
-        "model": ("rank-1 at N = mean over mated people of 1[rank 1 among the real gallery] * E_a[(1 - F_p(g_p))^(N - "
-                  "n_real)], rank-10 = mean of P(Binomial(N - n_real, F_p) <= 10 - real rank); F_p from the tail model "
-                  "of the fold that left the person out (" + tailmodel.NAMES["gpd"] + "); the range spans that and "
-                  "a second tail model (" + tailmodel.NAMES["normal"] + "), each over " + str(cfg.scaling.tail_bootstrap)
-                  + " subject-bootstrap refits with people resampled, the exact search over Gaussian distractors and "
-                  "the spread of three distractor seeds. " + KIND_RULE),
+        "model": (
+            "rank-1 at N = mean over mated people of 1[rank 1 among the real gallery] * E_a[(1 - F_p(g_p))^(N - "
+            "n_real)], rank-10 = mean of P(Binomial(N - n_real, F_p) <= 10 - real rank); F_p from the tail model "
+            "of the fold that left the person out (" + tailmodel.NAMES["gpd"] + "); the range spans that and "
+            "a second tail model ("
+            + tailmodel.NAMES["normal"]
+            + "), each over "
+            + str(cfg.scaling.tail_bootstrap)
+            + " subject-bootstrap refits with people resampled, the exact search over Gaussian distractors and "
+            "the spread of three distractor seeds. " + KIND_RULE
+        ),
     }

@@ -59,7 +59,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, field as dc_field, replace
+from dataclasses import asdict, dataclass, replace
+from dataclasses import field as dc_field
 from pathlib import Path
 
 import numpy as np
@@ -72,21 +73,35 @@ from .profiles import AUDIENCES, FIELDS, LEVELS, UserProfile, level_hidden_from,
 #: are assumptions (see :data:`SENSITIVITY_SOURCES`); override them with ``--sensitivity FILE`` or
 #: estimate them from a population with :func:`estimate_sensitivity`.
 DEFAULT_SENSITIVITY = {
-    "real_name": 0.5, "profile_photo": 0.2, "birth_date": 0.6, "hometown": 0.4, "current_city": 0.4,
-    "workplace": 0.6, "school": 0.4, "interests": 0.2, "relationship_status": 0.3, "email": 0.6,
-    "phone": 0.9, "tagged_photos": 0.3, "checkins": 0.6, "current_location": 0.9, "travel_plans": 0.7,
+    "real_name": 0.5,
+    "profile_photo": 0.2,
+    "birth_date": 0.6,
+    "hometown": 0.4,
+    "current_city": 0.4,
+    "workplace": 0.6,
+    "school": 0.4,
+    "interests": 0.2,
+    "relationship_status": 0.3,
+    "email": 0.6,
+    "phone": 0.9,
+    "tagged_photos": 0.3,
+    "checkins": 0.6,
+    "current_location": 0.9,
+    "travel_plans": 0.7,
 }
 
 _ASSUMED = "assumption (our number)"
-_TARASZOW = ("ordering consistent with Taraszow et al., Int. J. Media & Cultural Politics 6(1) 2010: most young "
-             "Facebook users disclose full name, face pictures, hometown and e-mail; fewer disclose mobile phone "
-             "and home address (less disclosed = more sensitive, as in Liu & Terzi, ACM TKDD 2010)")
+_TARASZOW = (
+    "ordering consistent with Taraszow et al., Int. J. Media & Cultural Politics 6(1) 2010: most young "
+    "Facebook users disclose full name, face pictures, hometown and e-mail; fewer disclose mobile phone "
+    "and home address (less disclosed = more sensitive, as in Liu & Terzi, ACM TKDD 2010)"
+)
 #: Where each default sensitivity comes from. Only orderings are supported by studies; every number is ours.
 SENSITIVITY_SOURCES = {
     "real_name": f"{_ASSUMED}; {_TARASZOW}",
     "profile_photo": f"{_ASSUMED}; {_TARASZOW}. Low because its risk is carried by P(linked), not by this weight",
     "birth_date": f"{_ASSUMED}; raised because birth date is a key to the national-ID inference (Acquisti & Gross, "
-                  "PNAS 2009)",
+    "PNAS 2009)",
     "hometown": f"{_ASSUMED}; {_TARASZOW}",
     "current_city": _ASSUMED,
     "workplace": _ASSUMED,
@@ -119,16 +134,27 @@ class InferenceRule:
 INFERENCES = {
     "national_id": InferenceRule(
         "national ID digits derivable (US SSN by birth cohort; Korean RRN digits and candidates)",
-        ("birth_date", "hometown"), 1.0, True,
+        ("birth_date", "hometown"),
+        1.0,
+        True,
         "weight: assumption (the whole secret part of an ID number = 1.0); value: the expected share of the "
-        "number's secret part a viewer can fix (rules: Acquisti & Gross, PNAS 2009; RRN structure)"),
+        "number's secret part a viewer can fix (rules: Acquisti & Gross, PNAS 2009; RRN structure)",
+    ),
     "home_location": InferenceRule(
-        "where to find you in person (city plus workplace or school)", ("current_city", "workplace", "school"), 1.2,
-        False, "assumption: city plus workplace or school together are worth 1.2, a little more than the city and "
-        "workplace alone (1.0)"),
+        "where to find you in person (city plus workplace or school)",
+        ("current_city", "workplace", "school"),
+        1.2,
+        False,
+        "assumption: city plus workplace or school together are worth 1.2, a little more than the city and "
+        "workplace alone (1.0)",
+    ),
     "absence_from_home": InferenceRule(
-        "when your home is empty (dated travel plans)", ("travel_plans",), 1.0, False,
-        "assumption: dated travel plans are worth 1.0 in all; undated ones only the field's own 0.7"),
+        "when your home is empty (dated travel plans)",
+        ("travel_plans",),
+        1.0,
+        False,
+        "assumption: dated travel plans are worth 1.0 in all; undated ones only the field's own 0.7",
+    ),
 }
 
 #: The default photo a stranger has of you (see the module docstring for why).
@@ -142,13 +168,17 @@ _PHOTO_SETTINGS = ("profile_photo", "public_photos_with_face", "tagged_photos")
 
 @dataclass(frozen=True)
 class ExposureSettings:
-    curve: str = setting(DEFAULT_CURVE, "identification curve of the audience's photo of you: "
-                         "'offline_to_online/<level>' (a snapshot; default the 'street' level) or "
-                         "'online_to_online' (another online photo)")
+    curve: str = setting(
+        DEFAULT_CURVE,
+        "identification curve of the audience's photo of you: "
+        "'offline_to_online/<level>' (a snapshot; default the 'street' level) or "
+        "'online_to_online' (another online photo)",
+    )
     top_k: int = setting(10, "candidates the audience checks (10 as in the paper; 1 = rank 1 only)", choices=(1, 10))
     stranger_gallery_size: int = setting(1_000_000_000, "gallery a stranger searches (platform scale)", min=1)
-    fof_gallery_size: int = setting(40_000, "gallery a friend of a friend searches (a friends-of-friends network)",
-                                    min=1)
+    fof_gallery_size: int = setting(
+        40_000, "gallery a friend of a friend searches (a friends-of-friends network)", min=1
+    )
     max_photos: int = setting(50, "usable face photos counted at most", min=1)
     sensitivity: dict = setting({}, "override field sensitivities, e.g. {phone = 1.0} (CLI: --sensitivity FILE)")
 
@@ -208,10 +238,12 @@ class IdentificationCurves:
         x = np.log10(np.maximum([float(p["gallery_size"]) for p in pts], 1.0))
         out = {"x": x, "kind": [p.get("kind", "measured") for p in pts], "format": "points", "metrics": {}}
         # each metric over the points that carry it (a point may give null where it is not computable)
-        for key, rkey, name, monotone in (("rank1", "rank1_range", "rank1", True),
-                                          ("rank10", "rank10_range", "rank10", True),
-                                          ("wrong_top_under_threshold", "wrong_top_range", "wrong_top", False),
-                                          ("fpir_at_threshold", "fpir_range", "fpir", False)):
+        for key, rkey, name, monotone in (
+            ("rank1", "rank1_range", "rank1", True),
+            ("rank10", "rank10_range", "rank10", True),
+            ("wrong_top_under_threshold", "wrong_top_range", "wrong_top", False),
+            ("fpir_at_threshold", "fpir_range", "fpir", False),
+        ):
             have = [j for j, p in enumerate(pts) if p.get(key) is not None]
             if not have:
                 continue
@@ -241,17 +273,23 @@ class IdentificationCurves:
             raise ValueError("no measured or predicted points")
         arr = np.array([points[s][:3] for s in sizes], dtype=np.float64)
         x = np.log10(np.maximum(np.array(sizes, dtype=np.float64), 1.0))
-        return {"x": x, "format": "old", "kind": [points[s][3] for s in sizes],
-                "metrics": {"rank1": (x, *(np.minimum.accumulate(arr[:, j]) for j in range(3)))}}
+        return {
+            "x": x,
+            "format": "old",
+            "kind": [points[s][3] for s in sizes],
+            "metrics": {"rank1": (x, *(np.minimum.accumulate(arr[:, j]) for j in range(3)))},
+        }
 
     @classmethod
-    def from_results(cls, path: str | Path) -> "IdentificationCurves":
+    def from_results(cls, path: str | Path) -> IdentificationCurves:
         """Curves from an experiment's ``results.json`` (or the shipped curves file)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{path}: results file not found (run `privrisk demo` or `privrisk experiment`)") from None
+            raise ConfigError(
+                f"{path}: results file not found (run `privrisk demo` or `privrisk experiment`)"
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not a results JSON file ({exc})") from None
         if not isinstance(data, dict):
@@ -262,7 +300,7 @@ class IdentificationCurves:
         return cls(curves, source=str(path))
 
     @classmethod
-    def shipped(cls) -> "IdentificationCurves":
+    def shipped(cls) -> IdentificationCurves:
         """The curves measured by the demo on the sample set (``sample_data/identification_curves.json``)."""
         from .samples import sample_data_dir
 
@@ -294,8 +332,10 @@ class IdentificationCurves:
             if k != 10 or "rank1" not in c["metrics"]:
                 raise ConfigError(f"curve {name!r} in {self.source} has no {metric}")
             metric = "rank1"
-            note = ("this curve file has rank-1 only (older format): P(in the top 10) is read as rank-1, "
-                    "which understates it")
+            note = (
+                "this curve file has rank-1 only (older format): P(in the top 10) is read as rank-1, "
+                "which understates it"
+            )
         xq = math.log10(max(float(gallery_size), 1.0))
         xm, *arrays = c["metrics"][metric]
         v, lo, hi = (float(np.interp(xq, xm, a)) for a in arrays)
@@ -304,7 +344,9 @@ class IdentificationCurves:
         bracket = {c["kind"][min(j, len(x) - 1)], c["kind"][max(j - 1, 0)]}
         kind = max(bracket, key=lambda kd: _KIND_ORDER.index(kd) if kd in _KIND_ORDER else 3)
         if xq > xm[-1] + 1e-12:
-            note = (note + "; " if note else "") + f"gallery beyond the curve's last point (10^{xm[-1]:.1f}): last value kept"
+            note = (
+                note + "; " if note else ""
+            ) + f"gallery beyond the curve's last point (10^{xm[-1]:.1f}): last value kept"
             kind = "extrapolated"
         extra = {}
         for key in ("wrong_top", "fpir"):
@@ -316,11 +358,15 @@ class IdentificationCurves:
 
     def rank1(self, name: str, gallery_size: float) -> float:
         """Rank-1 rate of ``name`` at ``gallery_size`` (kept for older callers)."""
-        return self.point(name, gallery_size, k=1).value if "rank1" in self._get(name)["metrics"] else \
-            self.point(name, gallery_size).value
+        return (
+            self.point(name, gallery_size, k=1).value
+            if "rank1" in self._get(name)["metrics"]
+            else self.point(name, gallery_size).value
+        )
 
 
 # --- several photos of one face ------------------------------------------------------------------------
+
 
 def _logit(p: float) -> float:
     p = min(max(p, 1e-12), 1 - 1e-12)
@@ -360,8 +406,9 @@ class MultiPhotoGain:
             for m in ("rank1_gain_range", "rank10_gain_range"):
                 if m in lv:
                     entry[m] = np.array(lv[m], dtype=np.float64).reshape(-1, 2)
-            if any(len(entry[m]) != len(entry["shots"]) for m in entry if m != "shots") or \
-                    (len(entry["shots"]) and entry["shots"][0] != 1):
+            if any(len(entry[m]) != len(entry["shots"]) for m in entry if m != "shots") or (
+                len(entry["shots"]) and entry["shots"][0] != 1
+            ):
                 raise ConfigError(f"{source}: level {name!r}: rates must be given for shots 1, ...")
             entry["n"] = int(lv.get("n_persons", 0))
             self._levels[name] = entry
@@ -369,7 +416,7 @@ class MultiPhotoGain:
             raise ConfigError(f"{source}: no levels in the multi-photo measurement")
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "MultiPhotoGain":
+    def from_file(cls, path: str | Path) -> MultiPhotoGain:
         path = Path(path)
         try:
             return cls(json.loads(path.read_text(encoding="utf-8")), str(path))
@@ -379,16 +426,16 @@ class MultiPhotoGain:
             raise ConfigError(f"{path}: not a multi-photo measurement ({exc})") from None
 
     @classmethod
-    def shipped(cls) -> "MultiPhotoGain":
+    def shipped(cls) -> MultiPhotoGain:
         from .samples import sample_data_dir
 
         return cls.from_file(sample_data_dir() / "multi_photo_gain.json")
 
     @classmethod
-    def from_results(cls, results: dict, source: str) -> "MultiPhotoGain | None":
+    def from_results(cls, results: dict, source: str) -> MultiPhotoGain | None:
         """The gain E2 measured in an experiment (``experiments.offline_to_online.levels.<level>.fusion``:
         rank-1 with one capture and fused over all, with exact intervals), or None if absent."""
-        levels = (((results.get("experiments") or {}).get("offline_to_online") or {}).get("levels") or {})
+        levels = ((results.get("experiments") or {}).get("offline_to_online") or {}).get("levels") or {}
         out = {}
         for name, lv in levels.items():
             fu = lv.get("fusion") if isinstance(lv, dict) else None
@@ -402,15 +449,22 @@ class MultiPhotoGain:
             entry = {"shots": [1, shots], "rank1": [single, fused], "n_persons": int(fu.get("n_mated") or 0)}
             if s_ci and f_ci:  # unpaired exact intervals: a conservative range for the gain
                 gain = _logit(fused) - _logit(single)
-                entry["rank1_gain_range"] = [[0.0, 0.0], [min(gain, _logit(f_ci[0]) - _logit(s_ci[1])),
-                                                          max(gain, _logit(f_ci[1]) - _logit(s_ci[0]))]]
+                entry["rank1_gain_range"] = [
+                    [0.0, 0.0],
+                    [min(gain, _logit(f_ci[0]) - _logit(s_ci[1])), max(gain, _logit(f_ci[1]) - _logit(s_ci[0]))],
+                ]
             out[name] = entry
         if not out:
             return None
         shots = max(int(v["shots"][-1]) for v in out.values())
-        return cls({"shots_in_e2": shots, "levels": out,
-                    "note": "E2's own fusion measurement (one capture against all captures fused)"},
-                   f"{source} (E2 fusion)")
+        return cls(
+            {
+                "shots_in_e2": shots,
+                "levels": out,
+                "note": "E2's own fusion measurement (one capture against all captures fused)",
+            },
+            f"{source} (E2 fusion)",
+        )
 
     def _metric(self, level: str, metric: str) -> str:
         lv = self._levels.get(level, {})
@@ -436,7 +490,7 @@ class MultiPhotoGain:
     @staticmethod
     def _slope(shots: np.ndarray, delta: np.ndarray) -> float:
         ln = np.log(shots)
-        return float(max(0.0, (delta * ln).sum() / max((ln ** 2).sum(), 1e-12)))
+        return float(max(0.0, (delta * ln).sum() / max((ln**2).sum(), 1e-12)))
 
     def curve(self, level: str, metric: str = "rank10"):
         """(shots, delta, lo, hi, slope c, where it came from) at the measured capture counts."""
@@ -455,10 +509,16 @@ class MultiPhotoGain:
         shots = min((mm[0] for _, mm in usable), key=len)
         ln = np.log(shots)
         why = "too few found or missed persons to measure it" if level in self._levels else "not measured"
-        return (shots, c * ln, min(slopes) * ln, max(slopes) * ln, c,
-                f"'{level}': {why}; assumption: the median gain of the measured levels "
-                f"({', '.join(n for n, _ in usable)}), {c:.2f} log-odds per e-fold of photos (range: their "
-                "smallest to largest)")
+        return (
+            shots,
+            c * ln,
+            min(slopes) * ln,
+            max(slopes) * ln,
+            c,
+            f"'{level}': {why}; assumption: the median gain of the measured levels "
+            f"({', '.join(n for n, _ in usable)}), {c:.2f} log-odds per e-fold of photos (range: their "
+            "smallest to largest)",
+        )
 
     def shift(self, level: str, n: int, metric: str = "rank10") -> tuple[float, float, float, str]:
         """delta(n) with its range (lo = least gain, hi = most gain) and a note; n >= 1."""
@@ -470,8 +530,12 @@ class MultiPhotoGain:
             x, xs = math.log(n), np.log(shots)
             return (float(np.interp(x, xs, d)), float(np.interp(x, xs, lo)), float(np.interp(x, xs, hi)), how)
         grow = c * math.log(n / top)
-        return (float(d[-1]) + grow, float(lo[-1]), float(hi[-1]) + grow,
-                how + f"; {n} photos: extrapolated past {int(top)} (from no further gain to c*ln n)")
+        return (
+            float(d[-1]) + grow,
+            float(lo[-1]),
+            float(hi[-1]) + grow,
+            how + f"; {n} photos: extrapolated past {int(top)} (from no further gain to c*ln n)",
+        )
 
 
 @dataclass(frozen=True)
@@ -495,8 +559,13 @@ class LinkEstimate:
     fpir_range: tuple[float, float] | None = None
 
 
-def link_probability(n_photos: int, audience: str, curves: IdentificationCurves, settings: ExposureSettings,
-                     gain: MultiPhotoGain | None = None) -> LinkEstimate:
+def link_probability(
+    n_photos: int,
+    audience: str,
+    curves: IdentificationCurves,
+    settings: ExposureSettings,
+    gain: MultiPhotoGain | None = None,
+) -> LinkEstimate:
     """P(linked) for ``audience`` when it can see ``n_photos`` photos of your face (see module docstring)."""
     if audience == "friend":
         return LinkEstimate(1.0, 1.0, 1.0, "known", notes=("a friend already knows who you are",))
@@ -529,19 +598,35 @@ def link_probability(n_photos: int, audience: str, curves: IdentificationCurves,
         if n_photos > 1:
             notes.append(f"{n_photos} photos of one face counted like {n_photos} fused captures ({how})")
         if shots > 1:
-            notes.append(f"the curve fuses {shots} captures; rescaled to {n_photos} photo(s) with the measured "
-                         "log-odds gain")
+            notes.append(
+                f"the curve fuses {shots} captures; rescaled to {n_photos} photo(s) with the measured log-odds gain"
+            )
     measured_top = float(gain.curve(level, metric)[0][-1])
     kind = pt.kind if n_photos <= measured_top or pt.kind == "extrapolated" else "extrapolated"
     wrong = pt.wrong_top if n_photos else None
     if pt.wrong_top is None:
         notes.append("this curve file has no wrong-person rate (wrong_top_under_threshold)")
-    return LinkEstimate(p, lo, hi, kind, settings.curve, int(size), settings.top_k if pt.metric == "rank10" else 1,
-                        n_photos, one[0], (one[1], one[2]), wrong, pt.wrong_top_range if wrong is not None else None,
-                        tuple(notes), pt.fpir, pt.fpir_range)
+    return LinkEstimate(
+        p,
+        lo,
+        hi,
+        kind,
+        settings.curve,
+        int(size),
+        settings.top_k if pt.metric == "rank10" else 1,
+        n_photos,
+        one[0],
+        (one[1], one[2]),
+        wrong,
+        pt.wrong_top_range if wrong is not None else None,
+        tuple(notes),
+        pt.fpir,
+        pt.fpir_range,
+    )
 
 
 # --- the score ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FieldPart:
@@ -591,9 +676,15 @@ class ExposureScore:
         nid = self.national_id
         if nid is None:
             return None
-        chance = "" if nid.chance is None or nid.chance >= 1.0 else (
-            f", chance {nid.chance:.0%}" if nid.chance_range is None or nid.chance_range[0] == nid.chance_range[1]
-            else f", chance {nid.chance_range[0]:.0%}-{nid.chance_range[1]:.0%}")
+        chance = (
+            ""
+            if nid.chance is None or nid.chance >= 1.0
+            else (
+                f", chance {nid.chance:.0%}"
+                if nid.chance_range is None or nid.chance_range[0] == nid.chance_range[1]
+                else f", chance {nid.chance_range[0]:.0%}-{nid.chance_range[1]:.0%}"
+            )
+        )
         space = f", about {nid.candidates:,} candidates left" if nid.candidates else ""
         return f"{nid.scheme}: {nid.derived or 'nothing derivable'}{chance}{space}"
 
@@ -604,45 +695,67 @@ class ExposureScore:
         if self.audience == "friend":
             link = "A friend already knows who you are."
         elif lk.photos == 0:
-            link = (f"{_AUDIENCE_PHRASE[self.audience]} cannot see any photo of your face, so a photo of you "
-                    "does not lead them to your profile.")
+            link = (
+                f"{_AUDIENCE_PHRASE[self.audience]} cannot see any photo of your face, so a photo of you "
+                "does not lead them to your profile."
+            )
         else:
             where = f"among the top {lk.k} candidates" if lk.k and lk.k > 1 else "at rank 1"
-            link = (f"{_AUDIENCE_PHRASE[self.audience]} with a photo of you finds your profile {where} "
-                    f"with probability {lk.p:.0%} (range {lk.lo:.0%}-{lk.hi:.0%}, {lk.kind}): "
-                    f"{lk.photos} photo(s) of your face are visible to them, searched among {lk.gallery_size:,} "
-                    f"people (curve '{lk.curve}'; one photo alone: {lk.p_one_photo:.0%}).")
+            link = (
+                f"{_AUDIENCE_PHRASE[self.audience]} with a photo of you finds your profile {where} "
+                f"with probability {lk.p:.0%} (range {lk.lo:.0%}-{lk.hi:.0%}, {lk.kind}): "
+                f"{lk.photos} photo(s) of your face are visible to them, searched among {lk.gallery_size:,} "
+                f"people (curve '{lk.curve}'; one photo alone: {lk.p_one_photo:.0%})."
+            )
             if lk.wrong_person is not None:
                 wr = lk.wrong_person_range or (lk.wrong_person, lk.wrong_person)
-                link += (f" The same search puts someone else first, under the match threshold, "
-                         f"{lk.wrong_person:.0%} of the time (range {wr[0]:.0%}-{wr[1]:.0%}): they may be led to the "
-                         "wrong person, a risk to that person.")
+                link += (
+                    f" The same search puts someone else first, under the match threshold, "
+                    f"{lk.wrong_person:.0%} of the time (range {wr[0]:.0%}-{wr[1]:.0%}): they may be led to the "
+                    "wrong person, a risk to that person."
+                )
         learned = [p.label for p in (*self.parts, *self.inferences) if p.visible and p.points > 0]
         what = ("They would then learn: " + "; ".join(learned) + ".") if learned else "They would learn nothing more."
         return f"Exposure {self.score:.0f} (range {lo:.0f}-{hi:.0f}). {link} {what}"
 
     def to_dict(self) -> dict:
         lk = self.link
-        return {"audience": self.audience, "score": self.score, "score_range": list(self.score_range),
-                "score_if_linked": self.score_if_linked,
-                "p_linked": lk.p, "p_linked_range": [lk.lo, lk.hi], "p_linked_kind": lk.kind, "top_k": lk.k,
-                "usable_photos": lk.photos, "gallery_size": lk.gallery_size, "curve": lk.curve,
-                "p_one_photo": lk.p_one_photo, "p_one_photo_range": list(lk.p_one_photo_range or []) or None,
-                "wrong_person": lk.wrong_person,
-                "wrong_person_range": list(lk.wrong_person_range) if lk.wrong_person_range else None,
-                "fpir": lk.fpir, "fpir_range": list(lk.fpir_range) if lk.fpir_range else None,
-                "link_notes": list(lk.notes),
-                "national_id": self.national_id_text,
-                "national_id_detail": asdict(self.national_id) if self.national_id is not None else None,
-                "explanation": self.explain(),
-                "fields": [asdict(p) for p in self.parts], "inferences": [asdict(p) for p in self.inferences]}
+        return {
+            "audience": self.audience,
+            "score": self.score,
+            "score_range": list(self.score_range),
+            "score_if_linked": self.score_if_linked,
+            "p_linked": lk.p,
+            "p_linked_range": [lk.lo, lk.hi],
+            "p_linked_kind": lk.kind,
+            "top_k": lk.k,
+            "usable_photos": lk.photos,
+            "gallery_size": lk.gallery_size,
+            "curve": lk.curve,
+            "p_one_photo": lk.p_one_photo,
+            "p_one_photo_range": list(lk.p_one_photo_range or []) or None,
+            "wrong_person": lk.wrong_person,
+            "wrong_person_range": list(lk.wrong_person_range) if lk.wrong_person_range else None,
+            "fpir": lk.fpir,
+            "fpir_range": list(lk.fpir_range) if lk.fpir_range else None,
+            "link_notes": list(lk.notes),
+            "national_id": self.national_id_text,
+            "national_id_detail": asdict(self.national_id) if self.national_id is not None else None,
+            "explanation": self.explain(),
+            "fields": [asdict(p) for p in self.parts],
+            "inferences": [asdict(p) for p in self.inferences],
+        }
 
 
 def export_curves(results: dict) -> dict:
     """The part of an experiment's results the score needs, with where it came from."""
-    return {"source": "privrisk experiment results", "seed": results["seed"], "versions": results["versions"],
-            "dataset": results["dataset"]["root"].rsplit("/", 1)[-1],
-            "curves": results["scaling_detail"]["curves"]}
+    return {
+        "source": "privrisk experiment results",
+        "seed": results["seed"],
+        "versions": results["versions"],
+        "dataset": results["dataset"]["root"].rsplit("/", 1)[-1],
+        "curves": results["scaling_detail"]["curves"],
+    }
 
 
 def _sensitivities(settings: ExposureSettings) -> dict:
@@ -694,10 +807,20 @@ def _content_max(sens: dict) -> float:
 def _content(profile: UserProfile, visible: set, sens: dict):
     """(value, lo, hi, field parts, inference parts, ID inference) of what ``visible`` reveals."""
     learned = {f for f in visible if f != "real_name" or profile.real_name_used}
-    parts = [FieldPart(f, label, f in learned, sens[f], sens[f] if f in learned else 0.0,
-                       sens[f] if f in learned else 0.0, SENSITIVITY_SOURCES[f]) for f, label in FIELDS.items()]
+    parts = [
+        FieldPart(
+            f,
+            label,
+            f in learned,
+            sens[f],
+            sens[f] if f in learned else 0.0,
+            sens[f] if f in learned else 0.0,
+            SENSITIVITY_SOURCES[f],
+        )
+        for f, label in FIELDS.items()
+    ]
     idinf = national_id_inference(profile.birth_country, profile.birth_year, visible, hometown=profile.hometown)
-    id_val, id_lo, id_hi = ((idinf.secret_fraction, *idinf.secret_fraction_range) if idinf else (0.0, 0.0, 0.0))
+    id_val, id_lo, id_hi = (idinf.secret_fraction, *idinf.secret_fraction_range) if idinf else (0.0, 0.0, 0.0)
     values = {
         "national_id": (id_val, id_lo, id_hi),
         "home_location": (float("current_city" in learned and bool({"workplace", "school"} & learned)),) * 3,
@@ -710,14 +833,22 @@ def _content(profile: UserProfile, visible: set, sens: dict):
         for v in values[name]:
             trio.append(rule.weight * v if rule.adds else max(0.0, rule.weight * v - fields_sum))
         adds += trio
-        inferences.append(FieldPart(name, rule.label, values[name][0] > 0, rule.weight, trio[0],
-                                    rule.weight * values[name][0], rule.source))
+        inferences.append(
+            FieldPart(
+                name, rule.label, values[name][0] > 0, rule.weight, trio[0], rule.weight * values[name][0], rule.source
+            )
+        )
     base = sum(p.points for p in parts)
     return base + adds[0], base + adds[1], base + adds[2], tuple(parts), inferences, idinf
 
 
-def score(profile: UserProfile, curves: IdentificationCurves, audience: str = "stranger",
-          settings: ExposureSettings = ExposureSettings(), gain: MultiPhotoGain | None = None) -> ExposureScore:
+def score(
+    profile: UserProfile,
+    curves: IdentificationCurves,
+    audience: str = "stranger",
+    settings: ExposureSettings = ExposureSettings(),
+    gain: MultiPhotoGain | None = None,
+) -> ExposureScore:
     """The exposure score of ``profile`` for ``audience``, with its range and breakdown."""
     if audience not in AUDIENCES:
         raise ConfigError(f"audience: {audience!r} is not one of {', '.join(AUDIENCES)}")
@@ -731,11 +862,20 @@ def score(profile: UserProfile, curves: IdentificationCurves, audience: str = "s
     infs = tuple(replace(p, points=p.points * scale * link.p, alone=p.alone * scale * link.p) for p in infs)
     s = min(100.0, scale * link.p * value)
     rng = (min(100.0, scale * link.lo * lo), min(100.0, scale * link.hi * hi))
-    return ExposureScore(audience, float(s), (float(min(rng[0], s)), float(max(rng[1], s))),
-                         float(min(100.0, scale * value)), link, parts, infs, idinf)
+    return ExposureScore(
+        audience,
+        float(s),
+        (float(min(rng[0], s)), float(max(rng[1], s))),
+        float(min(100.0, scale * value)),
+        link,
+        parts,
+        infs,
+        idinf,
+    )
 
 
 # --- changes towards privacy -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Option:
@@ -781,12 +921,20 @@ class Change:
         return f"{self.description}: {self.before:.0f} -> {self.after:.0f}"
 
     def to_dict(self) -> dict:
-        return {"change": self.description, "steps": list(self.steps), "settings": self.change,
-                "settings_changed": len(self.settings), "before": self.before, "after": self.after,
-                "after_range": list(self.after_range) if self.after_range else None,
-                "before_high": self.before_high, "after_high": self.after_high,
-                "drop": self.drop, "drop_per_setting": self.per_setting,
-                "effect": {a: {"before": b, "after": c} for a, (b, c) in self.effect.items()}}
+        return {
+            "change": self.description,
+            "steps": list(self.steps),
+            "settings": self.change,
+            "settings_changed": len(self.settings),
+            "before": self.before,
+            "after": self.after,
+            "after_range": list(self.after_range) if self.after_range else None,
+            "before_high": self.before_high,
+            "after_high": self.after_high,
+            "drop": self.drop,
+            "drop_per_setting": self.per_setting,
+            "effect": {a: {"before": b, "after": c} for a, (b, c) in self.effect.items()},
+        }
 
 
 def change_options(profile: UserProfile, audience: str) -> list[Option]:
@@ -801,13 +949,23 @@ def change_options(profile: UserProfile, audience: str) -> list[Option]:
         if LEVELS.index(profile.visibility[f]) > LEVELS.index(target):
             out.append(Option(f, {f: target}, f"Make your {label} visible to {_LEVEL_PHRASE[target]}"))
     if profile.public_photos_with_face:
-        out.append(Option("public_photos_with_face", {"public_photos_with_face": 0},
-                          f"Remove or restrict the {profile.public_photos_with_face} public photos that show your face"))
+        out.append(
+            Option(
+                "public_photos_with_face",
+                {"public_photos_with_face": 0},
+                f"Remove or restrict the {profile.public_photos_with_face} public photos that show your face",
+            )
+        )
     if profile.real_name_used:
         out.append(Option("real_name_used", {"real_name_used": False}, "Use a nickname instead of your real name"))
     if profile.travel_plans_specific:
-        out.append(Option("travel_plans_specific", {"travel_plans_specific": False},
-                          "Post travel plans without dates, or after you are back"))
+        out.append(
+            Option(
+                "travel_plans_specific",
+                {"travel_plans_specific": False},
+                "Post travel plans without dates, or after you are back",
+            )
+        )
     return out
 
 
@@ -821,9 +979,14 @@ def _describe(options: tuple[Option, ...], available: list[Option], audience: st
     return "; ".join(o.description for o in options)
 
 
-def search_changes(profile: UserProfile, curves: IdentificationCurves, audience: str = "stranger",
-                   settings: ExposureSettings = ExposureSettings(), max_settings: int = 3,
-                   gain: MultiPhotoGain | None = None) -> list[Change]:
+def search_changes(
+    profile: UserProfile,
+    curves: IdentificationCurves,
+    audience: str = "stranger",
+    settings: ExposureSettings = ExposureSettings(),
+    max_settings: int = 3,
+    gain: MultiPhotoGain | None = None,
+) -> list[Change]:
     """Every set of up to ``max_settings`` changes that lowers ``audience``'s score, best first.
 
     The drop of a set is what it takes off the score plus what it takes off the score's upper end
@@ -859,22 +1022,40 @@ def search_changes(profile: UserProfile, curves: IdentificationCurves, audience:
         merged = {}
         for o in opts:
             merged |= o.change
-        out.append(Change(_describe(opts, options, audience), merged, before, a, tuple(o.key for o in opts),
-                          tuple(o.description for o in opts), before_high=before_hi, after_high=a_hi))
+        out.append(
+            Change(
+                _describe(opts, options, audience),
+                merged,
+                before,
+                a,
+                tuple(o.key for o in opts),
+                tuple(o.description for o in opts),
+                before_high=before_hi,
+                after_high=a_hi,
+            )
+        )
     out.sort(key=lambda c: (-round(c.per_setting, 9), -round(c.drop, 9), len(c.settings), c.description))
     return out
 
 
 def _with_effects(profile, curves, audience, settings, gain, change: Change) -> Change:
     changed = profile.with_change(**change.change)
-    effect = {a: (score(profile, curves, a, settings, gain).score, score(changed, curves, a, settings, gain).score)
-              for a in AUDIENCES}
+    effect = {
+        a: (score(profile, curves, a, settings, gain).score, score(changed, curves, a, settings, gain).score)
+        for a in AUDIENCES
+    }
     return replace(change, effect=effect, after_range=score(changed, curves, audience, settings, gain).score_range)
 
 
-def top_changes(profile: UserProfile, curves: IdentificationCurves, audience: str = "stranger",
-                settings: ExposureSettings = ExposureSettings(), n: int = 3, max_settings: int = 3,
-                gain: MultiPhotoGain | None = None) -> list[Change]:
+def top_changes(
+    profile: UserProfile,
+    curves: IdentificationCurves,
+    audience: str = "stranger",
+    settings: ExposureSettings = ExposureSettings(),
+    n: int = 3,
+    max_settings: int = 3,
+    gain: MultiPhotoGain | None = None,
+) -> list[Change]:
     """The ``n`` best sets of up to ``max_settings`` changes (see :func:`search_changes`), each with its
     effect on every audience. The first is the largest drop per setting changed. Skipped: a set
     that adds changes to an earlier suggestion without going lower than the suggestions so far,
@@ -888,8 +1069,10 @@ def top_changes(profile: UserProfile, curves: IdentificationCurves, audience: st
             break
         if any(set(b.settings) < set(c.settings) and c.drop <= max(x.drop for x in best) + 1e-9 for b in best):
             continue  # an earlier suggestion plus more, and no larger drop than what is already suggested
-        if any(len(b.settings) == len(c.settings) and abs(b.drop - c.drop) < 1e-9 and abs(b.after - c.after) < 1e-9
-               for b in best):
+        if any(
+            len(b.settings) == len(c.settings) and abs(b.drop - c.drop) < 1e-9 and abs(b.after - c.after) < 1e-9
+            for b in best
+        ):
             continue  # an equivalent alternative (e.g. hide the name field / use a nickname)
         best.append(c)
     photos = [c for c in ranked if c.description.startswith("Hide every photo")]
@@ -898,19 +1081,33 @@ def top_changes(profile: UserProfile, curves: IdentificationCurves, audience: st
     return [_with_effects(profile, curves, audience, settings, gain, c) for c in best]
 
 
-def single_changes(profile: UserProfile, curves: IdentificationCurves, audience: str = "stranger",
-                   settings: ExposureSettings = ExposureSettings(), gain: MultiPhotoGain | None = None) -> list[Change]:
+def single_changes(
+    profile: UserProfile,
+    curves: IdentificationCurves,
+    audience: str = "stranger",
+    settings: ExposureSettings = ExposureSettings(),
+    gain: MultiPhotoGain | None = None,
+) -> list[Change]:
     """The score after each single change towards privacy (also those that change nothing), best first."""
     gain = gain or MultiPhotoGain.shipped()
     before = score(profile, curves, audience, settings, gain).score
-    out = [Change(o.description, o.change, before,
-                  score(profile.with_change(**o.change), curves, audience, settings, gain).score, (o.key,),
-                  (o.description,)) for o in change_options(profile, audience)]
+    out = [
+        Change(
+            o.description,
+            o.change,
+            before,
+            score(profile.with_change(**o.change), curves, audience, settings, gain).score,
+            (o.key,),
+            (o.description,),
+        )
+        for o in change_options(profile, audience)
+    ]
     out.sort(key=lambda c: (-c.removed, c.description))  # single changes: by the score alone
     return out
 
 
 # --- sensitivity from a population (item response theory) ----------------------------------------
+
 
 def estimate_irt(responses: np.ndarray, *, quadrature: int = 41) -> dict:
     """Two-parameter logistic IRT fitted by marginal maximum likelihood.
@@ -942,8 +1139,14 @@ def estimate_irt(responses: np.ndarray, *, quadrature: int = 41) -> dict:
         d_loga = -(a[None, :] * (nodes[:, None] - beta[None, :]) * resid).sum(0)
         return -lse.sum(), np.concatenate([d_beta, d_loga])
 
-    res = minimize(loss, np.zeros(2 * m), jac=True, method="L-BFGS-B",
-                   bounds=[IRT_BOUNDS["beta"]] * m + [IRT_BOUNDS["log_alpha"]] * m, options={"maxiter": 1000})
+    res = minimize(
+        loss,
+        np.zeros(2 * m),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[IRT_BOUNDS["beta"]] * m + [IRT_BOUNDS["log_alpha"]] * m,
+        options={"maxiter": 1000},
+    )
     beta, alpha, _, _, post = posterior(res.x)
     return {"alpha": alpha, "beta": beta, "theta": post @ nodes, "converged": bool(res.success)}
 
@@ -969,17 +1172,22 @@ def estimate_sensitivity(profiles: list[UserProfile], *, margin: float = 0.05) -
         raise EstimationError("estimate_sensitivity: the IRT fit did not converge; no sensitivities estimated")
     (b_lo, b_hi), (a_lo, a_hi) = IRT_BOUNDS["beta"], IRT_BOUNDS["log_alpha"]
     log_a = np.log(fit["alpha"])
-    stuck = [f for f, b, la in zip(fields, fit["beta"], log_a)
-             if b <= b_lo + margin or b >= b_hi - margin or la <= a_lo + margin or la >= a_hi - margin]
+    stuck = [
+        f
+        for f, b, la in zip(fields, fit["beta"], log_a)
+        if b <= b_lo + margin or b >= b_hi - margin or la <= a_lo + margin or la >= a_hi - margin
+    ]
     if stuck:
         raise EstimationError(
             f"estimate_sensitivity: parameters at their bounds for {', '.join(stuck)}: the population shows no "
             "common openness trait for these fields (or shows them to everyone or no one), so IRT cannot rank "
-            "their sensitivity; use the documented defaults or your own")
+            "their sensitivity; use the documented defaults or your own"
+        )
     return {f: float(1 / (1 + math.exp(-b))) for f, b in zip(fields, fit["beta"])}
 
 
 # --- populations -------------------------------------------------------------------------------------
+
 
 def harden(profile: UserProfile) -> UserProfile:
     """The same person with every field capped at 'friends' and no public face photos."""
@@ -987,9 +1195,14 @@ def harden(profile: UserProfile) -> UserProfile:
     return profile.with_change(**vis, public_photos_with_face=0)
 
 
-def population_scores(profiles: list[UserProfile], curves: IdentificationCurves, audience: str = "stranger",
-                      settings: ExposureSettings = ExposureSettings(), with_range: bool = False,
-                      gain: MultiPhotoGain | None = None) -> np.ndarray:
+def population_scores(
+    profiles: list[UserProfile],
+    curves: IdentificationCurves,
+    audience: str = "stranger",
+    settings: ExposureSettings = ExposureSettings(),
+    with_range: bool = False,
+    gain: MultiPhotoGain | None = None,
+) -> np.ndarray:
     """Scores (n,), or with ``with_range`` (n, 3): score, low end, high end."""
     gain = gain or MultiPhotoGain.shipped()
     scored = [score(p, curves, audience, settings, gain) for p in profiles]
@@ -998,8 +1211,13 @@ def population_scores(profiles: list[UserProfile], curves: IdentificationCurves,
     return np.array([s.score for s in scored])
 
 
-def population_analysis(profiles: list[UserProfile], curves: IdentificationCurves, audience: str = "stranger",
-                        settings: ExposureSettings = ExposureSettings(), gain: MultiPhotoGain | None = None) -> dict:
+def population_analysis(
+    profiles: list[UserProfile],
+    curves: IdentificationCurves,
+    audience: str = "stranger",
+    settings: ExposureSettings = ExposureSettings(),
+    gain: MultiPhotoGain | None = None,
+) -> dict:
     """Exposure of a population under its own (default) settings and hardened, with summaries."""
     gain = gain or MultiPhotoGain.shipped()
     d3 = population_scores(profiles, curves, audience, settings, with_range=True, gain=gain)
@@ -1008,13 +1226,27 @@ def population_analysis(profiles: list[UserProfile], curves: IdentificationCurve
 
     def summary(x3):
         x = x3[:, 0]
-        return {"mean": float(x.mean()), "median": float(np.median(x)), "p90": float(np.quantile(x, 0.9)),
-                "max": float(x.max()), "mean_range": [float(x3[:, 1].mean()), float(x3[:, 2].mean())]}
+        return {
+            "mean": float(x.mean()),
+            "median": float(np.median(x)),
+            "p90": float(np.quantile(x, 0.9)),
+            "max": float(x.max()),
+            "mean_range": [float(x3[:, 1].mean()), float(x3[:, 2].mean())],
+        }
 
-    return {"audience": audience, "n": len(profiles), "curve": settings.curve, "top_k": settings.top_k,
-            "curves_source": curves.source, "multi_photo_gain": gain.source, "default": summary(d3), "hardened": summary(h3),
-            "note": "mean_range: the mean of each profile's low and high score (curve and multi-photo ranges)",
-            "scores_default": default.tolist(), "scores_hardened": hardened.tolist()}
+    return {
+        "audience": audience,
+        "n": len(profiles),
+        "curve": settings.curve,
+        "top_k": settings.top_k,
+        "curves_source": curves.source,
+        "multi_photo_gain": gain.source,
+        "default": summary(d3),
+        "hardened": summary(h3),
+        "note": "mean_range: the mean of each profile's low and high score (curve and multi-photo ranges)",
+        "scores_default": default.tolist(),
+        "scores_hardened": hardened.tolist(),
+    }
 
 
 def population_plot(analysis: dict) -> bytes:
@@ -1025,10 +1257,20 @@ def population_plot(analysis: dict) -> bytes:
     fig = Figure(figsize=(6.4, 4.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
     bins = np.linspace(0, 100, 41)
-    ax.hist(analysis["scores_default"], bins=bins, alpha=0.6, label=f"default settings (mean {analysis['default']['mean']:.0f})")
-    ax.hist(analysis["scores_hardened"], bins=bins, alpha=0.6, label=f"hardened (mean {analysis['hardened']['mean']:.0f})")
-    ax.set(xlabel=f"exposure score ({analysis['audience']})", ylabel="people",
-           title=f"Exposure of {analysis['n']} synthetic profiles")
+    ax.hist(
+        analysis["scores_default"],
+        bins=bins,
+        alpha=0.6,
+        label=f"default settings (mean {analysis['default']['mean']:.0f})",
+    )
+    ax.hist(
+        analysis["scores_hardened"], bins=bins, alpha=0.6, label=f"hardened (mean {analysis['hardened']['mean']:.0f})"
+    )
+    ax.set(
+        xlabel=f"exposure score ({analysis['audience']})",
+        ylabel="people",
+        title=f"Exposure of {analysis['n']} synthetic profiles",
+    )
     ax.legend()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -45,8 +45,10 @@ def detect_faces(model: FaceModel, image: LoadedImage, settings: FaceSettings) -
     for upsample in settings.upsample_passes:  # a second, upsampled pass only when the first finds nothing
         for top, right, bottom, left in model.detect(small, settings.detector, upsample):
             box = (
-                max(0, round(top / factor)), min(w, round(right / factor)),
-                min(h, round(bottom / factor)), max(0, round(left / factor)),
+                max(0, round(top / factor)),
+                min(w, round(right / factor)),
+                min(h, round(bottom / factor)),
+                max(0, round(left / factor)),
             )
             if box[1] - box[3] < 1 or box[2] - box[0] < 1:
                 continue

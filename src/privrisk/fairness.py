@@ -30,8 +30,8 @@ A match is declared at distance <= threshold (as the experiment's decisions).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -45,16 +45,23 @@ ALPHA = 0.05
 
 @dataclass(frozen=True)
 class FairnessSettings:
-    group_columns: list[str] = setting(["gender", "ethnicity"], "manifest columns holding self-reported group "
-                                       "attributes; each is analysed for demographic differentials")
+    group_columns: list[str] = setting(
+        ["gender", "ethnicity"],
+        "manifest columns holding self-reported group attributes; each is analysed for demographic differentials",
+    )
     combine: bool = setting(True, "also analyse the combination of all group columns (e.g. gender+ethnicity)")
-    thresholds: list[float] = setting(DEFAULT_THRESHOLDS, "distance thresholds at which per-group false match "
-                                      "rates are reported (the operating threshold is always added)")
-    small_subjects: int = setting(10, "cells with fewer subjects are still shown, flagged 'small: indicative only'",
-                                  min=1)
+    thresholds: list[float] = setting(
+        DEFAULT_THRESHOLDS,
+        "distance thresholds at which per-group false match "
+        "rates are reported (the operating threshold is always added)",
+    )
+    small_subjects: int = setting(
+        10, "cells with fewer subjects are still shown, flagged 'small: indicative only'", min=1
+    )
 
 
 # --- exact bounds and cells -------------------------------------------------------------------------
+
 
 def clopper_pearson_one_sided(k: int, n: int, alpha: float = ALPHA) -> tuple[float, float]:
     """One-sided exact interval for k events in n trials: [0, upper] when k = 0, [lower, 1] when
@@ -70,13 +77,28 @@ def clopper_pearson_one_sided(k: int, n: int, alpha: float = ALPHA) -> tuple[flo
     return (float(beta.ppf(alpha / 2, k, n - k + 1)), float(beta.ppf(1 - alpha / 2, k + 1, n - k)))
 
 
-def _cell(events: float, trials: float, num_boot: np.ndarray, den_boot: np.ndarray, subjects: int, unit: str,
-          small_subjects: int) -> dict:
+def _cell(
+    events: float,
+    trials: float,
+    num_boot: np.ndarray,
+    den_boot: np.ndarray,
+    subjects: int,
+    unit: str,
+    small_subjects: int,
+) -> dict:
     """A table cell: counts, rate, 95% interval (subject bootstrap, exact fallback) and the small flag."""
     events, trials = int(round(events)), int(round(trials))
-    cell = {"events": events, "trials": trials, "unit": unit, "subjects": int(subjects),
-            "rate": None, "ci95": None, "ci_method": None, "n_boot_valid": 0,
-            "flag": SMALL_FLAG if subjects < small_subjects else None}
+    cell = {
+        "events": events,
+        "trials": trials,
+        "unit": unit,
+        "subjects": int(subjects),
+        "rate": None,
+        "ci95": None,
+        "ci_method": None,
+        "n_boot_valid": 0,
+        "flag": SMALL_FLAG if subjects < small_subjects else None,
+    }
     if trials <= 0 or subjects <= 0:
         cell["ci_method"] = "no trials"
         return cell
@@ -85,15 +107,19 @@ def _cell(events: float, trials: float, num_boot: np.ndarray, den_boot: np.ndarr
     cell["n_boot_valid"] = int(valid.sum())
     if events == 0 or events == trials:
         cell["ci95"] = list(clopper_pearson_one_sided(0 if events == 0 else subjects, subjects))
-        cell["ci_method"] = (f"one-sided exact (Clopper-Pearson) 95% bound on {subjects} subjects: "
-                             f"{'no' if events == 0 else 'all'} {unit} were events")
+        cell["ci_method"] = (
+            f"one-sided exact (Clopper-Pearson) 95% bound on {subjects} subjects: "
+            f"{'no' if events == 0 else 'all'} {unit} were events"
+        )
         return cell
     if subjects < 2 or not valid.any():
         # one person: a bootstrap over people cannot move; the exact interval over the trials treats
         # them as independent, which understates the uncertainty
         cell["ci95"] = list(clopper_pearson_one_sided(events, trials))
-        cell["ci_method"] = (f"exact (Clopper-Pearson) over {trials} {unit} of {subjects} subject(s): "
-                             "too few people to resample; treats the trials as independent (optimistic)")
+        cell["ci_method"] = (
+            f"exact (Clopper-Pearson) over {trials} {unit} of {subjects} subject(s): "
+            "too few people to resample; treats the trials as independent (optimistic)"
+        )
         return cell
     stats = num_boot[valid] / den_boot[valid]
     lo, hi = np.quantile(stats, [ALPHA / 2, 1 - ALPHA / 2])
@@ -103,6 +129,7 @@ def _cell(events: float, trials: float, num_boot: np.ndarray, den_boot: np.ndarr
 
 
 # --- the pair scan ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PairScan:
@@ -128,8 +155,15 @@ def _as_vectors(x, what: str) -> np.ndarray:
     return v
 
 
-def scan_pairs(probe_vectors, probe_codes, gallery_vectors, gallery_codes, max_threshold: float, *,
-               max_block_elements: int = 1 << 22) -> PairScan:
+def scan_pairs(
+    probe_vectors,
+    probe_codes,
+    gallery_vectors,
+    gallery_codes,
+    max_threshold: float,
+    *,
+    max_block_elements: int = 1 << 22,
+) -> PairScan:
     """Euclidean distances of every probe to every gallery vector, computed in row blocks as
     sqrt(|a|^2 + |b|^2 - 2 a.b) (never a P x G x 128 array; at most ``max_block_elements``
     distances in memory at once). Pairs with equal codes are genuine, others impostor."""
@@ -138,42 +172,55 @@ def scan_pairs(probe_vectors, probe_codes, gallery_vectors, gallery_codes, max_t
     pc, gc = np.asarray(probe_codes, np.int64), np.asarray(gallery_codes, np.int64)
     if len(pc) != len(p) or len(gc) != len(g):
         raise PrivriskError("each embedding needs exactly one subject id")
-    gn = (g ** 2).sum(1)
+    gn = (g**2).sum(1)
     rows = max(1, int(max_block_elements // max(len(g), 1)))
     imp, gen = [], []
     nonmated = np.full(len(p), np.inf)
     for s in range(0, len(p), rows):
-        a = p[s:s + rows]
-        d = np.sqrt(np.maximum((a ** 2).sum(1)[:, None] + gn[None, :] - 2.0 * (a @ g.T), 0.0))
-        same = pc[s:s + rows, None] == gc[None, :]
+        a = p[s : s + rows]
+        d = np.sqrt(np.maximum((a**2).sum(1)[:, None] + gn[None, :] - 2.0 * (a @ g.T), 0.0))
+        same = pc[s : s + rows, None] == gc[None, :]
         gi, gj = np.nonzero(same)
         gen.append((gi + s, gj, d[gi, gj]))
         ii, jj = np.nonzero((d <= max_threshold) & ~same)
         imp.append((ii + s, jj, d[ii, jj]))
         if len(g):
-            nonmated[s:s + rows] = np.where(same, np.inf, d).min(axis=1)
-    cat = lambda parts, k, dt: (np.concatenate([x[k] for x in parts]).astype(dt) if parts  # noqa: E731
-                                else np.zeros(0, dt))
-    return PairScan(cat(imp, 0, np.int64), cat(imp, 1, np.int64), cat(imp, 2, np.float64),
-                    cat(gen, 0, np.int64), cat(gen, 1, np.int64), cat(gen, 2, np.float64), nonmated,
-                    float(max_threshold))
+            nonmated[s : s + rows] = np.where(same, np.inf, d).min(axis=1)
+
+    def cat(parts, k, dt):
+        return np.concatenate([x[k] for x in parts]).astype(dt) if parts else np.zeros(0, dt)
+
+    return PairScan(
+        cat(imp, 0, np.int64),
+        cat(imp, 1, np.int64),
+        cat(imp, 2, np.float64),
+        cat(gen, 0, np.int64),
+        cat(gen, 1, np.int64),
+        cat(gen, 2, np.float64),
+        nonmated,
+        float(max_threshold),
+    )
 
 
 # --- groups ---------------------------------------------------------------------------------------------
 
-def group_labels(subjects: Sequence[str], attributes: Mapping[str, Mapping[str, str]], columns: Sequence[str],
-                 combine: bool = True) -> dict[str, np.ndarray]:
+
+def group_labels(
+    subjects: Sequence[str], attributes: Mapping[str, Mapping[str, str]], columns: Sequence[str], combine: bool = True
+) -> dict[str, np.ndarray]:
     """Per attribute name, each subject's group label. A missing or empty value is 'unknown'.
     Columns no subject has are left out; with ``combine`` and two or more columns present, their
     combination (e.g. 'gender+ethnicity', labels 'female / white') is added."""
     present = [c for c in columns if any(str(attributes.get(s, {}).get(c, "") or "").strip() for s in subjects)]
     out = {}
     for c in present:
-        out[c] = np.array([str(attributes.get(s, {}).get(c, "") or "").strip() or "unknown" for s in subjects],
-                          dtype=object)
+        out[c] = np.array(
+            [str(attributes.get(s, {}).get(c, "") or "").strip() or "unknown" for s in subjects], dtype=object
+        )
     if combine and len(present) >= 2:
-        out["+".join(present)] = np.array([" / ".join(out[c][i] for c in present) for i in range(len(subjects))],
-                                          dtype=object)
+        out["+".join(present)] = np.array(
+            [" / ".join(out[c][i] for c in present) for i in range(len(subjects))], dtype=object
+        )
     return out
 
 
@@ -182,7 +229,7 @@ def _pair_weight_sum(w: np.ndarray, a: np.ndarray, b: np.ndarray, max_elements: 
     out = np.zeros(len(w))
     step = max(1, max_elements // max(len(w), 1))
     for s in range(0, len(a), step):
-        out += (w[:, a[s:s + step]] * w[:, b[s:s + step]]).sum(1)
+        out += (w[:, a[s : s + step]] * w[:, b[s : s + step]]).sum(1)
     return out
 
 
@@ -197,17 +244,28 @@ def _stratified_weights(labels: np.ndarray, n_boot: int, rng: np.random.Generato
 
 # --- the analysis -------------------------------------------------------------------------------------
 
+
 def _tkey(t: float) -> str:
     return f"{t:g}"
 
 
-def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, gallery_subjects: Sequence[str],
-            attributes: Mapping[str, Mapping[str, str]], *, columns: Sequence[str] = ("gender", "ethnicity"),
-            combine: bool = True, operating_threshold: float = 0.6,
-            thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-            e2_shots: Mapping[str, tuple[np.ndarray, Sequence[str]]] | None = None,
-            e2_rank1: Mapping[str, tuple[Sequence[str], Sequence[bool]]] | None = None,
-            n_boot: int = 1000, seed: int = 0, small_subjects: int = 10) -> dict:
+def analyse(
+    probe_vectors,
+    probe_subjects: Sequence[str],
+    gallery_vectors,
+    gallery_subjects: Sequence[str],
+    attributes: Mapping[str, Mapping[str, str]],
+    *,
+    columns: Sequence[str] = ("gender", "ethnicity"),
+    combine: bool = True,
+    operating_threshold: float = 0.6,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    e2_shots: Mapping[str, tuple[np.ndarray, Sequence[str]]] | None = None,
+    e2_rank1: Mapping[str, tuple[Sequence[str], Sequence[bool]]] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    small_subjects: int = 10,
+) -> dict:
     """Per-group FMR (same- and cross-group), FNMR, FPIR and E2 rank-1 with counts and 95% intervals.
 
     ``attributes`` maps subject id -> {column: value}. ``e2_shots`` maps a capture level to
@@ -218,8 +276,12 @@ def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, galle
     thr = sorted({float(t) for t in thresholds} | {float(operating_threshold)})
     p_sub, g_sub = [str(s) for s in probe_subjects], [str(s) for s in gallery_subjects]
     e2_shots, e2_rank1 = dict(e2_shots or {}), dict(e2_rank1 or {})
-    names = sorted(set(p_sub) | set(g_sub) | {str(s) for _, (_, ss) in e2_shots.items() for s in ss}
-                   | {str(s) for _, (ss, _) in e2_rank1.items() for s in ss})
+    names = sorted(
+        set(p_sub)
+        | set(g_sub)
+        | {str(s) for _, (_, ss) in e2_shots.items() for s in ss}
+        | {str(s) for _, (ss, _) in e2_rank1.items() for s in ss}
+    )
     code = {s: i for i, s in enumerate(names)}
     S = len(names)
     pc = np.array([code[s] for s in p_sub], np.int64)
@@ -238,17 +300,26 @@ def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, galle
     labels_by_attr = group_labels(names, attributes, columns, combine)
     result = {
         "method": __doc__.split("\n\n", 1)[1].strip(),
-        "thresholds": thr, "operating_threshold": float(operating_threshold),
-        "n_subjects": S, "n_probe_photos": len(p_sub), "n_gallery_photos": len(g_sub),
+        "thresholds": thr,
+        "operating_threshold": float(operating_threshold),
+        "n_subjects": S,
+        "n_probe_photos": len(p_sub),
+        "n_gallery_photos": len(g_sub),
         "n_impostor_pairs": int(sum(np_s[a] * (ng_s.sum() - ng_s[a]) for a in range(S))),
         "n_genuine_pairs": int((np_s * ng_s).sum()),
         "nonmated_searches": "mate removed: each probe searched against the gallery without its own person",
-        "bootstrap": int(n_boot), "seed": int(seed), "small_subjects": int(small_subjects),
-        "group_columns": list(columns), "attributes": {}, "note": None,
+        "bootstrap": int(n_boot),
+        "seed": int(seed),
+        "small_subjects": int(small_subjects),
+        "group_columns": list(columns),
+        "attributes": {},
+        "note": None,
     }
     if not labels_by_attr:
-        result["note"] = (f"no subject has a value in the group columns ({', '.join(columns) or 'none configured'}); "
-                          "demographic differentials cannot be measured on this set")
+        result["note"] = (
+            f"no subject has a value in the group columns ({', '.join(columns) or 'none configured'}); "
+            "demographic differentials cannot be measured on this set"
+        )
         return result
 
     rng = np.random.default_rng(seed)
@@ -258,11 +329,11 @@ def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, galle
         groups = sorted(set(labels.tolist()))
         masks = {g: (labels == g).astype(float) for g in groups}
 
-        def both(vec_fn):  # point (weights 1) and bootstrap values of a linear statistic
+        def both(vec_fn, W=W):  # point (weights 1) and bootstrap values of a linear statistic
             return float(vec_fn(ones)[0]), vec_fn(W)
 
         def pair_den(A, B):
-            return both(lambda w: (w @ (np_s * A)) * (w @ (ng_s * B)) - (w ** 2) @ (np_s * ng_s * A * B))
+            return both(lambda w: (w @ (np_s * A)) * (w @ (ng_s * B)) - (w**2) @ (np_s * ng_s * A * B))
 
         def pair_num(sel):
             a, b = imp_a[sel], imp_b[sel]
@@ -273,8 +344,9 @@ def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, galle
             return int(((A > 0) & (np_s > 0) & (others > 0)).sum())
 
         fmr, overall = {}, {k: {} for k in ("same", "cross", "all")}
-        acc = {k: {_tkey(t): [0.0, 0.0, np.zeros(n_boot), np.zeros(n_boot)] for t in thr}
-               for k in ("same", "cross", "all")}
+        acc = {
+            k: {_tkey(t): [0.0, 0.0, np.zeros(n_boot), np.zeros(n_boot)] for t in thr} for k in ("same", "cross", "all")
+        }
         subj_acc = {"same": 0, "cross": 0, "all": 0}
         for g in groups:
             A = masks[g]
@@ -297,8 +369,9 @@ def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, galle
         for split in overall:
             for t in thr:
                 num_p, den_p, num_b, den_b = acc[split][_tkey(t)]
-                overall[split][_tkey(t)] = _cell(num_p, den_p, num_b, den_b, subj_acc[split], "impostor pairs",
-                                                 small_subjects)
+                overall[split][_tkey(t)] = _cell(
+                    num_p, den_p, num_b, den_b, subj_acc[split], "impostor pairs", small_subjects
+                )
 
         def subject_cell(ev_codes, trial_counts, A, unit):
             """A rate whose events and trials belong to one subject each (weight w_s)."""
@@ -306,16 +379,30 @@ def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, galle
             tr = trial_counts * A
             num_p, num_b = both(lambda w: w @ ev)
             den_p, den_b = both(lambda w: w @ tr)
-            return _cell(num_p, den_p, num_b, den_b, int(((tr > 0)).sum()), unit, small_subjects)
+            return _cell(num_p, den_p, num_b, den_b, int((tr > 0).sum()), unit, small_subjects)
 
-        fnmr = {g: {_tkey(t): subject_cell(gen_s[gen_d > t], np_s * ng_s, masks[g], "genuine pairs") for t in thr}
-                for g in groups}
-        fnmr_e2 = {level: {g: {_tkey(t): subject_cell(s_codes[s_dist > t], n_shots * ng_s, masks[g],
-                                                       "genuine capture pairs") for t in thr} for g in groups}
-                   for level, (s_codes, s_dist, n_shots) in shots.items()}
+        fnmr = {
+            g: {_tkey(t): subject_cell(gen_s[gen_d > t], np_s * ng_s, masks[g], "genuine pairs") for t in thr}
+            for g in groups
+        }
+        fnmr_e2 = {
+            level: {
+                g: {
+                    _tkey(t): subject_cell(s_codes[s_dist > t], n_shots * ng_s, masks[g], "genuine capture pairs")
+                    for t in thr
+                }
+                for g in groups
+            }
+            for level, (s_codes, s_dist, n_shots) in shots.items()
+        }
         searchers = np_s * ((ng_s.sum() - ng_s) > 0)
-        fpir = {g: {_tkey(t): subject_cell(pc[scan.nonmated_best <= t], searchers, masks[g], "non-mated searches")
-                    for t in thr} for g in groups}
+        fpir = {
+            g: {
+                _tkey(t): subject_cell(pc[scan.nonmated_best <= t], searchers, masks[g], "non-mated searches")
+                for t in thr
+            }
+            for g in groups
+        }
         rank1 = {}
         for level, (subs, hits) in e2_rank1.items():
             sc = np.array([code[str(s)] for s in subs], np.int64)
@@ -325,16 +412,29 @@ def analyse(probe_vectors, probe_subjects: Sequence[str], gallery_vectors, galle
 
         result["attributes"][attr] = {
             "groups": {g: int(masks[g].sum()) for g in groups},
-            "fmr": fmr, "fmr_overall": overall,
-            "fmr_ratio": fmr_ratio(fmr, W, imp_a, imp_b, imp_d, masks, np_s, ng_s, operating_threshold,
-                                   small_subjects),
-            "fnmr": fnmr, "fnmr_e2": fnmr_e2, "fpir": fpir, "e2_rank1": rank1,
+            "fmr": fmr,
+            "fmr_overall": overall,
+            "fmr_ratio": fmr_ratio(fmr, W, imp_a, imp_b, imp_d, masks, np_s, ng_s, operating_threshold, small_subjects),
+            "fnmr": fnmr,
+            "fnmr_e2": fnmr_e2,
+            "fpir": fpir,
+            "e2_rank1": rank1,
         }
     return result
 
 
-def fmr_ratio(fmr: Mapping[str, dict], W: np.ndarray, imp_a, imp_b, imp_d, masks: Mapping[str, np.ndarray],
-              np_s, ng_s, threshold: float, small_subjects: int) -> dict:
+def fmr_ratio(
+    fmr: Mapping[str, dict],
+    W: np.ndarray,
+    imp_a,
+    imp_b,
+    imp_d,
+    masks: Mapping[str, np.ndarray],
+    np_s,
+    ng_s,
+    threshold: float,
+    small_subjects: int,
+) -> dict:
     """Highest over lowest group FMR (all impostor pairs of the probe's group) at ``threshold``,
     with a bootstrap interval on the same subject resamples. Groups with at least
     ``small_subjects`` subjects are compared when two or more have them; otherwise every group with
@@ -345,8 +445,18 @@ def fmr_ratio(fmr: Mapping[str, dict], W: np.ndarray, imp_a, imp_b, imp_d, masks
     cells = {g: row["all"][key] for g, row in fmr.items() if row["all"][key]["trials"] > 0}
     big = {g: c for g, c in cells.items() if c["subjects"] >= small_subjects}
     use, flag = (big, None) if len(big) >= 2 else (cells, SMALL_FLAG)
-    out = {"threshold": float(threshold), "groups_compared": sorted(use), "flag": flag, "highest": None,
-           "lowest": None, "ratio": None, "ci95": None, "unbounded": False, "lower_bound": None, "note": None}
+    out = {
+        "threshold": float(threshold),
+        "groups_compared": sorted(use),
+        "flag": flag,
+        "highest": None,
+        "lowest": None,
+        "ratio": None,
+        "ci95": None,
+        "unbounded": False,
+        "lower_bound": None,
+        "note": None,
+    }
     if len(use) < 2:
         out["note"] = "fewer than two groups with impostor pairs: no ratio"
         return out
@@ -361,7 +471,7 @@ def fmr_ratio(fmr: Mapping[str, dict], W: np.ndarray, imp_a, imp_b, imp_d, masks
         A = masks[g]
         sel = (A[imp_a] > 0) & (imp_d <= threshold)
         num = _pair_weight_sum(W, imp_a[sel], imp_b[sel])
-        den = (W @ (np_s * A)) * (W @ ng_s) - (W ** 2) @ (np_s * ng_s * A)
+        den = (W @ (np_s * A)) * (W @ ng_s) - (W**2) @ (np_s * ng_s * A)
         return num, den
 
     nh, dh = boot_rate(hi)
@@ -373,8 +483,10 @@ def fmr_ratio(fmr: Mapping[str, dict], W: np.ndarray, imp_a, imp_b, imp_d, masks
         out["unbounded"] = True
         lo_up = use[lo]["ci95"][1]
         out["lower_bound"] = float(use[hi]["ci95"][0] / lo_up) if lo_up else None
-        out["note"] = (f"'{lo}' has no false match in {use[lo]['trials']} impostor pairs: the ratio is unbounded; "
-                       "lower bound = the highest group's lower 95% end / the lowest group's exact upper bound")
+        out["note"] = (
+            f"'{lo}' has no false match in {use[lo]['trials']} impostor pairs: the ratio is unbounded; "
+            "lower bound = the highest group's lower 95% end / the lowest group's exact upper bound"
+        )
         return out
     out["ratio"] = float(use[hi]["rate"] / use[lo]["rate"])
     r_lo = float(np.quantile(ratios, ALPHA / 2, method="lower"))
@@ -383,8 +495,9 @@ def fmr_ratio(fmr: Mapping[str, dict], W: np.ndarray, imp_a, imp_b, imp_d, masks
     if not math.isfinite(r_hi):
         out["unbounded"] = True
         out["lower_bound"] = r_lo
-        out["note"] = (f"in more than 2.5% of subject resamples '{lo}' had no false match: the interval's "
-                       "upper end is unbounded")
+        out["note"] = (
+            f"in more than 2.5% of subject resamples '{lo}' had no false match: the interval's upper end is unbounded"
+        )
     return out
 
 
@@ -404,8 +517,8 @@ def same_cross_table(result: Mapping, attribute: str | None = None) -> list[dict
 
 # --- the tail model, group by group --------------------------------------------------------------------
 
-def tail_check(result: Mapping, attribute: str, predicted: Mapping, *, tail_model: str = "",
-               note: str = "") -> dict:
+
+def tail_check(result: Mapping, attribute: str, predicted: Mapping, *, tail_model: str = "", note: str = "") -> dict:
     """Per group, does a model's predicted impostor rate match the real one?
 
     ``predicted`` = ``{"thresholds": [...], "by_group": {group: {"rate": [...], "rate_ci95": [[lo, hi], ...]}}}``
@@ -420,8 +533,9 @@ def tail_check(result: Mapping, attribute: str, predicted: Mapping, *, tail_mode
     analysis did not compute are skipped."""
     attrs = result.get("attributes") or {}
     if attribute not in attrs:
-        raise PrivriskError(f"tail check: attribute {attribute!r} is not in the fairness result "
-                            f"(has: {', '.join(attrs) or 'none'})")
+        raise PrivriskError(
+            f"tail check: attribute {attribute!r} is not in the fairness result (has: {', '.join(attrs) or 'none'})"
+        )
     fmr = attrs[attribute]["fmr"]
     thr = [float(t) for t in predicted["thresholds"]]
     rows = []
@@ -446,19 +560,39 @@ def tail_check(result: Mapping, attribute: str, predicted: Mapping, *, tail_mode
                 verdict = "model too high"
             else:
                 verdict = "within"
-            rows.append({"group": group, "threshold": t, "real_rate": real["rate"], "real_ci95": [r_lo, r_hi],
-                         "events": real["events"], "pairs": real["trials"], "subjects": real["subjects"],
-                         "flag": real["flag"], "model_rate": float(rates[j]), "model_ci95": [m_lo, m_hi],
-                         "verdict": verdict})
+            rows.append(
+                {
+                    "group": group,
+                    "threshold": t,
+                    "real_rate": real["rate"],
+                    "real_ci95": [r_lo, r_hi],
+                    "events": real["events"],
+                    "pairs": real["trials"],
+                    "subjects": real["subjects"],
+                    "flag": real["flag"],
+                    "model_rate": float(rates[j]),
+                    "model_ci95": [m_lo, m_hi],
+                    "verdict": verdict,
+                }
+            )
     judged = [r for r in rows if not r["verdict"].startswith("not judged")]
     bad = [r for r in judged if r["verdict"] != "within"]
-    summary = (f"the model's per-group impostor rate is within the real 95% interval in {len(judged) - len(bad)} of "
-               f"{len(judged)} judged cells")
+    summary = (
+        f"the model's per-group impostor rate is within the real 95% interval in {len(judged) - len(bad)} of "
+        f"{len(judged)} judged cells"
+    )
     if bad:
-        summary += "; not within for " + ", ".join(f"{r['group']} at {r['threshold']:g} ({r['verdict']})"
-                                                   for r in bad)
-    return {"attribute": attribute, "tail_model": tail_model, "thresholds": thr, "rows": rows,
-            "all_within": not bad, "n_judged": len(judged), "summary": summary, "note": note}
+        summary += "; not within for " + ", ".join(f"{r['group']} at {r['threshold']:g} ({r['verdict']})" for r in bad)
+    return {
+        "attribute": attribute,
+        "tail_model": tail_model,
+        "thresholds": thr,
+        "rows": rows,
+        "all_within": not bad,
+        "n_judged": len(judged),
+        "summary": summary,
+        "note": note,
+    }
 
 
 def group_rates_from_replicates(reps: np.ndarray, pairs_per_probe, probe_labels) -> dict:
@@ -473,8 +607,9 @@ def group_rates_from_replicates(reps: np.ndarray, pairs_per_probe, probe_labels)
     w = np.asarray(pairs_per_probe, np.float64)
     labels = np.asarray([str(x) for x in probe_labels], dtype=object)
     if reps.ndim != 3 or reps.shape[1] != len(w) or len(labels) != len(w):
-        raise PrivriskError("predicted rates: expected (replicates, probes, thresholds) with one weight and "
-                            "label per probe")
+        raise PrivriskError(
+            "predicted rates: expected (replicates, probes, thresholds) with one weight and label per probe"
+        )
     out = {}
     for g in sorted(set(labels.tolist())):
         sel = labels == g
@@ -486,13 +621,27 @@ def group_rates_from_replicates(reps: np.ndarray, pairs_per_probe, probe_labels)
             lo, hi = np.minimum(lo, v[0]), np.maximum(hi, v[0])
         else:
             lo = hi = v[0]
-        out[g] = {"n": int(sel.sum()), "rate": v[0].tolist(), "rate_ci95": [[float(a), float(b)] for a, b in zip(lo, hi)]}
+        out[g] = {
+            "n": int(sel.sum()),
+            "rate": v[0].tolist(),
+            "rate_ci95": [[float(a), float(b)] for a, b in zip(lo, hi)],
+        }
     return out
 
 
-def tail_check_cross_validated(result: Mapping, probe_vectors, probe_subjects: Sequence[str], gallery_vectors,
-                               gallery_subjects: Sequence[str], attributes: Mapping[str, Mapping[str, str]], *,
-                               kind: str = "gpd", k_folds: int = 5, n_boot: int = 100, seed: int = 0) -> dict:
+def tail_check_cross_validated(
+    result: Mapping,
+    probe_vectors,
+    probe_subjects: Sequence[str],
+    gallery_vectors,
+    gallery_subjects: Sequence[str],
+    attributes: Mapping[str, Mapping[str, str]],
+    *,
+    kind: str = "gpd",
+    k_folds: int = 5,
+    n_boot: int = 100,
+    seed: int = 0,
+) -> dict:
     """The validated tail model (:mod:`privrisk.tailmodel`, issue 11), checked group by group.
 
     The model is fitted by subject-level K-fold cross-validation (no group labels in the fit), so
@@ -504,8 +653,17 @@ def tail_check_cross_validated(result: Mapping, probe_vectors, probe_subjects: S
     thr = [float(t) for t in result["thresholds"]]
     p = np.asarray(probe_vectors, np.float64)
     ps, gs = np.asarray(probe_subjects).astype(str), np.asarray(gallery_subjects).astype(str)
-    cv = tailmodel.cross_validate(p, ps, np.asarray(gallery_vectors, np.float64), gs, thresholds=thr,
-                                  k_folds=k_folds, kind=kind, n_boot=n_boot, seed=seed)
+    cv = tailmodel.cross_validate(
+        p,
+        ps,
+        np.asarray(gallery_vectors, np.float64),
+        gs,
+        thresholds=thr,
+        k_folds=k_folds,
+        kind=kind,
+        n_boot=n_boot,
+        seed=seed,
+    )
     models, fold_of = cv["fold_models"], np.asarray(cv["fold_of"])
     n_rep = min(len(m.replicates()) for m in models.values())
     reps = np.full((n_rep, len(p), len(thr)), np.nan)
@@ -517,19 +675,33 @@ def tail_check_cross_validated(result: Mapping, probe_vectors, probe_subjects: S
     names = sorted(set(ps) | set(gs))
     checks = {}
     for attr in result.get("attributes", {}):
-        labels = group_labels(names, attributes, [c for c in result["group_columns"] if c in attr.split("+")],
-                              combine="+" in attr)[attr]
+        labels = group_labels(
+            names, attributes, [c for c in result["group_columns"] if c in attr.split("+")], combine="+" in attr
+        )[attr]
         by_subject = dict(zip(names, labels))
         by_group = group_rates_from_replicates(reps, pairs, [by_subject[s] for s in ps])
-        checks[attr] = tail_check(result, attr, {"thresholds": thr, "by_group": by_group}, tail_model=cv["tail_model"],
-                                  note=(f"{k_folds}-fold subject cross-validation (each probe predicted by a model "
-                                        f"fitted without its person; {n_rep - 1} bootstrap refits per fold); "
-                                        "no group labels in the fit"))
-    return {"tail_model": cv["tail_model"], "kind": kind, "overall_validation_pass": cv["pass"],
-            "overall_verdict": cv["verdict"], "by_attribute": checks}
+        checks[attr] = tail_check(
+            result,
+            attr,
+            {"thresholds": thr, "by_group": by_group},
+            tail_model=cv["tail_model"],
+            note=(
+                f"{k_folds}-fold subject cross-validation (each probe predicted by a model "
+                f"fitted without its person; {n_rep - 1} bootstrap refits per fold); "
+                "no group labels in the fit"
+            ),
+        )
+    return {
+        "tail_model": cv["tail_model"],
+        "kind": kind,
+        "overall_validation_pass": cv["pass"],
+        "overall_verdict": cv["verdict"],
+        "by_attribute": checks,
+    }
 
 
 # --- in plain words ----------------------------------------------------------------------------------------
+
 
 def _pct_words(x: float) -> str:
     p = 100 * x
@@ -543,9 +715,16 @@ def plain_words(result: Mapping) -> dict:
     attrs = result.get("attributes") or {}
     t = float(result["operating_threshold"])
     key = _tkey(t)
-    out = {"source": (f"measured on {result['n_subjects']} consenting people's photos (every photo against every "
-                      f"other person's photo, {result['n_impostor_pairs']:,} pairs), face matcher threshold {t:g}"),
-           "threshold": t, "same_vs_cross": None, "by_group": [], "why": None}
+    out = {
+        "source": (
+            f"measured on {result['n_subjects']} consenting people's photos (every photo against every "
+            f"other person's photo, {result['n_impostor_pairs']:,} pairs), face matcher threshold {t:g}"
+        ),
+        "threshold": t,
+        "same_vs_cross": None,
+        "by_group": [],
+        "why": None,
+    }
     if not attrs:
         out["note"] = result.get("note") or "no group columns: no differential can be measured"
         return out
@@ -558,7 +737,8 @@ def plain_words(result: Mapping) -> dict:
             f"{_pct_words(same['rate'])} of comparisons ({same['events']} of {same['trials']:,}; 95% interval "
             f"{_pct_words(same['ci95'][0])} to {_pct_words(same['ci95'][1])}). People who differ in {label}: "
             f"{_pct_words(cross['rate'])} ({cross['events']} of {cross['trials']:,}; 95% "
-            f"{_pct_words(cross['ci95'][0])} to {_pct_words(cross['ci95'][1])}).")
+            f"{_pct_words(cross['ci95'][0])} to {_pct_words(cross['ci95'][1])})."
+        )
     for name, at in attrs.items():
         if "+" in name:
             continue
@@ -572,18 +752,24 @@ def plain_words(result: Mapping) -> dict:
         if cells[hi]["rate"] == cells[lo]["rate"]:
             continue
 
-        def who(g):
+        def who(g, cells=cells):
             c = cells[g]
             small = ", few people: indicative only" if c["flag"] else ""
-            return (f"{_pct_words(c['rate'])} of the time for people recorded as {g.replace('_', ' ')} "
-                    f"({c['events']} of {c['subjects']} people{small})")
+            return (
+                f"{_pct_words(c['rate'])} of the time for people recorded as {g.replace('_', ' ')} "
+                f"({c['events']} of {c['subjects']} people{small})"
+            )
+
         overlap = cells[hi]["ci95"][0] <= cells[lo]["ci95"][1]
-        out["by_group"].append(f"By {name}: searched among everyone else's photos, a face was matched to someone "
-                               f"else {who(hi)}, against {who(lo)}."
-                               + (" The 95% intervals overlap: this sample shows no clear difference." if overlap
-                                  else ""))
-    out["why"] = ("A stranger who searches a platform with your photo gets the closest faces back. If faces like "
-                  "yours are mistaken for each other more often, you are more likely to be 'identified' as someone "
-                  "you are not, and someone else's name, address or history gets attached to you, or yours to them. "
-                  "The bigger the platform, the more look-alikes it holds, so the gap grows with its size.")
+        out["by_group"].append(
+            f"By {name}: searched among everyone else's photos, a face was matched to someone "
+            f"else {who(hi)}, against {who(lo)}."
+            + (" The 95% intervals overlap: this sample shows no clear difference." if overlap else "")
+        )
+    out["why"] = (
+        "A stranger who searches a platform with your photo gets the closest faces back. If faces like "
+        "yours are mistaken for each other more often, you are more likely to be 'identified' as someone "
+        "you are not, and someone else's name, address or history gets attached to you, or yours to them. "
+        "The bigger the platform, the more look-alikes it holds, so the gap grows with its size."
+    )
     return out

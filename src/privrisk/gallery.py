@@ -21,15 +21,15 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from . import index as faiss_index
 from .config import FaceSettings, GallerySettings, from_dict, to_dict
-from .embeddings import EmbedResult, EmbeddingCache, Progress, embed_batch
+from .embeddings import EmbeddingCache, EmbedResult, Progress, embed_batch
 from .errors import FaceNotFound, GalleryError, SeveralFaces
 from .faces import Face
 from .manifest import Manifest, ManifestRow, Refusal
@@ -85,9 +85,12 @@ class BuildReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, reason)
 
     def to_dict(self) -> dict:
-        return {"added": self.added, "already_present": self.already_present,
-                "refused": [str(r) for r in self.refused],
-                "skipped": [{"image": i, "reason": r} for i, r in self.skipped]}
+        return {
+            "added": self.added,
+            "already_present": self.already_present,
+            "refused": [str(r) for r in self.refused],
+            "skipped": [{"image": i, "reason": r} for i, r in self.skipped],
+        }
 
 
 class Gallery:
@@ -112,8 +115,13 @@ class Gallery:
     # --- lifecycle ----------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: str | os.PathLike, face_settings: FaceSettings = FaceSettings(),
-               settings: GallerySettings = GallerySettings(), model_id: str | None = None) -> "Gallery":
+    def create(
+        cls,
+        path: str | os.PathLike,
+        face_settings: FaceSettings = FaceSettings(),
+        settings: GallerySettings = GallerySettings(),
+        model_id: str | None = None,
+    ) -> Gallery:
         """Create an empty gallery in ``path`` (created if needed; must not hold a gallery already)."""
         path = Path(path)
         if (path / DB_NAME).exists():
@@ -126,14 +134,17 @@ class Gallery:
         try:
             conn.executescript(_SCHEMA)
             with conn:
-                conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-                    ("format_version", str(FORMAT_VERSION)),
-                    ("face_settings", json.dumps(to_dict(face_settings))),
-                    ("gallery_settings", json.dumps(to_dict(settings))),
-                    ("model_id", model_id or dlib_model_id()),
-                    ("version", "0"),
-                    ("created_at", str(time.time())),
-                ])
+                conn.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("format_version", str(FORMAT_VERSION)),
+                        ("face_settings", json.dumps(to_dict(face_settings))),
+                        ("gallery_settings", json.dumps(to_dict(settings))),
+                        ("model_id", model_id or dlib_model_id()),
+                        ("version", "0"),
+                        ("created_at", str(time.time())),
+                    ],
+                )
         finally:
             conn.close()
         os.replace(tmp, path / DB_NAME)
@@ -141,7 +152,7 @@ class Gallery:
         return cls(path, conn)
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Gallery":
+    def open(cls, path: str | os.PathLike) -> Gallery:
         """Open an existing gallery directory."""
         path = Path(path)
         db = path / DB_NAME
@@ -157,7 +168,7 @@ class Gallery:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "Gallery":
+    def __enter__(self) -> Gallery:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -176,8 +187,12 @@ class Gallery:
         return [r[0] for r in self._conn.execute("SELECT DISTINCT subject_id FROM faces ORDER BY subject_id")]
 
     def has(self, subject_id: str, sha256: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM faces WHERE subject_id=? AND sha256=? LIMIT 1",
-                                  (subject_id, sha256)).fetchone() is not None
+        return (
+            self._conn.execute(
+                "SELECT 1 FROM faces WHERE subject_id=? AND sha256=? LIMIT 1", (subject_id, sha256)
+            ).fetchone()
+            is not None
+        )
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         """All (ids, (n, 128) float32 embeddings), in id order."""
@@ -195,9 +210,10 @@ class Gallery:
             wanted = sorted({int(i) for i in ids if int(i) >= 0})
             rows = []
             for start in range(0, len(wanted), 900):
-                chunk = wanted[start:start + 900]
-                rows += self._conn.execute(f"SELECT {cols} FROM faces WHERE id IN ({','.join('?' * len(chunk))})",
-                                           chunk).fetchall()
+                chunk = wanted[start : start + 900]
+                rows += self._conn.execute(
+                    f"SELECT {cols} FROM faces WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
         keys = cols.split(", ")
         out = {}
         for row in rows:
@@ -209,8 +225,11 @@ class Gallery:
 
     def info(self) -> dict:
         return {
-            "path": str(self.path), "faces": len(self), "subjects": len(self.subjects()),
-            "version": self.version, "model_id": self.model_id,
+            "path": str(self.path),
+            "faces": len(self),
+            "subjects": len(self.subjects()),
+            "version": self.version,
+            "model_id": self.model_id,
             "index_type": self.settings.index_type,
             "index_in_use": faiss_index.resolve_index_type(self.settings.index_type, len(self)),
             "threshold": self.settings.threshold,
@@ -222,8 +241,9 @@ class Gallery:
         """A hash of the gallery's content (subjects, images, embeddings), independent of timing."""
         digest = hashlib.sha256()
         for row in self._conn.execute(
-                "SELECT subject_id, image, sha256, face_no, consent, embedding FROM faces "
-                "ORDER BY subject_id, sha256, face_no"):
+            "SELECT subject_id, image, sha256, face_no, consent, embedding FROM faces "
+            "ORDER BY subject_id, sha256, face_no"
+        ):
             digest.update(json.dumps(row[:5]).encode())
             digest.update(row[5])
         return digest.hexdigest()
@@ -256,8 +276,13 @@ class Gallery:
 
     def _write_index(self, version: int):
         ids, vectors = self.embeddings()
-        index = faiss_index.build_index(vectors, ids, self.settings.index_type, nprobe=self.settings.nprobe,
-                                        hnsw_ef_search=self.settings.hnsw_ef_search)
+        index = faiss_index.build_index(
+            vectors,
+            ids,
+            self.settings.index_type,
+            nprobe=self.settings.nprobe,
+            hnsw_ef_search=self.settings.hnsw_ef_search,
+        )
         faiss_index.save_index(index, self._index_path(version))
         self._clean_stale_files(keep=version)
         return index
@@ -283,9 +308,20 @@ class Gallery:
                 cur = self._conn.execute(
                     "INSERT OR IGNORE INTO faces (subject_id, image, sha256, face_no, consent, consent_ref, source,"
                     " meta, box, width_px, added_at, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (rec.subject_id, rec.image, rec.sha256, rec.face_no, rec.consent, rec.consent_ref, rec.source,
-                     json.dumps(rec.meta, sort_keys=True), json.dumps(list(rec.face.box)), rec.face.width_px,
-                     time.time(), np.asarray(rec.face.embedding, dtype="<f4").tobytes()),
+                    (
+                        rec.subject_id,
+                        rec.image,
+                        rec.sha256,
+                        rec.face_no,
+                        rec.consent,
+                        rec.consent_ref,
+                        rec.source,
+                        json.dumps(rec.meta, sort_keys=True),
+                        json.dumps(list(rec.face.box)),
+                        rec.face.width_px,
+                        time.time(),
+                        np.asarray(rec.face.embedding, dtype="<f4").tobytes(),
+                    ),
                 )
                 added += cur.rowcount
             if added:
@@ -317,8 +353,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def records_from_results(rows: Sequence[ManifestRow], results: Sequence[EmbedResult], policy: str,
-                         report: BuildReport) -> list[FaceRecord]:
+def records_from_results(
+    rows: Sequence[ManifestRow], results: Sequence[EmbedResult], policy: str, report: BuildReport
+) -> list[FaceRecord]:
     """Turn embedding results of manifest rows into gallery records; failures go to ``report``."""
     records = []
     for row, result in zip(rows, results):
@@ -331,17 +368,35 @@ def records_from_results(rows: Sequence[ManifestRow], results: Sequence[EmbedRes
             report.skipped.append((str(row.image), exc.reason))
             continue
         for no, face in enumerate(faces):
-            records.append(FaceRecord(subject_id=row.subject_id, image=str(row.image), sha256=result.sha256,
-                                      face=face, consent=row.consent, consent_ref=row.consent_ref,
-                                      source=row.source, meta=row.meta, face_no=no))
+            records.append(
+                FaceRecord(
+                    subject_id=row.subject_id,
+                    image=str(row.image),
+                    sha256=result.sha256,
+                    face=face,
+                    consent=row.consent,
+                    consent_ref=row.consent_ref,
+                    source=row.source,
+                    meta=row.meta,
+                    face_no=no,
+                )
+            )
     return records
 
 
-def build_gallery(manifest: Manifest, path: str | os.PathLike, *, face_settings: FaceSettings = FaceSettings(),
-                  settings: GallerySettings = GallerySettings(), model: FaceModel | None = None,
-                  cache: EmbeddingCache | None = None, workers: int | None = None,
-                  progress: bool | Progress = False, chunk_size: int = 10_000,
-                  ray_address: str | None = None) -> BuildReport:
+def build_gallery(
+    manifest: Manifest,
+    path: str | os.PathLike,
+    *,
+    face_settings: FaceSettings = FaceSettings(),
+    settings: GallerySettings = GallerySettings(),
+    model: FaceModel | None = None,
+    cache: EmbeddingCache | None = None,
+    workers: int | None = None,
+    progress: bool | Progress = False,
+    chunk_size: int = 10_000,
+    ray_address: str | None = None,
+) -> BuildReport:
     """Build (or finish building) the gallery at ``path`` from a consent manifest.
 
     Creates the gallery if absent, else checks it was made with the same settings and model.
@@ -355,12 +410,14 @@ def build_gallery(manifest: Manifest, path: str | os.PathLike, *, face_settings:
         gallery = Gallery.open(path)
         if gallery.face_settings != face_settings or gallery.model_id != model_id:
             gallery.close()
-            raise GalleryError(f"{path}: gallery was built with other face settings or another model; "
-                               "use a new directory")
+            raise GalleryError(
+                f"{path}: gallery was built with other face settings or another model; use a new directory"
+            )
         if gallery.settings.index_type != settings.index_type:
             gallery.close()
-            raise GalleryError(f"{path}: gallery uses index type {gallery.settings.index_type!r}, "
-                               f"not {settings.index_type!r}")
+            raise GalleryError(
+                f"{path}: gallery uses index type {gallery.settings.index_type!r}, not {settings.index_type!r}"
+            )
     else:
         gallery = Gallery.create(path, face_settings, settings, model_id)
     report = BuildReport(refused=list(manifest.refused))
@@ -370,9 +427,16 @@ def build_gallery(manifest: Manifest, path: str | os.PathLike, *, face_settings:
         # Embeddings land in the cache as they are computed (the checkpoint of a long build);
         # each chunk then enters the gallery in one transaction.
         for start in range(0, len(rows), chunk_size):
-            chunk = rows[start:start + chunk_size]
-            results = embed_batch([r.image for r in chunk], face_settings, model=model, cache=cache,
-                                  workers=workers, progress=progress, ray_address=ray_address)
+            chunk = rows[start : start + chunk_size]
+            results = embed_batch(
+                [r.image for r in chunk],
+                face_settings,
+                model=model,
+                cache=cache,
+                workers=workers,
+                progress=progress,
+                ray_address=ray_address,
+            )
             added, present = gallery.add(records_from_results(chunk, results, policy, report), write_index=False)
             report.added += added
             report.already_present += present

@@ -16,14 +16,14 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, ImageTooLarge
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 #: Formats we decode. Anything else (PDF, PSD, EPS ...) is refused before decoding.
 #: Pillow names every Netpbm file (PBM, PGM, PPM, 8 or 16 bits) "PPM".
@@ -176,7 +176,9 @@ def _decode(img: Image.Image, label: str, digest: str, max_side: int | None, max
     try:
         if max_side and img.format == "JPEG" and max(width, height) > 2 * max_side:
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: far faster for huge photos.
-            img.draft("RGB", (max(1, width * max_side // max(width, height)), max(1, height * max_side // max(width, height))))
+            img.draft(
+                "RGB", (max(1, width * max_side // max(width, height)), max(1, height * max_side // max(width, height)))
+            )
         img.load()
         before = img.size
         try:

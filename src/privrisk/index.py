@@ -52,8 +52,17 @@ def ivf_lists(n: int) -> int:
     return max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39 or 1))
 
 
-def build_index(vectors, ids=None, index_type: str = "flat", *, nprobe: int = 16, hnsw_ef_search: int = 128,
-                hnsw_m: int = 32, nlist: int | None = None, seed: int = 0):
+def build_index(
+    vectors,
+    ids=None,
+    index_type: str = "flat",
+    *,
+    nprobe: int = 16,
+    hnsw_ef_search: int = 128,
+    hnsw_m: int = 32,
+    nlist: int | None = None,
+    seed: int = 0,
+):
     """A FAISS index holding ``vectors`` under ``ids`` (default 0..n-1).
 
     'flat' is exact; 'ivf' (inverted lists, trained on a seeded sample of at most 64 vectors per

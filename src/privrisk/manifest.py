@@ -112,8 +112,11 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, *, max
             if len(rows) + len(refused) >= max_rows:
                 raise ManifestError(f"{path}: more than {max_rows:,} rows")
             if None in record:  # more cells than header columns
-                refused.append(Refusal(line, (record.get("subject_id") or "").strip(), "",
-                                       "more cells than the header has columns"))
+                refused.append(
+                    Refusal(
+                        line, (record.get("subject_id") or "").strip(), "", "more cells than the header has columns"
+                    )
+                )
                 continue
             values = {k: (v or "").strip() for k, v in record.items()}
             subject, image, consent = values["subject_id"], values["image"], values["consent"]
@@ -123,8 +126,7 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, *, max
             if not subject:
                 reason = "empty subject_id"
             elif consent.lower() not in AFFIRMATIVE:
-                reason = (f"no affirmative consent (consent={consent!r}; accepted: "
-                          f"{', '.join(sorted(AFFIRMATIVE))})")
+                reason = f"no affirmative consent (consent={consent!r}; accepted: {', '.join(sorted(AFFIRMATIVE))})"
             else:
                 reason = _safe_relative(image)
             if reason is None and (subject, image) in seen:

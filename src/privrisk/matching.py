@@ -41,12 +41,21 @@ class Match:
             "error": self.error,
             "decision": "match" if self.is_match else "no match",
             "threshold": self.threshold,
-            "candidates": [{"rank": r + 1, "subject_id": c.subject_id, "distance": round(float(c.distance), 6),
-                            "face_id": int(c.face_id)} for r, c in enumerate(self.candidates)],
+            "candidates": [
+                {
+                    "rank": r + 1,
+                    "subject_id": c.subject_id,
+                    "distance": round(float(c.distance), 6),
+                    "face_id": int(c.face_id),
+                }
+                for r, c in enumerate(self.candidates)
+            ],
         }
 
 
-def rank_subjects(distances: np.ndarray, ids: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rank_subjects(
+    distances: np.ndarray, ids: np.ndarray, labels: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Collapse face-level neighbours to subject-level ranks.
 
     ``distances``/``ids`` are (n, m) search results, nearest first; ``labels`` maps a face id to an
@@ -72,8 +81,9 @@ def rank_subjects(distances: np.ndarray, ids: np.ndarray, labels: np.ndarray, k:
     return out_s, out_d, out_i
 
 
-def matches_from_search(probes: list[str], distances: np.ndarray, ids: np.ndarray, subject_of: dict[int, str],
-                        k: int, threshold: float) -> list[Match]:
+def matches_from_search(
+    probes: list[str], distances: np.ndarray, ids: np.ndarray, subject_of: dict[int, str], k: int, threshold: float
+) -> list[Match]:
     """Build :class:`Match` objects for named probes from a face-level search result."""
     names = sorted(set(subject_of.values()))
     code = {s: i for i, s in enumerate(names)}
@@ -84,8 +94,7 @@ def matches_from_search(probes: list[str], distances: np.ndarray, ids: np.ndarra
     s, d, f = rank_subjects(distances, ids, labels, k)
     out = []
     for row, probe in enumerate(probes):
-        cands = tuple(Candidate(names[s[row, j]], float(d[row, j]), int(f[row, j]))
-                      for j in range(k) if s[row, j] >= 0)
+        cands = tuple(Candidate(names[s[row, j]], float(d[row, j]), int(f[row, j])) for j in range(k) if s[row, j] >= 0)
         out.append(Match(probe=probe, candidates=cands, threshold=threshold))
     return out
 
@@ -99,19 +108,45 @@ def match_embeddings(gallery, vectors, probes: list[str], *, k: int = 5, thresho
     return matches_from_search(probes, distances, ids, subject_of, k, threshold)
 
 
-def match_images(gallery, sources, *, model=None, cache=None, workers: int | None = None, k: int = 5,
-                 threshold: float | None = None, progress=False, ray_address: str | None = None) -> list[Match]:
+def match_images(
+    gallery,
+    sources,
+    *,
+    model=None,
+    cache=None,
+    workers: int | None = None,
+    k: int = 5,
+    threshold: float | None = None,
+    progress=False,
+    ray_address: str | None = None,
+) -> list[Match]:
     """Embed each image with the gallery's face settings and rank the gallery's subjects for its
     largest face. An image that cannot be used gets a Match with ``error`` set and no candidates."""
     from .embeddings import embed_batch
 
     sources = [str(s) for s in sources]
     threshold = gallery.settings.threshold if threshold is None else threshold
-    results = embed_batch(sources, gallery.face_settings, model=model, cache=cache, workers=workers,
-                          progress=progress, ray_address=ray_address)
+    results = embed_batch(
+        sources,
+        gallery.face_settings,
+        model=model,
+        cache=cache,
+        workers=workers,
+        progress=progress,
+        ray_address=ray_address,
+    )
     good = [(i, r.faces[0].embedding) for i, r in enumerate(results) if r.ok]
-    found = match_embeddings(gallery, np.array([v for _, v in good], np.float32).reshape(len(good), -1),
-                             [results[i].name for i, _ in good], k=k, threshold=threshold) if good else []
+    found = (
+        match_embeddings(
+            gallery,
+            np.array([v for _, v in good], np.float32).reshape(len(good), -1),
+            [results[i].name for i, _ in good],
+            k=k,
+            threshold=threshold,
+        )
+        if good
+        else []
+    )
     out: list[Match] = [Match(probe=r.name, candidates=(), threshold=threshold, error=r.error) for r in results]
     for (i, _), match in zip(good, found):
         out[i] = match

@@ -7,7 +7,7 @@ rank ``inf`` (a miss at every rank) and best distance ``inf`` (never accepted).
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -43,8 +43,9 @@ def open_set_threshold(nonmated_best: Sequence[float], fpir: float) -> float:
     return float(d[allowed]) if allowed < len(d) else float("inf")
 
 
-def tpir_at_fpir(mated_rank: Sequence[float], mated_dist: Sequence[float], nonmated_best: Sequence[float],
-                 fpir: float) -> dict:
+def tpir_at_fpir(
+    mated_rank: Sequence[float], mated_dist: Sequence[float], nonmated_best: Sequence[float], fpir: float
+) -> dict:
     """Open-set true-positive identification rate at a false-positive identification rate.
 
     A mated probe counts when its true subject is at rank 1 with distance below the threshold
@@ -69,13 +70,26 @@ def tpir_at_fpir(mated_rank: Sequence[float], mated_dist: Sequence[float], nonma
     need = min_nonmated_for_fpir(fpir)
     bound = clopper_pearson_upper(alarms, nm.size)
     resolvable = bool(nm.size >= need)
-    out = {"tpir": tpir, "threshold": t, "fpir": reached, "n_nonmated": int(nm.size),
-           "n_mated": int(rank.size), "n_tpir_hits": hits, "n_false_alarms": alarms,
-           "tpir_ci95": list(clopper_pearson(hits, rank.size)), "fpir_ci95": list(clopper_pearson(alarms, nm.size)),
-           "fpir_upper95": bound, "resolvable": resolvable, "n_nonmated_needed": need}
-    out["display"] = (f"TPIR {tpir:.1%} ({hits} of {rank.size})" if resolvable else
-                      f"FPIR <= {_pct(bound)} (one-sided 95% upper bound, {alarms} of {nm.size} non-mated); "
-                      f"FPIR {fpir:g} needs >= {need} non-mated probes")
+    out = {
+        "tpir": tpir,
+        "threshold": t,
+        "fpir": reached,
+        "n_nonmated": int(nm.size),
+        "n_mated": int(rank.size),
+        "n_tpir_hits": hits,
+        "n_false_alarms": alarms,
+        "tpir_ci95": list(clopper_pearson(hits, rank.size)),
+        "fpir_ci95": list(clopper_pearson(alarms, nm.size)),
+        "fpir_upper95": bound,
+        "resolvable": resolvable,
+        "n_nonmated_needed": need,
+    }
+    out["display"] = (
+        f"TPIR {tpir:.1%} ({hits} of {rank.size})"
+        if resolvable
+        else f"FPIR <= {_pct(bound)} (one-sided 95% upper bound, {alarms} of {nm.size} non-mated); "
+        f"FPIR {fpir:g} needs >= {need} non-mated probes"
+    )
     return out
 
 
@@ -90,6 +104,7 @@ def min_nonmated_for_fpir(fpir: float) -> int:
 
 
 # --- intervals for rates ---------------------------------------------------------------------------
+
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Exact (Clopper-Pearson) two-sided interval for a binomial rate k / n; (nan, nan) for n = 0.
@@ -133,8 +148,13 @@ def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 def rate(k: int, n: int, level: float = 0.95) -> dict:
     """A rate with its count and exact interval: {rate, k, n, ci95, method}."""
-    return {"rate": k / n if n else float("nan"), "k": int(k), "n": int(n),
-            "ci95": list(clopper_pearson(k, n, level)), "method": "Clopper-Pearson (exact)"}
+    return {
+        "rate": k / n if n else float("nan"),
+        "k": int(k),
+        "n": int(n),
+        "ci95": list(clopper_pearson(k, n, level)),
+        "method": "Clopper-Pearson (exact)",
+    }
 
 
 def format_rate(r: dict) -> str:
@@ -146,6 +166,7 @@ def format_rate(r: dict) -> str:
 
 
 # --- subject-level bootstrap -------------------------------------------------------------------------
+
 
 def _subject_counts(n_subjects: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n_subjects) multiplicities of subjects drawn with replacement."""
@@ -164,9 +185,18 @@ def _percentile(values: Sequence[float], level: float) -> list[float]:
     return [float(x) for x in np.quantile(v, [(1 - level) / 2, 1 - (1 - level) / 2])]
 
 
-def bootstrap_verification(genuine, genuine_subject, impostor, impostor_probe_subject, impostor_gallery_subject,
-                           fars: Sequence[float] = (0.01, 0.001), *, n_boot: int = 1000, seed: int = 0,
-                           level: float = 0.95) -> dict:
+def bootstrap_verification(
+    genuine,
+    genuine_subject,
+    impostor,
+    impostor_probe_subject,
+    impostor_gallery_subject,
+    fars: Sequence[float] = (0.01, 0.001),
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
     """Subject-level bootstrap of the EER and TAR at each FAR, the threshold re-chosen in each resample.
 
     Subjects (not pairs) are drawn with replacement. A subject drawn m times contributes its genuine
@@ -176,10 +206,14 @@ def bootstrap_verification(genuine, genuine_subject, impostor, impostor_probe_su
     """
     g = np.asarray(genuine, np.float64)
     i = np.asarray(impostor, np.float64)
-    subjects, inv = np.unique(np.concatenate([np.asarray(genuine_subject), np.asarray(impostor_probe_subject),
-                                              np.asarray(impostor_gallery_subject)]), return_inverse=True)
-    gs = inv[:len(g)]
-    ia, ib = inv[len(g):len(g) + len(i)], inv[len(g) + len(i):]
+    subjects, inv = np.unique(
+        np.concatenate(
+            [np.asarray(genuine_subject), np.asarray(impostor_probe_subject), np.asarray(impostor_gallery_subject)]
+        ),
+        return_inverse=True,
+    )
+    gs = inv[: len(g)]
+    ia, ib = inv[len(g) : len(g) + len(i)], inv[len(g) + len(i) :]
     go, io = np.argsort(g, kind="stable"), np.argsort(i, kind="stable")  # sorted once: resamples sort in O(n)
     g, gs, i, ia, ib = g[go], gs[go], i[io], ia[io], ib[io]
     counts = _subject_counts(len(subjects), n_boot, seed)
@@ -189,13 +223,27 @@ def bootstrap_verification(genuine, genuine_subject, impostor, impostor_probe_su
         eers.append(eer(g, i, wg, wi))
         for f in fars:
             tars[f"{f:g}"].append(tar_at_far(g, i, f, wg, wi))
-    return {"eer_ci95": _percentile(eers, level), "tar_at_far_ci95": {k: _percentile(v, level) for k, v in tars.items()},
-            "n_subjects": int(len(subjects)), "n_boot": int(n_boot),
-            "method": "subject bootstrap (subjects resampled, threshold re-chosen in each resample), percentile"}
+    return {
+        "eer_ci95": _percentile(eers, level),
+        "tar_at_far_ci95": {k: _percentile(v, level) for k, v in tars.items()},
+        "n_subjects": int(len(subjects)),
+        "n_boot": int(n_boot),
+        "method": "subject bootstrap (subjects resampled, threshold re-chosen in each resample), percentile",
+    }
 
 
-def bootstrap_tpir(mated_rank, mated_dist, mated_subject, nonmated_best, nonmated_subject, fpirs: Sequence[float], *,
-                   n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+def bootstrap_tpir(
+    mated_rank,
+    mated_dist,
+    mated_subject,
+    nonmated_best,
+    nonmated_subject,
+    fpirs: Sequence[float],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
     """Subject-level bootstrap of TPIR at each FPIR, the threshold re-chosen from each resample's
     non-mated probes. Mated and non-mated subjects are resampled separately (the open-set split is
     part of the design); a subject's probes stay together. The gallery is held fixed. Returns
@@ -228,7 +276,11 @@ def det_curve(mated_rank, mated_dist, nonmated_best, thresholds: Sequence[float]
         finite = np.concatenate([dist[np.isfinite(dist)], nm[np.isfinite(nm)]])
         thresholds = np.unique(np.concatenate([finite, finite + 1e-6, [0.0, 2.0]]))
     t = np.asarray(thresholds, dtype=np.float64)
-    fnir = 1.0 - ((rank[None, :] == 1) & (dist[None, :] <= t[:, None])).mean(axis=1) if rank.size else np.full(len(t), np.nan)
+    fnir = (
+        1.0 - ((rank[None, :] == 1) & (dist[None, :] <= t[:, None])).mean(axis=1)
+        if rank.size
+        else np.full(len(t), np.nan)
+    )
     fpir = (nm[None, :] <= t[:, None]).mean(axis=1) if nm.size else np.full(len(t), np.nan)
     return {"threshold": t.tolist(), "fpir": fpir.tolist(), "fnir": fnir.tolist()}
 
@@ -244,8 +296,12 @@ def roc(genuine: Sequence[float], impostor: Sequence[float]) -> dict:
     return {"threshold": t.tolist(), "far": far.tolist(), "tar": tar.tolist(), "eer": eer(g, i)}
 
 
-def eer(genuine: Sequence[float], impostor: Sequence[float], genuine_weights: Sequence[float] | None = None,
-        impostor_weights: Sequence[float] | None = None) -> float:
+def eer(
+    genuine: Sequence[float],
+    impostor: Sequence[float],
+    genuine_weights: Sequence[float] | None = None,
+    impostor_weights: Sequence[float] | None = None,
+) -> float:
     """Equal error rate: where false rejection (genuine > t) equals false acceptance (impostor <= t),
     interpolated linearly between the two thresholds where they cross. Optional non-negative weights
     count each pair that many times (a subject bootstrap's multiplicities)."""
@@ -300,8 +356,14 @@ def tar_at_far(genuine, impostor, far: float, genuine_weights=None, impostor_wei
     return float((wg * (g < t)).sum() / wg.sum()) if g.size and wg.sum() > 0 else float("nan")
 
 
-def bootstrap_ci(values: Sequence[float], statistic: Callable[[np.ndarray], float] = np.mean, *,
-                 n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float],
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic`` over ``values`` (resampled with replacement)."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:

@@ -13,8 +13,9 @@ functions that need it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from importlib import metadata
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -111,8 +112,7 @@ def _import_face_recognition():
         missing = getattr(exc, "name", None) or str(exc)
         if missing == "pkg_resources":
             raise ModelUnavailable(
-                "face_recognition_models 0.3.0 needs pkg_resources, which setuptools >= 81 "
-                f"no longer ships - {hint}"
+                f"face_recognition_models 0.3.0 needs pkg_resources, which setuptools >= 81 no longer ships - {hint}"
             ) from exc
         raise ModelUnavailable(f"cannot import the face model ({missing}) - {hint}") from exc
     except (RuntimeError, OSError) as exc:  # dlib cannot read a weights file
@@ -143,7 +143,8 @@ def dlib_model_id(versions: dict[str, str] | None = None) -> str:
     """Names the dlib model and the library versions behind it, without loading anything."""
     v = versions if versions is not None else library_versions()
     return "dlib-resnet-v1/face_recognition-{}/dlib-{}".format(
-        v.get("face-recognition-ng") or v.get("face-recognition", "?"), v.get("dlib", "?"))
+        v.get("face-recognition-ng") or v.get("face-recognition", "?"), v.get("dlib", "?")
+    )
 
 
 def library_versions() -> dict[str, str]:

@@ -32,6 +32,7 @@ def level_hidden_from(audience: str) -> str:
         raise ProfileError(f"audience: {audience!r} is not one of {', '.join(AUDIENCES)}")
     return LEVELS[_MIN_LEVEL_SEEN[audience] - 1]
 
+
 #: Profile fields, in display order, with plain-language labels.
 FIELDS = {
     "real_name": "real name",
@@ -78,16 +79,30 @@ DEFAULT_VISIBILITY = {
 DEFAULT_BIRTH_COUNTRIES = {"US": 0.80, "KR": 0.10, "GB": 0.10}
 
 _US_STATES = ["PA", "NY", "CA", "OH", "NJ", "TX", "IL", "MA", "FL", "MI"]
-_US_CITIES = {"PA": "Pittsburgh", "NY": "Buffalo", "CA": "San Jose", "OH": "Cleveland", "NJ": "Newark",
-              "TX": "Austin", "IL": "Chicago", "MA": "Boston", "FL": "Tampa", "MI": "Detroit"}
+_US_CITIES = {
+    "PA": "Pittsburgh",
+    "NY": "Buffalo",
+    "CA": "San Jose",
+    "OH": "Cleveland",
+    "NJ": "Newark",
+    "TX": "Austin",
+    "IL": "Chicago",
+    "MA": "Boston",
+    "FL": "Tampa",
+    "MI": "Detroit",
+}
 _KR_CITIES = ["Seoul", "Busan", "Incheon", "Daegu", "Daejeon", "Gwangju"]
 _GB_CITIES = ["London", "Leeds", "Bristol", "Glasgow", "Cardiff"]
 _WORK = ["a hospital", "a bank", "a software company", "a school", "a law firm", "a restaurant", "a university lab"]
 _SCHOOLS = ["Carnegie Mellon University", "University of Pittsburgh", "Penn State", "a community college"]
 _INTERESTS = ["running", "jazz", "photography", "football", "cooking", "hiking", "video games", "poetry"]
 _REL = ["single", "in a relationship", "married", "it's complicated"]
-_TRAVEL = ["flying Seoul to Washington on the 12th at 9", "away at the lake house all next week",
-           "visiting the US for work", "off to Lisbon from Friday for ten days"]
+_TRAVEL = [
+    "flying Seoul to Washington on the 12th at 9",
+    "away at the lake house all next week",
+    "visiting the US for work",
+    "off to Lisbon from Friday for ten days",
+]
 
 
 @dataclass(frozen=True)
@@ -103,19 +118,29 @@ class Profile:
         floor = _MIN_LEVEL_SEEN[audience]
         return {f: self.values.get(f) for f in FIELDS if LEVELS.index(self.visibility[f]) >= floor}
 
-    def to_user_profile(self) -> "UserProfile":
+    def to_user_profile(self) -> UserProfile:
         """This synthetic person's settings in the exposure score's terms."""
-        return UserProfile(visibility=dict(self.visibility), public_photos_with_face=self.public_photos,
-                           tagged_photos_with_face=int(self.values["tagged_photos"].split()[0]),
-                           real_name_used=True,
-                           travel_plans_specific=any(ch.isdigit() for ch in self.values["travel_plans"]),
-                           birth_country=self.values["birth_country"], birth_year=int(self.values["birth_date"][:4]),
-                           hometown=self.values["hometown"])
+        return UserProfile(
+            visibility=dict(self.visibility),
+            public_photos_with_face=self.public_photos,
+            tagged_photos_with_face=int(self.values["tagged_photos"].split()[0]),
+            real_name_used=True,
+            travel_plans_specific=any(ch.isdigit() for ch in self.values["travel_plans"]),
+            birth_country=self.values["birth_country"],
+            birth_year=int(self.values["birth_date"][:4]),
+            hometown=self.values["hometown"],
+        )
 
 
-def generate_profiles(subject_ids, seed: int, visibility: dict | None = None,
-                      birth_countries: dict | None = None, sexes: dict | None = None,
-                      ages: dict | None = None, today: dt.date = dt.date(2011, 8, 1)) -> list[Profile]:
+def generate_profiles(
+    subject_ids,
+    seed: int,
+    visibility: dict | None = None,
+    birth_countries: dict | None = None,
+    sexes: dict | None = None,
+    ages: dict | None = None,
+    today: dt.date = dt.date(2011, 8, 1),
+) -> list[Profile]:
     """One seeded synthetic profile per subject. ``sexes`` and ``ages`` (subject -> value) are used
     when known, so the synthetic birth date agrees with the person's reported age."""
     vis = DEFAULT_VISIBILITY | (visibility or {})
@@ -156,19 +181,30 @@ def generate_profiles(subject_ids, seed: int, visibility: dict | None = None,
         }
         visibility_levels = {f: LEVELS[rng.choice(4, p=np.asarray(vis[f]) / np.sum(vis[f]))] for f in FIELDS}
         photos = int(rng.integers(0, 60)) if visibility_levels["profile_photo"] == "public" else 0
-        out.append(Profile(subject_id=sid, pseudonym=f"user{rng.integers(10_000, 99_999)}", values=values,
-                           visibility=visibility_levels, public_photos=photos))
+        out.append(
+            Profile(
+                subject_id=sid,
+                pseudonym=f"user{rng.integers(10_000, 99_999)}",
+                values=values,
+                visibility=visibility_levels,
+                public_photos=photos,
+            )
+        )
     return out
 
 
 #: Sources of the national-ID rules (cited in the README's exposure-score section).
 ID_SOURCES = {
-    "US SSN": ("Acquisti & Gross, 'Predicting Social Security numbers from public data', PNAS 106(27):10975-10980, "
-               "2009; SSA: random assignment from 25 June 2011 (Kestenbaum, 'Consequences of SSN randomization')"),
-    "KR RRN": ("Resident registration number (Wikipedia, 'Resident registration number'); Ministry of the Interior "
-               "and Safety: region digits replaced by random digits for numbers issued from 5 October 2020 "
-               "(Asia Economy, 15 Oct 2020); region code table as published in Korean summaries (they differ by a "
-               "few codes for Daegu, Gwangju, Daejeon: the ranges below take the union)"),
+    "US SSN": (
+        "Acquisti & Gross, 'Predicting Social Security numbers from public data', PNAS 106(27):10975-10980, "
+        "2009; SSA: random assignment from 25 June 2011 (Kestenbaum, 'Consequences of SSN randomization')"
+    ),
+    "KR RRN": (
+        "Resident registration number (Wikipedia, 'Resident registration number'); Ministry of the Interior "
+        "and Safety: region digits replaced by random digits for numbers issued from 5 October 2020 "
+        "(Asia Economy, 15 Oct 2020); region code table as published in Korean summaries (they differ by a "
+        "few codes for Daegu, Gwangju, Daejeon: the ranges below take the union)"
+    ),
 }
 
 #: Published SSN prediction rates by birth cohort (Acquisti & Gross 2009, Death Master File records):
@@ -181,11 +217,23 @@ SSN_COHORTS = (
 #: First two of the four region digits (RRN digits 8-9) by province or metropolitan city: an
 #: inclusive range (or ranges). Unions where published tables disagree.
 KR_REGION_CODES = {
-    "seoul": ((0, 8),), "busan": ((9, 12),), "incheon": ((13, 15),), "gyeonggi": ((16, 25),),
-    "gangwon": ((26, 34),), "chungbuk": ((35, 39),), "daejeon": ((40, 41),), "chungnam": ((40, 47),),
-    "sejong": ((44, 44), (96, 96)), "jeonbuk": ((48, 54),), "gwangju": ((55, 56), (66, 66)),
-    "jeonnam": ((55, 66),), "daegu": ((67, 69), (76, 80)), "gyeongbuk": ((67, 81),),
-    "ulsan": ((85, 85), (90, 90)), "gyeongnam": ((81, 92),), "jeju": ((91, 95),),
+    "seoul": ((0, 8),),
+    "busan": ((9, 12),),
+    "incheon": ((13, 15),),
+    "gyeonggi": ((16, 25),),
+    "gangwon": ((26, 34),),
+    "chungbuk": ((35, 39),),
+    "daejeon": ((40, 41),),
+    "chungnam": ((40, 47),),
+    "sejong": ((44, 44), (96, 96)),
+    "jeonbuk": ((48, 54),),
+    "gwangju": ((55, 56), (66, 66)),
+    "jeonnam": ((55, 66),),
+    "daegu": ((67, 69), (76, 80)),
+    "gyeongbuk": ((67, 81),),
+    "ulsan": ((85, 85), (90, 90)),
+    "gyeongnam": ((81, 92),),
+    "jeju": ((91, 95),),
 }
 _KR_WIDEST = max(sum(b - a + 1 for a, b in r) for r in KR_REGION_CODES.values())
 
@@ -242,94 +290,224 @@ class IdInference:
 
 def _ssn(birth_year: int | None, birth_visible: bool, state_visible: bool) -> IdInference:
     src = ID_SOURCES["US SSN"]
-    plain_rule = ("Before 25 June 2011 the first 3 digits of a US Social Security number followed the state of the "
-                  "applicant's address and the next 2 were issued in a fixed order over time; since most people born "
-                  "from 1989 on got their number at birth, birth date and birth state let a stranger guess the first "
-                  "5 digits for many of them. Numbers issued since 25 June 2011 are random.")
+    plain_rule = (
+        "Before 25 June 2011 the first 3 digits of a US Social Security number followed the state of the "
+        "applicant's address and the next 2 were issued in a fixed order over time; since most people born "
+        "from 1989 on got their number at birth, birth date and birth state let a stranger guess the first "
+        "5 digits for many of them. Numbers issued since 25 June 2011 are random."
+    )
     if not (birth_visible and state_visible):
-        return IdInference("US SSN", 0, 9, "birth date or birth state hidden", None, None,
-                           "none: the guess needs both birth date and birth state", None, 0.0, (0.0, 0.0),
-                           plain_rule + " Your birth date or birth state is hidden, so this does not apply.", src)
+        return IdInference(
+            "US SSN",
+            0,
+            9,
+            "birth date or birth state hidden",
+            None,
+            None,
+            "none: the guess needs both birth date and birth state",
+            None,
+            0.0,
+            (0.0, 0.0),
+            plain_rule + " Your birth date or birth state is hidden, so this does not apply.",
+            src,
+        )
     if birth_year is None:
-        return IdInference("US SSN", 0, 9, "birth year unknown", None, None, "none: birth year unknown", None,
-                           0.0, (0.0, 0.0), plain_rule + " Without your birth year the chance cannot be stated.", src)
+        return IdInference(
+            "US SSN",
+            0,
+            9,
+            "birth year unknown",
+            None,
+            None,
+            "none: birth year unknown",
+            None,
+            0.0,
+            (0.0, 0.0),
+            plain_rule + " Without your birth year the chance cannot be stated.",
+            src,
+        )
     if birth_year >= 2011:
-        why = ("born 2011 or later: numbers issued from 25 June 2011 are random" if birth_year > 2011 else
-               "born in 2011: numbers issued from 25 June 2011 are random (earlier 2011 births not covered by "
-               "the published figures)")
-        return IdInference("US SSN", 0, 9, why, None, None, "none", None, 0.0, (0.0, 0.0),
-                           plain_rule + " " + why[0].upper() + why[1:] + ".", src)
+        why = (
+            "born 2011 or later: numbers issued from 25 June 2011 are random"
+            if birth_year > 2011
+            else "born in 2011: numbers issued from 25 June 2011 are random (earlier 2011 births not covered by "
+            "the published figures)"
+        )
+        return IdInference(
+            "US SSN",
+            0,
+            9,
+            why,
+            None,
+            None,
+            "none",
+            None,
+            0.0,
+            (0.0, 0.0),
+            plain_rule + " " + why[0].upper() + why[1:] + ".",
+            src,
+        )
     for first, last, p1, p2 in SSN_COHORTS:
         if first <= birth_year <= last:
             hi = p2 if p2 is not None else p1
             frac = 5 / 9
             two = f", about {p2:.0%} within two attempts" if p2 is not None else ""
             return IdInference(
-                "US SSN", 5, 9, f"birth date and birth state visible; born {first}-{last}: first 5 digits guessed in "
-                f"one attempt for {p1:.0%} of that cohort{two} (Acquisti & Gross 2009)", p1, (p1, hi),
+                "US SSN",
+                5,
+                9,
+                f"birth date and birth state visible; born {first}-{last}: first 5 digits guessed in "
+                f"one attempt for {p1:.0%} of that cohort{two} (Acquisti & Gross 2009)",
+                p1,
+                (p1, hi),
                 f"first 5 of 9 digits (area and group number), right in one attempt for {p1:.0%} of people born "
-                f"{first}-{last}{two}", 10 ** 4, p1 * frac, (p1 * frac, hi * frac),
+                f"{first}-{last}{two}",
+                10**4,
+                p1 * frac,
+                (p1 * frac, hi * frac),
                 plain_rule + f" For people born {first}-{last}, the study guessed the first 5 digits in one attempt "
                 f"for {p1:.0%}{two}. That is a chance, not a certainty; the last 4 digits still leave 10,000 "
-                "possibilities.", src)
+                "possibilities.",
+                src,
+            )
     if 2003 < birth_year < 2011:
         p1, p2 = SSN_COHORTS[0][2], SSN_COHORTS[0][3]
         return IdInference(
-            "US SSN", 5, 9, "birth date and birth state visible; born 2004-2010: assumed like the 1989-2003 cohort "
-            "(assumption: the study's data end in 2003)", p1, (p1, p2), "first 5 of 9 digits at the 1989-2003 "
-            "cohort's rate (assumption)", 10 ** 4, p1 * 5 / 9, (p1 * 5 / 9, p2 * 5 / 9),
+            "US SSN",
+            5,
+            9,
+            "birth date and birth state visible; born 2004-2010: assumed like the 1989-2003 cohort "
+            "(assumption: the study's data end in 2003)",
+            p1,
+            (p1, p2),
+            "first 5 of 9 digits at the 1989-2003 cohort's rate (assumption)",
+            10**4,
+            p1 * 5 / 9,
+            (p1 * 5 / 9, p2 * 5 / 9),
             plain_rule + f" The study's figures stop at people born in 2003; we assume the same chance ({p1:.0%} in "
-            "one attempt) for 2004-2010 births.", src)
-    return IdInference("US SSN", 0, 9, f"born {birth_year}: before 1973 no prediction rate is published (numbers were "
-                       "issued at any age, from the address at the time, so birth data predict them poorly)", None,
-                       None, "none predictable", None, 0.0, (0.0, 0.0),
-                       plain_rule + " You were born before 1973, when people got their number later in life; the "
-                       "study reports no useful prediction for that cohort.", src)
+            "one attempt) for 2004-2010 births.",
+            src,
+        )
+    return IdInference(
+        "US SSN",
+        0,
+        9,
+        f"born {birth_year}: before 1973 no prediction rate is published (numbers were "
+        "issued at any age, from the address at the time, so birth data predict them poorly)",
+        None,
+        None,
+        "none predictable",
+        None,
+        0.0,
+        (0.0, 0.0),
+        plain_rule + " You were born before 1973, when people got their number later in life; the "
+        "study reports no useful prediction for that cohort.",
+        src,
+    )
 
 
 def _rrn(birth_year: int | None, birth_visible: bool, hometown_visible: bool, hometown: str | None) -> IdInference:
     src = ID_SOURCES["KR RRN"]
-    plain_rule = ("A Korean resident registration number is 13 digits: 6 for the birth date, 1 for sex and century, "
-                  "4 for the region where the birth was registered (the first 2 of them name the province or "
-                  "metropolitan city), 1 serial digit, and 1 check digit computed from the other 12. Numbers issued "
-                  "from 5 October 2020 have random digits after the 7th.")
+    plain_rule = (
+        "A Korean resident registration number is 13 digits: 6 for the birth date, 1 for sex and century, "
+        "4 for the region where the birth was registered (the first 2 of them name the province or "
+        "metropolitan city), 1 serial digit, and 1 check digit computed from the other 12. Numbers issued "
+        "from 5 October 2020 have random digits after the 7th."
+    )
     if not birth_visible:
-        return IdInference("KR RRN", 0, 13, "birth date hidden", None, None, "none: the birth date is hidden", None,
-                           0.0, (0.0, 0.0), plain_rule + " Your birth date is hidden, so nothing follows.", src)
-    first7 = ("digits 1-6 (your birth date) and digit 7 (sex, seen in your photo, and century, from the birth year)")
+        return IdInference(
+            "KR RRN",
+            0,
+            13,
+            "birth date hidden",
+            None,
+            None,
+            "none: the birth date is hidden",
+            None,
+            0.0,
+            (0.0, 0.0),
+            plain_rule + " Your birth date is hidden, so nothing follows.",
+            src,
+        )
+    first7 = "digits 1-6 (your birth date) and digit 7 (sex, seen in your photo, and century, from the birth year)"
     if birth_year is not None and birth_year >= 2020:
-        note = ("born 2020 or later: numbers issued from 5 October 2020 are random after digit 7"
-                if birth_year > 2020 else "born 2020: numbers issued from 5 October 2020 are random after digit 7")
-        return IdInference("KR RRN", 7, 13, note, 1.0, (1.0, 1.0), first7 + "; the other 6 are random",
-                           10 ** 6, 0.0, (0.0, 0.0), plain_rule + " " + note[0].upper() + note[1:] +
-                           ": the first 7 digits repeat your birth date and sex, the rest cannot be derived.", src)
+        note = (
+            "born 2020 or later: numbers issued from 5 October 2020 are random after digit 7"
+            if birth_year > 2020
+            else "born 2020: numbers issued from 5 October 2020 are random after digit 7"
+        )
+        return IdInference(
+            "KR RRN",
+            7,
+            13,
+            note,
+            1.0,
+            (1.0, 1.0),
+            first7 + "; the other 6 are random",
+            10**6,
+            0.0,
+            (0.0, 0.0),
+            plain_rule
+            + " "
+            + note[0].upper()
+            + note[1:]
+            + ": the first 7 digits repeat your birth date and sex, the rest cannot be derived.",
+            src,
+        )
     early = birth_year is not None and birth_year < 1975
     ranges = kr_region_codes(hometown) if hometown_visible else None
     if hometown_visible and not early:
         width = sum(b - a + 1 for a, b in ranges) if ranges else _KR_WIDEST
-        where = (f"digits 8-9 in {' or '.join(f'{a:02d}-{b:02d}' for a, b in ranges)} ({width} values) from the "
-                 f"hometown" if ranges else f"digits 8-9 narrowed to one province's range (at most {_KR_WIDEST} "
-                 "values; the hometown's code range is not in our table)")
+        where = (
+            f"digits 8-9 in {' or '.join(f'{a:02d}-{b:02d}' for a, b in ranges)} ({width} values) from the hometown"
+            if ranges
+            else f"digits 8-9 narrowed to one province's range (at most {_KR_WIDEST} "
+            "values; the hometown's code range is not in our table)"
+        )
         candidates = width * 100 * 10  # digits 8-9 in the range, 10-11 and the serial digit 12 free
         secret = 1 - math.log10(candidates) / 6  # of digits 8-13
         return IdInference(
-            "KR RRN", 7, 13, "birth date, sex (from the face) and hometown region visible", 1.0, (1.0, 1.0),
+            "KR RRN",
+            7,
+            13,
+            "birth date, sex (from the face) and hometown region visible",
+            1.0,
+            (1.0, 1.0),
             f"{first7}; {where}; digit 13 is the check digit, computable once the first 12 are guessed",
-            candidates, secret, (secret, secret),
+            candidates,
+            secret,
+            (secret, secret),
             plain_rule + f" From your birth date, your sex and your hometown, a stranger knows the first 7 digits, "
             f"narrows the next 2 to {width} values, and computes the last one: about {candidates:,} candidate "
-            "numbers remain (an upper bound: it lets digits 10-12 take any value).", src)
-    why = ("registered before 1975: the region digits are the place of first registration, not the birthplace"
-           if early and hometown_visible else "hometown hidden")
-    secret = 1 - math.log10(10 ** 5) / 6  # only the check digit follows from the rest
-    return IdInference("KR RRN", 7, 13, f"birth date and sex (from the face) visible; {why}", 1.0, (1.0, 1.0),
-                       f"{first7}; digit 13 is the check digit", 10 ** 5, secret, (secret, secret),
-                       plain_rule + f" A stranger knows the first 7 digits from your birth date and sex ({why}); "
-                       "about 100,000 candidate numbers remain.", src)
+            "numbers remain (an upper bound: it lets digits 10-12 take any value).",
+            src,
+        )
+    why = (
+        "registered before 1975: the region digits are the place of first registration, not the birthplace"
+        if early and hometown_visible
+        else "hometown hidden"
+    )
+    secret = 1 - math.log10(10**5) / 6  # only the check digit follows from the rest
+    return IdInference(
+        "KR RRN",
+        7,
+        13,
+        f"birth date and sex (from the face) visible; {why}",
+        1.0,
+        (1.0, 1.0),
+        f"{first7}; digit 13 is the check digit",
+        10**5,
+        secret,
+        (secret, secret),
+        plain_rule + f" A stranger knows the first 7 digits from your birth date and sex ({why}); "
+        "about 100,000 candidate numbers remain.",
+        src,
+    )
 
 
-def national_id_inference(birth_country: str | None, birth_year: int | None, visible,
-                          hometown: str | None = None) -> IdInference | None:
+def national_id_inference(
+    birth_country: str | None, birth_year: int | None, visible, hometown: str | None = None
+) -> IdInference | None:
     """What a viewer who sees the fields in ``visible`` can derive of a national ID number.
 
     US SSN: a chance, by birth cohort, that the first 5 digits are guessed from birth date and
@@ -356,8 +534,14 @@ def national_id_inference(birth_country: str | None, birth_year: int | None, vis
 
 PROFILE_SCHEMA = "privrisk.profile/1"
 _PROFILE_KEYS = {
-    "schema": str, "visibility": dict, "public_photos_with_face": int, "tagged_photos_with_face": int,
-    "real_name_used": bool, "travel_plans_specific": bool, "birth_country": str, "birth_year": int,
+    "schema": str,
+    "visibility": dict,
+    "public_photos_with_face": int,
+    "tagged_photos_with_face": int,
+    "real_name_used": bool,
+    "travel_plans_specific": bool,
+    "birth_country": str,
+    "birth_year": int,
     "hometown": str,
 }
 
@@ -385,7 +569,7 @@ class UserProfile:
         floor = _MIN_LEVEL_SEEN[audience]
         return {f for f, level in self.visibility.items() if LEVELS.index(level) >= floor}
 
-    def with_change(self, **changes) -> "UserProfile":
+    def with_change(self, **changes) -> UserProfile:
         """A copy with visibility levels (by field name) or other attributes changed."""
         vis = dict(self.visibility)
         other = {}
@@ -397,11 +581,17 @@ class UserProfile:
         return profile_from_dict({**self.to_dict(), **other, "visibility": vis})
 
     def to_dict(self) -> dict:
-        return {"schema": PROFILE_SCHEMA, "visibility": dict(self.visibility),
-                "public_photos_with_face": self.public_photos_with_face,
-                "tagged_photos_with_face": self.tagged_photos_with_face, "real_name_used": self.real_name_used,
-                "travel_plans_specific": self.travel_plans_specific, "birth_country": self.birth_country,
-                "birth_year": self.birth_year, "hometown": self.hometown}
+        return {
+            "schema": PROFILE_SCHEMA,
+            "visibility": dict(self.visibility),
+            "public_photos_with_face": self.public_photos_with_face,
+            "tagged_photos_with_face": self.tagged_photos_with_face,
+            "real_name_used": self.real_name_used,
+            "travel_plans_specific": self.travel_plans_specific,
+            "birth_country": self.birth_country,
+            "birth_year": self.birth_year,
+            "hometown": self.hometown,
+        }
 
 
 def profile_from_dict(data: dict, where: str = "profile") -> UserProfile:
@@ -438,12 +628,19 @@ def profile_from_dict(data: dict, where: str = "profile") -> UserProfile:
         raise ProfileError(f"{where}: hometown: expected a printable place name of at most 200 characters")
     country = data.get("birth_country", "US")
     if len(country) != 2 or not country.isalpha() or not country.isupper():
-        raise ProfileError(f"{where}: birth_country: expected a two-letter country code like 'US' or 'KR', got {country!r}")
-    return UserProfile(visibility=vis, public_photos_with_face=data.get("public_photos_with_face", 0),
-                       tagged_photos_with_face=data.get("tagged_photos_with_face", 0),
-                       real_name_used=data.get("real_name_used", True),
-                       travel_plans_specific=data.get("travel_plans_specific", False),
-                       birth_country=country, birth_year=year, hometown=data.get("hometown"))
+        raise ProfileError(
+            f"{where}: birth_country: expected a two-letter country code like 'US' or 'KR', got {country!r}"
+        )
+    return UserProfile(
+        visibility=vis,
+        public_photos_with_face=data.get("public_photos_with_face", 0),
+        tagged_photos_with_face=data.get("tagged_photos_with_face", 0),
+        real_name_used=data.get("real_name_used", True),
+        travel_plans_specific=data.get("travel_plans_specific", False),
+        birth_country=country,
+        birth_year=year,
+        hometown=data.get("hometown"),
+    )
 
 
 def load_profile(path) -> UserProfile:
@@ -470,11 +667,26 @@ def _modal(field_name: str) -> str:
 
 #: Starting points for people who do not want to fill in every field.
 PRESETS = {
-    "platform_defaults": {"visibility": {f: _modal(f) for f in FIELDS}, "public_photos_with_face": 10,
-                          "tagged_photos_with_face": 20, "real_name_used": True},
-    "everything_public": {"visibility": {f: "public" for f in FIELDS}, "public_photos_with_face": 50,
-                          "tagged_photos_with_face": 50, "real_name_used": True, "travel_plans_specific": True},
-    "hardened": {"visibility": {f: ("friends" if f in ("profile_photo", "real_name", "tagged_photos", "school",
-                                                        "interests") else "only_me") for f in FIELDS},
-                 "public_photos_with_face": 0, "tagged_photos_with_face": 20, "real_name_used": True},
+    "platform_defaults": {
+        "visibility": {f: _modal(f) for f in FIELDS},
+        "public_photos_with_face": 10,
+        "tagged_photos_with_face": 20,
+        "real_name_used": True,
+    },
+    "everything_public": {
+        "visibility": {f: "public" for f in FIELDS},
+        "public_photos_with_face": 50,
+        "tagged_photos_with_face": 50,
+        "real_name_used": True,
+        "travel_plans_specific": True,
+    },
+    "hardened": {
+        "visibility": {
+            f: ("friends" if f in ("profile_photo", "real_name", "tagged_photos", "school", "interests") else "only_me")
+            for f in FIELDS
+        },
+        "public_photos_with_face": 0,
+        "tagged_photos_with_face": 20,
+        "real_name_used": True,
+    },
 }

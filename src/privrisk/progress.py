@@ -8,12 +8,12 @@ into one function to call with the number of items just finished.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
 
 __all__ = ["Progress", "reporter"]
 
 #: What ``progress`` arguments accept.
-Progress = Union[bool, Callable[[int, int], None]]
+Progress = bool | Callable[[int, int], None]
 
 
 def reporter(progress: Progress, total: int, desc: str, unit: str = "it") -> Callable[..., None]:

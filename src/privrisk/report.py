@@ -21,12 +21,18 @@ from .profiles import FIELDS
 from .samples import ATTRIBUTION, ATTRIBUTION_URL
 
 PAPER = {
-    "online_to_online": ("~1 in 10 of ~5,800 pseudonymous dating profiles named, against ~278,000 Facebook "
-                         "profiles (PittPatt; top candidates checked by people)"),
-    "offline_to_online": ("31% of 93 students identified from webcam shots against ~25,000 Facebook photos; "
-                          "correct profile among 10 candidates; under 3 s on average"),
-    "accretion": ("first 5 SSN digits predicted for 16% at the first attempt, 27% within 4 attempts "
-                  "(from face to profile to birth date and hometown)"),
+    "online_to_online": (
+        "~1 in 10 of ~5,800 pseudonymous dating profiles named, against ~278,000 Facebook "
+        "profiles (PittPatt; top candidates checked by people)"
+    ),
+    "offline_to_online": (
+        "31% of 93 students identified from webcam shots against ~25,000 Facebook photos; "
+        "correct profile among 10 candidates; under 3 s on average"
+    ),
+    "accretion": (
+        "first 5 SSN digits predicted for 16% at the first attempt, 27% within 4 attempts "
+        "(from face to profile to birth date and hometown)"
+    ),
 }
 
 
@@ -77,8 +83,17 @@ def zero_note(name: str, n: int) -> str:
 
 def _zero_notes(ax, notes: list[str]) -> None:
     if notes:
-        ax.text(0.01, 0.01, "\n".join(notes), transform=ax.transAxes, fontsize=6.5, va="bottom", ha="left",
-                wrap=True, bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "edgecolor": "#999"})
+        ax.text(
+            0.01,
+            0.01,
+            "\n".join(notes),
+            transform=ax.transAxes,
+            fontsize=6.5,
+            va="bottom",
+            ha="left",
+            wrap=True,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "edgecolor": "#999"},
+        )
 
 
 def make_plots(results: dict) -> dict[str, bytes]:
@@ -102,15 +117,24 @@ def make_plots(results: dict) -> dict[str, bytes]:
         fpir, fnir = np.array(m["det"]["fpir"], float), np.array(m["det"]["fnir"], float)
         shown = (fpir > 0) & (fnir > 0)
         ax.plot(np.where(shown, fpir, np.nan), np.where(shown, fnir, np.nan), label=label, drawstyle="steps-post")
-        for zero, note in (((fpir == 0).any(), zero_note("FPIR", m["n_nonmated"])),
-                           ((fnir == 0).any(), zero_note("FNIR", m["n_mated"])),
-                           (not shown.any(), "no point with both rates above 0: nothing drawn")):
+        for zero, note in (
+            ((fpir == 0).any(), zero_note("FPIR", m["n_nonmated"])),
+            ((fnir == 0).any(), zero_note("FNIR", m["n_mated"])),
+            (not shown.any(), "no point with both rates above 0: nothing drawn"),
+        ):
             if zero:
                 hidden.setdefault(note, []).append(label)
     notes = [f"{note}: {', '.join(labels)}" for note, labels in hidden.items()]
     floor = 0.5 / max(e1["n_nonmated"], e1["n_mated"], 1)
-    ax.set(xscale="log", yscale="log", xlabel="FPIR (non-mated probes accepted)", ylabel="FNIR (mated probes missed)",
-           title=f"DET, open set ({e1['n_nonmated']} non-mated probes)", xlim=(floor, 1.05), ylim=(floor, 1.05))
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="FPIR (non-mated probes accepted)",
+        ylabel="FNIR (mated probes missed)",
+        title=f"DET, open set ({e1['n_nonmated']} non-mated probes)",
+        xlim=(floor, 1.05),
+        ylim=(floor, 1.05),
+    )
     _zero_notes(ax, notes)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
@@ -124,10 +148,18 @@ def make_plots(results: dict) -> dict[str, bytes]:
     roc_notes = []
     if (far == 0).any() and n_imp:
         reached = float(tar[far == 0].max())
-        roc_notes.append(f"E1: {zero_note('FAR', n_imp)}\n(pairs share faces, so the bound is optimistic); "
-                         f"TAR at FAR 0 reaches {reached:.1%}")  # the curve keeps its last FAR-0 point
-    ax.set(xscale="log", xlabel="FAR", ylabel="TAR", ylim=(0, 1.02), xlim=(0.5 / max(n_imp, 1), 1.05),
-           title="Verification ROC (probe vs gallery pairs)")
+        roc_notes.append(
+            f"E1: {zero_note('FAR', n_imp)}\n(pairs share faces, so the bound is optimistic); "
+            f"TAR at FAR 0 reaches {reached:.1%}"
+        )  # the curve keeps its last FAR-0 point
+    ax.set(
+        xscale="log",
+        xlabel="FAR",
+        ylabel="TAR",
+        ylim=(0, 1.02),
+        xlim=(0.5 / max(n_imp, 1), 1.05),
+        title="Verification ROC (probe vs gallery pairs)",
+    )
     _zero_notes(ax, roc_notes)
     ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3, which="both")
@@ -149,23 +181,41 @@ def make_plots(results: dict) -> dict[str, bytes]:
     fig, ax = _figure()
     detail = results["scaling_detail"]
     for name, c in detail["curves"].items():
-        pts = [p for p in c.get("points") or [] if p.get("rank1") is not None]  # no tail model: no value past the search
+        pts = [
+            p for p in c.get("points") or [] if p.get("rank1") is not None
+        ]  # no tail model: no value past the search
         if pts:
             xs = [p["gallery_size"] for p in pts]
             (line,) = ax.plot(xs, [p["rank1"] for p in pts], marker=".", label=name)
-            ax.fill_between(xs, [p["rank1_range"][0] for p in pts], [p["rank1_range"][1] for p in pts],
-                            color=line.get_color(), alpha=0.12)
+            ax.fill_between(
+                xs,
+                [p["rank1_range"][0] for p in pts],
+                [p["rank1_range"][1] for p in pts],
+                color=line.get_color(),
+                alpha=0.12,
+            )
             for kind, mk in (("measured", "o"), ("simulated", "s"), ("extrapolated", "^")):
                 sel = [p for p in pts if p["kind"] == kind]
-                ax.plot([p["gallery_size"] for p in sel], [p["rank1"] for p in sel], ls="", marker=mk,
-                        color=line.get_color(), mfc="none")
+                ax.plot(
+                    [p["gallery_size"] for p in sel],
+                    [p["rank1"] for p in sel],
+                    ls="",
+                    marker=mk,
+                    color=line.get_color(),
+                    mfc="none",
+                )
         else:
             xs = [p["gallery_size"] for p in c["measured"]]
             ax.plot(xs, [p["rank1"] for p in c["measured"]], marker="o", label=name)
     for kind, mk in (("measured", "o"), ("simulated", "s"), ("extrapolated", "^")):
         ax.plot([], [], ls="", marker=mk, color="k", mfc="none", label=kind)
-    ax.set(xscale="log", xlabel="gallery size (real subjects + others)", ylabel="rank-1", ylim=(0, 1.02),
-           title="Identification against gallery size (shaded: range)")
+    ax.set(
+        xscale="log",
+        xlabel="gallery size (real subjects + others)",
+        ylabel="rank-1",
+        ylim=(0, 1.02),
+        title="Identification against gallery size (shaded: range)",
+    )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     plots["scaling.png"] = _png(fig)
@@ -204,13 +254,17 @@ def tpir_cell(m: dict, key: str, short: bool = False) -> str:
         bound = entry.get("fpir_upper95")
         if short:
             return f"FPIR<={_fmt(bound, True)}*"
-        return (f"not resolvable: FPIR <= {_fmt(bound, True)} (one-sided 95% upper bound, {entry['n_false_alarms']} "
-                f"of {entry['n_nonmated']} non-mated; FPIR {_fpir_label(key)} needs {entry['n_nonmated_needed']})")
+        return (
+            f"not resolvable: FPIR <= {_fmt(bound, True)} (one-sided 95% upper bound, {entry['n_false_alarms']} "
+            f"of {entry['n_nonmated']} non-mated; FPIR {_fpir_label(key)} needs {entry['n_nonmated_needed']})"
+        )
     ci = entry.get("tpir_ci95") or [None, None]
     if short:
         return _fmt(entry["tpir"], True)
-    return (f"{_fmt(entry['tpir'], True)} (95% CI {_fmt(ci[0], True)}-{_fmt(ci[1], True)}, "
-            f"n={entry.get('n_mated', m.get('n_mated'))})")
+    return (
+        f"{_fmt(entry['tpir'], True)} (95% CI {_fmt(ci[0], True)}-{_fmt(ci[1], True)}, "
+        f"n={entry.get('n_mated', m.get('n_mated'))})"
+    )
 
 
 def _rate_ci(m: dict, key: str) -> str:
@@ -228,8 +282,11 @@ def summary_table(results: dict) -> str:
     def fpir_thr(m):
         if m.get("fpir_at_threshold") is None:
             return "n/a"
-        return f"{m['fpir_at_threshold_k']}/{m['fpir_at_threshold_n']}" if "fpir_at_threshold_k" in m else _fmt(
-            m["fpir_at_threshold"], True)
+        return (
+            f"{m['fpir_at_threshold_k']}/{m['fpir_at_threshold_n']}"
+            if "fpir_at_threshold_k" in m
+            else _fmt(m["fpir_at_threshold"], True)
+        )
 
     lines = [
         f"{'experiment':<34} {'gallery':>7} {'mated':>5} {'rank-1 [95% CI]':>22} {'rank-5 [95% CI]':>22} "
@@ -239,30 +296,45 @@ def summary_table(results: dict) -> str:
     ]
     for name, lv in e2["levels"].items():
         secs = f"{e2['seconds_per_probe']:>8.3f}" if name == e2["level_name"] else f"{'':>8}"
-        lines.append(f"{'E2 offline, ' + name + ' (' + str(lv['level']['face_width_px']) + ' px)':<34} "
-                     f"{lv['n_gallery']:>7} {lv['n_mated']:>5} {_rate_ci(lv, 'rank1'):>22} {_rate_ci(lv, 'rank5'):>22} "
-                     f"{tpir_cell(lv, key, True):>12} {fpir_thr(lv):>9} {secs}")
-    lines.append("rates over the mated probes with exact (Clopper-Pearson) 95% intervals; "
-                 f"{fpir_head}: non-mated probes accepted at the operating threshold (k/n)")
+        lines.append(
+            f"{'E2 offline, ' + name + ' (' + str(lv['level']['face_width_px']) + ' px)':<34} "
+            f"{lv['n_gallery']:>7} {lv['n_mated']:>5} {_rate_ci(lv, 'rank1'):>22} {_rate_ci(lv, 'rank5'):>22} "
+            f"{tpir_cell(lv, key, True):>12} {fpir_thr(lv):>9} {secs}"
+        )
+    lines.append(
+        "rates over the mated probes with exact (Clopper-Pearson) 95% intervals; "
+        f"{fpir_head}: non-mated probes accepted at the operating threshold (k/n)"
+    )
     for k in _fpir_keys(results):
         entry = e1["tpir_at_fpir"][k]
         if entry.get("resolvable", True) is False:
-            lines.append(f"* TPIR at FPIR {_fpir_label(k)} is not resolvable with {entry['n_nonmated']} non-mated "
-                         f"probes (needs {entry['n_nonmated_needed']}); shown instead: the one-sided 95% upper bound on "
-                         f"the FPIR its threshold reached (E1: {entry['n_false_alarms']} of {entry['n_nonmated']} -> "
-                         f"FPIR <= {_fmt(entry['fpir_upper95'], True)})")
+            lines.append(
+                f"* TPIR at FPIR {_fpir_label(k)} is not resolvable with {entry['n_nonmated']} non-mated "
+                f"probes (needs {entry['n_nonmated_needed']}); shown instead: the one-sided 95% upper bound on "
+                f"the FPIR its threshold reached (E1: {entry['n_false_alarms']} of {entry['n_nonmated']} -> "
+                f"FPIR <= {_fmt(entry['fpir_upper95'], True)})"
+            )
     lines.append("")
     people = e3.get("people_identified")
-    who = (f"{e3['n_people_identified']} of {e3['n_mated_people']} people re-identified "
-           f"(95% CI {_fmt(people['ci95'][0], True)}-{_fmt(people['ci95'][1], True)})" if people else
-           f"{e3['n_identified']} people re-identified")
+    who = (
+        f"{e3['n_people_identified']} of {e3['n_mated_people']} people re-identified "
+        f"(95% CI {_fmt(people['ci95'][0], True)}-{_fmt(people['ci95'][1], True)})"
+        if people
+        else f"{e3['n_identified']} people re-identified"
+    )
     wp = e3.get("wrong_person")
-    wrong = (f"; {wp['n_probes_wrong']} searches attached another person's profile (non-mated: "
-             f"{wp['nonmated']['k']} of {wp['nonmated']['n']})" if wp else "")
-    lines.append(f"E3 accretion: {who}; a stranger learns "
-                 f"{e3['mean_fields_learned']:.1f} fields on average; SSN first 5 digits predictable for "
-                 f"{e3['ssn_predictable_fraction']:.0%}{_kn(e3.get('ssn_predictable'))}, Korean RRN for "
-                 f"{e3['rrn_predictable_fraction']:.0%}{_kn(e3.get('rrn_predictable'))}{wrong}")
+    wrong = (
+        f"; {wp['n_probes_wrong']} searches attached another person's profile (non-mated: "
+        f"{wp['nonmated']['k']} of {wp['nonmated']['n']})"
+        if wp
+        else ""
+    )
+    lines.append(
+        f"E3 accretion: {who}; a stranger learns "
+        f"{e3['mean_fields_learned']:.1f} fields on average; SSN first 5 digits predictable for "
+        f"{e3['ssn_predictable_fraction']:.0%}{_kn(e3.get('ssn_predictable'))}, Korean RRN for "
+        f"{e3['rrn_predictable_fraction']:.0%}{_kn(e3.get('rrn_predictable'))}{wrong}"
+    )
     lines += scaling_summary_lines(results)
     return "\n".join(lines)
 
@@ -283,25 +355,44 @@ def paper_comparison(results: dict) -> list[tuple[str, str, str]]:
     exps = results["experiments"]
     e1, e2, e3 = exps["online_to_online"], exps["offline_to_online"], exps["accretion"]
     return [
-        ("E1 online to online", PAPER["online_to_online"],
-         f"rank-1 {_fmt(e1['rank1'], True)} (95% CI {_fmt(e1['rank1_ci95'][0], True)}-{_fmt(e1['rank1_ci95'][1], True)}, "
-         f"exact) of {e1['n_mated']} mated probes, gallery {e1['n_gallery']}; "
-         + "; ".join(f"TPIR at FPIR {_fpir_label(k)}: {tpir_cell(e1, k)}" for k in _fpir_keys(results))
-         + (f"; {e1['genuine_pairs']['statement']}" if e1.get("genuine_pairs", {}).get("statement") else "")),
-        (f"E2 offline to online ({e2['level_name']})", PAPER["offline_to_online"],
-         f"rank-1 {_fmt(e2['rank1'], True)}, rank-10 {_fmt(e2['rank10'], True)} of {e2['n_mated']}"
-         + (f" (95% CI {_fmt(e2['rank1_ci95'][0], True)}-{_fmt(e2['rank1_ci95'][1], True)} and "
-            f"{_fmt(e2['rank10_ci95'][0], True)}-{_fmt(e2['rank10_ci95'][1], True)})" if "rank10_ci95" in e2 else "")
-         + f"; {_fmt(e2['seconds_per_probe'])} s per identification ({e2['shots']} captures)"),
-        ("E3 accretion", PAPER["accretion"],
-         (f"{e3['n_people_identified']} of {e3['n_mated_people']} people re-identified" if "n_people_identified" in e3
-          else f"{e3['n_identified']} re-identified")
-         + f": SSN first 5 digits predictable for "
-         f"{_fmt(e3['ssn_predictable_fraction'], True)}{_kn(e3.get('ssn_predictable'))}, Korean RRN (7+ digits) for "
-         f"{_fmt(e3['rrn_predictable_fraction'], True)}{_kn(e3.get('rrn_predictable'))}; "
-         f"{e3['mean_fields_learned']:.1f} fields learned on average"
-         + (f"; {e3['wrong_person']['n_probes_wrong']} searches attached a wrong person's profile"
-            if "wrong_person" in e3 else "")),
+        (
+            "E1 online to online",
+            PAPER["online_to_online"],
+            f"rank-1 {_fmt(e1['rank1'], True)} (95% CI {_fmt(e1['rank1_ci95'][0], True)}-{_fmt(e1['rank1_ci95'][1], True)}, "
+            f"exact) of {e1['n_mated']} mated probes, gallery {e1['n_gallery']}; "
+            + "; ".join(f"TPIR at FPIR {_fpir_label(k)}: {tpir_cell(e1, k)}" for k in _fpir_keys(results))
+            + (f"; {e1['genuine_pairs']['statement']}" if e1.get("genuine_pairs", {}).get("statement") else ""),
+        ),
+        (
+            f"E2 offline to online ({e2['level_name']})",
+            PAPER["offline_to_online"],
+            f"rank-1 {_fmt(e2['rank1'], True)}, rank-10 {_fmt(e2['rank10'], True)} of {e2['n_mated']}"
+            + (
+                f" (95% CI {_fmt(e2['rank1_ci95'][0], True)}-{_fmt(e2['rank1_ci95'][1], True)} and "
+                f"{_fmt(e2['rank10_ci95'][0], True)}-{_fmt(e2['rank10_ci95'][1], True)})"
+                if "rank10_ci95" in e2
+                else ""
+            )
+            + f"; {_fmt(e2['seconds_per_probe'])} s per identification ({e2['shots']} captures)",
+        ),
+        (
+            "E3 accretion",
+            PAPER["accretion"],
+            (
+                f"{e3['n_people_identified']} of {e3['n_mated_people']} people re-identified"
+                if "n_people_identified" in e3
+                else f"{e3['n_identified']} re-identified"
+            )
+            + f": SSN first 5 digits predictable for "
+            f"{_fmt(e3['ssn_predictable_fraction'], True)}{_kn(e3.get('ssn_predictable'))}, Korean RRN (7+ digits) for "
+            f"{_fmt(e3['rrn_predictable_fraction'], True)}{_kn(e3.get('rrn_predictable'))}; "
+            f"{e3['mean_fields_learned']:.1f} fields learned on average"
+            + (
+                f"; {e3['wrong_person']['n_probes_wrong']} searches attached a wrong person's profile"
+                if "wrong_person" in e3
+                else ""
+            ),
+        ),
         ("Scale", "galleries of 25,000 to 278,000 photos", scaling_paper_row(results)),
     ]
 
@@ -314,8 +405,12 @@ def fusion_table(results: dict) -> str:
     levels = results["experiments"]["offline_to_online"]["levels"]
 
     def cell(f, key):
-        rate, ci, n, k = f.get(key), f.get(f"{key}_ci95"), f["n_mated" if "fpir" not in key else "n_nonmated"], \
-            f.get(f"n_{key}")
+        rate, ci, n, k = (
+            f.get(key),
+            f.get(f"{key}_ci95"),
+            f["n_mated" if "fpir" not in key else "n_nonmated"],
+            f.get(f"n_{key}"),
+        )
         if rate is None:
             return "n/a (n = 0)"
         return f"{rate:.1%} ({k}/{n}; {ci[0]:.1%}-{ci[1]:.1%})"
@@ -326,20 +421,24 @@ def fusion_table(results: dict) -> str:
         if not f:
             continue
         threshold, shots = f["threshold"], f["shots"]
-        rows.append(f"<tr><td>{e(name)}</td><td>{lv.get('n_applicable', lv['n_probes'])}</td>"
-                    f"<td>{lv.get('n_not_applicable', 0)}</td>"
-                    f"<td>{cell(f, 'rank1_single')}</td><td>{cell(f, 'rank1_fused')}</td>"
-                    f"<td>{cell(f, 'fpir_single')}</td><td>{cell(f, 'fpir_fused')}</td></tr>")
+        rows.append(
+            f"<tr><td>{e(name)}</td><td>{lv.get('n_applicable', lv['n_probes'])}</td>"
+            f"<td>{lv.get('n_not_applicable', 0)}</td>"
+            f"<td>{cell(f, 'rank1_single')}</td><td>{cell(f, 'rank1_fused')}</td>"
+            f"<td>{cell(f, 'fpir_single')}</td><td>{cell(f, 'fpir_fused')}</td></tr>"
+        )
     if not rows:
         return ""
-    return (f"<h3>Fusing {shots} shots: gain and false-positive cost</h3><p>Single = each person's first "
-            f"capture alone; fused = each candidate's best distance over all {shots} captures. FPIR = share of "
-            f"non-mated people (not in the gallery) whose best candidate is within the threshold {threshold:g}: a "
-            "stranger would be told a wrong name. Measured; 95% intervals are exact (Clopper-Pearson). A source "
-            "photo whose face is already narrower than a level's width is not applicable for that level (it is "
-            "never enlarged) and is left out of its rates.</p>"
-            "<table><tr><th>level</th><th>photos used</th><th>not applicable</th><th>rank-1, single</th>"
-            "<th>rank-1, fused</th><th>FPIR, single</th><th>FPIR, fused</th></tr>" + "".join(rows) + "</table>")
+    return (
+        f"<h3>Fusing {shots} shots: gain and false-positive cost</h3><p>Single = each person's first "
+        f"capture alone; fused = each candidate's best distance over all {shots} captures. FPIR = share of "
+        f"non-mated people (not in the gallery) whose best candidate is within the threshold {threshold:g}: a "
+        "stranger would be told a wrong name. Measured; 95% intervals are exact (Clopper-Pearson). A source "
+        "photo whose face is already narrower than a level's width is not applicable for that level (it is "
+        "never enlarged) and is left out of its rates.</p>"
+        "<table><tr><th>level</th><th>photos used</th><th>not applicable</th><th>rank-1, single</th>"
+        "<th>rank-1, fused</th><th>FPIR, single</th><th>FPIR, fused</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def _ci_text(ci) -> str:
@@ -365,21 +464,32 @@ def stats_sections(results: dict) -> str:
             f"<tr><td>{gp['n_genuine']} genuine pairs</td>"
             + "".join(f"<td>{q[k]:.3f}</td>" for k in ("min", "p05", "median", "p95", "max"))
             + f"<td>{_fmt(gp['closest_impostor'])}</td><td>{gp['n_genuine']} genuine, {gp['n_impostor']} impostor</td>"
-            f"</tr></table><p><strong>{e(gp['statement'])}</strong></p>")
+            f"</tr></table><p><strong>{e(gp['statement'])}</strong></p>"
+        )
     keys = _fpir_keys(results)
     thr = e1.get("threshold")
     rows = []
     for label, m in [("E1 online to online", e1)] + [(f"E2 {n}", lv) for n, lv in e2["levels"].items()]:
-        fp = (f"{m['fpir_at_threshold_k']} of {m['fpir_at_threshold_n']}: {_fmt(m['fpir_at_threshold'], True)} "
-              f"({_ci_text(m.get('fpir_at_threshold_ci95'))})" if m.get("fpir_at_threshold") is not None else "n/a")
+        fp = (
+            f"{m['fpir_at_threshold_k']} of {m['fpir_at_threshold_n']}: {_fmt(m['fpir_at_threshold'], True)} "
+            f"({_ci_text(m.get('fpir_at_threshold_ci95'))})"
+            if m.get("fpir_at_threshold") is not None
+            else "n/a"
+        )
         tp = f"{_fmt(m.get('tpir_at_threshold'), True)} ({_ci_text(m.get('tpir_at_threshold_ci95'))})"
-        rows.append(f"<tr><td>{e(label)}</td><td>{m['n_mated']}</td><td>{m['n_nonmated']}</td>"
-                    + "".join(f"<td>{e(_rate_ci(m, k))}</td>" for k in ("rank1", "rank5", "rank10"))
-                    + f"<td>{e(tp)}</td><td>{e(fp)}</td>"
-                    + "".join(f"<td>{e(tpir_cell(m, k))}</td>" for k in keys) + "</tr>")
+        rows.append(
+            f"<tr><td>{e(label)}</td><td>{m['n_mated']}</td><td>{m['n_nonmated']}</td>"
+            + "".join(f"<td>{e(_rate_ci(m, k))}</td>" for k in ("rank1", "rank5", "rank10"))
+            + f"<td>{e(tp)}</td><td>{e(fp)}</td>"
+            + "".join(f"<td>{e(tpir_cell(m, k))}</td>" for k in keys)
+            + "</tr>"
+        )
     v = e1.get("verification", {})
-    tar = "; ".join(f"TAR at FAR {_fpir_label(k)}: {_fmt(x, True)} (subject bootstrap "
-                    f"{_ci_text(v.get('tar_at_far_ci95', {}).get(k))})" for k, x in v.get("tar_at_far", {}).items())
+    tar = "; ".join(
+        f"TAR at FAR {_fpir_label(k)}: {_fmt(x, True)} (subject bootstrap "
+        f"{_ci_text(v.get('tar_at_far_ci95', {}).get(k))})"
+        for k, x in v.get("tar_at_far", {}).items()
+    )
     parts.append(
         "<h2>Identification rates with their intervals</h2>"
         "<p>Rank-k and rates at the threshold: exact (Clopper-Pearson) 95% intervals over the probes counted. "
@@ -387,13 +497,21 @@ def stats_sections(results: dict) -> str:
         "95% upper bound on the FPIR the chosen threshold reached instead of a TPIR.</p>"
         f"<table><tr><th>experiment</th><th>mated</th><th>non-mated</th><th>rank-1 [95% CI]</th><th>rank-5</th>"
         f"<th>rank-10</th><th>TPIR at threshold {_fmt(thr)}</th><th>FPIR at threshold {_fmt(thr)}</th>"
-        + "".join(f"<th>TPIR at FPIR {_fpir_label(k)}</th>" for k in keys) + "</tr>" + "".join(rows) + "</table>"
+        + "".join(f"<th>TPIR at FPIR {_fpir_label(k)}</th>" for k in keys)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
         f"<p>Verification (E1 probe against gallery pairs, {v.get('n_genuine')} genuine, {v.get('n_impostor')} "
         f"impostor): EER {_fmt(v.get('eer'), True)} (subject bootstrap, threshold re-chosen per resample: "
         f"{_ci_text(v.get('eer_ci95'))}); {e(tar)}."
-        + (" Every resample separates genuine from impostor pairs, so the bootstrap shows no spread: it cannot "
-           "bound a perfect separation away from zero (see the genuine pairs above)."
-           if v.get("eer_ci95") and v["eer_ci95"][1] == 0 else "") + "</p>")
+        + (
+            " Every resample separates genuine from impostor pairs, so the bootstrap shows no spread: it cannot "
+            "bound a perfect separation away from zero (see the genuine pairs above)."
+            if v.get("eer_ci95") and v["eer_ci95"][1] == 0
+            else ""
+        )
+        + "</p>"
+    )
     if "wrong_person" in e3:
         wp, pi = e3["wrong_person"], e3["people_identified"]
         share = e3["probe_share_per_identified_person"]
@@ -411,10 +529,20 @@ def stats_sections(results: dict) -> str:
             f"{wp['people_with_a_wrong_identification']['k']} of {wp['people_with_a_wrong_identification']['n']} "
             f"people photographed were given the profiles of {wp['n_profiles_wrongly_attributed']} other people, "
             f"{wp['mean_fields_wrongly_attributed']:.1f} fields each on average"
-            + (f"; a national-ID guess was wrongly attached {wp['national_id_wrongly_inferred']} times"
-               if wp["national_id_wrongly_inferred"] else "") + ".</p>"
-            + ("<p>Wrongly attributed fields (share of wrong-person searches): "
-               + ", ".join(f"{e(FIELDS.get(f, f))} {x:.0%}" for f, x in fields) + ".</p>" if fields else ""))
+            + (
+                f"; a national-ID guess was wrongly attached {wp['national_id_wrongly_inferred']} times"
+                if wp["national_id_wrongly_inferred"]
+                else ""
+            )
+            + ".</p>"
+            + (
+                "<p>Wrongly attributed fields (share of wrong-person searches): "
+                + ", ".join(f"{e(FIELDS.get(f, f))} {x:.0%}" for f, x in fields)
+                + ".</p>"
+                if fields
+                else ""
+            )
+        )
     return "\n".join(parts)
 
 
@@ -428,9 +556,14 @@ def render_html(results: dict, plots: dict[str, bytes]) -> str:
         f"<tr><td>{e(n)}</td><td>{lv['level']['face_width_px']}</td><td>{lv['level']['blur_sigma']}</td>"
         f"<td>{lv['level']['jpeg_quality']}</td><td>{e(lv['level']['occlusion'])}</td>"
         f"<td>{_fmt(lv['detection_rate'], True)}</td><td>{e(_rate_ci(lv, 'rank1'))}</td><td>{e(_rate_ci(lv, 'rank10'))}</td>"
-        f"<td>{e(tpir_cell(lv, _fpir_keys(results)[0]))}</td></tr>" for n, lv in e2["levels"].items())
-    imgs = "".join(f'<figure><img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-                   f"<figcaption>{e(name)}</figcaption></figure>" for name, png in plots.items())
+        f"<td>{e(tpir_cell(lv, _fpir_keys(results)[0]))}</td></tr>"
+        for n, lv in e2["levels"].items()
+    )
+    imgs = "".join(
+        f'<figure><img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{e(name)}</figcaption></figure>"
+        for name, png in plots.items()
+    )
     versions = "".join(f"<li>{e(k)}: {e(str(v))}</li>" for k, v in results["versions"].items())
     dm = sc["distractor_model"]
     return f"""<!doctype html>
@@ -446,9 +579,9 @@ consent. Profiles in E3 are synthetic; nothing in them describes the real people
 <h2>Side by side with the paper</h2>
 <table><tr><th>experiment</th><th>Acquisti, Gross &amp; Stutzman (2014)</th><th>privrisk, this run</th></tr>{table}</table>
 <p>Differences that matter: the paper matched wild photos against hundreds of thousands of profiles with a 2011
-recogniser and human checking; here studio photos of {e1['n_probes']} consenting people meet dlib's ResNet, and
+recogniser and human checking; here studio photos of {e1["n_probes"]} consenting people meet dlib's ResNet, and
 platform scale comes from model distractors (Gaussian distractors' KS statistic against real impostor distances:
-{dm['ks_statistic']:.3f}) and a tail model validated on held-out people (see "Scaling model").</p>
+{dm["ks_statistic"]:.3f}) and a tail model validated on held-out people (see "Scaling model").</p>
 {stats_sections(results)}
 <h2>E2 capture conditions</h2>
 <table><tr><th>level</th><th>face width px</th><th>blur</th><th>JPEG q</th><th>occlusion</th><th>captures with face</th>
@@ -456,11 +589,11 @@ platform scale comes from model distractors (Gaussian distractors' KS statistic 
 {fusion_table(results)}
 <h2>Plots</h2>{imgs}
 {fairness_section(results)}
-<h2>Scaling model</h2><p>{e(sc['model'])}</p>
+<h2>Scaling model</h2><p>{e(sc["model"])}</p>
 {tail_validation_html(results)}
 {scaling_table_html(results)}
-<h2>Reproducibility</h2><p>seed {results['seed']}; versions:</p><ul>{versions}</ul>
-<details><summary>configuration</summary><pre>{e(json.dumps(results['config'], indent=2))}</pre></details>
+<h2>Reproducibility</h2><p>seed {results["seed"]}; versions:</p><ul>{versions}</ul>
+<details><summary>configuration</summary><pre>{e(json.dumps(results["config"], indent=2))}</pre></details>
 </body></html>
 """
 
@@ -482,8 +615,10 @@ def fairness_cell_text(cell: dict | None) -> str:
     if not cell or cell.get("rate") is None:
         return "no pairs" if cell and cell.get("unit", "").endswith("pairs") else "none"
     lo, hi = cell["ci95"] or (None, None)
-    text = (f"{_rate_pct(cell['rate'])} ({cell['events']}/{cell['trials']:,}; 95% "
-            f"{_rate_pct(lo)}-{_rate_pct(hi)}{'*' if 'Clopper' in (cell.get('ci_method') or '') else ''})")
+    text = (
+        f"{_rate_pct(cell['rate'])} ({cell['events']}/{cell['trials']:,}; 95% "
+        f"{_rate_pct(lo)}-{_rate_pct(hi)}{'*' if 'Clopper' in (cell.get('ci_method') or '') else ''})"
+    )
     return text + (" [small: indicative only]" if cell.get("flag") else "")
 
 
@@ -520,19 +655,35 @@ def fairness_plot(results: dict) -> bytes | None:
                 ax.barh(yi + off, 100 * c["rate"], 0.38, color=colour, alpha=0.85)
                 ax.hlines(yi + off, 100 * lo, 100 * hi, colors="k", lw=0.8, linestyles="--" if exact else "-")
                 ax.vlines([100 * lo, 100 * hi], yi + off - 0.08, yi + off + 0.08, colors="k", lw=0.8)
-                ax.text(100 * hi, yi + off, f" {_rate_pct(c['rate'])} ({c['events']}/{c['trials']:,})", fontsize=6,
-                        va="center")
-        ax.set_yticks(y, [f"{g} (n={a['groups'][g]}){' *' if a['groups'][g] < fair['small_subjects'] else ''}"
-                          for g in groups], fontsize=7)
+                ax.text(
+                    100 * hi,
+                    yi + off,
+                    f" {_rate_pct(c['rate'])} ({c['events']}/{c['trials']:,})",
+                    fontsize=6,
+                    va="center",
+                )
+        ax.set_yticks(
+            y,
+            [f"{g} (n={a['groups'][g]}){' *' if a['groups'][g] < fair['small_subjects'] else ''}" for g in groups],
+            fontsize=7,
+        )
         ax.set_xlim(0, 118)
         ax.set(xlabel="false match rate (%)")
         ax.set_title(f"{name}: FMR at {key} by the probe's group (measured, all impostor pairs)", fontsize=9)
         ax.grid(alpha=0.3, axis="x")
-        ax.legend(handles=[Patch(color="#c0392b", alpha=0.85, label="same-group impostor pairs"),
-                           Patch(color="#2e86c1", alpha=0.85, label="cross-group impostor pairs")],
-                  fontsize=7, loc="lower right")
-    fig.supxlabel(f"* fewer than {fair['small_subjects']} people: indicative only. Bars: 95% interval, solid = "
-                  "bootstrap over people, dashed = one-sided exact bound (0 or all events)", fontsize=7)
+        ax.legend(
+            handles=[
+                Patch(color="#c0392b", alpha=0.85, label="same-group impostor pairs"),
+                Patch(color="#2e86c1", alpha=0.85, label="cross-group impostor pairs"),
+            ],
+            fontsize=7,
+            loc="lower right",
+        )
+    fig.supxlabel(
+        f"* fewer than {fair['small_subjects']} people: indicative only. Bars: 95% interval, solid = "
+        "bootstrap over people, dashed = one-sided exact bound (0 or all events)",
+        fontsize=7,
+    )
     return _png(fig)
 
 
@@ -551,51 +702,80 @@ def fairness_section(results: dict) -> str:
     head = "".join(f"<th>FMR at {t}</th>" for t in thr)
     overall = "".join(
         f"<tr><td>{'same' if split == 'same' else 'different'} {e(main)}</td>"
-        + "".join(f"<td>{e(fairness_cell_text(a['fmr_overall'][split][t]))}</td>" for t in thr) + "</tr>"
-        for split in ("same", "cross"))
-    parts = [f"""<h2>Demographic differentials</h2>
-<p>Measured on real faces: {e(fair.get('pairs', ''))}. {fair['n_impostor_pairs']:,} impostor pairs and
-{fair['n_genuine_pairs']:,} genuine pairs. Groups are self-reported ({e(', '.join(fair['group_columns']))}).
+        + "".join(f"<td>{e(fairness_cell_text(a['fmr_overall'][split][t]))}</td>" for t in thr)
+        + "</tr>"
+        for split in ("same", "cross")
+    )
+    parts = [
+        f"""<h2>Demographic differentials</h2>
+<p>Measured on real faces: {e(fair.get("pairs", ""))}. {fair["n_impostor_pairs"]:,} impostor pairs and
+{fair["n_genuine_pairs"]:,} genuine pairs. Groups are self-reported ({e(", ".join(fair["group_columns"]))}).
 A pair is same-group when both people share the value (for {e(main)}: every value). 95% intervals come from a
 bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events.
-Cells with fewer than {fair['small_subjects']} people are shown but marked small: indicative only.
+Cells with fewer than {fair["small_subjects"]} people are shown but marked small: indicative only.
 FNMR counts genuine pairs over the threshold; on E2 captures only captures with a detected face count (see E2's
 detection rate). FPIR: each probe searched against everyone else's photos. E2 rank-1 is per mated person.</p>
-<table><tr><th>impostor pairs</th>{head}</tr>{overall}</table>"""]
+<table><tr><th>impostor pairs</th>{head}</tr>{overall}</table>"""
+    ]
     for name, at in fair["attributes"].items():
         r = at["fmr_ratio"]
         if r["ratio"] is not None:
             ci = r["ci95"]
-            ratio = (f"{r['ratio']:.3g} ({e(r['highest'])} over {e(r['lowest'])}; 95% {ci[0]:.3g}-"
-                     f"{'unbounded' if ci[1] is None else f'{ci[1]:.3g}'})")
+            ratio = (
+                f"{r['ratio']:.3g} ({e(r['highest'])} over {e(r['lowest'])}; 95% {ci[0]:.3g}-"
+                f"{'unbounded' if ci[1] is None else f'{ci[1]:.3g}'})"
+            )
         elif r["unbounded"]:
             lb = r["lower_bound"]
-            ratio = (f"unbounded ({e(r['highest'])} over {e(r['lowest'])}, which has no false match); "
-                     f"lower bound {'n/a' if lb is None else f'{lb:.3g}'}")
+            ratio = (
+                f"unbounded ({e(r['highest'])} over {e(r['lowest'])}, which has no false match); "
+                f"lower bound {'n/a' if lb is None else f'{lb:.3g}'}"
+            )
         else:
             ratio = e(r["note"] or "n/a")
         ratio += f" [{e(r['flag'])}]" if r["flag"] else ""
-        cols = ["people", f"FMR at {key}, same group", f"FMR at {key}, other groups", f"FNMR at {key}",
-                f"FPIR at {key} (mate removed)"]
+        cols = [
+            "people",
+            f"FMR at {key}, same group",
+            f"FMR at {key}, other groups",
+            f"FNMR at {key}",
+            f"FPIR at {key} (mate removed)",
+        ]
         levels = list(dict.fromkeys([*at["fnmr_e2"], *at["e2_rank1"]]))
-        e2_cols = [c for lv in levels for c in ([f"E2 {lv}: FNMR at {key}"] if lv in at["fnmr_e2"] else [])
-                   + ([f"E2 {lv}: rank-1"] if lv in at["e2_rank1"] else [])]
+        e2_cols = [
+            c
+            for lv in levels
+            for c in ([f"E2 {lv}: FNMR at {key}"] if lv in at["fnmr_e2"] else [])
+            + ([f"E2 {lv}: rank-1"] if lv in at["e2_rank1"] else [])
+        ]
         rows, e2_rows = [], []
         for g, n in at["groups"].items():
-            cells = [str(n), fairness_cell_text(at["fmr"][g]["same"][key]),
-                     fairness_cell_text(at["fmr"][g]["cross"][key]), fairness_cell_text(at["fnmr"][g][key]),
-                     fairness_cell_text(at["fpir"][g][key])]
+            cells = [
+                str(n),
+                fairness_cell_text(at["fmr"][g]["same"][key]),
+                fairness_cell_text(at["fmr"][g]["cross"][key]),
+                fairness_cell_text(at["fnmr"][g][key]),
+                fairness_cell_text(at["fpir"][g][key]),
+            ]
             rows.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
-            e2 = [fairness_cell_text(c) for lv in levels for c in
-                  ([at["fnmr_e2"][lv][g][key]] if lv in at["fnmr_e2"] else [])
-                  + ([at["e2_rank1"][lv].get(g)] if lv in at["e2_rank1"] else [])]
+            e2 = [
+                fairness_cell_text(c)
+                for lv in levels
+                for c in ([at["fnmr_e2"][lv][g][key]] if lv in at["fnmr_e2"] else [])
+                + ([at["e2_rank1"][lv].get(g)] if lv in at["e2_rank1"] else [])
+            ]
             e2_rows.append(f"<tr><td>{e(g)}</td>" + "".join(f"<td>{e(c)}</td>" for c in e2) + "</tr>")
-        e2_table = (f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in e2_cols)}</tr>"
-                    f"{''.join(e2_rows)}</table>" if e2_cols else "")
-        parts.append(f"<h3>By {e(name)}</h3><p>Highest over lowest group FMR at {key} "
-                     f"(groups of at least {fair['small_subjects']} people when there are two): {ratio}</p>"
-                     f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>"
-                     f"{e2_table}")
+        e2_table = (
+            f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in e2_cols)}</tr>{''.join(e2_rows)}</table>"
+            if e2_cols
+            else ""
+        )
+        parts.append(
+            f"<h3>By {e(name)}</h3><p>Highest over lowest group FMR at {key} "
+            f"(groups of at least {fair['small_subjects']} people when there are two): {ratio}</p>"
+            f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>"
+            f"{e2_table}"
+        )
     if fair.get("tail_check"):
         parts.append(fairness_tail_section(fair["tail_check"]))
     return "\n".join(parts)
@@ -606,20 +786,26 @@ def fairness_tail_section(check: dict) -> str:
     e = html.escape
     if not check.get("by_attribute"):
         return f"<h3>Tail model by group</h3><p>{e(check.get('note') or 'not run')}</p>"
-    parts = [f"<h3>Tail model by group</h3><p>Model: {e(check['tail_model'])}. Simulated rates (the model's "
-             "chance that one random face of someone else lies within the threshold) beside measured ones. "
-             "A verdict of 'within' where the measured interval starts at 0 is a weak check: the measured "
-             "interval is wide.</p>"]
+    parts = [
+        f"<h3>Tail model by group</h3><p>Model: {e(check['tail_model'])}. Simulated rates (the model's "
+        "chance that one random face of someone else lies within the threshold) beside measured ones. "
+        "A verdict of 'within' where the measured interval starts at 0 is a weak check: the measured "
+        "interval is wide.</p>"
+    ]
     for attr, c in check["by_attribute"].items():
         rows = "".join(
             f"<tr><td>{e(r['group'])}</td><td>{r['threshold']:g}</td><td>{e(_rate_pct(r['real_rate']))} "
             f"({r['events']}/{r['pairs']:,}; 95% {e(_rate_pct(r['real_ci95'][0]))}-{e(_rate_pct(r['real_ci95'][1]))})"
             f"{' [small: indicative only]' if r['flag'] else ''}</td><td>{e(_rate_pct(r['model_rate']))} "
             f"(95% {e(_rate_pct(r['model_ci95'][0]))}-{e(_rate_pct(r['model_ci95'][1]))})</td>"
-            f"<td>{e(r['verdict'])}</td></tr>" for r in c["rows"])
-        parts.append(f"<p><b>{e(attr)}</b>: {e(c['summary'])}. {e(c['note'])}.</p><table><tr><th>group</th>"
-                     "<th>threshold</th><th>measured FMR</th><th>model (simulated)</th><th>verdict</th></tr>"
-                     f"{rows}</table>")
+            f"<td>{e(r['verdict'])}</td></tr>"
+            for r in c["rows"]
+        )
+        parts.append(
+            f"<p><b>{e(attr)}</b>: {e(c['summary'])}. {e(c['note'])}.</p><table><tr><th>group</th>"
+            "<th>threshold</th><th>measured FMR</th><th>model (simulated)</th><th>verdict</th></tr>"
+            f"{rows}</table>"
+        )
     return "\n".join(parts)
 
 
@@ -658,17 +844,24 @@ def scaling_summary_lines(results: dict) -> list[str]:
     if not pts:
         return []
     lines = ["Scaling, E1 rank-1 by gallery size [kind] (range):"]
-    lines += [f"  {p['gallery_size']:>13,} [{p['kind']}] {_pct_range(p['rank1'], p['rank1_range'])}; rank-10 "
-              f"{_pct_range(p['rank10'], p['rank10_range'])}; FPIR at threshold "
-              f"{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}" for p in pts]
+    lines += [
+        f"  {p['gallery_size']:>13,} [{p['kind']}] {_pct_range(p['rank1'], p['rank1_range'])}; rank-10 "
+        f"{_pct_range(p['rank10'], p['rank10_range'])}; FPIR at threshold "
+        f"{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}"
+        for p in pts
+    ]
     v = results["scaling_detail"]["distractor_model"].get("validation")
     if v and "error" in v:
         lines.append(f"No tail model: {v['error']}; no prediction past the searched sizes")
     elif v:
-        verdict = ", ".join(f"{t:g}: {'not judged' if ok is None else ('pass' if ok else 'FAIL')}"
-                            for t, ok in zip(v["thresholds"], v["pass"]))
-        lines.append(f"Tail model on held-out people ({v['k_folds']} folds, {v['n_real_pairs']:,} impostor pairs): "
-                     f"{verdict}; nearest-impostor PIT KS p = {v['pit_ks_p']:.2g}")
+        verdict = ", ".join(
+            f"{t:g}: {'not judged' if ok is None else ('pass' if ok else 'FAIL')}"
+            for t, ok in zip(v["thresholds"], v["pass"])
+        )
+        lines.append(
+            f"Tail model on held-out people ({v['k_folds']} folds, {v['n_real_pairs']:,} impostor pairs): "
+            f"{verdict}; nearest-impostor PIT KS p = {v['pit_ks_p']:.2g}"
+        )
     return lines
 
 
@@ -679,8 +872,9 @@ def scaling_paper_row(results: dict) -> str:
     by_kind = {}
     for p in pts:
         by_kind[p["kind"]] = p  # the largest size of each kind
-    parts = [f"rank-1 at {p['gallery_size']:,} ({k}): {_pct_range(p['rank1'], p['rank1_range'])}"
-             for k, p in by_kind.items()]
+    parts = [
+        f"rank-1 at {p['gallery_size']:,} ({k}): {_pct_range(p['rank1'], p['rank1_range'])}" for k, p in by_kind.items()
+    ]
     return "; ".join(parts)
 
 
@@ -698,26 +892,30 @@ def tail_validation_html(results: dict) -> str:
         lo, hi = v["model_rate_ci95"][i]
         ok = v["pass"][i]
         word = "not judged" if ok is None else ("pass" if ok else "fail")
-        rows.append(f"<tr><td>{t:g}</td><td>{v['real_count'][i]} ({v['real_rate'][i]:.2e})</td>"
-                    f"<td>{v['real_count_ci95'][i][0]:.1f}-{v['real_count_ci95'][i][1]:.1f}</td>"
-                    f"<td>{v['model_count'][i]:.1f} ({v['model_rate'][i]:.2e})</td>"
-                    f"<td>{lo * n:.1f}-{hi * n:.1f} ({lo:.2e}-{hi:.2e})</td><td>{word}</td>"
-                    f"<td>{e(v['verdict'][i])}</td></tr>")
+        rows.append(
+            f"<tr><td>{t:g}</td><td>{v['real_count'][i]} ({v['real_rate'][i]:.2e})</td>"
+            f"<td>{v['real_count_ci95'][i][0]:.1f}-{v['real_count_ci95'][i][1]:.1f}</td>"
+            f"<td>{v['model_count'][i]:.1f} ({v['model_rate'][i]:.2e})</td>"
+            f"<td>{lo * n:.1f}-{hi * n:.1f} ({lo:.2e}-{hi:.2e})</td><td>{word}</td>"
+            f"<td>{e(v['verdict'][i])}</td></tr>"
+        )
     others = "".join(
         f"<li>{e(o['tail_model'])}: {', '.join(f'{t:g}: ' + ('not judged' if ok is None else ('pass' if ok else 'fail')) for t, ok in zip(o['thresholds'], o['pass']))}; "
-        f"PIT KS p = {o['pit_ks_p']:.2g}</li>" for o in v.get("other_models", []))
+        f"PIT KS p = {o['pit_ks_p']:.2g}</li>"
+        for o in v.get("other_models", [])
+    )
     pit_ok = v["pit_ks_p"] is not None and v["pit_ks_p"] >= 0.05
     return f"""<h3>Tail model validated on held-out people</h3>
-<p>Model: {e(v['tail_model'])}. {v['k_folds']} folds over people: each fold's people are left out of the fit, then the
+<p>Model: {e(v["tail_model"])}. {v["k_folds"]} folds over people: each fold's people are left out of the fit, then the
 model predicts how many of their {n:,} (probe, enrolled face of someone else) pairs, summed over folds, fall under each
 distance. A threshold passes when the real count's exact Poisson 95% interval meets the model's 95% interval
-({v['n_boot']} subject-bootstrap refits) and that interval is informative (upper/lower at most 10x at 0.45-0.50, 3x at
+({v["n_boot"]} subject-bootstrap refits) and that interval is informative (upper/lower at most 10x at 0.45-0.50, 3x at
 0.55-0.60); where neither side has a pair it is not judged.</p>
 <table><tr><th>distance</th><th>real pairs (share)</th><th>real, Poisson 95%</th><th>model (share)</th>
-<th>model 95% interval</th><th>verdict</th><th>why</th></tr>{''.join(rows)}</table>
-<p>Calibration of each probe's nearest impostor (PIT, {v['n_pit']} probes): KS p = {v['pit_ks_p']:.2g}
-({v['pit_share_below_0.01']:.1%} below 0.01, {v['pit_share_above_0.99']:.1%} above 0.99).
-{'The PIT is consistent with uniform.' if pit_ok else 'The PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor; per-person predictions carry that error, and the ranges below are wide for that reason too.'}</p>
+<th>model 95% interval</th><th>verdict</th><th>why</th></tr>{"".join(rows)}</table>
+<p>Calibration of each probe's nearest impostor (PIT, {v["n_pit"]} probes): KS p = {v["pit_ks_p"]:.2g}
+({v["pit_share_below_0.01"]:.1%} below 0.01, {v["pit_share_above_0.99"]:.1%} above 0.99).
+{"The PIT is consistent with uniform." if pit_ok else "The PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor; per-person predictions carry that error, and the ranges below are wide for that reason too."}</p>
 <ul>{others}</ul>"""
 
 
@@ -730,19 +928,24 @@ def scaling_table_html(results: dict) -> str:
         for p in c.get("points") or []:
             thr = p.get("threshold_for_fpir_1pct")
             thr_rng = p.get("threshold_for_fpir_1pct_range") or [None, None]
-            thr_txt = "none reaches it" if thr is not None and thr < 0.01 else (
-                f"{thr:.3f} ({thr_rng[0]:.3f}-{thr_rng[1]:.3f})" if thr is not None else "n/a")
-            body.append(f"<tr><td>{e(name)}</td><td>{p['gallery_size']:,}</td><td>{e(p['kind'])}</td>"
-                        f"<td>{_pct_range(p['rank1'], p['rank1_range'])}</td><td>{_pct_range(p['rank10'], p['rank10_range'])}</td>"
-                        f"<td>{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}</td>"
-                        f"<td>{_pct_range(p['wrong_top_under_threshold'], p['wrong_top_range'])}</td><td>{thr_txt}</td></tr>")
+            thr_txt = (
+                "none reaches it"
+                if thr is not None and thr < 0.01
+                else (f"{thr:.3f} ({thr_rng[0]:.3f}-{thr_rng[1]:.3f})" if thr is not None else "n/a")
+            )
+            body.append(
+                f"<tr><td>{e(name)}</td><td>{p['gallery_size']:,}</td><td>{e(p['kind'])}</td>"
+                f"<td>{_pct_range(p['rank1'], p['rank1_range'])}</td><td>{_pct_range(p['rank10'], p['rank10_range'])}</td>"
+                f"<td>{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}</td>"
+                f"<td>{_pct_range(p['wrong_top_under_threshold'], p['wrong_top_range'])}</td><td>{thr_txt}</td></tr>"
+            )
     return f"""<h3>Identification and open-set errors by gallery size</h3>
-<p><b>How each number is labelled.</b> {e(sc.get('kind_rule', ''))}. Measured ranges are 95% Wilson intervals over
+<p><b>How each number is labelled.</b> {e(sc.get("kind_rule", ""))}. Measured ranges are 95% Wilson intervals over
 people; simulated and extrapolated ranges span two tail models, each over subject-bootstrap refits with people
 resampled, the exact search over Gaussian distractors and three distractor seeds. FPIR and the wrong-top share at
-sizes past the real gallery come from the tail model in closed form (threshold {sc.get('threshold', 'n/a')}); the
+sizes past the real gallery come from the tail model in closed form (threshold {sc.get("threshold", "n/a")}); the
 threshold for FPIR 1% is the tail model's at every size ("none reaches it" where even distance 0 gives more than
 1%).</p>
 <table><tr><th>curve</th><th>gallery size</th><th>kind</th><th>rank-1 (range)</th><th>rank-10 (range)</th>
 <th>FPIR at threshold (range)</th><th>top candidate a wrong person under threshold (range)</th>
-<th>threshold for FPIR 1% (range)</th></tr>{''.join(body)}</table>"""
+<th>threshold for FPIR 1% (range)</th></tr>{"".join(body)}</table>"""

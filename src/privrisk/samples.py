@@ -18,8 +18,10 @@ from .errors import ManifestError
 
 __all__ = ["ATTRIBUTION", "ATTRIBUTION_URL", "dataset_dir", "sample_data_dir", "sample_file", "sample_manifest"]
 
-ATTRIBUTION = ("Faces: DeBruine, L., & Jones, B. (2017). Face Research Lab London Set (Version 5). "
-               "figshare. https://doi.org/10.6084/m9.figshare.5047666.v5 - CC BY 4.0")
+ATTRIBUTION = (
+    "Faces: DeBruine, L., & Jones, B. (2017). Face Research Lab London Set (Version 5). "
+    "figshare. https://doi.org/10.6084/m9.figshare.5047666.v5 - CC BY 4.0"
+)
 ATTRIBUTION_URL = "https://doi.org/10.6084/m9.figshare.5047666.v5"
 
 _MARKER = "london_neutral.csv"
@@ -41,8 +43,10 @@ def sample_data_dir() -> Path:
     for place in places:
         if (place / _MARKER).is_file():
             return place
-    raise ManifestError(f"sample data not found (looked in {', '.join(map(str, places))}); "
-                        "reinstall privrisk or run it from a checkout of the project")
+    raise ManifestError(
+        f"sample data not found (looked in {', '.join(map(str, places))}); "
+        "reinstall privrisk or run it from a checkout of the project"
+    )
 
 
 def sample_file(name: str) -> Path:
@@ -72,4 +76,5 @@ def dataset_dir(override: str | os.PathLike | None = None) -> Path:
             return c
     raise ManifestError(
         f"sample images not found in {why} (looked in {', '.join(map(str, candidates))}: no subjects.csv "
-        f"and neutral/ there); set PRIVRISK_DATASET_DIR to a copy of the London face set ({ATTRIBUTION_URL})")
+        f"and neutral/ there); set PRIVRISK_DATASET_DIR to a copy of the London face set ({ATTRIBUTION_URL})"
+    )

@@ -46,24 +46,41 @@ class SampleWorld:
         return len(self.vectors)
 
 
-def build_sample_world(model: FaceModel | None = None, *, cache: EmbeddingCache | None = None,
-                       n_distractors: int = 1_000_000, seed: int = 2011, root=None, workers: int | None = 1,
-                       settings: FaceSettings = FaceSettings()) -> SampleWorld:
+def build_sample_world(
+    model: FaceModel | None = None,
+    *,
+    cache: EmbeddingCache | None = None,
+    n_distractors: int = 1_000_000,
+    seed: int = 2011,
+    root=None,
+    workers: int | None = 1,
+    settings: FaceSettings = FaceSettings(),
+) -> SampleWorld:
     """Embed the sample set (neutral for the gallery; both for fitting the distractor model) and draw
     ``n_distractors`` seeded distractors. Done once per process; the app keeps it as a shared resource."""
     root = dataset_dir(root)
     rows = {kind: read_manifest(sample_manifest(kind), root).rows for kind in ("neutral", "smiling")}
-    results = {kind: embed_batch([r.image for r in rs], settings, model=model, cache=cache, workers=workers)
-               for kind, rs in rows.items()}
+    results = {
+        kind: embed_batch([r.image for r in rs], settings, model=model, cache=cache, workers=workers)
+        for kind, rs in rows.items()
+    }
     ok = [(r, res) for r, res in zip(rows["neutral"], results["neutral"]) if res.ok]
     vectors = np.array([res.faces[0].embedding for _, res in ok], np.float32)
-    every = np.vstack([vectors] + [np.array([res.faces[0].embedding for res in results["smiling"] if res.ok],
-                                            np.float32)])
+    every = np.vstack(
+        [vectors] + [np.array([res.faces[0].embedding for res in results["smiling"] if res.ok], np.float32)]
+    )
     dm = DistractorModel.fit(every)
     distractors = dm.sample(n_distractors, seed=seed) if n_distractors else np.zeros((0, 128), np.float32)
     index = faiss_index.build_index(distractors)
-    return SampleWorld(vectors=vectors, subjects=[r.subject_id for r, _ in ok], images=[str(r.image) for r, _ in ok],
-                       model=dm, distractors=distractors, index=index, tail_models=tuple(tailmodel.load_models()))
+    return SampleWorld(
+        vectors=vectors,
+        subjects=[r.subject_id for r, _ in ok],
+        images=[str(r.image) for r, _ in ok],
+        model=dm,
+        distractors=distractors,
+        index=index,
+        tail_models=tuple(tailmodel.load_models()),
+    )
 
 
 def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = FaceSettings()) -> Face:
@@ -72,8 +89,11 @@ def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSetti
     result = embed_image(data, model, settings, name=name)
     if not result.ok:
         if result.error == "no face found":
-            raise FaceNotFound(name, "no face found - use a clear, front-facing photo with your face at least "
-                                     f"{settings.min_face_px} pixels wide")
+            raise FaceNotFound(
+                name,
+                "no face found - use a clear, front-facing photo with your face at least "
+                f"{settings.min_face_px} pixels wide",
+            )
         raise ImageError(name, result.error)
     return result.chosen("error")[0]
 
@@ -105,14 +125,21 @@ class Findability:
         return min(self.sizes, key=lambda s: abs(np.log10(s.gallery_size) - np.log10(size)))
 
     def to_dict(self) -> dict:
-        return {"distance": self.distance, "threshold": self.threshold, "match": self.is_match,
-                "nearest_sample": self.nearest_sample, "nearest_sample_distance": self.nearest_sample_distance,
-                "sizes": [{**vars(s), "p_rank1_range": list(s.p_rank1_range) if s.p_rank1_range else None}
-                          for s in self.sizes]}
+        return {
+            "distance": self.distance,
+            "threshold": self.threshold,
+            "match": self.is_match,
+            "nearest_sample": self.nearest_sample,
+            "nearest_sample_distance": self.nearest_sample_distance,
+            "sizes": [
+                {**vars(s), "p_rank1_range": list(s.p_rank1_range) if s.p_rank1_range else None} for s in self.sizes
+            ],
+        }
 
 
-def findability(profile_photo: np.ndarray, snapshot: np.ndarray, world: SampleWorld, *,
-                sizes=DEFAULT_SIZES, threshold: float = 0.6) -> Findability:
+def findability(
+    profile_photo: np.ndarray, snapshot: np.ndarray, world: SampleWorld, *, sizes=DEFAULT_SIZES, threshold: float = 0.6
+) -> Findability:
     """Where the snapshot ranks your profile photo in galleries of ``sizes`` people (you, the sample
     faces, then distractors)."""
     p = np.asarray(profile_photo, np.float32).reshape(1, -1)
@@ -152,11 +179,14 @@ def findability(profile_photo: np.ndarray, snapshot: np.ndarray, world: SampleWo
         else:
             expected = 1 + sample_closer + n_distr * tail
             rows.append(SizeResult(n, float(expected), float(no_real_ahead * p1_tail[j]), False, "extrapolated", rng))
-    return Findability(distance=d, threshold=threshold,
-                       nearest_sample=sample_names[nearest] if nearest >= 0 else "",
-                       nearest_sample_distance=float(sample_d[nearest]) if nearest >= 0 else float("inf"),
-                       nearest_sample_image=sample_images[nearest] if nearest >= 0 else "",
-                       sizes=tuple(rows))
+    return Findability(
+        distance=d,
+        threshold=threshold,
+        nearest_sample=sample_names[nearest] if nearest >= 0 else "",
+        nearest_sample_distance=float(sample_d[nearest]) if nearest >= 0 else float("inf"),
+        nearest_sample_image=sample_images[nearest] if nearest >= 0 else "",
+        sizes=tuple(rows),
+    )
 
 
 def _tail_predictions(models, q: np.ndarray, d: float, n_distr: np.ndarray):
@@ -167,15 +197,16 @@ def _tail_predictions(models, q: np.ndarray, d: float, n_distr: np.ndarray):
     vals = []
     for m in models:
         for rep in range(len(m.boot) + 1):
-            vals.append(tailmodel.rank_probabilities(m, q, np.array([d]), n_distr,
-                                                     params=tailmodel.replicate_params(m, rep))[0])
+            vals.append(
+                tailmodel.rank_probabilities(m, q, np.array([d]), n_distr, params=tailmodel.replicate_params(m, rep))[0]
+            )
     vals = np.array(vals)
     primary = models[0]
     f = float(tailmodel.pair_cdf(primary, q, np.array([d]))[0, 0])
     point = tailmodel.rank_probabilities(primary, q, np.array([d]), n_distr)[0]
     per_model, start = [], 0
     for m in models:
-        block = vals[start:start + len(m.boot) + 1]
+        block = vals[start : start + len(m.boot) + 1]
         start += len(m.boot) + 1
         per_model.append(np.quantile(block, [0.025, 0.975], axis=0))
     lo = np.minimum(np.min([pm[0] for pm in per_model], axis=0), point)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import mmap
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -28,8 +28,16 @@ from .fileio import atomic_write
 from .models import EMBEDDING_DIM
 
 
-def build_shards(chunks: Iterable[np.ndarray], out_dir: str | os.PathLike, train: np.ndarray, *,
-                 nlist: int = 1024, m: int = 32, shard_size: int = 5_000_000, seed: int = 0) -> dict:
+def build_shards(
+    chunks: Iterable[np.ndarray],
+    out_dir: str | os.PathLike,
+    train: np.ndarray,
+    *,
+    nlist: int = 1024,
+    m: int = 32,
+    shard_size: int = 5_000_000,
+    seed: int = 0,
+) -> dict:
     """Write a sharded IVF-PQ gallery from ``chunks`` of (n, 128) vectors; ids follow input order.
 
     ``train`` is a sample of the vectors for the coarse quantizer and the PQ codebooks."""
@@ -49,7 +57,7 @@ def build_shards(chunks: Iterable[np.ndarray], out_dir: str | os.PathLike, train
                 if current is None:
                     current, start = faiss.clone_index(trained), total
                 take = min(len(x) - pos, shard_size - current.ntotal)
-                current.add_with_ids(x[pos:pos + take], np.arange(total, total + take, dtype=np.int64))
+                current.add_with_ids(x[pos : pos + take], np.arange(total, total + take, dtype=np.int64))
                 pos, total = pos + take, total + take
                 if current.ntotal >= shard_size:
                     shards.append(_save_shard(current, out, len(shards), start, total))
@@ -105,5 +113,6 @@ class ShardedIndex:
                 exact[order] = np.linalg.norm(vecs - q[row], axis=1)
                 dist[row, ok] = exact
         top = np.argsort(dist, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(dist, top, 1), np.where(np.isfinite(np.take_along_axis(dist, top, 1)),
-                                                          np.take_along_axis(cand, top, 1), -1)
+        return np.take_along_axis(dist, top, 1), np.where(
+            np.isfinite(np.take_along_axis(dist, top, 1)), np.take_along_axis(cand, top, 1), -1
+        )

@@ -56,9 +56,9 @@ INFORMATIVE_RATIO = {0.45: 10.0, 0.50: 10.0, 0.55: 3.0, 0.60: 3.0}
 KINDS = ("gpd", "normal")
 NAMES = {
     "gpd": "squared distances centred by their exact per-probe mean, per-probe shift (covariate + empirical-Bayes spread), "
-           "generalised Pareto lower tail below the 5% quantile (MLE)",
+    "generalised Pareto lower tail below the 5% quantile (MLE)",
     "normal": "squared distances centred by their exact per-probe mean, per-probe shift (covariate + empirical-Bayes spread), "
-              "normal lower tail matched to the residuals below the 5% quantile (probability-plot least squares)",
+    "normal lower tail matched to the residuals below the 5% quantile (probability-plot least squares)",
     "gaussian": "Gaussian distractors (mean + Ledoit-Wolf covariance), saddlepoint tail (distractors.py)",
 }
 
@@ -78,7 +78,7 @@ class Standardizer:
     c_sd: float
 
     @classmethod
-    def fit(cls, faces: np.ndarray) -> "Standardizer":
+    def fit(cls, faces: np.ndarray) -> Standardizer:
         x = np.asarray(faces, np.float64)
         mu = x.mean(axis=0)
         q = ((x - mu) ** 2).sum(axis=1)
@@ -88,7 +88,7 @@ class Standardizer:
         """(centre, unit) of D^2 to a random reference face, and the standardised covariate, per probe.
         The centre is the exact mean ``||p - mu||^2 + T``; the unit is one global scale ``2 sqrt(V0)``."""
         v = np.atleast_2d(np.asarray(probes, np.float64)) - self.mu
-        c = (v ** 2).sum(axis=1)
+        c = (v**2).sum(axis=1)
         return c + self.T, np.full(len(c), 2 * np.sqrt(max(self.V0, 1e-24))), (c - self.c_mean) / self.c_sd
 
 
@@ -172,7 +172,7 @@ def node_cdf(model: TailModel, probes: np.ndarray, radius, groups=None, params: 
     r = np.asarray(radius, np.float64)
     r = r.reshape(1, 1) if r.ndim == 0 else (r[:, None] if r.ndim == 1 else r)
     r = np.broadcast_to(r, (len(m), r.shape[1]))
-    z = (r ** 2 - m[:, None]) / sd[:, None]
+    z = (r**2 - m[:, None]) / sd[:, None]
     a = _shifts(p, cstd, groups)
     return residual_cdf(p, z[:, :, None] - a[:, None, :])
 
@@ -195,7 +195,7 @@ def _pairs_z(std: Standardizer, probes, gallery):
     m, sd, cstd = std.moments(probes)
     p = np.asarray(probes, np.float64)
     g = np.asarray(gallery, np.float64)
-    d2 = (p ** 2).sum(1)[:, None] + (g ** 2).sum(1)[None, :] - 2 * p @ g.T
+    d2 = (p**2).sum(1)[:, None] + (g**2).sum(1)[None, :] - 2 * p @ g.T
     return (np.maximum(d2, 0) - m[:, None]) / sd[:, None], cstd
 
 
@@ -225,7 +225,7 @@ def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind:
     else:
         beta, alpha = 0.0, float(np.mean(y)) if len(y) else 0.0
     resid = y - (alpha + beta * x)
-    noise = SHIFT_QUANTILE * (1 - SHIFT_QUANTILE) / (n_row[rows] * dens ** 2)
+    noise = SHIFT_QUANTILE * (1 - SHIFT_QUANTILE) / (n_row[rows] * dens**2)
     tau = float(np.sqrt(max(resid.var() - noise.mean(), 0.0))) if len(y) >= 3 else 0.0
     gshift = {}
     if groups is not None:
@@ -239,8 +239,9 @@ def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind:
     u = float(np.quantile(e, TAIL_SHARE))
     below = e[e < u]
     if len(below) < MIN_TAIL_POINTS:
-        raise ValueError(f"only {len(below)} impostor distances below the tail threshold; a tail fit needs "
-                         f"{MIN_TAIL_POINTS}")
+        raise ValueError(
+            f"only {len(below)} impostor distances below the tail threshold; a tail fit needs {MIN_TAIL_POINTS}"
+        )
     if kind == "gpd":
         xi, _, sigma = stats.genpareto.fit(u - below, floc=0)
         a, b = float(xi), float(sigma)
@@ -248,12 +249,30 @@ def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind:
         a, b = _fit_normal_tail(below, u, len(e))
     else:
         raise ValueError(f"unknown tail kind {kind!r}; one of {KINDS}")
-    return TailParams(kind=kind, u=u, a=a, b=b, body=np.quantile(e, BODY_P), alpha=float(alpha), beta=float(beta),
-                      tau=tau, group_shift=gshift)
+    return TailParams(
+        kind=kind,
+        u=u,
+        a=a,
+        b=b,
+        body=np.quantile(e, BODY_P),
+        alpha=float(alpha),
+        beta=float(beta),
+        tau=tau,
+        group_shift=gshift,
+    )
 
 
-def fit(probes: np.ndarray, probe_subjects, gallery: np.ndarray, gallery_subjects, *, kind: str = "gpd",
-        probe_groups=None, n_boot: int = 200, seed: int = 0) -> TailModel:
+def fit(
+    probes: np.ndarray,
+    probe_subjects,
+    gallery: np.ndarray,
+    gallery_subjects,
+    *,
+    kind: str = "gpd",
+    probe_groups=None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> TailModel:
     """Fit the tail model to every (probe, gallery face) pair of different subjects.
 
     ``probe_groups`` (optional, one label per probe, e.g. self-reported gender or ethnicity) adds a
@@ -288,12 +307,20 @@ def fit(probes: np.ndarray, probe_subjects, gallery: np.ndarray, gallery_subject
         # copies of one person are that person: never an impostor pair
         bmask = (r_subj[:, None] != c_subj[None, :]) & (r_copy[:, None] != c_copy[None, :])
         try:
-            boot.append(_fit_params(z[np.ix_(ri, ci)], bmask, cstd[ri], None if groups_arr is None else groups_arr[ri],
-                                    kind))
+            boot.append(
+                _fit_params(z[np.ix_(ri, ci)], bmask, cstd[ri], None if groups_arr is None else groups_arr[ri], kind)
+            )
         except (ValueError, RuntimeError, FloatingPointError):  # a degenerate resample: skip it, count it
             continue
-    return TailModel(kind=kind, std=std, params=params, boot=tuple(boot), n_subjects=len(subjects),
-                     n_pairs=int(mask.sum()), seed=seed)
+    return TailModel(
+        kind=kind,
+        std=std,
+        params=params,
+        boot=tuple(boot),
+        n_subjects=len(subjects),
+        n_pairs=int(mask.sum()),
+        seed=seed,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -316,7 +343,11 @@ def predict_pair_rate(model: TailModel, thresholds, probes: np.ndarray, groups=N
     def summary(sel):
         vals = reps[:, sel, :].mean(axis=1)
         lo, hi = _interval(vals[1:], vals[0]) if len(vals) > 1 else (vals[0], vals[0])
-        return {"n": int(np.sum(sel)), "rate": vals[0].tolist(), "rate_ci95": [[float(a), float(b)] for a, b in zip(lo, hi)]}
+        return {
+            "n": int(np.sum(sel)),
+            "rate": vals[0].tolist(),
+            "rate_ci95": [[float(a), float(b)] for a, b in zip(lo, hi)],
+        }
 
     out = {"thresholds": thr.tolist(), **summary(np.ones(len(reps[0]), bool))}
     if groups is not None:
@@ -325,8 +356,18 @@ def predict_pair_rate(model: TailModel, thresholds, probes: np.ndarray, groups=N
     return out
 
 
-def rank_probabilities(model: TailModel, probes: np.ndarray, radius: np.ndarray, n_other, *, owners=None,
-                       n_persons: int | None = None, allowed=None, groups=None, params: TailParams | None = None):
+def rank_probabilities(
+    model: TailModel,
+    probes: np.ndarray,
+    radius: np.ndarray,
+    n_other,
+    *,
+    owners=None,
+    n_persons: int | None = None,
+    allowed=None,
+    groups=None,
+    params: TailParams | None = None,
+):
     """Per person and gallery size, P(at most ``allowed`` of ``n_other`` random other faces lie within
     the person's radius), averaged over the unknown shift.
 
@@ -403,9 +444,19 @@ def _gaussian_fold(train_faces, probes, n_gallery_per_probe, thresholds, n_boot,
     return point, np.array(boots), f
 
 
-def cross_validate(probes: np.ndarray, probe_subjects, gallery: np.ndarray, gallery_subjects, *,
-                   thresholds=THRESHOLDS, k_folds: int = 5, kind: str = "gpd", probe_groups=None,
-                   n_boot: int = 200, seed: int = 0) -> dict:
+def cross_validate(
+    probes: np.ndarray,
+    probe_subjects,
+    gallery: np.ndarray,
+    gallery_subjects,
+    *,
+    thresholds=THRESHOLDS,
+    k_folds: int = 5,
+    kind: str = "gpd",
+    probe_groups=None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict:
     """Subject-level K-fold validation. Each fold's people are held out: the model is fitted on the
     pairs among the other people only, then predicts how many (held-out probe, gallery face of
     someone else) pairs fall under each threshold. Counts and bootstrap replicates are summed over
@@ -423,7 +474,7 @@ def cross_validate(probes: np.ndarray, probe_subjects, gallery: np.ndarray, gall
     fold_id = dict(zip(rng.permutation(subjects), np.arange(len(subjects)) % k_folds))
     pf = np.array([fold_id[s] for s in ps])
     gf = np.array([fold_id[s] for s in gs])
-    d = np.sqrt(np.maximum((p ** 2).sum(1)[:, None] + (g ** 2).sum(1)[None, :] - 2 * p @ g.T, 0))
+    d = np.sqrt(np.maximum((p**2).sum(1)[:, None] + (g**2).sum(1)[None, :] - 2 * p @ g.T, 0))
     imp = ps[:, None] != gs[None, :]
     n_imp = imp.sum(axis=1)
     nearest = np.where(imp, d, np.inf).min(axis=1)
@@ -440,13 +491,22 @@ def cross_validate(probes: np.ndarray, probe_subjects, gallery: np.ndarray, gall
             faces = np.vstack([p[tr_p], g[tr_g]])
             point, boots, f = _gaussian_fold(faces, p[test], n_imp[test], thr, min(n_boot, 20), rng)
             from .distractors import DistractorModel
+
             gm = DistractorModel.fit(faces)
             fn = gm.tail_cdf(p[test], nearest[test])
             pit[test] = 1 - (1 - np.clip(fn, 0, 1)) ** n_imp[test]
         else:
             groups_tr = None if probe_groups is None else np.asarray(probe_groups, dtype=object)[tr_p]
-            model = fit(p[tr_p], ps[tr_p], g[tr_g], gs[tr_g], kind=kind, probe_groups=groups_tr, n_boot=n_boot,
-                        seed=seed + 101 * (k + 1))
+            model = fit(
+                p[tr_p],
+                ps[tr_p],
+                g[tr_g],
+                gs[tr_g],
+                kind=kind,
+                probe_groups=groups_tr,
+                n_boot=n_boot,
+                seed=seed + 101 * (k + 1),
+            )
             fold_models[k] = model
             reps = np.array([pair_cdf(model, p[test], thr[None, :], None, par) for par in model.replicates()])
             counts = (reps * n_imp[test][None, :, None]).sum(axis=1)  # (B+1, R)
@@ -457,7 +517,9 @@ def cross_validate(probes: np.ndarray, probe_subjects, gallery: np.ndarray, gall
         total_point += point
         nb = min(len(boots), len(total_boot)) if total_boot is not None else len(boots)
         total_boot = boots[:nb] if total_boot is None else total_boot[:nb] + boots[:nb]
-    lo, hi = _interval(total_boot, total_point) if total_boot is not None and len(total_boot) else (total_point, total_point)
+    lo, hi = (
+        _interval(total_boot, total_point) if total_boot is not None and len(total_boot) else (total_point, total_point)
+    )
     n_pairs = int(imp.sum())
     real = np.array([(d[imp] <= t).sum() for t in thr])
     verdicts = [judge(int(r), (a, b), t) for r, a, b, t in zip(real, lo, hi, thr)]
@@ -503,24 +565,46 @@ def validation_json(cv: dict) -> dict:
 
 
 def _params_json(p: TailParams) -> dict:
-    return {"kind": p.kind, "u": p.u, "a": p.a, "b": p.b, "body": np.round(p.body, 5).tolist(), "alpha": p.alpha,
-            "beta": p.beta, "tau": p.tau, "group_shift": dict(p.group_shift)}
+    return {
+        "kind": p.kind,
+        "u": p.u,
+        "a": p.a,
+        "b": p.b,
+        "body": np.round(p.body, 5).tolist(),
+        "alpha": p.alpha,
+        "beta": p.beta,
+        "tau": p.tau,
+        "group_shift": dict(p.group_shift),
+    }
 
 
 def _params_from(d: dict) -> TailParams:
-    return TailParams(kind=str(d["kind"]), u=float(d["u"]), a=float(d["a"]), b=float(d["b"]),
-                      body=np.asarray(d["body"], np.float64), alpha=float(d["alpha"]), beta=float(d["beta"]),
-                      tau=float(d["tau"]), group_shift={str(k): float(v) for k, v in d.get("group_shift", {}).items()})
+    return TailParams(
+        kind=str(d["kind"]),
+        u=float(d["u"]),
+        a=float(d["a"]),
+        b=float(d["b"]),
+        body=np.asarray(d["body"], np.float64),
+        alpha=float(d["alpha"]),
+        beta=float(d["beta"]),
+        tau=float(d["tau"]),
+        group_shift={str(k): float(v) for k, v in d.get("group_shift", {}).items()},
+    )
 
 
 def to_json(model: TailModel) -> dict:
     """A plain-JSON dict of the model (parameters only; no code, no pickle)."""
     s = model.std
     return {
-        "format": "privrisk-tail-model/1", "kind": model.kind, "name": model.name, "n_subjects": model.n_subjects,
-        "n_pairs": model.n_pairs, "seed": model.seed, "tail_share": TAIL_SHARE, "shift_quantile": SHIFT_QUANTILE,
-        "standardizer": {"mu": np.round(s.mu, 8).tolist(), "T": s.T, "V0": s.V0, "c_mean": s.c_mean,
-                         "c_sd": s.c_sd},
+        "format": "privrisk-tail-model/1",
+        "kind": model.kind,
+        "name": model.name,
+        "n_subjects": model.n_subjects,
+        "n_pairs": model.n_pairs,
+        "seed": model.seed,
+        "tail_share": TAIL_SHARE,
+        "shift_quantile": SHIFT_QUANTILE,
+        "standardizer": {"mu": np.round(s.mu, 8).tolist(), "T": s.T, "V0": s.V0, "c_mean": s.c_mean, "c_sd": s.c_sd},
         "params": _params_json(model.params),
         "bootstrap": [_params_json(p) for p in model.boot],
     }
@@ -532,13 +616,24 @@ def from_json(data: dict) -> TailModel:
         if data.get("format") != "privrisk-tail-model/1":
             raise ValueError(f"not a privrisk tail model (format {data.get('format')!r})")
         s = data["standardizer"]
-        std = Standardizer(mu=np.asarray(s["mu"], np.float64), T=float(s["T"]), V0=float(s["V0"]),
-                           c_mean=float(s["c_mean"]), c_sd=float(s["c_sd"]))
+        std = Standardizer(
+            mu=np.asarray(s["mu"], np.float64),
+            T=float(s["T"]),
+            V0=float(s["V0"]),
+            c_mean=float(s["c_mean"]),
+            c_sd=float(s["c_sd"]),
+        )
         if std.mu.ndim != 1:
             raise ValueError("standardizer mean must be a vector")
-        return TailModel(kind=str(data["kind"]), std=std, params=_params_from(data["params"]),
-                         boot=tuple(_params_from(b) for b in data.get("bootstrap", [])),
-                         n_subjects=int(data["n_subjects"]), n_pairs=int(data["n_pairs"]), seed=int(data.get("seed", 0)))
+        return TailModel(
+            kind=str(data["kind"]),
+            std=std,
+            params=_params_from(data["params"]),
+            boot=tuple(_params_from(b) for b in data.get("bootstrap", [])),
+            n_subjects=int(data["n_subjects"]),
+            n_pairs=int(data["n_pairs"]),
+            seed=int(data.get("seed", 0)),
+        )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"tail model JSON is missing or has a bad field: {exc}") from None
 
@@ -571,20 +666,28 @@ def calibrate(models, vectors: np.ndarray, subjects, *, thresholds=THRESHOLDS) -
     if len(set(s)) < 2:
         raise ValueError("need faces of at least 2 different people to count impostor pairs")
     thr = np.asarray(thresholds, np.float64)
-    d = np.sqrt(np.maximum((x ** 2).sum(1)[:, None] + (x ** 2).sum(1)[None, :] - 2 * x @ x.T, 0))
+    d = np.sqrt(np.maximum((x**2).sum(1)[:, None] + (x**2).sum(1)[None, :] - 2 * x @ x.T, 0))
     iu = np.triu_indices(len(x), 1)
     imp = (s[:, None] != s[None, :])[iu]
     pair_d = d[iu][imp]
     n_pairs = int(imp.sum())
     n_other = (s[:, None] != s[None, :]).sum(axis=1)
     real = np.array([(pair_d <= t).sum() for t in thr])
-    out = {"thresholds": thr.tolist(), "n_faces": int(len(x)), "n_people": int(len(set(s))), "n_pairs": n_pairs,
-           "real_count": real.astype(int).tolist(), "real_rate": (real / max(n_pairs, 1)).tolist(),
-           "real_count_ci95": [list(poisson_ci(int(r))) for r in real], "models": []}
+    out = {
+        "thresholds": thr.tolist(),
+        "n_faces": int(len(x)),
+        "n_people": int(len(set(s))),
+        "n_pairs": n_pairs,
+        "real_count": real.astype(int).tolist(),
+        "real_rate": (real / max(n_pairs, 1)).tolist(),
+        "real_count_ci95": [list(poisson_ci(int(r))) for r in real],
+        "models": [],
+    }
     for model in models:
         # each unordered pair counted once: half the sum over ordered (face, other face) pairs
-        reps = np.array([(pair_cdf(model, x, thr[None, :], None, p) * n_other[:, None]).sum(axis=0) / 2
-                         for p in model.replicates()])
+        reps = np.array(
+            [(pair_cdf(model, x, thr[None, :], None, p) * n_other[:, None]).sum(axis=0) / 2 for p in model.replicates()]
+        )
         point = reps[0]
         lo, hi = _interval(reps[1:], point) if len(reps) > 1 else (point, point)
         verdicts = []
@@ -594,11 +697,15 @@ def calibrate(models, vectors: np.ndarray, subjects, *, thresholds=THRESHOLDS) -
                 verdicts.append("not judged (no pair on either side)")
             else:
                 verdicts.append("within" if plo <= b and a <= phi else "not within")
-        out["models"].append({"tail_model": model.name, "kind": model.kind,
-                              "model_rate": (point / max(n_pairs, 1)).tolist(),
-                              "model_rate_ci95": [[float(a / max(n_pairs, 1)), float(b / max(n_pairs, 1))]
-                                                  for a, b in zip(lo, hi)],
-                              "verdict": verdicts})
+        out["models"].append(
+            {
+                "tail_model": model.name,
+                "kind": model.kind,
+                "model_rate": (point / max(n_pairs, 1)).tolist(),
+                "model_rate_ci95": [[float(a / max(n_pairs, 1)), float(b / max(n_pairs, 1))] for a, b in zip(lo, hi)],
+                "verdict": verdicts,
+            }
+        )
     return out
 
 
@@ -617,9 +724,9 @@ def wilson(k: float, n: int, level: float = 0.95):
         return 0.0, 1.0
     zq = stats.norm.ppf(1 - (1 - level) / 2)
     p = k / n
-    den = 1 + zq ** 2 / n
-    centre = (p + zq ** 2 / (2 * n)) / den
-    half = zq * np.sqrt(p * (1 - p) / n + zq ** 2 / (4 * n ** 2)) / den
+    den = 1 + zq**2 / n
+    centre = (p + zq**2 / (2 * n)) / den
+    half = zq * np.sqrt(p * (1 - p) / n + zq**2 / (4 * n**2)) / den
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
@@ -630,8 +737,9 @@ def replicate_params(model: TailModel, rep: int) -> TailParams:
     return model.boot[(rep - 1) % len(model.boot)]
 
 
-def crossfit_survival(fold_models: dict, row_fold, vecs, radius, owners, n_persons: int, n_other, *, allowed=None,
-                      rep: int = 0) -> np.ndarray:
+def crossfit_survival(
+    fold_models: dict, row_fold, vecs, radius, owners, n_persons: int, n_other, *, allowed=None, rep: int = 0
+) -> np.ndarray:
     """:func:`rank_probabilities` with each person's rows scored by the model of their fold
     (``fold_models[k]`` never saw fold k's people). All rows of one person must share a fold.
     Returns (n_persons, sizes); persons without rows get 1."""
@@ -646,9 +754,16 @@ def crossfit_survival(fold_models: dict, row_fold, vecs, radius, owners, n_perso
         if not sel.any():
             continue
         persons, local = np.unique(owners[sel], return_inverse=True)
-        out[persons] = rank_probabilities(model, vecs[sel], radius[sel], n_other, owners=local, n_persons=len(persons),
-                                          allowed=None if allowed is None else allowed[persons],
-                                          params=replicate_params(model, rep))
+        out[persons] = rank_probabilities(
+            model,
+            vecs[sel],
+            radius[sel],
+            n_other,
+            owners=local,
+            n_persons=len(persons),
+            allowed=None if allowed is None else allowed[persons],
+            params=replicate_params(model, rep),
+        )
     return out
 
 
@@ -679,9 +794,17 @@ def load_models(path: str | Path | None = None) -> list[TailModel]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def calibrate_manifest(manifest: str | Path, images: str | Path | None = None, *, models_path=None,
-                       face_settings=None, cache=None, workers: int | None = None, progress: bool = False,
-                       thresholds=THRESHOLDS) -> dict:
+def calibrate_manifest(
+    manifest: str | Path,
+    images: str | Path | None = None,
+    *,
+    models_path=None,
+    face_settings=None,
+    cache=None,
+    workers: int | None = None,
+    progress: bool = False,
+    thresholds=THRESHOLDS,
+) -> dict:
     """Embed the consenting faces of ``manifest`` and :func:`calibrate` the tail models on them.
 
     One photo per person is enough (every pair of different people is an impostor pair). Faces that
@@ -695,8 +818,9 @@ def calibrate_manifest(manifest: str | Path, images: str | Path | None = None, *
     m = read_manifest(manifest, images)
     if not m.rows:
         raise ManifestError(f"{manifest}: no consenting rows to calibrate on")
-    res = embed_batch([r.image for r in m.rows], face_settings or FaceSettings(), cache=cache, workers=workers,
-                      progress=progress)
+    res = embed_batch(
+        [r.image for r in m.rows], face_settings or FaceSettings(), cache=cache, workers=workers, progress=progress
+    )
     vecs, subs, skipped = [], [], []
     for row, r in zip(m.rows, res):
         if r.ok and r.faces:
@@ -707,6 +831,10 @@ def calibrate_manifest(manifest: str | Path, images: str | Path | None = None, *
     if len(set(subs)) < 2:
         raise ManifestError(f"{manifest}: faces of at least 2 different people are needed, found {len(set(subs))}")
     out = calibrate(models, np.asarray(vecs, np.float32), subs, thresholds=thresholds)
-    out.update(manifest=str(manifest), skipped=skipped, refused=[str(r) for r in m.refused],
-               models_from=str(models_path or default_model_path()))
+    out.update(
+        manifest=str(manifest),
+        skipped=skipped,
+        refused=[str(r) for r in m.refused],
+        models_from=str(models_path or default_model_path()),
+    )
     return out

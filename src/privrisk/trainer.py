@@ -45,8 +45,13 @@ class LiveGallery:
         vid = f"volunteer-{len(self.volunteers) + 1}"
         seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{name}".encode()).digest()[:4], "big")
         (profile,) = generate_profiles([vid], seed=seed)
-        profile = Profile(subject_id=vid, pseudonym=profile.pseudonym, values=profile.values | {"real_name": name},
-                          visibility=profile.visibility, public_photos=profile.public_photos)
+        profile = Profile(
+            subject_id=vid,
+            pseudonym=profile.pseudonym,
+            values=profile.values | {"real_name": name},
+            visibility=profile.visibility,
+            public_photos=profile.public_photos,
+        )
         volunteer = Volunteer(vid, name, np.asarray(embedding, np.float32), profile)
         self.volunteers.append(volunteer)
         return volunteer
@@ -73,16 +78,25 @@ def stranger_card(volunteer: Volunteer) -> dict:
     inference = national_id_inference(prof.values["birth_country"], birth_year, visible)
     known = {FIELDS[f]: v for f, v in visible.items() if f != "profile_photo"}
     ssn_flag = bool(inference and inference.digits_predictable)
-    how = ("The snapshot was matched to the public profile photo; the profile's public fields did the rest.")
+    how = "The snapshot was matched to the public profile photo; the profile's public fields did the rest."
     if ssn_flag:
         how += f" From them a stranger can predict {inference.digits_predictable} digits of the {inference.scheme}."
-    return {"name": volunteer.name, "pseudonym": prof.pseudonym, "known": known,
-            "national_id": None if inference is None else {"scheme": inference.scheme,
-                                                            "digits": inference.digits_predictable,
-                                                            "of": inference.digits_total,
-                                                            "reason": inference.reason},
-            "national_id_predictable": ssn_flag, "how": how,
-            "note": "This profile is synthetic: generated for the demonstration, not the volunteer's real data."}
+    return {
+        "name": volunteer.name,
+        "pseudonym": prof.pseudonym,
+        "known": known,
+        "national_id": None
+        if inference is None
+        else {
+            "scheme": inference.scheme,
+            "digits": inference.digits_predictable,
+            "of": inference.digits_total,
+            "reason": inference.reason,
+        },
+        "national_id_predictable": ssn_flag,
+        "how": how,
+        "note": "This profile is synthetic: generated for the demonstration, not the volunteer's real data.",
+    }
 
 
 def differential_lesson(path=None) -> dict:
