@@ -3,6 +3,8 @@
 import argparse
 import re
 
+import pytest
+
 from helpers import ROOT
 from privrisk.cli import build_parser
 from privrisk.config import describe
@@ -51,3 +53,22 @@ def test_ci_runs_the_readme_test_command():
 def test_every_profile_field_and_sensitivity_is_documented():
     for field, sensitivity in DEFAULT_SENSITIVITY.items():
         assert f"| `{field}` | {FIELDS[field]} | {sensitivity} |" in README, field
+
+
+def test_readme_library_example_uses_only_the_public_api():
+    block = re.search(r"## Library\n.*?```python\n(.*?)```", README, re.S).group(1)
+    import privrisk
+
+    used = set(re.findall(r"privrisk\.(\w+)", block))
+    assert used and used <= set(privrisk.__all__), used - set(privrisk.__all__)
+    assert "from privrisk" not in block and "import privrisk." not in block
+
+
+@pytest.mark.model
+def test_readme_library_example_runs(tmp_path, monkeypatch):
+    block = re.search(r"## Library\n.*?```python\n(.*?)```", README, re.S).group(1)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PRIVRISK_CACHE_DIR", str(tmp_path / "cache"))
+    block = block.replace("/tmp/privrisk-g", str(tmp_path / "g")).replace("/tmp/privrisk-run", str(tmp_path / "run"))
+    exec(compile(block, "README.md (library example)", "exec"), {})
+    assert (tmp_path / "run" / "results.json").is_file() and (tmp_path / "g").is_dir()

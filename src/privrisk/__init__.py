@@ -33,6 +33,7 @@ _API = {
     "match": ("matching", "match_images"),
     "load_config": ("experiment", "load_config"),
     "run_experiment": ("experiment", "run_experiment"),
+    "calibrate": ("tailmodel", "calibrate_manifest"),
     "load_profile": ("profiles", "load_profile"),
     "score": ("exposure", "score"),
     "top_changes": ("exposure", "top_changes"),
