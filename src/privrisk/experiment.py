@@ -139,10 +139,36 @@ def _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progres
     every photo of the gallery manifest (all its subjects, not only the E1 gallery), so every
     person's photos meet every other person's. E2 false non-matches use the E2 captures against the
     same photos; E2 rank-1 per group is the experiment's own (against the E1 gallery)."""
-    from .fairness import analyse, tail_check_cross_validated
-
     log("demographic differentials: every probe photo against every gallery-manifest photo")
     identified = _embed_rows(g_manifest.rows, cfg, cache, progress)
+    groups = {
+        s: {c: (meta_by_subject.get(s) or {}).get(c) for c in cfg.fairness.group_columns}
+        for s in sorted(set(probes.subjects) | set(identified.subjects))
+    }
+    fused = [[n, *[np.asarray(a) for a in arrays]] for n, arrays in sorted(e2_fused.items())]
+    return _memo(
+        cache,
+        log,
+        "fairness",
+        (
+            probes.vectors,
+            probes.subjects,
+            identified.vectors,
+            identified.subjects,
+            groups,
+            fused,
+            cfg.fairness,
+            cfg.bootstrap,
+            cfg.seed,
+            cfg.gallery.threshold,
+        ),
+        lambda: _fairness_compute(cfg, probes, e2_fused, meta_by_subject, identified),
+    )
+
+
+def _fairness_compute(cfg, probes, e2_fused, meta_by_subject, identified) -> dict:
+    from .fairness import analyse, tail_check_cross_validated
+
     e2_shots = {name: (v[0], [probes.subjects[o] for o in v[1]]) for name, v in e2_fused.items()}
     e2_rank1 = {}
     for name, (_sv, _so, fc, _fd, lt, lm) in e2_fused.items():
@@ -1097,42 +1123,50 @@ def _source_version() -> str:
     return digest.hexdigest()
 
 
-def _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log, progress) -> dict:
-    """:func:`_scaling`, answered from the cache when every input (embeddings, candidates, settings,
-    seed and the code itself) is the same as a run that already computed it. It is deterministic, so
-    a cached answer is the answer; only its timing was measured in the earlier run, and says so."""
+def _memo(cache, log, kind: str, inputs: tuple, compute: Callable[[], dict]) -> dict:
+    """``compute()``, or its result from an earlier run whose inputs (and the code that computes
+    it: :func:`_source_version`) were the same. The result must be deterministic given the inputs,
+    and JSON-able; any timing inside it was measured in the run that computed it, which
+    ``from_cache`` says."""
     import json
 
-    key = None
-    if cache is not None:
-        fused = [(name, *[np.asarray(a) for a in arrays]) for name, arrays in sorted(e2_fused.items())]
-        key = artifact_key(
-            "scaling",
-            _source_version(),
-            gal_vecs,
-            gal_codes,
-            probes.vectors,
-            np.asarray(truth),
-            np.asarray(mated),
-            np.asarray(cand),
-            np.asarray(dist, np.float64),
-            [[n, *[a for a in rest]] for n, *rest in fused],
-            cfg.scaling,
-            cfg.seed,
-            cfg.gallery.threshold,
-            cfg.top_k,
-        )
-        hit = cache.get_arrays(key)
-        if hit is not None:
-            log("scaling: same inputs as an earlier run: its results are read from the cache")
-            out = json.loads(str(hit["json"]))
-            out["from_cache"] = "computed in an earlier run with the same inputs and code; its timings are that run's"
-            return out
-    log("scaling: fitting the distractor model and searching padded galleries")
-    out = _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log, progress)
-    if key is not None:
-        cache.put_arrays(key, {"json": np.array(json.dumps(out, default=json_default))})
+    if cache is None:
+        return compute()
+    key = artifact_key(kind, _source_version(), *inputs)
+    hit = cache.get_arrays(key)
+    if hit is not None:
+        log(f"{kind}: same inputs and code as an earlier run: its results are read from the cache")
+        out = json.loads(str(hit["json"]))
+        out["from_cache"] = "computed in an earlier run with the same inputs and code; its timings are that run's"
+        return out
+    out = compute()
+    cache.put_arrays(key, {"json": np.array(json.dumps(out, default=json_default))})
     return out
+
+
+def _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log, progress) -> dict:
+    """:func:`_scaling` through :func:`_memo`: every input it depends on is in the key."""
+    fused = [[n, *[np.asarray(a) for a in arrays]] for n, arrays in sorted(e2_fused.items())]
+    inputs = (
+        gal_vecs,
+        gal_codes,
+        probes.vectors,
+        np.asarray(truth),
+        np.asarray(mated),
+        np.asarray(cand),
+        np.asarray(dist, np.float64),
+        fused,
+        cfg.scaling,
+        cfg.seed,
+        cfg.gallery.threshold,
+        cfg.top_k,
+    )
+
+    def compute():
+        log("scaling: fitting the distractor model and searching padded galleries")
+        return _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log, progress)
+
+    return _memo(cache, log, "scaling", inputs, compute)
 
 
 def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, log, progress=False) -> dict:
