@@ -194,3 +194,13 @@ def test_selfcheck_labels_and_ranges(model, data):
         assert 0 <= lo <= s.p_rank1 <= hi <= 1
     assert f.sizes[-1].p_rank1 <= f.sizes[-2].p_rank1 and not f.sizes[-1].measured
     json.dumps(f.to_dict())
+
+
+def test_no_probability_on_negative_distances(model, data):
+    """The tail is truncated at distance 0: no face is 'closer than identical', for the point fit
+    and every bootstrap replicate, and F still rises from there."""
+    p = data[0][:5]
+    for params in model.replicates()[:5]:
+        f = tm.pair_cdf(model, p, np.array([[0.0, 1e-3, 0.3, 0.6]]), params=params)
+        assert np.all(f[:, 0] == 0.0)
+        assert np.all(np.diff(f, axis=1) >= 0)
