@@ -825,11 +825,15 @@ def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_row
 # --- scaling with labels and ranges; the tail model's validation (issue 11) ----------------------------
 
 
-def _pct_range(v, rng) -> str:
+def _pct_range(v, rng, kind: str | None = None) -> str:
+    """A rate with its range; an extrapolated one leads with the range, because past what the real
+    pairs can check the data cannot pin a value down (the model's own value follows, in brackets)."""
     if v is None:
         return "n/a"
     if not rng:
         return f"{v:.1%}"
+    if kind == "extrapolated":
+        return f"{rng[0]:.1%}-{rng[1]:.1%} (model value {v:.1%})"
     return f"{v:.1%} ({rng[0]:.1%}-{rng[1]:.1%})"
 
 
@@ -845,9 +849,9 @@ def scaling_summary_lines(results: dict) -> list[str]:
         return []
     lines = ["Scaling, E1 rank-1 by gallery size [kind] (range):"]
     lines += [
-        f"  {p['gallery_size']:>13,} [{p['kind']}] {_pct_range(p['rank1'], p['rank1_range'])}; rank-10 "
-        f"{_pct_range(p['rank10'], p['rank10_range'])}; FPIR at threshold "
-        f"{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}"
+        f"  {p['gallery_size']:>13,} [{p['kind']}] {_pct_range(p['rank1'], p['rank1_range'], p['kind'])}; rank-10 "
+        f"{_pct_range(p['rank10'], p['rank10_range'], p['kind'])}; FPIR at threshold "
+        f"{_pct_range(p['fpir_at_threshold'], p['fpir_range'], p['kind'])}"
         for p in pts
     ]
     v = results["scaling_detail"]["distractor_model"].get("validation")
@@ -858,9 +862,22 @@ def scaling_summary_lines(results: dict) -> list[str]:
             f"{t:g}: {'not judged' if ok is None else ('pass' if ok else 'FAIL')}"
             for t, ok in zip(v["thresholds"], v["pass"])
         )
+        pit = v["pit_ks_p"]
+        pit_txt = (
+            f"PIT: FAIL (KS p = {pit:.2g}): pooled counts fit, single people's nearest impostors do not"
+            if pit is not None and pit < 0.05
+            else f"PIT: pass (KS p = {pit:.2g})"
+            if pit is not None
+            else "PIT: not computed"
+        )
         lines.append(
             f"Tail model on held-out people ({v['k_folds']} folds, {v['n_real_pairs']:,} impostor pairs): "
-            f"{verdict}; nearest-impostor PIT KS p = {v['pit_ks_p']:.2g}"
+            f"{verdict}; {pit_txt}"
+        )
+        lines.append(
+            "  (the method was revised once after seeing held-out results, so this check is not independent; "
+            "the scaling model has no demographic groups, and per-group false-match rates differ several-fold: "
+            "see the report's demographic differentials)"
         )
     return lines
 
@@ -873,7 +890,8 @@ def scaling_paper_row(results: dict) -> str:
     for p in pts:
         by_kind[p["kind"]] = p  # the largest size of each kind
     parts = [
-        f"rank-1 at {p['gallery_size']:,} ({k}): {_pct_range(p['rank1'], p['rank1_range'])}" for k, p in by_kind.items()
+        f"rank-1 at {p['gallery_size']:,} ({k}): {_pct_range(p['rank1'], p['rank1_range'], k)}"
+        for k, p in by_kind.items()
     ]
     return "; ".join(parts)
 
@@ -915,7 +933,8 @@ distance. A threshold passes when the real count's exact Poisson 95% interval me
 <th>model 95% interval</th><th>verdict</th><th>why</th></tr>{"".join(rows)}</table>
 <p>Calibration of each probe's nearest impostor (PIT, {v["n_pit"]} probes): KS p = {v["pit_ks_p"]:.2g}
 ({v["pit_share_below_0.01"]:.1%} below 0.01, {v["pit_share_above_0.99"]:.1%} above 0.99).
-{"The PIT is consistent with uniform." if pit_ok else "The PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor; per-person predictions carry that error, and the ranges below are wide for that reason too."}</p>
+{"The PIT is consistent with uniform." if pit_ok else "<b>FAIL:</b> the PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor, so per-person predictions carry an error the ranges below do not include."}</p>
+<p>The method was revised once after seeing held-out results (the first version standardised each probe by a per-probe variance from the 128 x 128 second moment and predicted about 4x too few close pairs), so this cross-validation is not an independent test of the final method; <code>privrisk calibrate</code> on consenting faces the model has never seen is. The scaling model has no demographic groups: the demographic differentials section shows per-group false-match rates several-fold apart, so scaled figures understate the risk for the groups whose faces sit closer together.</p>
 <ul>{others}</ul>"""
 
 
@@ -935,9 +954,10 @@ def scaling_table_html(results: dict) -> str:
             )
             body.append(
                 f"<tr><td>{e(name)}</td><td>{p['gallery_size']:,}</td><td>{e(p['kind'])}</td>"
-                f"<td>{_pct_range(p['rank1'], p['rank1_range'])}</td><td>{_pct_range(p['rank10'], p['rank10_range'])}</td>"
-                f"<td>{_pct_range(p['fpir_at_threshold'], p['fpir_range'])}</td>"
-                f"<td>{_pct_range(p['wrong_top_under_threshold'], p['wrong_top_range'])}</td><td>{thr_txt}</td></tr>"
+                f"<td>{_pct_range(p['rank1'], p['rank1_range'], p['kind'])}</td>"
+                f"<td>{_pct_range(p['rank10'], p['rank10_range'], p['kind'])}</td>"
+                f"<td>{_pct_range(p['fpir_at_threshold'], p['fpir_range'], p['kind'])}</td>"
+                f"<td>{_pct_range(p['wrong_top_under_threshold'], p['wrong_top_range'], p['kind'])}</td><td>{thr_txt}</td></tr>"
             )
     return f"""<h3>Identification and open-set errors by gallery size</h3>
 <p><b>How each number is labelled.</b> {e(sc.get("kind_rule", ""))}. Measured ranges are 95% Wilson intervals over
