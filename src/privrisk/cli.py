@@ -277,10 +277,12 @@ def cmd_score(args) -> int:
         return EXIT_OK
     for a, s in scores.items():
         lo, hi = s.score_range
-        print(
-            f"{a.replace('_', ' ')}: exposure {s.score:.0f} / 100 (range {lo:.0f}-{hi:.0f}; "
-            f"{s.score_if_linked:.0f} if they were sure to find you)"
+        value = (
+            f"up to {hi:.0f} / 100 (range {lo:.0f}-{hi:.0f}, extrapolated; model value {s.score:.0f}"
+            if s.link.kind == "extrapolated" and a != "friend" and s.link.photos
+            else f"{s.score:.0f} / 100 (range {lo:.0f}-{hi:.0f}"
         )
+        print(f"{a.replace('_', ' ')}: exposure {value}; {s.score_if_linked:.0f} if they were sure to find you)")
         print(_wrap(s.explain()))
         for note in s.link.notes:
             print(_wrap(f"note: {note}", "    "))
@@ -288,7 +290,10 @@ def cmd_score(args) -> int:
             print(_wrap(f"national ID: {s.national_id_text}."))
             print(_wrap(s.national_id.plain, "    "))
         if changes[a]:
-            print("  changes that lower it most (first: the largest drop per setting changed):")
+            print(
+                "  changes that lower it most (first: the largest drop per setting changed; a drop is what a "
+                "change takes off the score plus what it takes off the range's upper end):"
+            )
         else:
             print("  nothing left to hide from this audience")
         for c in changes[a]:

@@ -701,9 +701,16 @@ class ExposureScore:
             )
         else:
             where = f"among the top {lk.k} candidates" if lk.k and lk.k > 1 else "at rank 1"
+            # past what real pairs can check the data cannot pin the chance down: lead with the range
+            chance = (
+                f"with a probability the data cannot pin down: anywhere from {lk.lo:.0%} to {lk.hi:.0%} "
+                f"(extrapolated; the model's own value is {lk.p:.0%})"
+                if lk.kind == "extrapolated"
+                else f"with probability {lk.p:.0%} (range {lk.lo:.0%}-{lk.hi:.0%}, {lk.kind})"
+            )
             link = (
                 f"{_AUDIENCE_PHRASE[self.audience]} with a photo of you finds your profile {where} "
-                f"with probability {lk.p:.0%} (range {lk.lo:.0%}-{lk.hi:.0%}, {lk.kind}): "
+                f"{chance}: "
                 f"{lk.photos} photo(s) of your face are visible to them, searched among {lk.gallery_size:,} "
                 f"people (curve '{lk.curve}'; one photo alone: {lk.p_one_photo:.0%})."
             )
@@ -716,7 +723,12 @@ class ExposureScore:
                 )
         learned = [p.label for p in (*self.parts, *self.inferences) if p.visible and p.points > 0]
         what = ("They would then learn: " + "; ".join(learned) + ".") if learned else "They would learn nothing more."
-        return f"Exposure {self.score:.0f} (range {lo:.0f}-{hi:.0f}). {link} {what}"
+        head = (
+            f"Exposure up to {hi:.0f} (range {lo:.0f}-{hi:.0f}; model value {self.score:.0f})"
+            if lk.kind == "extrapolated" and self.audience != "friend" and lk.photos
+            else f"Exposure {self.score:.0f} (range {lo:.0f}-{hi:.0f})"
+        )
+        return f"{head}. {link} {what}"
 
     def to_dict(self) -> dict:
         lk = self.link
