@@ -60,13 +60,28 @@ if profile_vec is not None and snapshot_vec is not None:
         delta_color="off",
     )
     million = result.at(1_000_000)
-    c2.metric("Rank among 1,000,000 people", f"{million.rank:.0f}")
+    c2.metric(
+        "Rank among 1,000,000 people",
+        f"{million.rank:.0f}",
+        f"{million.kind}: counted among model (Gaussian) distractors" if million.measured else million.kind,
+        delta_color="off",
+        help="The sample's real faces plus distractors drawn from a Gaussian model of faces, searched exactly. "
+        "That model's lower tail is too thin (the report's validation), so this rank is optimistic for you.",
+    )
     billion = result.at(1_000_000_000)
     rng = billion.p_rank1_range
-    c3.metric(
-        f"Chance of rank 1 among 10^9 ({billion.kind})",
-        f"{billion.p_rank1:.0%}" + (f" (range {rng[0]:.0%}-{rng[1]:.0%})" if rng else ""),
-    )
+    if billion.kind == "extrapolated" and rng:  # past what real pairs can check: lead with the range
+        c3.metric(
+            "Chance of rank 1 among 10^9 (extrapolated)",
+            f"{rng[0]:.0%}-{rng[1]:.0%}",
+            f"model value {billion.p_rank1:.0%}; the data cannot pin it down",
+            delta_color="off",
+        )
+    else:
+        c3.metric(
+            f"Chance of rank 1 among 10^9 ({billion.kind})",
+            f"{billion.p_rank1:.0%}" + (f" (range {rng[0]:.0%}-{rng[1]:.0%})" if rng else ""),
+        )
     table = pd.DataFrame(
         [
             {
@@ -149,8 +164,12 @@ m1.metric(f"Exposure score ({audience.replace('_', ' ')})", f"{scored.score:.0f}
 m2.metric("Range", f"{lo:.0f}-{hi:.0f}", help="From the identification curve's range and the multi-photo rule's range")
 m3.metric(
     "Chance a photo of you leads to this profile",
-    f"{link.p:.0%}",
-    f"range {link.lo:.0%}-{link.hi:.0%} ({link.kind})",
+    f"up to {link.hi:.0%}" if link.kind == "extrapolated" else f"{link.p:.0%}",
+    (
+        f"range {link.lo:.0%}-{link.hi:.0%}, model value {link.p:.0%} (extrapolated)"
+        if link.kind == "extrapolated"
+        else f"range {link.lo:.0%}-{link.hi:.0%} ({link.kind})"
+    ),
     delta_color="off",
 )
 st.write(scored.explain())
