@@ -1371,7 +1371,9 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
             (pt["rank1"], pt["rank1_range"]), (pt["rank10"], pt["rank10_range"]) = out[0], out[1]
             (pt["fpir_at_threshold"], pt["fpir_range"]) = out[2]
             (pt["wrong_top_under_threshold"], pt["wrong_top_range"]) = out[3]
-            ok = np.isfinite(thr_point[j])
+            # the threshold is solved on a gallery of model faces only: at the real gallery's own size
+            # (no model faces) it would describe a gallery of one face, so it is not given there
+            ok = np.isfinite(thr_point[j]) and n_other[j] > 0
             pt["threshold_for_fpir_1pct"] = float(thr_point[j]) if ok else None
             pt["threshold_for_fpir_1pct_range"] = [float(thr_lo[j]), float(thr_hi[j])] if ok else None
             points.append(pt)
