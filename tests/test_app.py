@@ -60,6 +60,7 @@ def test_self_check_finds_the_same_person_and_scores(london):
     assert m["Exposure score (stranger)"].endswith("/ 100")
     assert any("->" in md.value for md in at.markdown)  # the top changes
     assert "-" in m["Range"]
+
     # the what-if controls move the score: everything public scores higher. At platform scale the
     # stranger's value can be 0 with a wide range, so the upper end of the range is what must rise.
     def upper(ms):

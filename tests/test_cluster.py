@@ -36,7 +36,7 @@ def test_cluster_embeddings_equal_local_ones(ray_cluster, london, tmp_path):
     from privrisk.samples import sample_manifest
 
     paths = [r.image for kind in ("neutral", "smiling") for r in read_manifest(sample_manifest(kind), london).rows]
-    paths.append(london / "README.md")  # a bad item must come back as a skipped result, not fail the job
+    paths.append(london / "ATTRIBUTION.md")  # a bad item must come back as a skipped result, not fail the job
     seen = []
     remote = embed_batch(
         paths,

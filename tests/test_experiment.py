@@ -22,7 +22,7 @@ def _strip_timings(x):
         return {
             k: _strip_timings(v)
             for k, v in x.items()
-            if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max",)
+            if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max", "from_cache")
         }
     if isinstance(x, list):
         return [_strip_timings(v) for v in x]

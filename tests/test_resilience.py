@@ -39,7 +39,9 @@ def _strip(x):
         return {
             k: _strip(v)
             for k, v in x.items()
-            if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max", "outputs")
+            # timings, and the note that a deterministic result was read from the cache (a killed run
+            # may have stored it), are not results
+            if not k.startswith("seconds") and k not in ("search_seconds_per_probe_at_max", "outputs", "from_cache")
         }
     if isinstance(x, list):
         return [_strip(v) for v in x]
