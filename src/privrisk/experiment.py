@@ -961,7 +961,10 @@ KIND_RULE = (
     "measured: real faces only (gallery size <= the real gallery); simulated: Gaussian model distractors "
     "drawn and searched exactly, at sizes where the deciding per-distractor probability 1/(N - n_real) is "
     "at least 1/(number of real impostor pairs), i.e. still checkable on real pairs; extrapolated: beyond "
-    "that (or not searched), where only the tail model speaks"
+    "that (or not searched), where only the tail model speaks. At simulated sizes the rank-1 and rank-10 "
+    "values are the exact search over Gaussian distractors, whose lower tail is too thin (so they lean "
+    "optimistic for the searched person), with ranges that span the tail models too; FPIR and the "
+    "wrong-person share there come from the tail model's closed form, not from a search"
 )
 
 
