@@ -26,6 +26,12 @@ def info(name: str) -> dict:
     return setting_info(ExperimentConfig, name)
 
 
+def number_setting(col, name: str, cast, key: str, step=None):
+    """A number input with the setting's declared range, default and help."""
+    i = info(name)
+    return col.number_input(name, cast(i["min"]), cast(i["max"]), cast(i["default"]), step, key=key, help=i["help"])
+
+
 source = st.radio("Data", ["The consenting sample set", "Manifests on disk"], horizontal=True, key="exp_source")
 paths = {}
 if source == "Manifests on disk":
@@ -44,14 +50,7 @@ unseen = c2.slider(
     key="exp_unseen",
     help=info("unseen_share")["help"],
 )
-shots = c3.number_input(
-    "offline.shots",
-    int(info("offline.shots")["min"]),
-    int(info("offline.shots")["max"]),
-    defaults.offline.shots,
-    key="exp_shots",
-    help=info("offline.shots")["help"],
-)
+shots = number_setting(c3, "offline.shots", int, key="exp_shots")
 largest = c4.select_slider(
     "largest scaling.sizes",
     [s for s in defaults.scaling.sizes if s >= 10_000],
@@ -69,15 +68,7 @@ index_type = c1.selectbox(
     key="exp_index",
     help=info("gallery.index_type")["help"],
 )
-threshold = c2.number_input(
-    "gallery.threshold",
-    float(info("gallery.threshold")["min"]),
-    float(info("gallery.threshold")["max"]),
-    defaults.gallery.threshold,
-    0.05,
-    key="exp_threshold",
-    help=info("gallery.threshold")["help"],
-)
+threshold = number_setting(c2, "gallery.threshold", float, key="exp_threshold", step=0.05)
 out_dir = c3.text_input("output folder", "runs/app", key="exp_out")
 
 jobs = experiment_jobs()

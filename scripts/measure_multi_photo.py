@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from privrisk.degrade import degrade, encode_png
+from privrisk.captures import make_captures
 from privrisk.embeddings import EmbeddingCache, default_cache_path, embed_batch
 from privrisk.experiment import _embed_rows, _rank_against, load_config
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.images import load_image
 from privrisk.manifest import read_manifest
-from privrisk.models import library_versions
+from privrisk.models import dlib_model_id, library_versions
 from privrisk.samples import dataset_dir, sample_manifest
 
 
@@ -97,11 +97,23 @@ def main() -> None:
                 continue
             image = load_image(name, max_side=cfg.faces.max_side)
             box = tuple(int(round(v * image.scale)) for v in box_of[name])
-            for shot in range(n_shots):
-                rgb = degrade(image.rgb, box, level, np.random.default_rng([cfg.seed, li, pi, shot]))
-                items.append((f"{Path(name).stem}-{level.name}-{shot}.png", encode_png(rgb)))
-                owners.append(pi)
-                shot_no.append(shot)
+            # the experiment's own capture recipes (same seeds, landmark-placed occluders), so the
+            # first shots are E2's captures and come from the same cache
+            shots = make_captures(
+                name,
+                image.sha256,
+                box,
+                level,
+                (cfg.seed, li, pi),
+                n_shots,
+                cfg.faces.max_side,
+                cfg.faces,
+                dlib_model_id(),
+                Path(name).stem,
+            )
+            items += shots
+            owners += [pi] * len(shots)
+            shot_no += list(range(len(shots)))
         res = embed_batch(items, cfg.faces, cache=cache, progress=False)
         persons = [pi for pi in range(len(probes.names)) if mated[pi]]
         pos = {pi: k for k, pi in enumerate(persons)}

@@ -145,7 +145,7 @@ def _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progres
         s: {c: (meta_by_subject.get(s) or {}).get(c) for c in cfg.fairness.group_columns}
         for s in sorted(set(probes.subjects) | set(identified.subjects))
     }
-    fused = [[n, *[np.asarray(a) for a in arrays]] for n, arrays in sorted(e2_fused.items())]
+    fused = _fused_arrays(e2_fused)
     return _memo(
         cache,
         log,
@@ -1126,6 +1126,11 @@ def _source_version() -> str:
     return digest.hexdigest()
 
 
+def _fused_arrays(e2_fused: dict) -> list:
+    """E2's fused captures as plain arrays in a fixed order: part of a cache key."""
+    return [[n, *[np.asarray(a) for a in arrays]] for n, arrays in sorted(e2_fused.items())]
+
+
 def _memo(cache, log, kind: str, inputs: tuple, compute: Callable[[], dict]) -> dict:
     """``compute()``, or its result from an earlier run whose inputs (and the code that computes
     it: :func:`_source_version`) were the same. The result must be deterministic given the inputs,
@@ -1149,7 +1154,7 @@ def _memo(cache, log, kind: str, inputs: tuple, compute: Callable[[], dict]) -> 
 
 def _cached_scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log, progress) -> dict:
     """:func:`_scaling` through :func:`_memo`: every input it depends on is in the key."""
-    fused = [[n, *[np.asarray(a) for a in arrays]] for n, arrays in sorted(e2_fused.items())]
+    fused = _fused_arrays(e2_fused)
     inputs = (
         gal_vecs,
         gal_codes,
@@ -1196,29 +1201,11 @@ def _scaling(cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fuse
     log("scaling: fitting and cross-validating the tail models (2 kinds x 5 folds, subject bootstrap)")
     cvs, full = {}, []
     try:
+        pairs = (probes.vectors, probe_codes, gal_vecs, gal_codes)
         for kind in tailmodel.KINDS:
-            cvs[kind] = tailmodel.cross_validate(
-                probes.vectors,
-                probe_codes,
-                gal_vecs,
-                gal_codes,
-                kind=kind,
-                n_boot=cfg.scaling.tail_bootstrap,
-                seed=cfg.seed,
-            )
-            full.append(
-                tailmodel.to_json(
-                    tailmodel.fit(
-                        probes.vectors,
-                        probe_codes,
-                        gal_vecs,
-                        gal_codes,
-                        kind=kind,
-                        n_boot=cfg.scaling.tail_bootstrap,
-                        seed=cfg.seed,
-                    )
-                )
-            )
+            opts = {"kind": kind, "n_boot": cfg.scaling.tail_bootstrap, "seed": cfg.seed}
+            cvs[kind] = tailmodel.cross_validate(*pairs, **opts)  # held-out checks and per-fold models
+            full.append(tailmodel.to_json(tailmodel.fit(*pairs, **opts)))  # on everyone, shipped for reuse
     except ValueError as exc:  # too few people or pairs: no tail model, so nothing past the searched sizes
         log(f"scaling: no tail model ({exc}); sizes past the exact search get no prediction")
         cvs, full = {}, []
