@@ -30,3 +30,29 @@ def chromium_path() -> str:
 def launch(playwright):
     # Playwright gives the browser a fresh, empty profile of its own.
     return playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
+
+
+def upload(page, label: str, path, timeout_ms: int = 120_000) -> None:
+    """Give the file uploader labelled `label` a file, and wait until the app shows it received it.
+
+    While a rerun from an earlier widget is still in flight (ten sessions on two cores), Streamlit can
+    re-mount an uploader and drop a file set on the old element; a person would see the empty box and
+    pick the file again, and so does this.
+    """
+    from pathlib import Path
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    region = page.get_by_role("region", name=label)
+    name = Path(path).name
+    for attempt in range(3):
+        if region.get_by_text(name).count():  # already received (an earlier call started this upload)
+            return
+        region.locator("input[type=file]").set_input_files(str(path))
+        try:
+            expect(region.get_by_text(name)).to_be_visible(timeout=timeout_ms // 3)
+            return
+        except (AssertionError, PlaywrightTimeout):
+            if attempt == 2:
+                raise

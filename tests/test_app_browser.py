@@ -91,7 +91,7 @@ def sandbox(tmp_path, london):
 def test_self_check_in_chromium_keeps_photos_in_memory(sandbox, london, tmp_path_factory):
     from playwright.sync_api import expect, sync_playwright
 
-    from browser import launch
+    from browser import launch, upload
 
     url, root, proc = sandbox
     # Uploads that exist nowhere on disk: the sample photos re-encoded in memory.
@@ -110,8 +110,8 @@ def test_self_check_in_chromium_keeps_photos_in_memory(sandbox, london, tmp_path
             page.get_by_text("These are photos of me").click()
             inputs = page.locator("input[type=file]")
             expect(inputs).to_have_count(2, timeout=60_000)
-            inputs.nth(0).set_input_files(uploads[0])
-            inputs.nth(1).set_input_files(uploads[1])
+            upload(page, "Your public profile photo", uploads[0])
+            upload(page, "Another photo of you", uploads[1])
             rank = page.locator('[data-testid="stMetric"]', has_text="Rank among 1,000,000 people")
             expect(rank).to_be_visible(timeout=300_000)
             rank_value = rank.locator('[data-testid="stMetricValue"]').inner_text()
@@ -162,7 +162,7 @@ def test_ten_browser_sessions_at_once(sandbox, london):
     """Ten visitors in one server process at the same time: each gets their own, correct answer."""
     from playwright.sync_api import expect, sync_playwright
 
-    from browser import launch
+    from browser import launch, upload
     from privrisk.models import load_face_model
     from privrisk.selfcheck import build_sample_world, embed_one_face, findability
 
@@ -190,9 +190,13 @@ def test_ten_browser_sessions_at_once(sandbox, london):
                 expect(inputs).to_have_count(2, timeout=120_000)
                 pages.append((subject, page, inputs))
             warm_rss = server_rss_mb(proc.pid)
-            for subject, _page, inputs in pages:
-                inputs.nth(0).set_input_files(str(london / "neutral" / f"{subject}.jpg"))
-                inputs.nth(1).set_input_files(str(london / "smiling" / f"{subject}.jpg"))
+            for subject, page, _ in pages:  # start every session's first upload, then every second one
+                page.get_by_role("region", name="Your public profile photo").locator(
+                    "input[type=file]"
+                ).set_input_files(str(london / "neutral" / f"{subject}.jpg"))
+            for subject, page, _ in pages:
+                upload(page, "Your public profile photo", london / "neutral" / f"{subject}.jpg")
+                upload(page, "Another photo of you", london / "smiling" / f"{subject}.jpg")
             for subject, page, _ in pages:
                 rank = page.locator('[data-testid="stMetric"]', has_text="Rank among 1,000,000 people")
                 expect(rank).to_be_visible(timeout=300_000)

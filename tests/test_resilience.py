@@ -81,10 +81,11 @@ def test_experiment_killed_at_10_random_points_resumes_to_the_same_results(tmp_p
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         done = subprocess.run(cmd + [str(out)], env=env, capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert _strip(json.loads((out / "results.json").read_text())) == reference
-        assert (out / "probes.csv").read_text() == reference_csv
-        assert not list(out.rglob("*.tmp")), list(out.rglob("*.tmp"))
+        where = f"attempt {attempt}, killed after {when:.1f} s"
+        assert done.returncode == 0, (where, done.stderr[-2000:])
+        assert _strip(json.loads((out / "results.json").read_text())) == reference, where
+        assert (out / "probes.csv").read_text() == reference_csv, where
+        assert not list(out.rglob("*.tmp")), (where, list(out.rglob("*.tmp")))
 
 
 def test_app_defaults_are_local_and_quiet():
@@ -101,3 +102,26 @@ def test_nothing_unpickles():
         if "import pickle" in text or "pickle.load" in text or "np.load(" in text and "allow_pickle=True" in text:
             offenders.append(str(path))
     assert not offenders
+
+
+def test_a_writer_killed_mid_write_leaves_a_temp_file_the_next_run_sweeps(tmp_path):
+    from privrisk.fileio import sweep_temp_files
+
+    script = (
+        "import os, signal, sys\n"
+        "from privrisk.fileio import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_text('half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    target = tmp_path / "results.json"
+    target.write_text("old, whole")
+    keep = tmp_path / "notes.tmp"  # a user's file that merely ends in .tmp is not ours
+    keep.write_text("mine")
+    proc = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    left = list(tmp_path.glob(".results.json.*.tmp"))
+    assert len(left) == 1  # SIGKILL skips the cleanup: this is why the sweep exists
+    assert target.read_text() == "old, whole"
+    assert sweep_temp_files(tmp_path) == left
+    assert not list(tmp_path.glob(".*.tmp")) and keep.read_text() == "mine" and target.read_text() == "old, whole"

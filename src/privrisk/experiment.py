@@ -34,7 +34,7 @@ from .distractors import DistractorModel, predicted_rank1, validate
 from .embeddings import EmbeddingCache, artifact_key, embed_batch, embed_loaded, file_sha256
 from .errors import ConfigError
 from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
-from .fileio import json_default, stderr_log
+from .fileio import json_default, stderr_log, sweep_temp_files
 from .gallery import Gallery, build_gallery
 from .images import load_image
 from .manifest import Manifest, read_manifest
@@ -338,6 +338,7 @@ def run_experiment(
     cfg = config
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out)  # what a killed earlier run into this folder could not remove
     t_start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     root = Path(cfg.dataset_dir) if cfg.dataset_dir else dataset_dir()

@@ -3,7 +3,8 @@
 Every file privrisk writes (results, reports, plots, gallery indexes, shard metadata) goes through
 :func:`atomic_write` or :func:`atomic_path`: the data goes to a temp file in the same folder, is
 flushed to disk, and replaces the target with ``os.replace``. A crash leaves the old file or the
-new one, never half of one, and no temp file behind.
+new one, never half of one. An error removes the temp file; a process killed outright (SIGKILL, power
+loss) cannot, so the next writer into that folder calls :func:`sweep_temp_files` first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write", "json_default", "stderr_log"]
+__all__ = ["atomic_path", "atomic_write", "json_default", "stderr_log", "sweep_temp_files"]
 
 
 @contextmanager
@@ -33,6 +34,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sweep_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temp files :func:`atomic_path` left in ``folder`` when its process was killed
+    before it could clean up (``.<name>.<random>.tmp``); returns what it removed. Only those names
+    are touched, and only in ``folder`` itself."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.glob(".*.tmp"):
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
