@@ -45,11 +45,12 @@ def upload(page, label: str, path, timeout_ms: int = 120_000) -> None:
     from playwright.sync_api import expect
 
     region = page.get_by_role("region", name=label)
-    name = Path(path).name
+    payload = path if isinstance(path, dict) else str(path)  # a file on disk, or Playwright's in-memory file
+    name = path["name"] if isinstance(path, dict) else Path(path).name
     for attempt in range(3):
         if region.get_by_text(name).count():  # already received (an earlier call started this upload)
             return
-        region.locator("input[type=file]").set_input_files(str(path))
+        region.locator("input[type=file]").set_input_files(payload)
         try:
             expect(region.get_by_text(name)).to_be_visible(timeout=timeout_ms // 3)
             return

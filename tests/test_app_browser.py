@@ -181,6 +181,18 @@ def test_ten_browser_sessions_at_once(sandbox, london):
     with sync_playwright() as p:
         browser = launch(p)
         try:
+            # A first visitor warms the server (model, sample world, cache), as a trainer does before the
+            # room arrives; the ten then come at once. (Cold, a rerun can take long enough for Streamlit to
+            # drop an upload set meanwhile: upload() re-picks the file as a person would.)
+            warm = browser.new_context().new_page()
+            warm.goto(url, wait_until="networkidle")
+            warm.get_by_text("These are photos of me").click()
+            upload(warm, "Your public profile photo", london / "neutral" / f"{subjects[0]}.jpg")
+            upload(warm, "Another photo of you", london / "smiling" / f"{subjects[0]}.jpg")
+            expect(warm.locator('[data-testid="stMetric"]', has_text="Rank among 1,000,000 people")).to_be_visible(
+                timeout=600_000
+            )
+            warm.context.close()
             pages = []
             for subject in subjects:  # open all sessions and start all uploads before waiting on any
                 page = browser.new_context(viewport={"width": 1200, "height": 1400}).new_page()
