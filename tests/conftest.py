@@ -49,6 +49,15 @@ def real_model():
 
 
 @pytest.fixture(scope="session")
+def shared_cache_dir(tmp_path_factory) -> str:
+    """One embedding cache folder (PRIVRISK_CACHE_DIR) for the tests that run the sample set end to end
+    without testing the cache itself: the sample photos and their E2 captures are embedded once per
+    session instead of once per test. It is keyed by image content, settings and versions like any cache;
+    tests of caching, resuming and cold starts keep folders of their own."""
+    return str(tmp_path_factory.getbasetemp() / "shared-cache")
+
+
+@pytest.fixture(scope="session")
 def session_cache(tmp_path_factory):
     from privrisk.embeddings import EmbeddingCache
 

@@ -14,9 +14,9 @@ PAGES = ROOT / "app_pages"
 
 
 @pytest.fixture(autouse=True)
-def app_env(monkeypatch, tmp_path_factory):
+def app_env(monkeypatch, shared_cache_dir):
     monkeypatch.setenv("PRIVRISK_APP_DISTRACTORS", "20000")
-    monkeypatch.setenv("PRIVRISK_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "app-cache"))
+    monkeypatch.setenv("PRIVRISK_CACHE_DIR", shared_cache_dir)
 
 
 def page(name):

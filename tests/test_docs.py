@@ -65,10 +65,10 @@ def test_readme_library_example_uses_only_the_public_api():
 
 
 @pytest.mark.model
-def test_readme_library_example_runs(tmp_path, monkeypatch):
+def test_readme_library_example_runs(tmp_path, monkeypatch, shared_cache_dir):
     block = re.search(r"## Library\n.*?```python\n(.*?)```", README, re.S).group(1)
     monkeypatch.chdir(ROOT)
-    monkeypatch.setenv("PRIVRISK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PRIVRISK_CACHE_DIR", shared_cache_dir)
     block = block.replace("/tmp/privrisk-g", str(tmp_path / "g")).replace("/tmp/privrisk-run", str(tmp_path / "run"))
     exec(compile(block, "README.md (library example)", "exec"), {})
     assert (tmp_path / "run" / "results.json").is_file() and (tmp_path / "g").is_dir()

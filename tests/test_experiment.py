@@ -30,9 +30,9 @@ def _strip_timings(x):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, london):
+def demo(tmp_path_factory, london, shared_cache_dir):
     base = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "PRIVRISK_CACHE_DIR": str(base / "cache")}
+    env = {**os.environ, "PRIVRISK_CACHE_DIR": shared_cache_dir}
     out = subprocess.run(
         [sys.executable, "-m", "privrisk.cli", "demo", "--out", str(base / "run1"), "--quiet"],
         capture_output=True,
