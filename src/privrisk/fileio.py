@@ -15,7 +15,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write", "json_default", "stderr_log"]
+__all__ = [
+    "RUN_MARKER",
+    "atomic_path",
+    "atomic_write",
+    "claim_output_dir",
+    "is_privrisk_run",
+    "json_default",
+    "stderr_log",
+]
+
+RUN_MARKER = ".privrisk-run"  # written first into every experiment output folder
 
 
 @contextmanager
@@ -40,6 +50,48 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path) as tmp:
         tmp.write_bytes(raw)
+
+
+def is_privrisk_run(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` holds a previous privrisk run: its marker file (written before anything
+    else, so a run killed at any point leaves it), or a results.json that privrisk wrote (runs from
+    before the marker existed)."""
+    folder = Path(folder)
+    if (folder / RUN_MARKER).is_file():
+        return True
+    try:
+        head = (folder / "results.json").read_bytes()[:4096]
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{") and b'"privrisk_version"' in head
+
+
+def claim_output_dir(folder: str | os.PathLike, *, overwrite: bool = False, what: str = "experiment") -> Path:
+    """Make ``folder`` ready to receive a run's outputs and mark it as a privrisk run.
+
+    A missing or empty folder is created and marked; a folder holding a previous privrisk run is
+    resumed or overwritten (a killed run resumes to the same results). Any other non-empty folder
+    raises :class:`~privrisk.errors.OutputNotEmpty` unless ``overwrite`` is true."""
+    from .errors import OutputNotEmpty  # noqa: PLC0415
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputNotEmpty(folder, "is a file, not a folder")
+    if folder.is_dir() and not overwrite and not is_privrisk_run(folder):
+        try:
+            first = next(iter(sorted(p.name for p in folder.iterdir())), None)
+        except OSError as exc:
+            raise OutputNotEmpty(folder, f"cannot list the folder ({exc.strerror or exc})") from None
+        if first is not None:
+            raise OutputNotEmpty(
+                folder,
+                f"not empty and not a previous privrisk run (it holds {first!r}); choose an empty folder "
+                "or pass --force (overwrite=True) to write into it anyway",
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / RUN_MARKER).is_file():
+        atomic_write(folder / RUN_MARKER, f"privrisk {what} output folder; safe to resume or overwrite\n")
+    return folder
 
 
 def json_default(value):
