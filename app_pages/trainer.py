@@ -23,22 +23,27 @@ snap_round = st.session_state.get("snap_round", 0)  # a new snapshot widget afte
 left, right = st.columns(2)
 with left:
     st.subheader("1. Enrol a volunteer")
-    name = st.text_input("First name or nickname", key=f"vol_name_{enrol_round}")
-    said_yes = st.checkbox(
-        "The volunteer agrees to their photo joining this demonstration's memory-only gallery",
-        key=f"vol_consent_{enrol_round}",
-    )
+    # the camera toggle stays outside the form (it changes which widget the form shows); the rest is one
+    # form, so typing a name or ticking consent does not re-run the page until "Enrol" is pressed
     use_camera = st.toggle("Use the camera", key=f"vol_cam_toggle_{enrol_round}")
-    photo = (
-        st.camera_input("Volunteer photo", key=f"vol_cam_{enrol_round}")
-        if use_camera
-        else st.file_uploader("Volunteer photo", type=IMAGE_TYPES, key=f"vol_file_{enrol_round}")
-    )
-    if st.button("Enrol", disabled=not said_yes):
-        vec = face_vector(photo, "Volunteer photo")
-        if photo is None:
+    with st.form(f"enrol_{enrol_round}", clear_on_submit=False):
+        name = st.text_input("First name or nickname", key=f"vol_name_{enrol_round}")
+        said_yes = st.checkbox(
+            "The volunteer agrees to their photo joining this demonstration's memory-only gallery",
+            key=f"vol_consent_{enrol_round}",
+        )
+        photo = (
+            st.camera_input("Volunteer photo", key=f"vol_cam_{enrol_round}")
+            if use_camera
+            else st.file_uploader("Volunteer photo", type=IMAGE_TYPES, key=f"vol_file_{enrol_round}")
+        )
+        submitted = st.form_submit_button("Enrol")
+    if submitted:
+        if not said_yes:
+            st.error("The volunteer joins only after saying yes: tick the consent box first.")
+        elif photo is None:
             st.error("Add the volunteer's photo first.")
-        elif vec is not None:
+        elif (vec := face_vector(photo, "Volunteer photo")) is not None:
             try:
                 v = gallery.enrol(name, vec, consent=said_yes)
                 st.session_state["enrol_round"] = enrol_round + 1
