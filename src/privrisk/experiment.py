@@ -34,7 +34,7 @@ from .distractors import DistractorModel, predicted_rank1, validate
 from .embeddings import EmbeddingCache, artifact_key, embed_batch, embed_loaded, file_sha256
 from .errors import ConfigError
 from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
-from .fileio import claim_output_dir, json_default, stderr_log
+from .fileio import json_default, stderr_log
 from .gallery import Gallery, build_gallery
 from .images import load_image
 from .manifest import Manifest, read_manifest
@@ -337,8 +337,12 @@ def run_experiment(
     """Run E1-E3 and the scaling study; write every output into ``out_dir``; return results.
     A non-empty ``out_dir`` that is not a previous privrisk run is refused unless ``overwrite``."""
     log = log or (lambda _m: None)
+    from .fileio import claim_output_dir  # noqa: PLC0415 - a local line, apart from lines other branches change
+
+    claim_output_dir(out_dir, overwrite=overwrite)  # OutputNotEmpty for a folder that is no privrisk run
     cfg = config
-    out = claim_output_dir(out_dir, overwrite=overwrite)  # OutputNotEmpty for a stranger's folder
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     root = Path(cfg.dataset_dir) if cfg.dataset_dir else dataset_dir()

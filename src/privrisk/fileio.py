@@ -15,17 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = [
-    "RUN_MARKER",
-    "atomic_path",
-    "atomic_write",
-    "claim_output_dir",
-    "is_privrisk_run",
-    "json_default",
-    "stderr_log",
-]
-
-RUN_MARKER = ".privrisk-run"  # written first into every experiment output folder
+__all__ = ["atomic_path", "atomic_write", "json_default", "stderr_log"]
 
 
 @contextmanager
@@ -50,6 +40,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_path(path) as tmp:
         tmp.write_bytes(raw)
+
+
+__all__ += ["RUN_MARKER", "claim_output_dir", "is_privrisk_run"]
+
+RUN_MARKER = ".privrisk-run"  # the first file of every experiment output folder
 
 
 def is_privrisk_run(folder: str | os.PathLike) -> bool:
@@ -89,8 +84,12 @@ def claim_output_dir(folder: str | os.PathLike, *, overwrite: bool = False, what
                 "or pass --force (overwrite=True) to write into it anyway",
             )
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / RUN_MARKER).is_file():
-        atomic_write(folder / RUN_MARKER, f"privrisk {what} output folder; safe to resume or overwrite\n")
+    marker = folder / RUN_MARKER
+    if not marker.is_file():
+        # not atomic on purpose: only the name matters, and a run killed while writing it must leave the
+        # marker (even empty), not a temp file that would make its folder look like someone else's
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write(f"privrisk {what} output folder; safe to resume or overwrite\n")
     return folder
 
 
