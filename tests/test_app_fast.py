@@ -116,6 +116,22 @@ def test_trainer_enrols_through_a_form(fake_app):
     at.file_uploader(key="snap_file_0").set_value(("snap.png", png(3, noise=5.0), "image/png"))
     at.run()
     assert any("Identified: Ada" in s.value for s in at.success)
+    # myth or defence: each change to Ada's enrolled photo, searched again live
+    assert at.selectbox(key="defence_who_0").value == "volunteer-1"
+    next(b for b in at.button if b.label == "Test every change").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert table["change"][0] == "original photo" and table["result"][0] == "still identified"
+    assert set(table["result"]) == {"still identified", "match broken"}
+    shown = metrics(at)
+    broken = (table["result"][1:] == "match broken").sum()
+    assert shown["Changes that break the match (defences)"] == f"{broken} of {len(table) - 1}"
+    assert at.get("vega_lite_chart")  # the bars with the threshold line
+    # the result stays on screen across re-runs, and goes with the volunteers on reset
+    at.run()
+    assert at.dataframe
+    next(b for b in at.button if b.label.startswith("Reset")).click().run()
+    assert "enrolled_photos" not in at.session_state and "defence" not in at.session_state
 
 
 def test_experiment_page_asks_before_writing_into_a_foreign_folder(tmp_path):
@@ -139,3 +155,52 @@ def test_experiment_page_asks_before_writing_into_a_foreign_folder(tmp_path):
     assert next(b for b in at.button if b.label == "Run the experiment").disabled
     at.checkbox(key="exp_replace").check().run()
     assert not next(b for b in at.button if b.label == "Run the experiment").disabled
+
+
+def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch):
+    from privrisk import photocheck
+
+    calls = []
+    real = photocheck.check_photos
+
+    def counted(*args, **kwargs):
+        calls.append(len(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(photocheck, "check_photos", counted)
+    at = page("my_photos.py")
+    at.run()
+    assert any("Tick the box" in i.value for i in at.info)
+    at.checkbox(key="mp_consent").check().run()
+    # photo 1 is the snapshot's person; photo 2 someone else; photo 3 is not an image
+    at.file_uploader(key="mp_photos_0").set_value(
+        [("me.png", png(1), "image/png"), ("other.png", png(7), "image/png"), ("notes.png", b"hello", "image/png")]
+    )
+    at.file_uploader(key="mp_snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    assert calls == [3]
+    table = at.dataframe[0].value
+    assert list(table["photo"]) == ["me.png", "other.png", "notes.png"]  # the most revealing first
+    assert table["verdict"][0] == "gives you away" and table["verdict"][2] == "not checked"
+    assert table["rank (measured)"][0].startswith("1 of ")
+    assert "extrapolated" in table["chance of rank 1 among 10^6"][0]
+    assert "not a recognised image" in table["rank (measured)"][2]
+    # another level re-checks; a re-run with nothing changed does not
+    at.radio(key="mp_level").set_value("safe_at_1e9").run()
+    assert calls == [3, 3]
+    at.run()
+    assert calls == [3, 3]
+    next(b for b in at.button if b.label == "Forget me").click().run()
+    assert "photo_check" not in at.session_state
+
+
+def test_my_photos_refuses_more_than_ten(fake_app):
+    at = page("my_photos.py")
+    at.run()
+    at.checkbox(key="mp_consent").check().run()
+    at.file_uploader(key="mp_photos_0").set_value([(f"p{i}.png", png(i), "image/png") for i in range(11)])
+    at.file_uploader(key="mp_snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
+    at.run()
+    assert any("at most 10" in e.value for e in at.error)
+    assert "photo_check" not in at.session_state
