@@ -10,6 +10,7 @@ reported with their ratio. Writes benchmarks/results/latest.json and latest.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -361,7 +362,7 @@ def ten_photos_of_one_person(subject: str = "066") -> tuple[list[tuple[str, byte
     return photos, (root / "smiling" / f"{subject}.jpg").read_bytes()
 
 
-def bench_self_check_photos(level: str = "safe_at_1e6") -> dict:
+def bench_self_check_photos(level: str = "safe_at_1e6", subject: str = "066") -> dict:
     """The self-check "which of my photos give me away" on 10 photos of one person, as the app runs
     it once the server is warm (face model and sample world loaded; not timed): per photo, its
     findability and the least damaging protection at ``level``, all in memory."""
@@ -372,7 +373,16 @@ def bench_self_check_photos(level: str = "safe_at_1e6") -> dict:
     model = load_face_model()
     with tempfile.TemporaryDirectory() as tmp:
         world = build_sample_world(model, cache=EmbeddingCache(Path(tmp) / "e.sqlite"), n_distractors=0)
-    photos, snapshot = ten_photos_of_one_person()
+    # the person plays a visitor, who is not among the sample faces: their own sample photo would
+    # otherwise count as a look-alike ahead of them
+    keep = [s != subject for s in world.subjects]
+    world = dataclasses.replace(
+        world,
+        vectors=world.vectors[np.array(keep)],
+        subjects=[s for s, k in zip(world.subjects, keep) if k],
+        images=[s for s, k in zip(world.images, keep) if k],
+    )
+    photos, snapshot = ten_photos_of_one_person(subject)
     seconds, rows = timed(lambda: check_photos(photos, snapshot, world=world, model=model, level=level))
     per_photo = [
         {
@@ -389,6 +399,7 @@ def bench_self_check_photos(level: str = "safe_at_1e6") -> dict:
     ]
     return {
         "photos": len(photos),
+        "subject": subject,
         "level": level,
         "seconds": seconds,
         "seconds_per_photo": seconds / len(photos),

@@ -255,6 +255,7 @@ def test_which_photos_give_me_away_in_chromium_keeps_ten_photos_in_memory(sandbo
             expect(headline).to_be_visible(timeout=600_000)
             assert int(headline.inner_text().split()[0]) >= 1  # the snapshot's own person is found
             expect(page.get_by_text("DeBruine")).to_be_visible()
+            expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible(timeout=60_000)
             download = page.get_by_role("button", name="Download the protected copy (PNG)")
             if download.count():
                 with page.expect_download() as got:
@@ -262,6 +263,7 @@ def test_which_photos_give_me_away_in_chromium_keeps_ten_photos_in_memory(sandbo
                 data = open(got.value.path(), "rb").read()
                 assert data[:8] == b"\x89PNG\r\n\x1a\n"
                 got.value.delete()  # Playwright's own copy, outside the server's sandbox
+            page.wait_for_timeout(2000)  # let the previews paint before the screenshot
             page.screenshot(path=str(shot), full_page=True)
             page.get_by_role("button", name="Forget me").click()
             expect(page.get_by_text("Tick the box above to start.")).to_be_visible(timeout=60_000)
