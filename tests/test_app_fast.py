@@ -157,7 +157,7 @@ def test_experiment_page_asks_before_writing_into_a_foreign_folder(tmp_path):
     assert not next(b for b in at.button if b.label == "Run the experiment").disabled
 
 
-def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch):
+def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch, short_ladders):
     from privrisk import photocheck
 
     calls = []

@@ -35,7 +35,7 @@ def world(model):
     )
 
 
-def test_check_photos_rows_errors_and_limits(model, world, tmp_path, monkeypatch):
+def test_check_photos_rows_errors_and_limits(model, world, tmp_path, monkeypatch, short_ladders):
     from privrisk.errors import ConfigError, FaceNotFound
     from privrisk.photocheck import MAX_PHOTOS, check_photos
 
