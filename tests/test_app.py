@@ -141,6 +141,13 @@ def test_trainer_enrols_identifies_and_resets(london):
     at.run()
     assert any("Identified: Ada" in s.value for s in at.success)
     assert any("What a stranger now knows" in md.value for md in at.markdown)
+    # myth or defence, with the real model: the untouched photo still finds Ada; cutting most of the
+    # face away does not
+    next(b for b in at.button if b.label == "Test every change").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("change")
+    assert table.loc["original photo", "result"] == "still identified"
+    assert table.loc["crop 0.3 of the face", "result"] == "match broken"
     next(b for b in at.button if b.label.startswith("Reset")).click().run()
     assert len(at.session_state["live_gallery"].volunteers) == 0
 
