@@ -55,7 +55,8 @@ def is_privrisk_run(folder: str | os.PathLike) -> bool:
     if (folder / RUN_MARKER).is_file():
         return True
     try:
-        head = (folder / "results.json").read_bytes()[:4096]
+        with open(folder / "results.json", "rb") as fh:
+            head = fh.read(1 << 24)  # the key is near the top; a stranger's huge file is not read whole
     except OSError:
         return False
     return head.lstrip().startswith(b"{") and b'"privrisk_version"' in head
