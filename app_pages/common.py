@@ -11,6 +11,7 @@ import os
 import numpy as np
 import streamlit as st
 
+from privrisk import selfcheck
 from privrisk.config import FaceSettings
 from privrisk.embeddings import EmbeddingCache, default_cache_path
 from privrisk.errors import PrivriskError
@@ -64,6 +65,18 @@ def face_vector(uploaded, label: str) -> np.ndarray | None:
     return np.asarray(st.session_state[key], np.float32)
 
 
+def session_findability(profile_vec: np.ndarray, snapshot_vec: np.ndarray):
+    """:func:`privrisk.selfcheck.findability` of these two embeddings, computed once per session and
+    pair: a later widget change (profile settings, who looks) re-runs the page but not the search over
+    the distractors. The key is the embeddings themselves, held in this session's memory only."""
+    key = (np.asarray(profile_vec, np.float32).tobytes(), np.asarray(snapshot_vec, np.float32).tobytes())
+    held = st.session_state.get("findability")
+    if held is None or held[0] != key:
+        held = (key, selfcheck.findability(profile_vec, snapshot_vec, sample_world()))
+        st.session_state["findability"] = held
+    return held[1]
+
+
 def forget_everything() -> None:
     """Clear the session: embeddings, settings and upload widgets (new widget keys)."""
     generation = st.session_state.get("upload_generation", 0) + 1
@@ -76,7 +89,7 @@ class ExperimentJob:
     (which re-runs the page script) neither blocks on it nor interrupts it. The page polls
     :attr:`done`, :attr:`total`, :attr:`messages` and :attr:`error`."""
 
-    def __init__(self, config, out_dir: str):
+    def __init__(self, config, out_dir: str, *, overwrite: bool = False):
         import threading
 
         from privrisk.experiment import run_experiment
@@ -93,6 +106,7 @@ class ExperimentJob:
                     cache=EmbeddingCache(default_cache_path()),
                     progress=self._progress,
                     log=self.messages.append,
+                    overwrite=overwrite,
                 )
             except PrivriskError as exc:
                 self.error = str(exc)

@@ -10,6 +10,7 @@ from app_pages.common import ExperimentJob, attribution, experiment_jobs
 from privrisk.config import setting_info, with_values
 from privrisk.errors import PrivriskError
 from privrisk.experiment import ExperimentConfig
+from privrisk.fileio import is_privrisk_run
 from privrisk.report import paper_comparison, summary_table
 
 st.title("Run a re-identification experiment")
@@ -74,13 +75,22 @@ out_dir = c3.text_input("output folder", "runs/app", key="exp_out")
 jobs = experiment_jobs()
 running = next((j for j in jobs.values() if not j.finished), None)
 occupied = Path(out_dir).is_dir() and any(Path(out_dir).iterdir())
+previous_run = occupied and is_privrisk_run(out_dir)
 replace_ok = True
 if occupied and running is None:
-    st.warning(
-        f"`{out_dir}` is not empty. Running writes results.json, the plots, report.html and gallery/ there, "
-        "replacing a previous run's files of those names."
-    )
-    replace_ok = st.checkbox(f"Replace the results in {out_dir}", key="exp_replace")
+    if previous_run:
+        st.warning(
+            f"`{out_dir}` holds a previous privrisk run. Running writes results.json, the plots, report.html "
+            "and gallery/ there, replacing that run's files of those names."
+        )
+        replace_ok = st.checkbox(f"Replace the results in {out_dir}", key="exp_replace")
+    else:
+        st.error(
+            f"`{out_dir}` is not empty and is not a privrisk run. Running would add results.json, the plots, "
+            "report.html and gallery/ among its files, replacing any of those names. Choose an empty folder, "
+            "or confirm below."
+        )
+        replace_ok = st.checkbox(f"Write into {out_dir} anyway", key="exp_force")
 
 if st.button("Run the experiment", type="primary", disabled=running is not None or not replace_ok):
     try:
@@ -99,7 +109,7 @@ if st.button("Run the experiment", type="primary", disabled=running is not None 
     except PrivriskError as exc:
         st.error(str(exc))
     else:
-        jobs[out_dir] = running = ExperimentJob(config, out_dir)
+        jobs[out_dir] = running = ExperimentJob(config, out_dir, overwrite=occupied and replace_ok)
         st.session_state["experiment_out"] = out_dir
 
 

@@ -5,10 +5,16 @@ import json
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import IMAGE_TYPES, attribution, curves, face_vector, forget_everything, sample_world
+from app_pages.common import (
+    IMAGE_TYPES,
+    attribution,
+    curves,
+    face_vector,
+    forget_everything,
+    session_findability,
+)
 from privrisk.exposure import score, single_changes, top_changes
 from privrisk.profiles import AUDIENCES, FIELDS, LEVELS, PRESETS, profile_from_dict
-from privrisk.selfcheck import findability
 
 st.title("How findable am I from my face?")
 st.write(
@@ -49,8 +55,7 @@ snapshot_vec = face_vector(snapshot_file, "Snapshot")
 
 result = None
 if profile_vec is not None and snapshot_vec is not None:
-    world = sample_world()
-    result = findability(profile_vec, snapshot_vec, world)
+    result = session_findability(profile_vec, snapshot_vec)  # once per pair of photos, not per widget change
     st.subheader("How a stranger's snapshot finds you")
     c1, c2, c3 = st.columns(3)
     c1.metric(

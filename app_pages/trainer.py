@@ -1,10 +1,13 @@
 """Trainer demo: volunteers enrol on the spot, a snapshot is identified, a card shows what a stranger knows."""
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
-from app_pages.common import IMAGE_TYPES, attribution, face_vector, sample_world
+from app_pages.common import IMAGE_TYPES, SETTINGS, attribution, face_model, face_vector, sample_world
 from privrisk.errors import PrivriskError
-from privrisk.trainer import LiveGallery, differential_lesson, stranger_card
+from privrisk.images import load_image
+from privrisk.trainer import LiveGallery, differential_lesson, myth_or_defence, stranger_card
 
 st.title("Live demonstration: who is this?")
 st.write(
@@ -23,24 +26,33 @@ snap_round = st.session_state.get("snap_round", 0)  # a new snapshot widget afte
 left, right = st.columns(2)
 with left:
     st.subheader("1. Enrol a volunteer")
-    name = st.text_input("First name or nickname", key=f"vol_name_{enrol_round}")
-    said_yes = st.checkbox(
-        "The volunteer agrees to their photo joining this demonstration's memory-only gallery",
-        key=f"vol_consent_{enrol_round}",
-    )
+    # the camera toggle stays outside the form (it changes which widget the form shows); the rest is one
+    # form, so typing a name or ticking consent does not re-run the page until "Enrol" is pressed
     use_camera = st.toggle("Use the camera", key=f"vol_cam_toggle_{enrol_round}")
-    photo = (
-        st.camera_input("Volunteer photo", key=f"vol_cam_{enrol_round}")
-        if use_camera
-        else st.file_uploader("Volunteer photo", type=IMAGE_TYPES, key=f"vol_file_{enrol_round}")
-    )
-    if st.button("Enrol", disabled=not said_yes):
-        vec = face_vector(photo, "Volunteer photo")
-        if photo is None:
+    with st.form(f"enrol_{enrol_round}", clear_on_submit=False):
+        name = st.text_input("First name or nickname", key=f"vol_name_{enrol_round}")
+        said_yes = st.checkbox(
+            "The volunteer agrees to their photo joining this demonstration's memory-only gallery",
+            key=f"vol_consent_{enrol_round}",
+        )
+        photo = (
+            st.camera_input("Volunteer photo", key=f"vol_cam_{enrol_round}")
+            if use_camera
+            else st.file_uploader("Volunteer photo", type=IMAGE_TYPES, key=f"vol_file_{enrol_round}")
+        )
+        submitted = st.form_submit_button("Enrol")
+    if submitted:
+        if not said_yes:
+            st.error("The volunteer joins only after saying yes: tick the consent box first.")
+        elif photo is None:
             st.error("Add the volunteer's photo first.")
-        elif vec is not None:
+        elif (vec := face_vector(photo, "Volunteer photo")) is not None:
             try:
                 v = gallery.enrol(name, vec, consent=said_yes)
+                # the enrolled photo itself stays in this session's memory for "myth or defence"
+                st.session_state.setdefault("enrolled_photos", {})[v.volunteer_id] = load_image(
+                    photo.getvalue(), name="volunteer photo", max_side=SETTINGS.max_side
+                ).rgb
                 st.session_state["enrol_round"] = enrol_round + 1
                 st.session_state["last_enrolled"] = f"{v.name} joined as {v.volunteer_id}."
                 st.rerun()
@@ -81,6 +93,84 @@ with right:
                 st.write(card["how"])
                 st.caption(card["note"])
 
+st.subheader("3. Myth or defence: what breaks the match?")
+st.write(
+    "The volunteer's enrolled photo plays their public profile photo. Each change a person could make to it "
+    "(a lower resolution, blur, JPEG compression, a crop, sunglasses, a mask, a sticker) is applied, the changed "
+    "photo takes the original's place in the gallery, and the snapshot above is identified again."
+)
+if not gallery.volunteers:
+    st.info("Enrol a volunteer first.")
+elif vec is None:
+    st.info("Add a snapshot of the volunteer above.")
+else:
+    names = {v.volunteer_id: v.name for v in gallery.volunteers}
+    identified_id = volunteer.volunteer_id if volunteer is not None else None
+    ids = list(names)
+    who = st.selectbox(
+        "Whose enrolled photo",
+        ids,
+        index=ids.index(identified_id) if identified_id in ids else 0,
+        format_func=lambda vid: f"{names[vid]} ({vid})",
+        key=f"defence_who_{snap_round}",
+    )
+    defence_key = (who, snapshot.file_id if snapshot is not None else None)
+    held = st.session_state.get("defence")
+    if st.button("Test every change", type="primary", key=f"defence_run_{snap_round}"):
+        with st.spinner("Changing the photo, embedding it and searching again, change by change..."):
+            try:
+                trials = myth_or_defence(
+                    gallery, who, st.session_state["enrolled_photos"][who], vec, face_model(), SETTINGS
+                )
+            except PrivriskError as exc:
+                st.error(str(exc))
+            else:
+                held = st.session_state["defence"] = (defence_key, trials)
+    if held is not None and held[0] == defence_key:
+        trials = held[1]
+        threshold = trials[0].threshold
+        frame = pd.DataFrame(
+            [
+                {
+                    "change": t.label,
+                    "distance": round(t.distance, 3),
+                    "result": "still identified" if t.identified else "match broken",
+                    "rank (measured)": t.rank,
+                    "face detected": "yes" if t.detected else "no",
+                    "SSIM": round(t.ssim, 3),
+                }
+                for t in trials
+            ]
+        )
+        broken = [t.label for t in trials[1:] if t.breaks_match]
+        kept = [t.label for t in trials[1:] if not t.breaks_match]
+        c1, c2 = st.columns(2)
+        c1.metric("Changes that break the match (defences)", f"{len(broken)} of {len(trials) - 1}")
+        c2.metric("Changes the match survives (myths)", f"{len(kept)} of {len(trials) - 1}")
+        bars = (
+            alt.Chart(frame)
+            .mark_bar()
+            .encode(
+                x=alt.X("distance:Q", title=f"distance from the snapshot (threshold {threshold:g})"),
+                y=alt.Y("change:N", sort=None, title=None),
+                color=alt.Color(
+                    "result:N",
+                    scale=alt.Scale(domain=["still identified", "match broken"], range=["#d62728", "#2ca02c"]),
+                ),
+                tooltip=list(frame.columns),
+            )
+        )
+        rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[6, 3]).encode(x="threshold:Q")
+        st.altair_chart(bars + rule, width="stretch")
+        st.dataframe(frame, hide_index=True, width="stretch")
+        st.caption(
+            "Measured live on this volunteer: one snapshot, one enrolled photo, the sample faces and the other "
+            "volunteers (n = 1 person, so no rate). 'Still identified': the volunteer comes first and within the "
+            f"threshold ({threshold:g}). A changed photo whose face the detector misses is still encoded at the "
+            "original face's place, as a stronger detector would find it. SSIM: how much of the photo is left "
+            "(1 = unchanged)."
+        )
+
 if st.button("Reset: forget every volunteer"):
     gallery.reset()
     for key in [k for k in st.session_state if k.startswith("embedding:")]:
@@ -88,6 +178,8 @@ if st.button("Reset: forget every volunteer"):
     st.session_state["enrol_round"] = enrol_round + 1
     st.session_state["snap_round"] = snap_round + 1
     st.session_state.pop("last_enrolled", None)
+    st.session_state.pop("enrolled_photos", None)
+    st.session_state.pop("defence", None)
     st.rerun()
 
 st.subheader("Who gets mistaken for someone else?")

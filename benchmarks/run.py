@@ -10,6 +10,7 @@ reported with their ratio. Writes benchmarks/results/latest.json and latest.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -339,6 +340,76 @@ def bench_ray() -> dict:
     return out
 
 
+def ten_photos_of_one_person(subject: str = "066") -> tuple[list[tuple[str, bytes]], bytes]:
+    """Ten photos of one person, made in memory from their neutral sample photo (re-framed, scaled
+    from about 80 to 400 px face width, re-encoded), and their smiling photo as the stranger's snapshot."""
+    import io
+
+    from PIL import Image
+
+    root = dataset_dir()
+    base = Image.open(root / "neutral" / f"{subject}.jpg").convert("RGB")
+    w, h = base.size
+    photos = []
+    for i in range(10):
+        m = 0.04 * (i % 4)  # a little of each edge cut away, varying
+        framed = base.crop((int(w * m), int(h * m), int(w * (1 - m)), int(h * (1 - m))))
+        scale = 0.2 + 0.08 * i
+        framed = framed.resize((max(64, int(framed.width * scale)), max(64, int(framed.height * scale))))
+        buf = io.BytesIO()
+        framed.save(buf, "JPEG", quality=95 - 3 * i)
+        photos.append((f"photo-{i + 1}.jpg", buf.getvalue()))
+    return photos, (root / "smiling" / f"{subject}.jpg").read_bytes()
+
+
+def bench_self_check_photos(level: str = "safe_at_1e6", subject: str = "066") -> dict:
+    """The self-check "which of my photos give me away" on 10 photos of one person, as the app runs
+    it once the server is warm (face model and sample world loaded; not timed): per photo, its
+    findability and the least damaging protection at ``level``, all in memory."""
+    from privrisk.countermeasures import LEVELS
+    from privrisk.photocheck import check_photos
+    from privrisk.selfcheck import build_sample_world
+
+    model = load_face_model()
+    with tempfile.TemporaryDirectory() as tmp:
+        world = build_sample_world(model, cache=EmbeddingCache(Path(tmp) / "e.sqlite"), n_distractors=0)
+    # the person plays a visitor, who is not among the sample faces: their own sample photo would
+    # otherwise count as a look-alike ahead of them
+    keep = [s != subject for s in world.subjects]
+    world = dataclasses.replace(
+        world,
+        vectors=world.vectors[np.array(keep)],
+        subjects=[s for s, k in zip(world.subjects, keep) if k],
+        images=[s for s, k in zip(world.images, keep) if k],
+    )
+    photos, snapshot = ten_photos_of_one_person(subject)
+    seconds, rows = timed(lambda: check_photos(photos, snapshot, world=world, model=model, level=level))
+    per_photo = [
+        {
+            "face_width": r.before.face_width if r.before else None,
+            "rank": r.before.rank if r.before else None,
+            "rank1_upper": r.risk(LEVELS[level]) if r.before else None,
+            "protection": (
+                f"{r.protection.transform} {r.protection.strength}" if r.protection and r.protection.transform else None
+            ),
+            "settings_embedded": sum(c.detected is not None for c in r.protection.tried) if r.protection else 0,
+            "error": r.error,
+        }
+        for r in rows
+    ]
+    return {
+        "photos": len(photos),
+        "subject": subject,
+        "level": level,
+        "seconds": seconds,
+        "seconds_per_photo": seconds / len(photos),
+        "cores": os.cpu_count(),
+        "protected": sum(1 for r in rows if r.protection is not None and r.protection.image is not None),
+        "settings_embedded": sum(p["settings_embedded"] for p in per_photo),
+        "per_photo": per_photo,
+    }
+
+
 def bench_demo(base: str = "67e966c") -> dict:
     """The demo, cold (empty cache) then warm, for this checkout and for commit ``base`` (its code
     from ``git archive``, the same shipped photos), one after the other in this run."""
@@ -464,6 +535,16 @@ def targets(res: dict) -> list[dict]:
             d["now_warm_s"] <= 15,
             f"commit {d['base']} in this run: {d['base_warm_s']:.0f} s ({d['base_warm_s'] / d['now_warm_s']:.2f}x)",
         )
+    if "self_check_photos" in res:
+        sc = res["self_check_photos"]
+        add(
+            f"self-check of {sc['photos']} photos ({sc['level']})",
+            f"{sc['seconds']:.1f} s",
+            "< 30 s on 2 cores",
+            sc["seconds"] < 30,
+            f"{sc['seconds_per_photo']:.1f} s per photo, {sc['settings_embedded']} transformed copies embedded, "
+            f"{sc['protected']} protected copies; {sc['cores']} cores",
+        )
     return rows
 
 
@@ -522,7 +603,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output folder")
     ap.add_argument(
         "--only",
-        choices=["compressed", "ray", "end_to_end", "demo"],
+        choices=["compressed", "ray", "end_to_end", "demo", "self_check_photos"],
         help="run one section and merge it into the existing latest.json",
     )
     ap.add_argument("--compressed-size", type=int, default=10_000_000, help="faces in the compressed gallery")
@@ -549,6 +630,8 @@ def main(argv=None) -> int:
             previous["end_to_end"] = bench_end_to_end(previous["search"])
         elif args.only == "demo":
             previous["demo"] = bench_demo()
+        elif args.only == "self_check_photos":
+            previous["self_check_photos"] = bench_self_check_photos()
         else:
             previous[args.only] = (
                 bench_compressed(model, args.compressed_size, rng) if args.only == "compressed" else bench_ray()
@@ -566,6 +649,8 @@ def main(argv=None) -> int:
     res["embedding"] = bench_embedding(args.quick)
     log("end to end")
     res["end_to_end"] = bench_end_to_end(res["search"])
+    log("self-check of 10 photos")
+    res["self_check_photos"] = bench_self_check_photos()
     if not args.quick:
         log(f"compressed gallery of {args.compressed_size:,}")
         res["compressed"] = bench_compressed(model, args.compressed_size, rng)

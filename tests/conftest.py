@@ -62,3 +62,16 @@ def session_cache(tmp_path_factory):
     from privrisk.embeddings import EmbeddingCache
 
     return EmbeddingCache(tmp_path_factory.mktemp("cache") / "embeddings.sqlite")
+
+
+@pytest.fixture
+def short_ladders(monkeypatch):
+    """Each transform's two ends only (mildest, harshest): the same logic, a quarter of the work."""
+    import dataclasses
+
+    from privrisk import countermeasures
+
+    for name, t in list(countermeasures.TRANSFORMS.items()):
+        monkeypatch.setitem(
+            countermeasures.TRANSFORMS, name, dataclasses.replace(t, ladder=(t.ladder[0], t.ladder[-1]))
+        )

@@ -111,3 +111,29 @@ def no_network_env(tmp_path, **extra):
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(NO_NETWORK)
     return {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **extra}
+
+
+def fake_sample_world(model: FakeFaceModel, n: int = 40, size: int = 128, seed: int = 1):
+    """A :class:`privrisk.selfcheck.SampleWorld` of ``n`` synthetic subjects embedded with the fake
+    model (photo s = ``noise_image(s)`` at ``size``), with a tail model fitted on them (a noisier
+    second photo per subject as probes) and no distractors. Returns (world, photos, second photos)."""
+    from privrisk import tailmodel
+    from privrisk.selfcheck import SampleWorld
+
+    photos = [noise_image(s, size=(size, size)) for s in range(n)]
+    second = [noise_image(s, size=(size, size), noise=10.0, noise_seed=s) for s in range(n)]
+    full = (0, size, size, 0)
+    g = np.array([model.encode(p, [full])[0] for p in photos], np.float32)
+    q = np.array([model.encode(p, [full])[0] for p in second], np.float32)
+    subjects = [f"s{i:03d}" for i in range(n)]
+    tm = tailmodel.fit(q, subjects, g, subjects, n_boot=20, seed=seed)
+    world = SampleWorld(
+        vectors=g,
+        subjects=subjects,
+        images=[f"synthetic/{s}.png" for s in subjects],
+        model=None,
+        distractors=np.zeros((0, 128), np.float32),
+        index=None,
+        tail_models=(tm,),
+    )
+    return world, photos, second

@@ -222,3 +222,89 @@ def test_ten_browser_sessions_at_once(sandbox, london):
             assert server_rss_mb(proc.pid) - warm_rss < 1500
         finally:
             browser.close()
+
+
+def test_which_photos_give_me_away_in_chromium_keeps_ten_photos_in_memory(sandbox, london, tmp_path_factory):
+    """The self-check's per-photo page with ten photos and a snapshot: results, a protected copy to
+    download, and afterwards no file anywhere under the server's HOME, TMPDIR or working directory
+    holds the photos' bytes, their hashes or their names."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from browser import launch
+
+    url, root, proc = sandbox
+    # ten photos of one person that exist nowhere on disk: person 066's neutral photo re-framed,
+    # scaled and re-encoded in memory; the snapshot is their smiling photo, re-encoded
+    base = Image.open(london / "neutral" / "066.jpg").convert("RGB")
+    w, h = base.size
+    uploads = []
+    for i in range(10):
+        m = 0.04 * (i % 4)
+        framed = base.crop((int(w * m), int(h * m), int(w * (1 - m)), int(h * (1 - m))))
+        framed = framed.resize(
+            (max(64, int(framed.width * (0.2 + 0.08 * i))), max(64, int(framed.height * (0.2 + 0.08 * i))))
+        )
+        buf = io.BytesIO()
+        framed.save(buf, "PNG")
+        uploads.append({"name": f"me-{i + 1}.png", "mimeType": "image/png", "buffer": buf.getvalue()})
+    buf = io.BytesIO()
+    Image.open(london / "smiling" / "066.jpg").save(buf, "PNG")
+    snapshot = {"name": "stranger-snap.png", "mimeType": "image/png", "buffer": buf.getvalue()}
+    before = files_under(root)
+    shot = tmp_path_factory.mktemp("artifacts") / "which-photos.png"
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2000})
+            page.goto(url + "/my_photos", wait_until="networkidle")
+            page.get_by_text("These are photos of me").click()
+            inputs = page.locator("input[type=file]")
+            expect(inputs).to_have_count(2, timeout=60_000)
+            photos_box = page.get_by_role("region", name="Your photos (up to 10)")
+            photos_box.locator("input[type=file]").set_input_files(uploads)
+            # wait until the app shows it received the photos before the next upload
+            expect(photos_box.get_by_text("me-1.png")).to_be_visible(timeout=120_000)
+            snap_box = page.get_by_role("region", name="A stranger's snapshot of you")
+            snap_box.locator("input[type=file]").set_input_files(snapshot)
+            expect(snap_box.get_by_text("stranger-snap.png")).to_be_visible(timeout=120_000)
+            headline = page.get_by_text("of 10 photos give you away")
+            expect(headline).to_be_visible(timeout=600_000)
+            assert int(headline.inner_text().split()[0]) >= 1  # the snapshot's own person is found
+            expect(page.get_by_text("DeBruine")).to_be_visible()
+            expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible(timeout=60_000)
+            download = page.get_by_role("button", name="Download the protected copy (PNG)")
+            if download.count():
+                with page.expect_download() as got:
+                    download.first.click()
+                data = open(got.value.path(), "rb").read()
+                assert data[:8] == b"\x89PNG\r\n\x1a\n"
+                got.value.delete()  # Playwright's own copy, outside the server's sandbox
+            page.wait_for_timeout(2000)  # let the previews paint before the screenshot
+            page.screenshot(path=str(shot), full_page=True)
+            page.get_by_role("button", name="Forget me").click()
+            expect(page.get_by_text("Tick the box above to start.")).to_be_visible(timeout=60_000)
+        finally:
+            browser.close()
+    artifacts = os.environ.get("PRIVRISK_TEST_ARTIFACTS") or str(ROOT / "test-artifacts")
+    os.makedirs(artifacts, exist_ok=True)
+    shutil.copy(shot, os.path.join(artifacts, "which-photos.png"))
+
+    proc.terminate()
+    log = proc.communicate(timeout=30)[0]
+    new = files_under(root) - before
+    needles = []
+    for up in [*uploads, snapshot]:
+        data = up["buffer"]
+        needles += [
+            data[len(data) // 2 : len(data) // 2 + 64],
+            hashlib.sha256(data).hexdigest().encode(),
+            up["name"].encode(),
+        ]
+    for path in new:
+        assert not path.lower().endswith((".png", ".jpg", ".jpeg", ".webp")), path
+        content = open(path, "rb").read()
+        assert not any(n in content for n in needles), path
+    assert not any(n.decode(errors="ignore") in log for n in needles[1::3] + needles[2::3])
+    assert "Traceback" not in log
+    # what the app may write: the embedding cache of the sample photos (never of uploads)
+    assert all("/home/.cache/privrisk/" in p for p in new), sorted(new)

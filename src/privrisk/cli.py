@@ -186,7 +186,12 @@ def _run(args, config) -> int:
         config = replace(config, ray_address=args.ray)
 
     results = run_experiment(
-        config, args.out, cache=_cache(args), progress=not args.quiet, log=None if args.json else stderr_log
+        config,
+        args.out,
+        cache=_cache(args),
+        progress=not args.quiet,
+        log=None if args.json else stderr_log,
+        overwrite=args.force,
     )
     if args.json:
         _print_json({k: results[k] for k in ("seed", "experiments", "scaling")} | {"out": str(args.out)})
@@ -442,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", help="TOML config (see README: experiment settings)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.json, plots, report.html)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into OUT even when it is not empty and holds no previous privrisk run",
+    )
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("demo", parents=[common, embed], help="run the experiments on the sample set with defaults")
@@ -452,6 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings to use instead of the defaults, e.g. fewer "
         "scaling sizes for a quick look (the data stays the shipped sample set unless the file names other "
         "manifests)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into OUT even when it is not empty and holds no previous privrisk run",
     )
     p.set_defaults(func=cmd_demo)
 

@@ -50,3 +50,13 @@ class ProfileError(PrivriskError):
 
 class EstimationError(PrivriskError):
     """A statistical fit cannot be trusted (did not converge, or its parameters sit at their bounds)."""
+
+
+class OutputNotEmpty(PrivriskError):
+    """An output folder holds files that are not a previous privrisk run's; nothing is written there
+    unless the caller says to overwrite (``overwrite=True``, ``--force``)."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

@@ -332,9 +332,14 @@ def run_experiment(
     cache: EmbeddingCache | None = None,
     progress: bool = True,
     log: Log | None = stderr_log,
+    overwrite: bool = False,
 ) -> dict:
-    """Run E1-E3 and the scaling study; write every output into ``out_dir``; return results."""
+    """Run E1-E3 and the scaling study; write every output into ``out_dir``; return results.
+    A non-empty ``out_dir`` that is not a previous privrisk run is refused unless ``overwrite``."""
     log = log or (lambda _m: None)
+    from .fileio import claim_output_dir  # noqa: PLC0415 - a local line, apart from lines other branches change
+
+    claim_output_dir(out_dir, overwrite=overwrite)  # OutputNotEmpty for a folder that is no privrisk run
     cfg = config
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

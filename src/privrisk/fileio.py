@@ -58,6 +58,58 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         tmp.write_bytes(raw)
 
 
+__all__ += ["RUN_MARKER", "claim_output_dir", "is_privrisk_run"]
+
+RUN_MARKER = ".privrisk-run"  # the first file of every experiment output folder
+
+
+def is_privrisk_run(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` holds a previous privrisk run: its marker file (written before anything
+    else, so a run killed at any point leaves it), or a results.json that privrisk wrote (runs from
+    before the marker existed)."""
+    folder = Path(folder)
+    if (folder / RUN_MARKER).is_file():
+        return True
+    try:
+        with open(folder / "results.json", "rb") as fh:
+            head = fh.read(1 << 24)  # the key is near the top; a stranger's huge file is not read whole
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{") and b'"privrisk_version"' in head
+
+
+def claim_output_dir(folder: str | os.PathLike, *, overwrite: bool = False, what: str = "experiment") -> Path:
+    """Make ``folder`` ready to receive a run's outputs and mark it as a privrisk run.
+
+    A missing or empty folder is created and marked; a folder holding a previous privrisk run is
+    resumed or overwritten (a killed run resumes to the same results). Any other non-empty folder
+    raises :class:`~privrisk.errors.OutputNotEmpty` unless ``overwrite`` is true."""
+    from .errors import OutputNotEmpty  # noqa: PLC0415
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputNotEmpty(folder, "is a file, not a folder")
+    if folder.is_dir() and not overwrite and not is_privrisk_run(folder):
+        try:
+            first = next(iter(sorted(p.name for p in folder.iterdir())), None)
+        except OSError as exc:
+            raise OutputNotEmpty(folder, f"cannot list the folder ({exc.strerror or exc})") from None
+        if first is not None:
+            raise OutputNotEmpty(
+                folder,
+                f"not empty and not a previous privrisk run (it holds {first!r}); choose an empty folder "
+                "or pass --force (overwrite=True) to write into it anyway",
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / RUN_MARKER
+    if not marker.is_file():
+        # not atomic on purpose: only the name matters, and a run killed while writing it must leave the
+        # marker (even empty), not a temp file that would make its folder look like someone else's
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write(f"privrisk {what} output folder; safe to resume or overwrite\n")
+    return folder
+
+
 def json_default(value):
     """``json.dumps(default=...)`` for numpy scalars and arrays (anything else becomes its text)."""
     import numpy as np  # noqa: PLC0415

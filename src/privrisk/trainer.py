@@ -118,3 +118,106 @@ def differential_lesson(path=None) -> dict:
     if not isinstance(data, dict) or "why" not in data or "source" not in data:
         raise PrivriskError(f"{file}: not a demographic summary (needs 'source' and 'why')")
     return data
+
+
+# --- myth or defence: which changes to a public photo break a live match (issue 16, item 5) --------
+
+
+@dataclass(frozen=True)
+class DefenceTrial:
+    """One transform of a volunteer's enrolled photo, and whether the snapshot still finds them.
+    ``rank`` is the volunteer's rank among everyone in the live gallery (sample faces and volunteers,
+    measured); ``identified`` is True when they come first within the threshold."""
+
+    transform: str
+    strength: object
+    label: str
+    distance: float
+    threshold: float
+    rank: int
+    identified: bool
+    detected: bool
+    ssim: float
+
+    @property
+    def breaks_match(self) -> bool:
+        return not self.identified
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"breaks_match": self.breaks_match}
+
+
+def myth_or_defence(
+    gallery: LiveGallery,
+    volunteer_id: str,
+    enrolled_photo,
+    snapshot: np.ndarray,
+    model,
+    settings=None,
+    *,
+    transforms=None,
+    threshold: float | None = None,
+) -> list[DefenceTrial]:
+    """Each transform of :mod:`privrisk.countermeasures` applied to the volunteer's enrolled photo
+    (``enrolled_photo``: RGB uint8 array, in memory), the copy embedded and put in the gallery in place
+    of the original, and the ``snapshot`` embedding identified again. ``transforms`` maps a transform
+    name to the strengths to try (default: every transform's whole ladder). The first row is the
+    untouched photo. A copy whose face the detector misses is encoded at the original face's box
+    (as a stronger detector would find it); ``detected`` says which."""
+    from .config import FaceSettings, GallerySettings
+    from .countermeasures import TRANSFORMS, apply_transform, find_face, image_quality
+    from .faces import face_landmarks
+
+    settings = settings or FaceSettings()
+    threshold = GallerySettings().threshold if threshold is None else float(threshold)
+    volunteer = gallery.volunteer(volunteer_id)
+    if volunteer is None:
+        raise PrivriskError(f"{volunteer_id}: no such volunteer in this gallery")
+    rgb = np.ascontiguousarray(enrolled_photo, np.uint8)
+    face = find_face(rgb, model, settings, name=volunteer.name)
+    if face is None:
+        raise PrivriskError(f"{volunteer.name}: no face found in the enrolled photo")
+    marks = face_landmarks(model, rgb, face.box) or None
+    snap = np.asarray(snapshot, np.float32).reshape(-1)
+    ladders = {n: t.ladder for n, t in TRANSFORMS.items()} if transforms is None else dict(transforms)
+    plan = [("none", None)] + [(name, s) for name, ladder in ladders.items() for s in ladder]
+    trials = []
+    for name, strength in plan:
+        if name == "none":
+            out, found, label = rgb, face, "original photo"
+        else:
+            out = apply_transform(rgb, face.box, name, strength, landmarks=marks)
+            found = find_face(out, model, settings, at=face.box, name=volunteer.name)
+            label = TRANSFORMS[name].label(strength)
+        rank, first, d = _rank_with(gallery, volunteer_id, found.embedding, snap)
+        trials.append(
+            DefenceTrial(
+                transform=name,
+                strength=strength,
+                label=label,
+                distance=d,
+                threshold=threshold,
+                rank=rank,
+                identified=first and d <= threshold,
+                detected=bool(found.detected),
+                ssim=1.0 if name == "none" else image_quality(rgb, out, face.box).ssim,
+            )
+        )
+    return trials
+
+
+def _rank_with(gallery: LiveGallery, volunteer_id: str, embedding: np.ndarray, snapshot: np.ndarray):
+    """The volunteer's subject rank for ``snapshot`` when their gallery photo is ``embedding``, whether
+    nobody else is as close, and their distance (exact FAISS search over the live gallery; a tie goes
+    against the volunteer)."""
+    vectors = np.vstack(
+        [gallery.sample_vectors]
+        + [(embedding if v.volunteer_id == volunteer_id else v.embedding)[None] for v in gallery.volunteers]
+    ).astype(np.float32)
+    labels = np.array(list(gallery.sample_subjects) + [v.volunteer_id for v in gallery.volunteers])
+    index = faiss_index.build_index(vectors)
+    d, i = faiss_index.search(index, snapshot[None].astype(np.float32), len(labels))
+    found = labels[i[0]]
+    own = float(d[0][found == volunteer_id].min())
+    others = {lab for lab, dist in zip(found, d[0]) if lab != volunteer_id and dist <= own}
+    return 1 + len(others), not others, own

@@ -1,0 +1,217 @@
+"""Which of my photos give me away: up to 10 photos of you and a stranger's snapshot; per photo, how
+findable it is, and the least damaging change that protects it (computed in memory)."""
+
+import dataclasses
+import io
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from app_pages.common import IMAGE_TYPES, SETTINGS, attribution, face_model, forget_everything, sample_world
+from privrisk.countermeasures import LEVELS, TARGET, TRANSFORMS
+from privrisk.errors import PrivriskError
+from privrisk.photocheck import MAX_PHOTOS, check_photos
+
+st.title("Which of my photos give me away?")
+st.write(
+    f"Give up to {MAX_PHOTOS} photos of yourself (your profile photo, photos others tagged you in, ...) and one "
+    "**stranger's snapshot** of you. For each photo privrisk searches the snapshot against it, hidden among the "
+    "consenting sample faces, and says how likely it is to come first at platform scale; then it finds the least "
+    "damaging change (shrinking, blurring, compressing, cropping or covering part of the face) that makes the "
+    "photo safe at the level you choose, and shows the protected copy."
+)
+st.caption(
+    "Your photos stay in this computer's memory: they are never saved, logged, cached or sent anywhere. "
+    "'Forget me' clears them."
+)
+
+consent = st.checkbox(
+    "These are photos of me, and I agree to them being analysed in memory on this computer.", key="mp_consent"
+)
+if not consent:
+    st.info("Tick the box above to start.")
+    st.stop()
+
+generation = st.session_state.get("upload_generation", 0)
+left, right = st.columns(2)
+with left:
+    photos = st.file_uploader(
+        f"Your photos (up to {MAX_PHOTOS})", type=IMAGE_TYPES, accept_multiple_files=True, key=f"mp_photos_{generation}"
+    )
+with right:
+    snapshot = st.file_uploader("A stranger's snapshot of you", type=IMAGE_TYPES, key=f"mp_snapshot_{generation}")
+level = st.radio(
+    "Safe means",
+    list(LEVELS),
+    horizontal=True,
+    key="mp_level",
+    format_func=lambda lv: f"under {TARGET:.0%} chance of coming first among {LEVELS[lv]:,} people",
+    help="The upper end of the range for the chance of rank 1 at that gallery size must be under the target.",
+)
+size = LEVELS[level]
+
+if len(photos) > MAX_PHOTOS:
+    st.error(f"{len(photos)} photos: the check takes at most {MAX_PHOTOS}. Remove {len(photos) - MAX_PHOTOS}.")
+    st.stop()
+if not photos or snapshot is None:
+    st.info("Add your photos and a snapshot to see which ones give you away.")
+    st.stop()
+
+PREVIEW_SIDE = 480
+
+
+def png_bytes(rgb) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")  # lossless: the copy is the one that was measured
+    return buf.getvalue()
+
+
+def preview(rgb):
+    """A small copy for the page: the session keeps previews and the protected copy's PNG, not ten
+    full-size photos twice over."""
+    if rgb is None:
+        return None
+    im = Image.fromarray(rgb)
+    im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    return np.asarray(im)
+
+
+def for_session(row):
+    """(row without pixels, preview before, preview after, protected copy as PNG bytes or None)."""
+    image = row.protection.image if row.protection is not None else None
+    light = dataclasses.replace(
+        row,
+        rgb=None,
+        protection=dataclasses.replace(row.protection, image=None) if row.protection is not None else None,
+    )
+    return light, preview(row.rgb), preview(image), (png_bytes(image) if image is not None else None)
+
+
+key = (tuple(p.file_id for p in photos), snapshot.file_id, level)
+held = st.session_state.get("photo_check")
+if held is None or held[0] != key:  # once per set of photos and level; other widgets do not re-run it
+    bar = st.progress(0.0, text=f"checking {len(photos)} photos")
+    try:
+        rows = check_photos(
+            [(p.name, p.getvalue()) for p in photos],
+            snapshot.getvalue(),
+            world=sample_world(),
+            model=face_model(),
+            level=level,
+            settings=SETTINGS,
+            progress=lambda done, total: bar.progress(done / total, text=f"checked {done} of {total} photos"),
+        )
+    except PrivriskError as exc:
+        bar.empty()
+        st.error(f"Snapshot: {getattr(exc, 'reason', exc)}")
+        st.stop()
+    bar.empty()
+    held = (key, [for_session(r) for r in rows])
+    del rows
+    st.session_state["photo_check"] = held
+shown = sorted(held[1], key=lambda v: -v[0].risk(size))  # the most revealing first
+rows = [v[0] for v in shown]
+
+
+def pct_range(s) -> str:
+    """The chance of rank 1 at a size: extrapolated figures lead with their range."""
+    if s is None:
+        return ""
+    lo, hi = s.p_rank1_range if s.p_rank1_range else (s.p_rank1, s.p_rank1)
+    return f"{lo:.0%}-{hi:.0%} (model value {s.p_rank1:.0%}, {s.kind})"
+
+
+def verdict(row) -> str:
+    if not row.ok:
+        return "not checked"
+    if row.risk(size) >= TARGET:
+        return "gives you away"
+    # the level is about coming first; a photo just behind a look-alike is still on a stranger's short list
+    return "safe at this level, but in the top 10" if row.before.rank <= 10 else "safe at this level"
+
+
+def protection_text(row) -> str:
+    p = row.protection
+    if p is None:
+        return ""
+    if p.transform is None:
+        return "none needed" if row.risk(size) < TARGET else "no setting tried is enough"
+    return TRANSFORMS[p.transform].label(p.strength)
+
+
+table = pd.DataFrame(
+    [
+        {
+            "photo": r.name,
+            "verdict": verdict(r),
+            "face width (px)": r.before.face_width if r.before else None,
+            "face detected": ("yes" if r.before.detected else "no") if r.before else "no",
+            "rank (measured)": f"{r.before.rank} of {r.before.gallery_size}" if r.before else r.error,
+            "chance of rank 1 among 10^6": pct_range(r.before.at(1_000_000)) if r.before else "",
+            "chance of rank 1 among 10^9": pct_range(r.before.at(1_000_000_000)) if r.before else "",
+            "cheapest protection": protection_text(r),
+            "protected: rank (measured)": (
+                f"{r.protection.after.rank} of {r.protection.after.gallery_size}"
+                if r.protection and r.protection.after
+                else ""
+            ),
+            "protected: SSIM / PSNR": (
+                f"{r.protection.quality.ssim:.3f} / {r.protection.quality.psnr:.1f} dB"
+                if r.protection and r.protection.quality
+                else ""
+            ),
+        }
+        for r in rows
+    ]
+)
+given_away = sum(verdict(r) == "gives you away" for r in rows)
+st.subheader(f"{given_away} of {len(rows)} photos give you away at {size:,} people")
+st.dataframe(table, hide_index=True, width="stretch")
+st.caption(
+    "Rank: measured, among the consenting sample faces plus you, when your snapshot is searched against the photo. "
+    "Chances at 10^6 and 10^9 people: extrapolated with the tail models fitted on the sample set (closed form, "
+    "no search); the range spans two tail models and their bootstrap refits, and the data cannot pin a value down "
+    "inside it. 'Safe' means not coming first: a photo ranked just behind a look-alike among the sample faces is "
+    "safe from rank 1 at every larger size, yet still on a stranger's top-10 list. A photo whose face the detector misses is still judged at the face's known box, as a stronger "
+    "detector would find it. Quality: SSIM (1 = unchanged) and PSNR over the face and its surroundings."
+)
+attribution()
+
+
+st.subheader("Photo by photo")
+for i, (r, before_preview, after_preview, protected_png) in enumerate(shown):
+    with st.expander(f"{r.name}: {verdict(r)}", expanded=i == 0 and verdict(r) == "gives you away"):
+        if not r.ok:
+            st.warning(r.error)
+            if before_preview is not None:
+                st.image(before_preview, caption="your photo", width=320)
+            continue
+        p = r.protection
+        st.markdown(f"**Protection:** {p.reason}.")
+        if protected_png is None:
+            st.image(before_preview, caption="your photo", width=320)
+            continue
+        c1, c2 = st.columns(2)
+        before, after = r.before.at(size), p.after.at(size)
+        c1.image(
+            before_preview, caption=f"before: rank {r.before.rank}; chance of rank 1 at {size:,}: {pct_range(before)}"
+        )
+        c2.image(after_preview, caption=f"after ({protection_text(r)}): rank {p.after.rank}; {pct_range(after)}")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Rank among the sample faces (measured)", f"{r.before.rank} -> {p.after.rank}")
+        m2.metric("SSIM (1 = unchanged)", f"{p.quality.ssim:.3f}")
+        m3.metric("PSNR", f"{p.quality.psnr:.1f} dB")
+        st.download_button(
+            "Download the protected copy (PNG)",
+            protected_png,
+            file_name=f"protected-{i + 1}.png",
+            mime="image/png",
+            key=f"mp_download_{i}",
+            on_click="ignore",
+        )
+
+if st.button("Forget me", type="primary", key="mp_forget"):
+    forget_everything()
+    st.rerun()

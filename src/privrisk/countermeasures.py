@@ -1,0 +1,672 @@
+"""E4, what protects me: transforms a person can apply to their public photos, what each costs
+the photo, and how findable the photo stays.
+
+Five transforms, each with a ladder of strengths from mild to harsh (:data:`TRANSFORMS`):
+``downscale`` (the face width in pixels left), ``blur`` (Gaussian sigma as a share of the face
+width), ``jpeg`` (quality), ``crop`` (the share of the face's height kept) and ``occlude``
+(sunglasses, mask or sticker, placed from the face's landmarks with :mod:`privrisk.degrade`'s
+occluders). :func:`apply_transform` is pure and keeps the photo's size, so
+:func:`image_quality` (SSIM and PSNR) is defined against the original.
+
+:func:`photo_findability` says, per photo, whether a face is detected, how wide it is, how far it
+is from a stranger's snapshot, its rank among the consenting sample faces (measured) and the
+chance it comes first among 10^6 and 10^9 people, as the range of the tail models' closed form
+(extrapolated; :mod:`privrisk.tailmodel`, no search). :func:`protect` finds the least damaging
+setting (highest SSIM) at which the upper end of that range is under 10%.
+
+Everything here works in memory: photos are arrays or bytes, never written anywhere and never
+passed through the on-disk embedding cache.
+
+**A face the detector misses is still searched.** A transformed photo whose face dlib's detector
+no longer finds is encoded at the face's known box: a stronger detector, or a person marking the
+face, would still find it. Identification and protection are judged that way (conservatively),
+and the detection rate is reported beside them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .config import FaceSettings
+from .degrade import EYES, Degradation, box_landmarks, degrade, occlude
+from .embeddings import embed_loaded
+from .errors import ConfigError, FaceNotFound, ImageError
+from .faces import choose_faces, face_landmarks
+from .images import LoadedImage, load_image
+from .models import Box, FaceModel
+from .selfcheck import SampleWorld, SizeResult, findability
+
+__all__ = [
+    "TRANSFORMS",
+    "LEVELS",
+    "STRANGER_SNAPSHOT",
+    "Transform",
+    "Quality",
+    "PhotoFindability",
+    "ProtectResult",
+    "Candidate",
+    "apply_transform",
+    "image_quality",
+    "photo_findability",
+    "protect",
+]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One countermeasure: what its strength means and its default ladder (mildest first)."""
+
+    name: str
+    strength: str
+    ladder: tuple
+    unit: str = ""
+
+    def label(self, strength) -> str:
+        """``downscale 24 px``, ``blur 0.03 x face width``, ``occlude sunglasses``."""
+        return f"{self.name} {strength}{(' ' + self.unit) if self.unit else ''}"
+
+
+OCCLUDERS = ("sunglasses", "mask", "sticker")
+
+#: name -> transform, in the order reports list them.
+TRANSFORMS: dict[str, Transform] = {
+    "downscale": Transform(
+        "downscale",
+        "face width in pixels left: the photo is shrunk until the face is this wide (never enlarged), "
+        "then scaled back to its size",
+        (96, 64, 48, 32, 24, 16, 12),
+        "px",
+    ),
+    "blur": Transform(
+        "blur",
+        "Gaussian blur over the whole photo, sigma as a share of the face width",
+        (0.005, 0.01, 0.02, 0.03, 0.05, 0.08),
+        "x face width",
+    ),
+    "jpeg": Transform("jpeg", "JPEG re-compression quality (lower: coarser)", (50, 30, 20, 10, 5), "quality"),
+    "crop": Transform(
+        "crop",
+        "share of the face's height kept from the top: the photo's bottom edge cuts through the face "
+        "below that line (the part cut off is black, so the photo keeps its size)",
+        (0.9, 0.75, 0.6, 0.45, 0.3),
+        "of the face",
+    ),
+    "occlude": Transform(
+        "occlude",
+        "an occluder placed from the face's landmarks: 'sunglasses' (dark lenses over the eyes), 'mask' "
+        "(a face mask over nose, mouth and chin) or 'sticker' (a round sticker on the middle of the face)",
+        OCCLUDERS,
+    ),
+}
+
+#: protection levels: name -> gallery size at which the upper end of the rank-1 range must be under 10%
+LEVELS = {"safe_at_1e6": 1_000_000, "safe_at_1e9": 1_000_000_000}
+TARGET = 0.10
+
+#: The stranger's default snapshot when none is given: E2's "street" level (a face about 40 px
+#: wide, blurred, compressed, turned), the level the exposure score takes as a stranger's photo
+#: (``exposure.DEFAULT_CURVE``). The same settings as ``experiment.DEFAULT_LEVELS``' street level;
+#: a test checks they agree (this module cannot import the experiment, which imports it).
+STRANGER_SNAPSHOT = Degradation(
+    name="street",
+    face_width_px=40,
+    blur_sigma=[0.8, 1.6],
+    jpeg_quality=[25, 45],
+    rotation_deg=[-8.0, 8.0],
+    yaw_deg=[-20.0, 20.0],
+    light_strength=[0.0, 0.4],
+    motion_blur_px=[0.0, 1.5],
+    defocus_px=[0.0, 0.8],
+)
+
+STICKER_RGB = (250.0, 200.0, 40.0)  # a yellow smiley-style sticker
+
+
+# --- transforms ------------------------------------------------------------------------------------
+
+
+def _check(name: str, strength) -> None:
+    if name not in TRANSFORMS:
+        raise ConfigError(f"transform {name!r}: unknown (one of {', '.join(TRANSFORMS)})")
+    if name == "occlude":
+        if strength not in OCCLUDERS:
+            raise ConfigError(f"occlude: {strength!r} is not one of {', '.join(OCCLUDERS)}")
+        return
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+        raise ConfigError(f"{name}: strength must be a number, got {strength!r}")
+    limits = {"downscale": (1, math.inf), "blur": (0, 1), "jpeg": (1, 100), "crop": (0.05, 1)}
+    lo, hi = limits[name]
+    if not lo <= strength <= hi:
+        raise ConfigError(f"{name}: strength {strength} is outside [{lo}, {hi}]")
+
+
+def sticker_mask(shape: tuple[int, int], marks: dict, face_box: Box) -> np.ndarray:
+    """Boolean (H, W) mask of a round sticker centred on the nose tip, its radius 0.8 x the distance
+    between the eye centres (it covers the nose and the inner half of each eye)."""
+    import cv2  # noqa: PLC0415
+
+    eyes = [np.asarray(marks.get(n, ()), np.float64).reshape(-1, 2) for n in EYES]
+    nose = np.asarray(marks.get("nose_tip", ()), np.float64).reshape(-1, 2)
+    if any(len(e) == 0 for e in eyes) or len(nose) == 0:
+        fallback = box_landmarks(face_box)
+        eyes = [np.asarray(fallback[n], np.float64) for n in EYES]
+        nose = np.asarray(fallback["nose_tip"], np.float64)
+    d = float(np.linalg.norm(eyes[1].mean(axis=0) - eyes[0].mean(axis=0))) or 1.0
+    c = nose.mean(axis=0)
+    canvas = np.zeros(shape, np.uint8)
+    cv2.circle(canvas, (int(round(c[0])), int(round(c[1]))), int(round(0.8 * d)), 1, thickness=-1)
+    return canvas.astype(bool)
+
+
+def apply_transform(
+    image: np.ndarray, face_box: Box, name: str, strength, *, landmarks: dict | None = None
+) -> np.ndarray:
+    """A transformed copy of ``image`` ((H, W, 3) RGB uint8, same size out) for the face at
+    ``face_box`` (top, right, bottom, left). ``landmarks`` (face_recognition's layout) place the
+    occluders; without them they are placed at typical proportions of the box. Pure: ``image`` is
+    not changed. Raises :class:`ConfigError` for an unknown transform or a strength out of range."""
+    import cv2  # noqa: PLC0415
+
+    _check(name, strength)
+    rgb = np.ascontiguousarray(image, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    top, right, bottom, left = (int(v) for v in face_box)
+    width, height = max(right - left, 1), max(bottom - top, 1)
+    if name == "downscale":
+        f = min(1.0, float(strength) / width)
+        if f >= 1.0:
+            return rgb.copy()
+        small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
+    if name == "blur":
+        sigma = float(strength) * width
+        return rgb.copy() if sigma <= 0 else np.ascontiguousarray(cv2.GaussianBlur(rgb, (0, 0), sigma))
+    if name == "jpeg":
+        ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(strength)])
+        return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+    if name == "crop":
+        out = rgb.copy()
+        out[max(0, min(h, top + int(round(float(strength) * height)))) :, :] = 0
+        return out
+    marks = landmarks if landmarks else box_landmarks(face_box)
+    if strength == "sticker":
+        out = rgb.copy()
+        out[sticker_mask((h, w), marks, face_box)] = np.array(STICKER_RGB, np.uint8)
+        return out
+    img = rgb.astype(np.float32)
+    occlude(img, marks, strength, face_box)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+# --- image quality ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quality:
+    """How close a transformed photo stays to the original: SSIM (1 = identical) and PSNR in dB
+    (inf when identical), over the region measured."""
+
+    ssim: float
+    psnr: float
+
+    def to_dict(self) -> dict:
+        return {"ssim": self.ssim, "psnr": self.psnr if math.isfinite(self.psnr) else None}
+
+
+def quality_region(shape: tuple[int, int], face_box: Box) -> tuple[slice, slice]:
+    """The face and its surroundings: the box grown by half its width and height on each side,
+    clipped to the photo (where every transform acts; a large background would dilute the
+    numbers differently from photo to photo)."""
+    h, w = shape
+    top, right, bottom, left = face_box
+    gw, gh = (right - left) / 2, (bottom - top) / 2
+    return (
+        slice(max(0, int(top - gh)), min(h, int(math.ceil(bottom + gh)))),
+        slice(max(0, int(left - gw)), min(w, int(math.ceil(right + gw)))),
+    )
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    x = rgb.astype(np.float64)
+    return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean structural similarity (Wang et al. 2004) of two uint8 images' luma: Gaussian window
+    sigma 1.5, K1 = 0.01, K2 = 0.03, dynamic range 255."""
+    import cv2  # noqa: PLC0415
+
+    x, y = _luma(a), _luma(b)
+    if x.shape != y.shape:
+        raise ValueError(f"SSIM needs images of one size, got {x.shape} and {y.shape}")
+
+    def blur(z):
+        return cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(s.mean())
+
+
+def image_quality(original: np.ndarray, transformed: np.ndarray, face_box: Box | None = None) -> Quality:
+    """SSIM and PSNR of ``transformed`` against ``original`` (same size, RGB uint8): over the face
+    and its surroundings (:func:`quality_region`) when ``face_box`` is given, else the whole photo."""
+    a, b = np.asarray(original), np.asarray(transformed)
+    if a.shape != b.shape:
+        raise ValueError(f"image_quality needs images of one size, got {a.shape} and {b.shape}")
+    if face_box is not None:
+        ys, xs = quality_region(a.shape[:2], face_box)
+        a, b = a[ys, xs], b[ys, xs]
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    psnr = math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    return Quality(ssim=ssim(a, b), psnr=psnr)
+
+
+# --- finding the face ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """A face in an in-memory photo: detected, or encoded at a known box the detector missed."""
+
+    detected: bool
+    box: Box
+    embedding: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.box[1] - self.box[3])
+
+
+def _overlap(a: Box, b: Box) -> float:
+    top, right = max(a[0], b[0]), min(a[1], b[1])
+    bottom, left = min(a[2], b[2]), max(a[3], b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    area = (a[1] - a[3]) * (a[2] - a[0]) + (b[1] - b[3]) * (b[2] - b[0]) - inter
+    return inter / area if area > 0 else 0.0
+
+
+def find_face(
+    rgb: np.ndarray, model: FaceModel, settings: FaceSettings = FaceSettings(), *, at: Box | None = None, name="photo"
+) -> FoundFace | None:
+    """The face in ``rgb`` (in memory, never cached). With ``at`` (the face's known box): the
+    detected face that overlaps it most, or, when the detector finds none there, the face encoded
+    at ``at``. Without ``at``: the face the several-faces policy keeps (``settings.multiple_faces``),
+    or None when no face is found."""
+    h, w = rgb.shape[:2]
+    image = LoadedImage(rgb=np.ascontiguousarray(rgb), name=name, sha256="", original_size=(w, h), scale=1.0)
+    faces, _ = embed_loaded(model, image, settings)
+    if at is not None:
+        near = [f for f in faces if _overlap(f.box, at) > 0.3]
+        if near:
+            best = max(near, key=lambda f: _overlap(f.box, at))
+            return FoundFace(True, tuple(int(v) for v in best.box), best.embedding)
+        vec = np.asarray(model.encode(image.rgb, [tuple(int(v) for v in at)], settings.jitters), np.float32)[0]
+        return FoundFace(False, tuple(int(v) for v in at), vec)
+    if not faces:
+        return None
+    face = choose_faces(faces, settings.multiple_faces, name)[0]
+    return FoundFace(True, tuple(int(v) for v in face.box), face.embedding)
+
+
+def _as_rgb(item, name: str, settings: FaceSettings) -> np.ndarray:
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return load_image(
+            bytes(item), name=name, max_side=settings.max_side, max_pixels=settings.max_pixels,
+            max_bytes=settings.max_bytes,
+        ).rgb  # fmt: skip
+    arr = np.asarray(item)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ImageError(name, f"expected an (H, W, 3) RGB uint8 image, got an array of shape {arr.shape} {arr.dtype}")
+    return arr
+
+
+def _is_embedding(item) -> bool:
+    return isinstance(item, np.ndarray) and item.ndim == 1 and item.size == 128
+
+
+# --- per-photo findability -------------------------------------------------------------------------
+
+PLATFORM_SIZES = (1_000_000, 1_000_000_000)
+
+
+@dataclass(frozen=True)
+class PhotoFindability:
+    """How findable one photo is when a stranger's snapshot is searched against it.
+
+    ``rank`` is measured among the consenting sample faces plus you (``gallery_size`` people);
+    ``sizes`` holds the chance of rank 1 at platform sizes from the tail models' closed form
+    (``kind`` "extrapolated", with ``p_rank1_range``). ``detected`` is False when the detector
+    found no face: the photo is then judged at the face's known box (see the module docstring),
+    or, with no box known, not at all (``distance`` None)."""
+
+    name: str
+    detected: bool
+    face_width: int | None
+    distance: float | None
+    rank: int | None
+    gallery_size: int
+    sizes: tuple[SizeResult, ...] = ()
+    encoded_at: str = "detected face"
+    note: str = ""
+
+    def at(self, size: int) -> SizeResult | None:
+        """The row for gallery ``size`` (None when not computed)."""
+        return next((s for s in self.sizes if s.gallery_size == int(size)), None)
+
+    def rank1_upper(self, size: int) -> float | None:
+        """Upper end of the chance-of-rank-1 range at ``size`` (None when not computed)."""
+        row = self.at(size)
+        if row is None:
+            return None
+        return float(row.p_rank1_range[1]) if row.p_rank1_range else float(row.p_rank1)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "detected": self.detected,
+            "face_width": self.face_width,
+            "encoded_at": self.encoded_at,
+            "distance": self.distance,
+            "rank": self.rank,
+            "rank_kind": "measured",
+            "gallery_size": self.gallery_size,
+            "sizes": [
+                {
+                    "gallery_size": s.gallery_size,
+                    "p_rank1": s.p_rank1,
+                    "p_rank1_range": list(s.p_rank1_range) if s.p_rank1_range else None,
+                    "expected_rank": s.rank,
+                    "kind": s.kind,
+                    "how": "tail models' closed form (no search)",
+                }
+                for s in self.sizes
+            ],
+            "note": self.note,
+        }
+
+
+def _world_view(world: SampleWorld, exclude) -> SampleWorld:
+    """The world without its distractors in memory (platform sizes come from the closed form) and
+    without sample faces identical to an ``exclude`` embedding (your own photo, not counted twice)."""
+    vecs = world.vectors
+    keep = np.ones(len(vecs), bool)
+    for e in exclude:
+        keep &= np.linalg.norm(vecs - np.asarray(e, np.float32).reshape(1, -1), axis=1) > 1e-4
+    return replace(
+        world,
+        vectors=vecs[keep],
+        subjects=[s for s, k in zip(world.subjects, keep) if k],
+        images=[s for s, k in zip(world.images, keep) if k],
+        distractors=np.zeros((0, world.vectors.shape[1] if world.vectors.ndim == 2 else 128), np.float32),
+        index=None,
+    )
+
+
+def _judge(
+    name: str, face: FoundFace | None, snap: np.ndarray, view: SampleWorld, sizes, threshold: float
+) -> PhotoFindability:
+    n_real = len(view.vectors) + 1
+    if face is None:
+        return PhotoFindability(
+            name, False, None, None, None, n_real, encoded_at="", note="no face found: this photo cannot be searched"
+        )
+    f = findability(face.embedding, snap, view, sizes=(n_real, *sizes), threshold=threshold)
+    real = f.sizes[0]
+    return PhotoFindability(
+        name=name,
+        detected=face.detected,
+        face_width=face.width if face.width > 0 else None,
+        distance=f.distance,
+        rank=int(real.rank),
+        gallery_size=n_real,
+        sizes=f.sizes[1:],
+        encoded_at="detected face" if face.detected else "the face's known box (the detector missed it)",
+        note="" if face.detected else "no face detected; judged as if a stronger detector found it",
+    )
+
+
+def _snapshot_vector(snapshot, model, settings) -> np.ndarray:
+    if _is_embedding(snapshot):
+        return np.asarray(snapshot, np.float32)
+    if model is None:
+        raise ValueError("a snapshot image needs the face model (model=...)")
+    face = find_face(_as_rgb(snapshot, "snapshot", settings), model, settings, name="snapshot")
+    if face is None:
+        raise FaceNotFound("snapshot", "no face found in the stranger's snapshot")
+    return face.embedding
+
+
+def photo_findability(
+    photos,
+    snapshot,
+    world: SampleWorld,
+    *,
+    model: FaceModel | None = None,
+    settings: FaceSettings = FaceSettings(),
+    names=None,
+    sizes=PLATFORM_SIZES,
+    exclude=(),
+    threshold: float = 0.6,
+) -> list[PhotoFindability]:
+    """Per photo, how findable it is by a stranger's ``snapshot`` (see :class:`PhotoFindability`).
+
+    ``photos`` are (128,) embeddings, (H, W, 3) RGB uint8 arrays or image bytes (decoded in
+    memory); ``snapshot`` likewise. Images need ``model``. ``world`` (:func:`privrisk.selfcheck.
+    build_sample_world`) gives the sample faces and tail models; its distractors are not searched.
+    A sample face identical to one of the photos (or to an ``exclude`` embedding) is not counted
+    as someone else. Raises :class:`ImageError` naming an unreadable photo and
+    :class:`FaceNotFound` when the snapshot has no face; a photo without a face gets a row saying so.
+    """
+    if not world.tail_models:
+        raise ConfigError("the sample world has no tail models: platform-scale chances cannot be computed")
+    photos = list(photos)
+    names = list(names) if names is not None else [f"photo {i + 1}" for i in range(len(photos))]
+    if len(names) != len(photos):
+        raise ValueError(f"{len(names)} names for {len(photos)} photos")
+    snap = _snapshot_vector(snapshot, model, settings)
+    faces = []
+    for item, name in zip(photos, names):
+        if _is_embedding(item):
+            faces.append(FoundFace(True, (0, 0, 0, 0), np.asarray(item, np.float32)))
+            continue
+        if model is None:
+            raise ValueError("photos given as images need the face model (model=...)")
+        faces.append(find_face(_as_rgb(item, name, settings), model, settings, name=name))
+    view = _world_view(world, [*exclude, *(f.embedding for f in faces if f is not None)])
+    return [_judge(name, face, snap, view, sizes, threshold) for face, name in zip(faces, names)]
+
+
+# --- protect ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setting tried by :func:`protect`, in the order tried (highest SSIM first)."""
+
+    transform: str
+    strength: object
+    quality: Quality
+    detected: bool | None = None  # None: not embedded (a setting with higher SSIM already met the level)
+    rank: int | None = None
+    rank1_upper: float | None = None
+    meets: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "transform": self.transform,
+            "strength": self.strength,
+            **self.quality.to_dict(),
+            "detected": self.detected,
+            "rank": self.rank,
+            "rank1_upper": self.rank1_upper,
+            "meets": self.meets,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ProtectResult:
+    """What :func:`protect` chose: the transform and strength (None with ``reason`` when no setting
+    meets the level, or none is needed), the protected copy (None then), before / after findability
+    and the copy's quality."""
+
+    level: str
+    gallery_size: int
+    target: float
+    transform: str | None
+    strength: object
+    reason: str
+    image: np.ndarray | None
+    before: PhotoFindability
+    after: PhotoFindability | None
+    quality: Quality | None
+    snapshot: str
+    tried: tuple[Candidate, ...] = field(default=())
+
+    @property
+    def protected(self) -> bool:
+        return self.image is not None
+
+    def to_dict(self) -> dict:
+        return {
+            "level": self.level,
+            "gallery_size": self.gallery_size,
+            "target": self.target,
+            "rule": (
+                f"the least damaging setting (highest SSIM) at which the upper end of the range for the chance "
+                f"of rank 1 among {self.gallery_size:,} people is under {self.target:.0%}"
+            ),
+            "transform": self.transform,
+            "strength": self.strength,
+            "reason": self.reason,
+            "protected": self.protected,
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict() if self.after else None,
+            "quality": self.quality.to_dict() if self.quality else None,
+            "snapshot": self.snapshot,
+            "tried": [c.to_dict() for c in self.tried],
+        }
+
+
+def simulated_snapshot(
+    rgb: np.ndarray, face: FoundFace, model: FaceModel, settings: FaceSettings, level: Degradation, seed: int, marks
+) -> np.ndarray:
+    """A stranger's snapshot made from the photo itself at capture ``level`` (seeded): the face at
+    the level's width, blurred, compressed, turned. Encoded at the shrunk box when not detected."""
+    shot = degrade(rgb, face.box, level, np.random.default_rng([seed, 4]), landmarks=marks)
+    f = min(1.0, level.face_width_px / max(face.width, 1)) if level.face_width_px else 1.0
+    box = tuple(int(round(v * f)) for v in face.box)
+    h, w = shot.shape[:2]
+    box = (min(box[0], h - 1), min(box[1], w), min(box[2], h), min(box[3], w - 1))
+    return find_face(shot, model, settings, at=box, name="snapshot").embedding
+
+
+def protect(
+    image,
+    level: str = "safe_at_1e6",
+    transform: str | None = None,
+    snapshot=None,
+    *,
+    world: SampleWorld,
+    model: FaceModel,
+    settings: FaceSettings = FaceSettings(),
+    snapshot_level: Degradation = STRANGER_SNAPSHOT,
+    seed: int = 2011,
+    name: str = "photo",
+    strengths=None,
+    threshold: float = 0.6,
+) -> ProtectResult:
+    """The least damaging protection of a photo, in memory.
+
+    ``level`` "safe_at_1e6" / "safe_at_1e9": the setting with the highest SSIM, of ``transform``
+    (or of every transform when None; ``strengths`` overrides its ladder), at which the upper end of
+    the range for the chance of rank 1 among 10^6 / 10^9 people is under 10% when ``snapshot`` is
+    searched against the protected copy. ``snapshot`` (image, bytes or embedding) defaults to one
+    simulated from the photo itself at ``snapshot_level`` (a stranger's street snapshot; the same
+    photo is a conservative stand-in: a real snapshot of you is further away). When no setting
+    gets there, the result says so and has no image. ``image`` is an RGB uint8 array or bytes.
+    """
+    if level not in LEVELS:
+        raise ConfigError(f"level {level!r}: unknown (one of {', '.join(LEVELS)})")
+    if transform is not None and transform not in TRANSFORMS:
+        raise ConfigError(f"transform {transform!r}: unknown (one of {', '.join(TRANSFORMS)})")
+    size = LEVELS[level]
+    rgb = _as_rgb(image, name, settings)
+    face = find_face(rgb, model, settings, name=name)
+    if face is None:
+        raise FaceNotFound(name, "no face found - use a photo in which your face is clearly visible")
+    marks = face_landmarks(model, rgb, face.box) or None
+    if snapshot is None:
+        snap = simulated_snapshot(rgb, face, model, settings, snapshot_level, seed, marks)
+        snap_note = (
+            f"simulated from this photo at E2's '{snapshot_level.name}' level (face {snapshot_level.face_width_px} px "
+            "wide, blurred, compressed; seed "
+            f"{seed}); the same photo is a conservative stand-in for a real snapshot"
+        )
+    else:
+        snap = _snapshot_vector(snapshot, model, settings)
+        snap_note = "given"
+    if not world.tail_models:
+        raise ConfigError("the sample world has no tail models: platform-scale chances cannot be computed")
+    view = _world_view(world, [face.embedding])
+    sizes = tuple(sorted({size, *PLATFORM_SIZES}))
+    before = _judge(name, face, snap, view, sizes, threshold)
+    common = dict(level=level, gallery_size=size, target=TARGET, before=before, snapshot=snap_note)
+    if before.rank1_upper(size) < TARGET:
+        return ProtectResult(
+            **common,
+            transform=None,
+            strength=None,
+            reason=f"already under the target: the upper end at {size:,} is {before.rank1_upper(size):.1%}",
+            image=None,
+            after=None,
+            quality=None,
+        )
+    names = [transform] if transform else list(TRANSFORMS)
+    ladders = {t: tuple(strengths) if (strengths is not None and transform) else TRANSFORMS[t].ladder for t in names}
+    options = []
+    for t in names:
+        for j, s in enumerate(ladders[t]):
+            out = apply_transform(rgb, face.box, t, s, landmarks=marks)
+            options.append((t, s, out, image_quality(rgb, out, face.box), names.index(t), j))
+    options.sort(key=lambda o: (-o[3].ssim, o[4], o[5]))
+    tried = []
+    for t, s, out, q, _, _ in options:
+        found = find_face(out, model, settings, at=face.box, name=name)
+        after = _judge(f"{name} ({TRANSFORMS[t].label(s)})", found, snap, view, sizes, threshold)
+        upper = after.rank1_upper(size)
+        meets = upper < TARGET
+        tried.append(Candidate(t, s, q, found.detected, after.rank, upper, meets))
+        if meets:
+            return ProtectResult(
+                **common,
+                transform=t,
+                strength=s,
+                reason=(
+                    f"{TRANSFORMS[t].label(s)} is the least damaging setting tried (SSIM {q.ssim:.3f}) at which the "
+                    f"upper end of the rank-1 range at {size:,} is under {TARGET:.0%} ({upper:.1%})"
+                ),
+                image=out,
+                after=after,
+                quality=q,
+                tried=tuple(tried),
+            )
+    harsh = ", ".join(TRANSFORMS[t].label(ladders[t][-1]) for t in names if ladders[t])
+    return ProtectResult(
+        **common,
+        transform=None,
+        strength=None,
+        reason=(
+            f"no setting tried brings the upper end of the rank-1 range at {size:,} under {TARGET:.0%} "
+            f"(harshest tried: {harsh}); no copy is made"
+        ),
+        image=None,
+        after=None,
+        quality=None,
+        tried=tuple(tried),
+    )

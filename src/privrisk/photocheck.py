@@ -1,0 +1,126 @@
+"""Self-check, "which of my photos give me away": up to :data:`MAX_PHOTOS` photos of one person
+(profile photo, tagged photos, ...) and one stranger's snapshot of them.
+
+For each photo, :func:`check_photos` reports what :func:`privrisk.countermeasures.protect` finds:
+whether a face is detected and how wide it is, its rank when the snapshot is searched against it
+among the consenting sample faces (measured) and the chance it comes first among 10^6 and 10^9
+people (the tail models' closed form: extrapolated, with a range), then the least damaging
+transform that brings that chance under the target at the chosen level, with the protected copy,
+its quality (SSIM, PSNR) and its new rank.
+
+Everything is in memory: photos are decoded from bytes, never written anywhere and never passed
+through the on-disk embedding cache (:mod:`privrisk.countermeasures` embeds with the model
+directly). The caller drops the results when the person asks to be forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import FaceSettings, GallerySettings
+from .countermeasures import LEVELS, PhotoFindability, ProtectResult, protect
+from .errors import ConfigError, FaceNotFound, ImageError, PrivriskError
+from .images import load_image
+from .models import FaceModel
+from .selfcheck import SampleWorld, embed_one_face
+
+__all__ = ["MAX_PHOTOS", "PhotoCheck", "check_photos", "snapshot_embedding"]
+
+MAX_PHOTOS = 10
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoCheck:
+    """One photo's findability and protection. ``error`` says why a photo could not be checked
+    (unreadable, no face); then ``before`` and ``protection`` are None."""
+
+    name: str
+    rgb: np.ndarray | None  # the decoded photo (in memory only), for the before / after preview
+    before: PhotoFindability | None
+    protection: ProtectResult | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def risk(self, size: int) -> float:
+        """Upper end of the chance-of-rank-1 range at ``size`` (-1 when the photo was not checked),
+        for ordering photos from the most to the least revealing."""
+        if self.before is None:
+            return -1.0
+        upper = self.before.rank1_upper(size)
+        return -1.0 if upper is None else upper
+
+    def to_dict(self) -> dict:
+        """Numbers only: no pixels, no bytes."""
+        return {
+            "name": self.name,
+            "error": self.error,
+            "before": self.before.to_dict() if self.before else None,
+            "protection": self.protection.to_dict() if self.protection else None,
+        }
+
+
+def snapshot_embedding(snapshot, model: FaceModel, settings: FaceSettings = FaceSettings()) -> np.ndarray:
+    """The stranger's snapshot as an embedding: a (128,) vector as is, or the one face in image bytes
+    (:class:`FaceNotFound` / :class:`ImageError` otherwise)."""
+    if isinstance(snapshot, np.ndarray) and snapshot.ndim == 1:
+        return np.asarray(snapshot, np.float32)
+    return embed_one_face(bytes(snapshot), "snapshot", model, settings).embedding
+
+
+def check_photos(
+    photos: Sequence[tuple[str, bytes]],
+    snapshot,
+    *,
+    world: SampleWorld,
+    model: FaceModel,
+    level: str = "safe_at_1e6",
+    settings: FaceSettings = FaceSettings(),
+    threshold: float | None = None,
+    seed: int = 2011,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PhotoCheck]:
+    """Check each ``(name, image bytes)`` photo against ``snapshot`` (image bytes or an embedding),
+    in the order given. Raises :class:`ConfigError` for more than :data:`MAX_PHOTOS` photos or an
+    unknown level, and the snapshot's :class:`ImageError` / :class:`FaceNotFound`; a photo that
+    cannot be read or has no face gets a row saying so."""
+    if len(photos) > MAX_PHOTOS:
+        raise ConfigError(f"{len(photos)} photos: the check takes at most {MAX_PHOTOS}")
+    if level not in LEVELS:
+        raise ConfigError(f"level {level!r}: unknown (one of {', '.join(LEVELS)})")
+    threshold = GallerySettings().threshold if threshold is None else threshold
+    snap = snapshot_embedding(snapshot, model, settings)
+    rows = []
+    for i, (name, data) in enumerate(photos):
+        rows.append(_check_one(name, data, snap, world, model, level, settings, threshold, seed))
+        if progress:
+            progress(i + 1, len(photos))
+    return rows
+
+
+def _check_one(name, data, snap, world, model, level, settings, threshold, seed) -> PhotoCheck:
+    try:
+        rgb = load_image(
+            bytes(data),
+            name=name,
+            max_side=settings.max_side,
+            max_pixels=settings.max_pixels,
+            max_bytes=settings.max_bytes,
+        ).rgb
+    except ImageError as exc:
+        return PhotoCheck(name, None, None, None, exc.reason)
+    try:
+        result = protect(
+            rgb, level, snapshot=snap, world=world, model=model, settings=settings, name=name, threshold=threshold,
+            seed=seed,
+        )  # fmt: skip
+    except FaceNotFound:
+        return PhotoCheck(name, rgb, None, None, "no face found: this photo cannot be searched for you")
+    except PrivriskError as exc:
+        return PhotoCheck(name, rgb, None, None, getattr(exc, "reason", None) or str(exc))
+    return PhotoCheck(name, rgb, result.before, result, None)

@@ -1,0 +1,206 @@
+"""The app's page logic with AppTest and the fake face model (no dlib, a small synthetic world):
+what re-runs when a widget changes, the trainer's enrolment form, and the experiment page's
+question before writing into a non-empty folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import ROOT, FakeFaceModel, encode_image, noise_image
+
+PAGES = ROOT / "app_pages"
+
+
+def png(seed: int, noise: float = 0.0, noise_seed: int = 99) -> bytes:
+    return encode_image(Image.fromarray(noise_image(seed, size=(200, 200), noise=noise, noise_seed=noise_seed)), "PNG")
+
+
+@pytest.fixture
+def fake_app(monkeypatch):
+    """The pages' shared resources replaced: the fake face model, and a world of 30 synthetic sample
+    faces and 2,000 distractors around them (with the shipped tail models)."""
+    from app_pages import common
+    from privrisk import index, selfcheck, tailmodel
+
+    model = FakeFaceModel()
+    vectors = np.array([model.encode(noise_image(100 + i, size=(64, 64)), [(0, 64, 64, 0)])[0] for i in range(30)])
+    rng = np.random.default_rng(5)
+    distractors = (vectors[rng.integers(0, 30, 2000)] + rng.normal(0, 0.05, (2000, 128))).astype(np.float32)
+    world = selfcheck.SampleWorld(
+        vectors=vectors.astype(np.float32),
+        subjects=[f"s{i:02d}" for i in range(30)],
+        images=["synthetic"] * 30,
+        model=None,
+        distractors=distractors,
+        index=index.build_index(distractors),
+        tail_models=tuple(tailmodel.load_models()),
+    )
+    monkeypatch.setattr(common, "face_model", lambda: model)
+    monkeypatch.setattr(common, "sample_world", lambda: world)
+    calls = []
+    real = selfcheck.findability
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selfcheck, "findability", counted)
+    return calls
+
+
+def page(name):
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(PAGES / name), default_timeout=60)
+
+
+def metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def test_settings_changes_do_not_rerun_findability(fake_app):
+    calls = fake_app
+    at = page("self_check.py")
+    at.run()
+    at.checkbox(key="consent").check().run()
+    at.file_uploader(key="profile_photo_0").set_value(("me.png", png(1), "image/png"))
+    at.file_uploader(key="snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    assert len(calls) == 1
+    shown = metrics(at)
+    assert "Rank among 1,000,000 people" in shown
+    # profile settings and "who looks": the page re-runs, the score follows, findability does not re-run
+    at.selectbox(key="preset").set_value("everything_public").run()
+    assert metrics(at)["Range"] != shown["Range"]
+    at.radio(key="audience").set_value(at.radio(key="audience").options[-1]).run()
+    at.number_input(key="birth_year").set_value(1970).run()
+    assert not at.exception, at.exception
+    assert len(calls) == 1
+    assert metrics(at)["Rank among 1,000,000 people"] == shown["Rank among 1,000,000 people"]
+    # another snapshot is another search
+    at.file_uploader(key="snapshot_0").set_value(("other.png", png(7), "image/png"))
+    at.run()
+    assert len(calls) == 2
+    # forget me drops the held result with everything else
+    next(b for b in at.button if b.label == "Forget me").click().run()
+    assert "findability" not in at.session_state
+
+
+def test_trainer_enrols_through_a_form(fake_app):
+    at = page("trainer.py")
+    at.run()
+    assert not at.exception, at.exception
+
+    def fill(consent: bool):
+        # (AppTest hands form values to one submission only, so each submission fills the form)
+        at.text_input(key="vol_name_0").input("Ada")
+        at.file_uploader(key="vol_file_0").set_value(("ada.png", png(3), "image/png"))
+        at.checkbox(key="vol_consent_0").set_value(consent)
+
+    fill(consent=False)
+    # nothing is enrolled until "Enrol" is pressed
+    at.run()
+    assert len(at.session_state["live_gallery"].volunteers) == 0 and not at.error
+    fill(consent=False)
+    next(b for b in at.button if b.label == "Enrol").click().run()
+    assert any("saying yes" in e.value for e in at.error)
+    assert len(at.session_state["live_gallery"].volunteers) == 0
+    fill(consent=True)
+    next(b for b in at.button if b.label == "Enrol").click().run()
+    assert not at.exception, at.exception
+    assert any("Ada joined" in s.value for s in at.success), [e.value for e in at.error]
+    assert at.session_state["enrol_round"] == 1  # a fresh, empty form for the next volunteer
+    at.file_uploader(key="snap_file_0").set_value(("snap.png", png(3, noise=5.0), "image/png"))
+    at.run()
+    assert any("Identified: Ada" in s.value for s in at.success)
+    # myth or defence: each change to Ada's enrolled photo, searched again live
+    assert at.selectbox(key="defence_who_0").value == "volunteer-1"
+    next(b for b in at.button if b.label == "Test every change").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert table["change"][0] == "original photo" and table["result"][0] == "still identified"
+    assert set(table["result"]) == {"still identified", "match broken"}
+    shown = metrics(at)
+    broken = (table["result"][1:] == "match broken").sum()
+    assert shown["Changes that break the match (defences)"] == f"{broken} of {len(table) - 1}"
+    assert at.get("vega_lite_chart")  # the bars with the threshold line
+    # the result stays on screen across re-runs, and goes with the volunteers on reset
+    at.run()
+    assert at.dataframe
+    next(b for b in at.button if b.label.startswith("Reset")).click().run()
+    assert "enrolled_photos" not in at.session_state and "defence" not in at.session_state
+
+
+def test_experiment_page_asks_before_writing_into_a_foreign_folder(tmp_path):
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "chapter1.tex").write_text("hello")
+    at = page("experiment.py")
+    at.run()
+    at.text_input(key="exp_out").input(str(foreign)).run()
+    assert any("not a privrisk run" in e.value for e in at.error)
+    assert next(b for b in at.button if b.label == "Run the experiment").disabled
+    at.checkbox(key="exp_force").check().run()
+    assert not next(b for b in at.button if b.label == "Run the experiment").disabled
+
+    previous = tmp_path / "run"
+    previous.mkdir()
+    (previous / ".privrisk-run").write_text("privrisk\n")
+    (previous / "results.json").write_text("{}")
+    at.text_input(key="exp_out").input(str(previous)).run()
+    assert any("previous privrisk run" in w.value for w in at.warning)
+    assert next(b for b in at.button if b.label == "Run the experiment").disabled
+    at.checkbox(key="exp_replace").check().run()
+    assert not next(b for b in at.button if b.label == "Run the experiment").disabled
+
+
+def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch, short_ladders):
+    from privrisk import photocheck
+
+    calls = []
+    real = photocheck.check_photos
+
+    def counted(*args, **kwargs):
+        calls.append(len(args[0]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(photocheck, "check_photos", counted)
+    at = page("my_photos.py")
+    at.run()
+    assert any("Tick the box" in i.value for i in at.info)
+    at.checkbox(key="mp_consent").check().run()
+    # photo 1 is the snapshot's person; photo 2 someone else; photo 3 is not an image
+    at.file_uploader(key="mp_photos_0").set_value(
+        [("me.png", png(1), "image/png"), ("other.png", png(7), "image/png"), ("notes.png", b"hello", "image/png")]
+    )
+    at.file_uploader(key="mp_snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    assert calls == [3]
+    table = at.dataframe[0].value
+    assert list(table["photo"]) == ["me.png", "other.png", "notes.png"]  # the most revealing first
+    assert table["verdict"][0] == "gives you away" and table["verdict"][2] == "not checked"
+    assert table["rank (measured)"][0].startswith("1 of ")
+    assert "extrapolated" in table["chance of rank 1 among 10^6"][0]
+    assert "not a recognised image" in table["rank (measured)"][2]
+    # another level re-checks; a re-run with nothing changed does not
+    at.radio(key="mp_level").set_value("safe_at_1e9").run()
+    assert calls == [3, 3]
+    at.run()
+    assert calls == [3, 3]
+    next(b for b in at.button if b.label == "Forget me").click().run()
+    assert "photo_check" not in at.session_state
+
+
+def test_my_photos_refuses_more_than_ten(fake_app):
+    at = page("my_photos.py")
+    at.run()
+    at.checkbox(key="mp_consent").check().run()
+    at.file_uploader(key="mp_photos_0").set_value([(f"p{i}.png", png(i), "image/png") for i in range(11)])
+    at.file_uploader(key="mp_snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
+    at.run()
+    assert any("at most 10" in e.value for e in at.error)
+    assert "photo_check" not in at.session_state

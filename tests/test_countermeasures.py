@@ -1,0 +1,218 @@
+"""E4 countermeasures: transforms, image quality, per-photo findability and protect, with the fake
+face model and a synthetic sample world (fast and exact)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import FakeFaceModel, fake_sample_world, noise_image
+from privrisk import countermeasures as cm
+from privrisk.config import FaceSettings
+from privrisk.errors import ConfigError, FaceNotFound, ImageError
+
+SETTINGS = FaceSettings(min_face_px=1)
+BOX = (0, 128, 128, 0)
+
+
+@pytest.fixture(scope="module")
+def fake():
+    return FakeFaceModel()
+
+
+@pytest.fixture(scope="module")
+def world(fake):
+    return fake_sample_world(fake)
+
+
+def test_every_transform_keeps_the_size_and_leaves_the_input_alone():
+    img = noise_image(3, size=(96, 128))
+    before = img.copy()
+    box = (10, 100, 90, 20)
+    for name, t in cm.TRANSFORMS.items():
+        assert t.ladder, name
+        for s in t.ladder:
+            out = cm.apply_transform(img, box, name, s)
+            assert out.shape == img.shape and out.dtype == np.uint8, (name, s)
+            enlarges = name == "downscale" and s >= box[1] - box[3]  # never enlarged: unchanged
+            assert np.array_equal(out, img) == enlarges, (name, s)
+    assert np.array_equal(img, before)
+
+
+def test_ordered_ladders_cost_more_quality_as_they_get_harsher():
+    img = noise_image(5, size=(128, 128))
+    for name in ("downscale", "blur", "jpeg", "crop"):
+        ssims = [
+            cm.image_quality(img, cm.apply_transform(img, BOX, name, s), BOX).ssim for s in cm.TRANSFORMS[name].ladder
+        ]
+        # resampling by an odd factor can cost a hair more than by a larger even one: a small tolerance
+        assert all(a >= b - 0.002 for a, b in zip(ssims, ssims[1:])) and ssims[0] > ssims[-1] + 0.05, (name, ssims)
+
+
+def test_downscale_never_enlarges_and_crop_blacks_out_below_the_line():
+    img = noise_image(1, size=(64, 64))
+    box = (0, 64, 64, 0)
+    assert np.array_equal(cm.apply_transform(img, box, "downscale", 200), img)
+    out = cm.apply_transform(img, box, "crop", 0.5)
+    assert np.all(out[32:] == 0) and np.array_equal(out[:32], img[:32])
+
+
+def test_occluders_cover_their_landmark_regions(fake):
+    img = noise_image(2, size=(128, 128))
+    marks = fake.landmarks(img, [BOX])[0]
+    sun = cm.apply_transform(img, BOX, "occlude", "sunglasses", landmarks=marks)
+    eye = np.mean(marks["left_eye"], axis=0).astype(int)
+    assert (sun[eye[1], eye[0]] == 20).all()
+    sticker = cm.apply_transform(img, BOX, "occlude", "sticker", landmarks=marks)
+    nose = np.mean(marks["nose_tip"], axis=0).astype(int)
+    assert tuple(sticker[nose[1], nose[0]]) == tuple(int(v) for v in cm.STICKER_RGB)
+    mask = cm.apply_transform(img, BOX, "occlude", "mask", landmarks=marks)
+    mouth = np.mean(marks["top_lip"], axis=0).astype(int)
+    assert not np.array_equal(mask[mouth[1], mouth[0]], img[mouth[1], mouth[0]])
+
+
+def test_bad_transforms_are_typed_errors_naming_the_item():
+    img = noise_image(1)
+    with pytest.raises(ConfigError, match="swirl"):
+        cm.apply_transform(img, BOX, "swirl", 1)
+    with pytest.raises(ConfigError, match="jpeg"):
+        cm.apply_transform(img, BOX, "jpeg", 0)
+    with pytest.raises(ConfigError, match="occlude"):
+        cm.apply_transform(img, BOX, "occlude", "hat")
+
+
+def test_image_quality_identity_and_the_closed_form_for_flat_images():
+    img = noise_image(4, size=(64, 64))
+    q = cm.image_quality(img, img)
+    assert q.ssim == pytest.approx(1.0) and q.psnr == float("inf")
+    assert q.to_dict()["psnr"] is None  # JSON has no inf
+    a, b = np.full((32, 32, 3), 100, np.uint8), np.full((32, 32, 3), 140, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    assert cm.image_quality(a, b).ssim == pytest.approx((2 * 100 * 140 + c1) / (100**2 + 140**2 + c1), rel=1e-6)
+    assert cm.image_quality(a, b).psnr == pytest.approx(10 * np.log10(255**2 / 40**2))
+    noisy = np.clip(img + np.random.default_rng(0).normal(0, 20, img.shape), 0, 255).astype(np.uint8)
+    assert cm.image_quality(img, noisy).ssim == pytest.approx(cm.image_quality(noisy, img).ssim)
+    assert cm.image_quality(img, noisy).ssim < 0.9
+    with pytest.raises(ValueError):
+        cm.image_quality(img, img[:10])
+
+
+def test_photo_findability_rows(fake, world):
+    w, photos, second = world
+    blank = np.zeros((64, 64, 3), np.uint8)
+    rows = cm.photo_findability([photos[0], photos[7], blank], second[0], w, model=fake, settings=SETTINGS)
+    own, other, none = rows
+    # own photo: found first among the sample faces (its identical sample copy is not someone else)
+    assert own.detected and own.rank == 1 and own.gallery_size == len(w.vectors) - 1
+    assert own.face_width == 128
+    # someone else's photo: the snapshot's own subject is in the sample, so it is not first
+    assert other.rank > 1 and other.distance > own.distance
+    for r in (own, other):
+        for s in r.sizes:
+            lo, hi = s.p_rank1_range
+            assert 0 <= lo <= s.p_rank1 <= hi <= 1 and s.kind == "extrapolated"
+        assert [s.gallery_size for s in r.sizes] == [10**6, 10**9]
+        assert r.rank1_upper(10**9) <= r.rank1_upper(10**6)
+    assert other.rank1_upper(10**6) == 0.0  # someone real is already closer: never first
+    assert not none.detected and none.distance is None and "no face" in none.note
+    json.dumps([r.to_dict() for r in rows])
+
+
+def test_photo_findability_accepts_embeddings_and_bytes_and_names_bad_input(fake, world):
+    w, photos, second = world
+    vec = fake.encode(photos[0], [BOX])[0]
+    snap = fake.encode(second[0], [BOX])[0]
+    (row,) = cm.photo_findability([vec], snap, w)
+    assert row.rank == 1
+    with pytest.raises(ImageError, match="holiday.jpg"):
+        cm.photo_findability([b"not an image"], snap, w, model=fake, names=["holiday.jpg"])
+    with pytest.raises(FaceNotFound, match="snapshot"):
+        cm.photo_findability([vec], np.zeros((32, 32, 3), np.uint8), w, model=fake, settings=SETTINGS)
+
+
+def test_protect_chooses_the_least_damaging_setting_that_meets_the_level(fake, world):
+    w, photos, second = world
+    res = cm.protect(photos[0], world=w, model=fake, settings=SETTINGS, snapshot=second[0])
+    assert res.protected and res.image.shape == photos[0].shape
+    assert res.after.rank1_upper(10**6) < cm.TARGET <= res.before.rank1_upper(10**6)
+    # every setting with a higher SSIM was tried and failed; tried in SSIM order
+    ssims = [c.quality.ssim for c in res.tried]
+    assert ssims == sorted(ssims, reverse=True)
+    assert [c.meets for c in res.tried] == [False] * (len(res.tried) - 1) + [True]
+    assert res.quality.ssim == ssims[-1] and (res.transform, res.strength) == (
+        res.tried[-1].transform,
+        res.tried[-1].strength,
+    )
+    # brute force over every transform and strength agrees
+    meeting = []
+    for name, t in cm.TRANSFORMS.items():
+        for s in t.ladder:
+            out = cm.apply_transform(photos[0], BOX, name, s, landmarks=fake.landmarks(photos[0], [BOX])[0])
+            (r,) = cm.photo_findability([out], second[0], w, model=fake, settings=SETTINGS, exclude=[w.vectors[0]])
+            if r.rank1_upper(10**6) < cm.TARGET:
+                meeting.append((cm.image_quality(photos[0], out, BOX).ssim, name, s))
+    assert max(meeting)[1:] == (res.transform, res.strength)
+    json.dumps(res.to_dict())
+
+
+def test_protect_with_one_transform_and_the_simulated_snapshot(fake, world):
+    w, photos, _ = world
+    res = cm.protect(photos[0], transform="occlude", world=w, model=fake, settings=SETTINGS)
+    assert "simulated" in res.snapshot
+    assert {c.transform for c in res.tried} == {"occlude"}
+    if res.protected:
+        assert res.after.rank1_upper(10**6) < cm.TARGET
+    else:
+        assert res.image is None and "no setting" in res.reason
+
+
+def test_protect_makes_no_copy_when_no_setting_gets_there(fake, world):
+    w, photos, second = world
+    res = cm.protect(photos[0], transform="jpeg", strengths=[95, 90], world=w, model=fake, settings=SETTINGS)
+    assert not res.protected and res.image is None and res.after is None
+    assert "no setting" in res.reason and "jpeg 90" in res.reason
+    assert [c.meets for c in res.tried] == [False, False]
+
+
+def test_protect_says_when_nothing_is_needed(fake, world):
+    w, photos, second = world
+    res = cm.protect(photos[0], world=w, model=fake, settings=SETTINGS, snapshot=second[9])
+    assert not res.protected and "already under" in res.reason and res.tried == ()
+
+
+def test_protect_bad_input(fake, world):
+    w, photos, _ = world
+    with pytest.raises(ConfigError, match="safe_at_1e7"):
+        cm.protect(photos[0], level="safe_at_1e7", world=w, model=fake)
+    with pytest.raises(ConfigError, match="swirl"):
+        cm.protect(photos[0], transform="swirl", world=w, model=fake)
+    with pytest.raises(FaceNotFound, match="blank.png"):
+        cm.protect(np.zeros((64, 64, 3), np.uint8), world=w, model=fake, name="blank.png")
+    with pytest.raises(ImageError, match="me.jpg"):
+        cm.protect(b"garbage", world=w, model=fake, name="me.jpg")
+
+
+def test_protect_never_opens_a_file(fake, world, monkeypatch):
+    """Uploaded photos stay in memory: nothing is opened while protecting one."""
+    import builtins
+    import os
+
+    w, photos, second = world
+
+    def refuse(*a, **k):
+        raise AssertionError(f"a file was opened: {a[:1]}")
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    monkeypatch.setattr(os, "open", refuse)
+    res = cm.protect(photos[0], world=w, model=fake, settings=SETTINGS, snapshot=second[0])
+    assert res.protected
+
+
+def test_stranger_snapshot_is_the_experiments_street_level():
+    from privrisk.experiment import DEFAULT_LEVELS
+    from privrisk.exposure import DEFAULT_CURVE
+
+    street = next(lv for lv in DEFAULT_LEVELS if lv.name == DEFAULT_CURVE.split("/")[1])
+    assert cm.STRANGER_SNAPSHOT == street
