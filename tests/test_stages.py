@@ -150,3 +150,51 @@ def test_difference_finder_sees_changes():
     assert _differences({"a": [1, 2.0 + 1e-6, "x"], "b": {"c": float("nan")}}, want) == ["/a[1]: 2.000001 != 2.0"]
     assert _differences({"a": [1, 2.0], "b": {}}, want) == ["/a: length 2 != 3", "/b/c: missing"]
     assert _differences({"a": [True, 2.0, "x"], "b": {"c": float("nan")}}, want) == ["/a[0]: True != 1"]
+
+
+def test_results_json_follows_its_schema(fake_run):
+    from privrisk.stages.schema import problems
+
+    results, on_disk = fake_run
+    assert problems(on_disk) == []
+    assert set(on_disk) == set(results) | {"outputs"}  # the list of files is written with them
+
+
+def test_schema_check_notices_departures(fake_run):
+    from privrisk.stages.schema import problems
+
+    _, on_disk = fake_run
+    broken = json.loads(json.dumps(on_disk))
+    del broken["experiments"]["online_to_online"]["rank1"]
+    broken["scaling"][0]["kind"] = 3
+    broken["experiments"]["offline_to_online"]["levels"]["webcam"]["fusion"]["shots"] = "2"
+    broken["experiments"]["accretion"]["n_profiles"] = True
+    assert problems(broken) == [
+        "results.experiments.online_to_online.rank1: missing",
+        "results.experiments.offline_to_online.levels.webcam.fusion.shots: str, not int",
+        "results.experiments.accretion.n_profiles: bool, not int",
+        "results.scaling[0].kind: int, not str",
+    ]
+
+
+def test_every_stage_returns_a_frozen_dataclass():
+    import dataclasses
+
+    from privrisk.stages import accretion, differentials, offline, online, scaling, split, timing
+
+    classes = [
+        split.Split,
+        split.Enrolled,
+        online.OnlineResult,
+        offline.FusedLevel,
+        offline.OfflineResult,
+        timing.Timing,
+        accretion.AccretionResult,
+        scaling.ScalingResult,
+        differentials.FairnessResult,
+    ]
+    for cls in classes:
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls.__name__
+    result = accretion.AccretionResult({"n_identified": 0}, [])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.metrics = {}  # type: ignore[misc]
