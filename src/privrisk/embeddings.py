@@ -30,7 +30,7 @@ from .config import FaceSettings
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
 from .images import ImageSource, load_image
-from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, dlib_model_id, load_face_model
+from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, as_box, dlib_model_id, load_face_model
 
 Progress = Callable[[int, int], None]
 
@@ -65,7 +65,7 @@ def embed_loaded(model: FaceModel, image, settings: FaceSettings) -> tuple[list[
     faces = []
     for box, vector in zip(boxes, vectors):
         s = image.scale or 1.0
-        orig = tuple(int(round(v / s)) for v in box)
+        orig = as_box(v / s for v in box)
         faces.append(Face(box=orig, width_px=original_width(box, image), embedding=np.asarray(vector, np.float32)))
     faces.sort(key=lambda f: -f.width_px)
     return faces, {"detect": t1 - t0, "embed": t2 - t1}
@@ -179,7 +179,8 @@ class EmbeddingCache:
 
     def put_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         buf = io.BytesIO()
-        np.savez(buf, **{name: np.asarray(a) for name, a in arrays.items()})
+        # numpy's stub matches **arrays against its keyword allow_pickle: bool; every value is an array
+        np.savez(buf, **{name: np.asarray(a) for name, a in arrays.items()})  # type: ignore[arg-type]
         with self._conn() as conn:
             conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?)", (key, buf.getvalue(), time.time()))
 
@@ -253,12 +254,14 @@ def _faces_to_arrays(faces: Sequence[Face]) -> dict[str, np.ndarray]:
 
 def _faces_from_arrays(arrays: dict[str, np.ndarray]) -> list[Face]:
     return [
-        Face(box=tuple(int(v) for v in b), width_px=int(w), embedding=np.asarray(e, np.float32).copy())
+        Face(box=as_box(b), width_px=int(w), embedding=np.asarray(e, np.float32).copy())
         for b, w, e in zip(arrays["boxes"], arrays["widths"], arrays["vectors"])
     ]
 
 
 def _worker_embed(item, settings: FaceSettings) -> EmbedResult:
+    if _worker_model is None:  # the pool's initializer loads it
+        raise ModelUnavailable("the embedding worker has no face model")
     return _embed_item(item, _worker_model, settings)
 
 
@@ -331,15 +334,15 @@ class _Batch:
             digest = hashlib.sha256(path[1]).hexdigest() if isinstance(path, tuple) else file_sha256(path)
         except OSError:
             return False  # let the loader produce the precise error
-        faces = cache.get(digest, self.key) if cache is not None else None
-        if faces is None:
+        found = cache.get(digest, self.key) if cache is not None else None
+        if found is None:
             return False
         self.results[i] = EmbedResult(
             name=path[0] if isinstance(path, tuple) else path,
             sha256=digest,
-            faces=tuple(faces),
+            faces=tuple(found),
             cached=True,
-            error=None if faces else "no face found",
+            error=None if found else "no face found",
         )
         self.report(1)
         return True

@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from .stages.timing import Timing, timing
 
 # What every default level shares: a hand-held snapshot's roll, head turn, light from one side,
 # a little motion and focus blur, each drawn per shot.
-_SNAPSHOT = dict(
+_SNAPSHOT: dict[str, Any] = dict(
     rotation_deg=[-8.0, 8.0],
     yaw_deg=[-20.0, 20.0],
     light_strength=[0.0, 0.4],

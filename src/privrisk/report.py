@@ -641,9 +641,11 @@ def fairness_cell_text(cell: dict | None) -> str:
     return text + (" [small: indicative only]" if cell.get("flag") else "")
 
 
-def _fairness_attribute(fair: dict) -> str | None:
-    attrs = fair.get("attributes") or {}
-    return next((a for a in attrs if "+" in a), next(iter(attrs), None))
+def _fairness_attribute(fair: dict) -> str:
+    """The attribute the section leads with: the combination if there is one, else the first
+    (``fair`` has at least one attribute)."""
+    attrs = list(fair["attributes"])
+    return next((a for a in attrs if "+" in a), attrs[0])
 
 
 def fairness_plot(results: dict) -> bytes | None:

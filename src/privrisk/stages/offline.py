@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from ..config import to_dict
 from ..degrade import Degradation, applicable
 from ..embeddings import EmbeddingCache, embed_batch, file_sha256
 from ..images import load_image
-from ..models import EMBEDDING_DIM, dlib_model_id
+from ..models import EMBEDDING_DIM, Box, as_box, dlib_model_id
 from .common import Log, exact_ci, identification, pct, probe_row, rank_against
 from .split import Enrolled
 
@@ -95,14 +96,14 @@ def offline_to_online(cfg, enrolled: Enrolled, cache: EmbeddingCache | None, pro
     return OfflineResult(levels, fused, per_probe)
 
 
-def probe_sources(cfg, enrolled: Enrolled) -> dict[str, tuple[str, tuple[int, ...]]]:
+def probe_sources(cfg, enrolled: Enrolled) -> dict[str, tuple[str, Box]]:
     """Each probe photo once: its content hash (what cached captures are keyed by) and its face box
     in the loaded photo's pixels; the captures themselves are made in the embedding workers."""
     box_of = dict(zip(enrolled.probes.names, enrolled.probes.boxes))
     sources = {}
     for name in enrolled.probes.names:
         scale = load_image(name, max_side=cfg.faces.max_side).scale
-        sources[name] = (file_sha256(name), tuple(int(round(v * scale)) for v in box_of[name]))
+        sources[name] = (file_sha256(name), as_box(v * scale for v in box_of[name]))
     return sources
 
 
@@ -247,7 +248,7 @@ def fusion_cost(
         fused_c[:, 0] if len(fused_c) else np.zeros(0, np.int64), fused_d[:, 0] if len(fused_d) else np.zeros(0)
     )
     share = lambda k, n: k / n if n else None  # noqa: E731
-    out = {"threshold": float(threshold), "shots": int(shots), "n_mated": n_m, "n_nonmated": n_n}
+    out: dict[str, Any] = {"threshold": float(threshold), "shots": int(shots), "n_mated": n_m, "n_nonmated": n_n}
     for key, j, n in (("rank1", 0, n_m), ("tpir", 1, n_m), ("fpir", 2, n_n)):
         out[f"{key}_single"], out[f"{key}_fused"] = share(single[0][j], n), share(fused[j], n)
         out[f"n_{key}_single"], out[f"n_{key}_fused"] = single[0][j], fused[j]

@@ -14,7 +14,7 @@ from ..captures import make_captures
 from ..degrade import Degradation
 from ..embeddings import embed_loaded
 from ..images import load_image
-from ..models import load_face_model
+from ..models import as_box, load_face_model
 from .common import Embedded, Log
 from .split import Enrolled
 
@@ -59,7 +59,7 @@ def time_identifications(cfg, probes: Embedded, box_of, gal_vecs, level: Degrada
         image = load_image(name, max_side=cfg.faces.max_side)
         shot_images = [image]
         if level is not None:
-            box = tuple(int(round(v * image.scale)) for v in box_of[name])
+            box = as_box(v * image.scale for v in box_of[name])
             recipes = make_captures(
                 name,
                 image.sha256,
