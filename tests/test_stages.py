@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import privrisk.models
@@ -198,3 +199,25 @@ def test_every_stage_returns_a_frozen_dataclass():
     result = accretion.AccretionResult({"n_identified": 0}, [])
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.metrics = {}  # type: ignore[misc]
+
+
+def test_e2_rows_are_mapped_to_their_probes_when_a_level_skips_some():
+    """A level that does not apply to a probe has fewer rows than probes: the differentials and the
+    scaling folds must read each row's own probe, not the probe at the row's position."""
+    from privrisk.stages.differentials import e2_by_subject
+    from privrisk.stages.offline import FusedLevel
+
+    # probes a, b, c; the level does not apply to a, so its rows are b (two shots) and c (one shot)
+    level = FusedLevel(
+        shot_vecs=np.zeros((3, 128), np.float32),
+        shot_owner=np.array([0, 0, 1]),
+        fused_c=np.array([[5], [9]]),
+        fused_d=np.array([[0.3], [0.4]]),
+        truth=np.array([5, 7]),
+        mated=np.array([True, True]),
+        probe_index=np.array([1, 2]),
+    )
+    assert level.shot_probe().tolist() == [1, 1, 2]
+    shots, rank1 = e2_by_subject({"small": level}, ["a", "b", "c"])
+    assert shots["small"][1] == ["b", "b", "c"]
+    assert rank1["small"][0] == ["b", "c"] and rank1["small"][1].tolist() == [True, False]

@@ -11,6 +11,9 @@ folder, and runs
   and extrapolated to 10^9.
 
 It writes ``results.json``, ``probes.csv``, plots and ``report.html`` (via :mod:`privrisk.report`).
+Each stage lives in :mod:`privrisk.stages` and returns a frozen dataclass; this module holds the
+settings and chains the stages, and ``results.json`` is their serialisation
+(:data:`privrisk.stages.schema.RESULTS_SCHEMA`).
 """
 
 from __future__ import annotations

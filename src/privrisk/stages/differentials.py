@@ -12,7 +12,7 @@ from .common import Embedded, Log, embed_rows, memo
 from .offline import FusedLevel, fused_arrays
 from .split import Enrolled
 
-__all__ = ["FairnessResult", "differentials"]
+__all__ = ["FairnessResult", "differentials", "e2_by_subject"]
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,22 @@ def differentials(
     return FairnessResult(summary)
 
 
-def _compute(cfg, probes: Embedded, fused: dict[str, FusedLevel], meta_by_subject, identified: Embedded) -> dict:
-    from ..fairness import analyse, tail_check_cross_validated
-
-    e2_shots = {name: (f.shot_vecs, [probes.subjects[o] for o in f.shot_owner]) for name, f in fused.items()}
+def e2_by_subject(fused: dict[str, FusedLevel], probe_subjects: list[str]) -> tuple[dict, dict]:
+    """E2 as :func:`privrisk.fairness.analyse` reads it, per level: every detected shot's embedding
+    with the subject of the probe it was made from, and each mated person's subject with whether
+    the fused search put them at rank 1."""
+    e2_shots = {name: (f.shot_vecs, [probe_subjects[p] for p in f.shot_probe()]) for name, f in fused.items()}
     e2_rank1 = {}
     for name, f in fused.items():
         idx = np.where(f.mated)[0]
-        e2_rank1[name] = ([probes.subjects[i] for i in idx], f.fused_c[idx, 0] == f.truth[idx])
+        e2_rank1[name] = ([probe_subjects[p] for p in f.probe_index[idx]], f.fused_c[idx, 0] == f.truth[idx])
+    return e2_shots, e2_rank1
+
+
+def _compute(cfg, probes: Embedded, fused: dict[str, FusedLevel], meta_by_subject, identified: Embedded) -> dict:
+    from ..fairness import analyse, tail_check_cross_validated
+
+    e2_shots, e2_rank1 = e2_by_subject(fused, probes.subjects)
     fs = cfg.fairness
     res = analyse(
         probes.vectors,

@@ -26,7 +26,9 @@ __all__ = ["FusedLevel", "OfflineResult", "fused_arrays", "fusion_cost", "offlin
 class FusedLevel:
     """One capture level's searches, what the scaling study and the differentials read: every
     detected shot's embedding and owner (row of the level's persons), the fused subject-level
-    candidates and distances per person, and each person's truth code and whether they are mated."""
+    candidates and distances per person, each person's truth code and whether they are mated, and
+    which probe (position among the embedded probes) each row is: a level that does not apply to
+    some probes has fewer rows than there are probes."""
 
     shot_vecs: np.ndarray
     shot_owner: np.ndarray
@@ -34,9 +36,14 @@ class FusedLevel:
     fused_d: np.ndarray
     truth: np.ndarray
     mated: np.ndarray
+    probe_index: np.ndarray
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        return (self.shot_vecs, self.shot_owner, self.fused_c, self.fused_d, self.truth, self.mated)
+        return (self.shot_vecs, self.shot_owner, self.fused_c, self.fused_d, self.truth, self.mated, self.probe_index)
+
+    def shot_probe(self) -> np.ndarray:
+        """The probe each detected shot was made from (position among the embedded probes)."""
+        return self.probe_index[self.shot_owner]
 
 
 def fused_arrays(fused: dict[str, FusedLevel]) -> list:
@@ -173,7 +180,8 @@ def _level(cfg, enrolled: Enrolled, level: Degradation, li: int, caps: _Captures
             cfg.gallery.threshold,
         ),
     )
-    return m, FusedLevel(shot_vecs, shot_owner, fused_c, fused_d, lv_truth, lv_mated)
+    probe_index = np.array(rows_used, np.int64)
+    return m, FusedLevel(shot_vecs, shot_owner, fused_c, fused_d, lv_truth, lv_mated, probe_index)
 
 
 def _fuse(cfg, enrolled: Enrolled, shot_vecs, shot_owner, n_persons: int):

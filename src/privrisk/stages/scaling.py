@@ -211,7 +211,7 @@ def _specs(cfg, inp: ScalingInputs, probe_fold) -> dict[str, dict]:
     )
     for name, f in inp.fused.items():
         specs[f"offline_to_online/{name}"] = _curve_spec(
-            f.shot_vecs, f.shot_owner, probe_fold[f.shot_owner], f.truth, f.fused_c, f.fused_d, f.mated, cfg.top_k
+            f.shot_vecs, f.shot_owner, probe_fold[f.shot_probe()], f.truth, f.fused_c, f.fused_d, f.mated, cfg.top_k
         )
     return specs
 
