@@ -27,12 +27,13 @@ import numpy as np
 
 from privrisk.captures import make_captures
 from privrisk.embeddings import EmbeddingCache, default_cache_path, embed_batch
-from privrisk.experiment import _embed_rows, _rank_against, load_config
+from privrisk.experiment import load_config
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.images import load_image
 from privrisk.manifest import read_manifest
 from privrisk.models import dlib_model_id, library_versions
 from privrisk.samples import dataset_dir, sample_manifest
+from privrisk.stages.common import embed_rows, rank_against
 
 
 def main() -> None:
@@ -72,7 +73,7 @@ def main() -> None:
     names = sorted(set(gal_subjects) | set(p_manifest.subjects))
     code = {s: i for i, s in enumerate(names)}
     gal_codes = np.array([code[s] for s in gal_subjects], np.int64)
-    probes = _embed_rows(p_manifest.rows, cfg, cache, False)
+    probes = embed_rows(p_manifest.rows, cfg, cache, False)
     mated = np.array([s in set(gal_subjects) for s in probes.subjects])
     truth = np.array([code[s] for s in probes.subjects])
     box_of = dict(zip(probes.names, probes.boxes))
@@ -122,7 +123,7 @@ def main() -> None:
         ok = [j for j, r in enumerate(res) if r.ok]
         if ok:
             vecs = np.array([res[j].faces[0].embedding for j in ok], np.float32)
-            c, d, _ = _rank_against(gal_vecs, gal_codes, vecs, len(set(gal_subjects)))
+            c, d, _ = rank_against(gal_vecs, gal_codes, vecs, len(set(gal_subjects)))
             for row, j in enumerate(ok):
                 valid = c[row] >= 0
                 full[pos[owners[j]], shot_no[j], c[row][valid]] = d[row][valid]

@@ -14,35 +14,56 @@ PACKAGE = ROOT / "src" / "privrisk"
 
 
 def _modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(), filename=str(p)) for p in sorted(PACKAGE.glob("*.py"))}
+    """Every module of the package by its dotted name inside it ('experiment', 'stages.scaling'); a
+    subpackage's ``__init__`` goes by the subpackage's name, the package's own by '__init__'."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if len(parts) > 1 and parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = ast.parse(path.read_text(), filename=str(path))
+    return out
 
 
-def _imports(tree: ast.Module, known: set[str]) -> tuple[set[str], dict[str, str]]:
-    """privrisk modules a module imports anywhere (top level or inside functions), and the local
-    names bound to them."""
-    found, aliases = set(), {}
+def _target(parts: list[str], known: set[str]) -> str | None:
+    """The known module that ``parts`` (a dotted path inside the package) names or lies in."""
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in known:
+            return ".".join(parts[:n])
+    return None
+
+
+def _imports(tree: ast.Module, known: set[str], name: str = "") -> tuple[set[str], dict[str, str]]:
+    """privrisk modules a module (``name``, dotted inside the package) imports anywhere (top level or
+    inside functions), and the local names bound to them."""
+    is_package = bool(name) and any(k.startswith(name + ".") for k in known)  # a subpackage's __init__
+    package = name.split(".") if is_package else name.split(".")[:-1]
+    hits: list[str | None] = []
+    aliases: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
             if node.module:  # from .x import y
-                found.add(node.module.split(".")[0])
+                hits.append(_target(base + node.module.split("."), known))
             else:  # from . import x [as y]
                 for a in node.names:
-                    if a.name in known:
-                        found.add(a.name)
-                        aliases[a.asname or a.name] = a.name
+                    hit = _target(base + [a.name], known)
+                    hits.append(hit)
+                    if hit:
+                        aliases[a.asname or a.name] = hit
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("privrisk."):
-            found.add(node.module.split(".")[1])
+            hits.append(_target(node.module.split(".")[1:], known))
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith("privrisk."):
-                    found.add(a.name.split(".")[1])
-    return found & known, aliases
+                    hits.append(_target(a.name.split(".")[1:], known))
+    return {h for h in hits if h}, aliases
 
 
 def test_no_import_cycle_lazy_or_top_level():
     trees = _modules()
     known = set(trees) - {"__init__"}
-    graph = {name: _imports(tree, known)[0] - {name} for name, tree in trees.items() if name != "__init__"}
+    graph = {name: _imports(tree, known, name)[0] - {name} for name, tree in trees.items() if name != "__init__"}
     state: dict[str, int] = {}
     cycles = []
 
@@ -66,6 +87,12 @@ def test_cycle_detector_sees_a_lazy_cycle(tmp_path):
     a = ast.parse("def f():\n    from .b import g\n")
     found, _ = _imports(a, {"a", "b"})
     assert found == {"b"}
+    # inside a subpackage: `..` is the package, `.` the subpackage, and an __init__ is its subpackage
+    known = {"a", "sub", "sub.b", "sub.c"}
+    b = ast.parse("from ..a import f\nfrom .c import g\nfrom .. import a as x\n")
+    assert _imports(b, known, "sub.b") == ({"a", "sub.c"}, {"x": "a"})
+    init = ast.parse("def f():\n    from .b import g\n")
+    assert _imports(init, known, "sub")[0] == {"sub.b"}
 
 
 def test_no_private_access_across_modules():
@@ -73,9 +100,9 @@ def test_no_private_access_across_modules():
     known = set(trees) - {"__init__"}
     offences = []
     for name, tree in trees.items():
-        _, aliases = _imports(tree, known)
+        _, aliases = _imports(tree, known, name)
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            if isinstance(node, ast.ImportFrom) and node.level >= 1 and node.module:
                 offences += [
                     f"{name}: from .{node.module} import {a.name}"
                     for a in node.names
@@ -120,3 +147,46 @@ def test_public_api_names_resolve_lazily():
         assert "no_such_verb" in str(exc)
     else:
         raise AssertionError("unknown names must raise AttributeError")
+
+
+MAX_LINES = 60  # a function longer than this does more than one thing (issue 15)
+SPLIT_FUNCTIONS = {  # the long functions issue 15 split, where they live now
+    "experiment": ["run_experiment"],
+    "stages.scaling": ["scaling"],
+    "embeddings": ["embed_batch"],
+    "cli": ["build_parser"],
+    "report": ["make_plots"],
+}
+
+
+def _function_lengths(tree: ast.Module) -> dict[str, int]:
+    """Lines of every function and method (decorators aside, docstring included), by qualified name."""
+    out = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    out[name] = child.end_lineno - child.lineno + 1
+                visit(child, name + ".")
+
+    visit(tree, "")
+    return out
+
+
+def test_split_functions_and_every_stage_stay_short():
+    trees = _modules()
+    long = []
+    for module, tree in trees.items():
+        lengths = _function_lengths(tree)
+        named = SPLIT_FUNCTIONS.get(module, [])
+        assert set(named) <= set(lengths), f"{module}: {set(named) - set(lengths)} moved; update SPLIT_FUNCTIONS"
+        checked = lengths if module == "experiment" or module.startswith("stages") else {n: lengths[n] for n in named}
+        long += [f"{module}.{n}: {k} lines" for n, k in checked.items() if k > MAX_LINES]
+    assert not long, f"longer than {MAX_LINES} lines: {long}"
+
+
+def test_function_lengths_are_measured():
+    tree = ast.parse("def f():\n" + "    x = 1\n" * 70 + "class C:\n    def g(self):\n        return 1\n")
+    assert _function_lengths(tree) == {"f": 71, "C.g": 2}

@@ -169,12 +169,12 @@ def test_report_shows_the_new_sections(run):
 def test_genuine_pairs_statement_follows_the_distances():
     from types import SimpleNamespace
 
-    from privrisk.experiment import _genuine_pairs
+    from privrisk.stages.online import genuine_pairs
 
     rows = [SimpleNamespace(meta={"source": "london-faces/neutral"})]
     cfg = ExperimentConfig()  # default manifests: the sample set's same-session studio photos
     e1 = {"verification": {"eer": 0.0}, "rank1": 1.0}
-    sep = _genuine_pairs(
+    sep = genuine_pairs(
         [0.2, 0.3, 0.45], [0.483, 0.6, 0.9], e1, cfg, SimpleNamespace(rows=rows), SimpleNamespace(rows=rows)
     )
     assert sep["quantiles"]["max"] == 0.45 and sep["closest_impostor"] == 0.483
@@ -183,7 +183,7 @@ def test_genuine_pairs_statement_follows_the_distances():
     )
     assert "follow from the set-up" in sep["statement"] and "2011 recogniser" in sep["statement"]
     assert "neutral" in sep["what"] and "smiling" in sep["what"]
-    mixed = _genuine_pairs(
+    mixed = genuine_pairs(
         [0.2, 0.5, 0.7],
         [0.483, 0.6],
         {"verification": {"eer": 0.2}, "rank1": 0.67},
@@ -204,14 +204,15 @@ def test_zero_note_on_log_axes():
 def test_accretion_hand_case():
     """Subject a has three probes (one found, one above the threshold, one matched to b); b's one probe
     is found; c (not in the gallery) is matched to a; d (not in the gallery) stays unmatched."""
-    from privrisk.experiment import _accretion
+    from privrisk.stages.accretion import accretion
 
     names = ["a", "b", "c", "d"]
     truth = np.array([0, 0, 0, 1, 2, 3])
     mated = np.array([True, True, True, True, False, False])
     cand = np.array([[0, 1], [0, 1], [1, 0], [1, 0], [0, 1], [1, 0]])
     dist = np.array([[0.3, 0.8], [0.7, 0.9], [0.4, 0.5], [0.2, 0.9], [0.5, 0.6], [0.9, 1.0]], np.float32)
-    e3, rows = _accretion(ExperimentConfig(), names, None, cand, dist, truth, mated, {})
+    result = accretion(ExperimentConfig(), names, cand, dist, truth, mated, {})
+    e3, rows = result.metrics, result.rows
     assert (e3["n_people_identified"], e3["n_mated_people"], e3["n_probes_identified"]) == (2, 2, 2)
     assert e3["n_identified"] == 2 and e3["people_identified"]["k"] == 2
     assert e3["probe_share_per_identified_person"] == {

@@ -20,7 +20,7 @@ from .degrade import DEGRADE_VERSION, Degradation, degrade, encode_png
 from .embeddings import artifact_key
 from .faces import face_landmarks
 from .images import load_image
-from .models import Box, FaceModel
+from .models import Box, FaceModel, as_box
 
 __all__ = ["Capture", "make_captures"]
 
@@ -90,7 +90,7 @@ def make_captures(
                 name=f"{stem}-{level.name}-{shot}.png",
                 source=source,
                 source_sha256=source_sha256,
-                box=tuple(box),
+                box=as_box(box),
                 level=level,
                 seed=shot_seed,
                 max_side=max_side,

@@ -383,7 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"privrisk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common, embed = _shared_flags()
+    _add_gallery_commands(sub, common, embed)
+    _add_match_command(sub, common, embed)
+    _add_run_commands(sub, common, embed)
+    _add_calibrate_command(sub, common, embed)
+    _add_exposure_commands(sub, common)
+    return parser
 
+
+def _shared_flags() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Parent parsers: output flags every command takes, and the embedding flags."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     common.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -397,7 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument(
         "--ray", metavar="ADDRESS", default=None, help="embed on the Ray cluster at ADDRESS (host:port, or 'local')"
     )
+    return common, embed
 
+
+def _add_gallery_commands(sub, common: argparse.ArgumentParser, embed: argparse.ArgumentParser) -> None:
     gal = sub.add_parser("gallery", help="build and manage consent-aware face galleries")
     gsub = gal.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
 
@@ -428,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("gallery", help="gallery directory")
     p.set_defaults(func=cmd_gallery_info)
 
+
+def _add_match_command(sub, common: argparse.ArgumentParser, embed: argparse.ArgumentParser) -> None:
     p = sub.add_parser("match", parents=[common, embed], help="rank a gallery's subjects for one or more photos")
     p.add_argument("gallery", help="gallery directory")
     p.add_argument("images", nargs="+", help="photos to identify")
@@ -440,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_match)
 
+
+def _add_run_commands(sub, common: argparse.ArgumentParser, embed: argparse.ArgumentParser) -> None:
+    """``experiment`` (a TOML config) and ``demo`` (the sample set)."""
     p = sub.add_parser(
         "experiment",
         parents=[common, embed],
@@ -470,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
 
+
+def _add_calibrate_command(sub, common: argparse.ArgumentParser, embed: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "calibrate",
         parents=[common, embed],
@@ -490,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_calibrate)
 
+
+def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
+    """``score`` and ``population``, which share the identification-curve flags."""
     from .exposure import ExposureSettings
     from .profiles import AUDIENCES, PRESETS
 
@@ -528,8 +551,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audience", default="stranger", choices=list(AUDIENCES), help="who looks (default: stranger)")
     p.add_argument("--out", default="runs/population", metavar="DIR", help="output folder (default: runs/population)")
     p.set_defaults(func=cmd_population)
-
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ def embed_on_ray(
     *,
     batch_size: int = 8,
     max_in_flight: int | None = None,
-    on_result: Callable[[int, object], None] | None = None,
+    on_result: Callable[[int, Any], None] | None = None,  # Any: what ``embed`` returns
 ) -> list:
     """Embed ``paths`` with ``embed`` on the Ray cluster at ``address``; results in input order.
 

@@ -9,6 +9,7 @@ README table (:func:`describe`; a test fails when a setting is missing from the 
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         return tuple(checked) if origin is tuple else checked
     if annotation is Any:
         return value
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table of settings, got {type(value).__name__}")
         return from_dict(annotation, value, where)
@@ -223,7 +224,7 @@ def replace(obj: Any, **changes: Any) -> Any:
     return from_dict(type(obj), merged)
 
 
-def load_toml(path: str | Path, cls: type) -> Any:
+def load_toml(path: str | os.PathLike, cls: type) -> Any:
     """Read a TOML file into ``cls``; errors name the file and the key."""
     path = Path(path)
     try:
@@ -242,12 +243,21 @@ def load_toml(path: str | Path, cls: type) -> Any:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def _default(f: dataclasses.Field) -> Any:
+    """A field's default value (every setting has one: :func:`setting` gives it)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise TypeError(f"setting {f.name!r} has no default")
+
+
 def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
     """(dotted name, default, help) for every setting of ``cls``, nested tables included."""
     rows = []
     for f in dataclasses.fields(cls):
         name = f"{prefix}{f.name}"
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = _default(f)
         if dataclasses.is_dataclass(default):
             rows.extend(describe(type(default), prefix=f"{name}."))
         else:
@@ -265,7 +275,7 @@ def setting_info(cls: type, dotted: str) -> dict:
     if head not in fields:
         raise KeyError(f"{cls.__name__} has no setting {head!r}")
     f = fields[head]
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default = _default(f)
     if rest:
         return setting_info(type(default), rest)
     return {"default": default, **f.metadata}

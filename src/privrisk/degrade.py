@@ -184,7 +184,7 @@ def render(
     """Render one capture with the drawn parameters ``shot``; ``rng`` supplies the sensor noise."""
     import cv2  # noqa: PLC0415
 
-    img = rgb.astype(np.float32)
+    img: np.ndarray = rgb.astype(np.float32)
     top, right, bottom, left = face_box
     width, height = max(right - left, 1), max(bottom - top, 1)
     if level.occlusion != "none":
@@ -214,10 +214,13 @@ def render(
     img = img * shot.contrast + shot.brightness
     if level.noise_sigma > 0:
         img = img + rng.normal(0.0, level.noise_sigma, img.shape).astype(np.float32)
-    out = np.clip(img, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(img, 0, 255).astype(np.uint8)
     if shot.jpeg_quality < 100:
         ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(shot.jpeg_quality)])
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if not ok or decoded is None:  # not expected: the buffer was encoded just above
+            raise RuntimeError(f"JPEG round trip at quality {shot.jpeg_quality} failed")
+        out = decoded[:, :, ::-1]
     return np.ascontiguousarray(out)
 
 
@@ -362,7 +365,7 @@ def pose_homography(
         depth = dist / (dist + x * math.sin(a))
         src.append((cx + x, cy + y))
         dst.append((cx + x * math.cos(a) * depth, cy + y * depth))
-    h = cv2.getPerspectiveTransform(np.float32(src), np.float32(dst)).astype(np.float64)
+    h = cv2.getPerspectiveTransform(np.array(src, np.float32), np.array(dst, np.float32)).astype(np.float64)
     r = np.vstack([cv2.getRotationMatrix2D((cx, cy), roll_deg, 1.0), [0.0, 0.0, 1.0]])
     return r @ h
 

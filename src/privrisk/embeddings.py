@@ -30,7 +30,7 @@ from .config import FaceSettings
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
 from .images import ImageSource, load_image
-from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, dlib_model_id, load_face_model
+from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, as_box, dlib_model_id, load_face_model
 
 Progress = Callable[[int, int], None]
 
@@ -65,7 +65,7 @@ def embed_loaded(model: FaceModel, image, settings: FaceSettings) -> tuple[list[
     faces = []
     for box, vector in zip(boxes, vectors):
         s = image.scale or 1.0
-        orig = tuple(int(round(v / s)) for v in box)
+        orig = as_box(v / s for v in box)
         faces.append(Face(box=orig, width_px=original_width(box, image), embedding=np.asarray(vector, np.float32)))
     faces.sort(key=lambda f: -f.width_px)
     return faces, {"detect": t1 - t0, "embed": t2 - t1}
@@ -179,7 +179,8 @@ class EmbeddingCache:
 
     def put_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         buf = io.BytesIO()
-        np.savez(buf, **{name: np.asarray(a) for name, a in arrays.items()})
+        # numpy's stub matches **arrays against its keyword allow_pickle: bool; every value is an array
+        np.savez(buf, **{name: np.asarray(a) for name, a in arrays.items()})  # type: ignore[arg-type]
         with self._conn() as conn:
             conn.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?)", (key, buf.getvalue(), time.time()))
 
@@ -253,12 +254,14 @@ def _faces_to_arrays(faces: Sequence[Face]) -> dict[str, np.ndarray]:
 
 def _faces_from_arrays(arrays: dict[str, np.ndarray]) -> list[Face]:
     return [
-        Face(box=tuple(int(v) for v in b), width_px=int(w), embedding=np.asarray(e, np.float32).copy())
+        Face(box=as_box(b), width_px=int(w), embedding=np.asarray(e, np.float32).copy())
         for b, w, e in zip(arrays["boxes"], arrays["widths"], arrays["vectors"])
     ]
 
 
 def _worker_embed(item, settings: FaceSettings) -> EmbedResult:
+    if _worker_model is None:  # the pool's initializer loads it
+        raise ModelUnavailable("the embedding worker has no face model")
     return _embed_item(item, _worker_model, settings)
 
 
@@ -287,102 +290,119 @@ def embed_batch(
     (:mod:`privrisk.cluster`); the results are the same.
     """
     paths = [p if isinstance(p, tuple) or _is_recipe(p) else str(p) for p in sources]
-    results: list[EmbedResult | None] = [None] * len(paths)
     report = _progress_reporter(progress, len(paths))
     model_id = model.model_id if model is not None else dlib_model_id()
-    key = settings.cache_key(model_id)
-
-    todo: list[int] = []
-    hashes: dict[int, str] = {}
-    for i, path in enumerate(paths):
-        if _is_recipe(path):
-            arrays = cache.get_arrays(path.cache_key) if cache is not None else None
-            if arrays is None:
-                todo.append(i)
-            else:
-                faces = _faces_from_arrays(arrays)
-                results[i] = EmbedResult(
-                    name=path.name,
-                    sha256=None,
-                    faces=tuple(faces),
-                    cached=True,
-                    error=None if faces else "no face found",
-                )
-                report(1)
-            continue
-        try:
-            digest = hashlib.sha256(path[1]).hexdigest() if isinstance(path, tuple) else file_sha256(path)
-        except OSError:
-            todo.append(i)  # let the loader produce the precise error
-            continue
-        hashes[i] = digest
-        faces = cache.get(digest, key) if cache is not None else None
-        if faces is None:
-            todo.append(i)
-        else:
-            results[i] = EmbedResult(
-                name=path[0] if isinstance(path, tuple) else path,
-                sha256=digest,
-                faces=tuple(faces),
-                cached=True,
-                error=None if faces else "no face found",
-            )
-            report(1)
-
-    def store(i: int, result: EmbedResult) -> None:
-        results[i] = result
-        if cache is not None and _is_recipe(paths[i]):
-            if result.ok or result.error == "no face found":  # deterministic outcomes only
-                cache.put_arrays(paths[i].cache_key, _faces_to_arrays(result.faces))
-        elif cache is not None and result.sha256 is not None:
-            cache.put(result.sha256, key, list(result.faces))
-        report(1)
+    batch = _Batch(paths, cache, settings.cache_key(model_id), report)
+    todo = [i for i in range(len(paths)) if not batch.from_cache(i)]
 
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if todo and ray_address:
-        from .cluster import embed_on_ray
-
-        if any(isinstance(paths[i], tuple) or _is_recipe(paths[i]) for i in todo):
-            raise ValueError("the Ray path embeds image files; in-memory and rendered images run locally")
-        embed_on_ray(
-            [paths[i] for i in todo],
-            settings,
-            ray_address,
-            embed_image,
-            on_result=lambda j, result: store(todo[j], result),
-        )
+        _embed_on_ray(batch, todo, settings, ray_address)
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
         local_model = model or load_face_model()
         for i in todo:
-            store(i, _embed_item(paths[i], local_model, settings))
+            batch.store(i, _embed_item(paths[i], local_model, settings))
     elif todo:
-        window = max_in_flight or 4 * n_workers
-        # fork: workers start at once, inherit a loaded model and need no `__main__` guard in
-        # the caller's script. They only run image decoding and dlib, never FAISS/OpenMP.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        with cf.ProcessPoolExecutor(
-            max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init
-        ) as pool:
-            pending: dict[cf.Future, int] = {}
-            queue = iter(todo)
-            for i in queue:
-                pending[pool.submit(_worker_embed, paths[i], settings)] = i
-                if len(pending) >= window:
-                    break
-            while pending:
-                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    i = pending.pop(fut)
-                    try:
-                        store(i, fut.result())
-                    except cf.process.BrokenProcessPool as exc:
-                        raise ModelUnavailable(f"an embedding worker died ({exc})") from exc
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[pool.submit(_worker_embed, paths[nxt], settings)] = nxt
+        _embed_in_pool(batch, todo, settings, n_workers, max_in_flight)
     report(0, close=True)
-    return [r for r in results if r is not None]
+    return [r for r in batch.results if r is not None]
+
+
+class _Batch:
+    """A batch's results by position: answered from the cache where it can, stored (and cached,
+    when deterministic) as the embedding runs, with the progress reported."""
+
+    def __init__(self, paths: list, cache: EmbeddingCache | None, key: str, report) -> None:
+        self.paths, self.cache, self.key, self.report = paths, cache, key, report
+        self.results: list[EmbedResult | None] = [None] * len(paths)
+
+    def from_cache(self, i: int) -> bool:
+        """Whether item ``i`` was answered from the cache (a file that cannot be read is not: the
+        loader produces the precise error)."""
+        path, cache = self.paths[i], self.cache
+        if _is_recipe(path):
+            arrays = cache.get_arrays(path.cache_key) if cache is not None else None
+            if arrays is None:
+                return False
+            faces = _faces_from_arrays(arrays)
+            self.results[i] = EmbedResult(
+                name=path.name, sha256=None, faces=tuple(faces), cached=True, error=None if faces else "no face found"
+            )
+            self.report(1)
+            return True
+        try:
+            digest = hashlib.sha256(path[1]).hexdigest() if isinstance(path, tuple) else file_sha256(path)
+        except OSError:
+            return False  # let the loader produce the precise error
+        found = cache.get(digest, self.key) if cache is not None else None
+        if found is None:
+            return False
+        self.results[i] = EmbedResult(
+            name=path[0] if isinstance(path, tuple) else path,
+            sha256=digest,
+            faces=tuple(found),
+            cached=True,
+            error=None if found else "no face found",
+        )
+        self.report(1)
+        return True
+
+    def store(self, i: int, result: EmbedResult) -> None:
+        self.results[i] = result
+        cache, path = self.cache, self.paths[i]
+        if cache is not None and _is_recipe(path):
+            if result.ok or result.error == "no face found":  # deterministic outcomes only
+                cache.put_arrays(path.cache_key, _faces_to_arrays(result.faces))
+        elif cache is not None and result.sha256 is not None:
+            cache.put(result.sha256, self.key, list(result.faces))
+        self.report(1)
+
+
+def _embed_on_ray(batch: _Batch, todo: list[int], settings: FaceSettings, ray_address: str) -> None:
+    from .cluster import embed_on_ray
+
+    paths = batch.paths
+    if any(isinstance(paths[i], tuple) or _is_recipe(paths[i]) for i in todo):
+        raise ValueError("the Ray path embeds image files; in-memory and rendered images run locally")
+    embed_on_ray(
+        [paths[i] for i in todo],
+        settings,
+        ray_address,
+        embed_image,
+        on_result=lambda j, result: batch.store(todo[j], result),
+    )
+
+
+def _embed_in_pool(
+    batch: _Batch, todo: list[int], settings: FaceSettings, n_workers: int, max_in_flight: int | None
+) -> None:
+    """The misses in worker processes, at most ``max_in_flight`` (default 4 per worker) at a time."""
+    paths = batch.paths
+    window = max_in_flight or 4 * n_workers
+    # fork: workers start at once, inherit a loaded model and need no `__main__` guard in
+    # the caller's script. They only run image decoding and dlib, never FAISS/OpenMP.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    with cf.ProcessPoolExecutor(
+        max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init
+    ) as pool:
+        pending: dict[cf.Future, int] = {}
+        queue = iter(todo)
+        for i in queue:
+            pending[pool.submit(_worker_embed, paths[i], settings)] = i
+            if len(pending) >= window:
+                break
+        while pending:
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                i = pending.pop(fut)
+                try:
+                    batch.store(i, fut.result())
+                except cf.process.BrokenProcessPool as exc:
+                    raise ModelUnavailable(f"an embedding worker died ({exc})") from exc
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[pool.submit(_worker_embed, paths[nxt], settings)] = nxt
 
 
 def _is_real(model: FaceModel) -> bool:

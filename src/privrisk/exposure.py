@@ -62,12 +62,13 @@ import math
 from dataclasses import asdict, dataclass, replace
 from dataclasses import field as dc_field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .config import setting
 from .errors import ConfigError, EstimationError
-from .profiles import AUDIENCES, FIELDS, LEVELS, UserProfile, level_hidden_from, national_id_inference
+from .profiles import AUDIENCES, FIELDS, LEVELS, IdInference, UserProfile, level_hidden_from, national_id_inference
 
 #: Sensitivity of each field (0 = harmless, 1 = most harmful in a stranger's hands). The numbers
 #: are assumptions (see :data:`SENSITIVITY_SOURCES`); override them with ``--sensitivity FILE`` or
@@ -236,7 +237,12 @@ class IdentificationCurves:
     def _parse_points(c: dict) -> dict:
         pts = sorted(c["points"], key=lambda p: p["gallery_size"])
         x = np.log10(np.maximum([float(p["gallery_size"]) for p in pts], 1.0))
-        out = {"x": x, "kind": [p.get("kind", "measured") for p in pts], "format": "points", "metrics": {}}
+        out: dict[str, Any] = {
+            "x": x,
+            "kind": [p.get("kind", "measured") for p in pts],
+            "format": "points",
+            "metrics": {},
+        }
         # each metric over the points that carry it (a point may give null where it is not computable)
         for key, rkey, name, monotone in (
             ("rank1", "rank1_range", "rank1", True),
@@ -249,7 +255,7 @@ class IdentificationCurves:
                 continue
             v = np.array([float(pts[j][key]) for j in have])
             lohi = np.array([_as_range(float(pts[j][key]), pts[j].get(rkey)) for j in have]).reshape(len(have), 2)
-            arrays = (v, lohi[:, 0], lohi[:, 1])
+            arrays: tuple[np.ndarray, ...] = (v, lohi[:, 0], lohi[:, 1])
             if monotone:
                 arrays = tuple(np.minimum.accumulate(a) for a in arrays)
             out["metrics"][name] = (x[have], *arrays)
@@ -348,7 +354,7 @@ class IdentificationCurves:
                 note + "; " if note else ""
             ) + f"gallery beyond the curve's last point (10^{xm[-1]:.1f}): last value kept"
             kind = "extrapolated"
-        extra = {}
+        extra: dict[str, Any] = {}  # a value and its range per extra metric
         for key in ("wrong_top", "fpir"):
             if key in c["metrics"]:
                 xk, *arrs = c["metrics"][key]
@@ -400,7 +406,7 @@ class MultiPhotoGain:
         self.note = data.get("note", "")
         self._levels = {}
         for name, lv in (data.get("levels") or {}).items():
-            entry = {m: np.array(lv[m], dtype=np.float64) for m in ("rank1", "rank10") if m in lv}
+            entry: dict[str, Any] = {m: np.array(lv[m], dtype=np.float64) for m in ("rank1", "rank10") if m in lv}
             size = max((len(v) for v in entry.values()), default=0)
             entry["shots"] = np.array(lv.get("shots") or range(1, size + 1), dtype=np.float64)
             for m in ("rank1_gain_range", "rank10_gain_range"):
@@ -436,7 +442,7 @@ class MultiPhotoGain:
         """The gain E2 measured in an experiment (``experiments.offline_to_online.levels.<level>.fusion``:
         rank-1 with one capture and fused over all, with exact intervals), or None if absent."""
         levels = ((results.get("experiments") or {}).get("offline_to_online") or {}).get("levels") or {}
-        out = {}
+        out: dict[str, dict] = {}
         for name, lv in levels.items():
             fu = lv.get("fusion") if isinstance(lv, dict) else None
             if not isinstance(fu, dict) or fu.get("rank1_single") is None or fu.get("rank1_fused") is None:
@@ -648,7 +654,7 @@ class ExposureScore:
     link: LinkEstimate
     parts: tuple[FieldPart, ...]
     inferences: tuple[FieldPart, ...]
-    national_id: object | None  # profiles.IdInference
+    national_id: IdInference | None
 
     # older readers
     @property
@@ -922,7 +928,10 @@ class Change:
     def drop(self) -> float:
         """What suggestions are ranked by: the drop of the score plus the drop of its upper end, so
         a change still counts where the score is near 0 but its range is not."""
-        high = (self.before_high - self.after_high) if self.before_high is not None else self.removed
+        if self.before_high is not None and self.after_high is not None:
+            high = self.before_high - self.after_high
+        else:
+            high = self.removed
         return self.removed + high
 
     @property
@@ -1013,7 +1022,7 @@ def search_changes(
     after: dict[tuple[int, ...], tuple[float, float]] = {(): (before, before_hi)}
     for size in range(1, max_settings + 1):
         for combo in itertools.combinations(range(len(options)), size):
-            merged = {}
+            merged: dict = {}
             for j in combo:
                 merged |= options[j].change
             s = score(profile.with_change(**merged), curves, audience, settings, gain)
@@ -1268,7 +1277,7 @@ def population_plot(analysis: dict) -> bytes:
 
     fig = Figure(figsize=(6.4, 4.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
-    bins = np.linspace(0, 100, 41)
+    bins = np.linspace(0, 100, 41).tolist()
     ax.hist(
         analysis["scores_default"],
         bins=bins,

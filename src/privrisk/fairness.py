@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -298,7 +299,7 @@ def analyse(
         shots[level] = (sc[sscan.gen_probe], sscan.gen_dist, np.bincount(sc, minlength=S).astype(float))
 
     labels_by_attr = group_labels(names, attributes, columns, combine)
-    result = {
+    result: dict[str, Any] = {
         "method": __doc__.split("\n\n", 1)[1].strip(),
         "thresholds": thr,
         "operating_threshold": float(operating_threshold),
@@ -343,14 +344,15 @@ def analyse(
             others = (ng_s * B).sum() - ng_s * B  # gallery photos of other subjects in B
             return int(((A > 0) & (np_s > 0) & (others > 0)).sum())
 
-        fmr, overall = {}, {k: {} for k in ("same", "cross", "all")}
-        acc = {
+        fmr: dict[str, dict] = {}
+        overall: dict[str, dict] = {k: {} for k in ("same", "cross", "all")}
+        acc: dict[str, dict[str, list[Any]]] = {  # numerators and denominators: pairs, then bootstrap
             k: {_tkey(t): [0.0, 0.0, np.zeros(n_boot), np.zeros(n_boot)] for t in thr} for k in ("same", "cross", "all")
         }
         subj_acc = {"same": 0, "cross": 0, "all": 0}
         for g in groups:
             A = masks[g]
-            row = {}
+            row: dict[str, dict] = {}
             for split, B in (("same", A), ("cross", 1.0 - A), ("all", np.ones(S))):
                 den_p, den_b = pair_den(A, B)
                 n_subj = pair_subjects(A, B)
@@ -715,7 +717,7 @@ def plain_words(result: Mapping) -> dict:
     attrs = result.get("attributes") or {}
     t = float(result["operating_threshold"])
     key = _tkey(t)
-    out = {
+    out: dict[str, Any] = {
         "source": (
             f"measured on {result['n_subjects']} consenting people's photos (every photo against every "
             f"other person's photo, {result['n_impostor_pairs']:,} pairs), face matcher threshold {t:g}"

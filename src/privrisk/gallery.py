@@ -359,13 +359,16 @@ def records_from_results(
     """Turn embedding results of manifest rows into gallery records; failures go to ``report``."""
     records = []
     for row, result in zip(rows, results):
-        if not result.ok and result.error != "no face found":
+        if result.error is not None and result.error != "no face found":
             report.skipped.append((str(row.image), result.error))
             continue
         try:
             faces = result.chosen(policy)
         except (FaceNotFound, SeveralFaces) as exc:
             report.skipped.append((str(row.image), exc.reason))
+            continue
+        if result.sha256 is None:  # a manifest row is an image file, which always has one
+            report.skipped.append((str(row.image), "no content hash: not read from a file"))
             continue
         for no, face in enumerate(faces):
             records.append(

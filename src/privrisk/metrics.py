@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def cmc(ranks: Sequence[float], max_rank: int = 20) -> np.ndarray:
+def cmc(ranks: ArrayLike, max_rank: int = 20) -> np.ndarray:
     """Cumulative match characteristic: element k-1 is the share of mated probes whose true
     subject is at rank <= k (ranks are 1-based; ``inf`` = never found)."""
     r = np.asarray(ranks, dtype=np.float64)
@@ -21,7 +23,7 @@ def cmc(ranks: Sequence[float], max_rank: int = 20) -> np.ndarray:
     return np.array([(r <= k).mean() for k in range(1, max_rank + 1)])
 
 
-def rank_k(ranks: Sequence[float], k: int) -> float:
+def rank_k(ranks: ArrayLike, k: int) -> float:
     r = np.asarray(ranks, dtype=np.float64)
     return float((r <= k).mean()) if r.size else float("nan")
 
@@ -34,18 +36,17 @@ def true_rank(candidate_labels: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return first
 
 
-def open_set_threshold(nonmated_best: Sequence[float], fpir: float) -> float:
+def open_set_threshold(nonmated_best: ArrayLike, fpir: float) -> float:
     """The largest threshold t with FPIR(t) <= ``fpir``, where a non-mated probe is a false
     alarm when its best distance is < t. With n non-mated probes, floor(fpir * n) alarms are allowed."""
-    d = np.sort(np.asarray(nonmated_best, dtype=np.float64))
+    raw = np.asarray(nonmated_best, dtype=np.float64)
+    d = np.sort(raw)
     d = d[np.isfinite(d)]
-    allowed = math.floor(fpir * len(nonmated_best) + 1e-9)
+    allowed = math.floor(fpir * len(raw) + 1e-9)
     return float(d[allowed]) if allowed < len(d) else float("inf")
 
 
-def tpir_at_fpir(
-    mated_rank: Sequence[float], mated_dist: Sequence[float], nonmated_best: Sequence[float], fpir: float
-) -> dict:
+def tpir_at_fpir(mated_rank: ArrayLike, mated_dist: ArrayLike, nonmated_best: ArrayLike, fpir: float) -> dict:
     """Open-set true-positive identification rate at a false-positive identification rate.
 
     A mated probe counts when its true subject is at rank 1 with distance below the threshold
@@ -177,7 +178,7 @@ def _subject_counts(n_subjects: int, n_boot: int, seed: int) -> np.ndarray:
     return np.stack([np.bincount(d, minlength=n_subjects) for d in draws]).astype(np.float64)
 
 
-def _percentile(values: Sequence[float], level: float) -> list[float]:
+def _percentile(values: ArrayLike, level: float) -> list[float]:
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if not v.size:
@@ -217,7 +218,8 @@ def bootstrap_verification(
     go, io = np.argsort(g, kind="stable"), np.argsort(i, kind="stable")  # sorted once: resamples sort in O(n)
     g, gs, i, ia, ib = g[go], gs[go], i[io], ia[io], ib[io]
     counts = _subject_counts(len(subjects), n_boot, seed)
-    eers, tars = [], {f"{f:g}": [] for f in fars}
+    eers: list[float] = []
+    tars: dict[str, list[float]] = {f"{f:g}": [] for f in fars}
     for c in counts:
         wg, wi = c[gs], c[ia] * c[ib]
         eers.append(eer(g, i, wg, wi))
@@ -257,7 +259,7 @@ def bootstrap_tpir(
     n_counts = _subject_counts(int(n_inv.max()) + 1 if len(n_inv) else 0, n_boot, seed + 1)
     order = np.argsort(nm, kind="stable")
     nm_sorted = nm[order]
-    out = {f"{f:g}": [] for f in fpirs}
+    out: dict[str, list[float]] = {f"{f:g}": [] for f in fpirs}
     for mc, nc in zip(m_counts, n_counts):
         wm = mc[m_inv] if len(m_inv) else np.zeros(0)
         cw = np.cumsum((nc[n_inv] if len(n_inv) else np.zeros(0))[order])
@@ -267,7 +269,7 @@ def bootstrap_tpir(
     return {k: _percentile(v, level) for k, v in out.items()}
 
 
-def det_curve(mated_rank, mated_dist, nonmated_best, thresholds: Sequence[float] | None = None) -> dict:
+def det_curve(mated_rank, mated_dist, nonmated_best, thresholds: ArrayLike | None = None) -> dict:
     """FNIR against FPIR over thresholds (open-set identification's DET curve)."""
     rank = np.asarray(mated_rank, dtype=np.float64)
     dist = np.asarray(mated_dist, dtype=np.float64)
@@ -285,7 +287,7 @@ def det_curve(mated_rank, mated_dist, nonmated_best, thresholds: Sequence[float]
     return {"threshold": t.tolist(), "fpir": fpir.tolist(), "fnir": fnir.tolist()}
 
 
-def roc(genuine: Sequence[float], impostor: Sequence[float]) -> dict:
+def roc(genuine: ArrayLike, impostor: ArrayLike) -> dict:
     """Verification ROC from genuine and impostor pair distances: FAR and TAR at every threshold
     (accept when distance <= threshold), plus the equal error rate."""
     g = np.sort(np.asarray(genuine, dtype=np.float64))
@@ -297,10 +299,10 @@ def roc(genuine: Sequence[float], impostor: Sequence[float]) -> dict:
 
 
 def eer(
-    genuine: Sequence[float],
-    impostor: Sequence[float],
-    genuine_weights: Sequence[float] | None = None,
-    impostor_weights: Sequence[float] | None = None,
+    genuine: ArrayLike,
+    impostor: ArrayLike,
+    genuine_weights: ArrayLike | None = None,
+    impostor_weights: ArrayLike | None = None,
 ) -> float:
     """Equal error rate: where false rejection (genuine > t) equals false acceptance (impostor <= t),
     interpolated linearly between the two thresholds where they cross. Optional non-negative weights
@@ -332,7 +334,9 @@ def _sorted_weighted(values, weights=None) -> tuple[np.ndarray, np.ndarray]:
     return v[order], np.cumsum(w[order])
 
 
-def _cum_at(v_sorted: np.ndarray, cw: np.ndarray, t: np.ndarray, side: str = "right") -> np.ndarray:
+def _cum_at(
+    v_sorted: np.ndarray, cw: np.ndarray, t: np.ndarray, side: Literal["left", "right"] = "right"
+) -> np.ndarray:
     """Total weight of values <= t (side 'right') or < t (side 'left'), from :func:`_sorted_weighted`."""
     k = np.searchsorted(v_sorted, t, side=side)
     return np.where(k > 0, cw[np.maximum(k - 1, 0)], 0.0)
@@ -357,7 +361,7 @@ def tar_at_far(genuine, impostor, far: float, genuine_weights=None, impostor_wei
 
 
 def bootstrap_ci(
-    values: Sequence[float],
+    values: ArrayLike,
     statistic: Callable[[np.ndarray], float] = np.mean,
     *,
     n_boot: int = 1000,
@@ -375,12 +379,12 @@ def bootstrap_ci(
     return (float(lo), float(hi))
 
 
-def breakdown(hits: Sequence[bool], groups: Sequence[str]) -> dict[str, dict]:
+def breakdown(hits: ArrayLike, groups: ArrayLike) -> dict[str, dict]:
     """Rank-1 (or any hit rate) per group, with the count behind each cell."""
-    hits = np.asarray(hits, dtype=bool)
-    groups = np.asarray(groups, dtype=object)
+    hit = np.asarray(hits, dtype=bool)
+    group = np.asarray(groups, dtype=object)
     out = {}
-    for g in sorted(set(groups.tolist())):
-        mask = groups == g
-        out[str(g)] = {"n": int(mask.sum()), "rate": float(hits[mask].mean()) if mask.any() else float("nan")}
+    for g in sorted(set(group.tolist())):
+        mask = group == g
+        out[str(g)] = {"n": int(mask.sum()), "rate": float(hit[mask].mean()) if mask.any() else float("nan")}
     return out

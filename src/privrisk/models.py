@@ -13,7 +13,7 @@ functions that need it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from typing import Protocol
 
@@ -22,6 +22,13 @@ import numpy as np
 from .errors import ModelUnavailable
 
 Box = tuple[int, int, int, int]  # (top, right, bottom, left), as face_recognition returns them
+
+
+def as_box(values: Iterable[float]) -> Box:
+    """Four numbers (top, right, bottom, left) as a :data:`Box` of whole pixels (rounded)."""
+    top, right, bottom, left = (int(round(v)) for v in values)
+    return (top, right, bottom, left)
+
 
 EMBEDDING_DIM = 128
 
@@ -59,7 +66,7 @@ class DlibFaceModel:
             raise ValueError(f"detector must be 'hog' or 'cnn', not {detector!r}")
         with self._lock:
             boxes = self._api.face_locations(rgb, upsample, detector)
-        return [tuple(int(v) for v in box) for box in boxes]
+        return [as_box(box) for box in boxes]
 
     def encode(self, rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1) -> np.ndarray:
         if not boxes:

@@ -18,20 +18,21 @@ Progress = bool | Callable[[int, int], None]
 
 def reporter(progress: Progress, total: int, desc: str, unit: str = "it") -> Callable[..., None]:
     """A function ``report(n, close=False)``: ``n`` more items done; ``close`` ends the bar."""
-    state = {"done": 0, "bar": None}
+    done = [0]
+    bar = None
     if progress is True:
         from tqdm.auto import tqdm  # noqa: PLC0415 - keep `import privrisk` light
 
         # disable=None: no bar when stderr is not a TTY (CI, pipes, log files)
-        state["bar"] = tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None, dynamic_ncols=True)
+        bar = tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None, dynamic_ncols=True)
 
     def report(n: int, close: bool = False) -> None:
-        state["done"] += n
-        if state["bar"] is not None:
-            state["bar"].update(n)
+        done[0] += n
+        if bar is not None:
+            bar.update(n)
             if close:
-                state["bar"].close()
+                bar.close()
         elif callable(progress) and (n or close):
-            progress(state["done"], total)
+            progress(done[0], total)
 
     return report

@@ -100,8 +100,21 @@ def make_plots(results: dict) -> dict[str, bytes]:
     """PNG bytes by file name: CMC, DET, ROC, E2 levels, scaling, exposure, demographic breakdown."""
     exps = results["experiments"]
     e1, e2 = exps["online_to_online"], exps["offline_to_online"]
-    plots = {}
+    plots = {
+        "cmc.png": _cmc_plot(e1, e2),
+        "det.png": _det_plot(e1, e2),
+        "roc.png": _roc_plot(e1),
+        "offline_levels.png": _offline_levels_plot(e1, e2),
+        "scaling.png": _scaling_plot(results["scaling_detail"]),
+        "exposure.png": _exposure_plot(exps["accretion"]),
+    }
+    breakdown = fairness_plot(results)
+    if breakdown is not None:
+        plots["breakdown.png"] = breakdown
+    return plots
 
+
+def _cmc_plot(e1: dict, e2: dict) -> bytes:
     fig, ax = _figure()
     ax.plot(range(1, len(e1["cmc"]) + 1), e1["cmc"], marker="o", label="E1 online to online")
     for name, lv in e2["levels"].items():
@@ -109,8 +122,11 @@ def make_plots(results: dict) -> dict[str, bytes]:
     ax.set(xlabel="rank", ylabel="identification rate (mated probes)", ylim=(0, 1.02), title="CMC")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    plots["cmc.png"] = _png(fig)
+    return _png(fig)
 
+
+def _det_plot(e1: dict, e2: dict) -> bytes:
+    """DET of E1 and every E2 level; rates of 0 cannot be drawn on log axes, so a note says so."""
     fig, ax = _figure()
     hidden: dict[str, list[str]] = {}
     for label, m in [("E1", e1)] + [(f"E2 {k}", v) for k, v in e2["levels"].items()]:
@@ -138,8 +154,10 @@ def make_plots(results: dict) -> dict[str, bytes]:
     _zero_notes(ax, notes)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    plots["det.png"] = _png(fig)
+    return _png(fig)
 
+
+def _roc_plot(e1: dict) -> bytes:
     fig, ax = _figure()
     curve = e1["verification"]["curve"]
     far, tar = np.array(curve["far"], float), np.array(curve["tar"], float)
@@ -163,8 +181,10 @@ def make_plots(results: dict) -> dict[str, bytes]:
     _zero_notes(ax, roc_notes)
     ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3, which="both")
-    plots["roc.png"] = _png(fig)
+    return _png(fig)
 
+
+def _offline_levels_plot(e1: dict, e2: dict) -> bytes:
     fig, ax = _figure()
     names = list(e2["levels"])
     r1 = [e2["levels"][n]["rank1"] for n in names]
@@ -176,10 +196,12 @@ def make_plots(results: dict) -> dict[str, bytes]:
     ax.set_xticks(x, [f"{n}\n{e2['levels'][n]['level']['face_width_px']} px" for n in names])
     ax.set(ylim=(0, 1.05), ylabel="share", title="E2 offline to online: identification by capture condition")
     ax.legend(fontsize=8)
-    plots["offline_levels.png"] = _png(fig)
+    return _png(fig)
 
+
+def _scaling_plot(detail: dict) -> bytes:
+    """Rank-1 against gallery size per curve, shaded by its range, each point marked by its kind."""
     fig, ax = _figure()
-    detail = results["scaling_detail"]
     for name, c in detail["curves"].items():
         pts = [
             p for p in c.get("points") or [] if p.get("rank1") is not None
@@ -218,19 +240,16 @@ def make_plots(results: dict) -> dict[str, bytes]:
     )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    plots["scaling.png"] = _png(fig)
+    return _png(fig)
 
+
+def _exposure_plot(accretion: dict) -> bytes:
     fig, ax = _figure()
-    share = exps["accretion"]["field_visible_share"]
+    share = accretion["field_visible_share"]
     fields = sorted(share, key=share.get)
     ax.barh(fields, [share[f] for f in fields])
     ax.set(xlim=(0, 1), xlabel="share of re-identified people", title="E3: what a stranger sees after a face match")
-    plots["exposure.png"] = _png(fig)
-
-    breakdown = fairness_plot(results)
-    if breakdown is not None:
-        plots["breakdown.png"] = breakdown
-    return plots
+    return _png(fig)
 
 
 def _fpir_keys(results: dict) -> list[str]:
@@ -622,9 +641,11 @@ def fairness_cell_text(cell: dict | None) -> str:
     return text + (" [small: indicative only]" if cell.get("flag") else "")
 
 
-def _fairness_attribute(fair: dict) -> str | None:
-    attrs = fair.get("attributes") or {}
-    return next((a for a in attrs if "+" in a), next(iter(attrs), None))
+def _fairness_attribute(fair: dict) -> str:
+    """The attribute the section leads with: the combination if there is one, else the first
+    (``fair`` has at least one attribute)."""
+    attrs = list(fair["attributes"])
+    return next((a for a in attrs if "+" in a), attrs[0])
 
 
 def fairness_plot(results: dict) -> bytes | None:

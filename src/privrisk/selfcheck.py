@@ -12,6 +12,7 @@ and never written anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class SampleWorld:
     images: list[str]
     model: DistractorModel
     distractors: np.ndarray
-    index: object  # FAISS exact index over the distractors (ids = positions)
+    index: Any  # FAISS exact index over the distractors (ids = positions); faiss has no type information
     tail_models: tuple = ()  # tail models fitted on the sample set (sample_data/tail_model.json)
 
     @property
@@ -87,7 +88,7 @@ def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSetti
     """The one face in an uploaded photo (bytes, kept in memory). Raises :class:`ImageError`
     (unreadable, too large), :class:`FaceNotFound` or :class:`SeveralFaces` with a friendly reason."""
     result = embed_image(data, model, settings, name=name)
-    if not result.ok:
+    if result.error is not None:
         if result.error == "no face found":
             raise FaceNotFound(
                 name,
@@ -194,13 +195,13 @@ def _tail_predictions(models, q: np.ndarray, d: float, n_distr: np.ndarray):
     closer than ``d``: the primary model's value and the range over every model and replicate."""
     if not models:
         return 0.0, np.ones(len(n_distr)), None, None
-    vals = []
+    replicates = []
     for m in models:
         for rep in range(len(m.boot) + 1):
-            vals.append(
+            replicates.append(
                 tailmodel.rank_probabilities(m, q, np.array([d]), n_distr, params=tailmodel.replicate_params(m, rep))[0]
             )
-    vals = np.array(vals)
+    vals = np.array(replicates)
     primary = models[0]
     f = float(tailmodel.pair_cdf(primary, q, np.array([d]))[0, 0])
     point = tailmodel.rank_probabilities(primary, q, np.array([d]), n_distr)[0]

@@ -47,7 +47,8 @@ def build_shards(
     trained = faiss.index_factory(EMBEDDING_DIM, f"IVF{nlist},PQ{m}x8")
     trained.cp.seed = seed
     trained.train(faiss_index.as_matrix(train))
-    shards, current, start, total = [], None, 0, 0
+    shards: list[dict] = []
+    current, start, total = None, 0, 0
     with open(out / "vectors.f32.tmp", "wb") as raw:
         for chunk in chunks:
             x = faiss_index.as_matrix(chunk)

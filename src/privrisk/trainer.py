@@ -79,7 +79,7 @@ def stranger_card(volunteer: Volunteer) -> dict:
     known = {FIELDS[f]: v for f, v in visible.items() if f != "profile_photo"}
     ssn_flag = bool(inference and inference.digits_predictable)
     how = "The snapshot was matched to the public profile photo; the profile's public fields did the rest."
-    if ssn_flag:
+    if inference is not None and ssn_flag:
         how += f" From them a stranger can predict {inference.digits_predictable} digits of the {inference.scheme}."
     return {
         "name": volunteer.name,

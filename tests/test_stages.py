@@ -1,0 +1,223 @@
+"""The experiment's stages end to end with the fake face model: the same seed gives the same
+results.json numbers as the committed reference (recorded with the code before the stages were
+split out of experiment.py), and results.json follows its one schema.
+
+A change that is meant to change numbers regenerates the reference with
+``PRIVRISK_UPDATE_REFERENCE=1 python3 -m uv run --locked pytest tests/test_stages.py`` and says so in
+its commit message; each section is compared on its own, so a failure names what moved."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import privrisk.models
+from helpers import FakeFaceModel, noise_image, write_png
+from privrisk.config import replace
+from privrisk.experiment import ExperimentConfig, run_experiment
+
+REFERENCE = Path(__file__).parent / "data" / "stages_reference.json"
+TIMINGS = ("search_seconds_per_probe_at_max", "from_cache")
+SECTIONS = (
+    "seed",
+    "config",
+    "dataset",
+    "experiments/online_to_online",
+    "experiments/offline_to_online",
+    "experiments/accretion",
+    "scaling",
+    "scaling_detail",
+    "fairness",
+)
+
+
+def _manifests(root: Path) -> None:
+    """20 subjects: one gallery photo each, two noisy probe photos each; subject 1's probes copy
+    subject 0's face (wrong-person matches); subjects 18 and 19 have small probe photos (E2 levels
+    wider than them are not applicable)."""
+    head = "subject_id,image,consent,consent_ref,source,age,gender,ethnicity"
+    g_lines, p_lines = [head], [head]
+    for s in range(20):
+        meta = f"synthetic,{30 + s},{'female' if s % 2 else 'male'},{'a' if s % 3 else 'b'}"
+        write_png(root / "g" / f"{s:02d}.png", noise_image(s, size=(96, 96)))
+        g_lines.append(f"s{s:02d},g/{s:02d}.png,yes,form,{meta}")
+        size = (40, 40) if s >= 18 else (96, 96)
+        for j in range(2):
+            base = 0 if s == 1 else s
+            write_png(root / "p" / f"{s:02d}-{j}.png", noise_image(base, size=size, noise=6.0, noise_seed=10 * s + j))
+            p_lines.append(f"s{s:02d},p/{s:02d}-{j}.png,yes,form,{meta}")
+    (root / "gallery.csv").write_text("\n".join(g_lines) + "\n")
+    (root / "probes.csv").write_text("\n".join(p_lines) + "\n")
+
+
+def _config(root: Path) -> ExperimentConfig:
+    cfg = ExperimentConfig()
+    levels = [vars(lv) for lv in cfg.offline.levels if lv.name in ("webcam", "street")]
+    return replace(
+        cfg,
+        dataset_dir=str(root),
+        gallery_manifest=str(root / "gallery.csv"),
+        probe_manifest=str(root / "probes.csv"),
+        workers=1,
+        bootstrap=100,
+        unseen_share=0.25,
+        fairness={**vars(cfg.fairness), "group_columns": [], "combine": False},
+        offline={**vars(cfg.offline), "shots": 2, "timing_probes": 1, "levels": levels, "headline": "webcam"},
+        scaling={
+            **vars(cfg.scaling),
+            "sizes": [50, 200],
+            "extrapolate": [1000, 10_000],
+            "validation_distractors": 100,
+            "tail_bootstrap": 5,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def fake_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("stages")
+    root, out = base / "data", base / "run"
+    _manifests(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(privrisk.models, "_model", FakeFaceModel())
+        results = run_experiment(_config(root), out, cache=None, progress=False, log=None)
+    text = (out / "results.json").read_text()
+    on_disk = json.loads(text.replace(str(root), "<data>").replace(str(out), "<out>"))
+    return results, on_disk
+
+
+def _strip_timings(x):
+    if isinstance(x, dict):
+        return {k: _strip_timings(v) for k, v in x.items() if not k.startswith("seconds") and k not in TIMINGS}
+    if isinstance(x, list):
+        return [_strip_timings(v) for v in x]
+    return x
+
+
+def _section(results: dict, path: str):
+    for part in path.split("/"):
+        results = results[part]
+    return _strip_timings(results)
+
+
+def _differences(got, want, where: str = "") -> list[str]:
+    """Where two JSON values differ: keys, lengths, strings and integers exactly, floats to 1e-9
+    relative (the same arithmetic on another CPU may round the last bits differently)."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        out = [f"{where}/{k}: missing" for k in want if k not in got]
+        out += [f"{where}/{k}: not in the reference" for k in got if k not in want]
+        for k in want:
+            if k in got:
+                out += _differences(got[k], want[k], f"{where}/{k}")
+        return out
+    if isinstance(want, list) and isinstance(got, list):
+        if len(want) != len(got):
+            return [f"{where}: length {len(got)} != {len(want)}"]
+        return [d for i, (g, w) in enumerate(zip(got, want)) for d in _differences(g, w, f"{where}[{i}]")]
+    if isinstance(want, float) or isinstance(got, float):
+        if isinstance(got, bool) or isinstance(want, bool) or not isinstance(got, (int, float)):
+            return [f"{where}: {got!r} != {want!r}"]
+        if math.isnan(want) and math.isnan(got):
+            return []
+        return [] if math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12) else [f"{where}: {got!r} != {want!r}"]
+    return [] if got == want and type(got) is type(want) else [f"{where}: {got!r} != {want!r}"]
+
+
+def test_update_reference_when_asked(fake_run):
+    if not os.environ.get("PRIVRISK_UPDATE_REFERENCE"):
+        pytest.skip("set PRIVRISK_UPDATE_REFERENCE=1 to rewrite tests/data/stages_reference.json")
+    _, on_disk = fake_run
+    REFERENCE.parent.mkdir(exist_ok=True)
+    reference = {path: _section(on_disk, path) for path in SECTIONS}
+    REFERENCE.write_text(json.dumps(reference, indent=1, sort_keys=True) + "\n")
+
+
+@pytest.mark.parametrize("path", SECTIONS)
+def test_same_seed_same_numbers_as_the_reference(fake_run, path):
+    _, on_disk = fake_run
+    reference = json.loads(REFERENCE.read_text())
+    diffs = _differences(_section(on_disk, path), reference[path], path)
+    assert not diffs, f"{len(diffs)} differences, e.g. " + "; ".join(diffs[:8])
+
+
+def test_difference_finder_sees_changes():
+    want = {"a": [1, 2.0, "x"], "b": {"c": float("nan")}}
+    assert _differences(json.loads(json.dumps(want)), want) == []
+    assert _differences({"a": [1, 2.0 + 1e-6, "x"], "b": {"c": float("nan")}}, want) == ["/a[1]: 2.000001 != 2.0"]
+    assert _differences({"a": [1, 2.0], "b": {}}, want) == ["/a: length 2 != 3", "/b/c: missing"]
+    assert _differences({"a": [True, 2.0, "x"], "b": {"c": float("nan")}}, want) == ["/a[0]: True != 1"]
+
+
+def test_results_json_follows_its_schema(fake_run):
+    from privrisk.stages.schema import problems
+
+    results, on_disk = fake_run
+    assert problems(on_disk) == []
+    assert set(on_disk) == set(results) | {"outputs"}  # the list of files is written with them
+
+
+def test_schema_check_notices_departures(fake_run):
+    from privrisk.stages.schema import problems
+
+    _, on_disk = fake_run
+    broken = json.loads(json.dumps(on_disk))
+    del broken["experiments"]["online_to_online"]["rank1"]
+    broken["scaling"][0]["kind"] = 3
+    broken["experiments"]["offline_to_online"]["levels"]["webcam"]["fusion"]["shots"] = "2"
+    broken["experiments"]["accretion"]["n_profiles"] = True
+    assert problems(broken) == [
+        "results.experiments.online_to_online.rank1: missing",
+        "results.experiments.offline_to_online.levels.webcam.fusion.shots: str, not int",
+        "results.experiments.accretion.n_profiles: bool, not int",
+        "results.scaling[0].kind: int, not str",
+    ]
+
+
+def test_every_stage_returns_a_frozen_dataclass():
+    import dataclasses
+
+    from privrisk.stages import accretion, differentials, offline, online, scaling, split, timing
+
+    classes = [
+        split.Split,
+        split.Enrolled,
+        online.OnlineResult,
+        offline.FusedLevel,
+        offline.OfflineResult,
+        timing.Timing,
+        accretion.AccretionResult,
+        scaling.ScalingResult,
+        differentials.FairnessResult,
+    ]
+    for cls in classes:
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls.__name__
+    result = accretion.AccretionResult({"n_identified": 0}, [])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.metrics = {}  # type: ignore[misc]
+
+
+def test_e2_rows_are_mapped_to_their_probes_when_a_level_skips_some():
+    """A level that does not apply to a probe has fewer rows than probes: the differentials and the
+    scaling folds must read each row's own probe, not the probe at the row's position."""
+    from privrisk.stages.differentials import e2_by_subject
+    from privrisk.stages.offline import FusedLevel
+
+    # probes a, b, c; the level does not apply to a, so its rows are b (two shots) and c (one shot)
+    level = FusedLevel(
+        shot_vecs=np.zeros((3, 128), np.float32),
+        shot_owner=np.array([0, 0, 1]),
+        fused_c=np.array([[5], [9]]),
+        fused_d=np.array([[0.3], [0.4]]),
+        truth=np.array([5, 7]),
+        mated=np.array([True, True]),
+        probe_index=np.array([1, 2]),
+    )
+    assert level.shot_probe().tolist() == [1, 1, 2]
+    shots, rank1 = e2_by_subject({"small": level}, ["a", "b", "c"])
+    assert shots["small"][1] == ["b", "b", "c"]
+    assert rank1["small"][0] == ["b", "c"] and rank1["small"][1].tolist() == [True, False]
