@@ -216,3 +216,130 @@ def test_stranger_snapshot_is_the_experiments_street_level():
 
     street = next(lv for lv in DEFAULT_LEVELS if lv.name == DEFAULT_CURVE.split("/")[1])
     assert cm.STRANGER_SNAPSHOT == street
+
+
+# --- E4, the experiment stage ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def e4(fake, world, tmp_path_factory):
+    """E4 on 12 synthetic people (gallery = their photo on disk; snapshot = two shots of their noisy
+    second photo), two strengths per transform, the fake model, no cache."""
+    from helpers import write_png
+
+    w, photos, second = world
+    root = tmp_path_factory.mktemp("e4")
+    n = 12
+    paths = [write_png(root / f"{i:03d}.png", photos[i]) for i in range(n)]
+    gal = np.array([fake.encode(photos[i], [BOX])[0] for i in range(n)], np.float32)
+    shots, owner = [], []
+    for i in range(n):
+        for k in range(2):
+            img = noise_image(i, size=(128, 128), noise=12.0, noise_seed=100 * i + k)
+            shots.append(fake.encode(img, [BOX])[0])
+            owner.append(i)
+    settings = cm.CountermeasureSettings(
+        enabled=True,
+        downscale=[24, 8],
+        blur=[0.01, 0.1],
+        jpeg=[50, 5],
+        crop=[0.9, 0.3],
+        occlude=["sunglasses", "mask"],
+        platform_sizes=[1000, 1_000_000],
+    )
+    res = cm.run_countermeasures(
+        settings,
+        snapshot_vectors=np.array(shots),
+        snapshot_owner=np.array(owner),
+        person_labels=np.arange(n + 2),  # two snapshot persons have no gallery photo: not mated
+        gallery_vectors=gal,
+        gallery_labels=np.arange(n),
+        gallery_photos=[(str(p), BOX) for p in paths],
+        tail_models=w.tail_models,
+        face_settings=SETTINGS,
+        model=fake,
+        workers=1,
+    )
+    return res, settings, gal, np.array(shots), np.array(owner), paths
+
+
+def test_e4_rows_cover_every_setting_with_intervals(e4):
+    res, settings, *_ = e4
+    d = res.to_dict()
+    json.dumps(d)
+    assert d["n_persons"] == 12 and d["n_gallery"] == 12
+    assert [(r["transform"], r["strength"]) for r in d["settings"]] == [
+        (t, s) for t in settings.transforms for s in settings.ladder(t)
+    ]
+    for r in d["settings"]:
+        for key in ("rank1", "rank10", "tpir_at_threshold"):
+            lo, hi = r[key]["ci95"]
+            assert r[key]["n"] == 12 and lo <= r[key]["rate"] <= hi
+        assert r["rank10"]["rate"] >= r["rank1"]["rate"] >= r["tpir_at_threshold"]["rate"]
+        assert 0 < r["ssim"] <= 1 and r["detection"]["n"] == 12
+        for size, p in r["platform"].items():
+            assert p["range"][0] <= p["rank1"] <= p["range"][1] <= r["rank1"]["rate"] + 1e-12
+        assert r["platform"]["1000"]["kind"] == "simulated" and r["platform"]["1000000"]["kind"] == "extrapolated"
+    assert d["baseline"]["rank1"]["rate"] == 1.0  # untransformed: everyone's snapshot finds their photo
+
+
+def test_e4_measures_what_it_says(e4, fake):
+    """Rank-1 recomputed by hand for one setting: the person's transformed photo against everyone
+    else's unchanged photo, best distance over their two shots."""
+    res, settings, gal, shots, owner, paths = e4
+    row = next(r for r in res.rows if r["transform"] == "blur" and r["strength"] == 0.1)
+    hits = 0
+    for i in range(12):
+        img = cm.apply_transform(
+            np.asarray(__import__("PIL.Image").Image.open(paths[i]).convert("RGB")), BOX, "blur", 0.1
+        )
+        own = np.linalg.norm(shots[owner == i] - fake.encode(img, [BOX])[0], axis=1).min()
+        d = np.linalg.norm(shots[owner == i][:, None] - gal[None], axis=2).min(axis=0)
+        d[i] = np.inf
+        hits += bool((d >= own).all())
+    assert row["rank1"]["k"] == hits
+
+
+def test_e4_summary_crossing_cheapest_and_ranking(e4):
+    res, settings, *_ = e4
+    d = res.to_dict()
+    for t in settings.transforms:
+        s = d["transforms"][t]
+        below = s["rank1_below_50"]
+        rows = [r for r in d["settings"] if r["transform"] == t]
+        if t == "occlude":
+            assert below["categorical"]
+            assert set(below["below_50"]) == {r["strength"] for r in rows if r["rank1"]["rate"] < 0.5}
+        elif below["status"] != "not reached within the ladder":
+            lo_end, hi_end = below["interval"]
+            if lo_end is not None and hi_end is not None:
+                # the interval runs from where the lower CI end crosses to where the upper end does
+                assert min(lo_end, hi_end) <= below["strength"] <= max(lo_end, hi_end)
+        for size, per_target in s["cheapest"].items():
+            for target, best in per_target.items():
+                ok = [r for r in rows if r["platform"][size]["range"][1] < float(target)]
+                if best is None:
+                    assert not ok
+                else:
+                    assert best["ssim"] == max(r["ssim"] for r in ok)
+    for ref, entries in d["ranking_at_equal_ssim"].items():
+        assert sorted(e["transform"] for e in entries) == sorted(settings.transforms)
+        assert [e["rank1"] for e in entries] == sorted(e["rank1"] for e in entries)
+        for e in entries:
+            if e["strength"] is not None:
+                r = next(r for r in d["settings"] if (r["transform"], r["strength"]) == (e["transform"], e["strength"]))
+                assert r["ssim"] >= float(ref)
+
+
+def test_e4_crossing_interpolates_and_reports_its_interval():
+    rows = [
+        {"strength": 64, "rank1": {"rate": 0.9, "ci95": [0.8, 0.97]}},
+        {"strength": 32, "rank1": {"rate": 0.6, "ci95": [0.45, 0.74]}},
+        {"strength": 16, "rank1": {"rate": 0.2, "ci95": [0.1, 0.35]}},
+    ]
+    out = cm._below_half("downscale", rows)
+    # rank-1 crosses 50% a quarter of the way from 32 to 16 px on a log scale
+    assert out["strength"] == pytest.approx(32 * (16 / 32) ** 0.25) and out["status"] == "reached"
+    lo_end, hi_end = out["interval"]
+    assert hi_end < out["strength"] < lo_end and 32 < lo_end < 64  # the lower CI end crosses first (milder)
+    assert cm._below_half("jpeg", [{"strength": 50, "rank1": {"rate": 0.9, "ci95": [0.8, 1.0]}}])["strength"] is None
