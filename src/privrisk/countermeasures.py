@@ -454,6 +454,7 @@ def photo_findability(
     names=None,
     sizes=PLATFORM_SIZES,
     exclude=(),
+    boxes=None,
     threshold: float = 0.6,
 ) -> list[PhotoFindability]:
     """Per photo, how findable it is by a stranger's ``snapshot`` (see :class:`PhotoFindability`).
@@ -462,7 +463,8 @@ def photo_findability(
     memory); ``snapshot`` likewise. Images need ``model``. ``world`` (:func:`privrisk.selfcheck.
     build_sample_world`) gives the sample faces and tail models; its distractors are not searched.
     A sample face identical to one of the photos (or to an ``exclude`` embedding) is not counted
-    as someone else. Raises :class:`ImageError` naming an unreadable photo and
+    as someone else. ``boxes`` (one per photo, or None) are faces' known boxes: a photo whose face
+    the detector misses there is judged at the box. Raises :class:`ImageError` naming an unreadable photo and
     :class:`FaceNotFound` when the snapshot has no face; a photo without a face gets a row saying so.
     """
     if not world.tail_models:
@@ -472,14 +474,15 @@ def photo_findability(
     if len(names) != len(photos):
         raise ValueError(f"{len(names)} names for {len(photos)} photos")
     snap = _snapshot_vector(snapshot, model, settings)
+    boxes = list(boxes) if boxes is not None else [None] * len(photos)
     faces = []
-    for item, name in zip(photos, names):
+    for item, name, box in zip(photos, names, boxes):
         if _is_embedding(item):
             faces.append(FoundFace(True, (0, 0, 0, 0), np.asarray(item, np.float32)))
             continue
         if model is None:
             raise ValueError("photos given as images need the face model (model=...)")
-        faces.append(find_face(_as_rgb(item, name, settings), model, settings, name=name))
+        faces.append(find_face(_as_rgb(item, name, settings), model, settings, at=box, name=name))
     view = _world_view(world, [*exclude, *(f.embedding for f in faces if f is not None)])
     return [_judge(name, face, snap, view, sizes, threshold) for face, name in zip(faces, names)]
 
@@ -529,6 +532,9 @@ class ProtectResult:
     quality: Quality | None
     snapshot: str
     tried: tuple[Candidate, ...] = field(default=())
+    face_box: Box | None = None  # the face in the photo (top, right, bottom, left)
+    snapshot_vector: np.ndarray | None = None  # the snapshot's embedding (to judge other photos against it)
+    original_vector: np.ndarray | None = None  # the original photo's embedding (its sample copy is not someone else)
 
     @property
     def protected(self) -> bool:
@@ -618,7 +624,16 @@ def protect(
     view = _world_view(world, [face.embedding])
     sizes = tuple(sorted({size, *PLATFORM_SIZES}))
     before = _judge(name, face, snap, view, sizes, threshold)
-    common = dict(level=level, gallery_size=size, target=TARGET, before=before, snapshot=snap_note)
+    common = dict(
+        level=level,
+        gallery_size=size,
+        target=TARGET,
+        before=before,
+        snapshot=snap_note,
+        face_box=face.box,
+        snapshot_vector=snap,
+        original_vector=face.embedding,
+    )
     if before.rank1_upper(size) < TARGET:
         return ProtectResult(
             **common,
@@ -1140,4 +1155,35 @@ def run_countermeasures(
         summary=summary,
         ranking=ranking,
         notes=notes,
+    )
+
+
+def run_on_experiment(
+    cfg, e2_fused: dict, gallery_dir, gallery_ids, gallery_vectors, gallery_labels, scaling: dict, cache, log, progress
+) -> CountermeasuresResult:
+    """:func:`run_countermeasures` inside :func:`privrisk.experiment.run_experiment`: against the E1
+    gallery (``gallery_dir``), with E2's fused captures at ``cfg.countermeasures.snapshot_level``
+    as the stranger's snapshot and the scaling study's tail models (fitted on everyone)."""
+    from . import tailmodel  # noqa: PLC0415
+    from .gallery import Gallery  # noqa: PLC0415
+
+    shot_vecs, shot_owner, _, _, lv_truth, _ = e2_fused[cfg.countermeasures.snapshot_level]
+    with Gallery.open(gallery_dir) as g:
+        meta = g.faces()
+    return run_countermeasures(
+        cfg.countermeasures,
+        snapshot_vectors=shot_vecs,
+        snapshot_owner=shot_owner,
+        person_labels=lv_truth,
+        gallery_vectors=gallery_vectors,
+        gallery_labels=gallery_labels,
+        gallery_photos=[(meta[int(i)]["image"], meta[int(i)]["box"]) for i in gallery_ids],
+        tail_models=[tailmodel.from_json(m) for m in scaling["tail_models"]["models"]],
+        face_settings=cfg.faces,
+        cache=cache,
+        workers=cfg.workers or None,
+        seed=cfg.seed,
+        threshold=cfg.gallery.threshold,
+        log=log,
+        progress=progress,
     )

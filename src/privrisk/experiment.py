@@ -29,6 +29,7 @@ from . import index as faiss_index
 from . import metrics, tailmodel
 from .captures import make_captures
 from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
+from .countermeasures import CountermeasureSettings
 from .degrade import Degradation, applicable
 from .distractors import DistractorModel, predicted_rank1, validate
 from .embeddings import EmbeddingCache, artifact_key, embed_batch, embed_loaded, file_sha256
@@ -122,6 +123,9 @@ class ExperimentConfig:
     scaling: ScalingSettings = setting(ScalingSettings(), "[scaling] table: distractor galleries")
     accretion: AccretionSettings = setting(AccretionSettings(), "[accretion] table: synthetic profiles")
     fairness: FairnessSettings = setting(FairnessSettings(), "[fairness] table: demographic differentials")
+    countermeasures: CountermeasureSettings = setting(
+        CountermeasureSettings(), "[countermeasures] table: E4, what protects a public photo (opt-in)"
+    )
 
 
 def load_config(path: str | os.PathLike | None) -> ExperimentConfig:
@@ -225,6 +229,10 @@ def _check_consistency(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"scaling.{key}: must be increasing positive sizes")
     if any(not 0 < f < 1 for f in cfg.fpir):
         raise ConfigError("fpir: each rate must be between 0 and 1")
+    if cfg.countermeasures.enabled and cfg.countermeasures.snapshot_level not in names:
+        raise ConfigError(
+            f"countermeasures.snapshot_level: {cfg.countermeasures.snapshot_level!r} is not one of the levels ({', '.join(names)})"
+        )
 
 
 Log = Callable[[str], None]
@@ -610,6 +618,11 @@ def run_experiment(
         "seconds_total": time.perf_counter() - t_start,
     }
     results["fairness"] = _fairness(cfg, g_manifest, probes, e2_fused, meta_by_subject, cache, progress, log)
+    if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.countermeasures
+        from .countermeasures import run_on_experiment
+
+        e4 = run_on_experiment(cfg, e2_fused, gdir, gal_ids, gal_vecs, gal_codes, scaling, cache, log, progress)
+        results["experiments"]["countermeasures"] = e4.to_dict()
     from .report import write_outputs
 
     write_outputs(out, results, per_probe, e3_rows)
