@@ -4,6 +4,7 @@ face model and a synthetic sample world (fast and exact)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -246,6 +247,7 @@ def e4(fake, world, tmp_path_factory):
         crop=[0.9, 0.3],
         occlude=["sunglasses", "mask"],
         platform_sizes=[1000, 1_000_000],
+        cloak_subjects=5,
     )
     res = cm.run_countermeasures(
         settings,
@@ -441,3 +443,34 @@ def test_cli_protect_writes_a_copy_that_meets_the_default_level(tmp_path, capsys
     assert main(["protect", f"sample_data/neutral/{pid}.jpg", "--out", str(tmp_path / "again.jpg")]) == 0
     text = capsys.readouterr().out
     assert "original:" in text and "copy (" in text and "rank " in text and "SSIM" in text
+
+
+def test_cloak_stays_in_budget_and_pushes_further_than_random_noise(fake):
+    img = noise_image(8, size=(128, 128))
+    out, info = cm.cloak(img, BOX, fake, epsilon=8, seed=1)
+    assert out.shape == img.shape and np.abs(out.astype(int) - img.astype(int)).max() <= 8
+    f0 = fake.encode(img, [BOX])[0]
+    rng = np.random.default_rng(0)
+    noise = np.clip(img + rng.choice([-8, 8], img.shape), 0, 255).astype(np.uint8)
+    assert info["shift"] == pytest.approx(np.linalg.norm(fake.encode(out, [BOX])[0] - f0), rel=1e-5)
+    assert info["shift"] > 2 * np.linalg.norm(fake.encode(noise, [BOX])[0] - f0)
+    assert info["queries"] == 12 * 10 * 2 + 1
+
+
+def test_e4_records_whether_the_cloak_survives_and_the_report_shows_it(e4):
+    from privrisk.report import countermeasures_section
+
+    d = json.loads(json.dumps(e4[0].to_dict()))
+    c = d["cloak"]
+    assert c["n"] == 5 and 0 < c["ssim"] <= 1
+    assert set(c["conditions"]) == {"clean", "after JPEG 75", "after resize 0.5"}
+    for name in ("after JPEG 75", "after resize 0.5"):
+        v = c["conditions"][name]
+        assert v["survives"] == (v["shift_kept"] >= 0.5)
+    assert c["survives_jpeg75"] == c["conditions"]["after JPEG 75"]["survives"]
+    assert c["survives_resize_0.5"] == c["conditions"]["after resize 0.5"]["survives"]
+    page = countermeasures_section({"experiments": {"countermeasures": d}})
+    assert "Adversarial cloak" in page
+    for name in ("after JPEG 75", "after resize 0.5"):
+        verdict = "yes" if c["conditions"][name]["survives"] else "NO"
+        assert re.search(rf"<td>{name}</td>.*?<td>{verdict}</td></tr>", page), name

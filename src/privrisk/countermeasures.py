@@ -736,6 +736,14 @@ class CountermeasureSettings:
         max=1.0,
     )
 
+    cloak_subjects: int = setting(
+        20,
+        "people whose gallery photo also gets the black-box adversarial cloak (a seeded choice; 0 = no cloak); "
+        "it costs about 250 model queries per photo",
+        min=0,
+    )
+    cloak_epsilon: float = setting(8.0, "the cloak's L-infinity budget in grey levels (of 255)", min=0.5, max=64.0)
+
     def ladder(self, name: str) -> list:
         return list(getattr(self, name))
 
@@ -800,6 +808,7 @@ class CountermeasuresResult:
     summary: dict
     ranking: dict
     notes: tuple
+    cloak: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -811,6 +820,7 @@ class CountermeasuresResult:
             "transforms": self.summary,
             "ranking_at_equal_ssim": self.ranking,
             "notes": list(self.notes),
+            "cloak": self.cloak,
             "config": self.settings,
         }
 
@@ -1121,6 +1131,23 @@ def run_countermeasures(
             f"detected {m['detection']['rate']:.0%}"
         )
 
+    cloak_result = None
+    if settings.cloak_subjects:
+        pick = np.random.default_rng([seed, 47]).permutation(n)[: settings.cloak_subjects]
+        pick = np.array(sorted(int(i) for i in pick if len(mine[i])), np.int64)
+        log(f"E4: the adversarial cloak on {len(pick)} people's gallery photos")
+        photos = []
+        for i in pick:
+            j = int(mine[i][0])
+            img = load_image(gallery_photos[j][0], max_side=face_settings.max_side)
+            photos.append((img.rgb, tuple(int(round(v * img.scale)) for v in gallery_photos[j][1])))
+        snaps = {int(i): shots[owner == i] for i in pick}
+        cloak_result = _cloak_study(settings, pick, photos, snaps, others, seed, main_model(), face_settings.jitters)
+        for c, v in cloak_result["conditions"].items():
+            log(
+                f"E4 cloak {c}: rank-1 {v['rank1']['rate']:.0%} (original {v['original_rank1']['rate']:.0%}), shift kept {v['shift_kept']:.0%}"
+            )
+
     summary = {}
     for t in settings.transforms:
         tr = [r for r in rows if r["transform"] == t]
@@ -1155,7 +1182,134 @@ def run_countermeasures(
         summary=summary,
         ranking=ranking,
         notes=notes,
+        cloak=cloak_result,
     )
+
+
+# --- the adversarial cloak -------------------------------------------------------------------------
+
+
+def cloak(
+    image: np.ndarray,
+    face_box: Box,
+    model: FaceModel,
+    *,
+    epsilon: float = 8.0,
+    steps: int = 12,
+    pairs: int = 10,
+    grid: int = 24,
+    seed: int = 2011,
+    jitters: int = 1,
+) -> tuple[np.ndarray, dict]:
+    """A black-box adversarial cloak (dlib gives no gradients): a perturbation of the face and its
+    margin (:func:`quality_region`), at most ``epsilon`` grey levels per pixel (L-infinity), drawn
+    on a ``grid`` x ``grid`` x 3 lattice and scaled up smoothly, that pushes the face's embedding away
+    from the original's. Search: natural-evolution-strategies gradient estimates (``pairs``
+    antithetic samples per step) and ``steps`` signed steps, projected back into the budget; the
+    face is encoded at ``face_box`` throughout. Returns the cloaked copy and {queries, shift}."""
+    import cv2  # noqa: PLC0415
+
+    rgb = np.ascontiguousarray(image, dtype=np.uint8)
+    ys, xs = quality_region(rgb.shape[:2], face_box)
+    rh, rw = ys.stop - ys.start, xs.stop - xs.start
+    base = rgb.astype(np.float32)
+    box = [tuple(int(v) for v in face_box)]
+    f0 = np.asarray(model.encode(rgb, box, jitters), np.float64)[0]
+    rng = np.random.default_rng([seed, 46])
+    queries = 0
+
+    def make(delta: np.ndarray) -> np.ndarray:
+        up = cv2.resize(delta.astype(np.float32), (rw, rh), interpolation=cv2.INTER_LINEAR)
+        out = base.copy()
+        out[ys, xs] += up
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+    def loss(delta: np.ndarray) -> float:
+        nonlocal queries
+        queries += 1
+        return float(np.linalg.norm(np.asarray(model.encode(make(delta), box, jitters), np.float64)[0] - f0))
+
+    delta = np.zeros((grid, grid, 3), np.float32)
+    sigma, step = epsilon / 4, epsilon / 4
+    for _ in range(steps):
+        g = np.zeros_like(delta)
+        for _ in range(pairs):
+            u = rng.standard_normal(delta.shape).astype(np.float32)
+            g += (
+                loss(np.clip(delta + sigma * u, -epsilon, epsilon))
+                - loss(np.clip(delta - sigma * u, -epsilon, epsilon))
+            ) * u
+        delta = np.clip(delta + step * np.sign(g), -epsilon, epsilon)
+    out = make(delta)
+    shift = loss(delta)
+    return out, {"queries": queries, "shift": shift}
+
+
+def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, model, jitters) -> dict:
+    """The cloak on ``persons_idx``: identification by their snapshots (rank among the real gallery)
+    for the original and the cloaked photo, each also after JPEG 75 and a resize by 0.5, and whether
+    the cloak's push survives each (it survives when at least half of its embedding shift remains)."""
+    import cv2  # noqa: PLC0415
+
+    from .metrics import clopper_pearson  # noqa: PLC0415
+
+    def jpeg75(img):
+        ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 75])
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+    def half(img, box):
+        h, w = img.shape[:2]
+        small = cv2.resize(img, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+        return small, tuple(int(round(v * small.shape[1] / w)) for v in box)
+
+    conditions = ("clean", "after JPEG 75", "after resize 0.5")
+    emb = {(k, c): [] for k in ("original", "cloaked") for c in conditions}
+    quality, queries = [], []
+    for p, (rgb, box) in zip(persons_idx, photos):
+        cloaked, info = cloak(rgb, box, model, epsilon=settings.cloak_epsilon, seed=seed + int(p), jitters=jitters)
+        quality.append(image_quality(rgb, cloaked, box))
+        for kind, img in (("original", rgb), ("cloaked", cloaked)):
+            for c in conditions:
+                x, b = (img, box) if c == "clean" else ((jpeg75(img), box) if c == "after JPEG 75" else half(img, box))
+                emb[(kind, c)].append(np.asarray(model.encode(np.ascontiguousarray(x), [b], jitters), np.float32)[0])
+        queries.append(info["queries"])
+    n = len(persons_idx)
+
+    def rank1(vecs) -> dict:
+        own = np.array([np.linalg.norm(snap_shots[i] - v, axis=1).min() for i, v in zip(persons_idx, vecs)])
+        k = int((others_best[persons_idx] >= own[:, None]).all(axis=1).sum())
+        return {"rate": k / n, "k": k, "n": n, "ci95": list(clopper_pearson(k, n))}
+
+    out = {}
+    clean_shift = float(
+        np.mean([np.linalg.norm(a - b) for a, b in zip(emb[("cloaked", "clean")], emb[("original", "clean")])])
+    )
+    for c in conditions:
+        shift = float(np.mean([np.linalg.norm(a - b) for a, b in zip(emb[("cloaked", c)], emb[("original", c)])]))
+        kept = shift / clean_shift if clean_shift > 0 else 0.0
+        out[c] = {
+            "original_rank1": rank1(emb[("original", c)]),
+            "rank1": rank1(emb[("cloaked", c)]),
+            "embedding_shift": shift,
+            "shift_kept": kept,
+            "survives": bool(kept >= 0.5) if c != "clean" else True,
+        }
+    return {
+        "method": (
+            f"black-box cloak: NES gradient estimates (10 antithetic pairs per step, 12 signed steps, about "
+            f"{int(np.mean(queries))} model queries per photo) of a perturbation of the face and margin, at most "
+            f"{settings.cloak_epsilon:g} grey levels per pixel, on a 24 x 24 lattice scaled up; it pushes the face's "
+            "embedding away from the original's. It survives a processing step when at least half of its embedding "
+            "shift (cloaked against original, both processed the same way) remains"
+        ),
+        "n": n,
+        "epsilon": settings.cloak_epsilon,
+        "ssim": float(np.mean([q.ssim for q in quality])),
+        "psnr": float(np.mean([q.psnr for q in quality if math.isfinite(q.psnr)])) if quality else None,
+        "conditions": out,
+        "survives_jpeg75": out["after JPEG 75"]["survives"],
+        "survives_resize_0.5": out["after resize 0.5"]["survives"],
+    }
 
 
 def run_on_experiment(
