@@ -234,7 +234,7 @@ def e4(fake, world, tmp_path_factory):
     paths = [write_png(root / f"{i:03d}.png", photos[i]) for i in range(n)]
     gal = np.array([fake.encode(photos[i], [BOX])[0] for i in range(n)], np.float32)
     shots, owner = [], []
-    for i in range(n):
+    for i in range(n - 1):  # the last person's snapshot had no detectable face: a miss
         for k in range(2):
             img = noise_image(i, size=(128, 128), noise=12.0, noise_seed=100 * i + k)
             shots.append(fake.encode(img, [BOX])[0])
@@ -284,7 +284,8 @@ def test_e4_rows_cover_every_setting_with_intervals(e4):
         # platform scale never helps the searcher: the model value is at most the measured rank-1
         assert r["platform"]["1000000"]["rank1"] <= r["platform"]["1000"]["rank1"] <= r["rank1"]["rate"] + 1e-12
         assert r["platform"]["1000"]["kind"] == "simulated" and r["platform"]["1000000"]["kind"] == "extrapolated"
-    assert d["baseline"]["rank1"]["rate"] == 1.0  # untransformed: everyone's snapshot finds their photo
+    # untransformed: everyone's snapshot finds their photo, except the one without a usable snapshot
+    assert d["baseline"]["rank1"]["k"] == 11 and d["baseline"]["ranks"][11] > 12
 
 
 def test_e4_measures_what_it_says(e4, fake):
@@ -293,7 +294,7 @@ def test_e4_measures_what_it_says(e4, fake):
     res, settings, gal, shots, owner, paths = e4
     row = next(r for r in res.rows if r["transform"] == "blur" and r["strength"] == 0.1)
     hits = 0
-    for i in range(12):
+    for i in range(11):
         img = cm.apply_transform(
             np.asarray(__import__("PIL.Image").Image.open(paths[i]).convert("RGB")), BOX, "blur", 0.1
         )
@@ -462,7 +463,7 @@ def test_e4_records_whether_the_cloak_survives_and_the_report_shows_it(e4):
 
     d = json.loads(json.dumps(e4[0].to_dict()))
     c = d["cloak"]
-    assert c["n"] == 5 and 0 < c["ssim"] <= 1
+    assert 4 <= c["n"] <= 5 and 0 < c["ssim"] <= 1
     assert set(c["conditions"]) == {"clean", "after JPEG 75", "after resize 0.5"}
     for name in ("after JPEG 75", "after resize 0.5"):
         v = c["conditions"][name]

@@ -416,7 +416,14 @@ def _judge(
     n_real = len(view.vectors) + 1
     if face is None:
         return PhotoFindability(
-            name, False, None, None, None, n_real, encoded_at="", note="no face found: this photo cannot be searched"
+            name,
+            False,
+            None,
+            None,
+            None,
+            n_real,
+            encoded_at="",
+            note="no face found by the detector: a search with this detector cannot use this photo (a stronger one might)",
         )
     f = findability(face.embedding, snap, view, sizes=(n_real, *sizes), threshold=threshold)
     real = f.sizes[0]
@@ -1107,9 +1114,12 @@ def run_countermeasures(
     rows = []
     for t, s in grid:
         ks = [[at[(t, s, int(j))] for j in mine[i]] for i in range(n)]
+        # a person none of whose snapshot shots had a detectable face cannot be searched: a miss, as in E2
         own = np.array(
             [
-                min(float(np.linalg.norm(shots[owner == i] - vec[k], axis=1).min()) for k in kk) if len(kk) else np.inf
+                min(float(np.linalg.norm(shots[owner == i] - vec[k], axis=1).min()) for k in kk)
+                if len(kk) and (owner == i).any()
+                else np.inf
                 for i, kk in enumerate(ks)
             ]
         )
@@ -1134,7 +1144,7 @@ def run_countermeasures(
     cloak_result = None
     if settings.cloak_subjects:
         pick = np.random.default_rng([seed, 47]).permutation(n)[: settings.cloak_subjects]
-        pick = np.array(sorted(int(i) for i in pick if len(mine[i])), np.int64)
+        pick = np.array(sorted(int(i) for i in pick if len(mine[i]) and (owner == i).any()), np.int64)
         log(f"E4: the adversarial cloak on {len(pick)} people's gallery photos")
         photos = []
         for i in pick:
