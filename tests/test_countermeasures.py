@@ -475,3 +475,14 @@ def test_e4_records_whether_the_cloak_survives_and_the_report_shows_it(e4):
     for name in ("after JPEG 75", "after resize 0.5"):
         verdict = "yes" if c["conditions"][name]["survives"] else "NO"
         assert re.search(rf"<td>{name}</td>.*?<td>{verdict}</td></tr>", page), name
+
+
+def test_frontier_trend_says_which_way_rank1_goes():
+    def pt(ssim, r1):
+        return {"ssim": ssim, "rank1": {"rate": r1}}
+
+    falls = cm.frontier_trend(pt(1.0, 0.9), [pt(0.9, 0.7), pt(0.8, 0.4)])
+    assert falls["spearman_rho"] == pytest.approx(1.0) and falls["statement"].startswith("rank-1 falls as SSIM falls")
+    rises = cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.85), pt(0.8, 0.9)])
+    assert rises["spearman_rho"] == pytest.approx(-1.0) and rises["statement"].startswith("rank-1 rises")
+    assert cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.8)])["spearman_rho"] is None

@@ -913,6 +913,30 @@ def _below_half(name: str, rows: list[dict]) -> dict:
     }
 
 
+def frontier_trend(baseline: dict, rows: list[dict]) -> dict:
+    """Does rank-1 fall as SSIM falls along a transform's frontier? Spearman's rho between mean SSIM
+    and measured rank-1 over the untransformed photo and the transform's settings (positive: rank-1
+    falls as the photo loses quality), said in words."""
+    from scipy.stats import spearmanr  # noqa: PLC0415
+
+    pts = [baseline, *rows]
+    x, y = [p["ssim"] for p in pts], [p["rank1"]["rate"] for p in pts]
+    rho = float(spearmanr(x, y).statistic) if len(set(y)) > 1 and len(set(x)) > 1 else float("nan")
+    if not math.isfinite(rho):
+        words = "rank-1 does not change"
+    elif rho > 0:
+        words = "rank-1 falls as SSIM falls"
+    elif rho < 0:
+        words = "rank-1 rises as SSIM falls"
+    else:
+        words = "no monotone relation"
+    return {
+        "spearman_rho": rho if math.isfinite(rho) else None,
+        "n_points": len(pts),
+        "statement": f"{words} (Spearman rho {rho:.2f} over {len(pts)} points, the original included)",
+    }
+
+
 def _cheapest(rows: list[dict], size: int, target: float) -> dict | None:
     ok = [r for r in rows if r["platform"][str(size)]["range"][1] < target]
     if not ok:
@@ -1163,6 +1187,7 @@ def run_countermeasures(
         tr = [r for r in rows if r["transform"] == t]
         summary[t] = {
             "strength_means": TRANSFORMS[t].strength,
+            "trend": frontier_trend(baseline, tr),
             "rank1_below_50": _below_half(t, tr),
             "cheapest": {
                 str(int(size)): {f"{target:g}": _cheapest(tr, int(size), target) for target in settings.targets}

@@ -1089,8 +1089,9 @@ def countermeasures_section(results: dict) -> str:
                     else f"{best['strength']} (SSIM {best['ssim']:.3f}; range {best['rank1_range'][0]:.1%}-{best['rank1_range'][1]:.1%})"
                 )
                 cheap.append(f"under {float(target):.0%} at {int(size):,}: {txt}")
+        trend = (s.get("trend") or {}).get("statement", "")
         summary.append(
-            f"<tr><td>{e(name)}</td><td>{e(s['strength_means'])}</td><td>{e(below)}</td>"
+            f"<tr><td>{e(name)}</td><td>{e(s['strength_means'])}</td><td>{e(trend)}</td><td>{e(below)}</td>"
             f"<td>{'<br>'.join(e(c) for c in cheap)}</td></tr>"
         )
     ranking = []
@@ -1116,7 +1117,7 @@ with its range.</p><ul>{notes}</ul>
 <table><tr><th>setting</th><th>SSIM</th><th>PSNR dB</th><th>face width left px (median)</th><th>face detected</th>
 <th>rank-1 (measured)</th><th>rank-10</th><th>TPIR at threshold</th>{head}</tr>{settings}</table>
 <h3>Per transform</h3>
-<table><tr><th>transform</th><th>strength means</th><th>where rank-1 falls below 50%</th><th>cheapest setting (highest SSIM) whose range's upper end is under the target</th></tr>{"".join(summary)}</table>
+<table><tr><th>transform</th><th>strength means</th><th>along the frontier</th><th>where rank-1 falls below 50%</th><th>cheapest setting (highest SSIM) whose range's upper end is under the target</th></tr>{"".join(summary)}</table>
 <h3>Ranking at equal SSIM</h3><p>Transforms ordered by the lowest rank-1 each reaches while keeping a mean SSIM of at
 least the level (doing nothing is always allowed); differences inside the exact intervals above are not significant.</p>
 {"".join(ranking)}
