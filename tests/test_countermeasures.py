@@ -486,3 +486,24 @@ def test_frontier_trend_says_which_way_rank1_goes():
     rises = cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.85), pt(0.8, 0.9)])
     assert rises["spearman_rho"] == pytest.approx(-1.0) and rises["statement"].startswith("rank-1 rises")
     assert cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.8)])["spearman_rho"] is None
+
+
+def test_experiment_flag_and_config_turn_e4_on(tmp_path, monkeypatch):
+    from helpers import ROOT
+    from privrisk import cli
+    from privrisk.experiment import ExperimentConfig, load_config
+
+    assert ExperimentConfig().countermeasures.enabled is False  # opt-in
+    seen = {}
+    monkeypatch.setattr(cli, "_run", lambda args, config: seen.setdefault("cfg", config) and 0)
+    cli.main(["experiment", str(ROOT / "examples" / "experiment.toml"), "--out", str(tmp_path), "--countermeasures"])
+    assert seen["cfg"].countermeasures.enabled
+    cfg = load_config(ROOT / "examples" / "countermeasures.toml")
+    assert cfg.countermeasures.enabled and cfg.countermeasures.snapshot_level == "street"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[countermeasures]\nenabled = true\nsnapshot_level = "moon"\n')
+    with pytest.raises(ConfigError, match="countermeasures.snapshot_level"):
+        load_config(bad)
+    bad.write_text('[countermeasures]\ntransforms = ["swirl"]\n')
+    with pytest.raises(ConfigError, match="swirl"):
+        load_config(bad)
