@@ -394,7 +394,7 @@ def test_report_shows_whether_a_cloak_survives():
     cloak = {
         "method": "test cloak",
         "conditions": {
-            "cloaked": {"rank1": {"rate": 0.1, "k": 1, "n": 10, "ci95": [0.0, 0.45]}, "survives": True},
+            "clean": {"rank1": {"rate": 0.1, "k": 1, "n": 10, "ci95": [0.0, 0.45]}, "survives": True},
             "after JPEG 75": {"rank1": {"rate": 0.9, "k": 9, "n": 10, "ci95": [0.55, 1.0]}, "survives": False},
         },
     }
@@ -475,6 +475,9 @@ def test_e4_records_whether_the_cloak_survives_and_the_report_shows_it(e4):
     for name in ("after JPEG 75", "after resize 0.5"):
         verdict = "yes" if c["conditions"][name]["survives"] else "NO"
         assert re.search(rf"<td>{name}</td>.*?<td>{verdict}</td></tr>", page), name
+        x = c["conditions"][name]["effect"]
+        assert x["lowers_rank1"] == (x["p_value"] < 0.05)
+    assert c["verdict"] in __import__("html").unescape(page)
 
 
 def test_frontier_trend_says_which_way_rank1_goes():

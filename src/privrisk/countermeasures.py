@@ -1310,10 +1310,28 @@ def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, m
         queries.append(info["queries"])
     n = len(persons_idx)
 
-    def rank1(vecs) -> dict:
+    def hits(vecs) -> np.ndarray:
         own = np.array([np.linalg.norm(snap_shots[i] - v, axis=1).min() for i, v in zip(persons_idx, vecs)])
-        k = int((others_best[persons_idx] >= own[:, None]).all(axis=1).sum())
+        return (others_best[persons_idx] >= own[:, None]).all(axis=1)
+
+    def rank1(vecs) -> dict:
+        k = int(hits(vecs).sum())
         return {"rate": k / n, "k": k, "n": n, "ci95": list(clopper_pearson(k, n))}
+
+    def paired(c: str) -> dict:
+        """Does the cloak lower rank-1? The same people with and without it: an exact (McNemar) test
+        on the people it changes."""
+        from scipy.stats import binomtest  # noqa: PLC0415
+
+        a, b = hits(emb[("original", c)]), hits(emb[("cloaked", c)])
+        lost, gained = int((a & ~b).sum()), int((~a & b).sum())
+        p = float(binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue) if lost + gained else 1.0
+        return {
+            "found_only_without_cloak": lost,
+            "found_only_with_cloak": gained,
+            "p_value": p,
+            "lowers_rank1": p < 0.05,
+        }
 
     out = {}
     clean_shift = float(
@@ -1328,6 +1346,7 @@ def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, m
             "embedding_shift": shift,
             "shift_kept": kept,
             "survives": bool(kept >= 0.5) if c != "clean" else True,
+            "effect": paired(c),
         }
     return {
         "method": (
@@ -1335,7 +1354,8 @@ def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, m
             f"{int(np.mean(queries))} model queries per photo) of a perturbation of the face and margin, at most "
             f"{settings.cloak_epsilon:g} grey levels per pixel, on a 24 x 24 lattice scaled up; it pushes the face's "
             "embedding away from the original's. It survives a processing step when at least half of its embedding "
-            "shift (cloaked against original, both processed the same way) remains"
+            "shift (cloaked against original, both processed the same way) remains; whether it protects is a "
+            "separate question: an exact paired test of rank-1 with and without it on the same people"
         ),
         "n": n,
         "epsilon": settings.cloak_epsilon,
@@ -1344,6 +1364,19 @@ def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, m
         "conditions": out,
         "survives_jpeg75": out["after JPEG 75"]["survives"],
         "survives_resize_0.5": out["after resize 0.5"]["survives"],
+        "lowers_rank1": out["clean"]["effect"]["lowers_rank1"],
+        "verdict": (
+            (
+                "it lowers rank-1 (exact paired test, p < 0.05)"
+                if out["clean"]["effect"]["lowers_rank1"]
+                else "it does not measurably lower rank-1 (exact paired test, p >= 0.05): moving the embedding is not protection"
+            )
+            + "; its push "
+            + ("survives" if out["after JPEG 75"]["survives"] else "does NOT survive")
+            + " JPEG 75 and "
+            + ("survives" if out["after resize 0.5"]["survives"] else "does NOT survive")
+            + " a resize by 0.5"
+        ),
     }
 
 

@@ -1129,11 +1129,27 @@ def cloak_section(cloak: dict | None) -> str:
     if not cloak:
         return ""
     e = html.escape
+
+    def effect(v: dict) -> str:
+        x = v.get("effect")
+        if not x:
+            return "-"
+        return (
+            f"{'yes' if x['lowers_rank1'] else 'no'} ({x['found_only_without_cloak']} found only without it, "
+            f"{x['found_only_with_cloak']} only with it; p = {x['p_value']:.2g})"
+        )
+
     rows = "".join(
-        f"<tr><td>{e(name)}</td><td>{e(_e4_rate(v['rank1']))}</td><td>{'yes' if v.get('survives') else 'NO'}</td></tr>"
+        f"<tr><td>{e(name)}</td><td>{e(_e4_rate(v['original_rank1'])) if 'original_rank1' in v else '-'}</td>"
+        f"<td>{e(_e4_rate(v['rank1']))}</td><td>{v.get('embedding_shift', float('nan')):.3f}</td>"
+        f"<td>{e(effect(v))}</td><td>{'yes' if v.get('survives') else 'NO'}</td></tr>"
         for name, v in cloak.get("conditions", {}).items()
     )
+    quality = (
+        f" SSIM {cloak['ssim']:.3f}, PSNR {cloak['psnr']:.1f} dB." if cloak.get("ssim") and cloak.get("psnr") else ""
+    )
     return (
-        f"<h3>Adversarial cloak</h3><p>{e(cloak.get('method', ''))}</p>"
-        f"<table><tr><th>condition</th><th>rank-1</th><th>survives</th></tr>{rows}</table>"
+        f"<h3>Adversarial cloak</h3><p>{e(cloak.get('method', ''))}. {e(cloak.get('verdict', ''))}.{e(quality)}</p>"
+        "<table><tr><th>condition</th><th>rank-1 without the cloak</th><th>rank-1 with it</th><th>embedding shift</th>"
+        f"<th>lowers rank-1?</th><th>survives</th></tr>{rows}</table>"
     )
