@@ -1006,10 +1006,19 @@ def countermeasures_plot(results: dict) -> bytes | None:
         y = np.array([p["rank1"]["rate"] for p in pts])
         lo = np.array([p["rank1"]["ci95"][0] for p in pts])
         hi = np.array([p["rank1"]["ci95"][1] for p in pts])
-        ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label="rank-1, real gallery (measured)")
+        line = "none" if name == "occlude" else "-"  # occluders are kinds, not a ladder: no line between them
+        ax.errorbar(
+            x, y, yerr=[y - lo, hi - y], marker="o", ls=line, capsize=3, label="rank-1, real gallery (measured)"
+        )
         if size is not None:
             up = [p["platform"][size]["range"][1] for p in pts]
-            ax.plot(x, up, ls="--", marker=".", label=f"rank-1 at {int(size):,}: upper end (extrapolated)")
+            ax.plot(
+                x,
+                up,
+                ls="--" if line == "-" else "none",
+                marker=".",
+                label=f"rank-1 at {int(size):,}: upper end (extrapolated)",
+            )
         for p, xv, yv in zip(pts, x, y):
             ax.annotate(str(p["strength"]), (xv, yv), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
         ax.set(
