@@ -4,6 +4,7 @@ face model and a synthetic sample world (fast and exact)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -216,3 +217,296 @@ def test_stranger_snapshot_is_the_experiments_street_level():
 
     street = next(lv for lv in DEFAULT_LEVELS if lv.name == DEFAULT_CURVE.split("/")[1])
     assert cm.STRANGER_SNAPSHOT == street
+
+
+# --- E4, the experiment stage ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def e4(fake, world, tmp_path_factory):
+    """E4 on 12 synthetic people (gallery = their photo on disk; snapshot = two shots of their noisy
+    second photo), two strengths per transform, the fake model, no cache."""
+    from helpers import write_png
+
+    w, photos, second = world
+    root = tmp_path_factory.mktemp("e4")
+    n = 12
+    paths = [write_png(root / f"{i:03d}.png", photos[i]) for i in range(n)]
+    gal = np.array([fake.encode(photos[i], [BOX])[0] for i in range(n)], np.float32)
+    shots, owner = [], []
+    for i in range(n - 1):  # the last person's snapshot had no detectable face: a miss
+        for k in range(2):
+            img = noise_image(i, size=(128, 128), noise=12.0, noise_seed=100 * i + k)
+            shots.append(fake.encode(img, [BOX])[0])
+            owner.append(i)
+    settings = cm.CountermeasureSettings(
+        enabled=True,
+        downscale=[24, 8],
+        blur=[0.01, 0.1],
+        jpeg=[50, 5],
+        crop=[0.9, 0.3],
+        occlude=["sunglasses", "mask"],
+        platform_sizes=[1000, 1_000_000],
+        cloak_subjects=5,
+    )
+    res = cm.run_countermeasures(
+        settings,
+        snapshot_vectors=np.array(shots),
+        snapshot_owner=np.array(owner),
+        person_labels=np.arange(n + 2),  # two snapshot persons have no gallery photo: not mated
+        gallery_vectors=gal,
+        gallery_labels=np.arange(n),
+        gallery_photos=[(str(p), BOX) for p in paths],
+        tail_models=w.tail_models,
+        face_settings=SETTINGS,
+        model=fake,
+        workers=1,
+    )
+    return res, settings, gal, np.array(shots), np.array(owner), paths
+
+
+def test_e4_rows_cover_every_setting_with_intervals(e4):
+    res, settings, *_ = e4
+    d = res.to_dict()
+    json.dumps(d)
+    assert d["n_persons"] == 12 and d["n_gallery"] == 12
+    assert [(r["transform"], r["strength"]) for r in d["settings"]] == [
+        (t, s) for t in settings.transforms for s in settings.ladder(t)
+    ]
+    for r in d["settings"]:
+        for key in ("rank1", "rank10", "tpir_at_threshold"):
+            lo, hi = r[key]["ci95"]
+            assert r[key]["n"] == 12 and lo <= r[key]["rate"] <= hi
+        assert r["rank10"]["rate"] >= r["rank1"]["rate"] >= r["tpir_at_threshold"]["rate"]
+        assert 0 < r["ssim"] <= 1 and r["detection"]["n"] == 12
+        for p in r["platform"].values():
+            assert 0 <= p["range"][0] <= p["rank1"] <= p["range"][1] <= 1
+        # platform scale never helps the searcher: the model value is at most the measured rank-1
+        assert r["platform"]["1000000"]["rank1"] <= r["platform"]["1000"]["rank1"] <= r["rank1"]["rate"] + 1e-12
+        assert r["platform"]["1000"]["kind"] == "simulated" and r["platform"]["1000000"]["kind"] == "extrapolated"
+    # untransformed: everyone's snapshot finds their photo, except the one without a usable snapshot
+    assert d["baseline"]["rank1"]["k"] == 11 and d["baseline"]["ranks"][11] > 12
+
+
+def test_e4_measures_what_it_says(e4, fake):
+    """Rank-1 recomputed by hand for one setting: the person's transformed photo against everyone
+    else's unchanged photo, best distance over their two shots."""
+    res, settings, gal, shots, owner, paths = e4
+    row = next(r for r in res.rows if r["transform"] == "blur" and r["strength"] == 0.1)
+    hits = 0
+    for i in range(11):
+        img = cm.apply_transform(
+            np.asarray(__import__("PIL.Image").Image.open(paths[i]).convert("RGB")), BOX, "blur", 0.1
+        )
+        own = np.linalg.norm(shots[owner == i] - fake.encode(img, [BOX])[0], axis=1).min()
+        d = np.linalg.norm(shots[owner == i][:, None] - gal[None], axis=2).min(axis=0)
+        d[i] = np.inf
+        hits += bool((d >= own).all())
+    assert row["rank1"]["k"] == hits
+
+
+def test_e4_summary_crossing_cheapest_and_ranking(e4):
+    res, settings, *_ = e4
+    d = res.to_dict()
+    for t in settings.transforms:
+        s = d["transforms"][t]
+        below = s["rank1_below_50"]
+        rows = [r for r in d["settings"] if r["transform"] == t]
+        if t == "occlude":
+            assert below["categorical"]
+            assert set(below["below_50"]) == {r["strength"] for r in rows if r["rank1"]["rate"] < 0.5}
+        elif below["status"] != "not reached within the ladder":
+            lo_end, hi_end = below["interval"]
+            if lo_end is not None and hi_end is not None:
+                # the interval runs from where the lower CI end crosses to where the upper end does
+                assert min(lo_end, hi_end) <= below["strength"] <= max(lo_end, hi_end)
+        for size, per_target in s["cheapest"].items():
+            for target, best in per_target.items():
+                ok = [r for r in rows if r["platform"][size]["range"][1] < float(target)]
+                if best is None:
+                    assert not ok
+                else:
+                    assert best["ssim"] == max(r["ssim"] for r in ok)
+    for ref, entries in d["ranking_at_equal_ssim"].items():
+        assert sorted(e["transform"] for e in entries) == sorted(settings.transforms)
+        assert [e["rank1"] for e in entries] == sorted(e["rank1"] for e in entries)
+        for e in entries:
+            if e["strength"] is not None:
+                r = next(r for r in d["settings"] if (r["transform"], r["strength"]) == (e["transform"], e["strength"]))
+                assert r["ssim"] >= float(ref)
+
+
+def test_e4_crossing_interpolates_and_reports_its_interval():
+    rows = [
+        {"strength": 64, "rank1": {"rate": 0.9, "ci95": [0.8, 0.97]}},
+        {"strength": 32, "rank1": {"rate": 0.6, "ci95": [0.45, 0.74]}},
+        {"strength": 16, "rank1": {"rate": 0.2, "ci95": [0.1, 0.35]}},
+    ]
+    out = cm._below_half("downscale", rows)
+    # rank-1 crosses 50% a quarter of the way from 32 to 16 px on a log scale
+    assert out["strength"] == pytest.approx(32 * (16 / 32) ** 0.25) and out["status"] == "reached"
+    lo_end, hi_end = out["interval"]
+    assert hi_end < out["strength"] < lo_end and 32 < lo_end < 64  # the lower CI end crosses first (milder)
+    assert cm._below_half("jpeg", [{"strength": 50, "rank1": {"rate": 0.9, "ci95": [0.8, 1.0]}}])["strength"] is None
+
+
+# --- report and CLI ---------------------------------------------------------------------------------
+
+
+def _ranking_from_results(e4: dict) -> dict:
+    """The ranking at equal SSIM computed independently from results.json's per-setting rows."""
+    base = e4["baseline"]["rank1"]["rate"]
+    out = {}
+    for ref in e4["config"]["reference_ssim"]:
+        best = {}
+        for r in e4["settings"]:
+            if r["ssim"] >= ref:
+                best[r["transform"]] = min(best.get(r["transform"], base), r["rank1"]["rate"])
+        for t in e4["config"]["transforms"]:
+            best.setdefault(t, base)
+        out[f"{ref:g}"] = sorted(best, key=lambda t: (best[t], t))
+    return out
+
+
+def test_report_ranking_at_equal_ssim_matches_results_json(e4):
+    import re
+
+    from privrisk.report import countermeasures_plot, countermeasures_section
+
+    res = e4[0]
+    results = {"experiments": {"countermeasures": json.loads(json.dumps(res.to_dict()))}}
+    page = countermeasures_section(results)
+    shown = {
+        ref: re.findall(r'data-transform="([^"]+)"', block)
+        for ref, block in re.findall(r'<ol class="e4-ranking" data-ssim="([^"]+)">(.*?)</ol>', page, re.S)
+    }
+    assert shown == _ranking_from_results(results["experiments"]["countermeasures"])
+    assert len(shown) == 3
+    for t in ("downscale", "blur", "jpeg", "crop", "occlude"):
+        assert f"<td>{t}</td>" in page
+    assert countermeasures_plot(results)[:4] == b"\x89PNG"
+    assert countermeasures_section({"experiments": {}}) == "" and countermeasures_plot({"experiments": {}}) is None
+
+
+def test_report_shows_whether_a_cloak_survives():
+    from privrisk.report import cloak_section
+
+    cloak = {
+        "method": "test cloak",
+        "conditions": {
+            "clean": {"rank1": {"rate": 0.1, "k": 1, "n": 10, "ci95": [0.0, 0.45]}, "survives": True},
+            "after JPEG 75": {"rank1": {"rate": 0.9, "k": 9, "n": 10, "ci95": [0.55, 1.0]}, "survives": False},
+        },
+    }
+    page = cloak_section(cloak)
+    assert "after JPEG 75" in page and "<td>NO</td>" in page and "<td>yes</td>" in page
+
+
+@pytest.mark.parametrize(
+    "argv, item",
+    [
+        (["protect", "missing-photo.jpg", "--out", "OUT.jpg"], "missing-photo.jpg"),
+        (["protect", "README.md", "--out", "OUT.jpg"], "README.md"),
+        (["protect", "sample_data/neutral/001.jpg", "--out", "OUT.gif"], "OUT.gif"),
+        (["findability", "sample_data/neutral/001.jpg", "--snapshot", "nope.png"], "nope.png"),
+    ],
+)
+def test_cli_bad_input_names_the_item_and_exits_2(argv, item, capsys, monkeypatch):
+    from helpers import ROOT
+    from privrisk.cli import main
+
+    monkeypatch.chdir(ROOT)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert item in err and err.count("\n") == 1
+
+
+@pytest.mark.model
+def test_cli_protect_writes_a_copy_that_meets_the_default_level(tmp_path, capsys, monkeypatch, london):
+    """Issue 16's acceptance: on a sample photo that needs protecting, `privrisk protect` at the default
+    level writes a copy whose rank-1 range at 10^6 ends under 10% (judged again as written), and
+    prints the original's and the copy's ranks and SSIM. Photos already under the target are skipped."""
+    from helpers import ROOT
+    from privrisk.cli import main
+
+    monkeypatch.chdir(ROOT)
+    for pid in ("002", "003", "004", "005", "006"):
+        out = tmp_path / f"{pid}.jpg"
+        assert main(["protect", f"sample_data/neutral/{pid}.jpg", "--out", str(out), "--json"]) in (0, 3)
+        data = json.loads(capsys.readouterr().out)
+        if "already" not in data["reason"]:
+            break
+    assert data["protected"] and out.is_file() and data["out"] == str(out)
+    million = next(s for s in data["written"]["sizes"] if s["gallery_size"] == 10**6)
+    assert million["p_rank1_range"][1] < 0.10 and million["kind"] == "extrapolated"
+    before = next(s for s in data["before"]["sizes"] if s["gallery_size"] == 10**6)
+    assert before["p_rank1_range"][1] >= 0.10
+    assert main(["protect", f"sample_data/neutral/{pid}.jpg", "--out", str(tmp_path / "again.jpg")]) == 0
+    text = capsys.readouterr().out
+    assert "original:" in text and "copy (" in text and "rank " in text and "SSIM" in text
+
+
+def test_cloak_stays_in_budget_and_pushes_further_than_random_noise(fake):
+    img = noise_image(8, size=(128, 128))
+    out, info = cm.cloak(img, BOX, fake, epsilon=8, seed=1)
+    assert out.shape == img.shape and np.abs(out.astype(int) - img.astype(int)).max() <= 8
+    f0 = fake.encode(img, [BOX])[0]
+    rng = np.random.default_rng(0)
+    noise = np.clip(img + rng.choice([-8, 8], img.shape), 0, 255).astype(np.uint8)
+    assert info["shift"] == pytest.approx(np.linalg.norm(fake.encode(out, [BOX])[0] - f0), rel=1e-5)
+    assert info["shift"] > 2 * np.linalg.norm(fake.encode(noise, [BOX])[0] - f0)
+    assert info["queries"] == 12 * 10 * 2 + 1
+
+
+def test_e4_records_whether_the_cloak_survives_and_the_report_shows_it(e4):
+    from privrisk.report import countermeasures_section
+
+    d = json.loads(json.dumps(e4[0].to_dict()))
+    c = d["cloak"]
+    assert 4 <= c["n"] <= 5 and 0 < c["ssim"] <= 1
+    assert set(c["conditions"]) == {"clean", "after JPEG 75", "after resize 0.5"}
+    for name in ("after JPEG 75", "after resize 0.5"):
+        v = c["conditions"][name]
+        assert v["survives"] == (v["shift_kept"] >= 0.5)
+    assert c["survives_jpeg75"] == c["conditions"]["after JPEG 75"]["survives"]
+    assert c["survives_resize_0.5"] == c["conditions"]["after resize 0.5"]["survives"]
+    page = countermeasures_section({"experiments": {"countermeasures": d}})
+    assert "Adversarial cloak" in page
+    for name in ("after JPEG 75", "after resize 0.5"):
+        verdict = "yes" if c["conditions"][name]["survives"] else "NO"
+        assert re.search(rf"<td>{name}</td>.*?<td>{verdict}</td></tr>", page), name
+        x = c["conditions"][name]["effect"]
+        assert x["lowers_rank1"] == (x["p_value"] < 0.05)
+    assert c["verdict"] in __import__("html").unescape(page)
+
+
+def test_frontier_trend_says_which_way_rank1_goes():
+    def pt(ssim, r1):
+        return {"ssim": ssim, "rank1": {"rate": r1}}
+
+    falls = cm.frontier_trend(pt(1.0, 0.9), [pt(0.9, 0.7), pt(0.8, 0.4)])
+    assert falls["spearman_rho"] == pytest.approx(1.0) and falls["statement"].startswith("rank-1 falls as SSIM falls")
+    rises = cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.85), pt(0.8, 0.9)])
+    assert rises["spearman_rho"] == pytest.approx(-1.0) and rises["statement"].startswith("rank-1 rises")
+    assert cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.8)])["spearman_rho"] is None
+
+
+def test_experiment_flag_and_config_turn_e4_on(tmp_path, monkeypatch):
+    from helpers import ROOT
+    from privrisk import cli
+    from privrisk.experiment import ExperimentConfig, load_config
+
+    assert ExperimentConfig().countermeasures.enabled is False  # opt-in
+    seen = {}
+    monkeypatch.setattr(cli, "_run", lambda args, config: seen.setdefault("cfg", config) and 0)
+    cli.main(["experiment", str(ROOT / "examples" / "experiment.toml"), "--out", str(tmp_path), "--countermeasures"])
+    assert seen["cfg"].countermeasures.enabled
+    cfg = load_config(ROOT / "examples" / "countermeasures.toml")
+    assert cfg.countermeasures.enabled and cfg.countermeasures.snapshot_level == "street"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[countermeasures]\nenabled = true\nsnapshot_level = "moon"\n')
+    with pytest.raises(ConfigError, match="countermeasures.snapshot_level"):
+        load_config(bad)
+    bad.write_text('[countermeasures]\ntransforms = ["swirl"]\n')
+    with pytest.raises(ConfigError, match="swirl"):
+        load_config(bad)

@@ -204,9 +204,13 @@ def _run(args, config) -> int:
 
 
 def cmd_experiment(args) -> int:
+    from .config import with_values
     from .experiment import load_config
 
-    return _run(args, load_config(args.config))
+    config = load_config(args.config)
+    if getattr(args, "countermeasures", False):
+        config = with_values(config, {"countermeasures.enabled": True})
+    return _run(args, config)
 
 
 def cmd_demo(args) -> int:
@@ -372,6 +376,124 @@ def cmd_calibrate(args) -> int:
     return EXIT_OK
 
 
+# --- countermeasures: protect, findability --------------------------------------------------------
+
+EXIT_NOT_PROTECTED = 3  # protect: no setting reaches the level, so no copy was written
+
+
+def _sample_world(args):
+    """The consenting sample faces and the shipped tail models (no distractors: platform sizes come
+    from the closed form). The sample photos' embeddings may come from the cache; the user's never do."""
+    from .models import load_face_model
+    from .selfcheck import build_sample_world
+
+    model = load_face_model()
+    return model, build_sample_world(model, cache=_cache(args), n_distractors=0, workers=args.workers)
+
+
+def _read_photo(path: str):
+    from .images import load_image
+
+    return load_image(path).rgb
+
+
+def _range_text(row) -> str:
+    if row is None:
+        return "n/a"
+    lo, hi = row.p_rank1_range or (row.p_rank1, row.p_rank1)
+    return f"{lo:.1%}-{hi:.1%} ({row.kind})"
+
+
+def _findability_line(f) -> str:
+    if f.distance is None:
+        return f"{f.name}: {f.note}"
+    sizes = "; ".join(f"rank 1 among {s.gallery_size:,}: {_range_text(s)}" for s in f.sizes)
+    face = f"face {f.face_width} px" if f.face_width else "face"
+    seen = "detected" if f.detected else "NOT detected (judged at its known box)"
+    return (
+        f"{f.name}: {face}, {seen}; distance to the snapshot {f.distance:.3f}; rank {f.rank} of {f.gallery_size} "
+        f"among the sample faces (measured); {sizes}"
+    )
+
+
+def cmd_protect(args) -> int:
+    import cv2
+
+    from .countermeasures import TRANSFORMS, photo_findability, protect
+    from .errors import ImageError
+    from .fileio import atomic_write
+
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in (".jpg", ".jpeg", ".png"):
+        raise ImageError(args.out, "the protected copy is written as .jpg, .jpeg or .png")
+    rgb = _read_photo(args.image)
+    snapshot = _read_photo(args.snapshot) if args.snapshot else None
+    model, world = _sample_world(args)
+    res = protect(rgb, args.level, args.transform, snapshot, world=world, model=model, name=args.image, seed=args.seed)
+    out = {"image": args.image, **res.to_dict(), "out": None}
+    if res.protected:
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix != ".png" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+        ok, buf = cv2.imencode(suffix, res.image[:, :, ::-1], params)
+        data = buf.tobytes()
+        # the file as written (JPEG re-encoded at quality 95) is judged again, in memory
+        (written,) = photo_findability(
+            [data],
+            res.snapshot_vector,
+            world,
+            model=model,
+            names=[args.out],
+            exclude=[res.original_vector],
+            boxes=[res.face_box],
+        )
+        out["written"] = written.to_dict() | {"encoding": "JPEG quality 95" if suffix != ".png" else "PNG"}
+        upper = written.rank1_upper(res.gallery_size)
+        if upper is None:
+            out["reason"] = f"the encoded file could not be judged ({written.note}); no copy written"
+        elif upper < res.target:
+            atomic_write(Path(args.out), data)
+            out["out"] = args.out
+        else:
+            out["reason"] = f"the encoded file no longer meets the level (upper end {upper:.1%}); no copy written"
+    if args.json:
+        _print_json(out)
+    else:
+        b = res.before
+        print(
+            f"level {res.level}: the upper end of the chance of rank 1 among {res.gallery_size:,} must be under {res.target:.0%}"
+        )
+        print(f"snapshot: {res.snapshot}")
+        print(f"original: {_findability_line(b)}")
+        if res.after is not None:
+            q = res.quality
+            print(f"copy ({TRANSFORMS[res.transform].label(res.strength)}): {_findability_line(res.after)}")
+            print(f"quality of the copy: SSIM {q.ssim:.3f}, PSNR {q.psnr:.1f} dB (face and margin)")
+        print(out.get("reason", res.reason))
+        print(f"wrote {args.out}" if out["out"] else "no copy written")
+    if out["out"] or (res.after is None and "already" in res.reason):
+        return EXIT_OK
+    return EXIT_NOT_PROTECTED
+
+
+def cmd_findability(args) -> int:
+    from .countermeasures import photo_findability
+
+    photos = [_read_photo(p) for p in args.images]
+    snapshot = _read_photo(args.snapshot)
+    model, world = _sample_world(args)
+    rows = photo_findability(photos, snapshot, world, model=model, names=args.images)
+    if args.json:
+        _print_json({"snapshot": args.snapshot, "photos": [r.to_dict() for r in rows]})
+        return EXIT_OK
+    print(f"snapshot {args.snapshot} searched against each photo, hidden among {len(world.vectors)} sample faces:")
+    for r in rows:
+        print(_wrap(_findability_line(r), "  "))
+    print(
+        "(rank: measured among the real sample faces; chances of rank 1 at platform sizes: the tail models' "
+        "closed form, extrapolated, as a range)"
+    )
+    return EXIT_OK
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -388,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_match_command(sub, common, embed)
     _add_run_commands(sub, common, embed)
     _add_calibrate_command(sub, common, embed)
+    _add_protect_commands(sub, common, embed)
     _add_exposure_commands(sub, common)
     return parser
 
@@ -470,6 +593,9 @@ def _add_run_commands(sub, common: argparse.ArgumentParser, embed: argparse.Argu
         action="store_true",
         help="write into OUT even when it is not empty and holds no previous privrisk run",
     )
+    p.add_argument(
+        "--countermeasures", action="store_true", help="also run E4, the countermeasures experiment (opt-in)"
+    )
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("demo", parents=[common, embed], help="run the experiments on the sample set with defaults")
@@ -509,6 +635,44 @@ def _add_calibrate_command(sub, common: argparse.ArgumentParser, embed: argparse
         "JSON (default: the models fitted on the sample set, sample_data/tail_model.json)",
     )
     p.set_defaults(func=cmd_calibrate)
+
+
+def _add_protect_commands(sub, common: argparse.ArgumentParser, embed: argparse.ArgumentParser) -> None:
+    """``protect`` and ``findability`` (E4's verbs for one person's photos)."""
+    from .countermeasures import LEVELS, TRANSFORMS
+
+    p = sub.add_parser(
+        "protect",
+        parents=[common, embed],
+        help="write a protected copy of a photo: the least damaging transform at which a stranger's snapshot "
+        "no longer finds it at platform scale",
+    )
+    p.add_argument("image", help="your photo (JPEG, PNG, ...); read into memory, never cached")
+    p.add_argument(
+        "--level",
+        default="safe_at_1e6",
+        choices=list(LEVELS),
+        help="the upper end of the chance of rank 1 among 10^6 (or 10^9) people must be under 10%% (default: safe_at_1e6)",
+    )
+    p.add_argument("--out", required=True, metavar="OUT.jpg", help="the protected copy (.jpg or .png)")
+    p.add_argument("--transform", choices=list(TRANSFORMS), help="only this transform (default: any)")
+    p.add_argument(
+        "--snapshot",
+        metavar="IMAGE",
+        help="a stranger's snapshot of you (default: one simulated from the photo at E2's street level)",
+    )
+    p.add_argument("--seed", type=int, default=2011, help="seed of the simulated snapshot (default: 2011)")
+    p.set_defaults(func=cmd_protect)
+
+    p = sub.add_parser(
+        "findability",
+        parents=[common, embed],
+        help="per photo of you: detected?, face width, distance to a snapshot, rank among the sample faces and "
+        "the chance of rank 1 at 10^6 and 10^9",
+    )
+    p.add_argument("images", nargs="+", help="photos of you (profile photo, tagged photos, ...)")
+    p.add_argument("--snapshot", required=True, metavar="IMAGE", help="a stranger's snapshot of you")
+    p.set_defaults(func=cmd_findability)
 
 
 def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
-from .config import FaceSettings
-from .degrade import EYES, Degradation, box_landmarks, degrade, occlude
+from .config import FaceSettings, setting, to_dict
+from .degrade import EYES, Degradation, box_landmarks, degrade, encode_png, occlude
 from .embeddings import embed_loaded
 from .errors import ConfigError, FaceNotFound, ImageError
 from .faces import choose_faces, face_landmarks
@@ -217,12 +218,13 @@ class Quality:
 
 
 def quality_region(shape: tuple[int, int], face_box: Box) -> tuple[slice, slice]:
-    """The face and its surroundings: the box grown by half its width and height on each side,
-    clipped to the photo (where every transform acts; a large background would dilute the
-    numbers differently from photo to photo)."""
+    """The face and a margin: the box grown by a quarter of its width and height on each side,
+    clipped to the photo. Every transform acts there; a large background would dilute the numbers
+    differently from photo to photo. (SSIM is a mean over the region: it is blind to how
+    conspicuous a local occluder is, so occluders look cheaper by SSIM than to the eye.)"""
     h, w = shape
     top, right, bottom, left = face_box
-    gw, gh = (right - left) / 2, (bottom - top) / 2
+    gw, gh = (right - left) / 4, (bottom - top) / 4
     return (
         slice(max(0, int(top - gh)), min(h, int(math.ceil(bottom + gh)))),
         slice(max(0, int(left - gw)), min(w, int(math.ceil(right + gw)))),
@@ -255,7 +257,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 def image_quality(original: np.ndarray, transformed: np.ndarray, face_box: Box | None = None) -> Quality:
     """SSIM and PSNR of ``transformed`` against ``original`` (same size, RGB uint8): over the face
-    and its surroundings (:func:`quality_region`) when ``face_box`` is given, else the whole photo."""
+    and a margin (:func:`quality_region`) when ``face_box`` is given, else the whole photo."""
     a, b = np.asarray(original), np.asarray(transformed)
     if a.shape != b.shape:
         raise ValueError(f"image_quality needs images of one size, got {a.shape} and {b.shape}")
@@ -414,7 +416,14 @@ def _judge(
     n_real = len(view.vectors) + 1
     if face is None:
         return PhotoFindability(
-            name, False, None, None, None, n_real, encoded_at="", note="no face found: this photo cannot be searched"
+            name,
+            False,
+            None,
+            None,
+            None,
+            n_real,
+            encoded_at="",
+            note="no face found by the detector: a search with this detector cannot use this photo (a stronger one might)",
         )
     f = findability(face.embedding, snap, view, sizes=(n_real, *sizes), threshold=threshold)
     real = f.sizes[0]
@@ -452,6 +461,7 @@ def photo_findability(
     names=None,
     sizes=PLATFORM_SIZES,
     exclude=(),
+    boxes=None,
     threshold: float = 0.6,
 ) -> list[PhotoFindability]:
     """Per photo, how findable it is by a stranger's ``snapshot`` (see :class:`PhotoFindability`).
@@ -460,7 +470,8 @@ def photo_findability(
     memory); ``snapshot`` likewise. Images need ``model``. ``world`` (:func:`privrisk.selfcheck.
     build_sample_world`) gives the sample faces and tail models; its distractors are not searched.
     A sample face identical to one of the photos (or to an ``exclude`` embedding) is not counted
-    as someone else. Raises :class:`ImageError` naming an unreadable photo and
+    as someone else. ``boxes`` (one per photo, or None) are faces' known boxes: a photo whose face
+    the detector misses there is judged at the box. Raises :class:`ImageError` naming an unreadable photo and
     :class:`FaceNotFound` when the snapshot has no face; a photo without a face gets a row saying so.
     """
     if not world.tail_models:
@@ -470,14 +481,15 @@ def photo_findability(
     if len(names) != len(photos):
         raise ValueError(f"{len(names)} names for {len(photos)} photos")
     snap = _snapshot_vector(snapshot, model, settings)
+    boxes = list(boxes) if boxes is not None else [None] * len(photos)
     faces = []
-    for item, name in zip(photos, names):
+    for item, name, box in zip(photos, names, boxes):
         if _is_embedding(item):
             faces.append(FoundFace(True, (0, 0, 0, 0), np.asarray(item, np.float32)))
             continue
         if model is None:
             raise ValueError("photos given as images need the face model (model=...)")
-        faces.append(find_face(_as_rgb(item, name, settings), model, settings, name=name))
+        faces.append(find_face(_as_rgb(item, name, settings), model, settings, at=box, name=name))
     view = _world_view(world, [*exclude, *(f.embedding for f in faces if f is not None)])
     return [_judge(name, face, snap, view, sizes, threshold) for face, name in zip(faces, names)]
 
@@ -527,6 +539,9 @@ class ProtectResult:
     quality: Quality | None
     snapshot: str
     tried: tuple[Candidate, ...] = field(default=())
+    face_box: Box | None = None  # the face in the photo (top, right, bottom, left)
+    snapshot_vector: np.ndarray | None = None  # the snapshot's embedding (to judge other photos against it)
+    original_vector: np.ndarray | None = None  # the original photo's embedding (its sample copy is not someone else)
 
     @property
     def protected(self) -> bool:
@@ -616,7 +631,16 @@ def protect(
     view = _world_view(world, [face.embedding])
     sizes = tuple(sorted({size, *PLATFORM_SIZES}))
     before = _judge(name, face, snap, view, sizes, threshold)
-    common = dict(level=level, gallery_size=size, target=TARGET, before=before, snapshot=snap_note)
+    common = dict(
+        level=level,
+        gallery_size=size,
+        target=TARGET,
+        before=before,
+        snapshot=snap_note,
+        face_box=face.box,
+        snapshot_vector=snap,
+        original_vector=face.embedding,
+    )
     if before.rank1_upper(size) < TARGET:
         return ProtectResult(
             **common,
@@ -669,4 +693,721 @@ def protect(
         after=None,
         quality=None,
         tried=tuple(tried),
+    )
+
+
+# --- E4, the experiment stage ----------------------------------------------------------------------
+#
+# Each mated person's gallery photo (their public photo) is transformed at every strength; the
+# stranger's snapshot is E2's fused captures at one level (default the exposure score's "street").
+# Identification is measured among the real gallery (everyone else's photos unchanged) and taken
+# to platform scale with the tail models' closed form, never with new searches.
+
+
+@dataclass(frozen=True)
+class CountermeasureSettings:
+    enabled: bool = setting(
+        False,
+        "run E4, the countermeasures experiment (opt-in: it is outside the demo's time budget; "
+        "`privrisk experiment --countermeasures` turns it on too)",
+    )
+    transforms: list[str] = setting(
+        list(TRANSFORMS), "transforms applied to each person's gallery photo", choices=tuple(TRANSFORMS)
+    )
+    downscale: list[int] = setting(
+        list(TRANSFORMS["downscale"].ladder), "downscale ladder: face widths in px left, mildest first", min=1
+    )
+    blur: list[float] = setting(
+        list(TRANSFORMS["blur"].ladder), "blur ladder: Gaussian sigma as a share of the face width", min=0.0, max=1.0
+    )
+    jpeg: list[int] = setting(list(TRANSFORMS["jpeg"].ladder), "JPEG ladder: qualities, mildest first", min=1, max=100)
+    crop: list[float] = setting(
+        list(TRANSFORMS["crop"].ladder), "crop ladder: share of the face's height kept from the top", min=0.05, max=1.0
+    )
+    occlude: list[str] = setting(list(OCCLUDERS), "occluders tried", choices=OCCLUDERS)
+    snapshot_level: str = setting(
+        "street", "E2 level whose fused captures are the stranger's snapshot (the exposure score's default)"
+    )
+    max_subjects: int = setting(0, "mated persons used, a seeded random choice (0 = every one)", min=0)
+    targets: list[float] = setting(
+        [0.1, 0.01],
+        "rank-1 targets at platform scale: per transform, the cheapest setting whose range's upper end is under each",
+    )
+    platform_sizes: list[int] = setting(
+        [1_000_000, 1_000_000_000], "gallery sizes of the closed-form (tail model) rank-1 ranges", min=2
+    )
+    reference_ssim: list[float] = setting(
+        [0.95, 0.9, 0.8],
+        "SSIM levels at which transforms are ranked by the lowest rank-1 they reach while keeping at least that SSIM",
+        min=0.0,
+        max=1.0,
+    )
+
+    cloak_subjects: int = setting(
+        20,
+        "people whose gallery photo also gets the black-box adversarial cloak (a seeded choice; 0 = no cloak); "
+        "it costs about 250 model queries per photo",
+        min=0,
+    )
+    cloak_epsilon: float = setting(8.0, "the cloak's L-infinity budget in grey levels (of 255)", min=0.5, max=64.0)
+
+    def ladder(self, name: str) -> list:
+        return list(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class TransformedPhoto:
+    """A gallery photo at one transform and strength, made where it is embedded (picklable; cached by
+    everything the pixels depend on)."""
+
+    name: str
+    source: str
+    source_sha256: str
+    box: Box  # in the source file's pixels
+    transform: str
+    strength: object
+    max_side: int
+    cache_key: str = field(compare=False)
+
+    def image(self, model: FaceModel | None) -> tuple[np.ndarray, np.ndarray, Box]:
+        """(original, transformed, box) in the loaded photo's pixels."""
+        box = self.loaded_box()
+        img = _last_source["image"]
+        marks = None
+        if self.transform == "occlude" and model is not None:
+            key = ("marks", box)
+            if key not in _last_source:
+                _last_source[key] = face_landmarks(model, img.rgb, box) or None
+            marks = _last_source[key]
+        return img.rgb, apply_transform(img.rgb, box, self.transform, self.strength, landmarks=marks), box
+
+    def loaded_box(self) -> Box:
+        """The face's box in the loaded photo's pixels (the photo as decoded, at most ``max_side``)."""
+        self._load()
+        return tuple(int(round(v * _last_source["image"].scale)) for v in self.box)
+
+    def _load(self) -> None:
+        if _last_source.get("source") != self.source:
+            img = load_image(self.source, max_side=self.max_side)
+            _last_source.clear()
+            _last_source.update(source=self.source, image=img)
+
+    def render(self, model: FaceModel) -> bytes:
+        return encode_png(self.image(model)[1])
+
+
+#: bump when a change here alters the pixels of a transformed photo (cached embeddings are keyed by it)
+E4_VERSION = "1"
+_last_source: dict = {}  # per process: the last photo decoded (a person's settings arrive together)
+
+
+@dataclass(frozen=True)
+class CountermeasuresResult:
+    """E4's results: one row per transform and strength (plus the untransformed baseline), a summary
+    per transform and the ranking at equal SSIM. :meth:`to_dict` is ``experiments.countermeasures``."""
+
+    settings: dict
+    snapshot_level: str
+    n_persons: int
+    n_gallery: int
+    baseline: dict
+    rows: tuple
+    summary: dict
+    ranking: dict
+    notes: tuple
+    cloak: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "snapshot_level": self.snapshot_level,
+            "n_persons": self.n_persons,
+            "n_gallery": self.n_gallery,
+            "baseline": self.baseline,
+            "settings": [dict(r) for r in self.rows],
+            "transforms": self.summary,
+            "ranking_at_equal_ssim": self.ranking,
+            "notes": list(self.notes),
+            "cloak": self.cloak,
+            "config": self.settings,
+        }
+
+
+def _rate(k: int, n: int) -> dict:
+    from .metrics import clopper_pearson  # noqa: PLC0415
+
+    return {"rate": k / n if n else None, "k": int(k), "n": int(n), "ci95": list(clopper_pearson(k, n))}
+
+
+def _closed_form_rank1(models, shot_vecs, shot_owner, own_d, real_first, n_other_sizes, seed):
+    """Rank-1 at each size: mean over persons of 1[first among the real gallery] * P(no other face
+    within the person's distance), per tail model and replicate (persons resampled in replicates);
+    returns (point, lo, hi, per-size arrays) where the range spans every model's 2.5-97.5% quantiles."""
+    from . import tailmodel  # noqa: PLC0415
+
+    n = len(own_d)
+    radius = np.nan_to_num(own_d[shot_owner], nan=0.0, posinf=0.0)
+    rng = np.random.default_rng(seed)
+    point, per_model = None, []
+    for mi, m in enumerate(models):
+        vals = []
+        for rep in range(len(m.boot) + 1):
+            s = tailmodel.rank_probabilities(
+                m, shot_vecs, radius, n_other_sizes, owners=shot_owner, n_persons=n,
+                params=tailmodel.replicate_params(m, rep),
+            )  # fmt: skip
+            hit = real_first[:, None] * s
+            pick = np.arange(n) if rep == 0 else rng.integers(0, n, n)
+            vals.append(hit[pick].mean(axis=0) if n else np.full(len(n_other_sizes), np.nan))
+        vals = np.array(vals)
+        if mi == 0:
+            point = vals[0]
+        per_model.append(np.quantile(vals, [0.025, 0.975], axis=0) if len(vals) > 1 else np.array([vals[0], vals[0]]))
+    lo = np.minimum(np.min([p[0] for p in per_model], axis=0), point)
+    hi = np.maximum(np.max([p[1] for p in per_model], axis=0), point)
+    return point, lo, hi
+
+
+def _crossing(xs, ys, level=0.5):
+    """First x (interpolated linearly between ladder points) where ys falls below ``level``: (x,
+    status) with status "reached", "at or before the mildest setting" or "not reached"."""
+    for i, y in enumerate(ys):
+        if y is not None and y < level:
+            if i == 0:
+                return float(xs[0]), "at or before the mildest setting"
+            y0 = ys[i - 1]
+            t = (y0 - level) / (y0 - y) if y0 != y else 1.0
+            return float(xs[i - 1] + t * (xs[i] - xs[i - 1])), "reached"
+    return None, "not reached within the ladder"
+
+
+def _axis(name: str, strengths) -> tuple[list, str]:
+    """The axis a ladder is interpolated on: log face width for downscale, the strength otherwise."""
+    if name == "downscale":
+        return [math.log(float(s)) for s in strengths], "log"
+    return [float(s) for s in strengths], "linear"
+
+
+def _below_half(name: str, rows: list[dict]) -> dict:
+    if name == "occlude":
+        return {
+            "categorical": True,
+            "below_50": [r["strength"] for r in rows if r["rank1"]["rate"] is not None and r["rank1"]["rate"] < 0.5],
+            "clearly_below_50": [r["strength"] for r in rows if r["rank1"]["ci95"][1] < 0.5],
+            "note": "occluders are kinds, not a ladder: each kind's rank-1 with its exact interval is in the settings",
+        }
+    xs, scale = _axis(name, [r["strength"] for r in rows])
+    back = (lambda v: None if v is None else float(math.exp(v))) if scale == "log" else (lambda v: v)
+    point, status = _crossing(xs, [r["rank1"]["rate"] for r in rows])
+    early, s_early = _crossing(xs, [r["rank1"]["ci95"][0] for r in rows])
+    late, s_late = _crossing(xs, [r["rank1"]["ci95"][1] for r in rows])
+    return {
+        "categorical": False,
+        "strength": back(point),
+        "status": status,
+        "interval": [back(early), back(late)],
+        "interval_status": [s_early, s_late],
+        "interval_method": (
+            "where the exact 95% interval's lower and upper ends cross 50%, each interpolated between ladder "
+            "points" + (" on a log scale of face width" if scale == "log" else "") + " (pointwise, not simultaneous)"
+        ),
+    }
+
+
+def frontier_trend(baseline: dict, rows: list[dict]) -> dict:
+    """Does rank-1 fall as SSIM falls along a transform's frontier? Spearman's rho between mean SSIM
+    and measured rank-1 over the untransformed photo and the transform's settings (positive: rank-1
+    falls as the photo loses quality), said in words."""
+    from scipy.stats import spearmanr  # noqa: PLC0415
+
+    pts = [baseline, *rows]
+    x, y = [p["ssim"] for p in pts], [p["rank1"]["rate"] for p in pts]
+    rho = float(spearmanr(x, y).statistic) if len(set(y)) > 1 and len(set(x)) > 1 else float("nan")
+    if not math.isfinite(rho):
+        words = "rank-1 does not change"
+    elif rho > 0:
+        words = "rank-1 falls as SSIM falls"
+    elif rho < 0:
+        words = "rank-1 rises as SSIM falls"
+    else:
+        words = "no monotone relation"
+    return {
+        "spearman_rho": rho if math.isfinite(rho) else None,
+        "n_points": len(pts),
+        "statement": f"{words} (Spearman rho {rho:.2f} over {len(pts)} points, the original included)",
+    }
+
+
+def _cheapest(rows: list[dict], size: int, target: float) -> dict | None:
+    ok = [r for r in rows if r["platform"][str(size)]["range"][1] < target]
+    if not ok:
+        return None
+    best = max(ok, key=lambda r: r["ssim"])
+    return {"strength": best["strength"], "ssim": best["ssim"], "rank1_range": best["platform"][str(size)]["range"]}
+
+
+def ranking_at_equal_ssim(rows: list[dict], baseline_rank1: float, reference_ssim) -> dict:
+    """Per reference SSIM s: the transforms ordered by the lowest rank-1 each reaches while keeping a
+    mean SSIM of at least s (doing nothing, SSIM 1, is always allowed), ties by name."""
+    out = {}
+    for s in reference_ssim:
+        entries = []
+        for t in dict.fromkeys(r["transform"] for r in rows):
+            ok = [r for r in rows if r["transform"] == t and r["ssim"] >= s]
+            best = min(ok, key=lambda r: r["rank1"]["rate"], default=None)
+            if best is None or best["rank1"]["rate"] >= baseline_rank1:
+                entries.append({"transform": t, "rank1": baseline_rank1, "strength": None, "ci95": None})
+            else:
+                entries.append(
+                    {
+                        "transform": t,
+                        "rank1": best["rank1"]["rate"],
+                        "strength": best["strength"],
+                        "ci95": best["rank1"]["ci95"],
+                    }
+                )
+        entries.sort(key=lambda e: (e["rank1"], e["transform"]))
+        out[f"{s:g}"] = entries
+    return out
+
+
+def run_countermeasures(
+    settings: CountermeasureSettings,
+    *,
+    snapshot_vectors: np.ndarray,
+    snapshot_owner: np.ndarray,
+    person_labels: np.ndarray,
+    gallery_vectors: np.ndarray,
+    gallery_labels: np.ndarray,
+    gallery_photos: list,
+    tail_models,
+    face_settings: FaceSettings = FaceSettings(),
+    model: FaceModel | None = None,
+    cache=None,
+    workers: int | None = None,
+    seed: int = 2011,
+    threshold: float = 0.6,
+    log=None,
+    progress: bool = False,
+) -> CountermeasuresResult:
+    """E4 on one gallery: each person's gallery photo(s) transformed at every strength, searched by
+    their snapshot (``snapshot_vectors`` with ``snapshot_owner`` = person index, several shots fused
+    by the best distance, as E2 does) among the real gallery; platform-scale rank-1 from
+    ``tail_models`` in closed form. ``person_labels[p]`` is person p's gallery label;
+    ``gallery_photos[i]`` = (path, box in the file's pixels) of gallery face i. Persons whose label
+    has no gallery photo are skipped (not mated)."""
+    from .embeddings import artifact_key, embed_batch, file_sha256  # noqa: PLC0415
+    from .models import load_face_model  # noqa: PLC0415
+
+    log = log or (lambda _m: None)
+    if not tail_models:
+        raise ConfigError("countermeasures: no tail models to take identification to platform scale")
+    g_vecs = np.asarray(gallery_vectors, np.float32)
+    g_lab = np.asarray(gallery_labels)
+    labels = np.unique(g_lab)
+    persons = [p for p in range(len(person_labels)) if person_labels[p] in set(labels.tolist())]
+    rng = np.random.default_rng([seed, 44])
+    if settings.max_subjects and len(persons) > settings.max_subjects:
+        persons = sorted(rng.choice(persons, settings.max_subjects, replace=False).tolist())
+    n = len(persons)
+    if n == 0:
+        raise ConfigError("countermeasures: no snapshot person has a gallery photo")
+    remap = {p: i for i, p in enumerate(persons)}
+    keep = np.isin(snapshot_owner, persons)
+    shots = np.asarray(snapshot_vectors, np.float32)[keep]
+    owner = np.array([remap[int(o)] for o in np.asarray(snapshot_owner)[keep]], np.int64)
+    plab = np.asarray(person_labels)[persons]
+    # every shot against every gallery face, then each person's best distance per label
+    d_all = np.sqrt(np.maximum(((shots[:, None, :] - g_vecs[None, :, :]) ** 2).sum(-1), 0))
+    lab_idx = np.searchsorted(labels, g_lab)
+    best = np.full((n, len(labels)), np.inf)
+    for r in range(len(shots)):
+        np.minimum.at(best[owner[r]], lab_idx, d_all[r])
+    own_col = np.searchsorted(labels, plab)
+    others = best.copy()
+    others[np.arange(n), own_col] = np.inf
+    mine = [np.where(g_lab == plab[i])[0] for i in range(n)]  # each person's gallery faces
+
+    def measure(own_d: np.ndarray, detected: np.ndarray | None) -> dict:
+        rank = 1 + (others < own_d[:, None]).sum(axis=1)
+        rank = np.where(np.isfinite(own_d), rank, 10**9)
+        r1, r10 = int((rank == 1).sum()), int((rank <= 10).sum())
+        tp = int(((rank == 1) & (own_d <= threshold)).sum())
+        n_other = [max(int(s) - len(labels), 0) for s in settings.platform_sizes]
+        point, lo, hi = _closed_form_rank1(
+            tail_models, shots, owner, own_d, (rank == 1).astype(float), n_other, seed + 45
+        )
+        n_pairs = tail_models[0].n_pairs
+        out = {
+            "rank1": _rate(r1, n),
+            "rank10": _rate(r10, n),
+            "tpir_at_threshold": _rate(tp, n) | {"threshold": threshold},
+            "platform": {
+                str(int(s)): {
+                    "rank1": float(point[j]),
+                    "range": [float(lo[j]), float(hi[j])],
+                    "kind": "extrapolated" if n_other[j] > n_pairs else "simulated",
+                    "how": "tail models' closed form (no search)",
+                }
+                for j, s in enumerate(settings.platform_sizes)
+            },
+            "ranks": rank.tolist(),
+        }
+        if detected is not None:
+            k = int(detected.sum())
+            from .metrics import wilson  # noqa: PLC0415
+
+            out["detection"] = {
+                "rate": k / detected.size,
+                "k": k,
+                "n": int(detected.size),
+                "ci95": list(wilson(k, detected.size)),
+            }
+        return out
+
+    baseline = measure(np.array([best[i, own_col[i]] for i in range(n)]), None)
+    baseline.update(ssim=1.0, psnr=None, transform="none", strength=None)
+    log(
+        f"E4 countermeasures: {n} persons, snapshot level '{settings.snapshot_level}'; baseline rank-1 {baseline['rank1']['rate']:.1%}"
+    )
+
+    # the transformed gallery photos, embedded through the cache (the sample set's files, never uploads)
+    faces_needed = sorted({int(j) for i in range(n) for j in mine[i]})
+    if model is not None:
+        model_id = model.model_id
+    else:
+        from .models import dlib_model_id  # noqa: PLC0415
+
+        model_id = dlib_model_id()
+    grid = [(t, s) for t in settings.transforms for s in settings.ladder(t)]
+    recipes, at = [], {}
+    for j in faces_needed:  # one photo's settings together: each worker decodes a photo once
+        path, box = gallery_photos[j]
+        sha = file_sha256(path)
+        for t, s in grid:
+            key = artifact_key(
+                "countermeasure", E4_VERSION, sha, [int(v) for v in box], t, s, face_settings.max_side,
+                face_settings.cache_key(model_id),
+            )  # fmt: skip
+            at[(t, s, j)] = len(recipes)
+            recipes.append(
+                TransformedPhoto(
+                    f"{Path(str(path)).stem}-{t}-{s}.png", str(path), sha, tuple(int(v) for v in box), t, s,
+                    face_settings.max_side, key,
+                )
+            )  # fmt: skip
+    log(f"E4: embedding {len(recipes)} transformed gallery photos ({len(grid)} settings x {len(faces_needed)} photos)")
+    res = embed_batch(recipes, face_settings, model=model, cache=cache, workers=workers, progress=progress)
+    loaded: dict = {}
+
+    def main_model():  # landmarks for occluders and encodings at a box, in this process
+        if "m" not in loaded:
+            loaded["m"] = model if model is not None else load_face_model()
+        return loaded["m"]
+
+    vec = np.zeros((len(recipes), 128), np.float32)
+    det = np.zeros(len(recipes), bool)
+    width_left = np.zeros(len(recipes))
+    quality = np.zeros((len(recipes), 2))
+    for k, (rec, r) in enumerate(zip(recipes, res)):
+        made = None
+        qkey = artifact_key("countermeasure-quality", rec.cache_key)
+        q = cache.get_arrays(qkey) if cache is not None else None
+        if q is None:
+            made = rec.image(main_model() if rec.transform == "occlude" else None)
+            qq = image_quality(*made)
+            q = {"q": np.array([qq.ssim, qq.psnr if math.isfinite(qq.psnr) else np.nan])}
+            if cache is not None:
+                cache.put_arrays(qkey, q)
+        quality[k] = q["q"]
+        box = rec.loaded_box()
+        near = [f for f in r.faces if _overlap(f.box, box) > 0.3] if r.ok else []
+        if near:
+            vec[k], det[k] = max(near, key=lambda f: _overlap(f.box, box)).embedding, True
+        else:  # the detector missed it: encoded at the known box (a stronger detector would find it)
+            bkey = artifact_key("countermeasure-at-box", rec.cache_key)
+            hit = cache.get_arrays(bkey) if cache is not None else None
+            if hit is None:
+                made = made or rec.image(main_model())
+                hit = {"v": np.asarray(main_model().encode(made[1], [box], face_settings.jitters), np.float32)[0]}
+                if cache is not None:
+                    cache.put_arrays(bkey, hit)
+            vec[k] = hit["v"]
+        w0 = box[1] - box[3]
+        width_left[k] = min(float(rec.strength), w0) if rec.transform == "downscale" else w0
+
+    rows = []
+    for t, s in grid:
+        ks = [[at[(t, s, int(j))] for j in mine[i]] for i in range(n)]
+        # a person none of whose snapshot shots had a detectable face cannot be searched: a miss, as in E2
+        own = np.array(
+            [
+                min(float(np.linalg.norm(shots[owner == i] - vec[k], axis=1).min()) for k in kk)
+                if len(kk) and (owner == i).any()
+                else np.inf
+                for i, kk in enumerate(ks)
+            ]
+        )
+        flat = [k for kk in ks for k in kk]
+        m = measure(own, det[flat])
+        psnr = quality[flat, 1]
+        m.update(
+            transform=t,
+            strength=s,
+            label=TRANSFORMS[t].label(s),
+            ssim=float(quality[flat, 0].mean()),
+            ssim_min=float(quality[flat, 0].min()),
+            psnr=float(np.nanmean(psnr)) if np.isfinite(psnr).any() else None,
+            face_width_left_median=float(np.median(width_left[flat])),
+        )
+        rows.append(m)
+        log(
+            f"E4 {TRANSFORMS[t].label(s)}: rank-1 {m['rank1']['rate']:.1%}, SSIM {m['ssim']:.3f}, "
+            f"detected {m['detection']['rate']:.0%}"
+        )
+
+    cloak_result = None
+    if settings.cloak_subjects:
+        pick = np.random.default_rng([seed, 47]).permutation(n)[: settings.cloak_subjects]
+        pick = np.array(sorted(int(i) for i in pick if len(mine[i]) and (owner == i).any()), np.int64)
+        log(f"E4: the adversarial cloak on {len(pick)} people's gallery photos")
+        photos = []
+        for i in pick:
+            j = int(mine[i][0])
+            img = load_image(gallery_photos[j][0], max_side=face_settings.max_side)
+            photos.append((img.rgb, tuple(int(round(v * img.scale)) for v in gallery_photos[j][1])))
+        snaps = {int(i): shots[owner == i] for i in pick}
+        cloak_result = _cloak_study(settings, pick, photos, snaps, others, seed, main_model(), face_settings.jitters)
+        for c, v in cloak_result["conditions"].items():
+            log(
+                f"E4 cloak {c}: rank-1 {v['rank1']['rate']:.0%} (original {v['original_rank1']['rate']:.0%}), shift kept {v['shift_kept']:.0%}"
+            )
+
+    summary = {}
+    for t in settings.transforms:
+        tr = [r for r in rows if r["transform"] == t]
+        summary[t] = {
+            "strength_means": TRANSFORMS[t].strength,
+            "trend": frontier_trend(baseline, tr),
+            "rank1_below_50": _below_half(t, tr),
+            "cheapest": {
+                str(int(size)): {f"{target:g}": _cheapest(tr, int(size), target) for target in settings.targets}
+                for size in settings.platform_sizes
+            },
+        }
+    ranking = ranking_at_equal_ssim(rows, baseline["rank1"]["rate"], settings.reference_ssim)
+    notes = (
+        f"identification: each person's gallery photo transformed, everyone else's unchanged; the stranger's snapshot is "
+        f"E2's '{settings.snapshot_level}' captures of their other photo, fused by the best distance (measured, n = {n})",
+        "a transformed photo whose face the detector misses is encoded at the face's known box (a stronger detector "
+        "would still find it): identification is judged conservatively, and the detection rate is given beside it",
+        "platform-scale rank-1: the tail models' closed form at each size, with the range over both tail models, their "
+        "bootstrap refits and people resampled; the models were fitted on this run's sample (the same people), so the "
+        "ranges do not include out-of-sample error; 'extrapolated' past what the real impostor pairs can check",
+        "SSIM and PSNR over the face and a margin (the box grown by a quarter each side), the mean over persons; SSIM is "
+        "blind to how conspicuous a local occluder is",
+        "cheapest: the setting with the highest mean SSIM whose platform rank-1 range's upper end is under the target",
+    )
+    return CountermeasuresResult(
+        settings=to_dict(settings),
+        snapshot_level=settings.snapshot_level,
+        n_persons=n,
+        n_gallery=len(labels),
+        baseline=baseline,
+        rows=tuple(rows),
+        summary=summary,
+        ranking=ranking,
+        notes=notes,
+        cloak=cloak_result,
+    )
+
+
+# --- the adversarial cloak -------------------------------------------------------------------------
+
+
+def cloak(
+    image: np.ndarray,
+    face_box: Box,
+    model: FaceModel,
+    *,
+    epsilon: float = 8.0,
+    steps: int = 12,
+    pairs: int = 10,
+    grid: int = 24,
+    seed: int = 2011,
+    jitters: int = 1,
+) -> tuple[np.ndarray, dict]:
+    """A black-box adversarial cloak (dlib gives no gradients): a perturbation of the face and its
+    margin (:func:`quality_region`), at most ``epsilon`` grey levels per pixel (L-infinity), drawn
+    on a ``grid`` x ``grid`` x 3 lattice and scaled up smoothly, that pushes the face's embedding away
+    from the original's. Search: natural-evolution-strategies gradient estimates (``pairs``
+    antithetic samples per step) and ``steps`` signed steps, projected back into the budget; the
+    face is encoded at ``face_box`` throughout. Returns the cloaked copy and {queries, shift}."""
+    import cv2  # noqa: PLC0415
+
+    rgb = np.ascontiguousarray(image, dtype=np.uint8)
+    ys, xs = quality_region(rgb.shape[:2], face_box)
+    rh, rw = ys.stop - ys.start, xs.stop - xs.start
+    base = rgb.astype(np.float32)
+    box = [tuple(int(v) for v in face_box)]
+    f0 = np.asarray(model.encode(rgb, box, jitters), np.float64)[0]
+    rng = np.random.default_rng([seed, 46])
+    queries = 0
+
+    def make(delta: np.ndarray) -> np.ndarray:
+        up = cv2.resize(delta.astype(np.float32), (rw, rh), interpolation=cv2.INTER_LINEAR)
+        out = base.copy()
+        out[ys, xs] += up
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+    def loss(delta: np.ndarray) -> float:
+        nonlocal queries
+        queries += 1
+        return float(np.linalg.norm(np.asarray(model.encode(make(delta), box, jitters), np.float64)[0] - f0))
+
+    delta = np.zeros((grid, grid, 3), np.float32)
+    sigma, step = epsilon / 4, epsilon / 4
+    for _ in range(steps):
+        g = np.zeros_like(delta)
+        for _ in range(pairs):
+            u = rng.standard_normal(delta.shape).astype(np.float32)
+            g += (
+                loss(np.clip(delta + sigma * u, -epsilon, epsilon))
+                - loss(np.clip(delta - sigma * u, -epsilon, epsilon))
+            ) * u
+        delta = np.clip(delta + step * np.sign(g), -epsilon, epsilon)
+    out = make(delta)
+    shift = loss(delta)
+    return out, {"queries": queries, "shift": shift}
+
+
+def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, model, jitters) -> dict:
+    """The cloak on ``persons_idx``: identification by their snapshots (rank among the real gallery)
+    for the original and the cloaked photo, each also after JPEG 75 and a resize by 0.5, and whether
+    the cloak's push survives each (it survives when at least half of its embedding shift remains)."""
+    import cv2  # noqa: PLC0415
+
+    from .metrics import clopper_pearson  # noqa: PLC0415
+
+    def jpeg75(img):
+        ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 75])
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+    def half(img, box):
+        h, w = img.shape[:2]
+        small = cv2.resize(img, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+        return small, tuple(int(round(v * small.shape[1] / w)) for v in box)
+
+    conditions = ("clean", "after JPEG 75", "after resize 0.5")
+    emb = {(k, c): [] for k in ("original", "cloaked") for c in conditions}
+    quality, queries = [], []
+    for p, (rgb, box) in zip(persons_idx, photos):
+        cloaked, info = cloak(rgb, box, model, epsilon=settings.cloak_epsilon, seed=seed + int(p), jitters=jitters)
+        quality.append(image_quality(rgb, cloaked, box))
+        for kind, img in (("original", rgb), ("cloaked", cloaked)):
+            for c in conditions:
+                x, b = (img, box) if c == "clean" else ((jpeg75(img), box) if c == "after JPEG 75" else half(img, box))
+                emb[(kind, c)].append(np.asarray(model.encode(np.ascontiguousarray(x), [b], jitters), np.float32)[0])
+        queries.append(info["queries"])
+    n = len(persons_idx)
+
+    def hits(vecs) -> np.ndarray:
+        own = np.array([np.linalg.norm(snap_shots[i] - v, axis=1).min() for i, v in zip(persons_idx, vecs)])
+        return (others_best[persons_idx] >= own[:, None]).all(axis=1)
+
+    def rank1(vecs) -> dict:
+        k = int(hits(vecs).sum())
+        return {"rate": k / n, "k": k, "n": n, "ci95": list(clopper_pearson(k, n))}
+
+    def paired(c: str) -> dict:
+        """Does the cloak lower rank-1? The same people with and without it: an exact (McNemar) test
+        on the people it changes."""
+        from scipy.stats import binomtest  # noqa: PLC0415
+
+        a, b = hits(emb[("original", c)]), hits(emb[("cloaked", c)])
+        lost, gained = int((a & ~b).sum()), int((~a & b).sum())
+        p = float(binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue) if lost + gained else 1.0
+        return {
+            "found_only_without_cloak": lost,
+            "found_only_with_cloak": gained,
+            "p_value": p,
+            "lowers_rank1": p < 0.05,
+        }
+
+    out = {}
+    clean_shift = float(
+        np.mean([np.linalg.norm(a - b) for a, b in zip(emb[("cloaked", "clean")], emb[("original", "clean")])])
+    )
+    for c in conditions:
+        shift = float(np.mean([np.linalg.norm(a - b) for a, b in zip(emb[("cloaked", c)], emb[("original", c)])]))
+        kept = shift / clean_shift if clean_shift > 0 else 0.0
+        out[c] = {
+            "original_rank1": rank1(emb[("original", c)]),
+            "rank1": rank1(emb[("cloaked", c)]),
+            "embedding_shift": shift,
+            "shift_kept": kept,
+            "survives": bool(kept >= 0.5) if c != "clean" else True,
+            "effect": paired(c),
+        }
+    return {
+        "method": (
+            f"black-box cloak: NES gradient estimates (10 antithetic pairs per step, 12 signed steps, about "
+            f"{int(np.mean(queries))} model queries per photo) of a perturbation of the face and margin, at most "
+            f"{settings.cloak_epsilon:g} grey levels per pixel, on a 24 x 24 lattice scaled up; it pushes the face's "
+            "embedding away from the original's. It survives a processing step when at least half of its embedding "
+            "shift (cloaked against original, both processed the same way) remains; whether it protects is a "
+            "separate question: an exact paired test of rank-1 with and without it on the same people"
+        ),
+        "n": n,
+        "epsilon": settings.cloak_epsilon,
+        "ssim": float(np.mean([q.ssim for q in quality])),
+        "psnr": float(np.mean([q.psnr for q in quality if math.isfinite(q.psnr)])) if quality else None,
+        "conditions": out,
+        "survives_jpeg75": out["after JPEG 75"]["survives"],
+        "survives_resize_0.5": out["after resize 0.5"]["survives"],
+        "lowers_rank1": out["clean"]["effect"]["lowers_rank1"],
+        "verdict": (
+            (
+                "it lowers rank-1 (exact paired test, p < 0.05)"
+                if out["clean"]["effect"]["lowers_rank1"]
+                else "it does not measurably lower rank-1 (exact paired test, p >= 0.05): moving the embedding is not protection"
+            )
+            + "; its push "
+            + ("survives" if out["after JPEG 75"]["survives"] else "does NOT survive")
+            + " JPEG 75 and "
+            + ("survives" if out["after resize 0.5"]["survives"] else "does NOT survive")
+            + " a resize by 0.5"
+        ),
+    }
+
+
+def run_on_experiment(cfg, enrolled, fused: dict, scaling: dict, cache, log, progress) -> CountermeasuresResult:
+    """:func:`run_countermeasures` inside :func:`privrisk.experiment.run_experiment`: against the E1
+    gallery (``enrolled``, a :class:`privrisk.stages.split.Enrolled`), with E2's fused captures
+    (:class:`privrisk.stages.offline.FusedLevel`) at ``cfg.countermeasures.snapshot_level`` as the
+    stranger's snapshot and the scaling study's tail models (fitted on everyone)."""
+    from . import tailmodel  # noqa: PLC0415
+    from .gallery import Gallery  # noqa: PLC0415
+
+    level = fused[cfg.countermeasures.snapshot_level]
+    shot_vecs, shot_owner, lv_truth = level.shot_vecs, level.shot_owner, level.truth
+    gallery_vectors, gallery_labels = enrolled.gal_vecs, enrolled.gal_codes
+    with Gallery.open(enrolled.gallery_dir) as g:
+        gallery_ids, _ = g.embeddings()  # the same order as enrolled.gal_vecs
+        meta = g.faces()
+    return run_countermeasures(
+        cfg.countermeasures,
+        snapshot_vectors=shot_vecs,
+        snapshot_owner=shot_owner,
+        person_labels=lv_truth,
+        gallery_vectors=gallery_vectors,
+        gallery_labels=gallery_labels,
+        gallery_photos=[(meta[int(i)]["image"], meta[int(i)]["box"]) for i in gallery_ids],
+        tail_models=[tailmodel.from_json(m) for m in scaling["tail_models"]["models"]],
+        face_settings=cfg.faces,
+        cache=cache,
+        workers=cfg.workers or None,
+        seed=cfg.seed,
+        threshold=cfg.gallery.threshold,
+        log=log,
+        progress=progress,
     )

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
+from .countermeasures import CountermeasureSettings
 from .degrade import Degradation
 from .embeddings import EmbeddingCache
 from .errors import ConfigError
@@ -124,6 +125,9 @@ class ExperimentConfig:
     scaling: ScalingSettings = setting(ScalingSettings(), "[scaling] table: distractor galleries")
     accretion: AccretionSettings = setting(AccretionSettings(), "[accretion] table: synthetic profiles")
     fairness: FairnessSettings = setting(FairnessSettings(), "[fairness] table: demographic differentials")
+    countermeasures: CountermeasureSettings = setting(
+        CountermeasureSettings(), "[countermeasures] table: E4, what protects a public photo (opt-in)"
+    )
 
 
 def load_config(path: str | os.PathLike | None) -> ExperimentConfig:
@@ -148,6 +152,10 @@ def _check_consistency(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"scaling.{key}: must be increasing positive sizes")
     if any(not 0 < f < 1 for f in cfg.fpir):
         raise ConfigError("fpir: each rate must be between 0 and 1")
+    if cfg.countermeasures.enabled and cfg.countermeasures.snapshot_level not in names:
+        raise ConfigError(
+            f"countermeasures.snapshot_level: {cfg.countermeasures.snapshot_level!r} is not one of the levels ({', '.join(names)})"
+        )
 
 
 def run_experiment(
@@ -185,8 +193,11 @@ def run_experiment(
     results = _results(cfg, split, enrolled, e1, e2, timed, e3, scaled)
     results["seconds_total"] = time.perf_counter() - t_start
     results["fairness"] = differentials(cfg, enrolled, e2.fused, cache, progress, log).summary
-    # countermeasures stage (privrisk.countermeasures) goes here: it reads the stages above and adds
-    # results["countermeasures"] before the outputs are written
+    if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.countermeasures
+        from .countermeasures import run_on_experiment
+
+        e4 = run_on_experiment(cfg, enrolled, e2.fused, scaled.detail, cache, log, progress)
+        results["experiments"]["countermeasures"] = e4.to_dict()
     from .report import write_outputs
 
     write_outputs(out, results, e1.per_probe + e2.per_probe, e3.rows)

@@ -108,6 +108,8 @@ def make_plots(results: dict) -> dict[str, bytes]:
         "scaling.png": _scaling_plot(results["scaling_detail"]),
         "exposure.png": _exposure_plot(exps["accretion"]),
     }
+    if (e4_plot := countermeasures_plot(results)) is not None:
+        plots["countermeasures.png"] = e4_plot
     breakdown = fairness_plot(results)
     if breakdown is not None:
         plots["breakdown.png"] = breakdown
@@ -606,6 +608,7 @@ platform scale comes from model distractors (Gaussian distractors' KS statistic 
 <table><tr><th>level</th><th>face width px</th><th>blur</th><th>JPEG q</th><th>occlusion</th><th>captures with face</th>
 <th>rank-1</th><th>rank-10</th><th>TPIR @ FPIR {_fpir_label(_fpir_keys(results)[0])}</th></tr>{levels}</table>
 {fusion_table(results)}
+{countermeasures_section(results)}
 <h2>Plots</h2>{imgs}
 {fairness_section(results)}
 <h2>Scaling model</h2><p>{e(sc["model"])}</p>
@@ -990,3 +993,193 @@ threshold for FPIR 1% is the tail model's at every size ("none reaches it" where
 <table><tr><th>curve</th><th>gallery size</th><th>kind</th><th>rank-1 (range)</th><th>rank-10 (range)</th>
 <th>FPIR at threshold (range)</th><th>top candidate a wrong person under threshold (range)</th>
 <th>threshold for FPIR 1% (range)</th></tr>{"".join(body)}</table>"""
+
+
+# --- E4 countermeasures ---------------------------------------------------------------------------------
+
+
+def _e4(results: dict) -> dict | None:
+    return (results.get("experiments") or {}).get("countermeasures")
+
+
+def countermeasures_plot(results: dict) -> bytes | None:
+    """E4's protection / quality frontier: one panel per transform, rank-1 among the real gallery
+    (measured, exact 95% intervals) and the upper end of rank-1 at the first platform size
+    (extrapolated) against SSIM; the untransformed photo sits at SSIM 1."""
+    e4 = _e4(results)
+    if not e4 or not e4.get("settings"):
+        return None
+    from matplotlib.figure import Figure
+
+    names = list(dict.fromkeys(r["transform"] for r in e4["settings"]))
+    cols = min(3, len(names))
+    rows_n = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(4.0 * cols, 3.3 * rows_n), dpi=100, layout="constrained")
+    base = e4["baseline"]
+    size = next(iter(base["platform"]), None)
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(rows_n, cols, k + 1)
+        pts = [r for r in e4["settings"] if r["transform"] == name]
+        pts = [{"ssim": 1.0, "strength": "none", **{k2: base[k2] for k2 in ("rank1", "platform")}}] + sorted(
+            pts, key=lambda r: -r["ssim"]
+        )
+        x = np.array([p["ssim"] for p in pts])
+        y = np.array([p["rank1"]["rate"] for p in pts])
+        lo = np.array([p["rank1"]["ci95"][0] for p in pts])
+        hi = np.array([p["rank1"]["ci95"][1] for p in pts])
+        line = "none" if name == "occlude" else "-"  # occluders are kinds, not a ladder: no line between them
+        ax.errorbar(
+            x, y, yerr=[y - lo, hi - y], marker="o", ls=line, capsize=3, label="rank-1, real gallery (measured)"
+        )
+        if size is not None:
+            up = [p["platform"][size]["range"][1] for p in pts]
+            ax.plot(
+                x,
+                up,
+                ls="--" if line == "-" else "none",
+                marker=".",
+                label=f"rank-1 at {int(size):,}: upper end (extrapolated)",
+            )
+        for p, xv, yv in zip(pts, x, y):
+            ax.annotate(str(p["strength"]), (xv, yv), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
+        ax.set(
+            title=name,
+            xlabel="SSIM against the original (face and margin)",
+            ylabel="identification",
+            ylim=(-0.02, 1.05),
+        )
+        ax.invert_xaxis()
+        if k == 0:
+            ax.legend(fontsize=6.5, loc="lower left")
+    fig.suptitle(f"E4: protection against image quality (n = {e4['n_persons']} people)", fontsize=10)
+    return _png(fig)
+
+
+def _e4_rate(r: dict) -> str:
+    lo, hi = r["ci95"]
+    return f"{r['rate']:.1%} [{lo:.1%}-{hi:.1%}] ({r['k']}/{r['n']})"
+
+
+def _e4_end(v) -> str:
+    return "beyond the ladder" if v is None else f"{v:.3g}"
+
+
+def _e4_range(p: dict) -> str:
+    lo, hi = p["range"]
+    return f"{lo:.1%}-{hi:.1%} ({p['kind']}; model value {p['rank1']:.1%})"
+
+
+def countermeasures_section(results: dict) -> str:
+    """E4's report section ('' when E4 did not run): every setting with its identification and
+    quality cost, per transform the strength where rank-1 falls below 50% and the cheapest setting
+    under each platform target, and the ranking of transforms at equal SSIM."""
+    e4 = _e4(results)
+    if not e4:
+        return ""
+    e = html.escape
+    sizes = list(e4["baseline"]["platform"])
+    head = "".join(f"<th>rank-1 among {int(s):,}</th>" for s in sizes)
+
+    def row(r: dict, label: str) -> str:
+        det = r.get("detection")
+        det_txt = f"{det['rate']:.0%} ({det['k']}/{det['n']})" if det else "-"
+        psnr = "-" if r.get("psnr") is None else f"{r['psnr']:.1f}"
+        width = r.get("face_width_left_median")
+        return (
+            f"<tr><td>{e(label)}</td><td>{r['ssim']:.3f}</td><td>{psnr}</td>"
+            f"<td>{'-' if width is None else f'{width:.0f}'}</td><td>{e(det_txt)}</td>"
+            f"<td>{e(_e4_rate(r['rank1']))}</td><td>{e(_e4_rate(r['rank10']))}</td>"
+            f"<td>{e(_e4_rate(r['tpir_at_threshold']))}</td>"
+            + "".join(f"<td>{e(_e4_range(r['platform'][s]))}</td>" for s in sizes)
+            + "</tr>"
+        )
+
+    settings = row(e4["baseline"], "none (the original photo)") + "".join(
+        row(r, r.get("label") or f"{r['transform']} {r['strength']}") for r in e4["settings"]
+    )
+    summary = []
+    for name, s in e4["transforms"].items():
+        b = s["rank1_below_50"]
+        if b.get("categorical"):
+            below = (
+                f"below 50%: {', '.join(map(str, b['below_50'])) or 'none'}; "
+                f"clearly (interval's upper end under 50%): {', '.join(map(str, b['clearly_below_50'])) or 'none'}"
+            )
+        elif b["strength"] is None:
+            below = b["status"]
+        else:
+            lo_end, hi_end = b["interval"]
+            below = f"{b['strength']:.3g} ({b['status']}); interval {_e4_end(lo_end)} to {_e4_end(hi_end)}"
+        cheap = []
+        for size, per in s["cheapest"].items():
+            for target, best in per.items():
+                txt = (
+                    "no setting in the ladder"
+                    if best is None
+                    else f"{best['strength']} (SSIM {best['ssim']:.3f}; range {best['rank1_range'][0]:.1%}-{best['rank1_range'][1]:.1%})"
+                )
+                cheap.append(f"under {float(target):.0%} at {int(size):,}: {txt}")
+        trend = (s.get("trend") or {}).get("statement", "")
+        summary.append(
+            f"<tr><td>{e(name)}</td><td>{e(s['strength_means'])}</td><td>{e(trend)}</td><td>{e(below)}</td>"
+            f"<td>{'<br>'.join(e(c) for c in cheap)}</td></tr>"
+        )
+    ranking = []
+    for ref, entries in e4["ranking_at_equal_ssim"].items():
+        items = "".join(
+            f'<li data-transform="{e(x["transform"])}">{e(x["transform"])}: rank-1 {x["rank1"]:.1%}'
+            + (
+                f" at {e(str(x['strength']))}"
+                if x["strength"] is not None
+                else " (no setting keeps this SSIM and lowers rank-1)"
+            )
+            + "</li>"
+            for x in entries
+        )
+        ranking.append(f'<p>SSIM at least {e(ref)}:</p><ol class="e4-ranking" data-ssim="{e(ref)}">{items}</ol>')
+    notes = "".join(f"<li>{e(n)}</li>" for n in e4["notes"])
+    cloak = cloak_section(e4.get("cloak"))
+    return f"""<h2>E4 countermeasures: what protects a public photo</h2>
+<p>Each of {e4["n_persons"]} people's gallery photo (their public photo) is transformed; a stranger's snapshot
+(E2's '{e(e4["snapshot_level"])}' captures) searches the gallery of {e4["n_gallery"]} people. Rank-1, rank-10 and TPIR
+are measured among the real gallery with exact 95% intervals; rank-1 at platform sizes is the tail models' closed form
+with its range.</p><ul>{notes}</ul>
+<table><tr><th>setting</th><th>SSIM</th><th>PSNR dB</th><th>face width left px (median)</th><th>face detected</th>
+<th>rank-1 (measured)</th><th>rank-10</th><th>TPIR at threshold</th>{head}</tr>{settings}</table>
+<h3>Per transform</h3>
+<table><tr><th>transform</th><th>strength means</th><th>along the frontier</th><th>where rank-1 falls below 50%</th><th>cheapest setting (highest SSIM) whose range's upper end is under the target</th></tr>{"".join(summary)}</table>
+<h3>Ranking at equal SSIM</h3><p>Transforms ordered by the lowest rank-1 each reaches while keeping a mean SSIM of at
+least the level (doing nothing is always allowed); differences inside the exact intervals above are not significant.</p>
+{"".join(ranking)}
+{cloak}"""
+
+
+def cloak_section(cloak: dict | None) -> str:
+    """The adversarial cloak's effect, cost and survival (JPEG 75, resize 0.5), when one was measured."""
+    if not cloak:
+        return ""
+    e = html.escape
+
+    def effect(v: dict) -> str:
+        x = v.get("effect")
+        if not x:
+            return "-"
+        return (
+            f"{'yes' if x['lowers_rank1'] else 'no'} ({x['found_only_without_cloak']} found only without it, "
+            f"{x['found_only_with_cloak']} only with it; p = {x['p_value']:.2g})"
+        )
+
+    rows = "".join(
+        f"<tr><td>{e(name)}</td><td>{e(_e4_rate(v['original_rank1'])) if 'original_rank1' in v else '-'}</td>"
+        f"<td>{e(_e4_rate(v['rank1']))}</td><td>{v.get('embedding_shift', float('nan')):.3f}</td>"
+        f"<td>{e(effect(v))}</td><td>{'yes' if v.get('survives') else 'NO'}</td></tr>"
+        for name, v in cloak.get("conditions", {}).items()
+    )
+    quality = (
+        f" SSIM {cloak['ssim']:.3f}, PSNR {cloak['psnr']:.1f} dB." if cloak.get("ssim") and cloak.get("psnr") else ""
+    )
+    return (
+        f"<h3>Adversarial cloak</h3><p>{e(cloak.get('method', ''))}. {e(cloak.get('verdict', ''))}.{e(quality)}</p>"
+        "<table><tr><th>condition</th><th>rank-1 without the cloak</th><th>rank-1 with it</th><th>embedding shift</th>"
+        f"<th>lowers rank-1?</th><th>survives</th></tr>{rows}</table>"
+    )
