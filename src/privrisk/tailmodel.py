@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -159,9 +160,17 @@ def residual_cdf(p: TailParams, e) -> np.ndarray:
     return out
 
 
-def _nodes():
+@lru_cache(maxsize=1)
+def _node_arrays():
     x, w = np.polynomial.hermite_e.hermegauss(N_NODES)
-    return x, w / w.sum()
+    x.flags.writeable = False
+    w = w / w.sum()
+    w.flags.writeable = False
+    return x, w
+
+
+def _nodes():
+    return _node_arrays()
 
 
 def _shifts(p: TailParams, cstd: np.ndarray, groups) -> np.ndarray:
@@ -223,16 +232,79 @@ def _fit_normal_tail(x: np.ndarray, u: float, n_all: int):
     return float(loc), float(max(scale, 1e-9))
 
 
+def _sorted_quantile(xs: np.ndarray, q) -> np.ndarray:
+    """``np.quantile(xs, q)`` (default 'linear' method) of an already sorted 1-d array."""
+    pos = np.asarray(q, np.float64) * (len(xs) - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(xs) - 1)
+    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
+
+
+def _row_quantile(z: np.ndarray, mask: np.ndarray, q: float) -> np.ndarray:
+    """Per row, the ``q`` quantile of the entries where ``mask`` holds (numpy's default 'linear'
+    method, as ``np.nanquantile``, in one sort); rows without entries get nan."""
+    s = np.sort(np.where(mask, z, np.inf), axis=1)
+    n = mask.sum(axis=1)
+    pos = q * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    r = np.arange(len(s))
+    a, b = s[r, lo], s[r, hi]
+    with np.errstate(invalid="ignore"):  # rows without entries hold inf - inf; they become nan
+        out = a + (pos - lo) * np.where(hi > lo, b - a, 0.0)
+    return np.where(n > 0, out, np.nan)
+
+
+def _gpd_profile_nll(theta, x: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood of a generalised Pareto (location 0) profiled over its scale, at
+    ``theta = xi / sigma`` (vectorised over theta): for fixed theta the MLE is
+    ``xi = mean(log(1 + theta x))``, ``sigma = xi / theta``, so the NLL is ``n (log sigma + 1 + xi)``.
+    Shapes below -1 (an unbounded likelihood, no MLE) are excluded."""
+    theta = np.atleast_1d(np.asarray(theta, np.float64))
+    small = np.abs(theta) < 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.log1p(theta[:, None] * x[None, :]).mean(axis=1)
+        k = np.where(small, 0.0, k)
+        s = np.where(small, x.mean(), k / np.where(small, 1.0, theta))
+        out = len(x) * (np.log(s) + 1.0 + k)
+    return np.where((s > 0) & (k >= -1.0) & np.isfinite(out), out, np.inf)
+
+
+def gpd_mle(x) -> tuple[float, float]:
+    """Maximum-likelihood (shape xi, scale sigma) of a generalised Pareto with location 0 for the
+    exceedances ``x`` > 0: a one-dimensional profile likelihood (Grimshaw 1993), searched on a grid
+    over the admissible ``theta = xi / sigma > -1 / max(x)`` and refined by Brent's method. Same
+    maximum as ``scipy.stats.genpareto.fit(x, floc=0)`` (tested) at a tenth of the time; shapes
+    below -1, where the likelihood is unbounded, are not returned."""
+    from scipy import optimize
+
+    x = np.asarray(x, np.float64)
+    if len(x) < 2 or not np.all(x > 0):
+        raise ValueError("a generalised Pareto fit needs at least 2 positive exceedances")
+    xmax, xbar = float(x.max()), float(x.mean())
+    grid = np.concatenate([-(1.0 - np.geomspace(1e-6, 1.0, 60)) / xmax, [0.0], np.geomspace(1e-4, 1e3, 60) / xbar])
+    grid = np.unique(grid)
+    f = _gpd_profile_nll(grid, x)
+    i = int(np.argmin(f))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    r = optimize.minimize_scalar(
+        lambda t: float(_gpd_profile_nll(t, x)[0]), bounds=(a, b), method="bounded", options={"xatol": 1e-12 / xmax}
+    )
+    th = float(r.x) if np.isfinite(r.fun) and r.fun <= f[i] else float(grid[i])
+    if abs(th) < 1e-12:
+        return 0.0, xbar
+    k = float(np.log1p(th * x).mean())
+    return k, k / th
+
+
 def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind: str) -> TailParams:
-    zz = np.where(mask, z, np.nan)
     n_row = mask.sum(axis=1)
     rows = n_row >= 10
-    pooled = z[mask]
-    q0 = float(np.quantile(pooled, SHIFT_QUANTILE))
-    lo, hi = np.quantile(pooled, [SHIFT_QUANTILE - 0.02, SHIFT_QUANTILE + 0.02])
+    pooled = np.sort(z[mask])
+    q0, lo, hi = _sorted_quantile(pooled, [SHIFT_QUANTILE, SHIFT_QUANTILE - 0.02, SHIFT_QUANTILE + 0.02])
     dens = 0.04 / max(hi - lo, 1e-9)
     a_hat = np.full(len(z), np.nan)
-    a_hat[rows] = np.nanquantile(zz[rows], SHIFT_QUANTILE, axis=1) - q0
+    a_hat[rows] = _row_quantile(z[rows], mask[rows], SHIFT_QUANTILE) - q0
     x, y = cstd[rows], a_hat[rows]
     if len(y) >= 3 and np.ptp(x) > 0:
         beta, alpha = np.polyfit(x, y, 1)
@@ -249,16 +321,15 @@ def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind:
             gshift[g] = float(resid[sel].sum() / (sel.sum() + GROUP_PSEUDO_COUNT))
     # residuals: each probe's own shift removed
     shift = np.where(rows, a_hat, alpha + beta * cstd)
-    e = (z - shift[:, None])[mask]
-    u = float(np.quantile(e, TAIL_SHARE))
+    e = np.sort((z - shift[:, None])[mask])
+    u = float(_sorted_quantile(e, [TAIL_SHARE])[0])
     below = e[e < u]
     if len(below) < MIN_TAIL_POINTS:
         raise ValueError(
             f"only {len(below)} impostor distances below the tail threshold; a tail fit needs {MIN_TAIL_POINTS}"
         )
     if kind == "gpd":
-        xi, _, sigma = stats.genpareto.fit(u - below, floc=0)
-        a, b = float(xi), float(sigma)
+        a, b = gpd_mle(u - below)
     elif kind == "normal":
         a, b = _fit_normal_tail(below, u, len(e))
     else:
@@ -268,7 +339,7 @@ def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind:
         u=u,
         a=a,
         b=b,
-        body=np.quantile(e, BODY_P),
+        body=_sorted_quantile(e, BODY_P),
         alpha=float(alpha),
         beta=float(beta),
         tau=tau,
@@ -309,14 +380,16 @@ def fit(
     rng = np.random.default_rng(seed)
     p_of = {s: np.where(ps == s)[0] for s in subjects}
     g_of = {s: np.where(gs == s)[0] for s in subjects}
+    n_p_of = np.array([len(p_of[s]) for s in subjects])
+    n_g_of = np.array([len(g_of[s]) for s in subjects])
     groups_arr = None if probe_groups is None else np.asarray(probe_groups, dtype=object)
     boot = []
     for _ in range(n_boot):
         pick = rng.integers(0, len(subjects), len(subjects))
         ri = np.concatenate([p_of[subjects[k]] for k in pick])
         ci = np.concatenate([g_of[subjects[k]] for k in pick])
-        r_copy = np.concatenate([np.full(len(p_of[subjects[k]]), j) for j, k in enumerate(pick)])
-        c_copy = np.concatenate([np.full(len(g_of[subjects[k]]), j) for j, k in enumerate(pick)])
+        r_copy = np.repeat(np.arange(len(pick)), n_p_of[pick])
+        c_copy = np.repeat(np.arange(len(pick)), n_g_of[pick])
         r_subj, c_subj = ps[ri], gs[ci]
         # copies of one person are that person: never an impostor pair
         bmask = (r_subj[:, None] != c_subj[None, :]) & (r_copy[:, None] != c_copy[None, :])
