@@ -59,7 +59,6 @@ from scipy import stats
 THRESHOLDS = (0.45, 0.50, 0.55, 0.60)
 TAIL_SHARE = 0.05  # share of residuals below the peaks-over-threshold threshold u
 SHIFT_QUANTILE = 0.10  # per-probe quantile that measures how crowded a probe's neighbourhood is
-GROUP_PSEUDO_COUNT = 5.0  # shrinkage of per-group offsets towards 0 (probes' worth of prior)
 N_NODES = 24  # Gauss-Hermite nodes for the unknown shift of a new face
 # informativeness limit (upper / lower end of the model's interval) per threshold
 INFORMATIVE_RATIO = {0.45: 10.0, 0.50: 10.0, 0.55: 3.0, 0.60: 3.0}
@@ -114,7 +113,8 @@ class TailParams:
     alpha: float
     beta: float
     tau: float
-    group_shift: dict = field(default_factory=dict)
+    group_shift: dict = field(default_factory=dict)  # old fits only (a shrunk per-group shift)
+    group_tail: dict = field(default_factory=dict)  # per-group multiplier of the tail mass (empirical Bayes)
 
 
 BODY_P = np.linspace(TAIL_SHARE, 1.0, 191)
@@ -145,8 +145,11 @@ class TailModel:
 # the residual distribution and the shift of a new face
 
 
-def residual_cdf(p: TailParams, e) -> np.ndarray:
-    """P(residual <= e): the fitted tail below u, the empirical body above."""
+def residual_cdf(p: TailParams, e, mult=None) -> np.ndarray:
+    """P(residual <= e): the fitted tail below u, the empirical body above.
+
+    ``mult`` (broadcastable to ``e``; default 1) multiplies the tail mass below u (a group's
+    :attr:`TailParams.group_tail`); the body above u is rescaled so the distribution still ends at 1."""
     e = np.asarray(e, np.float64)
     out = np.interp(e, p.body, BODY_P, left=TAIL_SHARE, right=1.0)
     below = e < p.u
@@ -157,7 +160,26 @@ def residual_cdf(p: TailParams, e) -> np.ndarray:
         else:
             tail = TAIL_SHARE * np.exp(stats.norm.logcdf((eb - p.a) / p.b) - stats.norm.logcdf((p.u - p.a) / p.b))
         out[below] = tail
+    if mult is not None:
+        m = np.broadcast_to(np.asarray(mult, np.float64), e.shape)
+        body = m * TAIL_SHARE + (1 - m * TAIL_SHARE) * (out - TAIL_SHARE) / (1 - TAIL_SHARE)
+        out = np.where(below, m * out, body)
     return out
+
+
+#: share of the fit pairs at or under the point where each group's tail mass is compared with the
+#: model's: deep in the tail, where platform-scale identification is decided, yet with about a hundred
+#: pairs among ~10^4 (a fixed share, not chosen on any sample)
+GROUP_TAIL_SHARE = 0.01
+#: largest group multiplier of the tail mass (so the tail below u stays under 90% of the residuals)
+MAX_GROUP_TAIL = 0.9 / TAIL_SHARE
+
+
+def group_multipliers(p: TailParams, groups, n: int) -> np.ndarray | None:
+    """(n,) tail-mass multiplier of each probe's group (1 for groups the fit did not see), or None."""
+    if groups is None or not p.group_tail:
+        return None
+    return np.array([p.group_tail.get(str(g), 1.0) for g in groups], np.float64).reshape(n)
 
 
 @lru_cache(maxsize=1)
@@ -192,11 +214,13 @@ def node_cdf(model: TailModel, probes: np.ndarray, radius, groups=None, params: 
     r = np.broadcast_to(r, (len(m), r.shape[1]))
     z = (r**2 - m[:, None]) / sd[:, None]
     a = _shifts(p, cstd, groups)
-    f = residual_cdf(p, z[:, :, None] - a[:, None, :])
+    gm = group_multipliers(p, groups, len(m))
+    mult = None if gm is None else gm[:, None, None]
+    f = residual_cdf(p, z[:, :, None] - a[:, None, :], mult)
     # A distance cannot be negative: the fitted tail is truncated at distance 0 and renormalised, so
     # no probability sits on faces closer than identical (an unbounded tail would otherwise put a
     # few "identical faces" into every billion and decide platform-scale rank-1 by itself).
-    f0 = residual_cdf(p, (-m / sd)[:, None, None] - a[:, None, :])
+    f0 = residual_cdf(p, (-m / sd)[:, None, None] - a[:, None, :], mult)
     return np.clip((f - f0) / np.maximum(1.0 - f0, 1e-300), 0.0, 1.0)
 
 
@@ -313,12 +337,6 @@ def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind:
     resid = y - (alpha + beta * x)
     noise = SHIFT_QUANTILE * (1 - SHIFT_QUANTILE) / (n_row[rows] * dens**2)
     tau = float(np.sqrt(max(resid.var() - noise.mean(), 0.0))) if len(y) >= 3 else 0.0
-    gshift = {}
-    if groups is not None:
-        g_rows = np.asarray(groups, dtype=object)[rows]
-        for g in sorted({str(v) for v in g_rows}):
-            sel = np.array([str(v) == g for v in g_rows])
-            gshift[g] = float(resid[sel].sum() / (sel.sum() + GROUP_PSEUDO_COUNT))
     # residuals: each probe's own shift removed
     shift = np.where(rows, a_hat, alpha + beta * cstd)
     e = np.sort((z - shift[:, None])[mask])
@@ -334,7 +352,7 @@ def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind:
         a, b = _fit_normal_tail(below, u, len(e))
     else:
         raise ValueError(f"unknown tail kind {kind!r}; one of {KINDS}")
-    return TailParams(
+    params = TailParams(
         kind=kind,
         u=u,
         a=a,
@@ -343,8 +361,52 @@ def _fit_params(z: np.ndarray, mask: np.ndarray, cstd: np.ndarray, groups, kind:
         alpha=float(alpha),
         beta=float(beta),
         tau=tau,
-        group_shift=gshift,
     )
+    if groups is None:
+        return params
+    return replace(params, group_tail=_group_tail(params, z, mask, cstd, groups, pooled))
+
+
+def _group_tail(p: TailParams, z, mask, cstd, groups, pooled_sorted) -> dict:
+    """Per-group multipliers of the tail mass, by empirical Bayes (DerSimonian-Laird).
+
+    At ``z*`` = the pooled TAIL_SHARE quantile of the fit pairs' standardised distances, each group's
+    observed count of pairs at or under ``z*`` (O) is set against the count the model without groups
+    expects for the same probes, each shift integrated out (E). The raw log ratio ``log((O + 0.5) /
+    (E + 0.5))`` has a variance from the spread of its probes' own observed-minus-expected counts
+    (robust to pairs clustered within a probe; at least the Poisson ``1 / (O + 0.5)``). The spread
+    between groups beyond that noise (tau^2, method of moments) sets how far each group's ratio is
+    trusted: ``log m = B log ratio`` with ``B = tau^2 / (tau^2 + v)``. With tau^2 = 0 (no group effect
+    beyond noise) or fewer than two groups, every multiplier is 1; a small group is pulled towards 1
+    more than a large one. The multipliers are then scaled together so the expected count under
+    ``z*`` over all fit pairs is the model's own (groups redistribute the tail mass, they add none),
+    and capped at MAX_GROUP_TAIL."""
+    labels = np.array([str(g) for g in groups], dtype=object)
+    zstar = float(_sorted_quantile(pooled_sorted, [GROUP_TAIL_SHARE])[0])
+    x, w = _nodes()
+    a = (p.alpha + p.beta * cstd)[:, None] + p.tau * x[None, :]
+    f = residual_cdf(p, zstar - a) @ w  # each probe's chance of a pair under z*, shift integrated out
+    expected = mask.sum(axis=1) * f
+    observed = ((z <= zstar) & mask).sum(axis=1).astype(np.float64)
+    names = sorted(set(labels.tolist()))
+    y, v = [], []
+    for g in names:
+        sel = labels == g
+        o, e = observed[sel].sum(), expected[sel].sum()
+        ratio = (o + 0.5) / (e + 0.5)
+        robust = ((observed[sel] - ratio * expected[sel]) ** 2).sum() / (o + 0.5) ** 2
+        y.append(np.log(ratio))
+        v.append(max(robust, 1.0 / (o + 0.5)))
+    y, v = np.array(y), np.array(v)
+    if len(names) < 2:
+        return {}
+    wt = 1.0 / v
+    ybar = (wt * y).sum() / wt.sum()
+    q = (wt * (y - ybar) ** 2).sum()
+    tau2 = max(0.0, (q - (len(names) - 1)) / (wt.sum() - (wt**2).sum() / wt.sum()))
+    shrink = tau2 / (tau2 + v) if tau2 > 0 else np.zeros_like(v)
+    mult = np.exp(ybar + shrink * (y - ybar))
+    return {g: float(min(m, MAX_GROUP_TAIL)) for g, m in zip(names, mult)}
 
 
 def fit(
@@ -595,12 +657,14 @@ def cross_validate(
                 seed=seed + 101 * (k + 1),
             )
             fold_models[k] = model
-            reps = np.array([pair_cdf(model, p[test], thr[None, :], None, par) for par in model.replicates()])
+            g_test = None if probe_groups is None else np.asarray(probe_groups, dtype=object)[test]
+            reps = np.array([pair_cdf(model, p[test], thr[None, :], g_test, par) for par in model.replicates()])
             counts = (reps * n_imp[test][None, :, None]).sum(axis=1)  # (B+1, R)
             point, boots = counts[0], counts[1:]
             fin = np.isfinite(nearest[test])
             idx = np.where(test)[0][fin]
-            pit[idx] = 1 - _min_survival(model, p[idx], nearest[idx], n_imp[idx])
+            g_idx = None if probe_groups is None else np.asarray(probe_groups, dtype=object)[idx]
+            pit[idx] = 1 - _min_survival(model, p[idx], nearest[idx], n_imp[idx], g_idx)
         total_point += point
         nb = min(len(boots), len(total_boot)) if total_boot is not None else len(boots)
         total_boot = boots[:nb] if total_boot is None else total_boot[:nb] + boots[:nb]
@@ -635,10 +699,10 @@ def cross_validate(
     }
 
 
-def _min_survival(model: TailModel, probes, nearest, n_imp):
+def _min_survival(model: TailModel, probes, nearest, n_imp, groups=None):
     """P(no one of n_imp other faces is nearer than ``nearest``) per probe, averaged over the shift."""
     _, w = _nodes()
-    f = np.clip(node_cdf(model, probes, np.asarray(nearest)[:, None])[:, 0, :], 0, 1 - 1e-16)
+    f = np.clip(node_cdf(model, probes, np.asarray(nearest)[:, None], groups)[:, 0, :], 0, 1 - 1e-16)
     return np.exp(n_imp[:, None] * np.log1p(-f)) @ w
 
 
@@ -662,6 +726,7 @@ def _params_json(p: TailParams) -> dict:
         "beta": p.beta,
         "tau": p.tau,
         "group_shift": dict(p.group_shift),
+        "group_tail": dict(p.group_tail),
     }
 
 
@@ -676,6 +741,7 @@ def _params_from(d: dict) -> TailParams:
         beta=float(d["beta"]),
         tau=float(d["tau"]),
         group_shift={str(k): float(v) for k, v in d.get("group_shift", {}).items()},
+        group_tail={str(k): float(v) for k, v in d.get("group_tail", {}).items()},
     )
 
 
@@ -825,10 +891,21 @@ def replicate_params(model: TailModel, rep: int) -> TailParams:
 
 
 def crossfit_survival(
-    fold_models: dict, row_fold, vecs, radius, owners, n_persons: int, n_other, *, allowed=None, rep: int = 0
+    fold_models: dict,
+    row_fold,
+    vecs,
+    radius,
+    owners,
+    n_persons: int,
+    n_other,
+    *,
+    allowed=None,
+    rep: int = 0,
+    groups=None,
 ) -> np.ndarray:
     """:func:`rank_probabilities` with each person's rows scored by the model of their fold
     (``fold_models[k]`` never saw fold k's people). All rows of one person must share a fold.
+    ``groups`` (one label per row) applies group-conditional models' per-group tail mass.
     Returns (n_persons, sizes); persons without rows get 1."""
     n_other = np.atleast_1d(np.asarray(n_other, np.float64))
     out = np.ones((n_persons, len(n_other)))
@@ -849,6 +926,7 @@ def crossfit_survival(
             owners=local,
             n_persons=len(persons),
             allowed=None if allowed is None else allowed[persons],
+            groups=None if groups is None else np.asarray(groups, dtype=object)[sel],
             params=replicate_params(model, rep),
         )
     return out
