@@ -19,6 +19,7 @@ from privrisk.fairness import (
     same_cross_table,
     scan_pairs,
     tail_check,
+    tail_check_cross_validated,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -364,3 +365,62 @@ def test_pair_weight_sum_in_chunks_equals_direct():
     w = rng.integers(0, 3, (40, 30)).astype(float)
     a, b = rng.integers(0, 30, 1000), rng.integers(0, 30, 1000)
     assert np.allclose(_pair_weight_sum(w, a, b, max_elements=100), (w[:, a] * w[:, b]).sum(1))
+
+
+def _tight_minority(seed=0, n_tight=15, n_loose=70):
+    """A minority group far from the population centre whose faces sit close together (the pattern of
+    the sample set's smaller groups), and a loose majority around the centre."""
+    rng = np.random.default_rng(seed)
+    centre = {"tight": rng.normal(0, 0.035, 128), "loose": np.zeros(128)}
+    spread = {"tight": 0.028, "loose": 0.045}
+    subjects, groups, base = [], [], []
+    for i in range(n_tight + n_loose):
+        g = "tight" if i < n_tight else "loose"
+        subjects.append(f"p{i:03d}")
+        groups.append(g)
+        base.append(centre[g] + rng.normal(0, spread[g], 128))
+    base = np.array(base)
+    gallery = base + rng.normal(0, 0.012, base.shape)
+    probes = base + rng.normal(0, 0.012, base.shape)
+    return probes, subjects, gallery, {s: {"group": g} for s, g in zip(subjects, groups)}
+
+
+def test_group_conditional_tail_model_predicts_per_group_rates():
+    """Held-out people, known groups: the group-blind model predicts too few close pairs for the tight
+    minority (it could not know), the group-conditional one gets every judged cell within; both
+    verdicts come from the same check, which fails when the model is wrong."""
+    probes, subjects, gallery, attrs = _tight_minority()
+    d = np.sqrt(((probes[:, None] - gallery[None]) ** 2).sum(-1))
+    imp = np.array(subjects)[:, None] != np.array(subjects)[None]
+    thr = [float(t) for t in np.quantile(d[imp], [0.003, 0.01, 0.02]).round(3)]
+    res = analyse(
+        probes,
+        subjects,
+        gallery,
+        subjects,
+        attrs,
+        columns=["group"],
+        thresholds=thr,
+        operating_threshold=thr[-1],
+        n_boot=300,
+        seed=1,
+    )
+    check = tail_check_cross_validated(res, probes, subjects, gallery, subjects, attrs, n_boot=30, seed=2)
+    assert check["group_conditional"] and check["fit_groups"] == "group"
+    assert "tight at" in check["without_groups"]["by_attribute"]["group"]
+    assert "model too low" in check["without_groups"]["by_attribute"]["group"]
+    c = check["by_attribute"]["group"]
+    assert c["all_within"] and c["n_judged"] >= 5, c["summary"]
+    tight = [r for r in c["rows"] if r["group"] == "tight"]
+    loose = [r for r in c["rows"] if r["group"] == "loose"]
+    assert all(a["model_rate"] > 3 * b["model_rate"] for a, b in zip(tight, loose))
+    # per-group scale predictions: ranges, labelled extrapolated, small groups flagged
+    rows = check["scale"]["rows"]["group"]
+    assert {(r["group"], r["quantity"], r["gallery_size"]) for r in rows} == {
+        (g, q, n) for g in ("tight", "loose") for q in ("rank1", "fpir_at_threshold") for n in (10**6, 10**9)
+    }
+    for r in rows:
+        assert r["kind"] == "extrapolated" and 0 <= r["range"][0] <= r["value"] <= r["range"][1] <= 1
+    assert all((r["flag"] is not None) == (r["subjects"] < 10) for r in rows)
+    r1 = {(r["group"], r["gallery_size"]): r["value"] for r in rows if r["quantity"] == "rank1"}
+    assert r1[("tight", 10**9)] <= r1[("tight", 10**6)] and r1[("tight", 10**6)] < r1[("loose", 10**6)]

@@ -107,7 +107,7 @@ def test_group_labels_give_per_group_rates(data):
         for rate, (lo, hi) in zip(v["rate"], v["rate_ci95"]):
             assert 0 <= lo <= rate <= hi <= 1
     assert sum(v["n"] for v in out["by_group"].values()) == len(p)
-    assert any(abs(s) > 0 for s in m.params.group_shift.values())
+    assert set(m.params.group_tail) == set(groups) and any(abs(v - 1) > 0.05 for v in m.params.group_tail.values())
 
 
 def test_poisson_wilson_and_judge_hand_cases():
@@ -239,3 +239,49 @@ def test_row_quantile_equals_nanquantile():
     np.testing.assert_allclose(got[1:], want[1:], rtol=0, atol=1e-12)
     xs = np.sort(rng.normal(size=101))
     np.testing.assert_allclose(tm._sorted_quantile(xs, [0.0, 0.05, 0.5, 1.0]), np.quantile(xs, [0.0, 0.05, 0.5, 1.0]))
+
+
+def test_residual_cdf_tail_multiplier_by_hand(model):
+    """A group multiplier m scales the tail below u by m and rescales the body so it still ends at 1."""
+    p = model.params
+    e = np.array([p.u - 0.5, p.u - 0.1, p.u + 1e-9, p.body[95], p.body[-1] + 1])
+    base = tm.residual_cdf(p, e)
+    got = tm.residual_cdf(p, e, 2.0)
+    ts = tm.TAIL_SHARE
+    want = np.where(e < p.u, 2 * base, 2 * ts + (1 - 2 * ts) * (base - ts) / (1 - ts))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got[-1] == pytest.approx(1.0) and got[2] == pytest.approx(2 * ts, rel=1e-6)
+
+
+def test_group_tail_multipliers_by_hand():
+    """DerSimonian-Laird by hand: two groups of probes with flat residual tails (tau = 0, no covariate),
+    observed counts under z* against the counts the model expects."""
+    body = np.linspace(-2.4, 3.0, len(tm.BODY_P))
+    p = tm.TailParams(kind="normal", u=-2.4, a=-2.4, b=0.6, body=body, alpha=0.0, beta=0.0, tau=0.0)
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-3, 3, (40, 200))
+    mask = np.ones_like(z, bool)
+    groups = np.array(["a"] * 30 + ["b"] * 10)
+    z[30:, :6] = -2.995  # group b: many very close pairs
+    pooled = np.sort(z[mask])
+    zstar = tm._sorted_quantile(pooled, [tm.GROUP_TAIL_SHARE])[0]
+    f = tm.residual_cdf(p, np.array([zstar]))[0]
+    obs = (z <= zstar).sum(axis=1).astype(float)
+    exp_ = np.full(40, 200 * f)
+    y, v = [], []
+    for sel in (groups == "a", groups == "b"):
+        o, e = obs[sel].sum(), exp_[sel].sum()
+        r = (o + 0.5) / (e + 0.5)
+        y.append(np.log(r))
+        v.append(max(((obs[sel] - r * exp_[sel]) ** 2).sum() / (o + 0.5) ** 2, 1 / (o + 0.5)))
+    y, v = np.array(y), np.array(v)
+    w = 1 / v
+    ybar = (w * y).sum() / w.sum()
+    q = (w * (y - ybar) ** 2).sum()
+    tau2 = max(0.0, (q - 1) / (w.sum() - (w**2).sum() / w.sum()))
+    want = np.exp(ybar + tau2 / (tau2 + v) * (y - ybar))
+    got = tm._group_tail(p, z, mask, np.zeros(40), groups, pooled)
+    assert got["a"] == pytest.approx(want[0], rel=1e-9) and got["b"] == pytest.approx(want[1], rel=1e-9)
+    assert tau2 > 0 and got["b"] > 3 * got["a"] and max(want) < tm.MAX_GROUP_TAIL
+    # one group only: no multipliers
+    assert tm._group_tail(p, z, mask, np.zeros(40), np.array(["a"] * 40), pooled) == {}
