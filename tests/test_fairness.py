@@ -422,5 +422,13 @@ def test_group_conditional_tail_model_predicts_per_group_rates():
     for r in rows:
         assert r["kind"] == "extrapolated" and 0 <= r["range"][0] <= r["value"] <= r["range"][1] <= 1
     assert all((r["flag"] is not None) == (r["subjects"] < 10) for r in rows)
+    # the model's known limit, pinned: one tail multiplier per group cannot also describe this
+    # two-cluster set's shift in location, so the PIT of each probe's nearest impostor fails here
+    assert check["pit_ks_p"] < 0.01 < check["without_groups"]["pit_ks_p"]
+    from privrisk.report import fairness_tail_section
+
+    page = fairness_tail_section(check)
+    assert "with groups KS p = " in page and "FAIL (the per-probe calibration is off)" in page
+    assert page.count("extrapolated)") == len(rows) and "not independent" in page
     r1 = {(r["group"], r["gallery_size"]): r["value"] for r in rows if r["quantity"] == "rank1"}
     assert r1[("tight", 10**9)] <= r1[("tight", 10**6)] and r1[("tight", 10**6)] < r1[("loose", 10**6)]
