@@ -100,8 +100,38 @@ def test_tiny_gallery_combined_attribute(tiny):
     assert "too few people" in mw["cross"]["0.6"]["ci_method"]
     assert mw["cross"]["0.6"]["ci95"] == pytest.approx(list(clopper_pearson_one_sided(1, 5)))
     mb = c["fmr"]["m / black"]["cross"]["0.6"]
-    assert _counts(mb) == (0, 4) and mb["ci95"] == pytest.approx([0.0, 0.95])
+    # no events and one person: no correlation within people to borrow, the bound on 1 subject stays
+    assert _counts(mb) == (0, 4) and mb["ci95"] == pytest.approx([0.0, 0.95]) and "design_effect" not in mb
     assert mb["flag"] == SMALL_FLAG
+    # no events among 2 people's 3 pairs: the clustered (design-effect) bound, between the bound on the
+    # 3 pairs as independent and the bound on the 2 subjects alone (kept beside it)
+    ms = tiny["attributes"]["gender"]["fmr"]["m"]["same"]["0.6"]
+    assert _counts(ms) == (0, 3) and ms["ci95_subject_bound"] == pytest.approx([0.0, 1 - 0.05**0.5])
+    assert 2 <= ms["n_effective"] <= 3 and ms["ci95"][1] == pytest.approx(1 - 0.05 ** (1 / ms["n_effective"]))
+    assert "effective pairs" in ms["ci_method"]
+
+
+def test_clustered_zero_event_bound_by_hand():
+    from privrisk.fairness import clustered_zero_bound, design_effect, intracluster_correlation
+
+    # pooled: 10 events in 100 pairs; bootstrap rates 0.05, 0.10, 0.15 repeated (var with ddof=1)
+    num_b = np.tile([5.0, 10.0, 15.0], 10)
+    den_b = np.full(30, 100.0)
+    var = np.var(num_b / den_b, ddof=1)
+    assert design_effect(10, 100, num_b, den_b) == pytest.approx(var / (0.1 * 0.9 / 100))
+    assert design_effect(4, 100, num_b, den_b) is None  # too few events to estimate a variance
+    assert design_effect(10, 100, np.full(30, 10.0), den_b) == 1.0  # floored: no inflation
+    assert intracluster_correlation(3.0, 11) == pytest.approx(0.2)
+    assert intracluster_correlation(50.0, 11) == 1.0 and intracluster_correlation(None, 11) is None
+    cell = {"unit": "impostor pairs", "events": 0, "trials": 200, "subjects": 10, "ci95": [0.0, 0.2589]}
+    clustered_zero_bound(cell, {"0.5": None, "0.6": 0.2}, "0.5")  # 0.5 has no usable pooled cell: nearest
+    # m = 20 pairs per person, deff = 1 + 19 * 0.2 = 4.8, n_eff = 200 / 4.8
+    assert cell["design_effect"] == pytest.approx(4.8) and cell["n_effective"] == pytest.approx(200 / 4.8)
+    assert cell["ci95"] == pytest.approx([0.0, 1 - 0.05 ** (4.8 / 200)])
+    assert cell["ci95"][1] == pytest.approx(0.0694, abs=1e-4) and cell["ci95_subject_bound"][1] == 0.2589
+    untouched = {"unit": "non-mated searches", "events": 0, "trials": 5, "subjects": 5, "ci95": [0, 0.45]}
+    clustered_zero_bound(untouched, {"0.6": 0.2}, "0.6")
+    assert untouched["ci95"] == [0, 0.45]
 
 
 def test_tiny_gallery_fnmr_fpir_and_e2(tiny):
@@ -432,3 +462,24 @@ def test_group_conditional_tail_model_predicts_per_group_rates():
     assert page.count("extrapolated)") == len(rows) and "not independent" in page
     r1 = {(r["group"], r["gallery_size"]): r["value"] for r in rows if r["quantity"] == "rank1"}
     assert r1[("tight", 10**9)] <= r1[("tight", 10**6)] and r1[("tight", 10**6)] < r1[("loose", 10**6)]
+
+
+def test_fmr_ratio_shows_small_cells_with_their_n(tiny):
+    """Small cells are not dropped from the ratio: each gets its ratio to the lowest large group, its
+    counts and an interval, flagged small (tiny: small = fewer than 3 subjects)."""
+    r = tiny["attributes"]["gender"]["fmr_ratio"]
+    fmr = tiny["attributes"]["gender"]["fmr"]
+    # gender: f has 3 subjects (large), m has 2 (small); f is the only large group, so the reference
+    assert r["reference"] == "f" and [c["group"] for c in r["small_cells"]] == ["m"]
+    m = r["small_cells"][0]
+    assert (m["events"], m["pairs"], m["subjects"]) == (1, 9, 2) and m["flag"] == SMALL_FLAG
+    assert m["ratio_to_reference"] == pytest.approx((1 / 9) / (5 / 15))
+    assert m["rate"] == fmr["m"]["all"]["0.6"]["rate"]
+    lo, hi = m["ratio_ci95"]
+    assert lo <= m["ratio_to_reference"] and (hi is None or hi >= m["ratio_to_reference"])
+    from privrisk.report import small_cell_ratios_text
+
+    text = small_cell_ratios_text(r)
+    assert "m: 0.333x (95% " in text and "1/9 pairs, 2 people) [small: indicative only]" in text
+    combo = tiny["attributes"]["gender+ethnicity"]["fmr_ratio"]
+    assert all(c["flag"] == SMALL_FLAG and c["subjects"] < 3 for c in combo["small_cells"])

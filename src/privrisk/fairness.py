@@ -372,6 +372,12 @@ def analyse(
                 overall[split][_tkey(t)] = _cell(
                     num_p, den_p, num_b, den_b, subj_acc[split], "impostor pairs", small_subjects
                 )
+        m_pool = acc["all"][_tkey(thr[0])][1] / max(subj_acc["all"], 1)  # pairs per probe subject
+        deffs = {_tkey(t): intracluster_correlation(design_effect(*acc["all"][_tkey(t)]), m_pool) for t in thr}
+        for row in [*fmr.values(), overall]:
+            for split in row:
+                for key, cell in row[split].items():
+                    clustered_zero_bound(cell, deffs, key)
 
         def subject_cell(ev_codes, trial_counts, A, unit):
             """A rate whose events and trials belong to one subject each (weight w_s)."""
@@ -423,7 +429,142 @@ def analyse(
     return result
 
 
+#: fewest events in the pooled cell from which a design effect is estimated
+MIN_DEFF_EVENTS = 5
+
+
+def design_effect(num_p: float, den_p: float, num_b: np.ndarray, den_b: np.ndarray) -> float | None:
+    """Variance of a pair rate under the subject bootstrap over its variance were the pairs
+    independent (``p (1 - p) / n``), floored at 1: how much clustering by person inflates it. None
+    with fewer than MIN_DEFF_EVENTS events (too few to estimate a variance)."""
+    if den_p <= 0 or num_p < MIN_DEFF_EVENTS or num_p >= den_p:
+        return None
+    ok = den_b > 0
+    if ok.sum() < 10:
+        return None
+    p = num_p / den_p
+    return float(max(1.0, np.var(num_b[ok] / den_b[ok], ddof=1) / (p * (1 - p) / den_p)))
+
+
+def intracluster_correlation(deff: float | None, pairs_per_subject: float) -> float | None:
+    """Kish: ``deff = 1 + (m - 1) rho`` with m pairs per person, so ``rho = (deff - 1) / (m - 1)``,
+    kept in [0, 1]."""
+    if deff is None:
+        return None
+    if pairs_per_subject <= 1:
+        return 1.0
+    return float(min(1.0, max(0.0, (deff - 1.0) / (pairs_per_subject - 1.0))))
+
+
+def clustered_zero_bound(cell: dict, rhos: Mapping[str, float | None], key: str) -> None:
+    """For a pair cell with no events: the one-sided exact 95% bound on the effective number of
+    independent pairs (a design-effect-adjusted Clopper-Pearson bound, Kish). The intra-person
+    correlation ``rho`` comes from the subject bootstrap of the attribute's pooled cell at the same
+    threshold (or the nearest threshold whose pooled cell has at least MIN_DEFF_EVENTS events), via
+    :func:`design_effect` and :func:`intracluster_correlation`; the cell's own design effect is
+    ``1 + (m - 1) rho`` with ``m`` = its pairs per person, and ``n_eff = pairs / deff``. Since rho is
+    in [0, 1], ``n_eff`` lies between the subject count and the pair count, so the bound lies between
+    the bound on the subjects alone and the bound that treats every pair as independent. Without any
+    usable pooled cell the bound on the subject count stays. That bound is kept beside it."""
+    if cell.get("unit") != "impostor pairs" or cell.get("events") != 0 or not cell.get("trials"):
+        return
+    if (cell.get("subjects") or 0) < 2:  # one person: no correlation within people to borrow; keep the bound
+        return
+    usable = {k: r for k, r in rhos.items() if r is not None}
+    if not usable:
+        return
+    src = key if key in usable else min(usable, key=lambda k: abs(float(k) - float(key)))
+    m = cell["trials"] / cell["subjects"]
+    deff = 1.0 + (m - 1.0) * usable[src]
+    n_eff = cell["trials"] / deff
+    cell["ci95_subject_bound"] = cell["ci95"]
+    cell["ci95"] = [0.0, float(1.0 - ALPHA ** (1.0 / n_eff))]
+    cell["design_effect"] = deff
+    cell["n_effective"] = float(n_eff)
+    cell["ci_method"] = (
+        f"one-sided exact (Clopper-Pearson) 95% bound on {n_eff:,.0f} effective pairs = {cell['trials']:,} "
+        f"pairs / design effect {deff:.1f} (subject bootstrap of all pairs at {float(src):g}): no "
+        f"impostor pairs were events; the bound on the {cell['subjects']} subjects alone would be "
+        f"{cell['ci95_subject_bound'][1]:.2%}"
+    )
+
+
 def fmr_ratio(
+    fmr: Mapping[str, dict],
+    W: np.ndarray,
+    imp_a,
+    imp_b,
+    imp_d,
+    masks: Mapping[str, np.ndarray],
+    np_s,
+    ng_s,
+    threshold: float,
+    small_subjects: int,
+) -> dict:
+    """:func:`_highest_over_lowest`, plus ``small_cells``: every group with fewer than
+    ``small_subjects`` subjects, its FMR over the reference group's (the lowest-FMR group among the
+    large ones), with the percentile interval over the same subject resamples, its counts and the
+    small flag. Small cells are not left out of the picture; they are only indicative."""
+    out = _highest_over_lowest(fmr, W, imp_a, imp_b, imp_d, masks, np_s, ng_s, threshold, small_subjects)
+    key = _tkey(threshold)
+    cells = {g: row["all"][key] for g, row in fmr.items() if row["all"][key]["trials"] > 0}
+    big = {g: c for g, c in cells.items() if c["subjects"] >= small_subjects and c["rate"]}
+    small = {g: c for g, c in cells.items() if c["subjects"] < small_subjects}
+    out["small_cells"] = []
+    out["reference"] = None
+    if not big or not small:
+        return out
+    ref = min(big, key=lambda g: (big[g]["rate"], g))
+    out["reference"] = ref
+
+    def boot_rate(g):
+        A = masks[g]
+        sel = (A[imp_a] > 0) & (imp_d <= threshold)
+        num = _pair_weight_sum(W, imp_a[sel], imp_b[sel])
+        den = (W @ (np_s * A)) * (W @ ng_s) - (W**2) @ (np_s * ng_s * A)
+        return num, den
+
+    nr, dr = boot_rate(ref)
+    for g in sorted(small):
+        c = small[g]
+        ng, dg = boot_rate(g)
+        ok = (dr > 0) & (dg > 0) & ((nr > 0) | (ng > 0))  # 0 / 0 tells nothing; x / 0 is unbounded
+        with np.errstate(divide="ignore"):
+            ratios = (ng[ok] / dg[ok]) / (nr[ok] / dr[ok])
+        row = {
+            "group": g,
+            "subjects": c["subjects"],
+            "events": c["events"],
+            "pairs": c["trials"],
+            "rate": c["rate"],
+            "rate_ci95": c["ci95"],
+            "ratio_to_reference": float(c["rate"] / big[ref]["rate"]),
+            "ratio_ci95": None,
+            "flag": SMALL_FLAG,
+            "note": None,
+        }
+        if len(ratios) >= 10 and c["subjects"] >= 2:
+            r_lo = float(np.quantile(ratios, ALPHA / 2, method="lower"))
+            r_hi = float(np.quantile(ratios, 1 - ALPHA / 2, method="higher"))
+            row["ratio_ci95"] = [r_lo, r_hi if math.isfinite(r_hi) else None]
+            if not math.isfinite(r_hi):
+                row["note"] = f"in more than 2.5% of subject resamples '{ref}' had no false match: no upper end"
+            if c["events"] == 0:
+                # a resample cannot show events the cell never had: bound the ratio by the cell's own
+                # exact (clustered) upper bound over the reference rate instead
+                row["ratio_ci95"] = [0.0, float(c["ci95"][1] / big[ref]["rate"])]
+                row["note"] = "no false match: upper end = the cell's exact upper bound / the reference rate"
+        else:
+            row["ratio_ci95"] = [float(c["ci95"][0] / big[ref]["rate"]), float(c["ci95"][1] / big[ref]["rate"])]
+            row["note"] = (
+                "too few people to resample: the cell's own interval over the reference rate "
+                "(the reference's own uncertainty not included)"
+            )
+        out["small_cells"].append(row)
+    return out
+
+
+def _highest_over_lowest(
     fmr: Mapping[str, dict],
     W: np.ndarray,
     imp_a,

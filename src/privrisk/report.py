@@ -711,7 +711,11 @@ def fairness_section(results: dict) -> str:
 <p>Measured on real faces: {e(fair.get("pairs", ""))}. {fair["n_impostor_pairs"]:,} impostor pairs and
 {fair["n_genuine_pairs"]:,} genuine pairs. Groups are self-reported ({e(", ".join(fair["group_columns"]))}).
 A pair is same-group when both people share the value (for {e(main)}: every value). 95% intervals come from a
-bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events.
+bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events. For
+impostor-pair cells with no event that bound is clustered: it counts the effective number of independent pairs
+(pairs over the design effect 1 + (m - 1) rho, m = pairs per person, rho = the within-person correlation the
+subject bootstrap shows on all pairs at that threshold), so it lies between the bound on the people alone and the
+bound on the pairs as if independent; with one person, the bound on that person alone.
 Cells with fewer than {fair["small_subjects"]} people are shown but marked small: indicative only.
 FNMR counts genuine pairs over the threshold; on E2 captures only captures with a detected face count (see E2's
 detection rate). FPIR: each probe searched against everyone else's photos. E2 rank-1 is per mated person.</p>
@@ -734,6 +738,7 @@ detection rate). FPIR: each probe searched against everyone else's photos. E2 ra
         else:
             ratio = e(r["note"] or "n/a")
         ratio += f" [{e(r['flag'])}]" if r["flag"] else ""
+        ratio += small_cell_ratios_text(r)
         cols = [
             "people",
             f"FMR at {key}, same group",
@@ -779,6 +784,24 @@ detection rate). FPIR: each probe searched against everyone else's photos. E2 ra
     if fair.get("tail_check"):
         parts.append(fairness_tail_section(fair["tail_check"]))
     return "\n".join(parts)
+
+
+def small_cell_ratios_text(r: dict) -> str:
+    """The small groups' FMR ratios to the reference group, each with its n and interval, flagged."""
+    cells = r.get("small_cells") or []
+    if not cells:
+        return ""
+    items = []
+    for c in cells:
+        lo, hi = c["ratio_ci95"] or (None, None)
+        rng = "n/a" if lo is None else f"{lo:.3g}-{'unbounded' if hi is None else f'{hi:.3g}'}"
+        items.append(
+            f"{c['group']}: {c['ratio_to_reference']:.3g}x (95% {rng}; {c['events']}/{c['pairs']:,} pairs, "
+            f"{c['subjects']} people) [{c['flag']}]"
+        )
+    return html.escape(
+        f". Smaller groups against {r['reference']} (the lowest FMR among the large groups): " + "; ".join(items)
+    )
 
 
 def fairness_tail_section(check: dict) -> str:
