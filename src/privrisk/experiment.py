@@ -94,6 +94,11 @@ class ScalingSettings:
         min=5,
         max=10_000,
     )
+    calibration: str = setting(
+        "",
+        "a calibration saved by `privrisk calibrate --save FILE` on faces the model never saw: where it was not "
+        "within its interval, simulated and extrapolated ranges widen (rule in the report)",
+    )
 
 
 @dataclass(frozen=True)
@@ -588,6 +593,8 @@ def run_experiment(
     scaling = _cached_scaling(
         cfg, gal_vecs, gal_codes, probes, truth, mated, cand, dist, e2_fused, cache, log, progress
     )
+    if cfg.scaling.calibration:  # ranges widened by a calibration on never-seen faces (issue 11)
+        scaling = tailmodel.apply_calibration(scaling, tailmodel.load_calibration(cfg.scaling.calibration))
 
     results = {
         "privrisk_version": library_versions().get("privrisk", "0"),

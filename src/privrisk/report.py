@@ -1003,6 +1003,34 @@ distance. A threshold passes when the real count's exact Poisson 95% interval me
 <ul>{others}</ul>"""
 
 
+def calibration_html(cal: dict | None) -> str:
+    """What a calibration on never-seen faces found and how it widened the ranges (empty without one)."""
+    e = html.escape
+    if not cal:
+        return (
+            "<p>No calibration on faces the model never saw was given (scaling.calibration), so the ranges below "
+            "are the model's own; <code>privrisk calibrate MANIFEST --save FILE</code> on consenting faces makes one.</p>"
+        )
+    w = cal["widening"]
+    rows = "".join(
+        f"<tr><td>{t:g}</td><td>{cal['real_count'][i]}</td>"
+        + "".join(
+            f"<td>{m['model_rate'][i] * cal['n_pairs']:.1f} ({m['model_rate_ci95'][i][0] * cal['n_pairs']:.1f}-"
+            f"{m['model_rate_ci95'][i][1] * cal['n_pairs']:.1f}): {e(m['verdict'][i])}</td>"
+            for m in cal["models"]
+        )
+        + "</tr>"
+        for i, t in enumerate(cal["thresholds"])
+    )
+    heads = "".join(f"<th>{e(m['kind'])} model: pairs (95%)</th>" for m in cal["models"])
+    return (
+        f"<p><b>Calibration on faces the model never saw</b> ({e(str(cal.get('manifest')))}, {cal.get('n_people')} "
+        f"people, {cal.get('n_pairs'):,} impostor pairs; from {e(str(cal.get('path')))}): the model's predicted "
+        f"impostor rates are {e(w['verdict'])}.</p><table><tr><th>distance</th><th>real pairs</th>{heads}</tr>"
+        f"{rows}</table><p>{e(w['rule'])}</p>"
+    )
+
+
 def scaling_table_html(results: dict) -> str:
     """Every curve's points: gallery size, kind, rank-1 / rank-10 / FPIR / wrong-top with ranges."""
     e = html.escape
@@ -1018,13 +1046,14 @@ def scaling_table_html(results: dict) -> str:
                 else (f"{thr:.3f} ({thr_rng[0]:.3f}-{thr_rng[1]:.3f})" if thr is not None else "n/a")
             )
             body.append(
-                f"<tr><td>{e(name)}</td><td>{p['gallery_size']:,}</td><td>{e(p['kind'])}</td>"
+                f"<tr><td>{e(name)}</td><td>{p['gallery_size']:,}</td><td>{e(p['kind'])}"
+                f"{' (ranges widened by the calibration)' if p.get('widened_by_calibration') else ''}</td>"
                 f"<td>{_pct_range(p['rank1'], p['rank1_range'], p['kind'])}</td>"
                 f"<td>{_pct_range(p['rank10'], p['rank10_range'], p['kind'])}</td>"
                 f"<td>{_pct_range(p['fpir_at_threshold'], p['fpir_range'], p['kind'])}</td>"
                 f"<td>{_pct_range(p['wrong_top_under_threshold'], p['wrong_top_range'], p['kind'])}</td><td>{thr_txt}</td></tr>"
             )
-    return f"""<h3>Identification and open-set errors by gallery size</h3>
+    return f"""<h3>Identification and open-set errors by gallery size</h3>{calibration_html(sc.get("calibration"))}
 <p><b>How each number is labelled.</b> {e(sc.get("kind_rule", ""))}. Measured ranges are 95% Wilson intervals over
 people; simulated and extrapolated ranges span two tail models, each over subject-bootstrap refits with people
 resampled, the exact search over Gaussian distractors and three distractor seeds. FPIR and the wrong-top share at

@@ -1012,3 +1012,157 @@ def calibrate_manifest(
         models_from=str(models_path or default_model_path()),
     )
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# widening ranges by a calibration on faces the model never saw
+
+CALIBRATION_FORMAT = "privrisk-calibration/1"
+#: thresholds whose calibration verdict widens the ranges (issue 11's acceptance thresholds)
+WIDEN_THRESHOLDS = (0.50, 0.55, 0.60)
+WIDEN_RULE = (
+    "Where a calibration on faces the model never saw finds the real impostor count outside the model's 95% "
+    "interval, every simulated and extrapolated range widens as if each model face's chance of landing within a "
+    "distance were scaled by k: k_up = the upper end of the observed/predicted ratio (real count's exact Poisson "
+    "upper end over the model's lower end) where the model was too low, k_down = the model's upper end over the "
+    "real count's Poisson lower end where it was too high, the largest over the judged thresholds (0.50, 0.55, "
+    "0.60) and tail models. A chance of no model face ahead, s = (1 - F)^N, becomes s^k: the lower end of rank-1 "
+    "and rank-10 goes to lo^k_up and their upper end to hi^(1/k_down); for FPIR and the wrong-person share "
+    "(1 - s) the upper end goes to 1 - (1 - hi)^k_up and the lower end to 1 - (1 - lo)^(1/k_down). Measured "
+    "values are never changed; the unwidened range is kept beside each widened one."
+)
+
+
+def calibration_widening(cal: dict) -> dict:
+    """From a :func:`calibrate` result: the factors ``k_up`` / ``k_down`` (>= 1; inf when the real
+    count is 0 and the model too high) by :data:`WIDEN_RULE`, the thresholds that were not within,
+    and a plain verdict."""
+    k_up, k_down, misses = 1.0, 1.0, []
+    for m in cal.get("models", []):
+        for i, t in enumerate(cal["thresholds"]):
+            if round(float(t), 2) not in WIDEN_THRESHOLDS or m["verdict"][i] != "not within":
+                continue
+            n = max(int(cal["n_pairs"]), 1)
+            lo, hi = m["model_rate_ci95"][i][0] * n, m["model_rate_ci95"][i][1] * n
+            plo, phi = cal["real_count_ci95"][i]
+            if plo > hi:  # the model predicts too few close pairs
+                k = phi / lo if lo > 0 else float("inf")
+                k_up = max(k_up, k)
+                misses.append({"model": m["kind"], "threshold": float(t), "side": "model too low", "k": k})
+            else:
+                k = hi / plo if plo > 0 else float("inf")
+                k_down = max(k_down, k)
+                misses.append({"model": m["kind"], "threshold": float(t), "side": "model too high", "k": k})
+    verdict = (
+        "within its 95% interval at every judged threshold: ranges unchanged"
+        if not misses
+        else "NOT within its 95% interval at "
+        + ", ".join(f"{x['threshold']:g} ({x['model']}, {x['side']})" for x in misses)
+        + f": ranges widen (k_up = {k_up:.3g}, k_down = {k_down:.3g})"
+    )
+
+    def finite(k):  # JSON has no infinity: an unbounded factor is stored as null
+        return None if not np.isfinite(k) else float(k)
+
+    for x in misses:
+        x["k"] = finite(x["k"])
+    return {
+        "k_up": finite(k_up),
+        "k_down": finite(k_down),
+        "not_within": misses,
+        "verdict": verdict,
+        "rule": WIDEN_RULE,
+    }
+
+
+def _widen_survival(rng, k_up, k_down):
+    lo, hi = rng
+    return [float(lo**k_up), float(hi ** (1.0 / k_down)) if np.isfinite(k_down) else (1.0 if hi > 0 else 0.0)]
+
+
+def _widen_event(rng, k_up, k_down):
+    lo, hi = rng
+    low = 1.0 - (1.0 - lo) ** (1.0 / k_down) if np.isfinite(k_down) else 0.0
+    high = 1.0 - (1.0 - hi) ** k_up if np.isfinite(k_up) else (1.0 if hi > 0 else 0.0)
+    return [float(low), float(high)]
+
+
+def widen_points(points: list, widening: dict) -> list:
+    """Identification points (``scaling_detail.curves.*.points``) with every simulated and
+    extrapolated range widened by ``widening`` (:func:`calibration_widening`); new dicts, the
+    unwidened range kept as ``<range>_unwidened``. Measured points are returned unchanged."""
+    k_up, k_down = (float("inf") if widening[k] is None else float(widening[k]) for k in ("k_up", "k_down"))
+    out = []
+    for p in points:
+        q = dict(p)
+        if p.get("kind") in ("simulated", "extrapolated") and (k_up > 1 or k_down > 1):
+            for key, fn in (
+                ("rank1_range", _widen_survival),
+                ("rank10_range", _widen_survival),
+                ("fpir_range", _widen_event),
+                ("wrong_top_range", _widen_event),
+            ):
+                if p.get(key):
+                    q[key + "_unwidened"] = list(p[key])
+                    q[key] = fn(p[key], k_up, k_down)
+            q["widened_by_calibration"] = True
+        out.append(q)
+    return out
+
+
+def widen_curves(curves: dict, widening: dict) -> dict:
+    """Every curve of ``curves`` (name -> {"points": [...], ...}) with :func:`widen_points` applied."""
+    return {
+        name: (dict(c, points=widen_points(c["points"], widening)) if isinstance(c, dict) and c.get("points") else c)
+        for name, c in curves.items()
+    }
+
+
+def calibration_record(cal: dict) -> dict:
+    """The stored form of a calibration: the result, its widening and the format tag (plain JSON)."""
+    return {"format": CALIBRATION_FORMAT, **cal, "widening": calibration_widening(cal)}
+
+
+def load_calibration(path: str | Path) -> dict:
+    """A calibration stored by ``privrisk calibrate --save``. Raises ConfigError naming the file."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: calibration file not found") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a JSON file ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
+        raise ConfigError(f"{path}: not a privrisk calibration (run `privrisk calibrate ... --save FILE`)")
+    try:
+        data["widening"] = calibration_widening(data)  # recomputed: never trust a stored factor
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise ConfigError(f"{path}: calibration is missing or has a bad field ({exc})") from None
+    data["path"] = str(path)
+    return data
+
+
+def apply_calibration(scaling: dict, calibration: dict) -> dict:
+    """A run's ``scaling_detail`` with every curve widened by ``calibration`` (:func:`load_calibration`)
+    and the calibration's summary under ``calibration``; ``measured`` (the E1 points) follows."""
+    w = calibration["widening"]
+    out = dict(scaling)
+    out["curves"] = widen_curves(scaling.get("curves") or {}, w)
+    if "online_to_online" in out["curves"]:
+        out["measured"] = out["curves"]["online_to_online"].get("points", scaling.get("measured"))
+    out["calibration"] = {
+        "path": calibration.get("path"),
+        "manifest": calibration.get("manifest"),
+        "n_people": calibration.get("n_people"),
+        "n_pairs": calibration.get("n_pairs"),
+        "thresholds": calibration.get("thresholds"),
+        "real_count": calibration.get("real_count"),
+        "models": [
+            {k: m.get(k) for k in ("kind", "model_rate", "model_rate_ci95", "verdict")}
+            for m in calibration.get("models", [])
+        ],
+        "widening": w,
+    }
+    return out
