@@ -32,7 +32,13 @@ def test_calibrate_counts_pairs_by_hand_and_judges(fitted):
     m = out["models"][0]
     for (lo, hi), r in zip(m["model_rate_ci95"], m["model_rate"]):
         assert 0 <= lo <= r <= hi <= 1
-    assert set(m["verdict"]) <= {"within", "not within", "not judged (no pair on either side)"}
+    for v, (lo, hi), t in zip(m["verdict"], m["model_rate_ci95"], thr):
+        assert v in ("within", "not within", "not judged (no pair on either side)") or v.startswith(
+            "within, but uninformative"
+        )
+        if v.startswith("within"):  # informative = upper end at most 10x (3x at 0.55 and 0.60) the lower end
+            limit = tm.INFORMATIVE_RATIO.get(t, 10.0)
+            assert (v == "within") == (lo > 0 and hi / lo <= limit), (v, lo, hi)
 
 
 def test_calibrate_says_not_within_when_faces_are_more_alike(fitted):
@@ -130,6 +136,10 @@ def test_widening_factors_by_hand():
     assert w["verdict"].startswith("NOT within its 95% interval at 0.5 (gpd, model too low), 0.6 (gpd, model too high)")
     ok = tm.calibration_widening(_cal([0, 10, 20, 40], [(0, 0.5), (6, 14), (15, 25), (30, 50)]))
     assert ok["k_up"] == ok["k_down"] == 1.0 and ok["not_within"] == [] and "unchanged" in ok["verdict"]
+    vague = _cal([0, 10, 20, 40], [(0, 0.5), (6, 14), (15, 25), (30, 50)])
+    vague["models"][0]["verdict"][2] = "within, but uninformative (interval 5x wide, limit 3x)"
+    v = tm.calibration_widening(vague)
+    assert v["uninformative"] == [0.55] and v["k_up"] == 1.0 and "uninformative" in v["verdict"]
     # real 0 and the model too high: the factor is unbounded, stored as null (JSON has no infinity)
     inf = tm.calibration_widening(_cal([0, 0, 0, 0], [(0, 1), (5, 9), (5, 9), (5, 9)]))
     assert inf["k_down"] is None and inf["k_up"] == 1.0

@@ -853,12 +853,20 @@ def calibrate(models, vectors: np.ndarray, subjects, *, thresholds=THRESHOLDS) -
         point = reps[0]
         lo, hi = _interval(reps[1:], point) if len(reps) > 1 else (point, point)
         verdicts = []
-        for r, a, b in zip(real, lo, hi):
+        for r, a, b, t in zip(real, lo, hi, thr):
             plo, phi = poisson_ci(int(r))
             if r == 0 and b < 1.0:
                 verdicts.append("not judged (no pair on either side)")
+            elif not (plo <= b and a <= phi):
+                verdicts.append("not within")
             else:
-                verdicts.append("within" if plo <= b and a <= phi else "not within")
+                limit = INFORMATIVE_RATIO.get(round(float(t), 2), 10.0)
+                width = b / a if a > 0 else float("inf")
+                verdicts.append(
+                    "within"
+                    if width <= limit
+                    else f"within, but uninformative (interval {width:.2g}x wide, limit {limit:g}x)"
+                )
         out["models"].append(
             {
                 "tail_model": model.name,
@@ -1053,8 +1061,22 @@ def calibration_widening(cal: dict) -> dict:
                 k = hi / plo if plo > 0 else float("inf")
                 k_down = max(k_down, k)
                 misses.append({"model": m["kind"], "threshold": float(t), "side": "model too high", "k": k})
+    vague = sorted(
+        {
+            float(t)
+            for m in cal.get("models", [])
+            for t, v in zip(cal["thresholds"], m["verdict"])
+            if round(float(t), 2) in WIDEN_THRESHOLDS and v.startswith("within, but uninformative")
+        }
+    )
+    caveat = (
+        f"; but its interval is uninformative (wider than the 10x / 3x limit) at {', '.join(f'{t:g}' for t in vague)}, "
+        "so this says little: its ranges there are already that wide"
+        if vague
+        else ""
+    )
     verdict = (
-        "within its 95% interval at every judged threshold: ranges unchanged"
+        "within its 95% interval at every judged threshold: ranges unchanged" + caveat
         if not misses
         else "NOT within its 95% interval at "
         + ", ".join(f"{x['threshold']:g} ({x['model']}, {x['side']})" for x in misses)
@@ -1070,6 +1092,7 @@ def calibration_widening(cal: dict) -> dict:
         "k_up": finite(k_up),
         "k_down": finite(k_down),
         "not_within": misses,
+        "uninformative": vague,
         "verdict": verdict,
         "rule": WIDEN_RULE,
     }
