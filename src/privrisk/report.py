@@ -939,11 +939,18 @@ def scaling_summary_lines(results: dict) -> list[str]:
             f"Tail model on held-out people ({v['k_folds']} folds, {v['n_real_pairs']:,} impostor pairs): "
             f"{verdict}; {pit_txt}"
         )
+        tc = (results.get("fairness") or {}).get("tail_check") or {}
+        grp = ""
+        if tc.get("group_conditional") and tc.get("pit_ks_p") is not None:
+            grp = f"; fitted with {tc['fit_groups']} groups the PIT KS p is {tc['pit_ks_p']:.2g}"
         lines.append(
             "  (the method was revised once after seeing held-out results, so this check is not independent; "
-            "the scaling model has no demographic groups, and per-group false-match rates differ several-fold: "
-            "see the report's demographic differentials)"
+            "these curves are group-blind, and per-group false-match rates differ several-fold: "
+            f"see the report's demographic differentials for per-group predictions{grp})"
         )
+        cal = results["scaling_detail"].get("calibration")
+        if cal:
+            lines.append(f"Calibration on never-seen faces ({cal.get('path')}): {cal['widening']['verdict']}")
     return lines
 
 
@@ -998,8 +1005,9 @@ distance. A threshold passes when the real count's exact Poisson 95% interval me
 <th>model 95% interval</th><th>verdict</th><th>why</th></tr>{"".join(rows)}</table>
 <p>Calibration of each probe's nearest impostor (PIT, {v["n_pit"]} probes): KS p = {v["pit_ks_p"]:.2g}
 ({v["pit_share_below_0.01"]:.1%} below 0.01, {v["pit_share_above_0.99"]:.1%} above 0.99).
-{"The PIT is consistent with uniform." if pit_ok else "<b>FAIL:</b> the PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor, so per-person predictions carry an error the ranges below do not include."}</p>
-<p>The method was revised once after seeing held-out results (the first version standardised each probe by a per-probe variance from the 128 x 128 second moment and predicted about 4x too few close pairs), so this cross-validation is not an independent test of the final method; <code>privrisk calibrate</code> on consenting faces the model has never seen is. The scaling model has no demographic groups: the demographic differentials section shows per-group false-match rates several-fold apart, so scaled figures understate the risk for the groups whose faces sit closer together.</p>
+{"The PIT is consistent with uniform." if pit_ok else "<b>FAIL:</b> the PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor, so per-person predictions carry an error the ranges below do not include: a range describes the average person of this sample well and a particular person less well (some are more findable, some less, than their range says)."}
+{_pit_with_groups(results)}</p>
+<p>The method was revised once after seeing held-out results (the first version standardised each probe by a per-probe variance from the 128 x 128 second moment and predicted about 4x too few close pairs), so this cross-validation is not an independent test of the final method; <code>privrisk calibrate</code> on consenting faces the model has never seen is. The curves below are group-blind: the demographic differentials section shows per-group false-match rates several-fold apart, so these figures understate the risk for the groups whose faces sit closer together; that section gives per-group predictions from a group-conditional tail model.</p>
 <ul>{others}</ul>"""
 
 
@@ -1028,6 +1036,26 @@ def calibration_html(cal: dict | None) -> str:
         f"people, {cal.get('n_pairs'):,} impostor pairs; from {e(str(cal.get('path')))}): the model's predicted "
         f"impostor rates are {e(w['verdict'])}.</p><table><tr><th>distance</th><th>real pairs</th>{heads}</tr>"
         f"{rows}</table><p>{e(w['rule'])}</p>"
+    )
+
+
+def _pit_with_groups(results: dict) -> str:
+    """The PIT before and after giving the tail model self-reported groups (from the fairness check)."""
+    tc = (results.get("fairness") or {}).get("tail_check") or {}
+    if not tc.get("group_conditional"):
+        return ""
+    before = (tc.get("without_groups") or {}).get("pit_ks_p")
+    after = tc.get("pit_ks_p")
+    if before is None or after is None:
+        return ""
+    verdict = "passes" if after >= 0.05 else "still fails"
+    return (
+        f"A fix tried, not tuned to this sample's numbers: the same tail model fitted with self-reported "
+        f"{html.escape(str(tc.get('fit_groups')))} groups (each group's tail mass its own, by empirical Bayes; "
+        f"against all probes and the full gallery of the demographic differentials section): PIT KS p {before:.2g} "
+        f"without groups, {after:.2g} with them, so with groups the PIT {verdict}. Part of the per-probe "
+        "miscalibration is group structure a group-blind model cannot see; a face with no group label gets the "
+        "group-blind model and its failure."
     )
 
 

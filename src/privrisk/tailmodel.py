@@ -313,9 +313,13 @@ def gpd_mle(x) -> tuple[float, float]:
     f = _gpd_profile_nll(grid, x)
     i = int(np.argmin(f))
     a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    r = optimize.minimize_scalar(
-        lambda t: float(_gpd_profile_nll(t, x)[0]), bounds=(a, b), method="bounded", options={"xatol": 1e-12 / xmax}
-    )
+    with np.errstate(invalid="ignore", over="ignore"):  # the bracket's ends may be inadmissible (inf)
+        r = optimize.minimize_scalar(
+            lambda t: float(_gpd_profile_nll(t, x)[0]),
+            bounds=(a, b),
+            method="bounded",
+            options={"xatol": 1e-12 / xmax},
+        )
     th = float(r.x) if np.isfinite(r.fun) and r.fun <= f[i] else float(grid[i])
     if abs(th) < 1e-12:
         return 0.0, xbar
