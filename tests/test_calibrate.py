@@ -230,6 +230,8 @@ def test_never_seen_heavier_tail_says_not_within_and_widens(population, tmp_path
     assert ext and all(p["rank10_range"][0] <= old[p["gallery_size"]]["rank10_range"][0] for p in ext)
     assert any(p["rank10_range"][0] < old[p["gallery_size"]]["rank10_range"][0] - 1e-6 for p in ext)
     assert plain.source != wide.source
+    assert main(["score", "--preset", "platform_defaults", "--calibration", cal["path"]]) == 0
+    assert "ranges widened by the calibration" in capsys.readouterr().out
     scaling = tm.apply_calibration({"curves": curves, "measured": []}, cal)
     page = calibration_html(scaling["calibration"])
     assert "NOT within" in page and "k_up" in page
@@ -248,6 +250,9 @@ def test_never_seen_same_distribution_passes_and_leaves_ranges(population, tmp_p
     raw = json.loads((ROOT / "sample_data" / "identification_curves.json").read_text())
     curves = raw.get("curves") or raw["scaling_detail"]["curves"]
     assert tm.widen_curves(curves, cal["widening"]) == curves
+    from privrisk.exposure import IdentificationCurves
+
+    assert "ranges unchanged by the calibration" in IdentificationCurves.shipped(calibration=cal).source
 
 
 def test_bad_calibration_file_is_a_config_error(tmp_path):

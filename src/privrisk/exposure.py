@@ -303,12 +303,15 @@ class IdentificationCurves:
             from .tailmodel import widen_curves
 
             w = calibration["widening"]
-            return cls(
-                widen_curves(curves, w),
-                source=f"{path}, ranges widened by the calibration {calibration.get('path', '')} "
-                f"(k_up {w['k_up'] if w['k_up'] is None else format(w['k_up'], '.3g')}, "
-                f"k_down {w['k_down'] if w['k_down'] is None else format(w['k_down'], '.3g')})",
-            )
+            if w["k_up"] == 1.0 and w["k_down"] == 1.0:
+                note = f"ranges unchanged by the calibration {calibration.get('path', '')} (the model was within)"
+            else:
+                note = (
+                    f"ranges widened by the calibration {calibration.get('path', '')} "
+                    f"(k_up {'unbounded' if w['k_up'] is None else format(w['k_up'], '.3g')}, "
+                    f"k_down {'unbounded' if w['k_down'] is None else format(w['k_down'], '.3g')})"
+                )
+            return cls(widen_curves(curves, w), source=f"{path}, {note}")
         return cls(curves, source=str(path))
 
     @classmethod
