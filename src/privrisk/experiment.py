@@ -1125,10 +1125,10 @@ def _source_version() -> str:
     """A hash of the code the scaling study runs: a change to any of it makes a new cache key."""
     import hashlib
 
-    from . import distractors, index
+    from . import distractors, fairness, index
 
     digest = hashlib.sha256()
-    for module in (sys.modules[__name__], tailmodel, distractors, index, metrics):
+    for module in (sys.modules[__name__], tailmodel, distractors, index, metrics, fairness):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 
