@@ -315,3 +315,11 @@ def test_sample_set_per_group_rates_checked(sample_embeddings):
         groups = {r["group"] for r in c["rows"]}
         assert groups == set(res["attributes"][attr]["groups"]), attr
     assert {r["gallery_size"] for r in check["scale"]["rows"]["gender"]} == {10**6, 10**9}
+
+
+def test_gpd_sf_and_normal_tail_match_scipy():
+    x = np.concatenate([np.linspace(0, 5, 200), [0.0, 1e-9, 50.0]])
+    for xi in (-0.6, -0.2, -1e-14, 0.0, 1e-14, 0.15, 0.7):
+        np.testing.assert_allclose(tm.gpd_sf(x, xi, 0.8), stats.genpareto.sf(x, xi, scale=0.8), rtol=1e-10, atol=1e-300)
+    # xi < 0: no mass past the end point sigma / |xi| (hand case: xi = -0.5, sigma = 1 ends at 2)
+    assert tm.gpd_sf(np.array([1.0, 2.5]), -0.5, 1.0) == pytest.approx([0.25, 0.0])

@@ -56,7 +56,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 THRESHOLDS = (0.45, 0.50, 0.55, 0.60)
 TAIL_SHARE = 0.05  # share of residuals below the peaks-over-threshold threshold u
@@ -158,9 +158,9 @@ def residual_cdf(p: TailParams, e, mult=None) -> np.ndarray:
     if np.any(below):
         eb = e[below]
         if p.kind == "gpd":
-            tail = TAIL_SHARE * stats.genpareto.sf(p.u - eb, p.a, scale=p.b)
+            tail = TAIL_SHARE * gpd_sf(p.u - eb, p.a, p.b)
         else:
-            tail = TAIL_SHARE * np.exp(stats.norm.logcdf((eb - p.a) / p.b) - stats.norm.logcdf((p.u - p.a) / p.b))
+            tail = TAIL_SHARE * np.exp(special.log_ndtr((eb - p.a) / p.b) - special.log_ndtr((p.u - p.a) / p.b))
         out[below] = tail
     if mult is not None:
         m = np.broadcast_to(np.asarray(mult, np.float64), e.shape)
@@ -191,6 +191,20 @@ def _node_arrays():
     w = w / w.sum()
     w.flags.writeable = False
     return x, w
+
+
+def gpd_sf(x, xi: float, sigma: float) -> np.ndarray:
+    """Survival function of a generalised Pareto (location 0, shape ``xi``, scale ``sigma``) at
+    ``x >= 0``: ``(1 + xi x / sigma)^(-1 / xi)``, 0 past the end point when ``xi < 0``,
+    ``exp(-x / sigma)`` at ``xi = 0``. Closed form (same values as ``scipy.stats.genpareto.sf``,
+    tested), without scipy's per-call overhead: the scaling study calls it some 10^5 times."""
+    x = np.asarray(x, np.float64)
+    if abs(xi) < 1e-12:
+        return np.exp(-x / sigma)
+    t = xi * x / sigma
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.exp(-np.log1p(t) / xi)
+    return np.where(t > -1.0, out, 0.0)
 
 
 def _nodes():
