@@ -1050,7 +1050,8 @@ def _pit_with_groups(results: dict) -> str:
         return ""
     verdict = "passes" if after >= 0.05 else "still fails"
     return (
-        f"A fix tried, not tuned to this sample's numbers: the same tail model fitted with self-reported "
+        f"A fix tried (its form chosen among three variants on this sample, so this is no independent test): "
+        f"the same tail model fitted with self-reported "
         f"{html.escape(str(tc.get('fit_groups')))} groups (each group's tail mass its own, by empirical Bayes; "
         f"against all probes and the full gallery of the demographic differentials section): PIT KS p {before:.2g} "
         f"without groups, {after:.2g} with them, so with groups the PIT {verdict}. Part of the per-probe "
