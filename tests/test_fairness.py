@@ -451,7 +451,7 @@ def test_group_conditional_tail_model_predicts_per_group_rates():
     }
     for r in rows:
         assert r["kind"] == "extrapolated" and 0 <= r["range"][0] <= r["value"] <= r["range"][1] <= 1
-    assert all((r["flag"] is not None) == (r["subjects"] < 10) for r in rows)
+    assert all((r["flag"] is not None) == (r["subjects"] < 10) == (r["note"] is not None) for r in rows)
     # the model's known limit, pinned: one tail multiplier per group cannot also describe this
     # two-cluster set's shift in location, so the PIT of each probe's nearest impostor fails here
     assert check["pit_ks_p"] < 0.01 < check["without_groups"]["pit_ks_p"]

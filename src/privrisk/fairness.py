@@ -874,6 +874,12 @@ def scale_by_group(
                             "probes": int(sel.sum()),
                             "subjects": n_subj,
                             "flag": SMALL_FLAG if n_subj < small_subjects else None,
+                            "note": (
+                                f"{n_subj} people are too few to fit this group's own tail: its multiplier is "
+                                "pulled towards the pool, so the range says more about the pool than the group"
+                                if n_subj < small_subjects
+                                else None
+                            ),
                         }
                     )
         result[attr] = rows

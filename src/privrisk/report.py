@@ -863,12 +863,13 @@ def fairness_group_model_section(check: dict) -> str:
             f"<tr><td>{e(r['group'])}</td><td>{r['subjects']}{' [' + e(r['flag']) + ']' if r['flag'] else ''}</td>"
             f"<td>{'rank-1' if r['quantity'] == 'rank1' else 'FPIR at ' + format(scale['threshold'], 'g')}</td>"
             f"<td>{r['gallery_size']:.0e}</td><td>{r['range'][0]:.1%}-{r['range'][1]:.1%} "
-            f"(model value {r['value']:.1%}; extrapolated)</td></tr>"
+            f"(model value {r['value']:.1%}; extrapolated)</td><td>{e(r.get('note') or '')}</td></tr>"
             for r in rows
         )
         out.append(
             f"<p><b>{e(attr)}</b> at platform scale ({e(scale.get('method', ''))}). {e(scale.get('composition', ''))}."
-            "</p><table><tr><th>group</th><th>people</th><th>quantity</th><th>gallery</th><th>range</th></tr>"
+            "</p><table><tr><th>group</th><th>people</th><th>quantity</th><th>gallery</th><th>range</th>"
+            "<th>note</th></tr>"
             f"{body}</table>"
         )
     return "\n".join(out)
