@@ -107,7 +107,10 @@ def test_group_labels_give_per_group_rates(data):
         for rate, (lo, hi) in zip(v["rate"], v["rate_ci95"]):
             assert 0 <= lo <= rate <= hi <= 1
     assert sum(v["n"] for v in out["by_group"].values()) == len(p)
-    assert set(m.params.group_tail) == set(groups) and any(abs(v - 1) > 0.05 for v in m.params.group_tail.values())
+    assert set(m.params.group_tail) == set(groups) | {tm.POOLED_GROUP}
+    assert any(abs(v - 1) > 0.05 for v in m.params.group_tail.values())
+    # a group the fit never saw gets the pooled multiplier
+    assert tm.group_multipliers(m.params, ["never-seen"], 1)[0] == m.params.group_tail[tm.POOLED_GROUP]
 
 
 def test_poisson_wilson_and_judge_hand_cases():
@@ -285,6 +288,7 @@ def test_group_tail_multipliers_by_hand():
     want = np.exp(ybar + tau2 / (tau2 + v) * (y - ybar))
     got = tm._group_tail(p, z, mask, np.zeros(40), groups, pooled)
     assert got["a"] == pytest.approx(want[0], rel=1e-9) and got["b"] == pytest.approx(want[1], rel=1e-9)
+    assert got[tm.POOLED_GROUP] == pytest.approx(np.exp(ybar), rel=1e-9)
     assert tau2 > 0 and got["b"] > 3 * got["a"] and max(want) < tm.MAX_GROUP_TAIL
     # one group only: no multipliers
     assert tm._group_tail(p, z, mask, np.zeros(40), np.array(["a"] * 40), pooled) == {}

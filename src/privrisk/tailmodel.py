@@ -177,11 +177,17 @@ GROUP_TAIL_SHARE = 0.01
 MAX_GROUP_TAIL = 0.9 / TAIL_SHARE
 
 
+#: key of the pooled multiplier in :attr:`TailParams.group_tail` (what a group the fit never saw gets)
+POOLED_GROUP = "*"
+
+
 def group_multipliers(p: TailParams, groups, n: int) -> np.ndarray | None:
-    """(n,) tail-mass multiplier of each probe's group (1 for groups the fit did not see), or None."""
+    """(n,) tail-mass multiplier of each probe's group (the pooled one for groups the fit did not
+    see), or None."""
     if groups is None or not p.group_tail:
         return None
-    return np.array([p.group_tail.get(str(g), 1.0) for g in groups], np.float64).reshape(n)
+    pooled = p.group_tail.get(POOLED_GROUP, 1.0)
+    return np.array([p.group_tail.get(str(g), pooled) for g in groups], np.float64).reshape(n)
 
 
 @lru_cache(maxsize=1)
@@ -433,7 +439,9 @@ def _group_tail(p: TailParams, z, mask, cstd, groups, pooled_sorted) -> dict:
     tau2 = max(0.0, (q - (len(names) - 1)) / (wt.sum() - (wt**2).sum() / wt.sum()))
     shrink = tau2 / (tau2 + v) if tau2 > 0 else np.zeros_like(v)
     mult = np.exp(ybar + shrink * (y - ybar))
-    return {g: float(min(m, MAX_GROUP_TAIL)) for g, m in zip(names, mult)}
+    out = {g: float(min(m, MAX_GROUP_TAIL)) for g, m in zip(names, mult)}
+    out[POOLED_GROUP] = float(min(np.exp(ybar), MAX_GROUP_TAIL))  # for a group the fit never saw
+    return out
 
 
 def fit(
