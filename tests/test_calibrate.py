@@ -264,3 +264,52 @@ def test_bad_calibration_file_is_a_config_error(tmp_path):
     (tmp_path / "d.json").write_text(json.dumps({"format": tm.CALIBRATION_FORMAT, "models": [{}]}))
     with pytest.raises(ConfigError, match="bad field"):
         tm.load_calibration(tmp_path / "d.json")
+
+
+def test_experiment_reads_a_saved_calibration(tmp_path, monkeypatch):
+    """scaling.calibration: the run's curves carry the widening, the report shows the calibration."""
+    from test_degrade import _small_set
+
+    import privrisk.embeddings
+    import privrisk.models
+    from helpers import FakeFaceModel
+    from privrisk.experiment import load_config, run_experiment
+
+    model = FakeFaceModel()
+    for mod in (privrisk.embeddings, privrisk.models):
+        monkeypatch.setattr(mod, "load_face_model", lambda: model)
+    cal = tm.calibration_record(_cal([50, 10, 20, 40], [(1, 2), (1, 3), (15, 25), (30, 50)]))
+    cal_path = tmp_path / "cal.json"
+    cal_path.write_text(json.dumps(cal))
+    root = _small_set(tmp_path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+dataset_dir = "{root}"
+gallery_manifest = "{root / "g.csv"}"
+probe_manifest = "{root / "p.csv"}"
+bootstrap = 50
+workers = 1
+[offline]
+shots = 1
+headline = "webcam"
+timing_probes = 1
+[[offline.levels]]
+name = "webcam"
+face_width_px = 80
+[scaling]
+sizes = [20, 50]
+extrapolate = [100]
+validation_distractors = 100
+tail_bootstrap = 5
+calibration = "{cal_path}"
+""")
+    r = run_experiment(load_config(cfg), tmp_path / "out", progress=False, log=None)
+    sc = r["scaling_detail"]
+    assert sc["calibration"]["widening"]["k_up"] == pytest.approx(tm.poisson_ci(10)[1])
+    for c in sc["curves"].values():
+        for p in c["points"]:
+            widened = p.get("widened_by_calibration", False)
+            ranges = [p.get(k) for k in ("rank1_range", "rank10_range", "fpir_range", "wrong_top_range")]
+            assert widened == (p["kind"] != "measured" and any(ranges))
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Calibration on faces the model never saw" in page and "NOT within" in page

@@ -1154,7 +1154,7 @@ def widen_points(points: list, widening: dict) -> list:
                 if p.get(key):
                     q[key + "_unwidened"] = list(p[key])
                     q[key] = fn(p[key], k_up, k_down)
-            q["widened_by_calibration"] = True
+                    q["widened_by_calibration"] = True
         out.append(q)
     return out
 
