@@ -137,3 +137,31 @@ def fake_sample_world(model: FakeFaceModel, n: int = 40, size: int = 128, seed: 
         tail_models=(tm,),
     )
     return world, photos, second
+
+
+def clustered(seed=0, people=90, photos=2, d=128, clusters=6):
+    """Seeded synthetic faces: people around cluster centres, photos around each person."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 0.06, (clusters, d))
+    who = rng.integers(0, clusters, people)
+    person = centres[who] + rng.normal(0, 0.045, (people, d))
+    faces = np.repeat(person, photos, axis=0) + rng.normal(0, 0.012, (people * photos, d))
+    subjects = np.repeat(np.array([f"s{i:03d}" for i in range(people)]), photos)
+    groups = np.repeat(np.array([f"g{w}" for w in who]), photos)
+    return faces.astype(np.float32), subjects, groups
+
+
+def small_e2_set(tmp_path):
+    """10 subjects; gallery photos 120 px; probe photos of subjects 0-2 only 60 px wide (the fake
+    model's face is the whole photo), the rest 120 px."""
+    root = tmp_path / "images"
+    g, p = ["subject_id,image,consent"], ["subject_id,image,consent"]
+    for s in range(10):
+        write_png(root / "g" / f"{s}.png", noise_image(s, size=(120, 120)))
+        size = (60, 60) if s < 3 else (120, 120)
+        write_png(root / "p" / f"{s}.png", noise_image(s, size=size, noise=6.0, noise_seed=s))
+        g.append(f"s{s},g/{s}.png,yes")
+        p.append(f"s{s},p/{s}.png,yes")
+    (root / "g.csv").write_text("\n".join(g) + "\n")
+    (root / "p.csv").write_text("\n".join(p) + "\n")
+    return root

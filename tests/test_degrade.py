@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import FakeFaceModel, noise_image, write_png
+from helpers import FakeFaceModel, noise_image, small_e2_set
 from privrisk.config import from_dict
 from privrisk.degrade import (
     Degradation,
@@ -251,26 +251,10 @@ def fake_everywhere(monkeypatch):
     return model
 
 
-def _small_set(tmp_path):
-    """10 subjects; gallery photos 120 px; probe photos of subjects 0-2 only 60 px wide (the fake
-    model's face is the whole photo), the rest 120 px."""
-    root = tmp_path / "images"
-    g, p = ["subject_id,image,consent"], ["subject_id,image,consent"]
-    for s in range(10):
-        write_png(root / "g" / f"{s}.png", noise_image(s, size=(120, 120)))
-        size = (60, 60) if s < 3 else (120, 120)
-        write_png(root / "p" / f"{s}.png", noise_image(s, size=size, noise=6.0, noise_seed=s))
-        g.append(f"s{s},g/{s}.png,yes")
-        p.append(f"s{s},p/{s}.png,yes")
-    (root / "g.csv").write_text("\n".join(g) + "\n")
-    (root / "p.csv").write_text("\n".join(p) + "\n")
-    return root
-
-
 def test_e2_counts_not_applicable_photos_and_reports_fusion(tmp_path, fake_everywhere):
     from privrisk.experiment import load_config, run_experiment
 
-    root = _small_set(tmp_path)
+    root = small_e2_set(tmp_path)
     cfg_path = tmp_path / "c.toml"
     cfg_path.write_text(f"""
 dataset_dir = "{root}"
@@ -367,7 +351,7 @@ def test_captures_are_cached_by_recipe_and_never_remade(tmp_path, fake_everywher
     from privrisk.embeddings import EmbeddingCache
     from privrisk.experiment import load_config, run_experiment
 
-    root = _small_set(tmp_path)
+    root = small_e2_set(tmp_path)
     body = f"""
 dataset_dir = "{root}"
 gallery_manifest = "{root / "g.csv"}"

@@ -19,6 +19,7 @@ from privrisk.fairness import (
     same_cross_table,
     scan_pairs,
     tail_check,
+    tail_check_cross_validated,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,8 +100,38 @@ def test_tiny_gallery_combined_attribute(tiny):
     assert "too few people" in mw["cross"]["0.6"]["ci_method"]
     assert mw["cross"]["0.6"]["ci95"] == pytest.approx(list(clopper_pearson_one_sided(1, 5)))
     mb = c["fmr"]["m / black"]["cross"]["0.6"]
-    assert _counts(mb) == (0, 4) and mb["ci95"] == pytest.approx([0.0, 0.95])
+    # no events and one person: no correlation within people to borrow, the bound on 1 subject stays
+    assert _counts(mb) == (0, 4) and mb["ci95"] == pytest.approx([0.0, 0.95]) and "design_effect" not in mb
     assert mb["flag"] == SMALL_FLAG
+    # no events among 2 people's 3 pairs: the clustered (design-effect) bound, between the bound on the
+    # 3 pairs as independent and the bound on the 2 subjects alone (kept beside it)
+    ms = tiny["attributes"]["gender"]["fmr"]["m"]["same"]["0.6"]
+    assert _counts(ms) == (0, 3) and ms["ci95_subject_bound"] == pytest.approx([0.0, 1 - 0.05**0.5])
+    assert 2 <= ms["n_effective"] <= 3 and ms["ci95"][1] == pytest.approx(1 - 0.05 ** (1 / ms["n_effective"]))
+    assert "effective pairs" in ms["ci_method"]
+
+
+def test_clustered_zero_event_bound_by_hand():
+    from privrisk.fairness import clustered_zero_bound, design_effect, intracluster_correlation
+
+    # pooled: 10 events in 100 pairs; bootstrap rates 0.05, 0.10, 0.15 repeated (var with ddof=1)
+    num_b = np.tile([5.0, 10.0, 15.0], 10)
+    den_b = np.full(30, 100.0)
+    var = np.var(num_b / den_b, ddof=1)
+    assert design_effect(10, 100, num_b, den_b) == pytest.approx(var / (0.1 * 0.9 / 100))
+    assert design_effect(4, 100, num_b, den_b) is None  # too few events to estimate a variance
+    assert design_effect(10, 100, np.full(30, 10.0), den_b) == 1.0  # floored: no inflation
+    assert intracluster_correlation(3.0, 11) == pytest.approx(0.2)
+    assert intracluster_correlation(50.0, 11) == 1.0 and intracluster_correlation(None, 11) is None
+    cell = {"unit": "impostor pairs", "events": 0, "trials": 200, "subjects": 10, "ci95": [0.0, 0.2589]}
+    clustered_zero_bound(cell, {"0.5": None, "0.6": 0.2}, "0.5")  # 0.5 has no usable pooled cell: nearest
+    # m = 20 pairs per person, deff = 1 + 19 * 0.2 = 4.8, n_eff = 200 / 4.8
+    assert cell["design_effect"] == pytest.approx(4.8) and cell["n_effective"] == pytest.approx(200 / 4.8)
+    assert cell["ci95"] == pytest.approx([0.0, 1 - 0.05 ** (4.8 / 200)])
+    assert cell["ci95"][1] == pytest.approx(0.0694, abs=1e-4) and cell["ci95_subject_bound"][1] == 0.2589
+    untouched = {"unit": "non-mated searches", "events": 0, "trials": 5, "subjects": 5, "ci95": [0, 0.45]}
+    clustered_zero_bound(untouched, {"0.6": 0.2}, "0.6")
+    assert untouched["ci95"] == [0, 0.45]
 
 
 def test_tiny_gallery_fnmr_fpir_and_e2(tiny):
@@ -364,3 +395,91 @@ def test_pair_weight_sum_in_chunks_equals_direct():
     w = rng.integers(0, 3, (40, 30)).astype(float)
     a, b = rng.integers(0, 30, 1000), rng.integers(0, 30, 1000)
     assert np.allclose(_pair_weight_sum(w, a, b, max_elements=100), (w[:, a] * w[:, b]).sum(1))
+
+
+def _tight_minority(seed=0, n_tight=15, n_loose=70):
+    """A minority group far from the population centre whose faces sit close together (the pattern of
+    the sample set's smaller groups), and a loose majority around the centre."""
+    rng = np.random.default_rng(seed)
+    centre = {"tight": rng.normal(0, 0.035, 128), "loose": np.zeros(128)}
+    spread = {"tight": 0.028, "loose": 0.045}
+    subjects, groups, base = [], [], []
+    for i in range(n_tight + n_loose):
+        g = "tight" if i < n_tight else "loose"
+        subjects.append(f"p{i:03d}")
+        groups.append(g)
+        base.append(centre[g] + rng.normal(0, spread[g], 128))
+    base = np.array(base)
+    gallery = base + rng.normal(0, 0.012, base.shape)
+    probes = base + rng.normal(0, 0.012, base.shape)
+    return probes, subjects, gallery, {s: {"group": g} for s, g in zip(subjects, groups)}
+
+
+def test_group_conditional_tail_model_predicts_per_group_rates():
+    """Held-out people, known groups: the group-blind model predicts too few close pairs for the tight
+    minority (it could not know), the group-conditional one gets every judged cell within; both
+    verdicts come from the same check, which fails when the model is wrong."""
+    probes, subjects, gallery, attrs = _tight_minority()
+    d = np.sqrt(((probes[:, None] - gallery[None]) ** 2).sum(-1))
+    imp = np.array(subjects)[:, None] != np.array(subjects)[None]
+    thr = [float(t) for t in np.quantile(d[imp], [0.003, 0.01, 0.02]).round(3)]
+    res = analyse(
+        probes,
+        subjects,
+        gallery,
+        subjects,
+        attrs,
+        columns=["group"],
+        thresholds=thr,
+        operating_threshold=thr[-1],
+        n_boot=300,
+        seed=1,
+    )
+    check = tail_check_cross_validated(res, probes, subjects, gallery, subjects, attrs, n_boot=30, seed=2)
+    assert check["group_conditional"] and check["fit_groups"] == "group"
+    assert "tight at" in check["without_groups"]["by_attribute"]["group"]
+    assert "model too low" in check["without_groups"]["by_attribute"]["group"]
+    c = check["by_attribute"]["group"]
+    assert c["all_within"] and c["n_judged"] >= 5, c["summary"]
+    tight = [r for r in c["rows"] if r["group"] == "tight"]
+    loose = [r for r in c["rows"] if r["group"] == "loose"]
+    assert all(a["model_rate"] > 3 * b["model_rate"] for a, b in zip(tight, loose))
+    # per-group scale predictions: ranges, labelled extrapolated, small groups flagged
+    rows = check["scale"]["rows"]["group"]
+    assert {(r["group"], r["quantity"], r["gallery_size"]) for r in rows} == {
+        (g, q, n) for g in ("tight", "loose") for q in ("rank1", "fpir_at_threshold") for n in (10**6, 10**9)
+    }
+    for r in rows:
+        assert r["kind"] == "extrapolated" and 0 <= r["range"][0] <= r["value"] <= r["range"][1] <= 1
+    assert all((r["flag"] is not None) == (r["subjects"] < 10) == (r["note"] is not None) for r in rows)
+    # the model's known limit, pinned: one tail multiplier per group cannot also describe this
+    # two-cluster set's shift in location, so the PIT of each probe's nearest impostor fails here
+    assert check["pit_ks_p"] < 0.01 < check["without_groups"]["pit_ks_p"]
+    from privrisk.report import fairness_tail_section
+
+    page = fairness_tail_section(check)
+    assert "with groups KS p = " in page and "FAIL (the per-probe calibration is off)" in page
+    assert page.count("extrapolated)") == len(rows) and "not independent" in page
+    r1 = {(r["group"], r["gallery_size"]): r["value"] for r in rows if r["quantity"] == "rank1"}
+    assert r1[("tight", 10**9)] <= r1[("tight", 10**6)] and r1[("tight", 10**6)] < r1[("loose", 10**6)]
+
+
+def test_fmr_ratio_shows_small_cells_with_their_n(tiny):
+    """Small cells are not dropped from the ratio: each gets its ratio to the lowest large group, its
+    counts and an interval, flagged small (tiny: small = fewer than 3 subjects)."""
+    r = tiny["attributes"]["gender"]["fmr_ratio"]
+    fmr = tiny["attributes"]["gender"]["fmr"]
+    # gender: f has 3 subjects (large), m has 2 (small); f is the only large group, so the reference
+    assert r["reference"] == "f" and [c["group"] for c in r["small_cells"]] == ["m"]
+    m = r["small_cells"][0]
+    assert (m["events"], m["pairs"], m["subjects"]) == (1, 9, 2) and m["flag"] == SMALL_FLAG
+    assert m["ratio_to_reference"] == pytest.approx((1 / 9) / (5 / 15))
+    assert m["rate"] == fmr["m"]["all"]["0.6"]["rate"]
+    lo, hi = m["ratio_ci95"]
+    assert lo <= m["ratio_to_reference"] and (hi is None or hi >= m["ratio_to_reference"])
+    from privrisk.report import small_cell_ratios_text
+
+    text = small_cell_ratios_text(r)
+    assert "m: 0.333x (95% " in text and "1/9 pairs, 2 people) [small: indicative only]" in text
+    combo = tiny["attributes"]["gender+ethnicity"]["fmr_ratio"]
+    assert all(c["flag"] == SMALL_FLAG and c["subjects"] < 3 for c in combo["small_cells"])

@@ -8,19 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from helpers import clustered
 from privrisk import tailmodel as tm
-
-
-def clustered(seed=0, people=90, photos=2, d=128, clusters=6):
-    """Seeded synthetic faces: people around cluster centres, photos around each person."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 0.06, (clusters, d))
-    who = rng.integers(0, clusters, people)
-    person = centres[who] + rng.normal(0, 0.045, (people, d))
-    faces = np.repeat(person, photos, axis=0) + rng.normal(0, 0.012, (people * photos, d))
-    subjects = np.repeat(np.array([f"s{i:03d}" for i in range(people)]), photos)
-    groups = np.repeat(np.array([f"g{w}" for w in who]), photos)
-    return faces.astype(np.float32), subjects, groups
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +96,10 @@ def test_group_labels_give_per_group_rates(data):
         for rate, (lo, hi) in zip(v["rate"], v["rate_ci95"]):
             assert 0 <= lo <= rate <= hi <= 1
     assert sum(v["n"] for v in out["by_group"].values()) == len(p)
-    assert any(abs(s) > 0 for s in m.params.group_shift.values())
+    assert set(m.params.group_tail) == set(groups) | {tm.POOLED_GROUP}
+    assert any(abs(v - 1) > 0.05 for v in m.params.group_tail.values())
+    # a group the fit never saw gets the pooled multiplier
+    assert tm.group_multipliers(m.params, ["never-seen"], 1)[0] == m.params.group_tail[tm.POOLED_GROUP]
 
 
 def test_poisson_wilson_and_judge_hand_cases():
@@ -164,6 +156,9 @@ def test_sample_set_validation_tail_model_passes_gaussian_fails(sample_embedding
     ours = tm.cross_validate(p, ps, g, gs, kind="gpd", n_boot=100, seed=2011)
     verdict = dict(zip(ours["thresholds"], ours["pass"]))
     assert verdict[0.5] is True and verdict[0.55] is True and verdict[0.6] is True, tm.validation_json(ours)
+    # informative, stated on its own: upper end at most 10x the lower at 0.50, 3x at 0.55 and 0.60
+    ci = dict(zip(ours["thresholds"], ours["model_rate_ci95"]))
+    assert ci[0.5][1] <= 10 * ci[0.5][0] and ci[0.55][1] <= 3 * ci[0.55][0] and ci[0.6][1] <= 3 * ci[0.6][0], ci
     gauss = tm.cross_validate(p, ps, g, gs, kind="gaussian", n_boot=10, seed=2011)
     verdict = dict(zip(gauss["thresholds"], gauss["pass"]))
     assert verdict[0.5] is False and verdict[0.55] is False, tm.validation_json(gauss)
@@ -204,3 +199,120 @@ def test_no_probability_on_negative_distances(model, data):
         f = tm.pair_cdf(model, p, np.array([[0.0, 1e-3, 0.3, 0.6]]), params=params)
         assert np.all(f[:, 0] == 0.0)
         assert np.all(np.diff(f, axis=1) >= 0)
+
+
+def test_gpd_mle_matches_scipy_maximum():
+    """The profile-likelihood GPD fit reaches scipy's maximum (to 1e-6 in log-likelihood) across shapes
+    and sample sizes; a hand case: exponential data give a shape near 0 and the mean as scale."""
+    rng = np.random.default_rng(5)
+    for xi in (-0.4, -0.15, 0.0, 0.1, 0.3):
+        for n in (25, 150, 500):
+            x = stats.genpareto.rvs(xi, scale=0.7, size=n, random_state=rng)
+            c, _, s = stats.genpareto.fit(x, floc=0)
+            c2, s2 = tm.gpd_mle(x)
+            ll_scipy = stats.genpareto.logpdf(x, c, scale=s).sum()
+            ll_ours = stats.genpareto.logpdf(x, c2, scale=s2).sum()
+            assert ll_ours >= ll_scipy - 1e-6, (xi, n, c, c2)
+            assert c2 == pytest.approx(c, abs=2e-3) and s2 == pytest.approx(s, rel=2e-3)
+    x = rng.exponential(2.0, 20000)
+    c, s = tm.gpd_mle(x)
+    assert abs(c) < 0.03 and s == pytest.approx(x.mean(), rel=0.03)
+    with pytest.raises(ValueError):
+        tm.gpd_mle([1.0])
+
+
+def test_row_quantile_equals_nanquantile():
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(30, 40))
+    mask = rng.random((30, 40)) > 0.3
+    mask[0] = False
+    mask[1, :] = False
+    mask[1, 3] = True
+    got = tm._row_quantile(z, mask, 0.1)
+    want = np.array([np.quantile(r[m], 0.1) if m.any() else np.nan for r, m in zip(z, mask)])
+    assert np.isnan(got[0]) and got[1] == z[1, 3]
+    np.testing.assert_allclose(got[1:], want[1:], rtol=0, atol=1e-12)
+    xs = np.sort(rng.normal(size=101))
+    np.testing.assert_allclose(tm._sorted_quantile(xs, [0.0, 0.05, 0.5, 1.0]), np.quantile(xs, [0.0, 0.05, 0.5, 1.0]))
+
+
+def test_residual_cdf_tail_multiplier_by_hand(model):
+    """A group multiplier m scales the tail below u by m and rescales the body so it still ends at 1."""
+    p = model.params
+    e = np.array([p.u - 0.5, p.u - 0.1, p.u + 1e-9, p.body[95], p.body[-1] + 1])
+    base = tm.residual_cdf(p, e)
+    got = tm.residual_cdf(p, e, 2.0)
+    ts = tm.TAIL_SHARE
+    want = np.where(e < p.u, 2 * base, 2 * ts + (1 - 2 * ts) * (base - ts) / (1 - ts))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got[-1] == pytest.approx(1.0) and got[2] == pytest.approx(2 * ts, rel=1e-6)
+
+
+def test_group_tail_multipliers_by_hand():
+    """DerSimonian-Laird by hand: two groups of probes with flat residual tails (tau = 0, no covariate),
+    observed counts under z* against the counts the model expects."""
+    body = np.linspace(-2.4, 3.0, len(tm.BODY_P))
+    p = tm.TailParams(kind="normal", u=-2.4, a=-2.4, b=0.6, body=body, alpha=0.0, beta=0.0, tau=0.0)
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-3, 3, (40, 200))
+    mask = np.ones_like(z, bool)
+    groups = np.array(["a"] * 30 + ["b"] * 10)
+    z[30:, :6] = -2.995  # group b: many very close pairs
+    pooled = np.sort(z[mask])
+    zstar = tm._sorted_quantile(pooled, [tm.GROUP_TAIL_SHARE])[0]
+    f = tm.residual_cdf(p, np.array([zstar]))[0]
+    obs = (z <= zstar).sum(axis=1).astype(float)
+    exp_ = np.full(40, 200 * f)
+    y, v = [], []
+    for sel in (groups == "a", groups == "b"):
+        o, e = obs[sel].sum(), exp_[sel].sum()
+        r = (o + 0.5) / (e + 0.5)
+        y.append(np.log(r))
+        v.append(max(((obs[sel] - r * exp_[sel]) ** 2).sum() / (o + 0.5) ** 2, 1 / (o + 0.5)))
+    y, v = np.array(y), np.array(v)
+    w = 1 / v
+    ybar = (w * y).sum() / w.sum()
+    q = (w * (y - ybar) ** 2).sum()
+    tau2 = max(0.0, (q - 1) / (w.sum() - (w**2).sum() / w.sum()))
+    want = np.exp(ybar + tau2 / (tau2 + v) * (y - ybar))
+    got = tm._group_tail(p, z, mask, np.zeros(40), groups, pooled)
+    assert got["a"] == pytest.approx(want[0], rel=1e-9) and got["b"] == pytest.approx(want[1], rel=1e-9)
+    assert got[tm.POOLED_GROUP] == pytest.approx(np.exp(ybar), rel=1e-9)
+    assert tau2 > 0 and got["b"] > 3 * got["a"] and max(want) < tm.MAX_GROUP_TAIL
+    # one group only: no multipliers
+    assert tm._group_tail(p, z, mask, np.zeros(40), np.array(["a"] * 40), pooled) == {}
+
+
+@pytest.mark.model
+def test_sample_set_per_group_rates_checked(sample_embeddings):
+    """Issue 12 on the sample set: the group-blind model predicts too few close pairs for Black men at
+    0.6 (the data show their faces sit closer together); the group-conditional model, fitted on held-out
+    folds with gender+ethnicity labels, gives that cell a higher predicted rate, and every cell of every
+    attribute gets a verdict. (The verdicts themselves are reported, not asserted: a test that
+    required them to pass would tune the model to this sample.)"""
+    import csv
+
+    from privrisk.fairness import analyse, tail_check_cross_validated
+    from privrisk.samples import sample_file
+
+    gs, g = sample_embeddings["neutral"]
+    ps, p = sample_embeddings["smiling"]
+    attrs = {r["subject_id"]: r for r in csv.DictReader(sample_file("subjects.csv").open())}
+    res = analyse(p, ps, g, gs, attrs, n_boot=300, seed=1)
+    check = tail_check_cross_validated(res, p, ps, g, gs, attrs, n_boot=60, seed=2)
+    assert check["group_conditional"] and check["fit_groups"] == "gender+ethnicity"
+    assert "male / black at 0.6 (model too low)" in check["without_groups"]["by_attribute"]["gender+ethnicity"]
+    rows = {(r["group"], r["threshold"]): r for r in check["by_attribute"]["gender+ethnicity"]["rows"]}
+    assert rows[("male / black", 0.6)]["model_rate"] > 3 * rows[("male / white", 0.6)]["model_rate"]
+    for attr, c in check["by_attribute"].items():
+        groups = {r["group"] for r in c["rows"]}
+        assert groups == set(res["attributes"][attr]["groups"]), attr
+    assert {r["gallery_size"] for r in check["scale"]["rows"]["gender"]} == {10**6, 10**9}
+
+
+def test_gpd_sf_and_normal_tail_match_scipy():
+    x = np.concatenate([np.linspace(0, 5, 200), [0.0, 1e-9, 50.0]])
+    for xi in (-0.6, -0.2, -1e-14, 0.0, 1e-14, 0.15, 0.7):
+        np.testing.assert_allclose(tm.gpd_sf(x, xi, 0.8), stats.genpareto.sf(x, xi, scale=0.8), rtol=1e-10, atol=1e-300)
+    # xi < 0: no mass past the end point sigma / |xi| (hand case: xi = -0.5, sigma = 1 ends at 2)
+    assert tm.gpd_sf(np.array([1.0, 2.5]), -0.5, 1.0) == pytest.approx([0.25, 0.0])

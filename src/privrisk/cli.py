@@ -225,7 +225,14 @@ def cmd_demo(args) -> int:
 def _curves(args):
     from .exposure import IdentificationCurves
 
-    return IdentificationCurves.from_results(args.results) if args.results else IdentificationCurves.shipped()
+    cal = getattr(args, "calibration", None)
+    if cal:
+        from .tailmodel import load_calibration
+
+        cal = load_calibration(cal)
+    if args.results:
+        return IdentificationCurves.from_results(args.results, calibration=cal)
+    return IdentificationCurves.shipped(calibration=cal)
 
 
 def _gain(args):
@@ -345,7 +352,7 @@ def cmd_population(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from .tailmodel import calibrate_manifest
+    from .tailmodel import calibrate_manifest, calibration_record
 
     out = calibrate_manifest(
         args.manifest,
@@ -355,8 +362,13 @@ def cmd_calibrate(args) -> int:
         workers=args.workers,
         progress=not args.quiet and not args.json,
     )
+    record = calibration_record(out)
+    if args.save:
+        from .fileio import atomic_write
+
+        atomic_write(Path(args.save), json.dumps(record, indent=2, allow_nan=False) + "\n")
     if args.json:
-        _print_json(out)
+        _print_json(record)
         return EXIT_OK
     print(
         f"{out['n_faces']} faces of {out['n_people']} people, {out['n_pairs']:,} impostor pairs "
@@ -373,6 +385,12 @@ def cmd_calibrate(args) -> int:
             )
     for s in out["skipped"]:
         print(f"skipped {s['image']}: {s['reason']}")
+    print(f"\nVerdict: the model's predicted impostor rates are {record['widening']['verdict']}.")
+    if args.save:
+        print(
+            f"Saved to {args.save}; give it to `privrisk score --calibration {args.save}` or the experiment's "
+            "scaling.calibration setting to widen their ranges accordingly."
+        )
     return EXIT_OK
 
 
@@ -634,6 +652,12 @@ def _add_calibrate_command(sub, common: argparse.ArgumentParser, embed: argparse
         help="tail models from a run's results.json or a tail-model "
         "JSON (default: the models fitted on the sample set, sample_data/tail_model.json)",
     )
+    p.add_argument(
+        "--save",
+        metavar="FILE",
+        help="write the calibration (plain JSON, with the widening it implies) to FILE, for "
+        "`privrisk score --calibration FILE` and the experiment's scaling.calibration",
+    )
     p.set_defaults(func=cmd_calibrate)
 
 
@@ -686,6 +710,12 @@ def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
         metavar="RESULTS.json",
         help="identification curves from an experiment's "
         "results.json (default: the curves the demo measured, sample_data/identification_curves.json)",
+    )
+    curves.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="a calibration saved by `privrisk calibrate --save FILE`: where the tail model was not "
+        "within its interval on those faces, the simulated and extrapolated ranges widen",
     )
     _add_settings_flags(curves, ExposureSettings, "exposure settings")
     curves.add_argument(

@@ -97,6 +97,11 @@ class ScalingSettings:
         min=5,
         max=10_000,
     )
+    calibration: str = setting(
+        "",
+        "a calibration saved by `privrisk calibrate --save FILE` on faces the model never saw: where it was not "
+        "within its interval, simulated and extrapolated ranges widen (rule in the report)",
+    )
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,11 @@ def run_experiment(
     timed = timing(cfg, enrolled, log)
     e3 = _accretion_stage(cfg, enrolled, e1, log)
     scaled = scaling_study(cfg, enrolled, e1, e2, cache, progress, log)
+    if cfg.scaling.calibration:  # ranges widened by a calibration on never-seen faces (issue 11)
+        from . import tailmodel  # noqa: PLC0415
+
+        calibration = tailmodel.load_calibration(cfg.scaling.calibration)
+        scaled = ScalingResult(tailmodel.apply_calibration(scaled.detail, calibration))
     results = _results(cfg, split, enrolled, e1, e2, timed, e3, scaled)
     results["seconds_total"] = time.perf_counter() - t_start
     results["fairness"] = differentials(cfg, enrolled, e2.fused, cache, progress, log).summary

@@ -287,8 +287,10 @@ class IdentificationCurves:
         }
 
     @classmethod
-    def from_results(cls, path: str | Path) -> IdentificationCurves:
-        """Curves from an experiment's ``results.json`` (or the shipped curves file)."""
+    def from_results(cls, path: str | Path, calibration: dict | None = None) -> IdentificationCurves:
+        """Curves from an experiment's ``results.json`` (or the shipped curves file). With
+        ``calibration`` (:func:`privrisk.tailmodel.load_calibration`), simulated and extrapolated
+        ranges are widened by it (:data:`privrisk.tailmodel.WIDEN_RULE`)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -303,14 +305,27 @@ class IdentificationCurves:
         curves = (data.get("scaling_detail") or {}).get("curves") or data.get("curves")
         if not curves or not isinstance(curves, dict):
             raise ConfigError(f"{path}: no identification curves in it (expected scaling_detail.curves)")
+        if calibration is not None:
+            from .tailmodel import widen_curves
+
+            w = calibration["widening"]
+            if w["k_up"] == 1.0 and w["k_down"] == 1.0:
+                note = f"ranges unchanged by the calibration {calibration.get('path', '')} (the model was within)"
+            else:
+                note = (
+                    f"ranges widened by the calibration {calibration.get('path', '')} "
+                    f"(k_up {'unbounded' if w['k_up'] is None else format(w['k_up'], '.3g')}, "
+                    f"k_down {'unbounded' if w['k_down'] is None else format(w['k_down'], '.3g')})"
+                )
+            return cls(widen_curves(curves, w), source=f"{path}, {note}")
         return cls(curves, source=str(path))
 
     @classmethod
-    def shipped(cls) -> IdentificationCurves:
+    def shipped(cls, calibration: dict | None = None) -> IdentificationCurves:
         """The curves measured by the demo on the sample set (``sample_data/identification_curves.json``)."""
         from .samples import sample_data_dir
 
-        return cls.from_results(sample_data_dir() / "identification_curves.json")
+        return cls.from_results(sample_data_dir() / "identification_curves.json", calibration=calibration)
 
     @property
     def names(self) -> list[str]:

@@ -374,6 +374,12 @@ def analyse(
                 overall[split][_tkey(t)] = _cell(
                     num_p, den_p, num_b, den_b, subj_acc[split], "impostor pairs", small_subjects
                 )
+        m_pool = acc["all"][_tkey(thr[0])][1] / max(subj_acc["all"], 1)  # pairs per probe subject
+        deffs = {_tkey(t): intracluster_correlation(design_effect(*acc["all"][_tkey(t)]), m_pool) for t in thr}
+        for row in [*fmr.values(), overall]:
+            for split in row:
+                for key, cell in row[split].items():
+                    clustered_zero_bound(cell, deffs, key)
 
         def subject_cell(ev_codes, trial_counts, A, unit):
             """A rate whose events and trials belong to one subject each (weight w_s)."""
@@ -425,7 +431,142 @@ def analyse(
     return result
 
 
+#: fewest events in the pooled cell from which a design effect is estimated
+MIN_DEFF_EVENTS = 5
+
+
+def design_effect(num_p: float, den_p: float, num_b: np.ndarray, den_b: np.ndarray) -> float | None:
+    """Variance of a pair rate under the subject bootstrap over its variance were the pairs
+    independent (``p (1 - p) / n``), floored at 1: how much clustering by person inflates it. None
+    with fewer than MIN_DEFF_EVENTS events (too few to estimate a variance)."""
+    if den_p <= 0 or num_p < MIN_DEFF_EVENTS or num_p >= den_p:
+        return None
+    ok = den_b > 0
+    if ok.sum() < 10:
+        return None
+    p = num_p / den_p
+    return float(max(1.0, np.var(num_b[ok] / den_b[ok], ddof=1) / (p * (1 - p) / den_p)))
+
+
+def intracluster_correlation(deff: float | None, pairs_per_subject: float) -> float | None:
+    """Kish: ``deff = 1 + (m - 1) rho`` with m pairs per person, so ``rho = (deff - 1) / (m - 1)``,
+    kept in [0, 1]."""
+    if deff is None:
+        return None
+    if pairs_per_subject <= 1:
+        return 1.0
+    return float(min(1.0, max(0.0, (deff - 1.0) / (pairs_per_subject - 1.0))))
+
+
+def clustered_zero_bound(cell: dict, rhos: Mapping[str, float | None], key: str) -> None:
+    """For a pair cell with no events: the one-sided exact 95% bound on the effective number of
+    independent pairs (a design-effect-adjusted Clopper-Pearson bound, Kish). The intra-person
+    correlation ``rho`` comes from the subject bootstrap of the attribute's pooled cell at the same
+    threshold (or the nearest threshold whose pooled cell has at least MIN_DEFF_EVENTS events), via
+    :func:`design_effect` and :func:`intracluster_correlation`; the cell's own design effect is
+    ``1 + (m - 1) rho`` with ``m`` = its pairs per person, and ``n_eff = pairs / deff``. Since rho is
+    in [0, 1], ``n_eff`` lies between the subject count and the pair count, so the bound lies between
+    the bound on the subjects alone and the bound that treats every pair as independent. Without any
+    usable pooled cell the bound on the subject count stays. That bound is kept beside it."""
+    if cell.get("unit") != "impostor pairs" or cell.get("events") != 0 or not cell.get("trials"):
+        return
+    if (cell.get("subjects") or 0) < 2:  # one person: no correlation within people to borrow; keep the bound
+        return
+    usable = {k: r for k, r in rhos.items() if r is not None}
+    if not usable:
+        return
+    src = key if key in usable else min(usable, key=lambda k: abs(float(k) - float(key)))
+    m = cell["trials"] / cell["subjects"]
+    deff = 1.0 + (m - 1.0) * usable[src]
+    n_eff = cell["trials"] / deff
+    cell["ci95_subject_bound"] = cell["ci95"]
+    cell["ci95"] = [0.0, float(1.0 - ALPHA ** (1.0 / n_eff))]
+    cell["design_effect"] = deff
+    cell["n_effective"] = float(n_eff)
+    cell["ci_method"] = (
+        f"one-sided exact (Clopper-Pearson) 95% bound on {n_eff:,.0f} effective pairs = {cell['trials']:,} "
+        f"pairs / design effect {deff:.1f} (subject bootstrap of all pairs at {float(src):g}): no "
+        f"impostor pairs were events; the bound on the {cell['subjects']} subjects alone would be "
+        f"{cell['ci95_subject_bound'][1]:.2%}"
+    )
+
+
 def fmr_ratio(
+    fmr: Mapping[str, dict],
+    W: np.ndarray,
+    imp_a,
+    imp_b,
+    imp_d,
+    masks: Mapping[str, np.ndarray],
+    np_s,
+    ng_s,
+    threshold: float,
+    small_subjects: int,
+) -> dict:
+    """:func:`_highest_over_lowest`, plus ``small_cells``: every group with fewer than
+    ``small_subjects`` subjects, its FMR over the reference group's (the lowest-FMR group among the
+    large ones), with the percentile interval over the same subject resamples, its counts and the
+    small flag. Small cells are not left out of the picture; they are only indicative."""
+    out = _highest_over_lowest(fmr, W, imp_a, imp_b, imp_d, masks, np_s, ng_s, threshold, small_subjects)
+    key = _tkey(threshold)
+    cells = {g: row["all"][key] for g, row in fmr.items() if row["all"][key]["trials"] > 0}
+    big = {g: c for g, c in cells.items() if c["subjects"] >= small_subjects and c["rate"]}
+    small = {g: c for g, c in cells.items() if c["subjects"] < small_subjects}
+    out["small_cells"] = []
+    out["reference"] = None
+    if not big or not small:
+        return out
+    ref = min(big, key=lambda g: (big[g]["rate"], g))
+    out["reference"] = ref
+
+    def boot_rate(g):
+        A = masks[g]
+        sel = (A[imp_a] > 0) & (imp_d <= threshold)
+        num = _pair_weight_sum(W, imp_a[sel], imp_b[sel])
+        den = (W @ (np_s * A)) * (W @ ng_s) - (W**2) @ (np_s * ng_s * A)
+        return num, den
+
+    nr, dr = boot_rate(ref)
+    for g in sorted(small):
+        c = small[g]
+        ng, dg = boot_rate(g)
+        ok = (dr > 0) & (dg > 0) & ((nr > 0) | (ng > 0))  # 0 / 0 tells nothing; x / 0 is unbounded
+        with np.errstate(divide="ignore"):
+            ratios = (ng[ok] / dg[ok]) / (nr[ok] / dr[ok])
+        row = {
+            "group": g,
+            "subjects": c["subjects"],
+            "events": c["events"],
+            "pairs": c["trials"],
+            "rate": c["rate"],
+            "rate_ci95": c["ci95"],
+            "ratio_to_reference": float(c["rate"] / big[ref]["rate"]),
+            "ratio_ci95": None,
+            "flag": SMALL_FLAG,
+            "note": None,
+        }
+        if len(ratios) >= 10 and c["subjects"] >= 2:
+            r_lo = float(np.quantile(ratios, ALPHA / 2, method="lower"))
+            r_hi = float(np.quantile(ratios, 1 - ALPHA / 2, method="higher"))
+            row["ratio_ci95"] = [r_lo, r_hi if math.isfinite(r_hi) else None]
+            if not math.isfinite(r_hi):
+                row["note"] = f"in more than 2.5% of subject resamples '{ref}' had no false match: no upper end"
+            if c["events"] == 0:
+                # a resample cannot show events the cell never had: bound the ratio by the cell's own
+                # exact (clustered) upper bound over the reference rate instead
+                row["ratio_ci95"] = [0.0, float(c["ci95"][1] / big[ref]["rate"])]
+                row["note"] = "no false match: upper end = the cell's exact upper bound / the reference rate"
+        else:
+            row["ratio_ci95"] = [float(c["ci95"][0] / big[ref]["rate"]), float(c["ci95"][1] / big[ref]["rate"])]
+            row["note"] = (
+                "too few people to resample: the cell's own interval over the reference rate "
+                "(the reference's own uncertainty not included)"
+            )
+        out["small_cells"].append(row)
+    return out
+
+
+def _highest_over_lowest(
     fmr: Mapping[str, dict],
     W: np.ndarray,
     imp_a,
@@ -631,6 +772,136 @@ def group_rates_from_replicates(reps: np.ndarray, pairs_per_probe, probe_labels)
     return out
 
 
+def _envelope(by_kind: Mapping[str, dict]) -> dict:
+    """One ``by_group`` from several tail models' ``by_group``: the first model's rate, the union
+    (lowest lower end, highest upper end) of every model's interval."""
+    first = next(iter(by_kind.values()))
+    out = {}
+    for g, v in first.items():
+        lo = np.min([np.asarray(bk[g]["rate_ci95"])[:, 0] for bk in by_kind.values() if g in bk], axis=0)
+        hi = np.max([np.asarray(bk[g]["rate_ci95"])[:, 1] for bk in by_kind.values() if g in bk], axis=0)
+        out[g] = {"n": v["n"], "rate": v["rate"], "rate_ci95": [[float(a), float(b)] for a, b in zip(lo, hi)]}
+    return out
+
+
+def _fold_pair_reps(tailmodel, cv: dict, p: np.ndarray, thr, groups) -> np.ndarray:
+    """(replicates, probes, thresholds): each probe's predicted pair rate from its fold's model."""
+    models, fold_of = cv["fold_models"], np.asarray(cv["fold_of"])
+    n_rep = min(len(m.replicates()) for m in models.values())
+    reps = np.full((n_rep, len(p), len(thr)), np.nan)
+    for k, model in models.items():
+        sel = fold_of == k
+        g = None if groups is None else np.asarray(groups, dtype=object)[sel]
+        for b, params in enumerate(model.replicates()[:n_rep]):
+            reps[b, sel] = tailmodel.pair_cdf(model, p[sel], np.asarray(thr)[None, :], g, params)
+    return reps
+
+
+def scale_by_group(
+    cvs: Mapping[str, dict],
+    probe_vectors,
+    probe_subjects: Sequence[str],
+    gallery_vectors,
+    gallery_subjects: Sequence[str],
+    probe_groups: Sequence[str],
+    labels_for: Mapping[str, Sequence[str]],
+    *,
+    threshold: float,
+    sizes: Sequence[int] = (10**6, 10**9),
+    small_subjects: int = 10,
+) -> dict:
+    """Per group: predicted rank-1 and FPIR at ``threshold`` in galleries of ``sizes`` faces, as ranges.
+
+    ``cvs`` maps a tail-model kind to its :func:`privrisk.tailmodel.cross_validate` result fitted with
+    ``probe_groups`` (group-conditional tail mass), so each probe is predicted by the model of the fold
+    that left its person out, with its own group's tail. Every probe is a search: mated against the
+    real gallery plus ``N - n_real`` model faces (rank 1 = first among the real gallery and no model
+    face within the genuine distance), and mate removed for FPIR (a false alarm = the nearest real
+    non-mate or any model face within ``threshold``). ``labels_for`` maps attribute name -> each
+    probe's group under it. The range spans every bootstrap refit (2.5-97.5%) of every kind; the
+    value is the first kind's point fit. All such values are extrapolated: the per-face probabilities
+    that decide them lie far below what the real pairs can check."""
+    from . import tailmodel
+
+    p = np.asarray(probe_vectors, np.float64)
+    g = np.asarray(gallery_vectors, np.float64)
+    ps, gs = np.asarray(probe_subjects).astype(str), np.asarray(gallery_subjects).astype(str)
+    d = np.sqrt(np.maximum((p**2).sum(1)[:, None] + (g**2).sum(1)[None, :] - 2 * p @ g.T, 0))
+    same = ps[:, None] == gs[None, :]
+    genuine = np.where(same, d, np.inf).min(axis=1)
+    nonmate = np.where(same, np.inf, d).min(axis=1)
+    hit = np.isfinite(genuine) & (genuine < nonmate)
+    n_real = len(g)
+    n_other = np.array([max(int(s) - n_real, 0) for s in sizes], np.float64)
+    owners = np.arange(len(p))
+    vals = {}  # kind -> (reps, 2 quantities, probes, sizes)
+    for kind, cv in cvs.items():
+        models, fold = cv["fold_models"], np.asarray(cv["fold_of"])
+        n_rep = min(len(m.replicates()) for m in models.values())
+        out = np.zeros((n_rep, 2, len(p), len(sizes)))
+        for rep in range(n_rep):
+            s1 = tailmodel.crossfit_survival(
+                models, fold, p, np.where(hit, genuine, 0.0), owners, len(p), n_other, rep=rep, groups=probe_groups
+            )
+            sth = tailmodel.crossfit_survival(
+                models, fold, p, np.full(len(p), threshold), owners, len(p), n_other, rep=rep, groups=probe_groups
+            )
+            out[rep, 0] = hit[:, None] * s1
+            out[rep, 1] = 1 - (nonmate > threshold)[:, None] * sth
+        vals[kind] = out
+    first = next(iter(vals))
+    subj_of = dict(zip(range(len(ps)), ps))
+    result = {}
+    for attr, labels in labels_for.items():
+        labels = np.asarray([str(x) for x in labels], dtype=object)
+        rows = []
+        for grp in sorted(set(labels.tolist())):
+            sel = labels == grp
+            n_subj = len({subj_of[i] for i in np.where(sel)[0]})
+            for q, what in enumerate(("rank1", "fpir_at_threshold")):
+                per_kind = {k: v[:, q, sel, :].mean(axis=1) for k, v in vals.items()}  # (reps, sizes)
+                lo = np.min([np.quantile(v[1:], 0.025, axis=0) if len(v) > 1 else v[0] for v in per_kind.values()], 0)
+                hi = np.max([np.quantile(v[1:], 0.975, axis=0) if len(v) > 1 else v[0] for v in per_kind.values()], 0)
+                pt = per_kind[first][0]
+                lo, hi = np.minimum(lo, pt), np.maximum(hi, pt)
+                for j, size in enumerate(sizes):
+                    rows.append(
+                        {
+                            "group": grp,
+                            "quantity": what,
+                            "gallery_size": int(size),
+                            "kind": "extrapolated",
+                            "value": float(pt[j]),
+                            "range": [float(lo[j]), float(hi[j])],
+                            "probes": int(sel.sum()),
+                            "subjects": n_subj,
+                            "flag": SMALL_FLAG if n_subj < small_subjects else None,
+                            "note": (
+                                f"{n_subj} people are too few to fit this group's own tail: its multiplier is "
+                                "pulled towards the pool, so the range says more about the pool than the group"
+                                if n_subj < small_subjects
+                                else None
+                            ),
+                        }
+                    )
+        result[attr] = rows
+    return {
+        "threshold": float(threshold),
+        "sizes": [int(s) for s in sizes],
+        "n_real_gallery": n_real,
+        "rows": result,
+        "method": (
+            "every probe searched against the real gallery plus N - n_real model faces; per-face chances from the "
+            "group-conditional tail model of the fold that left the person out; ranges over every bootstrap "
+            f"refit of {', '.join(cvs)}"
+        ),
+        "composition": (
+            "the group multipliers are relative to the fit faces' mix of groups; a platform whose faces are "
+            "mixed differently (more faces of your own group) puts more look-alikes near you than these figures say"
+        ),
+    }
+
+
 def tail_check_cross_validated(
     result: Mapping,
     probe_vectors,
@@ -643,63 +914,107 @@ def tail_check_cross_validated(
     k_folds: int = 5,
     n_boot: int = 100,
     seed: int = 0,
+    group_conditional: bool = True,
+    kinds: Sequence[str] | None = None,
+    sizes: Sequence[int] = (10**6, 10**9),
 ) -> dict:
     """The validated tail model (:mod:`privrisk.tailmodel`, issue 11), checked group by group.
 
-    The model is fitted by subject-level K-fold cross-validation (no group labels in the fit), so
-    every probe's prediction comes from a model that never saw that person. Per group of every
-    attribute in ``result``, the predicted impostor rate is compared with the real FMR (all impostor
-    pairs) by :func:`tail_check`. Raises ImportError when this build has no ``privrisk.tailmodel``."""
+    The model is fitted by subject-level K-fold cross-validation, so every probe's prediction comes
+    from a model that never saw that person. With ``group_conditional`` (default) the fit is given
+    each probe's group under the finest attribute (the combination, e.g. gender+ethnicity, when
+    present): each group's tail mass gets an empirical-Bayes multiplier
+    (:func:`privrisk.tailmodel._group_tail`), and each probe is predicted with its group's. Per group
+    of every attribute, the predicted impostor rate (the range over ``kinds``' bootstrap refits) is
+    compared with the real FMR (all impostor pairs) by :func:`tail_check`. The same check without
+    groups is kept under ``without_groups`` (before/after). Also per group: rank-1 and FPIR at the
+    operating threshold in galleries of ``sizes`` (:func:`scale_by_group`)."""
     from . import tailmodel  # same stage (a model of impostor distances); imported lazily
 
     thr = [float(t) for t in result["thresholds"]]
     p = np.asarray(probe_vectors, np.float64)
+    gv = np.asarray(gallery_vectors, np.float64)
     ps, gs = np.asarray(probe_subjects).astype(str), np.asarray(gallery_subjects).astype(str)
-    cv = tailmodel.cross_validate(
-        p,
-        ps,
-        np.asarray(gallery_vectors, np.float64),
-        gs,
-        thresholds=thr,
-        k_folds=k_folds,
-        kind=kind,
-        n_boot=n_boot,
-        seed=seed,
-    )
-    models, fold_of = cv["fold_models"], np.asarray(cv["fold_of"])
-    n_rep = min(len(m.replicates()) for m in models.values())
-    reps = np.full((n_rep, len(p), len(thr)), np.nan)
-    for k, model in models.items():
-        sel = fold_of == k
-        for b, params in enumerate(model.replicates()[:n_rep]):
-            reps[b, sel] = tailmodel.pair_cdf(model, p[sel], np.asarray(thr)[None, :], None, params)
-    pairs = (ps[:, None] != gs[None, :]).sum(axis=1)
     names = sorted(set(ps) | set(gs))
-    checks = {}
-    for attr in result.get("attributes", {}):
+    attrs = list(result.get("attributes", {}))
+    labels_for = {}
+    for attr in attrs:
         labels = group_labels(
             names, attributes, [c for c in result["group_columns"] if c in attr.split("+")], combine="+" in attr
         )[attr]
         by_subject = dict(zip(names, labels))
-        by_group = group_rates_from_replicates(reps, pairs, [by_subject[s] for s in ps])
+        labels_for[attr] = [by_subject[s] for s in ps]
+    finest = next((a for a in attrs if "+" in a), attrs[0] if attrs else None)
+    fit_groups = labels_for[finest] if (group_conditional and finest) else None
+    kinds = list(kinds or ([kind, *[k for k in tailmodel.KINDS if k != kind]] if group_conditional else [kind]))
+    opts = {"thresholds": thr, "k_folds": k_folds, "n_boot": n_boot, "seed": seed}
+    cvs = {k: tailmodel.cross_validate(p, ps, gv, gs, kind=k, probe_groups=fit_groups, **opts) for k in kinds}
+    pairs = (ps[:, None] != gs[None, :]).sum(axis=1)
+    reps = {k: _fold_pair_reps(tailmodel, cv, p, thr, fit_groups) for k, cv in cvs.items()}
+    n_rep = min(len(m.replicates()) for m in cvs[kinds[0]]["fold_models"].values())
+    how = (
+        f"{k_folds}-fold subject cross-validation (each probe predicted by a model fitted without its person; "
+        f"{n_rep - 1} bootstrap refits per fold)"
+    )
+    checks = {}
+    for attr in attrs:
+        by_kind = {k: group_rates_from_replicates(r, pairs, labels_for[attr]) for k, r in reps.items()}
         checks[attr] = tail_check(
             result,
             attr,
-            {"thresholds": thr, "by_group": by_group},
-            tail_model=cv["tail_model"],
-            note=(
-                f"{k_folds}-fold subject cross-validation (each probe predicted by a model "
-                f"fitted without its person; {n_rep - 1} bootstrap refits per fold); "
-                "no group labels in the fit"
+            {"thresholds": thr, "by_group": _envelope(by_kind)},
+            tail_model=cvs[kinds[0]]["tail_model"],
+            note=how
+            + (
+                f"; group-conditional: each {finest} group's tail mass gets an empirical-Bayes multiplier; "
+                f"intervals span {' and '.join(kinds)} tails"
+                if fit_groups is not None
+                else "; no group labels in the fit"
             ),
         )
-    return {
-        "tail_model": cv["tail_model"],
-        "kind": kind,
-        "overall_validation_pass": cv["pass"],
-        "overall_verdict": cv["verdict"],
+    out = {
+        "tail_model": cvs[kinds[0]]["tail_model"],
+        "kind": kinds[0],
+        "kinds": kinds,
+        "group_conditional": fit_groups is not None,
+        "fit_groups": finest if fit_groups is not None else None,
+        "overall_validation_pass": cvs[kinds[0]]["pass"],
+        "overall_verdict": cvs[kinds[0]]["verdict"],
+        "pit_ks_p": cvs[kinds[0]]["pit_ks_p"],
         "by_attribute": checks,
     }
+    if fit_groups is not None:
+        fm = cvs[kinds[0]]["fold_models"]
+        out["multipliers_by_fold"] = {int(k): dict(m.params.group_tail) for k, m in fm.items()}
+        plain = tailmodel.cross_validate(p, ps, gv, gs, kind=kinds[0], **opts)
+        r0 = _fold_pair_reps(tailmodel, plain, p, thr, None)
+        out["without_groups"] = {
+            "overall_validation_pass": plain["pass"],
+            "pit_ks_p": plain["pit_ks_p"],
+            "by_attribute": {
+                a: tail_check(
+                    result,
+                    a,
+                    {"thresholds": thr, "by_group": group_rates_from_replicates(r0, pairs, labels_for[a])},
+                    tail_model=plain["tail_model"],
+                    note=how + "; no group labels in the fit",
+                )["summary"]
+                for a in attrs
+            },
+        }
+        out["scale"] = scale_by_group(
+            cvs,
+            p,
+            ps,
+            gv,
+            gs,
+            fit_groups,
+            labels_for,
+            threshold=float(result["operating_threshold"]),
+            sizes=sizes,
+            small_subjects=int(result.get("small_subjects", 10)),
+        )
+    return out
 
 
 # --- in plain words ----------------------------------------------------------------------------------------

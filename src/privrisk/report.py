@@ -735,7 +735,11 @@ def fairness_section(results: dict) -> str:
 <p>Measured on real faces: {e(fair.get("pairs", ""))}. {fair["n_impostor_pairs"]:,} impostor pairs and
 {fair["n_genuine_pairs"]:,} genuine pairs. Groups are self-reported ({e(", ".join(fair["group_columns"]))}).
 A pair is same-group when both people share the value (for {e(main)}: every value). 95% intervals come from a
-bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events.
+bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events. For
+impostor-pair cells with no event that bound is clustered: it counts the effective number of independent pairs
+(pairs over the design effect 1 + (m - 1) rho, m = pairs per person, rho = the within-person correlation the
+subject bootstrap shows on all pairs at that threshold), so it lies between the bound on the people alone and the
+bound on the pairs as if independent; with one person, the bound on that person alone.
 Cells with fewer than {fair["small_subjects"]} people are shown but marked small: indicative only.
 FNMR counts genuine pairs over the threshold; on E2 captures only captures with a detected face count (see E2's
 detection rate). FPIR: each probe searched against everyone else's photos. E2 rank-1 is per mated person.</p>
@@ -758,6 +762,7 @@ detection rate). FPIR: each probe searched against everyone else's photos. E2 ra
         else:
             ratio = e(r["note"] or "n/a")
         ratio += f" [{e(r['flag'])}]" if r["flag"] else ""
+        ratio += small_cell_ratios_text(r)
         cols = [
             "people",
             f"FMR at {key}, same group",
@@ -805,6 +810,24 @@ detection rate). FPIR: each probe searched against everyone else's photos. E2 ra
     return "\n".join(parts)
 
 
+def small_cell_ratios_text(r: dict) -> str:
+    """The small groups' FMR ratios to the reference group, each with its n and interval, flagged."""
+    cells = r.get("small_cells") or []
+    if not cells:
+        return ""
+    items = []
+    for c in cells:
+        lo, hi = c["ratio_ci95"] or (None, None)
+        rng = "n/a" if lo is None else f"{lo:.3g}-{'unbounded' if hi is None else f'{hi:.3g}'}"
+        items.append(
+            f"{c['group']}: {c['ratio_to_reference']:.3g}x (95% {rng}; {c['events']}/{c['pairs']:,} pairs, "
+            f"{c['subjects']} people) [{c['flag']}]"
+        )
+    return html.escape(
+        f". Smaller groups against {r['reference']} (the lowest FMR among the large groups): " + "; ".join(items)
+    )
+
+
 def fairness_tail_section(check: dict) -> str:
     """Per group: the tail model's predicted impostor rate beside the real one, and the verdict."""
     e = html.escape
@@ -830,7 +853,50 @@ def fairness_tail_section(check: dict) -> str:
             "<th>threshold</th><th>measured FMR</th><th>model (simulated)</th><th>verdict</th></tr>"
             f"{rows}</table>"
         )
+    parts.append(fairness_group_model_section(check))
     return "\n".join(parts)
+
+
+def fairness_group_model_section(check: dict) -> str:
+    """The group-conditional tail model: before/after (without and with groups), the PIT verdicts, and
+    per-group rank-1 and FPIR at platform scale as ranges (extrapolated)."""
+    e = html.escape
+    if not check.get("group_conditional"):
+        return ""
+
+    def pit(p):
+        if p is None:
+            return "n/a"
+        return f"KS p = {p:.2g}: " + ("FAIL (the per-probe calibration is off)" if p < 0.05 else "passes")
+
+    wg = check.get("without_groups") or {}
+    before = "".join(f"<li>{e(a)}: {e(s)}</li>" for a, s in (wg.get("by_attribute") or {}).items())
+    out = [
+        f"<h4>Group-conditional tail model (fitted with {e(str(check.get('fit_groups')))} labels)</h4>"
+        "<p>Each group's tail mass gets an empirical-Bayes multiplier (measured at the pooled 1% point of the fit "
+        "pairs, shrunk towards the pool, more for small groups); each held-out face is predicted with its own "
+        "group's. The multipliers are relative to this sample's mix of groups; a platform whose faces are mixed "
+        "differently puts more or fewer look-alikes near a face than these figures say. The choice of this form was "
+        "made after trying two variants on this sample, so this check is not independent of it.</p>",
+        f"<p>PIT of each held-out probe's nearest impostor: without groups {e(pit(wg.get('pit_ks_p')))}; "
+        f"with groups {e(pit(check.get('pit_ks_p')))}. Without groups, per group:</p><ul>{before}</ul>",
+    ]
+    scale = check.get("scale") or {}
+    for attr, rows in (scale.get("rows") or {}).items():
+        body = "".join(
+            f"<tr><td>{e(r['group'])}</td><td>{r['subjects']}{' [' + e(r['flag']) + ']' if r['flag'] else ''}</td>"
+            f"<td>{'rank-1' if r['quantity'] == 'rank1' else 'FPIR at ' + format(scale['threshold'], 'g')}</td>"
+            f"<td>{r['gallery_size']:.0e}</td><td>{r['range'][0]:.1%}-{r['range'][1]:.1%} "
+            f"(model value {r['value']:.1%}; extrapolated)</td><td>{e(r.get('note') or '')}</td></tr>"
+            for r in rows
+        )
+        out.append(
+            f"<p><b>{e(attr)}</b> at platform scale ({e(scale.get('method', ''))}). {e(scale.get('composition', ''))}."
+            "</p><table><tr><th>group</th><th>people</th><th>quantity</th><th>gallery</th><th>range</th>"
+            "<th>note</th></tr>"
+            f"{body}</table>"
+        )
+    return "\n".join(out)
 
 
 def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict]) -> None:
@@ -898,11 +964,18 @@ def scaling_summary_lines(results: dict) -> list[str]:
             f"Tail model on held-out people ({v['k_folds']} folds, {v['n_real_pairs']:,} impostor pairs): "
             f"{verdict}; {pit_txt}"
         )
+        tc = (results.get("fairness") or {}).get("tail_check") or {}
+        grp = ""
+        if tc.get("group_conditional") and tc.get("pit_ks_p") is not None:
+            grp = f"; fitted with {tc['fit_groups']} groups the PIT KS p is {tc['pit_ks_p']:.2g}"
         lines.append(
             "  (the method was revised once after seeing held-out results, so this check is not independent; "
-            "the scaling model has no demographic groups, and per-group false-match rates differ several-fold: "
-            "see the report's demographic differentials)"
+            "these curves are group-blind, and per-group false-match rates differ several-fold: "
+            f"see the report's demographic differentials for per-group predictions{grp})"
         )
+        cal = results["scaling_detail"].get("calibration")
+        if cal:
+            lines.append(f"Calibration on never-seen faces ({cal.get('path')}): {cal['widening']['verdict']}")
     return lines
 
 
@@ -957,9 +1030,59 @@ distance. A threshold passes when the real count's exact Poisson 95% interval me
 <th>model 95% interval</th><th>verdict</th><th>why</th></tr>{"".join(rows)}</table>
 <p>Calibration of each probe's nearest impostor (PIT, {v["n_pit"]} probes): KS p = {v["pit_ks_p"]:.2g}
 ({v["pit_share_below_0.01"]:.1%} below 0.01, {v["pit_share_above_0.99"]:.1%} above 0.99).
-{"The PIT is consistent with uniform." if pit_ok else "<b>FAIL:</b> the PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor, so per-person predictions carry an error the ranges below do not include."}</p>
-<p>The method was revised once after seeing held-out results (the first version standardised each probe by a per-probe variance from the 128 x 128 second moment and predicted about 4x too few close pairs), so this cross-validation is not an independent test of the final method; <code>privrisk calibrate</code> on consenting faces the model has never seen is. The scaling model has no demographic groups: the demographic differentials section shows per-group false-match rates several-fold apart, so scaled figures understate the risk for the groups whose faces sit closer together.</p>
+{"The PIT is consistent with uniform." if pit_ok else "<b>FAIL:</b> the PIT is <b>not</b> uniform: the model gets the pooled counts right but not every probe&#39;s nearest impostor, so per-person predictions carry an error the ranges below do not include: a range describes the average person of this sample well and a particular person less well (some are more findable, some less, than their range says)."}
+{_pit_with_groups(results)}</p>
+<p>The method was revised once after seeing held-out results (the first version standardised each probe by a per-probe variance from the 128 x 128 second moment and predicted about 4x too few close pairs), so this cross-validation is not an independent test of the final method; <code>privrisk calibrate</code> on consenting faces the model has never seen is. The curves below are group-blind: the demographic differentials section shows per-group false-match rates several-fold apart, so these figures understate the risk for the groups whose faces sit closer together; that section gives per-group predictions from a group-conditional tail model.</p>
 <ul>{others}</ul>"""
+
+
+def calibration_html(cal: dict | None) -> str:
+    """What a calibration on never-seen faces found and how it widened the ranges (empty without one)."""
+    e = html.escape
+    if not cal:
+        return (
+            "<p>No calibration on faces the model never saw was given (scaling.calibration), so the ranges below "
+            "are the model's own; <code>privrisk calibrate MANIFEST --save FILE</code> on consenting faces makes one.</p>"
+        )
+    w = cal["widening"]
+    rows = "".join(
+        f"<tr><td>{t:g}</td><td>{cal['real_count'][i]}</td>"
+        + "".join(
+            f"<td>{m['model_rate'][i] * cal['n_pairs']:.1f} ({m['model_rate_ci95'][i][0] * cal['n_pairs']:.1f}-"
+            f"{m['model_rate_ci95'][i][1] * cal['n_pairs']:.1f}): {e(m['verdict'][i])}</td>"
+            for m in cal["models"]
+        )
+        + "</tr>"
+        for i, t in enumerate(cal["thresholds"])
+    )
+    heads = "".join(f"<th>{e(m['kind'])} model: pairs (95%)</th>" for m in cal["models"])
+    return (
+        f"<p><b>Calibration on faces the model never saw</b> ({e(str(cal.get('manifest')))}, {cal.get('n_people')} "
+        f"people, {cal.get('n_pairs'):,} impostor pairs; from {e(str(cal.get('path')))}): the model's predicted "
+        f"impostor rates are {e(w['verdict'])}.</p><table><tr><th>distance</th><th>real pairs</th>{heads}</tr>"
+        f"{rows}</table><p>{e(w['rule'])}</p>"
+    )
+
+
+def _pit_with_groups(results: dict) -> str:
+    """The PIT before and after giving the tail model self-reported groups (from the fairness check)."""
+    tc = (results.get("fairness") or {}).get("tail_check") or {}
+    if not tc.get("group_conditional"):
+        return ""
+    before = (tc.get("without_groups") or {}).get("pit_ks_p")
+    after = tc.get("pit_ks_p")
+    if before is None or after is None:
+        return ""
+    verdict = "passes" if after >= 0.05 else "still fails"
+    return (
+        f"A fix tried (its form chosen among three variants on this sample, so this is no independent test): "
+        f"the same tail model fitted with self-reported "
+        f"{html.escape(str(tc.get('fit_groups')))} groups (each group's tail mass its own, by empirical Bayes; "
+        f"against all probes and the full gallery of the demographic differentials section): PIT KS p {before:.2g} "
+        f"without groups, {after:.2g} with them, so with groups the PIT {verdict}. Part of the per-probe "
+        "miscalibration is group structure a group-blind model cannot see; a face with no group label gets the "
+        "group-blind model and its failure."
+    )
 
 
 def scaling_table_html(results: dict) -> str:
@@ -977,13 +1100,14 @@ def scaling_table_html(results: dict) -> str:
                 else (f"{thr:.3f} ({thr_rng[0]:.3f}-{thr_rng[1]:.3f})" if thr is not None else "n/a")
             )
             body.append(
-                f"<tr><td>{e(name)}</td><td>{p['gallery_size']:,}</td><td>{e(p['kind'])}</td>"
+                f"<tr><td>{e(name)}</td><td>{p['gallery_size']:,}</td><td>{e(p['kind'])}"
+                f"{' (ranges widened by the calibration)' if p.get('widened_by_calibration') else ''}</td>"
                 f"<td>{_pct_range(p['rank1'], p['rank1_range'], p['kind'])}</td>"
                 f"<td>{_pct_range(p['rank10'], p['rank10_range'], p['kind'])}</td>"
                 f"<td>{_pct_range(p['fpir_at_threshold'], p['fpir_range'], p['kind'])}</td>"
                 f"<td>{_pct_range(p['wrong_top_under_threshold'], p['wrong_top_range'], p['kind'])}</td><td>{thr_txt}</td></tr>"
             )
-    return f"""<h3>Identification and open-set errors by gallery size</h3>
+    return f"""<h3>Identification and open-set errors by gallery size</h3>{calibration_html(sc.get("calibration"))}
 <p><b>How each number is labelled.</b> {e(sc.get("kind_rule", ""))}. Measured ranges are 95% Wilson intervals over
 people; simulated and extrapolated ranges span two tail models, each over subject-bootstrap refits with people
 resampled, the exact search over Gaussian distractors and three distractor seeds. FPIR and the wrong-top share at
