@@ -449,7 +449,7 @@ def cmd_protect(args) -> int:
     model, world = _sample_world(args)
     res = protect(rgb, args.level, args.transform, snapshot, world=world, model=model, name=args.image, seed=args.seed)
     out = {"image": args.image, **res.to_dict(), "out": None}
-    if res.protected:
+    if res.image is not None:  # res.protected
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix != ".png" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
         ok, buf = cv2.imencode(suffix, res.image[:, :, ::-1], params)
         data = buf.tobytes()
@@ -481,7 +481,7 @@ def cmd_protect(args) -> int:
         )
         print(f"snapshot: {res.snapshot}")
         print(f"original: {_findability_line(b)}")
-        if res.after is not None:
+        if res.after is not None and res.transform is not None and res.quality is not None:  # set together
             q = res.quality
             print(f"copy ({TRANSFORMS[res.transform].label(res.strength)}): {_findability_line(res.after)}")
             print(f"quality of the copy: SSIM {q.ssim:.3f}, PSNR {q.psnr:.1f} dB (face and margin)")

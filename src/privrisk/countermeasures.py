@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypedDict, overload
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .embeddings import embed_loaded
 from .errors import ConfigError, FaceNotFound, ImageError
 from .faces import choose_faces, face_landmarks
 from .images import LoadedImage, load_image
-from .models import Box, FaceModel
+from .models import Box, FaceModel, as_box
 from .selfcheck import SampleWorld, SizeResult, findability
 
 __all__ = [
@@ -187,7 +188,10 @@ def apply_transform(
         return rgb.copy() if sigma <= 0 else np.ascontiguousarray(cv2.GaussianBlur(rgb, (0, 0), sigma))
     if name == "jpeg":
         ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(strength)])
-        return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is None:
+            raise ImageError(f"jpeg {strength}", "OpenCV could not re-encode the photo as JPEG")
+        return np.ascontiguousarray(decoded[:, :, ::-1])
     if name == "crop":
         out = rgb.copy()
         out[max(0, min(h, top + int(round(float(strength) * height)))) :, :] = 0
@@ -293,6 +297,14 @@ def _overlap(a: Box, b: Box) -> float:
     return inter / area if area > 0 else 0.0
 
 
+@overload
+def find_face(
+    rgb: np.ndarray, model: FaceModel, settings: FaceSettings = ..., *, at: Box, name: str = ...
+) -> FoundFace: ...
+@overload
+def find_face(
+    rgb: np.ndarray, model: FaceModel, settings: FaceSettings = ..., *, at: None = None, name: str = ...
+) -> FoundFace | None: ...
 def find_face(
     rgb: np.ndarray, model: FaceModel, settings: FaceSettings = FaceSettings(), *, at: Box | None = None, name="photo"
 ) -> FoundFace | None:
@@ -307,13 +319,13 @@ def find_face(
         near = [f for f in faces if _overlap(f.box, at) > 0.3]
         if near:
             best = max(near, key=lambda f: _overlap(f.box, at))
-            return FoundFace(True, tuple(int(v) for v in best.box), best.embedding)
-        vec = np.asarray(model.encode(image.rgb, [tuple(int(v) for v in at)], settings.jitters), np.float32)[0]
-        return FoundFace(False, tuple(int(v) for v in at), vec)
+            return FoundFace(True, as_box(best.box), best.embedding)
+        vec = np.asarray(model.encode(image.rgb, [as_box(at)], settings.jitters), np.float32)[0]
+        return FoundFace(False, as_box(at), vec)
     if not faces:
         return None
     face = choose_faces(faces, settings.multiple_faces, name)[0]
-    return FoundFace(True, tuple(int(v) for v in face.box), face.embedding)
+    return FoundFace(True, as_box(face.box), face.embedding)
 
 
 def _as_rgb(item, name: str, settings: FaceSettings) -> np.ndarray:
@@ -482,7 +494,7 @@ def photo_findability(
         raise ValueError(f"{len(names)} names for {len(photos)} photos")
     snap = _snapshot_vector(snapshot, model, settings)
     boxes = list(boxes) if boxes is not None else [None] * len(photos)
-    faces = []
+    faces: list[FoundFace | None] = []
     for item, name, box in zip(photos, names, boxes):
         if _is_embedding(item):
             faces.append(FoundFace(True, (0, 0, 0, 0), np.asarray(item, np.float32)))
@@ -581,6 +593,28 @@ def simulated_snapshot(
     return find_face(shot, model, settings, at=box, name="snapshot").embedding
 
 
+class _ProtectCommon(TypedDict):
+    """The fields every :class:`ProtectResult` of one :func:`protect` call shares."""
+
+    level: str
+    gallery_size: int
+    target: float
+    before: PhotoFindability
+    snapshot: str
+    face_box: Box
+    snapshot_vector: np.ndarray
+    original_vector: np.ndarray
+
+
+def _upper(f: PhotoFindability, size: int) -> float:
+    """``f.rank1_upper(size)`` for a row :func:`protect` judged at ``size`` (a face was found or
+    encoded at its box, so every size has a range)."""
+    upper = f.rank1_upper(size)
+    if upper is None:
+        raise RuntimeError(f"{f.name}: no chance of rank 1 at {size:,} was computed ({f.note or 'no reason given'})")
+    return upper
+
+
 def protect(
     image,
     level: str = "safe_at_1e6",
@@ -631,7 +665,7 @@ def protect(
     view = _world_view(world, [face.embedding])
     sizes = tuple(sorted({size, *PLATFORM_SIZES}))
     before = _judge(name, face, snap, view, sizes, threshold)
-    common = dict(
+    common = _ProtectCommon(
         level=level,
         gallery_size=size,
         target=TARGET,
@@ -641,12 +675,12 @@ def protect(
         snapshot_vector=snap,
         original_vector=face.embedding,
     )
-    if before.rank1_upper(size) < TARGET:
+    if _upper(before, size) < TARGET:
         return ProtectResult(
             **common,
             transform=None,
             strength=None,
-            reason=f"already under the target: the upper end at {size:,} is {before.rank1_upper(size):.1%}",
+            reason=f"already under the target: the upper end at {size:,} is {_upper(before, size):.1%}",
             image=None,
             after=None,
             quality=None,
@@ -663,7 +697,7 @@ def protect(
     for t, s, out, q, _, _ in options:
         found = find_face(out, model, settings, at=face.box, name=name)
         after = _judge(f"{name} ({TRANSFORMS[t].label(s)})", found, snap, view, sizes, threshold)
-        upper = after.rank1_upper(size)
+        upper = _upper(after, size)
         meets = upper < TARGET
         tried.append(Candidate(t, s, q, found.detected, after.rank, upper, meets))
         if meets:
@@ -765,7 +799,7 @@ class TransformedPhoto:
     source_sha256: str
     box: Box  # in the source file's pixels
     transform: str
-    strength: object
+    strength: float | str  # a number, or an occluder's name
     max_side: int
     cache_key: str = field(compare=False)
 
@@ -784,7 +818,7 @@ class TransformedPhoto:
     def loaded_box(self) -> Box:
         """The face's box in the loaded photo's pixels (the photo as decoded, at most ``max_side``)."""
         self._load()
-        return tuple(int(round(v * _last_source["image"].scale)) for v in self.box)
+        return as_box(v * _last_source["image"].scale for v in self.box)
 
     def _load(self) -> None:
         if _last_source.get("source") != self.source:
@@ -1079,7 +1113,8 @@ def run_countermeasures(
 
         model_id = dlib_model_id()
     grid = [(t, s) for t in settings.transforms for s in settings.ladder(t)]
-    recipes, at = [], {}
+    recipes: list[TransformedPhoto] = []
+    at: dict[tuple[str, float | str, int], int] = {}
     for j in faces_needed:  # one photo's settings together: each worker decodes a photo once
         path, box = gallery_photos[j]
         sha = file_sha256(path)
@@ -1091,7 +1126,7 @@ def run_countermeasures(
             at[(t, s, j)] = len(recipes)
             recipes.append(
                 TransformedPhoto(
-                    f"{Path(str(path)).stem}-{t}-{s}.png", str(path), sha, tuple(int(v) for v in box), t, s,
+                    f"{Path(str(path)).stem}-{t}-{s}.png", str(path), sha, as_box(box), t, s,
                     face_settings.max_side, key,
                 )
             )  # fmt: skip
@@ -1108,7 +1143,7 @@ def run_countermeasures(
     det = np.zeros(len(recipes), bool)
     width_left = np.zeros(len(recipes))
     quality = np.zeros((len(recipes), 2))
-    for k, (rec, r) in enumerate(zip(recipes, res)):
+    for k, (rec, result) in enumerate(zip(recipes, res)):
         made = None
         qkey = artifact_key("countermeasure-quality", rec.cache_key)
         q = cache.get_arrays(qkey) if cache is not None else None
@@ -1120,7 +1155,7 @@ def run_countermeasures(
                 cache.put_arrays(qkey, q)
         quality[k] = q["q"]
         box = rec.loaded_box()
-        near = [f for f in r.faces if _overlap(f.box, box) > 0.3] if r.ok else []
+        near = [f for f in result.faces if _overlap(f.box, box) > 0.3] if result.ok else []
         if near:
             vec[k], det[k] = max(near, key=lambda f: _overlap(f.box, box)).embedding, True
         else:  # the detector missed it: encoded at the known box (a stronger detector would find it)
@@ -1248,7 +1283,7 @@ def cloak(
     ys, xs = quality_region(rgb.shape[:2], face_box)
     rh, rw = ys.stop - ys.start, xs.stop - xs.start
     base = rgb.astype(np.float32)
-    box = [tuple(int(v) for v in face_box)]
+    box = [as_box(face_box)]
     f0 = np.asarray(model.encode(rgb, box, jitters), np.float64)[0]
     rng = np.random.default_rng([seed, 46])
     queries = 0
@@ -1298,7 +1333,7 @@ def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, m
         return small, tuple(int(round(v * small.shape[1] / w)) for v in box)
 
     conditions = ("clean", "after JPEG 75", "after resize 0.5")
-    emb = {(k, c): [] for k in ("original", "cloaked") for c in conditions}
+    emb: dict[tuple[str, str], list[np.ndarray]] = {(k, c): [] for k in ("original", "cloaked") for c in conditions}
     quality, queries = [], []
     for p, (rgb, box) in zip(persons_idx, photos):
         cloaked, info = cloak(rgb, box, model, epsilon=settings.cloak_epsilon, seed=seed + int(p), jitters=jitters)
@@ -1333,7 +1368,7 @@ def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, m
             "lowers_rank1": p < 0.05,
         }
 
-    out = {}
+    out: dict[str, dict] = {}
     clean_shift = float(
         np.mean([np.linalg.norm(a - b) for a, b in zip(emb[("cloaked", "clean")], emb[("original", "clean")])])
     )

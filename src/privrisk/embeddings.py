@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -239,6 +240,19 @@ def _embed_item(item, model: FaceModel, settings: FaceSettings) -> EmbedResult:
     return embed_image(item, model, settings)
 
 
+class Recipe(Protocol):
+    """An image made on demand (see :func:`embed_batch`): cached under ``cache_key``, rendered
+    only on a cache miss. Read-only members, so frozen dataclasses qualify."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def cache_key(self) -> str: ...
+
+    def render(self, model: FaceModel) -> bytes: ...
+
+
 def _is_recipe(item) -> bool:
     """An image made on demand: has ``name``, ``cache_key`` and ``render(model) -> bytes``."""
     return hasattr(item, "render") and hasattr(item, "cache_key")
@@ -266,7 +280,7 @@ def _worker_embed(item, settings: FaceSettings) -> EmbedResult:
 
 
 def embed_batch(
-    sources: Iterable[str | os.PathLike | tuple[str, bytes]],
+    sources: Iterable[str | os.PathLike | tuple[str, bytes] | Recipe],
     settings: FaceSettings = FaceSettings(),
     *,
     model: FaceModel | None = None,

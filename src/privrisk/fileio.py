@@ -40,7 +40,7 @@ def sweep_temp_files(folder: str | os.PathLike) -> list[Path]:
     """Remove the temp files :func:`atomic_path` left in ``folder`` when its process was killed
     before it could clean up (``.<name>.<random>.tmp``); returns what it removed. Only those names
     are touched, and only in ``folder`` itself."""
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
