@@ -800,9 +800,9 @@ def _fold_pair_reps(tailmodel, cv: dict, p: np.ndarray, thr, groups) -> np.ndarr
 def scale_by_group(
     cvs: Mapping[str, dict],
     probe_vectors,
-    probe_subjects: Sequence[str],
+    probe_subjects: Sequence[str] | np.ndarray,
     gallery_vectors,
-    gallery_subjects: Sequence[str],
+    gallery_subjects: Sequence[str] | np.ndarray,
     probe_groups: Sequence[str],
     labels_for: Mapping[str, Sequence[str]],
     *,
@@ -852,8 +852,8 @@ def scale_by_group(
     first = next(iter(vals))
     subj_of = dict(zip(range(len(ps)), ps))
     result = {}
-    for attr, labels in labels_for.items():
-        labels = np.asarray([str(x) for x in labels], dtype=object)
+    for attr, attr_labels in labels_for.items():
+        labels = np.asarray([str(x) for x in attr_labels], dtype=object)
         rows = []
         for grp in sorted(set(labels.tolist())):
             sel = labels == grp
@@ -947,7 +947,7 @@ def tail_check_cross_validated(
     finest = next((a for a in attrs if "+" in a), attrs[0] if attrs else None)
     fit_groups = labels_for[finest] if (group_conditional and finest) else None
     kinds = list(kinds or ([kind, *[k for k in tailmodel.KINDS if k != kind]] if group_conditional else [kind]))
-    opts = {"thresholds": thr, "k_folds": k_folds, "n_boot": n_boot, "seed": seed}
+    opts: dict[str, Any] = {"thresholds": thr, "k_folds": k_folds, "n_boot": n_boot, "seed": seed}
     cvs = {k: tailmodel.cross_validate(p, ps, gv, gs, kind=k, probe_groups=fit_groups, **opts) for k in kinds}
     pairs = (ps[:, None] != gs[None, :]).sum(axis=1)
     reps = {k: _fold_pair_reps(tailmodel, cv, p, thr, fit_groups) for k, cv in cvs.items()}

@@ -422,15 +422,16 @@ def _group_tail(p: TailParams, z, mask, cstd, groups, pooled_sorted) -> dict:
     expected = mask.sum(axis=1) * f
     observed = ((z <= zstar) & mask).sum(axis=1).astype(np.float64)
     names = sorted(set(labels.tolist()))
-    y, v = [], []
+    ys: list[float] = []
+    vs: list[float] = []
     for g in names:
         sel = labels == g
         o, e = observed[sel].sum(), expected[sel].sum()
         ratio = (o + 0.5) / (e + 0.5)
         robust = ((observed[sel] - ratio * expected[sel]) ** 2).sum() / (o + 0.5) ** 2
-        y.append(np.log(ratio))
-        v.append(max(robust, 1.0 / (o + 0.5)))
-    y, v = np.array(y), np.array(v)
+        ys.append(float(np.log(ratio)))
+        vs.append(max(float(robust), 1.0 / (o + 0.5)))
+    y, v = np.array(ys), np.array(vs)
     if len(names) < 2:
         return {}
     wt = 1.0 / v
