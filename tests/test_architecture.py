@@ -190,3 +190,33 @@ def test_split_functions_and_every_stage_stay_short():
 def test_function_lengths_are_measured():
     tree = ast.parse("def f():\n" + "    x = 1\n" * 70 + "class C:\n    def g(self):\n        return 1\n")
     assert _function_lengths(tree) == {"f": 71, "C.g": 2}
+
+
+def test_pairwise_distances_equal_the_dense_form_in_bounded_blocks():
+    import numpy as np
+
+    from privrisk.index import pairwise_distances
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        a, b = rng.normal(size=(37, 128)).astype(dtype), rng.normal(size=(53, 128)).astype(dtype)
+        dense = np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0))
+        # a block of one row (53 x 128 x 8 bytes), of a few rows, and all at once: the same numbers
+        for block in (1, 5 * 53 * 128 * 8, 10**9):
+            got = pairwise_distances(a, b, block_bytes=block)
+            assert got.dtype == dense.dtype and got.shape == (37, 53)
+            assert np.array_equal(got, dense)
+    assert pairwise_distances(np.zeros((0, 128)), np.ones((4, 128))).shape == (0, 4)
+
+
+def test_no_dense_all_pairs_difference_arrays_outside_the_index():
+    """Every probe x gallery x 128 difference array goes through index.pairwise_distances (blocked)."""
+    import re
+
+    pattern = re.compile(r"\[:, None, :\] - \w[\w.]*\[None, :, :\]")
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "src" / "privrisk").rglob("*.py")
+        if p.name != "index.py" and pattern.search(p.read_text())
+    ]
+    assert not offenders

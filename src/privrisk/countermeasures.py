@@ -38,6 +38,7 @@ from .embeddings import embed_loaded
 from .errors import ConfigError, FaceNotFound, ImageError
 from .faces import choose_faces, face_landmarks
 from .images import LoadedImage, load_image
+from .index import pairwise_distances
 from .models import Box, FaceModel, as_box
 from .selfcheck import SampleWorld, SizeResult, findability
 
@@ -1051,7 +1052,7 @@ def run_countermeasures(
     owner = np.array([remap[int(o)] for o in np.asarray(snapshot_owner)[keep]], np.int64)
     plab = np.asarray(person_labels)[persons]
     # every shot against every gallery face, then each person's best distance per label
-    d_all = np.sqrt(np.maximum(((shots[:, None, :] - g_vecs[None, :, :]) ** 2).sum(-1), 0))
+    d_all = pairwise_distances(shots, g_vecs)
     lab_idx = np.searchsorted(labels, g_lab)
     best = np.full((n, len(labels)), np.inf)
     for r in range(len(shots)):

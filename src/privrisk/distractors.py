@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .index import pairwise_distances
+
 
 @dataclass(frozen=True)
 class DistractorModel:
@@ -121,7 +123,7 @@ def impostor_distances(probes: np.ndarray, probe_labels, gallery: np.ndarray, ga
     """All probe-to-gallery distances between different people (flattened)."""
     p = np.asarray(probes, np.float64)
     g = np.asarray(gallery, np.float64)
-    d = np.sqrt(np.maximum(((p[:, None, :] - g[None, :, :]) ** 2).sum(-1), 0))
+    d = pairwise_distances(p, g)
     diff = np.asarray(probe_labels)[:, None] != np.asarray(gallery_labels)[None, :]
     return d[diff]
 
@@ -140,7 +142,7 @@ def validate(
     real = impostor_distances(probes, probe_labels, gallery, gallery_labels)
     fake_gallery = model.sample(n_distractors, seed=seed)
     p = np.asarray(probes, np.float64)
-    synth = np.sqrt(np.maximum(((p[:, None, :] - fake_gallery[None, :, :].astype(np.float64)) ** 2).sum(-1), 0)).ravel()
+    synth = pairwise_distances(p, fake_gallery.astype(np.float64)).ravel()
     ks = stats.ks_2samp(real, synth)
     return {
         "ks_statistic": float(ks.statistic),

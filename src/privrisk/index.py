@@ -1,7 +1,9 @@
 """FAISS indexes over 128-d embeddings: build, search, save, load. Arrays in, ``(D, I)`` out.
 
 Distances are Euclidean (what face_recognition's 0.6 threshold is stated in), not FAISS's
-squared L2. Every search in privrisk goes through :func:`search`.
+squared L2. Every nearest-neighbour search in privrisk goes through :func:`search`; the all-pairs
+distance matrices of the experiments (every probe against every face of a small gallery) come from
+:func:`pairwise_distances`, in bounded memory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,27 @@ INDEX_TYPES = ("flat", "ivf", "hnsw")
 #: 128 MB, about 15 ms on 2 cores) and builds HNSW above it (recall@1 about 0.99 at 10^6; measured
 #: in benchmarks/).
 AUTO_EXACT_MAX = 250_000
+
+
+#: the largest (rows x faces x dimensions) difference block :func:`pairwise_distances` holds at once
+PAIRWISE_BLOCK_BYTES = 64 * 2**20
+
+
+def pairwise_distances(a, b, *, block_bytes: int = PAIRWISE_BLOCK_BYTES) -> np.ndarray:
+    """Euclidean distances from every row of ``a`` to every row of ``b`` (shape ``len(a) x len(b)``).
+
+    Computed a block of rows of ``a`` at a time, so the difference array never exceeds
+    ``block_bytes`` (a dense ``a[:, None] - b[None]`` over a user's large manifest would not fit in
+    memory); each block uses the same arithmetic as the dense form, so the numbers are identical.
+    The result has the dtype numpy gives ``a - b`` (float32 inputs stay float32)."""
+    a, b = np.asarray(a), np.asarray(b)
+    dtype = np.result_type(a.dtype, b.dtype)
+    out = np.empty((len(a), len(b)), dtype)
+    rows = max(1, block_bytes // max(1, len(b) * max(1, a.shape[-1] if a.ndim > 1 else 1) * dtype.itemsize))
+    for i in range(0, len(a), rows):
+        diff = a[i : i + rows, None, :] - b[None, :, :]
+        out[i : i + rows] = np.sqrt(np.maximum((diff**2).sum(-1), 0))
+    return out
 
 
 def resolve_index_type(index_type: str, n: int) -> str:

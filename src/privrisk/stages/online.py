@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import metrics
+from ..index import pairwise_distances
 from .common import Log, identification, probe_row, rank_against
 from .split import Enrolled, subject_of
 
@@ -77,7 +78,7 @@ def _verification(cfg, enrolled: Enrolled) -> tuple[dict, np.ndarray, np.ndarray
     """Verification ROC: every probe against every gallery face; with the genuine and impostor
     distances it was drawn from."""
     probes, code, gal_vecs, gal_codes = enrolled.probes, enrolled.code, enrolled.gal_vecs, enrolled.gal_codes
-    allpairs = np.sqrt(np.maximum(((probes.vectors[:, None, :] - gal_vecs[None, :, :]) ** 2).sum(-1), 0))
+    allpairs = pairwise_distances(probes.vectors, gal_vecs)
     same = np.array([code[s] for s in probes.subjects])[:, None] == gal_codes[None, :]
     genuine, impostor = allpairs[same], allpairs[~same]
     roc = metrics.roc(genuine, impostor)
