@@ -13,6 +13,7 @@ from app_pages.common import IMAGE_TYPES, SETTINGS, attribution, face_model, for
 from privrisk.countermeasures import LEVELS, TARGET, TRANSFORMS
 from privrisk.errors import PrivriskError
 from privrisk.photocheck import MAX_PHOTOS, check_photos
+from privrisk.tailmodel import GROUP_BLIND_CAVEAT
 
 st.title("Which of my photos give me away?")
 st.write(
@@ -177,6 +178,7 @@ st.caption(
     "safe from rank 1 at every larger size, yet still on a stranger's top-10 list. A photo whose face the detector misses is still judged at the face's known box, as a stronger "
     "detector would find it. Quality: SSIM (1 = unchanged) and PSNR over the face and its surroundings."
 )
+st.caption(GROUP_BLIND_CAVEAT)
 attribution()
 
 

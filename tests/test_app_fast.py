@@ -186,6 +186,8 @@ def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch, short_ladd
     assert table["rank (measured)"][0].startswith("1 of ")
     assert "extrapolated" in table["chance of rank 1 among 10^6"][0]
     assert "not a recognised image" in table["rank (measured)"][2]
+    # the ranges come from the group-blind tail models: the page says whom they describe
+    assert any("group-blind tail model" in c.value and "average person" in c.value for c in at.caption)
     # another level re-checks; a re-run with nothing changed does not
     at.radio(key="mp_level").set_value("safe_at_1e9").run()
     assert calls == [3, 3]

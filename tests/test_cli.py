@@ -63,3 +63,32 @@ def test_build_info_match_remove_on_the_sample(tmp_path, london):
 def test_main_returns_codes_in_process(tmp_path, capsys):
     assert main(["gallery", "info", str(tmp_path)]) == 2
     assert "no gallery here" in capsys.readouterr().err
+
+
+def test_protect_and_findability_say_the_range_is_for_an_average_person(tmp_path, capsys, monkeypatch):
+    """The chances of rank 1 come from the group-blind tail model (its per-probe PIT fails): both
+    commands print the caveat as one line, and put it in a field of their (valid) JSON."""
+    import privrisk.cli as cli
+    from helpers import FakeFaceModel, fake_sample_world, write_png
+    from privrisk.tailmodel import GROUP_BLIND_CAVEAT
+
+    fake = FakeFaceModel()
+    world, photos, second = fake_sample_world(fake)
+    monkeypatch.setattr(cli, "_sample_world", lambda args: (fake, world))
+    me, snap = write_png(tmp_path / "me.png", photos[0]), write_png(tmp_path / "snap.png", second[0])
+
+    assert main(["findability", str(me), "--snapshot", str(snap), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["caveat"] == GROUP_BLIND_CAVEAT and data["photos"][0]["rank"] == 1
+    assert main(["findability", str(me), "--snapshot", str(snap)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert GROUP_BLIND_CAVEAT in lines and "rank 1 among 1,000,000" in "\n".join(lines)
+
+    out = tmp_path / "protected.png"
+    code = main(["protect", str(me), "--snapshot", str(snap), "--out", str(out), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code in (0, 3) and data["caveat"] == GROUP_BLIND_CAVEAT and "before" in data
+    main(["protect", str(me), "--snapshot", str(snap), "--out", str(out)])
+    assert GROUP_BLIND_CAVEAT in capsys.readouterr().out.splitlines()
+    for text in ("group-blind", "PIT", "average person", "more findable"):
+        assert text in GROUP_BLIND_CAVEAT

@@ -440,6 +440,7 @@ def cmd_protect(args) -> int:
     from .countermeasures import TRANSFORMS, photo_findability, protect
     from .errors import ImageError
     from .fileio import atomic_write
+    from .tailmodel import GROUP_BLIND_CAVEAT
 
     suffix = Path(args.out).suffix.lower()
     if suffix not in (".jpg", ".jpeg", ".png"):
@@ -448,7 +449,7 @@ def cmd_protect(args) -> int:
     snapshot = _read_photo(args.snapshot) if args.snapshot else None
     model, world = _sample_world(args)
     res = protect(rgb, args.level, args.transform, snapshot, world=world, model=model, name=args.image, seed=args.seed)
-    out = {"image": args.image, **res.to_dict(), "out": None}
+    out = {"image": args.image, **res.to_dict(), "out": None, "caveat": GROUP_BLIND_CAVEAT}
     if res.image is not None:  # res.protected
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix != ".png" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
         ok, buf = cv2.imencode(suffix, res.image[:, :, ::-1], params)
@@ -487,6 +488,7 @@ def cmd_protect(args) -> int:
             print(f"quality of the copy: SSIM {q.ssim:.3f}, PSNR {q.psnr:.1f} dB (face and margin)")
         print(out.get("reason", res.reason))
         print(f"wrote {args.out}" if out["out"] else "no copy written")
+        print(GROUP_BLIND_CAVEAT)
     if out["out"] or (res.after is None and "already" in res.reason):
         return EXIT_OK
     return EXIT_NOT_PROTECTED
@@ -494,13 +496,14 @@ def cmd_protect(args) -> int:
 
 def cmd_findability(args) -> int:
     from .countermeasures import photo_findability
+    from .tailmodel import GROUP_BLIND_CAVEAT
 
     photos = [_read_photo(p) for p in args.images]
     snapshot = _read_photo(args.snapshot)
     model, world = _sample_world(args)
     rows = photo_findability(photos, snapshot, world, model=model, names=args.images)
     if args.json:
-        _print_json({"snapshot": args.snapshot, "photos": [r.to_dict() for r in rows]})
+        _print_json({"snapshot": args.snapshot, "photos": [r.to_dict() for r in rows], "caveat": GROUP_BLIND_CAVEAT})
         return EXIT_OK
     print(f"snapshot {args.snapshot} searched against each photo, hidden among {len(world.vectors)} sample faces:")
     for r in rows:
@@ -509,6 +512,7 @@ def cmd_findability(args) -> int:
         "(rank: measured among the real sample faces; chances of rank 1 at platform sizes: the tail models' "
         "closed form, extrapolated, as a range)"
     )
+    print(GROUP_BLIND_CAVEAT)
     return EXIT_OK
 
 

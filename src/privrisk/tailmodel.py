@@ -65,6 +65,13 @@ N_NODES = 24  # Gauss-Hermite nodes for the unknown shift of a new face
 # informativeness limit (upper / lower end of the model's interval) per threshold
 INFORMATIVE_RATIO = {0.45: 10.0, 0.50: 10.0, 0.55: 3.0, 0.60: 3.0}
 KINDS = ("gpd", "normal")
+# Shown wherever a person's own chance of rank 1 comes from the shipped (group-blind) tail models:
+# `privrisk protect` / `findability` and the app's "Which photos" page.
+GROUP_BLIND_CAVEAT = (
+    "Caveat: the range comes from a group-blind tail model that fits the sample's average person (its "
+    "per-probe PIT check fails); people from groups with fewer look-alikes in the sample may be more "
+    "findable than the range says, so 'safe' is a statement about an average person."
+)
 NAMES = {
     "gpd": "squared distances centred by their exact per-probe mean, per-probe shift (covariate + empirical-Bayes spread), "
     "generalised Pareto lower tail below the 5% quantile (MLE)",
