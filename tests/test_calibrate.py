@@ -143,6 +143,11 @@ def test_widening_factors_by_hand():
     # real 0 and the model too high: the factor is unbounded, stored as null (JSON has no infinity)
     inf = tm.calibration_widening(_cal([0, 0, 0, 0], [(0, 1), (5, 9), (5, 9), (5, 9)]))
     assert inf["k_down"] is None and inf["k_up"] == 1.0
+    assert "k_down is unbounded" in inf["verdict"] and "[0, 1]" not in inf["verdict"]
+    assert "k_down is unbounded" not in w["verdict"] and "holds down to the genuine distances" in w["verdict"]
+    # real 0 where the model was too high, and a too-low miss whose model lower end is 0: both unbounded
+    both = tm.calibration_widening(_cal([0, 5, 0, 0], [(0, 1), (0, 0.5), (5, 9), (5, 9)]))
+    assert both["k_up"] is None and both["k_down"] is None and "every widened range is [0, 1]" in both["verdict"]
     json.dumps(inf, allow_nan=False)
 
 
@@ -240,6 +245,9 @@ def test_never_seen_heavier_tail_says_not_within_and_widens(population, tmp_path
     table = scaling_table_html({"scaling_detail": scaling})
     assert "Calibration on faces the model never saw" in table and "(ranges widened by the calibration)" in table
     assert "No calibration on faces" in scaling_table_html({"scaling_detail": {"curves": curves}})
+    # with a calibration or without, the page says which figures a too-low model gets wrong, which way
+    for text in (page, scaling_table_html({"scaling_detail": {"curves": curves}})):
+        assert "<b>overstates</b> rank-1" in text and "<b>understates</b> FPIR" in text and "2.3-2.7x" in text
 
 
 def test_never_seen_same_distribution_passes_and_leaves_ranges(population, tmp_path, monkeypatch, capsys):

@@ -459,6 +459,7 @@ def test_group_conditional_tail_model_predicts_per_group_rates():
 
     page = fairness_tail_section(check)
     assert "with groups KS p = " in page and "FAIL (the per-probe calibration is off)" in page
+    assert "adding groups made the PIT worse here" in page and "selected on, not evidence" in page
     assert page.count("extrapolated)") == len(rows) and "not independent" in page
     r1 = {(r["group"], r["gallery_size"]): r["value"] for r in rows if r["quantity"] == "rank1"}
     assert r1[("tight", 10**9)] <= r1[("tight", 10**6)] and r1[("tight", 10**6)] < r1[("loose", 10**6)]
@@ -483,3 +484,31 @@ def test_fmr_ratio_shows_small_cells_with_their_n(tiny):
     assert "m: 0.333x (95% " in text and "1/9 pairs, 2 people) [small: indicative only]" in text
     combo = tiny["attributes"]["gender+ethnicity"]["fmr_ratio"]
     assert all(c["flag"] == SMALL_FLAG and c["subjects"] < 3 for c in combo["small_cells"])
+
+
+def test_group_model_section_says_when_groups_made_the_pit_worse():
+    """The 'worse' note follows the two PIT p-values, and the selection caveat is always there."""
+    from privrisk.report import fairness_group_model_section
+
+    def page(without, with_groups):
+        check = {
+            "group_conditional": True,
+            "fit_groups": "gender+ethnicity",
+            "pit_ks_p": with_groups,
+            "without_groups": {"pit_ks_p": without, "by_attribute": {}},
+        }
+        return fairness_group_model_section(check)
+
+    assert "made the PIT worse here" in page(0.3, 0.001)
+    better = page(7e-5, 0.61)
+    assert "made the PIT worse here" not in better and "selected on, not evidence for it" in better
+    assert "made the PIT worse here" not in page(None, 0.2)
+    from privrisk.report import _pit_with_groups
+
+    def validation(without, with_groups):
+        check = {"group_conditional": True, "fit_groups": "g", "pit_ks_p": with_groups}
+        return _pit_with_groups({"fairness": {"tail_check": check | {"without_groups": {"pit_ks_p": without}}}})
+
+    assert "the PIT passes" in validation(7e-5, 0.61) and "worse" not in validation(7e-5, 0.61)
+    assert "still fails and is worse than without groups" in validation(0.3, 0.001)
+    assert "not evidence for it" in validation(7e-5, 0.61)

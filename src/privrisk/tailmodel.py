@@ -417,10 +417,12 @@ def _group_tail(p: TailParams, z, mask, cstd, groups, pooled_sorted) -> dict:
     One multiplier scales the whole tail below u. It describes groups whose faces have more (or fewer)
     close look-alikes at the same standardised distance; it cannot describe a group whose distances
     also differ in location and shape (tested: on a synthetic two-cluster set the per-group rates come
-    out right but the PIT of each probe's nearest impostor fails). Chosen after trying, on the sample
-    set, each group's own 1% point instead of the pooled one and an added per-group location shift
-    (both passed the same per-group checks; PIT p 0.28 and 0.24 against 0.61 for this one), so the
-    sample's cross-validation is not an independent test of this choice."""
+    out right but the PIT of each probe's nearest impostor fails, where the group-blind model's
+    passes: adding groups made the PIT worse there). Chosen among three variants by its PIT p on the
+    sample set: this one (0.61) against each group's own 1% point instead of the pooled one (0.28) and
+    an added per-group location shift (0.24); all three passed the same per-group checks. So 0.61 is
+    the statistic it was selected on, not evidence for it, and the sample's cross-validation is not an
+    independent test of this choice."""
     labels = np.array([str(g) for g in groups], dtype=object)
     zstar = float(_sorted_quantile(pooled_sorted, [GROUP_TAIL_SHARE])[0])
     x, w = _nodes()
@@ -465,9 +467,10 @@ def fit(
 ) -> TailModel:
     """Fit the tail model to every (probe, gallery face) pair of different subjects.
 
-    ``probe_groups`` (optional, one label per probe, e.g. self-reported gender or ethnicity) adds a
-    shrunk per-group shift. ``n_boot`` subject-bootstrap replicates (people resampled with
-    replacement, parameters refitted) give the intervals."""
+    ``probe_groups`` (optional, one label per probe, e.g. self-reported gender or ethnicity) gives
+    each group a multiplier of its tail mass below ``u``, measured at the pooled 1% point and shrunk by
+    empirical Bayes (:func:`_group_tail`; no per-group shift). ``n_boot`` subject-bootstrap replicates
+    (people resampled with replacement, parameters refitted) give the intervals."""
     if kind not in KINDS:
         raise ValueError(f"unknown tail kind {kind!r}; one of {KINDS}")
     p = np.asarray(probes, np.float64).reshape(len(probes), -1)
@@ -1071,7 +1074,11 @@ WIDEN_RULE = (
     "0.60) and tail models. A chance of no model face ahead, s = (1 - F)^N, becomes s^k: the lower end of rank-1 "
     "and rank-10 goes to lo^k_up and their upper end to hi^(1/k_down); for FPIR and the wrong-person share "
     "(1 - s) the upper end goes to 1 - (1 - hi)^k_up and the lower end to 1 - (1 - lo)^(1/k_down). Measured "
-    "values are never changed; the unwidened range is kept beside each widened one."
+    "values are never changed; the unwidened range is kept beside each widened one. The rule assumes the "
+    "error ratio measured at 0.50-0.60 holds all the way down to the genuine distances the predictions use, "
+    "which no calibration can check. Where the real count is 0 and the model too high, k_down is unbounded: "
+    "rank-1 and rank-10 upper ends go to 1 and FPIR and wrong-person lower ends to 0 (with an unbounded k_up "
+    "too, every widened range becomes [0, 1]), so the calibration then bounds nothing on that side."
 )
 
 
@@ -1115,6 +1122,14 @@ def calibration_widening(cal: dict) -> dict:
         else "NOT within its 95% interval at "
         + ", ".join(f"{x['threshold']:g} ({x['model']}, {x['side']})" for x in misses)
         + f": ranges widen (k_up = {k_up:.3g}, k_down = {k_down:.3g})"
+        + (
+            "; the real count is 0 where the model was too high, so k_down is unbounded: rank-1 and rank-10 "
+            "ranges now reach 1 and FPIR and wrong-person ranges reach 0"
+            + (" (with k_up unbounded too, every widened range is [0, 1])" if not np.isfinite(k_up) else "")
+            if not np.isfinite(k_down)
+            else ""
+        )
+        + ". This assumes the error ratio measured at 0.50-0.60 holds down to the genuine distances"
     )
 
     def finite(k):  # JSON has no infinity: an unbounded factor is stored as null
