@@ -108,7 +108,14 @@ def test_tiny_gallery_combined_attribute(tiny):
     ms = tiny["attributes"]["gender"]["fmr"]["m"]["same"]["0.6"]
     assert _counts(ms) == (0, 3) and ms["ci95_subject_bound"] == pytest.approx([0.0, 1 - 0.05**0.5])
     assert 2 <= ms["n_effective"] <= 3 and ms["ci95"][1] == pytest.approx(1 - 0.05 ** (1 / ms["n_effective"]))
-    assert "effective pairs" in ms["ci_method"]
+    assert "effective pairs" in ms["ci_method"] and "approximate (design-effect adjusted)" in ms["ci_method"]
+    assert "exact" not in ms["ci_method"].split(";")[0]  # the clustered bound is never called exact
+    from privrisk.report import fairness_cell_text
+
+    # the report shows the approximate bound marked ~ and the exact bound on the 2 people beside it
+    text = fairness_cell_text(ms)
+    assert "~ approximate; exact on 2 people: 0%-78%*)" in text
+    assert "~" not in fairness_cell_text(fw["same"]["0.6"]) and "*" in fairness_cell_text(fw["same"]["0.6"])
 
 
 def test_clustered_zero_event_bound_by_hand():
@@ -512,3 +519,23 @@ def test_group_model_section_says_when_groups_made_the_pit_worse():
     assert "the PIT passes" in validation(7e-5, 0.61) and "worse" not in validation(7e-5, 0.61)
     assert "still fails and is worse than without groups" in validation(0.3, 0.001)
     assert "not evidence for it" in validation(7e-5, 0.61)
+
+
+def test_ratio_headline_says_which_groups_it_compares():
+    """The headline compares only the large groups; when a small cell's ratio is larger, it says so."""
+    from privrisk.report import ratio_scope_text
+
+    r = {
+        "flag": None,
+        "ratio": 1.36,
+        "groups_compared": ["female / white", "male / white"],
+        "small_cells": [
+            {"group": "male / black", "ratio_to_reference": 34.0},
+            {"group": "x", "ratio_to_reference": 0.5},
+        ],
+    }
+    text = ratio_scope_text(r, 10)
+    assert "only groups of at least 10 people (female / white, male / white)" in text
+    assert "larger differentials are in the small cells" in text and "male / black" in text and "x" not in text
+    assert "larger" not in ratio_scope_text(dict(r, small_cells=r["small_cells"][1:]), 10)
+    assert "every group" in ratio_scope_text(dict(r, flag="small: indicative only"), 10)

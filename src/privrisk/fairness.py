@@ -459,15 +459,17 @@ def intracluster_correlation(deff: float | None, pairs_per_subject: float) -> fl
 
 
 def clustered_zero_bound(cell: dict, rhos: Mapping[str, float | None], key: str) -> None:
-    """For a pair cell with no events: the one-sided exact 95% bound on the effective number of
-    independent pairs (a design-effect-adjusted Clopper-Pearson bound, Kish). The intra-person
+    """For a pair cell with no events: an approximate one-sided 95% bound, the Clopper-Pearson bound
+    on the effective number of independent pairs (design-effect adjusted, Kish). It is not exact: the
+    design effect is an approximation, and its ``rho`` is borrowed from another cell. The intra-person
     correlation ``rho`` comes from the subject bootstrap of the attribute's pooled cell at the same
     threshold (or the nearest threshold whose pooled cell has at least MIN_DEFF_EVENTS events), via
     :func:`design_effect` and :func:`intracluster_correlation`; the cell's own design effect is
     ``1 + (m - 1) rho`` with ``m`` = its pairs per person, and ``n_eff = pairs / deff``. Since rho is
     in [0, 1], ``n_eff`` lies between the subject count and the pair count, so the bound lies between
     the bound on the subjects alone and the bound that treats every pair as independent. Without any
-    usable pooled cell the bound on the subject count stays. That bound is kept beside it."""
+    usable pooled cell the exact bound on the subject count stays. That bound is kept beside it
+    (``ci95_subject_bound``), and ``ci_method`` says "approximate (design-effect adjusted)"."""
     if cell.get("unit") != "impostor pairs" or cell.get("events") != 0 or not cell.get("trials"):
         return
     if (cell.get("subjects") or 0) < 2:  # one person: no correlation within people to borrow; keep the bound
@@ -484,10 +486,10 @@ def clustered_zero_bound(cell: dict, rhos: Mapping[str, float | None], key: str)
     cell["design_effect"] = deff
     cell["n_effective"] = float(n_eff)
     cell["ci_method"] = (
-        f"one-sided exact (Clopper-Pearson) 95% bound on {n_eff:,.0f} effective pairs = {cell['trials']:,} "
-        f"pairs / design effect {deff:.1f} (subject bootstrap of all pairs at {float(src):g}): no "
-        f"impostor pairs were events; the bound on the {cell['subjects']} subjects alone would be "
-        f"{cell['ci95_subject_bound'][1]:.2%}"
+        f"one-sided approximate (design-effect adjusted) Clopper-Pearson 95% bound on {n_eff:,.0f} effective "
+        f"pairs = {cell['trials']:,} pairs / design effect {deff:.1f} (rho borrowed from the subject bootstrap "
+        f"of the attribute's pooled cell at {float(src):g}): no impostor pairs were events; the exact bound on "
+        f"the {cell['subjects']} subjects alone is {cell['ci95_subject_bound'][1]:.2%}"
     )
 
 
@@ -553,9 +555,14 @@ def fmr_ratio(
                 row["note"] = f"in more than 2.5% of subject resamples '{ref}' had no false match: no upper end"
             if c["events"] == 0:
                 # a resample cannot show events the cell never had: bound the ratio by the cell's own
-                # exact (clustered) upper bound over the reference rate instead
+                # upper bound (approximate, design-effect adjusted) over the reference rate instead
                 row["ratio_ci95"] = [0.0, float(c["ci95"][1] / big[ref]["rate"])]
-                row["note"] = "no false match: upper end = the cell's exact upper bound / the reference rate"
+                row["note"] = (
+                    "no false match: upper end = the cell's approximate (design-effect adjusted) upper bound / "
+                    "the reference rate"
+                    if "design_effect" in c
+                    else "no false match: upper end = the cell's exact upper bound / the reference rate"
+                )
         else:
             row["ratio_ci95"] = [float(c["ci95"][0] / big[ref]["rate"]), float(c["ci95"][1] / big[ref]["rate"])]
             row["note"] = (
@@ -579,11 +586,13 @@ def _highest_over_lowest(
     small_subjects: int,
 ) -> dict:
     """Highest over lowest group FMR (all impostor pairs of the probe's group) at ``threshold``,
-    with a bootstrap interval on the same subject resamples. Groups with at least
-    ``small_subjects`` subjects are compared when two or more have them; otherwise every group with
-    impostor pairs (and the ratio is flagged small). A lowest rate of 0 makes the ratio unbounded:
-    then only a lower bound is given (the highest group's lower 95% end over the lowest group's
-    exact upper bound)."""
+    with a bootstrap interval on the same subject resamples. This headline compares only groups with
+    at least ``small_subjects`` subjects (10 by default) when two or more have them; otherwise every
+    group with impostor pairs (and the ratio is flagged small). The larger differentials can sit in
+    the small groups it leaves out: :func:`fmr_ratio` lists those after it (``small_cells``). A
+    lowest rate of 0 makes the ratio unbounded: then only a lower bound is given (the highest
+    group's lower 95% end over the lowest group's upper bound, exact or, for a clustered zero-event
+    cell, approximate)."""
     key = _tkey(threshold)
     cells = {g: row["all"][key] for g, row in fmr.items() if row["all"][key]["trials"] > 0}
     big = {g: c for g, c in cells.items() if c["subjects"] >= small_subjects}
@@ -628,7 +637,9 @@ def _highest_over_lowest(
         out["lower_bound"] = float(use[hi]["ci95"][0] / lo_up) if lo_up else None
         out["note"] = (
             f"'{lo}' has no false match in {use[lo]['trials']} impostor pairs: the ratio is unbounded; "
-            "lower bound = the highest group's lower 95% end / the lowest group's exact upper bound"
+            "lower bound = the highest group's lower 95% end / the lowest group's "
+            + ("approximate (design-effect adjusted)" if "design_effect" in use[lo] else "exact")
+            + " upper bound"
         )
         return out
     out["ratio"] = float(use[hi]["rate"] / use[lo]["rate"])

@@ -633,14 +633,23 @@ def _rate_pct(x: float | None) -> str:
 
 
 def fairness_cell_text(cell: dict | None) -> str:
-    """'2.6% (63/2460; 95% 1.3%-3.5%)' plus the small-cell flag; 'no pairs' when the cell is empty."""
+    """'2.6% (63/2460; 95% 1.3%-3.5%)' plus the small-cell flag; 'no pairs' when the cell is empty.
+    An exact bound is marked *; a clustered zero-event bound is marked ~ (approximate, design-effect
+    adjusted) and the exact bound on the cell's people alone follows it."""
     if not cell or cell.get("rate") is None:
         return "no pairs" if cell and cell.get("unit", "").endswith("pairs") else "none"
     lo, hi = cell["ci95"] or (None, None)
-    text = (
-        f"{_rate_pct(cell['rate'])} ({cell['events']}/{cell['trials']:,}; 95% "
-        f"{_rate_pct(lo)}-{_rate_pct(hi)}{'*' if 'Clopper' in (cell.get('ci_method') or '') else ''})"
-    )
+    if "design_effect" in cell:
+        sub = (cell.get("ci95_subject_bound") or (None, None))[1]
+        text = (
+            f"{_rate_pct(cell['rate'])} ({cell['events']}/{cell['trials']:,}; 95% {_rate_pct(lo)}-{_rate_pct(hi)}~ "
+            f"approximate; exact on {cell.get('subjects')} people: {_rate_pct(0.0)}-{_rate_pct(sub)}*)"
+        )
+    else:
+        text = (
+            f"{_rate_pct(cell['rate'])} ({cell['events']}/{cell['trials']:,}; 95% "
+            f"{_rate_pct(lo)}-{_rate_pct(hi)}{'*' if 'Clopper' in (cell.get('ci_method') or '') else ''})"
+        )
     return text + (" [small: indicative only]" if cell.get("flag") else "")
 
 
@@ -674,10 +683,11 @@ def fairness_plot(results: dict) -> bytes | None:
                 if c["rate"] is None:
                     ax.text(0, yi + off, " no pairs", fontsize=6, va="center")
                     continue
-                exact = "Clopper" in (c.get("ci_method") or "")
+                one_sided = "Clopper" in (c.get("ci_method") or "")
+                style = ":" if "design_effect" in c else ("--" if one_sided else "-")
                 lo, hi = c["ci95"]
                 ax.barh(yi + off, 100 * c["rate"], 0.38, color=colour, alpha=0.85)
-                ax.hlines(yi + off, 100 * lo, 100 * hi, colors="k", lw=0.8, linestyles="--" if exact else "-")
+                ax.hlines(yi + off, 100 * lo, 100 * hi, colors="k", lw=0.8, linestyles=style)
                 ax.vlines([100 * lo, 100 * hi], yi + off - 0.08, yi + off + 0.08, colors="k", lw=0.8)
                 ax.text(
                     100 * hi,
@@ -705,7 +715,8 @@ def fairness_plot(results: dict) -> bytes | None:
         )
     fig.supxlabel(
         f"* fewer than {fair['small_subjects']} people: indicative only. Bars: 95% interval, solid = "
-        "bootstrap over people, dashed = one-sided exact bound (0 or all events)",
+        "bootstrap over people, dashed = one-sided exact bound (0 or all events), dotted = approximate "
+        "(design-effect adjusted) bound on pairs with no event",
         fontsize=7,
     )
     return _png(fig)
@@ -735,11 +746,13 @@ def fairness_section(results: dict) -> str:
 <p>Measured on real faces: {e(fair.get("pairs", ""))}. {fair["n_impostor_pairs"]:,} impostor pairs and
 {fair["n_genuine_pairs"]:,} genuine pairs. Groups are self-reported ({e(", ".join(fair["group_columns"]))}).
 A pair is same-group when both people share the value (for {e(main)}: every value). 95% intervals come from a
-bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound where a cell has 0 or only events. For
-impostor-pair cells with no event that bound is clustered: it counts the effective number of independent pairs
-(pairs over the design effect 1 + (m - 1) rho, m = pairs per person, rho = the within-person correlation the
-subject bootstrap shows on all pairs at that threshold), so it lies between the bound on the people alone and the
-bound on the pairs as if independent; with one person, the bound on that person alone.
+bootstrap over people; * marks a one-sided exact (Clopper-Pearson) bound on the cell's people where a cell has only
+events, or no events and one person. ~ marks, for impostor-pair cells with no event, an <b>approximate (design-effect
+adjusted)</b> Clopper-Pearson bound: the exact bound on the effective number of independent pairs (pairs over the
+design effect 1 + (m - 1) rho, m = pairs per person, rho borrowed from the within-person correlation the subject
+bootstrap shows on the attribute's pooled cell at that threshold), so it lies between the bound on the people alone
+and the bound on the pairs as if independent, but it is an approximation, not exact; the exact bound on the cell's
+people alone is shown beside it.
 Cells with fewer than {fair["small_subjects"]} people are shown but marked small: indicative only.
 FNMR counts genuine pairs over the threshold; on E2 captures only captures with a detected face count (see E2's
 detection rate). FPIR: each probe searched against everyone else's photos. E2 rank-1 is per mated person.</p>
@@ -800,14 +813,32 @@ detection rate). FPIR: each probe searched against everyone else's photos. E2 ra
             else ""
         )
         parts.append(
-            f"<h3>By {e(name)}</h3><p>Highest over lowest group FMR at {key} "
-            f"(groups of at least {fair['small_subjects']} people when there are two): {ratio}</p>"
+            f"<h3>By {e(name)}</h3><p>Highest over lowest group FMR at {key}, "
+            f"{e(ratio_scope_text(r, fair['small_subjects']))}: {ratio}</p>"
             f"<table><tr><th>group</th>{''.join(f'<th>{e(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>"
             f"{e2_table}"
         )
     if fair.get("tail_check"):
         parts.append(fairness_tail_section(fair["tail_check"]))
     return "\n".join(parts)
+
+
+def ratio_scope_text(r: dict, small_subjects: int) -> str:
+    """Which groups the headline ratio compares, and whether the small cells listed after it hold a
+    larger differential than the headline."""
+    if r.get("flag"):
+        return f"over every group with impostor pairs (fewer than two have {small_subjects} or more people)"
+    text = f"comparing only groups of at least {small_subjects} people ({', '.join(r.get('groups_compared') or [])})"
+    larger = [
+        c["group"]
+        for c in r.get("small_cells") or []
+        if r.get("ratio") is not None and c["ratio_to_reference"] > r["ratio"]
+    ]
+    if larger:
+        text += (
+            f"; the larger differentials are in the small cells listed after it ({', '.join(larger)}: indicative only)"
+        )
+    return text
 
 
 def small_cell_ratios_text(r: dict) -> str:
