@@ -503,6 +503,23 @@ def test_frontier_trend_says_which_way_rank1_goes():
     assert cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.8)])["spearman_rho"] is None
 
 
+def test_frontier_trend_says_how_far_rank1_moves_and_whether_it_is_significant():
+    """A positive rho resting on one person of 82 (the webcam downscale case) is said as such."""
+
+    def pt(ssim, k, lost=None):
+        r = {"ssim": ssim, "rank1": {"rate": k / 82, "k": k, "n": 82}}
+        if lost is not None:
+            r["paired_vs_baseline"] = cm.paired_test(np.ones(82, bool), np.arange(82) >= lost)
+        return r
+
+    t = cm.frontier_trend(pt(1.0, 82), [pt(0.9, 82, 0), pt(0.8, 81, 1)])
+    assert t["spearman_rho"] > 0 and t["significant_settings"] == 0
+    assert "spans 98.8%-100.0% (81-82 of 82)" in t["statement"]
+    assert "no setting differs from the original" in t["statement"]
+    t = cm.frontier_trend(pt(1.0, 82), [pt(0.9, 81, 1), pt(0.8, 70, 12)])
+    assert t["significant_settings"] == 1 and "1 of 2 settings differ" in t["statement"]
+
+
 def test_experiment_flag_and_config_turn_e4_on(tmp_path, monkeypatch):
     from helpers import ROOT
     from privrisk import cli

@@ -1026,10 +1026,26 @@ def frontier_trend(baseline: dict, rows: list[dict]) -> dict:
         words = "rank-1 rises as SSIM falls"
     else:
         words = "no monotone relation"
+    statement = f"{words} (Spearman rho {rho:.2f} over {len(pts)} points, the original included)"
+    ks = [p["rank1"].get("k") for p in pts]
+    if all(k is not None for k in ks) and pts[0]["rank1"].get("n"):
+        # the sign alone can rest on one person: say how far rank-1 actually moves, and whether it moves significantly
+        statement += (
+            f"; measured rank-1 spans {min(y):.1%}-{max(y):.1%} ({min(ks)}-{max(ks)} of {pts[0]['rank1']['n']})"
+        )
+    tests = [r["paired_vs_baseline"] for r in rows if r.get("paired_vs_baseline")]
+    if tests:
+        sig = [t for t in tests if t["p_value"] < 0.05]
+        statement += (
+            f"; {len(sig)} of {len(tests)} settings differ from the original by the exact paired test (p < 0.05)"
+            if sig
+            else "; no setting differs from the original by the exact paired test (p >= 0.05)"
+        )
     return {
         "spearman_rho": rho if math.isfinite(rho) else None,
         "n_points": len(pts),
-        "statement": f"{words} (Spearman rho {rho:.2f} over {len(pts)} points, the original included)",
+        "significant_settings": sum(t["p_value"] < 0.05 for t in tests) if tests else None,
+        "statement": statement,
     }
 
 
