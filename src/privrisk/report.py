@@ -1177,7 +1177,7 @@ def countermeasures_plot(results: dict) -> bytes | None:
         ax.set(
             title=name,
             xlabel="SSIM against the original (face and margin)",
-            ylabel="identification",
+            ylabel="share of people",
             ylim=(-0.02, 1.05),
         )
         ax.invert_xaxis()
