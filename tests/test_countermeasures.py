@@ -283,7 +283,19 @@ def test_e4_rows_cover_every_setting_with_intervals(e4):
             assert 0 <= p["range"][0] <= p["rank1"] <= p["range"][1] <= 1
         # platform scale never helps the searcher: the model value is at most the measured rank-1
         assert r["platform"]["1000000"]["rank1"] <= r["platform"]["1000"]["rank1"] <= r["rank1"]["rate"] + 1e-12
-        assert r["platform"]["1000"]["kind"] == "simulated" and r["platform"]["1000000"]["kind"] == "extrapolated"
+        # closed form, nothing searched: "model" within the real pairs' reach, never "simulated"
+        assert r["platform"]["1000"]["kind"] == "model" and r["platform"]["1000000"]["kind"] == "extrapolated"
+        # the paired test and the hub count sit in every row, consistent with the ranks
+        base = np.array(d["baseline"]["ranks"]) == 1
+        hit = np.array(r["ranks"]) == 1
+        x = r["paired_vs_baseline"]
+        assert (x["found_only_without"], x["found_only_with"], x["n"]) == (
+            int((base & ~hit).sum()),
+            int((~base & hit).sum()),
+            12,
+        )
+        assert 0 < x["p_value"] <= 1
+        assert r["hub"]["pairs"]["n"] == 11 * 11 and r["hub"]["photos"]["n"] == 12  # 11 searchable people
     # untransformed: everyone's snapshot finds their photo, except the one without a usable snapshot
     assert d["baseline"]["rank1"]["k"] == 11 and d["baseline"]["ranks"][11] > 12
 
@@ -491,6 +503,23 @@ def test_frontier_trend_says_which_way_rank1_goes():
     assert cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.8)])["spearman_rho"] is None
 
 
+def test_frontier_trend_says_how_far_rank1_moves_and_whether_it_is_significant():
+    """A positive rho resting on one person of 82 (the webcam downscale case) is said as such."""
+
+    def pt(ssim, k, lost=None):
+        r = {"ssim": ssim, "rank1": {"rate": k / 82, "k": k, "n": 82}}
+        if lost is not None:
+            r["paired_vs_baseline"] = cm.paired_test(np.ones(82, bool), np.arange(82) >= lost)
+        return r
+
+    t = cm.frontier_trend(pt(1.0, 82), [pt(0.9, 82, 0), pt(0.8, 81, 1)])
+    assert t["spearman_rho"] > 0 and t["significant_settings"] == 0
+    assert "spans 98.8%-100.0% (81-82 of 82)" in t["statement"]
+    assert "no setting differs from the original" in t["statement"]
+    t = cm.frontier_trend(pt(1.0, 82), [pt(0.9, 81, 1), pt(0.8, 70, 12)])
+    assert t["significant_settings"] == 1 and "1 of 2 settings differ" in t["statement"]
+
+
 def test_experiment_flag_and_config_turn_e4_on(tmp_path, monkeypatch):
     from helpers import ROOT
     from privrisk import cli
@@ -510,3 +539,68 @@ def test_experiment_flag_and_config_turn_e4_on(tmp_path, monkeypatch):
     bad.write_text('[countermeasures]\ntransforms = ["swirl"]\n')
     with pytest.raises(ConfigError, match="swirl"):
         load_config(bad)
+
+
+def _line(*xs):
+    """128-d vectors on the first axis at the given positions."""
+    v = np.zeros((len(xs), 128), np.float32)
+    v[:, 0] = xs
+    return v
+
+
+def _best(shots, owner, gal, n_persons):
+    d = np.abs(shots[:, 0][:, None] - gal[:, 0][None, :])
+    best = np.full((n_persons, len(gal)), np.inf)
+    for r, o in enumerate(owner):
+        best[o] = np.minimum(best[o], d[r])
+    return best
+
+
+def test_hubness_counts_a_transformed_photo_that_attracts_another_persons_search():
+    # gallery: persons 0, 1, 2 at 0, 10, 20, and a gallery-only face at 40; person 3 has a photo but no snapshot
+    gal = _line(0, 10, 20, 60, 40)
+    shots, owner = _line(0.5, -0.5, 10.5, 20.5), np.array([0, 0, 1, 2])
+    best = _best(shots, owner, gal, 4)
+    col = np.array([0, 1, 2, 3])
+    # person 0's photo, transformed, lands 0.2 from person 1's snapshot (person 1's own photo is 0.5 away)
+    m = cm.hub_matrix(shots, owner, _line(10.3, 10, 20, 60), [0, 1, 2, 3], 4)
+    assert m[1, 0] == pytest.approx(0.2, abs=1e-5) and m[3].tolist() == [np.inf] * 4
+    h = cm.hubness(m, best, col)
+    # searchable: 0, 1, 2 (3 has no shot); each searches the 3 others' photos: 9 pairs, one hub
+    assert (h["pairs"]["k"], h["pairs"]["n"]) == (1, 9)
+    assert (h["photos"]["k"], h["photos"]["n"]) == (1, 4)
+    lo, hi = h["photos"]["ci95"]
+    assert lo < 0.25 < hi
+    # the same photo transformed less (3.0 from the original spot): it attracts nobody
+    h = cm.hubness(cm.hub_matrix(shots, owner, _line(3.0, 10, 20, 60), [0, 1, 2, 3], 4), best, col)
+    assert h["pairs"]["k"] == 0 and h["photos"]["k"] == 0 and h["photos"]["ci95"][0] == 0.0
+    # untransformed (the baseline form): nobody's photo is another person's top-1
+    assert cm.hubness(best[:, col], best, col)["pairs"]["k"] == 0
+
+
+def test_hubness_sets_the_protected_persons_own_label_aside():
+    # person 2's snapshot is closer to person 1's ORIGINAL photo (0.2) than to their own (9.8): with person 1's
+    # photo transformed far away that wrong match is gone, and j's rival is its own photo, not person 1's original
+    gal = _line(0, 10, 20)
+    shots, owner = _line(0.0, 10.0, 10.2), np.array([0, 1, 2])
+    best = _best(shots, owner, gal, 3)
+    col = np.array([0, 1, 2])
+    assert cm.hubness(best[:, col], best, col)["pairs"]["k"] == 1  # the baseline's wrong top-1 (2 -> 1)
+    far = cm.hub_matrix(shots, owner, _line(0, 30, 20), [0, 1, 2], 3)
+    assert cm.hubness(far, best, col)["pairs"]["k"] == 0
+    # several photos per person: the nearest one counts
+    near = cm.hub_matrix(shots, owner, _line(0, 30, 10.15, 20), [0, 1, 1, 2], 3)
+    h = cm.hubness(near, best, col)
+    assert (h["pairs"]["k"], h["photos"]["k"]) == (1, 1)  # person 1's near copy is top-1 for person 2 only
+
+
+def test_paired_test_is_exact_mcnemar_on_the_discordant_people():
+    base = np.array([1, 1, 1, 1, 1, 0, 0, 1, 1, 1], bool)
+    with_it = np.array([0, 0, 0, 1, 1, 1, 0, 1, 1, 1], bool)
+    x = cm.paired_test(base, with_it)
+    assert (x["found_only_without"], x["found_only_with"], x["n"]) == (3, 1, 10)
+    assert x["p_value"] == pytest.approx(0.625)  # 2 * P(X >= 3), X ~ Bin(4, 1/2) = 2 * 5/16
+    x = cm.paired_test(np.ones(8, bool), np.r_[np.zeros(6, bool), np.ones(2, bool)])
+    assert (x["found_only_without"], x["found_only_with"]) == (6, 0)
+    assert x["p_value"] == pytest.approx(2 * 0.5**6)
+    assert cm.paired_test(base, base)["p_value"] == 1.0

@@ -1202,7 +1202,7 @@ def countermeasures_plot(results: dict) -> bytes | None:
     for k, name in enumerate(names):
         ax = fig.add_subplot(rows_n, cols, k + 1)
         pts = [r for r in e4["settings"] if r["transform"] == name]
-        pts = [{"ssim": 1.0, "strength": "none", **{k2: base[k2] for k2 in ("rank1", "platform")}}] + sorted(
+        pts = [{"ssim": 1.0, "strength": "none", **{k2: base.get(k2) for k2 in ("rank1", "platform", "hub")}}] + sorted(
             pts, key=lambda r: -r["ssim"]
         )
         x = np.array([p["ssim"] for p in pts])
@@ -1220,14 +1220,22 @@ def countermeasures_plot(results: dict) -> bytes | None:
                 up,
                 ls="--" if line == "-" else "none",
                 marker=".",
-                label=f"rank-1 at {int(size):,}: upper end (extrapolated)",
+                label=f"rank-1 at {int(size):,}: upper end ({base['platform'][size]['kind']})",
+            )
+        if all(p.get("hub") for p in pts):
+            ax.plot(
+                x,
+                [p["hub"]["photos"]["rate"] or 0.0 for p in pts],
+                ls=":" if line == "-" else "none",
+                marker="x",
+                label="photo is top-1 for another person's snapshot (measured)",
             )
         for p, xv, yv in zip(pts, x, y):
             ax.annotate(str(p["strength"]), (xv, yv), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
         ax.set(
             title=name,
             xlabel="SSIM against the original (face and margin)",
-            ylabel="identification",
+            ylabel="share of people",
             ylim=(-0.02, 1.05),
         )
         ax.invert_xaxis()
@@ -1251,6 +1259,21 @@ def _e4_range(p: dict) -> str:
     return f"{lo:.1%}-{hi:.1%} ({p['kind']}; model value {p['rank1']:.1%})"
 
 
+def _e4_paired(x: dict | None) -> str:
+    if not x:
+        return "-"
+    return (
+        f"{x['found_only_without']} found only with the original, {x['found_only_with']} only with this "
+        f"(n = {x['n']}); p = {x['p_value']:.2g}"
+    )
+
+
+def _e4_hub(h: dict | None) -> str:
+    if not h:
+        return "-"
+    return f"{_e4_rate(h['photos'])}; {h['pairs']['k']}/{h['pairs']['n']} pairs"
+
+
 def countermeasures_section(results: dict) -> str:
     """E4's report section ('' when E4 did not run): every setting with its identification and
     quality cost, per transform the strength where rank-1 falls below 50% and the cheapest setting
@@ -1272,6 +1295,7 @@ def countermeasures_section(results: dict) -> str:
             f"<td>{'-' if width is None else f'{width:.0f}'}</td><td>{e(det_txt)}</td>"
             f"<td>{e(_e4_rate(r['rank1']))}</td><td>{e(_e4_rate(r['rank10']))}</td>"
             f"<td>{e(_e4_rate(r['tpir_at_threshold']))}</td>"
+            f"<td>{e(_e4_paired(r.get('paired_vs_baseline')))}</td><td>{e(_e4_hub(r.get('hub')))}</td>"
             + "".join(f"<td>{e(_e4_range(r['platform'][s]))}</td>" for s in sizes)
             + "</tr>"
         )
@@ -1327,11 +1351,13 @@ def countermeasures_section(results: dict) -> str:
 are measured among the real gallery with exact 95% intervals; rank-1 at platform sizes is the tail models' closed form
 with its range.</p><ul>{notes}</ul>
 <table><tr><th>setting</th><th>SSIM</th><th>PSNR dB</th><th>face width left px (median)</th><th>face detected</th>
-<th>rank-1 (measured)</th><th>rank-10</th><th>TPIR at threshold</th>{head}</tr>{settings}</table>
+<th>rank-1 (measured)</th><th>rank-10</th><th>TPIR at threshold</th>
+<th>rank-1 against the original (exact paired test)</th><th>top-1 for other people's snapshots (photos; pairs)</th>{head}</tr>{settings}</table>
 <h3>Per transform</h3>
 <table><tr><th>transform</th><th>strength means</th><th>along the frontier</th><th>where rank-1 falls below 50%</th><th>cheapest setting (highest SSIM) whose range's upper end is under the target</th></tr>{"".join(summary)}</table>
 <h3>Ranking at equal SSIM</h3><p>Transforms ordered by the lowest rank-1 each reaches while keeping a mean SSIM of at
-least the level (doing nothing is always allowed); differences inside the exact intervals above are not significant.</p>
+least the level (doing nothing is always allowed). Whether a setting's rank-1 differs from the original photo's is the
+exact paired (McNemar) test in the table above, on the same people; overlapping intervals are not that test.</p>
 {"".join(ranking)}
 {cloak}"""
 
