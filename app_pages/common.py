@@ -24,6 +24,20 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 SETTINGS = FaceSettings(max_bytes=15 * 1024 * 1024)
 
 
+def consent_gate(key: str) -> None:
+    """The promise that photos stay in memory, and the consent box (``key``): the page stops here
+    until it is ticked."""
+    st.caption(
+        "Your photos stay in this computer's memory: they are never saved, logged, cached or sent anywhere. "
+        "'Forget me' clears them."
+    )
+    if not st.checkbox(
+        "These are photos of me, and I agree to them being analysed in memory on this computer.", key=key
+    ):
+        st.info("Tick the box above to start.")
+        st.stop()
+
+
 @st.cache_resource(show_spinner="Loading the face model (once per server)...")
 def face_model():
     return load_face_model()

@@ -9,7 +9,15 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from app_pages.common import IMAGE_TYPES, SETTINGS, attribution, face_model, forget_everything, sample_world
+from app_pages.common import (
+    IMAGE_TYPES,
+    SETTINGS,
+    attribution,
+    consent_gate,
+    face_model,
+    forget_everything,
+    sample_world,
+)
 from privrisk.countermeasures import LEVELS, TARGET, TRANSFORMS
 from privrisk.errors import PrivriskError
 from privrisk.photocheck import MAX_PHOTOS, check_photos
@@ -23,17 +31,7 @@ st.write(
     "damaging change (shrinking, blurring, compressing, cropping or covering part of the face) that makes the "
     "photo safe at the level you choose, and shows the protected copy."
 )
-st.caption(
-    "Your photos stay in this computer's memory: they are never saved, logged, cached or sent anywhere. "
-    "'Forget me' clears them."
-)
-
-consent = st.checkbox(
-    "These are photos of me, and I agree to them being analysed in memory on this computer.", key="mp_consent"
-)
-if not consent:
-    st.info("Tick the box above to start.")
-    st.stop()
+consent_gate("mp_consent")
 
 generation = st.session_state.get("upload_generation", 0)
 left, right = st.columns(2)

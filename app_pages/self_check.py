@@ -8,6 +8,7 @@ import streamlit as st
 from app_pages.common import (
     IMAGE_TYPES,
     attribution,
+    consent_gate,
     curves,
     face_vector,
     forget_everything,
@@ -22,17 +23,7 @@ st.write(
     "sample faces and up to a million look-alike distractors; the other plays a **stranger's snapshot**. "
     "privrisk shows where the snapshot finds you, then scores what your profile settings give away."
 )
-st.caption(
-    "Your photos stay in this computer's memory: they are never saved, logged or sent anywhere. "
-    "'Forget me' clears them."
-)
-
-consent = st.checkbox(
-    "These are photos of me, and I agree to them being analysed in memory on this computer.", key="consent"
-)
-if not consent:
-    st.info("Tick the box above to start.")
-    st.stop()
+consent_gate("consent")
 
 generation = st.session_state.get("upload_generation", 0)
 left, right = st.columns(2)

@@ -42,6 +42,30 @@ def files_under(root):
     return {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
 
 
+def assert_uploads_left_no_trace(proc, root, before: set, uploads: list[dict]) -> None:
+    """Stop the server, then: no new file under ``root`` holds an upload's bytes, its SHA-256 or its
+    name, no image file was written, and the server's log names none of them."""
+    proc.terminate()
+    log = proc.communicate(timeout=30)[0]
+    new = files_under(root) - before
+    needles = []
+    for up in uploads:
+        data = up["buffer"]
+        needles += [
+            data[len(data) // 2 : len(data) // 2 + 64],
+            hashlib.sha256(data).hexdigest().encode(),
+            up["name"].encode(),
+        ]
+    for path in new:
+        assert not path.lower().endswith((".png", ".jpg", ".jpeg", ".webp")), path
+        content = open(path, "rb").read()
+        assert not any(n in content for n in needles), path
+    assert not any(n.decode(errors="ignore") in log for n in needles[1::3] + needles[2::3])
+    assert "Traceback" not in log
+    # what the app may write: the embedding cache of the sample photos (never of uploads)
+    assert all("/home/.cache/privrisk/" in p for p in new), sorted(new)
+
+
 @pytest.fixture
 def sandbox(tmp_path, london):
     """The app started with an empty HOME, working directory and TMPDIR, on loopback."""
@@ -129,25 +153,7 @@ def test_self_check_in_chromium_keeps_photos_in_memory(sandbox, london, tmp_path
 
     # Privacy: nothing new on disk holds the uploads (their bytes or their hashes), no image files were
     # written, and the server's log does not mention them.
-    proc.terminate()
-    log = proc.communicate(timeout=30)[0]
-    new = files_under(root) - before
-    needles = []
-    for up in uploads:
-        data = up["buffer"]
-        needles += [
-            data[len(data) // 2 : len(data) // 2 + 64],
-            hashlib.sha256(data).hexdigest().encode(),
-            up["name"].encode(),
-        ]
-    for path in new:
-        assert not path.lower().endswith((".png", ".jpg", ".jpeg", ".webp")), path
-        content = open(path, "rb").read()
-        assert not any(n in content for n in needles), path
-    assert not any(n.decode(errors="ignore") in log for n in needles[1::3] + needles[2::3])
-    assert "Traceback" not in log
-    # what the app may write: the embedding cache of the sample photos (never of uploads)
-    assert all("/home/.cache/privrisk/" in p for p in new), sorted(new)
+    assert_uploads_left_no_trace(proc, root, before, uploads)
 
 
 def server_rss_mb(pid: int) -> float:
@@ -289,22 +295,4 @@ def test_which_photos_give_me_away_in_chromium_keeps_ten_photos_in_memory(sandbo
     os.makedirs(artifacts, exist_ok=True)
     shutil.copy(shot, os.path.join(artifacts, "which-photos.png"))
 
-    proc.terminate()
-    log = proc.communicate(timeout=30)[0]
-    new = files_under(root) - before
-    needles = []
-    for up in [*uploads, snapshot]:
-        data = up["buffer"]
-        needles += [
-            data[len(data) // 2 : len(data) // 2 + 64],
-            hashlib.sha256(data).hexdigest().encode(),
-            up["name"].encode(),
-        ]
-    for path in new:
-        assert not path.lower().endswith((".png", ".jpg", ".jpeg", ".webp")), path
-        content = open(path, "rb").read()
-        assert not any(n in content for n in needles), path
-    assert not any(n.decode(errors="ignore") in log for n in needles[1::3] + needles[2::3])
-    assert "Traceback" not in log
-    # what the app may write: the embedding cache of the sample photos (never of uploads)
-    assert all("/home/.cache/privrisk/" in p for p in new), sorted(new)
+    assert_uploads_left_no_trace(proc, root, before, [*uploads, snapshot])

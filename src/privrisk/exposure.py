@@ -68,6 +68,7 @@ import numpy as np
 
 from .config import setting
 from .errors import ConfigError, EstimationError
+from .fileio import read_json
 from .profiles import AUDIENCES, FIELDS, LEVELS, IdInference, UserProfile, level_hidden_from, national_id_inference
 
 #: Sensitivity of each field (0 = harmless, 1 = most harmful in a stranger's hands). The numbers
@@ -806,12 +807,7 @@ def _sensitivities(settings: ExposureSettings) -> dict:
 def load_sensitivity(path: str | Path) -> dict:
     """Field sensitivities from a JSON file ``{"phone": 1.0, ...}`` (validated when scored)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: sensitivity file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a JSON file ({exc})") from None
+    data = read_json(path, "sensitivity")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object mapping field -> sensitivity")
     try:

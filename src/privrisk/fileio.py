@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write", "json_default", "stderr_log", "sweep_temp_files"]
+__all__ = ["atomic_path", "atomic_write", "json_default", "read_json", "stderr_log", "sweep_temp_files"]
 
 
 @contextmanager
@@ -108,6 +108,22 @@ def claim_output_dir(folder: str | os.PathLike, *, overwrite: bool = False, what
         with open(marker, "w", encoding="utf-8") as fh:
             fh.write(f"privrisk {what} output folder; safe to resume or overwrite\n")
     return folder
+
+
+def read_json(path: str | os.PathLike, what: str):
+    """The JSON in ``path``; a missing, unreadable or malformed file raises
+    :class:`~privrisk.errors.ConfigError` naming the file, ``what`` it should be and the reason."""
+    import json  # noqa: PLC0415
+
+    from .errors import ConfigError  # noqa: PLC0415
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} file not found") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a JSON file ({exc})") from None
 
 
 def json_default(value):

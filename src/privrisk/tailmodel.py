@@ -1198,14 +1198,10 @@ def calibration_record(cal: dict) -> dict:
 def load_calibration(path: str | Path) -> dict:
     """A calibration stored by ``privrisk calibrate --save``. Raises ConfigError naming the file."""
     from .errors import ConfigError
+    from .fileio import read_json
 
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: calibration file not found") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a JSON file ({exc})") from None
+    data = read_json(path, "calibration")
     if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
         raise ConfigError(f"{path}: not a privrisk calibration (run `privrisk calibrate ... --save FILE`)")
     try:
