@@ -34,13 +34,20 @@ st.write(
 consent_gate("mp_consent")
 
 generation = st.session_state.get("upload_generation", 0)
-left, right = st.columns(2)
-with left:
-    photos = st.file_uploader(
-        f"Your photos (up to {MAX_PHOTOS})", type=IMAGE_TYPES, accept_multiple_files=True, key=f"mp_photos_{generation}"
-    )
-with right:
-    snapshot = st.file_uploader("A stranger's snapshot of you", type=IMAGE_TYPES, key=f"mp_snapshot_{generation}")
+# One form: adding photos does not re-run the page (so nothing added meanwhile can be lost); "Check my
+# photos" sends the photos and the snapshot at once.
+with st.form(f"mp_photos_form_{generation}", border=False):
+    left, right = st.columns(2)
+    with left:
+        photos = st.file_uploader(
+            f"Your photos (up to {MAX_PHOTOS})",
+            type=IMAGE_TYPES,
+            accept_multiple_files=True,
+            key=f"mp_photos_{generation}",
+        )
+    with right:
+        snapshot = st.file_uploader("A stranger's snapshot of you", type=IMAGE_TYPES, key=f"mp_snapshot_{generation}")
+    st.form_submit_button("Check my photos", type="primary", key=f"mp_check_{generation}")
 level = st.radio(
     "Safe means",
     list(LEVELS),
@@ -55,7 +62,7 @@ if len(photos) > MAX_PHOTOS:
     st.error(f"{len(photos)} photos: the check takes at most {MAX_PHOTOS}. Remove {len(photos) - MAX_PHOTOS}.")
     st.stop()
 if not photos or snapshot is None:
-    st.info("Add your photos and a snapshot to see which ones give you away.")
+    st.info("Add your photos and a snapshot, then press **Check my photos**.")
     st.stop()
 
 PREVIEW_SIDE = 480

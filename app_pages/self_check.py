@@ -26,20 +26,26 @@ st.write(
 consent_gate("consent")
 
 generation = st.session_state.get("upload_generation", 0)
-left, right = st.columns(2)
-with left:
-    profile_file = st.file_uploader("Your public profile photo", type=IMAGE_TYPES, key=f"profile_photo_{generation}")
-with right:
-    source = st.radio(
-        "The stranger's snapshot",
-        ["Upload a photo", "Take one with the camera"],
-        horizontal=True,
-        key=f"snapshot_source_{generation}",
-    )
-    if source == "Upload a photo":
-        snapshot_file = st.file_uploader("Another photo of you", type=IMAGE_TYPES, key=f"snapshot_{generation}")
-    else:
-        snapshot_file = st.camera_input("Snapshot", key=f"camera_{generation}")
+source = st.radio(
+    "The stranger's snapshot",
+    ["Upload a photo", "Take one with the camera"],
+    horizontal=True,
+    key=f"snapshot_source_{generation}",
+)
+# The two photos are one form: picking a photo does not re-run the page, so a second photo added while
+# the first is still being read cannot be lost; "Find me" sends both at once.
+with st.form(f"photos_{generation}", border=False):
+    left, right = st.columns(2)
+    with left:
+        profile_file = st.file_uploader(
+            "Your public profile photo", type=IMAGE_TYPES, key=f"profile_photo_{generation}"
+        )
+    with right:
+        if source == "Upload a photo":
+            snapshot_file = st.file_uploader("Another photo of you", type=IMAGE_TYPES, key=f"snapshot_{generation}")
+        else:
+            snapshot_file = st.camera_input("Snapshot", key=f"camera_{generation}")
+    st.form_submit_button("Find me", type="primary", key=f"find_me_{generation}")
 
 profile_vec = face_vector(profile_file, "Profile photo")
 snapshot_vec = face_vector(snapshot_file, "Snapshot")
@@ -100,7 +106,7 @@ if profile_vec is not None and snapshot_vec is not None:
     )
     attribution()
 elif profile_file is None or snapshot_file is None:
-    st.info("Add both photos to see where you are found.")
+    st.info("Add both photos and press **Find me** to see where you are found.")
 
 st.subheader("Your profile settings")
 preset_name = st.selectbox("Start from", list(PRESETS), key="preset", format_func=lambda p: p.replace("_", " "))

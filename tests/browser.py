@@ -35,9 +35,10 @@ def launch(playwright):
 def upload(page, label: str, path, timeout_ms: int = 120_000) -> None:
     """Give the file uploader labelled `label` a file, and wait until the app shows it received it.
 
-    While a rerun from an earlier widget is still in flight (ten sessions on two cores), Streamlit can
-    re-mount an uploader and drop a file set on the old element; a person would see the empty box and
-    pick the file again, and so does this.
+    The app's photo uploaders sit in forms, so picking a file starts no rerun. A rerun from an earlier
+    widget (the consent tick) may still be in flight, though, and Streamlit can re-mount an uploader and
+    drop a file set on the old element; a person would see the empty box and pick the file again, and
+    so does this.
     """
     from pathlib import Path
 

@@ -39,7 +39,7 @@ def self_check(london, subject_profile, subject_snapshot):
     at.checkbox(key="consent").check().run()
     at.file_uploader(key="profile_photo_0").set_value(photo(london, "neutral", subject_profile))
     at.file_uploader(key="snapshot_0").set_value(photo(london, "smiling", subject_snapshot))
-    at.run()
+    at.button(key="find_me_0").click().run()
     assert not at.exception, at.exception
     return at
 
@@ -88,7 +88,7 @@ def test_friendly_errors_for_bad_photos(london):
     blank = io.BytesIO()
     Image.fromarray(np.full((200, 200, 3), 180, np.uint8)).save(blank, "PNG")
     at.file_uploader(key="snapshot_0").set_value(("wall.png", blank.getvalue(), "image/png"))
-    at.run()
+    at.button(key="find_me_0").click().run()
     errors = " ".join(e.value for e in at.error)
     assert "not a recognised image" in errors and "no face found" in errors
     assert not at.exception
@@ -102,7 +102,7 @@ def test_friendly_errors_for_bad_photos(london):
     two = io.BytesIO()
     canvas.save(two, "JPEG")
     at.file_uploader(key="profile_photo_0").set_value(("two.jpg", two.getvalue(), "image/jpeg"))
-    at.run()
+    at.button(key="find_me_0").click().run()
     assert "2 faces found" in " ".join(e.value for e in at.error)
 
 

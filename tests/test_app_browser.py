@@ -136,6 +136,7 @@ def test_self_check_in_chromium_keeps_photos_in_memory(sandbox, london, tmp_path
             expect(inputs).to_have_count(2, timeout=60_000)
             upload(page, "Your public profile photo", uploads[0])
             upload(page, "Another photo of you", uploads[1])
+            page.get_by_role("button", name="Find me").click()
             rank = page.locator('[data-testid="stMetric"]', has_text="Rank among 1,000,000 people")
             expect(rank).to_be_visible(timeout=300_000)
             rank_value = rank.locator('[data-testid="stMetricValue"]').inner_text()
@@ -188,13 +189,13 @@ def test_ten_browser_sessions_at_once(sandbox, london):
         browser = launch(p)
         try:
             # A first visitor warms the server (model, sample world, cache), as a trainer does before the
-            # room arrives; the ten then come at once. (Cold, a rerun can take long enough for Streamlit to
-            # drop an upload set meanwhile: upload() re-picks the file as a person would.)
+            # room arrives; the ten then come at once.
             warm = browser.new_context().new_page()
             warm.goto(url, wait_until="networkidle")
             warm.get_by_text("These are photos of me").click()
             upload(warm, "Your public profile photo", london / "neutral" / f"{subjects[0]}.jpg")
             upload(warm, "Another photo of you", london / "smiling" / f"{subjects[0]}.jpg")
+            warm.get_by_role("button", name="Find me").click()
             expect(warm.locator('[data-testid="stMetric"]', has_text="Rank among 1,000,000 people")).to_be_visible(
                 timeout=600_000
             )
@@ -215,6 +216,7 @@ def test_ten_browser_sessions_at_once(sandbox, london):
             for subject, page, _ in pages:
                 upload(page, "Your public profile photo", london / "neutral" / f"{subject}.jpg")
                 upload(page, "Another photo of you", london / "smiling" / f"{subject}.jpg")
+                page.get_by_role("button", name="Find me").click()
             for subject, page, _ in pages:
                 rank = page.locator('[data-testid="stMetric"]', has_text="Rank among 1,000,000 people")
                 expect(rank).to_be_visible(timeout=300_000)
@@ -273,6 +275,7 @@ def test_which_photos_give_me_away_in_chromium_keeps_ten_photos_in_memory(sandbo
             snap_box = page.get_by_role("region", name="A stranger's snapshot of you")
             snap_box.locator("input[type=file]").set_input_files(snapshot)
             expect(snap_box.get_by_text("stranger-snap.png")).to_be_visible(timeout=120_000)
+            page.get_by_role("button", name="Check my photos").click()
             headline = page.get_by_text("of 10 photos give you away")
             expect(headline).to_be_visible(timeout=600_000)
             assert int(headline.inner_text().split()[0]) >= 1  # the snapshot's own person is found

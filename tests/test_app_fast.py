@@ -67,7 +67,11 @@ def test_settings_changes_do_not_rerun_findability(fake_app):
     at.checkbox(key="consent").check().run()
     at.file_uploader(key="profile_photo_0").set_value(("me.png", png(1), "image/png"))
     at.file_uploader(key="snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
-    at.run()
+    at.run()  # the photos are a form: picking them runs nothing until "Find me"
+    assert len(calls) == 0 and "Rank among 1,000,000 people" not in metrics(at)
+    at.file_uploader(key="profile_photo_0").set_value(("me.png", png(1), "image/png"))
+    at.file_uploader(key="snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
+    at.button(key="find_me_0").click().run()
     assert not at.exception, at.exception
     assert len(calls) == 1
     shown = metrics(at)
@@ -81,8 +85,9 @@ def test_settings_changes_do_not_rerun_findability(fake_app):
     assert len(calls) == 1
     assert metrics(at)["Rank among 1,000,000 people"] == shown["Rank among 1,000,000 people"]
     # another snapshot is another search
+    at.file_uploader(key="profile_photo_0").set_value(("me.png", png(1), "image/png"))
     at.file_uploader(key="snapshot_0").set_value(("other.png", png(7), "image/png"))
-    at.run()
+    at.button(key="find_me_0").click().run()
     assert len(calls) == 2
     # forget me drops the held result with everything else
     next(b for b in at.button if b.label == "Forget me").click().run()
@@ -177,7 +182,7 @@ def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch, short_ladd
         [("me.png", png(1), "image/png"), ("other.png", png(7), "image/png"), ("notes.png", b"hello", "image/png")]
     )
     at.file_uploader(key="mp_snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
-    at.run()
+    at.button(key="mp_check_0").click().run()
     assert not at.exception, at.exception
     assert calls == [3]
     table = at.dataframe[0].value
@@ -203,6 +208,6 @@ def test_my_photos_refuses_more_than_ten(fake_app):
     at.checkbox(key="mp_consent").check().run()
     at.file_uploader(key="mp_photos_0").set_value([(f"p{i}.png", png(i), "image/png") for i in range(11)])
     at.file_uploader(key="mp_snapshot_0").set_value(("snap.png", png(1, noise=6.0), "image/png"))
-    at.run()
+    at.button(key="mp_check_0").click().run()
     assert any("at most 10" in e.value for e in at.error)
     assert "photo_check" not in at.session_state
