@@ -317,6 +317,71 @@ def test_e4_measures_what_it_says(e4, fake):
     assert row["rank1"]["k"] == hits
 
 
+class PickyDetector(FakeFaceModel):
+    """The fake model, with a detector that misses about a third of the photos it is shown (chosen by
+    the pixels' hash, so the same photo is always missed)."""
+
+    def detect(self, rgb, detector="hog", upsample=1):
+        import hashlib
+
+        if int(hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest(), 16) % 3 == 0:
+            return []
+        return super().detect(rgb, detector, upsample)
+
+
+def test_e4_with_this_detector_drops_the_photos_it_misses(world, tmp_path):
+    """'Rank-1 with this detector' recomputed by hand: a transformed photo whose face the detector
+    misses is not in the gallery, so only detected photos can come first; the conservative rank-1
+    still searches every photo at its known box."""
+    from PIL import Image
+
+    from helpers import write_png
+
+    w, photos, _ = world
+    picky = PickyDetector()
+    n = 12
+    paths = [write_png(tmp_path / f"{i:03d}.png", photos[i]) for i in range(n)]
+    gal = np.array([picky.encode(photos[i], [BOX])[0] for i in range(n)], np.float32)
+    shots = np.array(
+        [picky.encode(noise_image(i, size=(128, 128), noise=12.0, noise_seed=7 * i), [BOX])[0] for i in range(n)]
+    )
+    settings = cm.CountermeasureSettings(
+        enabled=True, transforms=["downscale", "blur", "jpeg", "crop"], downscale=[32, 8], blur=[0.05],
+        jpeg=[20], crop=[0.6], platform_sizes=[1000], cloak_subjects=0,
+    )  # fmt: skip
+    res = cm.run_countermeasures(
+        settings, snapshot_vectors=shots, snapshot_owner=np.arange(n), person_labels=np.arange(n),
+        gallery_vectors=gal, gallery_labels=np.arange(n), gallery_photos=[(str(p), BOX) for p in paths],
+        tail_models=w.tail_models, face_settings=SETTINGS, model=picky, workers=1,
+    )  # fmt: skip
+    missed_somewhere = False
+    for row in res.rows:
+        hits = seen_hits = detected = 0
+        for i in range(n):
+            img = cm.apply_transform(
+                np.asarray(Image.open(paths[i]).convert("RGB")), BOX, row["transform"], row["strength"]
+            )
+            found = bool(picky.detect(img))
+            own = np.linalg.norm(shots[i] - picky.encode(img, [BOX])[0])
+            d = np.linalg.norm(shots[i][None] - gal, axis=1)
+            d[i] = np.inf
+            hit = bool((d >= own).all())
+            hits += hit
+            seen_hits += hit and found
+            detected += found
+        assert row["detection"]["k"] == detected
+        assert row["rank1"]["k"] == hits
+        assert row["rank1_this_detector"]["k"] == seen_hits and row["rank1_this_detector"]["n"] == n
+        x = row["paired_this_detector_vs_baseline"]
+        assert x["n"] == n and x["found_only_with"] == 0  # the original photos were all detected
+        missed_somewhere |= detected < n and seen_hits < hits
+    assert missed_somewhere  # the test exercised a setting where the two views differ
+    d = res.to_dict()
+    assert d["baseline"]["rank1_this_detector"] == d["baseline"]["rank1"]
+    for t in settings.transforms:
+        assert "statement" in d["transforms"][t]["trend_this_detector"]
+
+
 def test_e4_summary_crossing_cheapest_and_ranking(e4):
     res, settings, *_ = e4
     d = res.to_dict()
@@ -604,3 +669,33 @@ def test_paired_test_is_exact_mcnemar_on_the_discordant_people():
     assert (x["found_only_without"], x["found_only_with"]) == (6, 0)
     assert x["p_value"] == pytest.approx(2 * 0.5**6)
     assert cm.paired_test(base, base)["p_value"] == 1.0
+
+
+def test_closed_form_scores_each_person_with_the_fold_model_that_never_saw_them(world, fake):
+    """Held-out scoring: persons in fold 0 are scored by fold 0's model, persons in fold 1 by fold
+    1's; with the same model in every fold it is the plain closed form."""
+    from privrisk import tailmodel
+
+    w, _, second = world
+    m_a = w.tail_models[0]
+    q = np.array([fake.encode(p, [(0, p.shape[1], p.shape[0], 0)])[0] for p in second], np.float32)
+    m_b = tailmodel.fit(q, w.subjects, w.vectors, w.subjects, kind=tailmodel.KINDS[-1], n_boot=20, seed=3)
+    rng = np.random.default_rng(5)
+    n = 8
+    owner = np.repeat(np.arange(n), 2)
+    shots = rng.standard_normal((2 * n, 128)).astype(np.float32) * 0.05
+    own_d = np.linspace(0.35, 0.6, n)
+    first = (np.arange(n) % 3 != 0).astype(float)
+    fold = (owner >= 4).astype(np.int64)
+    sizes = [10_000, 1_000_000]
+    plain = cm._closed_form_rank1([m_a], shots, owner, own_d, first, sizes, 1)
+    same = cm._closed_form_rank1([m_a], shots, owner, own_d, first, sizes, 1, ([{0: m_a, 1: m_a}], fold))
+    np.testing.assert_allclose(same[0], plain[0])
+    point, lo, hi = cm._closed_form_rank1([m_a], shots, owner, own_d, first, sizes, 1, ([{0: m_a, 1: m_b}], fold))
+    radius = own_d[owner]
+    s_a = tailmodel.rank_probabilities(m_a, shots, radius, sizes, owners=owner, n_persons=n)
+    s_b = tailmodel.rank_probabilities(m_b, shots, radius, sizes, owners=owner, n_persons=n)
+    by_fold = np.where((np.arange(n) >= 4)[:, None], s_b, s_a)
+    np.testing.assert_allclose(point, (first[:, None] * by_fold).mean(axis=0))
+    assert not np.allclose(point, plain[0])  # the routing made a difference here
+    assert np.all(lo <= point) and np.all(point <= hi)

@@ -221,3 +221,43 @@ def test_e2_rows_are_mapped_to_their_probes_when_a_level_skips_some():
     shots, rank1 = e2_by_subject({"small": level}, ["a", "b", "c"])
     assert shots["small"][1] == ["b", "b", "c"]
     assert rank1["small"][0] == ["b", "c"] and rank1["small"][1].tolist() == [True, False]
+
+
+def test_e4_inside_the_experiment_scores_each_person_with_a_held_out_fold(tmp_path, short_ladders):
+    """E4 wired into the experiment (fake model): its platform figures use the scaling study's
+    cross-fit, refitted with the same seed and folds, and say so."""
+    from privrisk.stages.scaling import held_out_tail_models
+
+    root, out = tmp_path / "data", tmp_path / "run"
+    _manifests(root)
+    cfg = _config(root)
+    cfg = replace(
+        cfg,
+        countermeasures={
+            **vars(cfg.countermeasures),
+            "enabled": True,
+            "snapshot_level": "street",
+            "cloak_subjects": 0,
+            "platform_sizes": [1000, 10_000],
+        },
+    )
+    seen = {}
+    real = held_out_tail_models
+
+    def spy(*args):
+        seen["cross"] = real(*args)
+        return seen["cross"]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(privrisk.models, "_model", FakeFaceModel())
+        mp.setattr("privrisk.stages.scaling.held_out_tail_models", spy)
+        results = run_experiment(cfg, out, cache=None, progress=False, log=None)
+    e4 = results["experiments"]["countermeasures"]
+    assert any("fold that never saw them" in n for n in e4["notes"])
+    models, probe_fold = seen["cross"]
+    assert len(models) == 2 and set(probe_fold.tolist()) == set(models[0])  # every fold has its model
+    # the folds are the scaling study's: its validation reports the same number of folds
+    assert len(models[0]) == results["scaling_detail"]["distractor_model"]["validation"]["k_folds"]
+    for r in e4["settings"]:
+        for p in r["platform"].values():
+            assert 0 <= p["range"][0] <= p["rank1"] <= p["range"][1] <= 1

@@ -934,23 +934,32 @@ def paired_test(base_hits, hits) -> dict:
     }
 
 
-def _closed_form_rank1(models, shot_vecs, shot_owner, own_d, real_first, n_other_sizes, seed):
+def _closed_form_rank1(models, shot_vecs, shot_owner, own_d, real_first, n_other_sizes, seed, held_out=None):
     """Rank-1 at each size: mean over persons of 1[first among the real gallery] * P(no other face
     within the person's distance), per tail model and replicate (persons resampled in replicates);
-    returns (point, lo, hi, per-size arrays) where the range spans every model's 2.5-97.5% quantiles."""
+    returns (point, lo, hi, per-size arrays) where the range spans every model's 2.5-97.5% quantiles.
+    ``held_out`` = (per kind, {fold: model}; each shot's fold) scores each person with the model of
+    the fold that never saw them, as the scaling study does; without it, ``models`` score everyone."""
     from . import tailmodel  # noqa: PLC0415
 
     n = len(own_d)
     radius = np.nan_to_num(own_d[shot_owner], nan=0.0, posinf=0.0)
     rng = np.random.default_rng(seed)
     point, per_model = None, []
-    for mi, m in enumerate(models):
+    kinds = held_out[0] if held_out is not None else models
+    for mi, m in enumerate(kinds):
         vals = []
-        for rep in range(len(m.boot) + 1):
-            s = tailmodel.rank_probabilities(
-                m, shot_vecs, radius, n_other_sizes, owners=shot_owner, n_persons=n,
-                params=tailmodel.replicate_params(m, rep),
-            )  # fmt: skip
+        n_reps = len(next(iter(m.values())).boot) + 1 if held_out is not None else len(m.boot) + 1
+        for rep in range(n_reps):
+            if held_out is not None:
+                s = tailmodel.crossfit_survival(
+                    m, held_out[1], shot_vecs, radius, shot_owner, n, n_other_sizes, rep=rep
+                )
+            else:
+                s = tailmodel.rank_probabilities(
+                    m, shot_vecs, radius, n_other_sizes, owners=shot_owner, n_persons=n,
+                    params=tailmodel.replicate_params(m, rep),
+                )  # fmt: skip
             hit = real_first[:, None] * s
             pick = np.arange(n) if rep == 0 else rng.integers(0, n, n)
             vals.append(hit[pick].mean(axis=0) if n else np.full(len(n_other_sizes), np.nan))
@@ -1009,14 +1018,16 @@ def _below_half(name: str, rows: list[dict]) -> dict:
     }
 
 
-def frontier_trend(baseline: dict, rows: list[dict]) -> dict:
+def frontier_trend(baseline: dict, rows: list[dict], rate: str = "rank1", paired: str = "paired_vs_baseline") -> dict:
     """Does rank-1 fall as SSIM falls along a transform's frontier? Spearman's rho between mean SSIM
-    and measured rank-1 over the untransformed photo and the transform's settings (positive: rank-1
-    falls as the photo loses quality), said in words."""
+    and measured rank-1 (``rate``: ``"rank1"``, or ``"rank1_this_detector"`` for the view where a
+    face the detector misses is not in the gallery) over the untransformed photo and the transform's
+    settings (positive: rank-1 falls as the photo loses quality), said in words; ``paired`` names
+    each setting's exact paired test against the original."""
     from scipy.stats import spearmanr  # noqa: PLC0415
 
     pts = [baseline, *rows]
-    x, y = [p["ssim"] for p in pts], [p["rank1"]["rate"] for p in pts]
+    x, y = [p["ssim"] for p in pts], [p[rate]["rate"] for p in pts]
     rho = float(spearmanr(x, y).statistic) if len(set(y)) > 1 and len(set(x)) > 1 else float("nan")
     if not math.isfinite(rho):
         words = "rank-1 does not change"
@@ -1027,13 +1038,11 @@ def frontier_trend(baseline: dict, rows: list[dict]) -> dict:
     else:
         words = "no monotone relation"
     statement = f"{words} (Spearman rho {rho:.2f} over {len(pts)} points, the original included)"
-    ks = [p["rank1"].get("k") for p in pts]
-    if all(k is not None for k in ks) and pts[0]["rank1"].get("n"):
+    ks = [p[rate].get("k") for p in pts]
+    if all(k is not None for k in ks) and pts[0][rate].get("n"):
         # the sign alone can rest on one person: say how far rank-1 actually moves, and whether it moves significantly
-        statement += (
-            f"; measured rank-1 spans {min(y):.1%}-{max(y):.1%} ({min(ks)}-{max(ks)} of {pts[0]['rank1']['n']})"
-        )
-    tests = [r["paired_vs_baseline"] for r in rows if r.get("paired_vs_baseline")]
+        statement += f"; measured rank-1 spans {min(y):.1%}-{max(y):.1%} ({min(ks)}-{max(ks)} of {pts[0][rate]['n']})"
+    tests = [r[paired] for r in rows if r.get(paired)]
     if tests:
         sig = [t for t in tests if t["p_value"] < 0.05]
         statement += (
@@ -1092,6 +1101,8 @@ def run_countermeasures(
     gallery_labels: np.ndarray,
     gallery_photos: list,
     tail_models,
+    held_out_models: list[dict] | None = None,
+    snapshot_fold: np.ndarray | None = None,
     face_settings: FaceSettings = FaceSettings(),
     model: FaceModel | None = None,
     cache=None,
@@ -1106,7 +1117,9 @@ def run_countermeasures(
     by the best distance, as E2 does) among the real gallery; platform-scale rank-1 from
     ``tail_models`` in closed form. ``person_labels[p]`` is person p's gallery label;
     ``gallery_photos[i]`` = (path, box in the file's pixels) of gallery face i. Persons whose label
-    has no gallery photo are skipped (not mated)."""
+    has no gallery photo are skipped (not mated). With ``held_out_models`` (per
+    kind, {fold: tail model}) and ``snapshot_fold`` (each snapshot's fold), each person's platform
+    figures come from the fold model that never saw them; otherwise ``tail_models`` score everyone."""
     from .embeddings import artifact_key, embed_batch, file_sha256  # noqa: PLC0415
     from .models import load_face_model  # noqa: PLC0415
 
@@ -1127,6 +1140,11 @@ def run_countermeasures(
     keep = np.isin(snapshot_owner, persons)
     shots = np.asarray(snapshot_vectors, np.float32)[keep]
     owner = np.array([remap[int(o)] for o in np.asarray(snapshot_owner)[keep]], np.int64)
+    held_out = None
+    if held_out_models is not None:
+        if snapshot_fold is None or len(snapshot_fold) != len(snapshot_owner):
+            raise ConfigError("countermeasures: held-out tail models need one fold per snapshot")
+        held_out = (held_out_models, np.asarray(snapshot_fold)[keep])
     plab = np.asarray(person_labels)[persons]
     # every shot against every gallery face, then each person's best distance per label
     d_all = pairwise_distances(shots, g_vecs)
@@ -1146,7 +1164,7 @@ def run_countermeasures(
         tp = int(((rank == 1) & (own_d <= threshold)).sum())
         n_other = [max(int(s) - len(labels), 0) for s in settings.platform_sizes]
         point, lo, hi = _closed_form_rank1(
-            tail_models, shots, owner, own_d, (rank == 1).astype(float), n_other, seed + 45
+            tail_models, shots, owner, own_d, (rank == 1).astype(float), n_other, seed + 45, held_out
         )
         n_pairs = tail_models[0].n_pairs
         out = {
@@ -1181,6 +1199,8 @@ def run_countermeasures(
     baseline = measure(np.array([best[i, own_col[i]] for i in range(n)]), None)
     baseline.update(ssim=1.0, psnr=None, transform="none", strength=None)
     baseline["hub"] = hubness(best[:, own_col], best, own_col)
+    # the gallery faces were found by the detector, so the original's two views agree
+    baseline["rank1_this_detector"] = dict(baseline["rank1"])
     base_hits = np.asarray(baseline["ranks"]) == 1
     log(
         f"E4 countermeasures: {n} persons, snapshot level '{settings.snapshot_level}'; baseline rank-1 {baseline['rank1']['rate']:.1%}"
@@ -1252,6 +1272,21 @@ def run_countermeasures(
         w0 = box[1] - box[3]
         width_left[k] = min(float(rec.strength), w0) if rec.transform == "downscale" else w0
 
+    def own_if_detected(ks: list, det: np.ndarray) -> np.ndarray:
+        """Each person's best distance from their snapshot shots to those of their transformed photos
+        whose face the detector found (inf when it found none)."""
+        return np.array(
+            [
+                min(
+                    (float(np.linalg.norm(shots[owner == i] - vec[k], axis=1).min()) for k in kk if det[k]),
+                    default=np.inf,
+                )
+                if (owner == i).any()
+                else np.inf
+                for i, kk in enumerate(ks)
+            ]
+        )
+
     rows = []
     for t, s in grid:
         ks = [[at[(t, s, int(j))] for j in mine[i]] for i in range(n)]
@@ -1266,6 +1301,12 @@ def run_countermeasures(
         )
         flat = [k for kk in ks for k in kk]
         m = measure(own, det[flat])
+        # the same search as a platform running this detector would see it: a photo whose face the
+        # detector misses never enters the gallery, so it cannot be found
+        seen = own_if_detected(ks, det)
+        hits_seen = np.isfinite(seen) & (1 + (others < seen[:, None]).sum(axis=1) == 1)
+        m["rank1_this_detector"] = _rate(int(hits_seen.sum()), n)
+        m["paired_this_detector_vs_baseline"] = paired_test(base_hits, hits_seen)
         photo_person = [i for i, kk in enumerate(ks) for _ in kk]
         m["hub"] = hubness(hub_matrix(shots, owner, vec[flat], photo_person, n), best, own_col)
         m["paired_vs_baseline"] = paired_test(base_hits, np.asarray(m["ranks"]) == 1)
@@ -1308,6 +1349,9 @@ def run_countermeasures(
         summary[t] = {
             "strength_means": TRANSFORMS[t].strength,
             "trend": frontier_trend(baseline, tr),
+            "trend_this_detector": frontier_trend(
+                baseline, tr, rate="rank1_this_detector", paired="paired_this_detector_vs_baseline"
+            ),
             "rank1_below_50": _below_half(t, tr),
             "cheapest": {
                 str(int(size)): {f"{target:g}": _cheapest(tr, int(size), target) for target in settings.targets}
@@ -1320,12 +1364,18 @@ def run_countermeasures(
         f"E2's '{settings.snapshot_level}' captures of their other photo, fused by the best distance (measured, n = {n})",
         "a transformed photo whose face the detector misses is encoded at the face's known box (a stronger detector "
         "would still find it): identification is judged conservatively, and the detection rate is given beside it",
+        "'with this detector' judges the same search as a platform running dlib's detector would: a photo whose face it "
+        "misses never enters the gallery and cannot be found; the two views differ only where detection fails",
         "platform-scale rank-1: the tail models' closed form at each size (nothing searched), with the range over both "
         "tail models, their bootstrap refits and people resampled; 'extrapolated' past what the real impostor pairs can "
         "check, 'model' within it",
-        "the tail models behind these ranges were fitted on the same people whose photos are transformed here (the "
-        "scaling stage's held-out fold models are not kept in its results), so the ranges leave out out-of-sample "
-        "error and are likely too narrow",
+        (
+            "each person's platform-scale figures come from the tail models of the cross-fit fold that never saw them "
+            "(the scaling study's 5 folds), so no one is scored by a model fitted on their own pairs"
+            if held_out is not None
+            else "the tail models behind these ranges were fitted on everyone, including the people whose photos are "
+            "transformed here, so the ranges leave out out-of-sample error and are likely too narrow"
+        ),
         "only the protected person's photo is transformed while everyone else's stays sharp: 'top-1 for others' counts "
         "how often that photo would become the top candidate for another person's snapshot (it attracts their search), "
         "which a gallery where many photos are small would not show the same way",
@@ -1509,15 +1559,19 @@ def _cloak_study(settings, persons_idx, photos, snap_shots, others_best, seed, m
     }
 
 
-def run_on_experiment(cfg, enrolled, fused: dict, scaling: dict, cache, log, progress) -> CountermeasuresResult:
+def run_on_experiment(cfg, enrolled, e1, fused: dict, scaling: dict, cache, log, progress) -> CountermeasuresResult:
     """:func:`run_countermeasures` inside :func:`privrisk.experiment.run_experiment`: against the E1
     gallery (``enrolled``, a :class:`privrisk.stages.split.Enrolled`), with E2's fused captures
     (:class:`privrisk.stages.offline.FusedLevel`) at ``cfg.countermeasures.snapshot_level`` as the
-    stranger's snapshot and the scaling study's tail models (fitted on everyone)."""
+    stranger's snapshot, and the scaling study's tail models: each person scored by the fold's model
+    that never saw them (the study's cross-fit, refitted here with the same seed and folds)."""
     from . import tailmodel  # noqa: PLC0415
     from .gallery import Gallery  # noqa: PLC0415
+    from .stages.scaling import held_out_tail_models  # noqa: PLC0415
 
     level = fused[cfg.countermeasures.snapshot_level]
+    log("E4: the tail models' held-out folds (the scaling study's cross-fit)")
+    cross = held_out_tail_models(cfg, enrolled, e1)
     shot_vecs, shot_owner, lv_truth = level.shot_vecs, level.shot_owner, level.truth
     gallery_vectors, gallery_labels = enrolled.gal_vecs, enrolled.gal_codes
     with Gallery.open(enrolled.gallery_dir) as g:
@@ -1532,6 +1586,8 @@ def run_on_experiment(cfg, enrolled, fused: dict, scaling: dict, cache, log, pro
         gallery_labels=gallery_labels,
         gallery_photos=[(meta[int(i)]["image"], meta[int(i)]["box"]) for i in gallery_ids],
         tail_models=[tailmodel.from_json(m) for m in scaling["tail_models"]["models"]],
+        held_out_models=None if cross is None else cross[0],
+        snapshot_fold=None if cross is None else cross[1][level.shot_probe()],
         face_settings=cfg.faces,
         cache=cache,
         workers=cfg.workers or None,

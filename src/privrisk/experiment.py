@@ -206,7 +206,7 @@ def run_experiment(
     if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.countermeasures
         from .countermeasures import run_on_experiment
 
-        e4 = run_on_experiment(cfg, enrolled, e2.fused, scaled.detail, cache, log, progress)
+        e4 = run_on_experiment(cfg, enrolled, e1, e2.fused, scaled.detail, cache, log, progress)
         results["experiments"]["countermeasures"] = e4.to_dict()
     from .report import write_outputs
 

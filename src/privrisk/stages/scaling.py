@@ -160,6 +160,24 @@ def scaling(cfg, inp: ScalingInputs, log: Log, progress=False) -> dict:
     return _summary(cfg, curves, preds, grid, check, tails, exact)
 
 
+def held_out_tail_models(cfg, enrolled: Enrolled, e1: OnlineResult) -> tuple[list[dict], np.ndarray] | None:
+    """The tail models' per-fold fits, one dict (fold -> model that never saw that fold's people) per
+    kind in :data:`tailmodel.KINDS` order, and each probe's fold: the same cross-fit as the scaling
+    study's (same inputs, seed and folds), for a later stage that must not score people with a model
+    fitted on them. None when there are too few people or pairs for a tail model."""
+    probe_vecs = enrolled.probes.vectors
+    pairs = (probe_vecs, np.asarray(e1.truth)[: len(probe_vecs)], enrolled.gal_vecs, enrolled.gal_codes)
+    try:
+        cvs = {kind: tailmodel.cross_validate(*pairs, **_tail_options(cfg, kind)) for kind in tailmodel.KINDS}
+    except ValueError:
+        return None
+    return [cvs[k]["fold_models"] for k in tailmodel.KINDS], np.asarray(cvs["gpd"]["fold_of"])
+
+
+def _tail_options(cfg, kind: str) -> dict:
+    return {"kind": kind, "n_boot": cfg.scaling.tail_bootstrap, "seed": cfg.seed}
+
+
 def _tail_models(cfg, inp: ScalingInputs, probe_codes, check: dict, log: Log) -> _TailModels:
     """Tail models cross-validated on held-out people, and fitted on everyone for reuse; their
     validation goes into ``check``. Too few people or pairs: no tail model."""
@@ -168,7 +186,7 @@ def _tail_models(cfg, inp: ScalingInputs, probe_codes, check: dict, log: Log) ->
     try:
         pairs = (inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
         for kind in tailmodel.KINDS:
-            opts = {"kind": kind, "n_boot": cfg.scaling.tail_bootstrap, "seed": cfg.seed}
+            opts = _tail_options(cfg, kind)
             cvs[kind] = tailmodel.cross_validate(*pairs, **opts)  # held-out checks and per-fold models
             full.append(tailmodel.to_json(tailmodel.fit(*pairs, **opts)))  # on everyone, shipped for reuse
     except ValueError as exc:  # too few people or pairs: no tail model, so nothing past the searched sizes
