@@ -15,11 +15,11 @@ def test_sharded_ivfpq_matches_exact_search(tmp_path):
     rng = np.random.default_rng(0)
     # anisotropic like real face embeddings: a few directions carry most of the variance
     model = DistractorModel.fit(rng.normal(0, 1, (1000, 128)) * np.geomspace(0.1, 0.005, 128))
-    data = model.sample(60_000, seed=1)
-    chunks = (data[i : i + 7_000] for i in range(0, len(data), 7_000))
-    meta = build_shards(chunks, tmp_path / "g", train=data[:20_000], nlist=64, m=32, shard_size=25_000)
-    assert meta["n"] == 60_000 and [s["end"] - s["start"] for s in meta["shards"]] == [25_000, 25_000, 10_000]
-    assert json.loads((tmp_path / "g" / "shards.json").read_text())["n"] == 60_000
+    data = model.sample(30_000, seed=1)
+    chunks = (data[i : i + 3_500] for i in range(0, len(data), 3_500))
+    meta = build_shards(chunks, tmp_path / "g", train=data[:10_000], nlist=64, m=32, shard_size=12_500)
+    assert meta["n"] == 30_000 and [s["end"] - s["start"] for s in meta["shards"]] == [12_500, 12_500, 5_000]
+    assert json.loads((tmp_path / "g" / "shards.json").read_text())["n"] == 30_000
     assert not list((tmp_path / "g").glob("*.tmp"))
 
     picks = rng.choice(len(data), 200, replace=False)
