@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -67,11 +68,23 @@ def assert_uploads_left_no_trace(proc, root, before: set, uploads: list[dict]) -
 
 
 @pytest.fixture
-def sandbox(tmp_path, london):
-    """The app started with an empty HOME, working directory and TMPDIR, on loopback."""
+def sandbox(request, tmp_path, london, shared_cache_dir):
+    """The app started with an empty HOME, working directory and TMPDIR, on loopback. With the
+    parameter ``{"warm_cache": True}`` (not for the privacy tests, whose check reads only new files)
+    HOME's embedding cache starts as a copy of the session's shared one, which holds the sample photos."""
     home, work, tmp = tmp_path / "home", tmp_path / "work", tmp_path / "tmp"
     for d in (home, work, tmp):
         d.mkdir()
+    shared = Path(shared_cache_dir) / "embeddings.sqlite"
+    if getattr(request, "param", {}).get("warm_cache") and shared.is_file():
+        import sqlite3
+
+        (home / ".cache" / "privrisk").mkdir(parents=True)
+        src, dst = sqlite3.connect(shared), sqlite3.connect(home / ".cache" / "privrisk" / "embeddings.sqlite")
+        with dst:
+            src.backup(dst)  # a consistent copy, WAL included
+        src.close()
+        dst.close()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRIVRISK_", "XDG_"))}
     env.update(
@@ -165,6 +178,7 @@ def server_rss_mb(pid: int) -> float:
     return total
 
 
+@pytest.mark.parametrize("sandbox", [{"warm_cache": True}], indirect=True)
 def test_ten_browser_sessions_at_once(sandbox, london):
     """Ten visitors in one server process at the same time: each gets their own, correct answer."""
     from playwright.sync_api import expect, sync_playwright

@@ -36,9 +36,7 @@ def test_cluster_embeddings_equal_local_ones(ray_cluster, london, tmp_path):
     from privrisk.samples import sample_manifest
 
     # 20 people's two photos: enough for both nodes to take work, a fifth of the sample's descriptors
-    paths = [
-        r.image for kind in ("neutral", "smiling") for r in read_manifest(sample_manifest(kind), london).rows[:20]
-    ]
+    paths = [r.image for kind in ("neutral", "smiling") for r in read_manifest(sample_manifest(kind), london).rows[:20]]
     paths.append(london / "ATTRIBUTION.md")  # a bad item must come back as a skipped result, not fail the job
     seen = []
     remote = embed_batch(

@@ -566,6 +566,10 @@ def test_frontier_trend_says_which_way_rank1_goes():
     rises = cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.85), pt(0.8, 0.9)])
     assert rises["spearman_rho"] == pytest.approx(-1.0) and rises["statement"].startswith("rank-1 rises")
     assert cm.frontier_trend(pt(1.0, 0.8), [pt(0.9, 0.8)])["spearman_rho"] is None
+    # E4's blur with this detector: up, up, flat, then down to 10% at the end; a weak rho is no direction
+    ssim, r1 = [0.916, 0.856, 0.801, 0.772, 0.739, 0.714], [0.817, 0.841, 0.902, 0.902, 0.866, 0.098]
+    weak = cm.frontier_trend(pt(1.0, 0.793), [pt(a, b) for a, b in zip(ssim, r1)])
+    assert weak["spearman_p"] >= 0.05 and weak["statement"].startswith("no monotone trend")
 
 
 def test_frontier_trend_says_how_far_rank1_moves_and_whether_it_is_significant():

@@ -59,10 +59,12 @@ def test_network_is_really_blocked_by_the_guard(tmp_path):
 
 
 @pytest.mark.model
-def test_experiment_killed_at_10_random_points_resumes_to_the_same_results(tmp_path, london):
+def test_experiment_killed_at_10_random_points_resumes_to_the_same_results(tmp_path, london, shared_cache_dir):
     cfg = tmp_path / "small.toml"
     cfg.write_text(SMALL)
-    env = no_network_env(tmp_path, PRIVRISK_CACHE_DIR=str(tmp_path / "cache"))  # no network, ever
+    # the session's embedding cache: the kills fall after the reference run has filled it with this
+    # config's embeddings, so what is killed and resumed is the experiment's own outputs
+    env = no_network_env(tmp_path, PRIVRISK_CACHE_DIR=shared_cache_dir)  # no network, ever
     cmd = [sys.executable, "-m", "privrisk.cli", "experiment", str(cfg), "-q", "--out"]
     ref = subprocess.run(cmd + [str(tmp_path / "ref")], env=env, capture_output=True, text=True, timeout=900)
     assert ref.returncode == 0, ref.stderr[-2000:]
