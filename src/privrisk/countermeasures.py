@@ -1279,38 +1279,29 @@ def run_countermeasures(
         w0 = box[1] - box[3]
         width_left[k] = min(float(rec.strength), w0) if rec.transform == "downscale" else w0
 
-    def own_if_detected(ks: list, det: np.ndarray) -> np.ndarray:
-        """Each person's best distance from their snapshot shots to those of their transformed photos
-        whose face the detector found (inf when it found none)."""
-        return np.array(
-            [
-                min(
-                    (float(np.linalg.norm(shots[owner == i] - vec[k], axis=1).min()) for k in kk if det[k]),
-                    default=np.inf,
-                )
-                if (owner == i).any()
-                else np.inf
-                for i, kk in enumerate(ks)
-            ]
-        )
+    def own_best(ks: list) -> tuple[np.ndarray, np.ndarray]:
+        """Each person's best distance from their snapshot shots to their transformed photos: over all
+        of them (a photo the detector missed is judged at its known box), and over those whose face the
+        detector found (inf when none). A person with no searchable shot gets inf in both (a miss, as
+        in E2). Each photo's distance is computed once."""
+        d = {
+            k: float(np.linalg.norm(shots[owner == i] - vec[k], axis=1).min())
+            for i, kk in enumerate(ks)
+            if (owner == i).any()
+            for k in kk
+        }
+        every = np.array([min((d[k] for k in kk if k in d), default=np.inf) for kk in ks])
+        found = np.array([min((d[k] for k in kk if k in d and det[k]), default=np.inf) for kk in ks])
+        return every, found
 
     rows = []
     for t, s in grid:
         ks = [[at[(t, s, int(j))] for j in mine[i]] for i in range(n)]
-        # a person none of whose snapshot shots had a detectable face cannot be searched: a miss, as in E2
-        own = np.array(
-            [
-                min(float(np.linalg.norm(shots[owner == i] - vec[k], axis=1).min()) for k in kk)
-                if len(kk) and (owner == i).any()
-                else np.inf
-                for i, kk in enumerate(ks)
-            ]
-        )
+        own, seen = own_best(ks)
         flat = [k for kk in ks for k in kk]
         m = measure(own, det[flat])
         # the same search as a platform running this detector would see it: a photo whose face the
         # detector misses never enters the gallery, so it cannot be found
-        seen = own_if_detected(ks, det)
         hits_seen = np.isfinite(seen) & (1 + (others < seen[:, None]).sum(axis=1) == 1)
         m["rank1_this_detector"] = _rate(int(hits_seen.sum()), n)
         m["paired_this_detector_vs_baseline"] = paired_test(base_hits, hits_seen)
