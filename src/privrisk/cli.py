@@ -146,13 +146,23 @@ def cmd_gallery_info(args) -> int:
 
 
 def cmd_match(args) -> int:
+    from .config import replace
     from .gallery import Gallery
     from .matching import match_images
 
     with Gallery.open(args.gallery) as g:
+        changes = {"detector": args.detector, "embedder": args.embedder}
+        face_settings = replace(g.face_settings, **{k: v for k, v in changes.items() if v is not None})
+        attacker = {
+            "detector": face_settings.detector,
+            "embedder": g.model_id,
+            "threshold": args.threshold if args.threshold is not None else g.settings.threshold,
+            "threshold_rule": "given on the command line" if args.threshold is not None else g.threshold_rule,
+        }
         matches = match_images(
             g,
             args.images,
+            face_settings=face_settings,
             cache=_cache(args),
             workers=args.workers,
             k=args.top,
@@ -161,8 +171,12 @@ def cmd_match(args) -> int:
             ray_address=args.ray,
         )
     if args.json:
-        _print_json([m.to_dict() for m in matches])
+        _print_json([m.to_dict() | {"attacker": attacker} for m in matches])
     else:
+        print(
+            f"attacker: {attacker['detector']} detector, embedder {attacker['embedder']}, "
+            f"threshold {attacker['threshold']:g} ({attacker['threshold_rule']})"
+        )
         for m in matches:
             if m.error:
                 print(f"{m.probe}: skipped - {m.error}")
@@ -596,7 +610,19 @@ def _add_match_command(sub, common: argparse.ArgumentParser, embed: argparse.Arg
         "--threshold",
         type=float,
         default=None,
-        help="match if the best distance is at most this (default: the gallery's, 0.6)",
+        help="match if the best distance is at most this (default: the gallery's threshold)",
+    )
+    p.add_argument(
+        "--detector",
+        choices=("hog", "cnn"),
+        default=None,
+        help="face detector for the photos (default: the gallery's); the attacker's detector",
+    )
+    p.add_argument(
+        "--embedder",
+        default=None,
+        metavar="SPEC",
+        help="'dlib' or 'onnx:PATH' (default: the gallery's); another embedder than the gallery's is refused",
     )
     p.set_defaults(func=cmd_match)
 

@@ -73,8 +73,31 @@ class FaceSettings:
         choices=("largest", "all", "error"),
     )
 
+    embedder: str = setting(
+        "dlib",
+        "the face model that makes embeddings: 'dlib' (dlib's ResNet, 128-d) or 'onnx:PATH' for any ONNX "
+        "face-embedding model (preprocessing from embedder_options or PATH.json; see docs/attackers.md)",
+    )
+    embedder_options: str = setting(
+        "",
+        "an ONNX embedder's preprocessing as key=value pairs, e.g. 'input_size=112,channels=BGR,mean=0,std=1,"
+        "alignment=arcface,metric=cosine' (override its sidecar PATH.json)",
+    )
+
+    def __post_init__(self) -> None:
+        if self.embedder != "dlib" and not (self.embedder.startswith("onnx:") and self.embedder[5:].strip()):
+            raise ValueError(f"embedder: {self.embedder!r} is neither 'dlib' nor 'onnx:PATH'")
+
+    def same_embeddings(self, other: FaceSettings) -> bool:
+        """Whether faces found and encoded under ``other`` are found and encoded as under these settings,
+        given the same embedder (``model_id``): everything but where the embedder's file lies."""
+        return dataclasses.replace(self, embedder="dlib", embedder_options="") == dataclasses.replace(
+            other, embedder="dlib", embedder_options=""
+        )
+
     def cache_key(self, model_id: str) -> str:
-        """What an embedding depends on; two settings with equal keys give equal embeddings."""
+        """What an embedding depends on; two settings with equal keys give equal embeddings.
+        ``model_id`` names the embedder (an ONNX model's includes its file hash and preprocessing)."""
         retry = f"|retry={self.retry_upsample}" if self.retry_upsample > self.upsample else ""
         return (
             f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
@@ -111,8 +134,37 @@ class GallerySettings:
         min=0.0,
         max=4.0,
     )
+    threshold_rule: str = setting(
+        "auto",
+        "how the threshold is set: 'given' (threshold as set), 'fmr' (chosen at threshold_fmr on impostor pairs "
+        "of people held out from those it then scores), 'auto' ('given' for dlib's embedder, whose published "
+        "threshold is 0.6; 'fmr' for any other: dlib's 0.6 means nothing to another model)",
+        choices=("auto", "given", "fmr"),
+    )
+    threshold_fmr: float = setting(
+        0.001, "false-match rate a chosen threshold is set at (threshold_rule 'fmr')", min=1e-6, max=0.5
+    )
+    threshold_holdout: float = setting(
+        0.3,
+        "share of an experiment's people held out (never scored) whose impostor pairs choose the threshold "
+        "(threshold_rule 'fmr')",
+        min=0.05,
+        max=0.8,
+    )
     nprobe: int = setting(16, "IVF lists searched per query (ivf only)", min=1, max=65536)
     hnsw_ef_search: int = setting(128, "HNSW search breadth (hnsw only)", min=1, max=65536)
+
+    def resolved_rule(self, embedder: str) -> str:
+        """'given' or 'fmr': the threshold rule for ``embedder`` ('auto' resolved)."""
+        if self.threshold_rule != "auto":
+            return self.threshold_rule
+        return "given" if embedder == "dlib" else "fmr"
+
+    def given_statement(self, embedder: str) -> str:
+        """Where a given threshold comes from, in words."""
+        if embedder == "dlib" and self.threshold == 0.6:
+            return "dlib's published threshold (0.6)"
+        return f"given by the user ({self.threshold:g})"
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:

@@ -342,7 +342,7 @@ def _as_rgb(item, name: str, settings: FaceSettings) -> np.ndarray:
 
 
 def _is_embedding(item) -> bool:
-    return isinstance(item, np.ndarray) and item.ndim == 1 and item.size == 128
+    return isinstance(item, np.ndarray) and item.ndim == 1 and item.dtype.kind == "f" and item.size >= 2
 
 
 # --- per-photo findability -------------------------------------------------------------------------
@@ -1218,9 +1218,9 @@ def run_countermeasures(
     if model is not None:
         model_id = model.model_id
     else:
-        from .models import dlib_model_id  # noqa: PLC0415
+        from .models import embedder_id  # noqa: PLC0415
 
-        model_id = dlib_model_id()
+        model_id = embedder_id(face_settings)
     grid = [(t, s) for t in settings.transforms for s in settings.ladder(t)]
     recipes: list[TransformedPhoto] = []
     at: dict[tuple[str, float | str, int], int] = {}
@@ -1245,10 +1245,10 @@ def run_countermeasures(
 
     def main_model():  # landmarks for occluders and encodings at a box, in this process
         if "m" not in loaded:
-            loaded["m"] = model if model is not None else load_face_model()
+            loaded["m"] = model if model is not None else load_face_model(face_settings)
         return loaded["m"]
 
-    vec = np.zeros((len(recipes), 128), np.float32)
+    vec = np.zeros((len(recipes), g_vecs.shape[1]), np.float32)
     det = np.zeros(len(recipes), bool)
     width_left = np.zeros(len(recipes))
     quality = np.zeros((len(recipes), 2))

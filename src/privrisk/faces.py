@@ -21,7 +21,7 @@ class Face:
 
     box: Box
     width_px: int
-    embedding: np.ndarray  # (128,) float32
+    embedding: np.ndarray  # (d,) float32: 128 with dlib's embedder, the model's length with another
 
 
 def detect_faces(model: FaceModel, image: LoadedImage, settings: FaceSettings) -> list[Box]:

@@ -15,7 +15,7 @@ from ..config import to_dict
 from ..degrade import Degradation, applicable
 from ..embeddings import EmbeddingCache, embed_batch, file_sha256
 from ..images import load_image
-from ..models import EMBEDDING_DIM, Box, as_box, dlib_model_id
+from ..models import Box, as_box, embedder_id
 from .common import Log, exact_ci, identification, pct, probe_row, rank_against
 from .split import Enrolled
 
@@ -76,7 +76,7 @@ class _Captures:
 def offline_to_online(cfg, enrolled: Enrolled, cache: EmbeddingCache | None, progress, log: Log) -> OfflineResult:
     levels, fused, per_probe = {}, {}, []
     sources = probe_sources(cfg, enrolled)
-    model_id = dlib_model_id()
+    model_id = embedder_id(cfg.faces)
     for li, level in enumerate(cfg.offline.levels):
         caps = _captures(cfg, enrolled, sources, level, li, model_id)
         log(
@@ -148,7 +148,9 @@ def _level(cfg, enrolled: Enrolled, level: Degradation, li: int, caps: _Captures
     in_gallery_subjects = enrolled.in_gallery_subjects
     rows_used = caps.rows_used
     ok = [j for j, r in enumerate(res) if r.ok]
-    shot_vecs = np.array([res[j].faces[0].embedding for j in ok], np.float32).reshape(len(ok), EMBEDDING_DIM)
+    shot_vecs = np.array([res[j].faces[0].embedding for j in ok], np.float32).reshape(
+        len(ok), enrolled.gal_vecs.shape[1]
+    )
     shot_owner = np.array([caps.owners[j] for j in ok], np.int64)
     shot_index = np.array([caps.shot_of[j] for j in ok], np.int64)
     top_c, top_d, fused_c, fused_d = _fuse(cfg, enrolled, shot_vecs, shot_owner, len(rows_used))

@@ -170,6 +170,13 @@ RESULTS_SCHEMA = {
     "seed": int,
     "config": dict,
     "versions": {"model_id": str, "python": str},
+    "attacker": {
+        "detector": str,
+        "embedder": str,
+        "model_id": str,
+        "embedding_dim": int,
+        "threshold": {"value": NUM, "rule": str, "statement": str},
+    },
     "dataset": {"root": str, "gallery_manifest": str, "probe_manifest": str, "refused_rows": ListOf(str)},
     "experiments": {"online_to_online": ONLINE, "offline_to_online": OFFLINE, "accretion": ACCRETION},
     "scaling": ListOf(POINT),
