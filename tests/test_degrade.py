@@ -297,8 +297,17 @@ tail_bootstrap = 5
     assert levels["huge"]["n_not_applicable"] == 10 and levels["huge"]["n_probes"] == 0
     assert levels["huge"]["fusion"]["rank1_fused"] is None
     assert "offline_to_online/huge" not in r["scaling_detail"]["curves"]
-    # landmarks: once per source photo for the one occluded level, not per shot
-    assert fake_everywhere.landmark_calls == 7
+    # landmarks: once per source photo for the one occluded level and detector (hog, cnn), not per shot
+    assert fake_everywhere.landmark_calls == 7 * 2
+    # every level seen by both detectors side by side, on the same captures (the fake ignores which)
+    for name, n in (("webcam", 7), ("small", 10), ("mask", 7)):
+        per = levels[name]["per_detector"]
+        assert per["n_people"] == n and set(per["detectors"]) == {"hog", "cnn"}
+        hog, cnn = per["detectors"]["hog"], per["detectors"]["cnn"]
+        assert hog["detection_n"] == cnn["detection_n"] == 2 * n
+        assert (hog["rank1_k"], hog["detection_k"]) == (cnn["rank1_k"], cnn["detection_k"])
+        assert hog["rank1_n"] == levels[name]["n_mated"] and hog["rank1"] == levels[name]["rank1"]
+        assert cnn["upsample_rule"].startswith("cnn:") and len(cnn["rank1_ci95"]) == 2
     for lv in (levels[n] for n in ("webcam", "small", "mask")):
         f = lv["fusion"]
         assert f["n_mated"] + f["n_nonmated"] == lv["n_probes"] and f["shots"] == 2
@@ -388,7 +397,8 @@ tail_bootstrap = 5
     r1, made_first = run("1.0", "a")
     r2, made_second = run("1.0", "b")
     first, second = (r["experiments"]["offline_to_online"]["levels"]["small"] for r in (r1, r2))
-    assert made_first == 20 + timed and made_second == timed
+    # each capture is made once per detector (hog, cnn: the same image, searched by each), never again
+    assert made_first == 20 * 2 + timed and made_second == timed
     assert first["rank1"] == second["rank1"] and first["fusion"] == second["fusion"]
     # the scaling study is deterministic too: the second run reads it, and it is the same
     assert "from_cache" not in r1["scaling_detail"] and "from_cache" in r2["scaling_detail"]
@@ -397,4 +407,4 @@ tail_bootstrap = 5
         json.dumps({k: v for k, v in r1["scaling_detail"].items() if k not in strip}, default=str)
     ) == json.loads(json.dumps({k: v for k, v in r2["scaling_detail"].items() if k not in strip}, default=str))
     _, made_third = run("1.5", "c")
-    assert made_third == 20 + timed
+    assert made_third == 20 * 2 + timed

@@ -227,10 +227,17 @@ def cmd_experiment(args) -> int:
     return _run(args, config)
 
 
+DEMO_DETECTOR_PEOPLE = 30  # the demo runs the other detectors (cnn) on a seeded subset of this many people
+
+
 def cmd_demo(args) -> int:
+    from .config import with_values
     from .experiment import load_config
 
-    return _run(args, load_config(args.config))
+    config = load_config(args.config)
+    if args.config is None:  # the demo's own settings: cnn on a seeded subset (its cost is outside the budget)
+        config = with_values(config, {"offline.detector_people": DEMO_DETECTOR_PEOPLE})
+    return _run(args, config)
 
 
 # --- exposure ---------------------------------------------------------------------------------------

@@ -49,6 +49,14 @@ class FaceSettings:
         min=0,
         max=3,
     )
+    cnn_max_side: int = setting(
+        400,
+        "the cnn detector's upsampling rule: when its first pass finds no face, the retry upsamples as many "
+        "times (1 or 2) as keep the image within this many pixels on the longer side (dlib's MMOD model finds "
+        "faces from about 80 px; each upsampling doubles the side and quadruples the cost)",
+        min=64,
+        max=4096,
+    )
     detect_max_side: int = setting(
         640,
         "images are shrunk to this many pixels on the longer side for "
@@ -99,6 +107,8 @@ class FaceSettings:
         """What an embedding depends on; two settings with equal keys give equal embeddings.
         ``model_id`` names the embedder (an ONNX model's includes its file hash and preprocessing)."""
         retry = f"|retry={self.retry_upsample}" if self.retry_upsample > self.upsample else ""
+        if self.detector == "cnn":  # the cnn detector's retry follows its own rule
+            retry = f"|cnnside={self.cnn_max_side}"
         return (
             f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
             f"|side={self.max_side}|jit={self.jitters}"
@@ -115,6 +125,21 @@ class FaceSettings:
         if self.multiple_faces != "largest":
             return (self.retry_upsample,)
         return (self.upsample, self.retry_upsample)
+
+    def passes(self, side: int) -> tuple[int, ...]:
+        """The detection passes for an image whose detection copy is ``side`` pixels on its longer side.
+
+        'hog': :attr:`upsample_passes`. 'cnn': ``upsample``, then, when it finds no face, a retry that
+        upsamples as many times (at most 2) as keep the image within ``cnn_max_side`` pixels (no retry
+        when even one would not; a face that small in so large an image is not looked for)."""
+        if self.detector != "cnn":
+            return self.upsample_passes
+        fits = [k for k in (1, 2) if k > self.upsample and side * 2**k <= self.cnn_max_side]
+        if not fits:
+            return (self.upsample,)
+        if self.multiple_faces != "largest":
+            return (fits[-1],)
+        return (self.upsample, fits[-1])
 
 
 @dataclass(frozen=True)

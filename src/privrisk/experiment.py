@@ -41,7 +41,7 @@ from .samples import dataset_dir, sample_manifest
 from .stages.accretion import AccretionResult, accretion
 from .stages.common import Log
 from .stages.differentials import differentials
-from .stages.offline import OfflineResult, offline_to_online
+from .stages.offline import OfflineResult, offline_to_online, upsample_rule
 from .stages.online import OnlineResult, online_to_online
 from .stages.scaling import ScalingResult, scaling_study
 from .stages.split import Enrolled, Split, enrol, model_id, split_subjects
@@ -83,6 +83,18 @@ class OfflineSettings:
         DEFAULT_LEVELS, "capture conditions, from mild to harsh ([[offline.levels]] tables)"
     )
     headline: str = setting("webcam", "level reported as experiments.offline_to_online")
+    detectors: list[str] = setting(
+        ["hog", "cnn"],
+        "detectors every level reports side by side (detection rate and rank-1, exact intervals), each with "
+        "its upsampling rule; faces.detector's numbers feed everything else",
+        choices=("hog", "cnn"),
+    )
+    detector_people: int = setting(
+        0,
+        "the detectors other than faces.detector run on a seeded subset of this many mated people (0 = everyone; "
+        "the demo uses 30: dlib's cnn detector costs about 1 s per capture on a CPU)",
+        min=0,
+    )
     timing_probes: int = setting(5, "probes timed uncached (detect / embed / search split)", min=1, max=1000)
 
 
@@ -233,7 +245,7 @@ def attacker(cfg: ExperimentConfig, enrolled: Enrolled) -> dict:
     """The attacker behind every number of a run: detector, embedder and decision rule."""
     return {
         "detector": cfg.faces.detector,
-        "upsample": list(cfg.faces.upsample_passes),
+        "upsample_rule": upsample_rule(cfg.faces),
         "embedder": cfg.faces.embedder,
         "model_id": model_id(enrolled.gallery_dir),
         "embedding_dim": int(enrolled.gal_vecs.shape[1]),
