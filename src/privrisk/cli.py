@@ -430,6 +430,19 @@ def _sample_world(args):
     return model, build_sample_world(model, cache=_cache(args), n_distractors=0, workers=args.workers)
 
 
+def _self_check_settings(args):
+    from .config import SELF_CHECK_FACES, replace
+
+    return replace(SELF_CHECK_FACES, detector=args.detector)
+
+
+def _attacker_line(settings, model) -> str:
+    return (
+        f"attacker: {settings.detector} detector (on a copy of at most {settings.detect_max_side} px), embedder "
+        f"{model.model_id}, match within 0.6 (dlib's published threshold)"
+    )
+
+
 def _read_photo(path: str):
     from .images import load_image
 
@@ -469,8 +482,20 @@ def cmd_protect(args) -> int:
     rgb = _read_photo(args.image)
     snapshot = _read_photo(args.snapshot) if args.snapshot else None
     model, world = _sample_world(args)
-    res = protect(rgb, args.level, args.transform, snapshot, world=world, model=model, name=args.image, seed=args.seed)
-    out = {"image": args.image, **res.to_dict(), "out": None, "caveat": GROUP_BLIND_CAVEAT}
+    settings = _self_check_settings(args)
+    res = protect(
+        rgb,
+        args.level,
+        args.transform,
+        snapshot,
+        world=world,
+        model=model,
+        settings=settings,
+        name=args.image,
+        seed=args.seed,
+    )
+    attacker = _attacker_line(settings, model)
+    out = {"image": args.image, **res.to_dict(), "out": None, "caveat": GROUP_BLIND_CAVEAT, "attacker": attacker}
     if res.image is not None:  # res.protected
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix != ".png" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
         ok, buf = cv2.imencode(suffix, res.image[:, :, ::-1], params)
@@ -481,6 +506,7 @@ def cmd_protect(args) -> int:
             res.snapshot_vector,
             world,
             model=model,
+            settings=settings,
             names=[args.out],
             exclude=[res.original_vector],
             boxes=[res.face_box],
@@ -498,6 +524,7 @@ def cmd_protect(args) -> int:
         _print_json(out)
     else:
         b = res.before
+        print(attacker)
         print(
             f"level {res.level}: the upper end of the chance of rank 1 among {res.gallery_size:,} must be under {res.target:.0%}"
         )
@@ -522,10 +549,21 @@ def cmd_findability(args) -> int:
     photos = [_read_photo(p) for p in args.images]
     snapshot = _read_photo(args.snapshot)
     model, world = _sample_world(args)
-    rows = photo_findability(photos, snapshot, world, model=model, names=args.images)
+    settings = _self_check_settings(args)
+    rows = photo_findability(photos, snapshot, world, model=model, settings=settings, names=args.images)
+    attacker = _attacker_line(settings, model)
     if args.json:
-        _print_json({"snapshot": args.snapshot, "photos": [r.to_dict() for r in rows], "caveat": GROUP_BLIND_CAVEAT})
+        _print_json(
+            {
+                "snapshot": args.snapshot,
+                "photos": [r.to_dict() for r in rows],
+                "caveat": GROUP_BLIND_CAVEAT,
+                "attacker": attacker,
+                "detected": f"{sum(r.detected for r in rows)} of {len(rows)} photos",
+            }
+        )
         return EXIT_OK
+    print(attacker)
     print(f"snapshot {args.snapshot} searched against each photo, hidden among {len(world.vectors)} sample faces:")
     for r in rows:
         print(_wrap(_findability_line(r), "  "))
@@ -723,6 +761,7 @@ def _add_protect_commands(sub, common: argparse.ArgumentParser, embed: argparse.
         help="a stranger's snapshot of you (default: one simulated from the photo at E2's street level)",
     )
     p.add_argument("--seed", type=int, default=2011, help="seed of the simulated snapshot (default: 2011)")
+    _detector_flag(p)
     p.set_defaults(func=cmd_protect)
 
     p = sub.add_parser(
@@ -733,7 +772,18 @@ def _add_protect_commands(sub, common: argparse.ArgumentParser, embed: argparse.
     )
     p.add_argument("images", nargs="+", help="photos of you (profile photo, tagged photos, ...)")
     p.add_argument("--snapshot", required=True, metavar="IMAGE", help="a stranger's snapshot of you")
+    _detector_flag(p)
     p.set_defaults(func=cmd_findability)
+
+
+def _detector_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detector",
+        choices=("cnn", "hog"),
+        default="cnn",
+        help="the attacker's face detector (default: cnn, the strongest: a protection that works only because "
+        "hog misses the face is no protection)",
+    )
 
 
 def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:

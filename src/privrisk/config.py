@@ -142,6 +142,13 @@ class FaceSettings:
         return (self.upsample, fits[-1])
 
 
+#: The self-checks' attacker (findability, protect, the photo check, the trainer's "myth or defence"): the
+#: strongest detector privrisk has, dlib's CNN (MMOD), on a copy shrunk to 320 px on its longer side (a face
+#: of a quarter of the photo's width or more: about 1.5 s per photo on a CPU core). A protection judged
+#: against HOG alone can look like it works only because HOG misses the face.
+SELF_CHECK_FACES = FaceSettings(detector="cnn", detect_max_side=320)
+
+
 @dataclass(frozen=True)
 class GallerySettings:
     """How a gallery indexes and decides."""

@@ -32,7 +32,7 @@ from typing import TypedDict, overload
 
 import numpy as np
 
-from .config import FaceSettings, setting, to_dict
+from .config import SELF_CHECK_FACES, FaceSettings, setting, to_dict
 from .degrade import EYES, Degradation, box_landmarks, degrade, encode_png, occlude
 from .embeddings import embed_loaded
 from .errors import ConfigError, FaceNotFound, ImageError
@@ -307,7 +307,7 @@ def find_face(
     rgb: np.ndarray, model: FaceModel, settings: FaceSettings = ..., *, at: None = None, name: str = ...
 ) -> FoundFace | None: ...
 def find_face(
-    rgb: np.ndarray, model: FaceModel, settings: FaceSettings = FaceSettings(), *, at: Box | None = None, name="photo"
+    rgb: np.ndarray, model: FaceModel, settings: FaceSettings = SELF_CHECK_FACES, *, at: Box | None = None, name="photo"
 ) -> FoundFace | None:
     """The face in ``rgb`` (in memory, never cached). With ``at`` (the face's known box): the
     detected face that overlaps it most, or, when the detector finds none there, the face encoded
@@ -470,7 +470,7 @@ def photo_findability(
     world: SampleWorld,
     *,
     model: FaceModel | None = None,
-    settings: FaceSettings = FaceSettings(),
+    settings: FaceSettings = SELF_CHECK_FACES,
     names=None,
     sizes=PLATFORM_SIZES,
     exclude=(),
@@ -624,7 +624,7 @@ def protect(
     *,
     world: SampleWorld,
     model: FaceModel,
-    settings: FaceSettings = FaceSettings(),
+    settings: FaceSettings = SELF_CHECK_FACES,
     snapshot_level: Degradation = STRANGER_SNAPSHOT,
     seed: int = 2011,
     name: str = "photo",

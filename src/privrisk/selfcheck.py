@@ -18,7 +18,7 @@ import numpy as np
 
 from . import index as faiss_index
 from . import tailmodel
-from .config import FaceSettings
+from .config import SELF_CHECK_FACES, FaceSettings
 from .distractors import DistractorModel
 from .embeddings import EmbeddingCache, embed_batch, embed_image
 from .errors import FaceNotFound, ImageError
@@ -84,7 +84,7 @@ def build_sample_world(
     )
 
 
-def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = FaceSettings()) -> Face:
+def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = SELF_CHECK_FACES) -> Face:
     """The one face in an uploaded photo (bytes, kept in memory). Raises :class:`ImageError`
     (unreadable, too large), :class:`FaceNotFound` or :class:`SeveralFaces` with a friendly reason."""
     result = embed_image(data, model, settings, name=name)
