@@ -1411,9 +1411,12 @@ def countermeasures_section(results: dict) -> str:
             + "</tr>"
         )
 
-    settings = row(e4["baseline"], "none (the original photo)") + "".join(
-        row(r, r.get("label") or f"{r['transform']} {r['strength']}") for r in e4["settings"]
-    )
+    def label_of(r: dict) -> str:
+        label = r.get("label") or f"{r['transform']} {r['strength']}"
+        hidden = r.get("works_only_because_the_detector_misses")
+        return f"{label} ({hidden})" if hidden else label
+
+    settings = row(e4["baseline"], "none (the original photo)") + "".join(row(r, label_of(r)) for r in e4["settings"])
     summary = []
     for name, s in e4["transforms"].items():
         b = s["rank1_below_50"]
