@@ -308,6 +308,12 @@ tail_bootstrap = 5
         assert (hog["rank1_k"], hog["detection_k"]) == (cnn["rank1_k"], cnn["detection_k"])
         assert hog["rank1_n"] == levels[name]["n_mated"] and hog["rank1"] == levels[name]["rank1"]
         assert cnn["upsample_rule"].startswith("cnn:") and len(cnn["rank1_ci95"]) == 2
+    # the attacker behind every number, and the detectors side by side in the report
+    assert r["attacker"]["detector"] == "hog" and r["attacker"]["threshold"]["rule"] == "given"
+    assert r["attacker"]["embedder"] == "dlib" and r["attacker"]["embedding_dim"] == 128
+    html_text = (tmp_path / "out" / "report.html").read_text()
+    assert "The attacker behind these numbers" in html_text and "E2 per detector" in html_text
+    assert "cnn: captures with a face" in html_text
     for lv in (levels[n] for n in ("webcam", "small", "mask")):
         f = lv["fusion"]
         assert f["n_mated"] + f["n_nonmated"] == lv["n_probes"] and f["shots"] == 2
