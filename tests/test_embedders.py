@@ -244,6 +244,14 @@ def test_cli_build_match_and_experiment_with_an_onnx_model(tmp_path, london, sha
     model = make_onnx_model(tmp_path / "never-seen.onnx", size=112, dim=64, seed=7)
     env = {**os.environ, "PRIVRISK_CACHE_DIR": shared_cache_dir}
     gallery = tmp_path / "g"
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    out = run_cli(
+        "gallery", "build", london / "london_neutral.csv", "--images", london, "--out", gallery,
+        "--embedder", f"onnx:{junk}", env=env,
+    )  # fmt: skip
+    assert out.returncode == 2 and "not a usable ONNX model" in out.stderr and str(junk) in out.stderr
+    assert "Traceback" not in out.stderr and not gallery.exists()  # refused before anything is written
     out = run_cli(
         "gallery", "build", london / "london_neutral.csv", "--images", london, "--out", gallery,
         "--embedder", f"onnx:{model}", "--json", "--workers", "2", env=env,

@@ -307,6 +307,8 @@ def embed_batch(
     (:mod:`privrisk.cluster`); the results are the same.
     """
     paths = [p if isinstance(p, tuple) or _is_recipe(p) else str(p) for p in sources]
+    if model is None and settings.embedder != "dlib":  # checked here, not in a worker's initializer
+        model = load_face_model(settings)
     report = _progress_reporter(progress, len(paths))
     model_id = model.model_id if model is not None else embedder_id(settings)
     batch = _Batch(paths, cache, settings.cache_key(model_id), report)

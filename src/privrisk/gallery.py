@@ -34,7 +34,7 @@ from .embeddings import EmbeddingCache, EmbedResult, Progress, embed_batch
 from .errors import FaceNotFound, GalleryError, SeveralFaces
 from .faces import Face
 from .manifest import Manifest, ManifestRow, Refusal
-from .models import EMBEDDING_DIM, FaceModel, embedder_id
+from .models import EMBEDDING_DIM, FaceModel, embedder_id, load_face_model
 
 FORMAT_VERSION = 1
 DB_NAME = "gallery.sqlite"
@@ -478,6 +478,8 @@ def build_gallery(
     Returns a :class:`BuildReport`.
     """
     path = Path(path)
+    if model is None and face_settings.embedder != "dlib":  # an unusable model file fails here, before any change
+        model = load_face_model(face_settings)
     model_id = model.model_id if model is not None else embedder_id(face_settings)
     if (path / DB_NAME).exists():
         gallery = Gallery.open(path)
