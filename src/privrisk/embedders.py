@@ -72,9 +72,7 @@ class Preprocessing:
             raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, not {self.alignment!r}")
         if self.metric not in ("cosine", "euclidean"):
             raise ValueError(f"metric must be 'cosine' or 'euclidean', not {self.metric!r}")
-        if not 0 <= self.input_size <= 1024:
-            raise ValueError(f"input_size must be between 16 and 1024 (0 = from the model), not {self.input_size}")
-        if 0 < self.input_size < 16:
+        if self.input_size != 0 and not 16 <= self.input_size <= 1024:
             raise ValueError(f"input_size must be between 16 and 1024 (0 = from the model), not {self.input_size}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
             raise ValueError("mean and std need 3 values each (or one for all channels), std not 0")
@@ -185,9 +183,11 @@ def model_file_sha256(path: str | os.PathLike) -> str:
 def onnx_model_id(path: str | os.PathLike, options: str = "") -> str:
     """The identity of an ONNX embedder: the file's SHA-256 and a hash of its given preprocessing
     (the options and sidecar; what is read from the model itself follows from the file)."""
-    pre = preprocessing_for(path, options)
-    pre_hash = hashlib.sha256(pre.canonical().encode()).hexdigest()[:12]
-    return f"onnx:sha256={model_file_sha256(path)}:pre={pre_hash}"
+    return _model_id(model_file_sha256(path), preprocessing_for(path, options))
+
+
+def _model_id(sha256: str, given: Preprocessing) -> str:
+    return f"onnx:sha256={sha256}:pre={hashlib.sha256(given.canonical().encode()).hexdigest()[:12]}"
 
 
 # --- alignment ------------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ class OnnxFaceModel:
         self._faces = faces
         self.sha256 = model_file_sha256(self.path)
         given = preprocessing_for(self.path, options)
-        self.model_id = onnx_model_id(self.path, options)
+        self.model_id = _model_id(self.sha256, given)
         self._session = _session(self.path)
         self._input, self._layout, self._batch_fixed, size = _input_spec(self.path, self._session)
         if size and given.input_size and size != given.input_size:
