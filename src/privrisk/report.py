@@ -335,6 +335,7 @@ def summary_table(results: dict) -> str:
                 f"the FPIR its threshold reached (E1: {entry['n_false_alarms']} of {entry['n_nonmated']} -> "
                 f"FPIR <= {_fmt(entry['fpir_upper95'], True)})"
             )
+    lines += detector_summary_lines(results)
     lines.append("")
     people = e3.get("people_identified")
     who = (
@@ -358,6 +359,23 @@ def summary_table(results: dict) -> str:
     )
     lines += scaling_summary_lines(results)
     return "\n".join(lines)
+
+
+def detector_summary_lines(results: dict) -> list[str]:
+    """E2 per detector for the terminal: per level, each detector's detection rate and rank-1 (k/n)."""
+    levels = results["experiments"]["offline_to_online"]["levels"]
+    pers = {n: lv["per_detector"] for n, lv in levels.items() if lv.get("per_detector")}
+    if not pers:
+        return []
+    first = next(iter(pers.values()))
+    out = [f"E2 per detector ({first['people']}): captures with a face, rank-1 (k/n, exact 95% CI)"]
+    for name, p in pers.items():
+        cells = "; ".join(
+            f"{d} {_detector_cell(v, 'detection')}, rank-1 {_detector_cell(v, 'rank1')}"
+            for d, v in p["detectors"].items()
+        )
+        out.append(f"  {name}: {cells}")
+    return out
 
 
 def _kn(r: dict | None) -> str:
