@@ -414,3 +414,43 @@ tail_bootstrap = 5
     ) == json.loads(json.dumps({k: v for k, v in r2["scaling_detail"].items() if k not in strip}, default=str))
     _, made_third = run("1.5", "c")
     assert made_third == 20 * 2 + timed
+
+
+def test_other_detectors_on_a_seeded_subset(tmp_path, fake_everywhere):
+    """The demo's rule: the detectors beside faces.detector run on a seeded subset of mated people, and
+    faces.detector is reported on the same subset, so the columns compare like with like."""
+    from privrisk.experiment import load_config, run_experiment
+
+    root = small_e2_set(tmp_path)
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(f"""
+dataset_dir = "{root}"
+gallery_manifest = "{root / "g.csv"}"
+probe_manifest = "{root / "p.csv"}"
+bootstrap = 50
+workers = 1
+[offline]
+shots = 1
+headline = "small"
+timing_probes = 1
+detector_people = 3
+[[offline.levels]]
+name = "small"
+face_width_px = 40
+[scaling]
+sizes = [20]
+extrapolate = []
+validation_distractors = 100
+tail_bootstrap = 5
+""")
+    runs = [
+        run_experiment(load_config(cfg_path), tmp_path / f"out{i}", progress=False, log=None)["experiments"][
+            "offline_to_online"
+        ]["levels"]["small"]["per_detector"]
+        for i in range(2)
+    ]
+    per = runs[0]
+    assert per["n_people"] == 3 and "seeded subset of 3" in per["people"] and "wider" in per["people"]
+    for d in ("hog", "cnn"):
+        assert per["detectors"][d]["detection_n"] == 3 and per["detectors"][d]["rank1_n"] == 3
+    assert runs[0]["detectors"]["cnn"]["rank1_k"] == runs[1]["detectors"]["cnn"]["rank1_k"]  # same seed, same people
