@@ -169,7 +169,11 @@ RESULTS_SCHEMA = {
     "privrisk_version": str,
     "seed": int,
     "config": dict,
-    "versions": {"model_id": str, "python": str},
+    "versions": {
+        "model_id": str,
+        "python": str,
+        "machine": {"processor": str, "architecture": str, "logical_cpus": (int, NONE), "threads": dict},
+    },
     "dataset": {"root": str, "gallery_manifest": str, "probe_manifest": str, "refused_rows": ListOf(str)},
     "experiments": {"online_to_online": ONLINE, "offline_to_online": OFFLINE, "accretion": ACCRETION},
     "scaling": ListOf(POINT),
