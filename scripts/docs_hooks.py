@@ -54,7 +54,7 @@ def cell(text: Any) -> str:
 
 def _default(value: Any) -> str:
     if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
-        return ", ".join(v["name"] for v in value) + " (the levels table below)"
+        return ", ".join(v["name"] for v in value) + " (below)"
     return json.dumps(value, default=str)
 
 

@@ -148,6 +148,34 @@ def test_the_api_page_covers_the_public_api():
             assert f"### `privrisk.{name}`" in page, name
 
 
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:n]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[n:]:
+                obj = getattr(obj, attribute)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_every_privrisk_name_in_the_docs_exists():
+    """A `privrisk.module.name` in the prose must still exist: moving code moves its docs too."""
+    texts = {"README.md": README} | {rel: (DOCS / rel).read_text() for rel in _pages()}
+    bad = []
+    for source, text in texts.items():
+        for span in re.findall(r"`([^`\n]+)`", text):
+            for name in re.findall(r"(?<![\w/])privrisk(?:\.[A-Za-z_]\w*)+(?![\w/])", span):
+                if not _resolves(name):
+                    bad.append(f"{source}: {name}")
+    assert not bad, f"names in the docs that the code no longer has: {sorted(set(bad))}"
+
+
 def test_an_unknown_generated_block_is_an_error():
     with pytest.raises(ValueError, match="unknown generated block 'nope'"):
         HOOKS.expand("<!-- generated: nope -->", "x.md")
