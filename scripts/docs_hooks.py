@@ -71,6 +71,19 @@ def _table(rows: list[tuple[str, Any, str]], first: str) -> str:
     return "\n".join(lines)
 
 
+def _grouped(rows: list[tuple[str, Any, str]]) -> str:
+    """One table per TOML table: the top-level keys first, then ``[faces]``, ``[gallery]``, ..."""
+    groups: dict[str, list[tuple[str, Any, str]]] = {}
+    for row in rows:
+        head, dot, _ = row[0].partition(".")
+        groups.setdefault(head if dot else "", []).append(row)
+    parts = []
+    for head, group in groups.items():
+        parts.append(f"### `[{head}]`" if head else "### Top-level keys")
+        parts.append(_table(group, "setting"))
+    return "\n\n".join(parts)
+
+
 def settings_markdown() -> str:
     """The experiment config, capture-level and exposure settings tables, and the profile fields."""
     from privrisk.exposure import DEFAULT_SENSITIVITY
@@ -81,7 +94,7 @@ def settings_markdown() -> str:
         "Every key is optional; a dotted name is a key inside its table (`faces.detector` is `detector` "
         "under `[faces]`). Unknown keys, wrong types and values out of range are errors naming the key. "
         "The same settings drive the CLI flags and are saved in `results.json`.",
-        _table(setting_rows("ExperimentConfig"), "setting"),
+        _grouped(setting_rows("ExperimentConfig")),
         "## Capture levels (`[[offline.levels]]`)",
         "Each `[[offline.levels]]` table is one E2 capture condition. The table gives a bare level's "
         "defaults; the default levels themselves are described under "
