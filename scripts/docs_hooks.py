@@ -36,7 +36,12 @@ _SETTINGS_HOMES = (
 
 def settings_class(name: str) -> type:
     """The settings dataclass called ``name``, from whichever privrisk module declares it."""
-    for module in _SETTINGS_HOMES:
+    import pkgutil
+
+    import privrisk
+
+    homes = [*_SETTINGS_HOMES, *(m.name for m in pkgutil.walk_packages(privrisk.__path__, "privrisk."))]
+    for module in homes:
         try:
             cls = getattr(importlib.import_module(module), name, None)
         except ImportError:
