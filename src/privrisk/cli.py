@@ -679,7 +679,7 @@ def _add_run_commands(sub, common: argparse.ArgumentParser, embed: argparse.Argu
         parents=[common, embed],
         help="run the re-identification experiments (E1-E3, scaling) from a TOML config",
     )
-    p.add_argument("config", help="TOML config (see README: experiment settings)")
+    p.add_argument("config", help="TOML config (settings: docs/reference/settings.md)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.json, plots, report.html)")
     p.add_argument(
         "--force",
@@ -817,7 +817,7 @@ def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
         parents=[common, curves],
         help="exposure score of a profile's visibility settings, with the changes that lower it most",
     )
-    p.add_argument("profile", nargs="?", help="profile JSON (schema in the README)")
+    p.add_argument("profile", nargs="?", help="profile JSON (schema: docs/reference/formats.md)")
     p.add_argument("--preset", choices=list(PRESETS), help="score a preset instead of a file")
     p.add_argument("--audience", default="stranger", choices=[*AUDIENCES, "all"], help="who looks (default: stranger)")
     p.set_defaults(func=cmd_score)

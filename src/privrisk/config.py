@@ -3,7 +3,8 @@
 Every setting is a dataclass field made by :func:`setting` with its default, help text and
 allowed range. That one declaration feeds TOML loading and validation (:func:`from_dict`), the
 CLI flags, the app's widgets, the saved copy of a run's configuration (:func:`to_dict`) and the
-README table (:func:`describe`; a test fails when a setting is missing from the README).
+settings reference of the docs site (:func:`describe`, called by ``scripts/docs_hooks.py`` when the site
+is built; ``tests/test_docs.py`` fails when a settings class is left out of it).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from .errors import ConfigError
 from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
 from .fileio import stderr_log, sweep_temp_files
 from .manifest import read_manifest
-from .models import library_versions
+from .models import library_versions, machine_info
 from .samples import dataset_dir, sample_manifest
 from .stages.accretion import AccretionResult, accretion
 from .stages.common import Log
@@ -272,7 +272,8 @@ def _results(
         "privrisk_version": library_versions().get("privrisk", "0"),
         "seed": cfg.seed,
         "config": to_dict(cfg),
-        "versions": library_versions() | {"model_id": model_id(enrolled.gallery_dir), "python": sys.version.split()[0]},
+        "versions": library_versions()
+        | {"model_id": model_id(enrolled.gallery_dir), "python": sys.version.split()[0], "machine": machine_info()},
         "attacker": attacker(cfg, enrolled),
         "dataset": {
             "root": str(split.root),

@@ -210,6 +210,46 @@ def dlib_model_id(versions: dict[str, str] | None = None) -> str:
     )
 
 
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
+
+
+def machine_info() -> dict:
+    """The processor and thread counts a run used, for results.json: with the same ones, the same
+    seed gives the same numbers bit for bit; on another processor, the same counts and decisions with
+    floats within float32's rounding (docs/reproducibility.md)."""
+    import os  # noqa: PLC0415
+    import platform  # noqa: PLC0415
+
+    processor = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    processor = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    threads: dict[str, int | str | None] = {k.lower(): os.environ.get(k) for k in _THREAD_VARIABLES}
+    try:
+        import faiss  # noqa: PLC0415
+
+        threads["faiss_omp"] = int(faiss.omp_get_max_threads())
+    except Exception:  # noqa: BLE001 - a record, never a failure
+        threads["faiss_omp"] = None
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas_name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - numpy < 2 has no dict form
+        blas_name = "unknown"
+    return {
+        "processor": processor,
+        "architecture": platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "numpy_blas": blas_name,
+        "threads": threads,
+    }
+
+
 def library_versions() -> dict[str, str]:
     """Installed versions of the packages that shape results (from package metadata; no import)."""
     found: dict[str, str] = {}

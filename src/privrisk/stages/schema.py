@@ -169,7 +169,11 @@ RESULTS_SCHEMA = {
     "privrisk_version": str,
     "seed": int,
     "config": dict,
-    "versions": {"model_id": str, "python": str},
+    "versions": {
+        "model_id": str,
+        "python": str,
+        "machine": {"processor": str, "architecture": str, "logical_cpus": (int, NONE), "threads": dict},
+    },
     "attacker": {
         "detector": str,
         "embedder": str,
