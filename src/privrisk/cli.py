@@ -383,6 +383,23 @@ def cmd_calibrate(args) -> int:
                 f"  {t:>8.2f}  {out['real_count'][i]:>10}  {out['real_rate'][i]:>9.2e}  "
                 f"{m['model_rate'][i]:>10.2e} ({lo:.2e}-{hi:.2e})  {m['verdict'][i]}"
             )
+    bts = out.get("backtest")
+    if isinstance(bts, list):
+        b0 = bts[0]
+        print(
+            f"\nBacktest: each tail model refitted on the {b0['n_pairs_fitted']:,} pairs farther apart than "
+            f"{b0['cut']:.3f}, predicting the closer ones (real: exact Poisson 95%; predicted: bootstrap 95%)"
+        )
+        for b in bts:
+            for i, t in enumerate(b["thresholds"]):
+                rlo, rhi = b["real_count_ci95"][i]
+                plo, phi = b["predicted_count_ci95"][i]
+                print(
+                    f"  {b['kind']:>6} under {t:.3f}: real {b['real_count'][i]} ({rlo:.1f}-{rhi:.1f}), "
+                    f"predicted {b['predicted_count'][i]:.1f} ({plo:.1f}-{phi:.1f}): {b['verdict'][i]}"
+                )
+    elif isinstance(bts, dict):
+        print(f"\nBacktest not run: {bts['error']}")
     for s in out["skipped"]:
         print(f"skipped {s['image']}: {s['reason']}")
     print(f"\nVerdict: the model's predicted impostor rates are {record['widening']['verdict']}.")

@@ -44,7 +44,7 @@ profile's score is never higher than the sum of its fields' and inferences' sepa
 contributions (tested).
 
 **Uncertainty.** Every score comes with a range: P(linked)'s range (the curve's ``rank10_range``,
-which for simulated and extrapolated points includes the distractor-model spread, combined with
+which for modelled and extrapolated points spans two tail models and their subject bootstrap, combined with
 the multi-photo range) times the content's range (the national-ID chance: one against two
 attempts for the SSN).
 
@@ -187,7 +187,7 @@ class ExposureSettings:
 
 # --- identification curves -------------------------------------------------------------------------
 
-_KIND_ORDER = ("measured", "simulated", "extrapolated")
+_KIND_ORDER = ("measured", "modelled", "simulated", "extrapolated")
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class CurvePoint:
     value: float
     lo: float
     hi: float
-    kind: str  # measured / simulated / extrapolated (the worse of the two bracketing points)
+    kind: str  # measured / modelled / extrapolated (the worse of the two bracketing points)
     wrong_top: float | None = None
     wrong_top_range: tuple[float, float] | None = None
     fpir: float | None = None
@@ -290,7 +290,7 @@ class IdentificationCurves:
     @classmethod
     def from_results(cls, path: str | Path, calibration: dict | None = None) -> IdentificationCurves:
         """Curves from an experiment's ``results.json`` (or the shipped curves file). With
-        ``calibration`` (:func:`privrisk.tailmodel.load_calibration`), simulated and extrapolated
+        ``calibration`` (:func:`privrisk.tailmodel.load_calibration`), modelled and extrapolated
         ranges are widened by it (:data:`privrisk.tailmodel.WIDEN_RULE`)."""
         path = Path(path)
         try:

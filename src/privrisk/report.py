@@ -201,6 +201,9 @@ def _offline_levels_plot(e1: dict, e2: dict) -> bytes:
     return _png(fig)
 
 
+_KIND_MARKERS = (("measured", "o"), ("modelled", "s"), ("simulated", "s"), ("extrapolated", "^"))
+
+
 def _scaling_plot(detail: dict) -> bytes:
     """Rank-1 against gallery size per curve, shaded by its range, each point marked by its kind."""
     fig, ax = _figure()
@@ -218,7 +221,17 @@ def _scaling_plot(detail: dict) -> bytes:
                 color=line.get_color(),
                 alpha=0.12,
             )
-            for kind, mk in (("measured", "o"), ("simulated", "s"), ("extrapolated", "^")):
+            gs = [p for p in pts if p.get("gaussian_search")]
+            if gs:
+                ax.plot(
+                    [p["gallery_size"] for p in gs],
+                    [p["gaussian_search"]["rank1"] for p in gs],
+                    ls=":",
+                    marker="x",
+                    color=line.get_color(),
+                    alpha=0.6,
+                )
+            for kind, mk in _KIND_MARKERS:
                 sel = [p for p in pts if p["kind"] == kind]
                 ax.plot(
                     [p["gallery_size"] for p in sel],
@@ -231,8 +244,9 @@ def _scaling_plot(detail: dict) -> bytes:
         else:
             xs = [p["gallery_size"] for p in c["measured"]]
             ax.plot(xs, [p["rank1"] for p in c["measured"]], marker="o", label=name)
-    for kind, mk in (("measured", "o"), ("simulated", "s"), ("extrapolated", "^")):
+    for kind, mk in _KIND_MARKERS:
         ax.plot([], [], ls="", marker=mk, color="k", mfc="none", label=kind)
+    ax.plot([], [], ls=":", marker="x", color="k", alpha=0.6, label="Gaussian search (fails validation; comparison)")
     ax.set(
         xscale="log",
         xlabel="gallery size (real subjects + others)",
@@ -613,6 +627,7 @@ platform scale comes from model distractors (Gaussian distractors' KS statistic 
 {fairness_section(results)}
 <h2>Scaling model</h2><p>{e(sc["model"])}</p>
 {tail_validation_html(results)}
+{backtest_html(results["scaling_detail"]["distractor_model"].get("backtest"))}
 {scaling_table_html(results)}
 <h2>Reproducibility</h2><p>seed {results["seed"]}; versions:</p><ul>{versions}</ul>
 <details><summary>configuration</summary><pre>{e(json.dumps(results["config"], indent=2))}</pre></details>
@@ -1078,6 +1093,34 @@ distance. A threshold passes when the real count's exact Poisson 95% interval me
 <ul>{others}</ul>"""
 
 
+def backtest_html(backtests: list | dict | None) -> str:
+    """The tail models' backtest (:func:`privrisk.tailmodel.backtest`): fitted on the real impostor
+    pairs above a distance, their predicted counts below it beside the real counts (empty if absent)."""
+    e = html.escape
+    if not backtests:
+        return ""
+    if isinstance(backtests, dict):  # too few pairs
+        return f"<h3>Backtest of the tail model</h3><p>Not run: {e(str(backtests.get('error')))}.</p>"
+    rows = []
+    for b in backtests:
+        for i, t in enumerate(b["thresholds"]):
+            ok = b["pass"][i]
+            word = "not judged" if ok is None else ("pass" if ok else "fail")
+            rlo, rhi = b["real_count_ci95"][i]
+            plo, phi = b["predicted_count_ci95"][i]
+            rows.append(
+                f"<tr><td>{e(b['kind'])}</td><td>{t:.3f}{' (cut)' if i == 0 else ''}</td><td>{b['real_count'][i]}</td>"
+                f"<td>{rlo:.1f}-{rhi:.1f}</td><td>{b['predicted_count'][i]:.1f}</td><td>{plo:.1f}-{phi:.1f}</td>"
+                f"<td>{word}</td></tr>"
+            )
+    b0 = backtests[0]
+    return f"""<h3>Backtest of the tail model</h3>
+<p>{e(b0["rule"])} Here: {b0["n_pairs"]:,} real impostor pairs, the closest at {b0["closest_pair"]:.3f}; the cut at
+{b0["cut"]:.3f} leaves {b0["n_pairs_fitted"]:,} pairs for the fit ({b0["n_boot"]} subject-bootstrap refits).</p>
+<table><tr><th>tail model</th><th>distance</th><th>real pairs under it</th><th>real, Poisson 95%</th>
+<th>predicted</th><th>predicted 95% interval</th><th>verdict</th></tr>{"".join(rows)}</table>"""
+
+
 #: which figures a tail model that predicts too few close impostors gets wrong, and in which direction
 CALIBRATION_DIRECTION = (
     "Which way an error goes: a tail model that predicts too few close impostors <b>overstates</b> rank-1 at "
@@ -1166,9 +1209,11 @@ def scaling_table_html(results: dict) -> str:
                 f"<td>{_pct_range(p['wrong_top_under_threshold'], p['wrong_top_range'], p['kind'])}</td><td>{thr_txt}</td></tr>"
             )
     return f"""<h3>Identification and open-set errors by gallery size</h3>{calibration_html(sc.get("calibration"))}
-<p><b>How each number is labelled.</b> {e(sc.get("kind_rule", ""))}. Measured ranges are 95% Wilson intervals over
-people; simulated and extrapolated ranges span two tail models, each over subject-bootstrap refits with people
-resampled, the exact search over Gaussian distractors and three distractor seeds. FPIR and the wrong-top share at
+<p><b>How each number is labelled.</b> {e(sc.get("kind_rule", ""))}. Measured ranges are exact (Clopper-Pearson) 95% intervals over
+people; modelled and extrapolated ranges span two tail models, each its point fit and its subject-bootstrap refits
+with people resampled (the sampling spread and the tail-model spread are kept apart in results.json:
+<code>*_sampling_range</code>, <code>*_model_spread</code>). The exact search over Gaussian model distractors fails the
+held-out validation: it is only plotted beside the curves for comparison and sets no value and no end of a range. FPIR and the wrong-top share at
 sizes past the real gallery come from the tail model in closed form (threshold {sc.get("threshold", "n/a")}); the
 threshold for FPIR 1% is the tail model's at every size ("none reaches it" where even distance 0 gives more than
 1%).</p>
