@@ -269,6 +269,7 @@ def cmd_score(args) -> int:
     from .errors import ProfileError
     from .exposure import ExposureSettings, score, top_changes
     from .profiles import AUDIENCES, PRESETS, load_profile, profile_from_dict
+    from .scenarios import first_screen, scenarios
 
     if (args.profile is None) == (args.preset is None):
         raise ProfileError("give a PROFILE.json or --preset NAME (one of: " + ", ".join(PRESETS) + ")")
@@ -280,9 +281,15 @@ def cmd_score(args) -> int:
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
     scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
     changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
+    found = scenarios(curves, extra_size=settings.scenario_gallery_size or None)
+    lead = "stranger" if "stranger" in scores else next(iter(scores))
+    first = changes[lead][0].description if changes[lead] else None
+    screen = first_screen(found, change=first, score=scores[lead].to_dict() if lead == "stranger" else None)
     if args.json:
         _print_json(
             {
+                "first_screen": screen,
+                "scenarios": [sc.to_dict() for sc in found],
                 "curves": curves.source,
                 "multi_photo_gain": gain.source,
                 "settings": dataclasses.asdict(settings),
@@ -291,6 +298,16 @@ def cmd_score(args) -> int:
             }
         )
         return EXIT_OK
+    print(_wrap(" ".join(screen), ""))
+    print("\nScenarios (p_found as a range; kind; 'not covered' where no valid source speaks):")
+    for sc in found:
+        if sc.gallery_size in (10_000, 1_000_000, 1_000_000_000) or sc.gallery_size == settings.scenario_gallery_size:
+            rng = "not covered" if sc.p_found is None else f"{sc.p_found[0]:.1%}-{sc.p_found[1]:.1%}"
+            print(
+                f"  {sc.who.replace('_', ' '):>16} {sc.gallery_size:>13,} {sc.decision:>12} "
+                f"{sc.attacker:>26}: {rng} ({sc.kind})"
+            )
+    print("\nDetails:")
     for a, s in scores.items():
         lo, hi = s.score_range
         value = (

@@ -165,6 +165,8 @@ DEFAULT_CURVE = "offline_to_online/street"
 _AUDIENCE_PHRASE = {"stranger": "A stranger", "friend_of_friend": "A friend of a friend", "friend": "A friend"}
 _AUDIENCE_OBJ = {"stranger": "strangers", "friend_of_friend": "friends of friends", "friend": "friends"}
 _LEVEL_PHRASE = {"only_me": "only you", "friends": "friends only", "friends_of_friends": "friends of friends"}
+#: suggestions read as restrictions: "Limit your current city to friends"
+_LIMIT_PHRASE = {"only_me": "only you", "friends": "friends", "friends_of_friends": "friends and their friends"}
 _PHOTO_SETTINGS = ("profile_photo", "public_photos_with_face", "tagged_photos")
 
 
@@ -182,6 +184,9 @@ class ExposureSettings:
         40_000, "gallery a friend of a friend searches (a friends-of-friends network)", min=1
     )
     max_photos: int = setting(50, "usable face photos counted at most", min=1)
+    scenario_gallery_size: int = setting(
+        0, "one more gallery size for the scenarios, besides 10^4, 10^6, 10^8 and 10^9 (0: none)", min=0
+    )
     sensitivity: dict = setting({}, "override field sensitivities, e.g. {phone = 1.0} (CLI: --sensitivity FILE)")
 
 
@@ -979,13 +984,13 @@ def change_options(profile: UserProfile, audience: str) -> list[Option]:
     out = []
     for f, label in FIELDS.items():
         if LEVELS.index(profile.visibility[f]) > LEVELS.index(target):
-            out.append(Option(f, {f: target}, f"Make your {label} visible to {_LEVEL_PHRASE[target]}"))
+            out.append(Option(f, {f: target}, f"Limit your {label} to {_LIMIT_PHRASE[target]}"))
     if profile.public_photos_with_face:
         out.append(
             Option(
                 "public_photos_with_face",
                 {"public_photos_with_face": 0},
-                f"Remove or restrict the {profile.public_photos_with_face} public photos that show your face",
+                f"Limit the {profile.public_photos_with_face} public photos that show your face to friends",
             )
         )
     if profile.real_name_used:

@@ -1,0 +1,130 @@
+"""Issue 23: findability by scenario, published attacker profiles with their sources, and the first
+screen a person reads (at most five sentences, no unexplained abbreviation, every number from the JSON)."""
+
+import json
+import re
+
+import pytest
+
+from privrisk.cli import main
+from privrisk.exposure import IdentificationCurves
+from privrisk.scenarios import ATTACKERS, OPEN_MODEL, first_screen, load_published, numbers_in, percent_words, scenarios
+
+KEYS = {"attacker", "gallery_size", "snapshot", "decision", "p_found", "kind", "source"}
+
+
+@pytest.fixture(scope="module")
+def score_json():
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["score", "--preset", "platform_defaults", "--json"]) == 0
+    return json.loads(buf.getvalue())
+
+
+def test_score_json_has_scenarios_for_every_attacker_at_each_size(score_json):
+    found = score_json["scenarios"]
+    assert found and all(KEYS <= set(s) for s in found)
+    for attacker in ATTACKERS:
+        for size in (10_000, 1_000_000, 1_000_000_000):
+            cell = [s for s in found if s["attacker"] == attacker and s["gallery_size"] == size]
+            assert cell, (attacker, size)
+    for s in found:
+        if s["p_found"] is None:
+            assert s["kind"] == "not covered" and "Not covered" in s["source"]
+        else:
+            lo, hi = s["p_found"]
+            assert 0 <= lo <= hi <= 1 and s["kind"] != "not covered"
+        if s["attacker"] != OPEN_MODEL:  # published profiles cite their source
+            assert s["source"].startswith(load_published()["attackers"][s["attacker"]]["citation"])
+
+
+def test_published_figures_are_the_data_file_and_uncovered_cells_borrow_nothing():
+    pub = load_published()
+    mf = pub["attackers"]["megaface_2016"]
+    assert mf["cells"]["1000000"]["value"] == 0.733 and "Table 3" in mf["cells"]["1000000"]["where"]
+    found = scenarios(IdentificationCurves.shipped())
+    at = {(s.attacker, s.who, s.gallery_size, s.decision): s for s in found}
+    exact = at[("megaface_2016", "friend_of_friend", 1_000_000, "automatic")]
+    assert exact.p_found == (0.733, 0.733) and exact.kind == "published"
+    # a street snapshot is not what MegaFace tested: not covered, no number from elsewhere
+    street = at[("megaface_2016", "stranger", 1_000_000, "automatic")]
+    assert street.p_found is None and street.kind == "not covered"
+    # bounds that follow from the figure alone: a smaller gallery only helps, a larger only hurts
+    assert at[("megaface_2016", "friend_of_friend", 10_000, "automatic")].p_found == (0.733, 1.0)
+    assert at[("megaface_2016", "friend_of_friend", 1_000_000_000, "automatic")].p_found == (0.0, 0.733)
+    # NIST's tables could not be read: every NIST cell is not covered
+    assert all(s.p_found is None for s in found if s.attacker == "nist_frvt_2019")
+    # a different (made-up) published table changes the answer: the figures come from the file
+    fake = json.loads(json.dumps(pub))
+    fake["attackers"]["megaface_2016"]["cells"]["1000000"]["value"] = 0.5
+    again = {
+        (s.attacker, s.who, s.gallery_size, s.decision): s
+        for s in scenarios(IdentificationCurves.shipped(), published=fake)
+    }
+    assert again[("megaface_2016", "friend_of_friend", 1_000_000, "automatic")].p_found == (0.5, 0.5)
+
+
+def test_open_model_scenarios_are_the_curves():
+    curves = IdentificationCurves.shipped()
+    for s in scenarios(curves, extra_size=250_000):
+        if s.attacker != OPEN_MODEL:
+            continue
+        pt = curves.point(s.snapshot, s.gallery_size, 1 if s.decision == "automatic" else 10)
+        assert s.p_found == (pt.lo, pt.hi) and s.value == pt.value
+    assert any(s.gallery_size == 250_000 for s in scenarios(curves, extra_size=250_000))
+
+
+def _sentences(text: str) -> list[str]:
+    return [x for x in re.split(r"(?<=[.!?])\s+", text.strip()) if x]
+
+
+def _allowed_numbers(data: dict) -> set[str]:
+    """Every way the first screen may write a number that is in the JSON."""
+    ok = set()
+    for s in data["scenarios"]:
+        ok.add(f"{s['gallery_size']:,}")
+        for p in (s["p_found"] or []) + ([s["value"]] if s["value"] is not None else []):
+            ok.update(numbers_in(percent_words(p)))
+        ok.update(re.findall(r"\d+", s["decision"]))
+        ok.update(re.findall(r"(?:19|20)\d\d", s["attacker"] + " " + s["attacker_label"]))
+    for sc in data["scores"].values():
+        ok.update({f"{sc['score']:.0f}", f"{sc['score_range'][0]:.0f}", f"{sc['score_range'][1]:.0f}"})
+        ok.add(f"{sc['gallery_size']:,}" if sc["gallery_size"] else "")
+        ok.add("100")  # "out of 100": the score's scale
+    for cs in data["top_changes"].values():
+        for c in cs:
+            ok.update(numbers_in(c["change"]))
+    return ok
+
+
+def test_first_screen_is_short_plain_and_every_number_is_in_the_json(score_json, capsys):
+    screen = score_json["first_screen"]
+    text = " ".join(screen)
+    assert 1 <= len(_sentences(text)) <= 5
+    # no unexplained abbreviation: every all-capitals word is spelled out in brackets where it appears
+    for abbr in set(re.findall(r"\b[A-Z]{2,}\b", text)):
+        assert f"({abbr})" in text, abbr
+    allowed = _allowed_numbers(score_json)
+    for token in numbers_in(text):
+        assert token in allowed, (token, text)
+    # the text output starts with the same sentences
+    assert main(["score", "--preset", "platform_defaults"]) == 0
+    out = capsys.readouterr().out
+    first_par = " ".join(out.split("\n\n")[0].split())
+    assert first_par == " ".join(text.split())
+    # suggestions read as restrictions
+    assert all(not c["change"].startswith("Make your") for cs in score_json["top_changes"].values() for c in cs)
+
+
+def test_verdict_words_follow_the_numbers():
+    curves = IdentificationCurves.shipped()
+    pub = load_published()
+    hi = json.loads(json.dumps(pub))
+    hi["attackers"]["megaface_2016"]["cells"]["1000000"]["value"] = 0.05
+    low = first_screen(scenarios(curves, published=hi))[0]
+    assert "would likely not pick you first" in low and "5%" in low
+    high = first_screen(scenarios(curves, published=pub))[0]
+    assert "would likely pick you first" in high and "73%" in high
