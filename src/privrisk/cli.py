@@ -530,15 +530,33 @@ def cmd_protect(args) -> int:
 
 def cmd_findability(args) -> int:
     from .countermeasures import photo_findability
+    from .selfcheck import PhotoFacts, facts_for_distance
     from .tailmodel import GROUP_BLIND_CAVEAT
 
     photos = [_read_photo(p) for p in args.images]
     snapshot = _read_photo(args.snapshot)
     model, world = _sample_world(args)
     rows = photo_findability(photos, snapshot, world, model=model, names=args.images)
+    facts = [
+        facts_for_distance(r.distance, world, (PhotoFacts(r.name, r.face_width, bool(r.detected), None),))
+        if r.distance is not None
+        else None
+        for r in rows
+    ]
     if args.json:
-        _print_json({"snapshot": args.snapshot, "photos": [r.to_dict() for r in rows], "caveat": GROUP_BLIND_CAVEAT})
+        _print_json(
+            {
+                "snapshot": args.snapshot,
+                "measured_facts": [f.to_dict() if f else None for f in facts],
+                "photos": [r.to_dict() for r in rows],
+                "caveat": GROUP_BLIND_CAVEAT,
+            }
+        )
         return EXIT_OK
+    print("Measured here, first:")
+    for f in facts:
+        if f is not None:
+            print(_wrap(" ".join(f.sentences()), "  "))
     print(f"snapshot {args.snapshot} searched against each photo, hidden among {len(world.vectors)} sample faces:")
     for r in rows:
         print(_wrap(_findability_line(r), "  "))

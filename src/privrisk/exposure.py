@@ -424,6 +424,8 @@ class MultiPhotoGain:
     def __init__(self, data: dict, source: str):
         self.source = source
         self.shots_in_e2 = int(data.get("shots_in_e2", 3))
+        self.gallery_size = data.get("gallery_size") or "the sample's"
+        self.inputs = data.get("inputs")
         self.note = data.get("note", "")
         self._levels = {}
         for name, lv in (data.get("levels") or {}).items():
@@ -565,6 +567,30 @@ class MultiPhotoGain:
         )
 
 
+def multi_photo_inputs(cfg, shots: int, n_boot: int) -> dict:
+    """What the multi-photo measurement (``scripts/measure_multi_photo.py``) depends on, recorded in
+    the file it writes: the seed and split, the capture recipe of every E2 level (its degradation
+    settings and :data:`privrisk.degrade.DEGRADE_VERSION`), the face settings, the model and the
+    library versions. A test compares the shipped file's record with this, so a stale file fails."""
+    from dataclasses import asdict as _asdict
+
+    from .degrade import DEGRADE_VERSION
+    from .models import dlib_model_id, library_versions
+
+    return {
+        "seed": int(cfg.seed),
+        "unseen_share": float(cfg.unseen_share),
+        "shots": int(shots),
+        "shots_in_e2": int(cfg.offline.shots),
+        "n_boot": int(n_boot),
+        "degrade_version": DEGRADE_VERSION,
+        "capture_recipe": {lv.name: _asdict(lv) for lv in cfg.offline.levels},
+        "faces": _asdict(cfg.faces),
+        "model_id": dlib_model_id(),
+        "versions": library_versions(),
+    }
+
+
 @dataclass(frozen=True)
 class LinkEstimate:
     """P(linked) for one audience, with its range and where it came from."""
@@ -616,12 +642,28 @@ def link_probability(
         val = at(pt.value, d)
         return val, min(at(pt.lo, d_lo), val), max(at(pt.hi, d_hi), val), how
 
-    one = p_at(1)
+    bounded = pt.kind != "measured"  # the gain was measured on the real gallery only
+
+    def bound(vals: tuple[float, float, float, str]) -> tuple[float, float, float, str]:
+        """At a scale where the gain was not measured it is a bounded scenario: the range runs from
+        the curve without any rescaling to the measured gain applied."""
+        v, a, b, how = vals
+        if not bounded:
+            return vals
+        return v, min(a, pt.lo), max(b, pt.hi), how
+
+    one = bound(p_at(1))
     if n_photos == 0:
         p = lo = hi = 0.0
         notes.append("no photo of your face is visible to this audience")
     else:
-        p, lo, hi, how = p_at(n_photos)
+        p, lo, hi, how = bound(p_at(n_photos))
+        if bounded and n_photos != shots:
+            notes.append(
+                f"the gain from several photos was measured among {gain.gallery_size} people only, not at "
+                f"{int(size):,}: there it is a bounded scenario, the range running from the curve without it to "
+                "the measured gain applied"
+            )
         if n_photos > 1:
             notes.append(f"{n_photos} photos of one face counted like {n_photos} fused captures ({how})")
         if shots > 1:

@@ -3,7 +3,9 @@ labelled points: measured on real faces at the real gallery size; modelled (with
 impostor pairs) and extrapolated (beyond) by the tail model (:mod:`privrisk.tailmodel`) in closed
 form. Ranges cover a subject bootstrap with refitting and two tail models, each part reported apart
 (:data:`RANGE_SPANS`). The exact search over Gaussian model distractors, which fails held-out
-validation, is kept beside the points as a comparison (``gaussian_search``), never in a range. Cached (:func:`.common.memo`): a run with the same inputs and code reads it."""
+validation, is kept beside the points as a comparison (``gaussian_search``), never in a range. The
+tail models are also backtested (:func:`privrisk.tailmodel.backtest`: refitted on the real impostor
+pairs above a distance, they predict the closer ones; ``distractor_model.backtest``). Cached (:func:`.common.memo`): a run with the same inputs and code reads it."""
 
 from __future__ import annotations
 
