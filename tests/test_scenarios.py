@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from helpers import ROOT
 from privrisk.cli import main
 from privrisk.exposure import IdentificationCurves
 from privrisk.scenarios import ATTACKERS, OPEN_MODEL, first_screen, load_published, numbers_in, percent_words, scenarios
@@ -128,3 +129,20 @@ def test_verdict_words_follow_the_numbers():
     assert "would likely not pick you first" in low and "5%" in low
     high = first_screen(scenarios(curves, published=pub))[0]
     assert "would likely pick you first" in high and "73%" in high
+
+
+def test_report_first_screen_and_paper_scale_rows():
+    """The report opens with the same kind of first screen, and compares with the paper at the
+    paper's own gallery sizes (webcam top-10 at ~25,000; online top-10 at ~278,000)."""
+    import html as _html
+
+    from privrisk.report import first_screen_html, paper_scale_rows
+
+    raw = json.loads((ROOT / "sample_data" / "identification_curves.json").read_text())
+    results = {"scaling_detail": {"curves": raw["curves"]}}
+    text = _html.unescape(re.sub("<[^>]+>", "", first_screen_html(results)))
+    assert 1 <= len(_sentences(text)) <= 5
+    rows = {r["gallery_size"]: r for r in paper_scale_rows(results)}
+    assert rows[25_000]["curve"] == "offline_to_online/webcam" and rows[278_000]["curve"] == "online_to_online"
+    pt = IdentificationCurves(raw["curves"], "x").point("offline_to_online/webcam", 25_000, 10)
+    assert rows[25_000]["rank10"] == pt.value and rows[25_000]["paper"].startswith("31%")
