@@ -309,13 +309,7 @@ def cmd_score(args) -> int:
             )
     print("\nDetails:")
     for a, s in scores.items():
-        lo, hi = s.score_range
-        value = (
-            f"up to {hi:.0f} / 100 (range {lo:.0f}-{hi:.0f}, extrapolated; model value {s.score:.0f}"
-            if s.link.kind == "extrapolated" and a != "friend" and s.link.photos
-            else f"{s.score:.0f} / 100 (range {lo:.0f}-{hi:.0f}"
-        )
-        print(f"{a.replace('_', ' ')}: exposure {value}; {s.score_if_linked:.0f} if they were sure to find you)")
+        print(_wrap(f"{a.replace('_', ' ')}: {s.label} ({s.score_if_linked:.0f} if they were sure to find you)", ""))
         print(_wrap(s.explain()))
         for note in s.link.notes:
             print(_wrap(f"note: {note}", "    "))

@@ -757,6 +757,20 @@ class ExposureScore:
         space = f", about {nid.candidates:,} candidates left" if nid.candidates else ""
         return f"{nid.scheme}: {nid.derived or 'nothing derivable'}{chance}{space}"
 
+    @property
+    def label(self) -> str:
+        """What the number means, in one line: the scenario that defines it."""
+        lo, hi = self.score_range
+        head = f"Exposure {self.score:.0f} / 100 (range {lo:.0f}-{hi:.0f})"
+        if self.audience == "friend":
+            return f"{head}: a friend knows you, so it is the share of what your profile reveals that they see"
+        lk = self.link
+        return (
+            f"{head}: the chance that {_AUDIENCE_PHRASE[self.audience].lower()} using the open 2017 model measured "
+            f"here finds your profile among {lk.gallery_size:,} people ({lk.kind}; a lower bound for commercial "
+            "engines), times the share of what your profile could reveal that they would then see"
+        )
+
     def explain(self) -> str:
         """The score in plain words."""
         lk = self.link
@@ -803,6 +817,7 @@ class ExposureScore:
         lk = self.link
         return {
             "audience": self.audience,
+            "label": self.label,
             "score": self.score,
             "score_range": list(self.score_range),
             "score_if_linked": self.score_if_linked,
