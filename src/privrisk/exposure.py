@@ -795,7 +795,18 @@ class ExposureScore:
                 f"{_AUDIENCE_PHRASE[self.audience]} with a photo of you finds your profile {where} "
                 f"{chance}: "
                 f"{lk.photos} photo(s) of your face are visible to them, searched among {lk.gallery_size:,} "
-                f"people (curve '{lk.curve}'; one photo alone: {lk.p_one_photo:.0%})."
+                f"people (curve '{lk.curve}'; one photo alone: {lk.p_one_photo:.0%}"
+                + (
+                    "; what so many photos add is extrapolated past the number measured, and at this gallery size it "
+                    "is a bounded scenario"
+                    if any("extrapolated past" in n for n in lk.notes)
+                    else (
+                        "; what several photos add was measured on the real gallery only: here a bounded scenario"
+                        if any("bounded scenario" in n for n in lk.notes)
+                        else ""
+                    )
+                )
+                + ")."
             )
             if lk.wrong_person is not None:
                 wr = lk.wrong_person_range or (lk.wrong_person, lk.wrong_person)
