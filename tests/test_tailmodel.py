@@ -181,7 +181,9 @@ def test_selfcheck_labels_and_ranges(model, data):
     )
     f = findability(g[0], p[0], world, sizes=(50, 1000, 10**6, 10**9))
     kinds = [s.kind for s in f.sizes]
-    assert kinds[0] == "measured" and kinds[-1] == "extrapolated" and kinds[1] in ("simulated", "extrapolated")
+    assert kinds[0] == "measured" and kinds[-1] == "extrapolated" and kinds[1] in ("modelled", "extrapolated")
+    # the count among the drawn Gaussian distractors is a comparison beside, never the value
+    assert f.sizes[1].gaussian_rank is not None and not f.sizes[1].measured
     for s in f.sizes:
         lo, hi = s.p_rank1_range
         assert 0 <= lo <= s.p_rank1 <= hi <= 1

@@ -2,10 +2,12 @@
 
 Your "public profile photo" is hidden in a gallery of the consenting sample faces plus model
 distractors; your other photo plays a stranger's snapshot. :func:`findability` says at which rank
-(and distance) the snapshot finds you at each gallery size: counted exactly with FAISS up to
-the distractors held in memory ("simulated": Gaussian model distractors), and "extrapolated" beyond
-from the tail model fitted on the sample set (:mod:`privrisk.tailmodel`; expected rank and the chance
-of rank 1, with a range over two tail models and their bootstrap refits). Photos are taken as bytes
+(and distance) the snapshot finds you at each gallery size: counted exactly among the real sample
+faces ("measured"), and beyond them from the tail model fitted on the sample set
+(:mod:`privrisk.tailmodel`; expected rank and the chance of rank 1, with a range over two tail models
+and their bootstrap refits: "modelled" where the real impostor pairs can check it, "extrapolated"
+past that). The count among the Gaussian model distractors held in memory fails held-out validation:
+it is kept beside as ``gaussian_rank``, never as a value or a range end. Photos are taken as bytes
 and never written anywhere.
 """
 
@@ -105,8 +107,10 @@ class SizeResult:
     rank: float  # exact rank when measured, expected rank when predicted
     p_rank1: float  # 1 or 0 when searched exactly; the tail model's probability when extrapolated
     measured: bool  # True when counted exactly (real faces and drawn distractors)
-    kind: str = "simulated"  # "measured" (real faces only), "simulated" (drawn distractors) or "extrapolated"
+    kind: str = "simulated"  # "measured" (real faces only), "modelled" / "extrapolated" (tail model), or
+    # "simulated" (drawn distractors, only where no tail model is loaded)
     p_rank1_range: tuple | None = None  # the tail models' range for the chance of rank 1
+    gaussian_rank: float | None = None  # rank among drawn Gaussian distractors: a comparison only (fails validation)
 
 
 @dataclass(frozen=True)
@@ -169,14 +173,22 @@ def findability(
         n_distr = others - in_sample
         no_real_ahead = float(sample_closer == 0)
         rng = (float(no_real_ahead * p1_lo[j]), float(no_real_ahead * p1_hi[j])) if p1_lo is not None else None
-        if n_distr <= n_d:
+        if n_distr == 0 or (n_distr <= n_d and not world.tail_models):
+            # real faces only (or, without a tail model, the drawn distractors are all there is)
             closer = sample_closer + int(np.searchsorted(closer_positions, n_distr))
             hit = float(closer == 0)
-            # the rule of the experiment's scaling points: past ~1/(real impostor pairs) it is extrapolation
-            checkable = world.tail_models[0].n_pairs if world.tail_models else float("inf")
-            kind = "measured" if n_distr == 0 else ("simulated" if n_distr <= checkable else "extrapolated")
-            span = (min(hit, rng[0]), max(hit, rng[1])) if rng and n_distr else (hit, hit)
-            rows.append(SizeResult(n, float(1 + closer), hit, True, kind, span))
+            kind = "measured" if n_distr == 0 else "simulated"
+            rows.append(SizeResult(n, float(1 + closer), hit, n_distr == 0, kind, (hit, hit)))
+        elif n_distr <= n_d:
+            # the tail model speaks; the count among the drawn Gaussian distractors fails the held-out
+            # validation, so it is only kept beside (gaussian_rank), never as the value or a range end
+            closer = sample_closer + int(np.searchsorted(closer_positions, n_distr))
+            checkable = world.tail_models[0].n_pairs
+            kind = "modelled" if n_distr <= checkable else "extrapolated"
+            expected = 1 + sample_closer + n_distr * tail
+            rows.append(
+                SizeResult(n, float(expected), float(no_real_ahead * p1_tail[j]), False, kind, rng, float(1 + closer))
+            )
         else:
             expected = 1 + sample_closer + n_distr * tail
             rows.append(SizeResult(n, float(expected), float(no_real_ahead * p1_tail[j]), False, "extrapolated", rng))
