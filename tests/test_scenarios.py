@@ -90,6 +90,7 @@ def _allowed_numbers(data: dict) -> set[str]:
         for p in (s["p_found"] or []) + ([s["value"]] if s["value"] is not None else []):
             ok.update(numbers_in(percent_words(p)))
         ok.update(re.findall(r"\d+", s["decision"]))
+        ok.update(numbers_in(s["photo"]))  # the photo's condition (E2's face width), as the JSON states it
         ok.update(re.findall(r"(?:19|20)\d\d", s["attacker"] + " " + s["attacker_label"]))
     for sc in data["scores"].values():
         ok.update({f"{sc['score']:.0f}", f"{sc['score_range'][0]:.0f}", f"{sc['score_range'][1]:.0f}"})

@@ -281,7 +281,7 @@ def cmd_score(args) -> int:
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
     scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
     changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
-    found = scenarios(curves, extra_size=settings.scenario_gallery_size or None)
+    found = scenarios(curves, extra_size=settings.scenario_gallery_size or None, stranger_curve=settings.curve)
     lead = "stranger" if "stranger" in scores else next(iter(scores))
     first = changes[lead][0].description if changes[lead] else None
     screen = first_screen(found, change=first, score=scores[lead].to_dict() if lead == "stranger" else None)

@@ -53,7 +53,7 @@ SIZES = {
 }
 #: who searches -> (their photo of you: identification curve, words)
 WHO = {
-    "stranger": ("offline_to_online/street", "a street snapshot (face about 40 pixels wide, blurred)"),
+    "stranger": ("offline_to_online/street", "a street snapshot, its face about 40 pixels wide and blurred"),
     "friend_of_friend": ("online_to_online", "another online photo of you"),
 }
 WHO_WORDS = {"stranger": "A stranger", "friend_of_friend": "A friend of a friend"}
@@ -97,6 +97,7 @@ class Scenario:
     source: str
     sentence: str
     value: float | None = None  # the central value where one exists (the model's fit, the published figure)
+    photo: str = ""  # the searcher's photo of you, in words
 
     @property
     def attacker_label(self) -> str:
@@ -140,8 +141,19 @@ def _size_words(n: int) -> str:
     return SIZES.get(n, f"{n:,} people")
 
 
-def _open_model(curves: IdentificationCurves, who: str, size: int, decision: str) -> Scenario:
+REVIEW_NOTE = (
+    "a reviewer is counted as recognising you whenever you are among the 10 (the upper end: how often a "
+    "reviewer misses a true match was not found in a stored source); reviewers also accept a wrong "
+    "person's photo 14% of the time (White et al., PLoS ONE 2014, passport officers), a risk to that person"
+)
+
+
+def _open_model(
+    curves: IdentificationCurves, who: str, size: int, decision: str, photo_curve: str | None = None
+) -> Scenario:
     curve, photo = WHO[who]
+    if photo_curve and photo_curve != curve:
+        curve, photo = photo_curve, f"a photo at the '{photo_curve.split('/', 1)[-1]}' condition"
     k = 1 if decision == "automatic" else 10
     try:
         pt = curves.point(curve, size, k)
@@ -159,11 +171,10 @@ def _open_model(curves: IdentificationCurves, who: str, size: int, decision: str
         + ("; past what the real pairs can check" if kind == "extrapolated" else "")
         + ")."
     )
-    return Scenario(
-        who, OPEN_MODEL, size, curve, decision, (lo, hi), kind,
-        f"identification curve '{curve}' ({'rank-1' if k == 1 else 'rank-10'}) of {curves.source}",
-        sentence, pt.value,
-    )  # fmt: skip
+    source = f"identification curve '{curve}' ({'rank-1' if k == 1 else 'rank-10'}) of {curves.source}"
+    if decision == "review_top10":
+        source += f"; {REVIEW_NOTE}"
+    return Scenario(who, OPEN_MODEL, size, curve, decision, (lo, hi), kind, source, sentence, pt.value, photo)
 
 
 def _published(prof: dict, name: str, who: str, size: int, decision: str) -> Scenario:
@@ -227,8 +238,11 @@ def scenarios(
     who=tuple(WHO),
     decisions=tuple(DECISIONS),
     published: dict | None = None,
+    stranger_curve: str | None = None,
 ) -> list[Scenario]:
-    """Every scenario: each built-in attacker for each searcher, gallery size and decision."""
+    """Every scenario: each built-in attacker for each searcher, gallery size and decision.
+    ``stranger_curve`` (an identification curve, e.g. ``offline_to_online/webcam``) replaces the
+    stranger's default street snapshot with another E2 level."""
     published = load_published() if published is None else published
     all_sizes = sorted(set(int(s) for s in sizes) | ({int(extra_size)} if extra_size else set()))
     out = []
@@ -237,7 +251,7 @@ def scenarios(
             for d in decisions:
                 for a in ATTACKERS:
                     if a == OPEN_MODEL:
-                        out.append(_open_model(curves, w, size, d))
+                        out.append(_open_model(curves, w, size, d, stranger_curve if w == "stranger" else None))
                     else:
                         out.append(_published(published["attackers"][a], a, w, size, d))
     return out
@@ -294,8 +308,8 @@ def first_screen(found: list[Scenario], *, change: str | None = None, score: dic
     if open_str.p_found is not None:
         lo, hi = open_str.p_found
         sentences.append(
-            f"From a stranger's street snapshot the same open model puts you among the top 10 of {city:,} with a "
-            f"chance of {_range_words(lo, hi)} ({open_str.kind}); {nist}."
+            f"From a stranger's photo of you, {open_str.photo}, the same open model puts you among the top 10 of "
+            f"{city:,} with a chance of {_range_words(lo, hi)} ({open_str.kind}); {nist}."
         )
     else:
         sentences.append(f"A stranger's street snapshot was not measured here; {nist}.")
