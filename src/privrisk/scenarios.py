@@ -291,7 +291,7 @@ def first_screen(found: list[Scenario], *, change: str | None = None, score: dic
         lower = "the open 2017 model was not measured on a web photo here"
     else:
         lower = (
-            f"the open 2017 model measured here {verdict_word(*open_fof.p_found)} ({_range_words(*open_fof.p_found)}, "
+            f"the open 2017 model measured here {verdict_word(*open_fof.p_found)} do so ({_range_words(*open_fof.p_found)}, "
             f"{open_fof.kind}), a lower bound"
         )
     if strong is not None and strong.p_found is not None:
