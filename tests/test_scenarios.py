@@ -147,3 +147,22 @@ def test_report_first_screen_and_paper_scale_rows():
     assert rows[25_000]["curve"] == "offline_to_online/webcam" and rows[278_000]["curve"] == "online_to_online"
     pt = IdentificationCurves(raw["curves"], "x").point("offline_to_online/webcam", 25_000, 10)
     assert rows[25_000]["rank10"] == pt.value and rows[25_000]["paper"].startswith("31%")
+
+
+def test_a_persons_first_screen_leads_with_measured_facts():
+    """The self-check page's first screen: the measured facts first, then the scenarios, still at
+    most five sentences with every number from the facts or the scenarios."""
+    from privrisk.selfcheck import MeasuredFacts
+
+    facts = MeasuredFacts(distance=0.4123, n_impostor_pairs=5151, n_impostor_closer=3, n_people=102)
+    found = scenarios(IdentificationCurves.shipped())
+    screen = first_screen(found, change="Limit your current city to friends", score=None, facts=facts)
+    assert len(screen) <= 5 and screen[0].startswith("Measured first: your two photos are 0.41 apart")
+    assert "3 of the 5,151 pairs" in screen[0] and "0.1%" in screen[0]
+    text = " ".join(screen)
+    assert len(_sentences(text)) <= 5
+    lo, hi = facts.share_ci95
+    allowed = {f"{facts.distance:.2f}", "3", "5,151", f"{facts.share:.1%}", f"{lo:.1%}", f"{hi:.1%}", "95%"}
+    data = {"scenarios": [s.to_dict() for s in found], "scores": {}, "top_changes": {}}
+    allowed |= _allowed_numbers(data)
+    assert all(t in allowed for t in numbers_in(text)), [t for t in numbers_in(text) if t not in allowed]

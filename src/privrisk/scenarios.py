@@ -38,6 +38,7 @@ __all__ = [
     "ATTACKERS",
     "SIZES",
     "Scenario",
+    "facts_sentence",
     "first_screen",
     "load_published",
     "scenarios",
@@ -276,9 +277,22 @@ def _pick(found: list[Scenario], attacker: str, who: str, size: int, decision: s
     raise KeyError((attacker, who, size, decision))
 
 
-def first_screen(found: list[Scenario], *, change: str | None = None, score: dict | None = None) -> list[str]:
-    """At most five sentences for a person: the verdict in words (following the numbers), the
-    numbers behind it with their kind, what would change it, and what the score means.
+def facts_sentence(facts) -> str:
+    """One sentence of measured facts (:class:`privrisk.selfcheck.MeasuredFacts`) to lead a screen."""
+    lo, hi = facts.share_ci95
+    return (
+        f"Measured first: your two photos are {facts.distance:.2f} apart, and {facts.n_impostor_closer:,} of the "
+        f"{facts.n_impostor_pairs:,} pairs of photos of two different people measured here are as close "
+        f"({facts.share:.1%}, exact 95% interval {lo:.1%} to {hi:.1%})."
+    )
+
+
+def first_screen(
+    found: list[Scenario], *, change: str | None = None, score: dict | None = None, facts=None
+) -> list[str]:
+    """At most five sentences for a person: the measured facts about their photos when given
+    (``facts``: :func:`privrisk.selfcheck.measured_facts`), the verdict in words (following the
+    numbers), the numbers behind it with their kind, what the score means and what would change it.
 
     The verdict compares the strongest documented attacker (a friend of a friend's web photo, among a
     city's people) with the open model measured here (a stranger's street snapshot, same gallery)."""
@@ -286,7 +300,7 @@ def first_screen(found: list[Scenario], *, change: str | None = None, score: dic
     strong = strongest(found, "friend_of_friend", city, "automatic")
     open_fof = _pick(found, OPEN_MODEL, "friend_of_friend", city, "automatic")
     open_str = _pick(found, OPEN_MODEL, "stranger", city, "review_top10")
-    sentences = []
+    sentences = [facts_sentence(facts)] if facts is not None else []
     if open_fof.p_found is None:
         lower = "the open 2017 model was not measured on a web photo here"
     else:
