@@ -227,8 +227,9 @@ def _published(prof: dict, name: str, who: str, size: int, decision: str) -> Sce
         f"{WHO_WORDS[who]} using {label}, with a web photo of you, would find you {words} among {_size_words(size)}."
     )
     return Scenario(
-        who, name, size, curve, decision, (lo, hi), kind, f"{cite}. {prof.get('conditions', '')}. {where}", sentence, v
-    )
+        who, name, size, prof.get("snapshot", "web photo"), decision, (lo, hi), kind,
+        f"{cite}. {prof.get('conditions', '')}. {where}", sentence, v, "a web photo of you",
+    )  # fmt: skip
 
 
 def scenarios(
