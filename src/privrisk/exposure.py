@@ -761,10 +761,22 @@ class ExposureScore:
     def label(self) -> str:
         """What the number means, in one line: the scenario that defines it."""
         lo, hi = self.score_range
-        head = f"Exposure {self.score:.0f} / 100 (range {lo:.0f}-{hi:.0f})"
+        lk = self.link
+        gain_past = any("extrapolated past" in n or "bounded scenario" in n for n in lk.notes)
+        head = (
+            f"Exposure {lo:.0f} to {hi:.0f} / 100 (model value {self.score:.0f}"
+            + (
+                "; the upper end applies the gain from several photos where it was never measured: that many "
+                "photos, that many people"
+                if gain_past and self.audience != "friend"
+                else ""
+            )
+            + ")"
+            if f"{lo:.0f}" != f"{hi:.0f}"
+            else f"Exposure {self.score:.0f} / 100"
+        )
         if self.audience == "friend":
             return f"{head}: a friend knows you, so it is the share of what your profile reveals that they see"
-        lk = self.link
         return (
             f"{head}: the chance that {_AUDIENCE_PHRASE[self.audience].lower()} using the open 2017 model measured "
             f"here finds your profile among {lk.gallery_size:,} people ({lk.kind}; a lower bound for commercial "
