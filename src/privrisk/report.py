@@ -444,7 +444,9 @@ PAPER_SCALE = (
         "online_to_online",
         278_000,
         "profile photos, top candidates checked by people",
-        "about 1 in 10 of about 5,800 dating profiles",
+        "about 1 in 10 of about 5,800 dating profiles (a share of all the dating profiles, many of whose owners "
+        "were not among the Facebook profiles searched: not a rank-10 rate over people in the gallery, so it "
+        "understates the paper's rate for people who were there)",
     ),
 )
 
@@ -691,7 +693,8 @@ consent. Profiles in E3 are synthetic; nothing in them describes the real people
 {paper_scale_html(results)}
 <p>Differences that matter: the paper matched wild photos against hundreds of thousands of profiles with a 2011
 recogniser and human checking; here studio photos of {e1["n_probes"]} consenting people meet dlib's ResNet, and
-platform scale comes from a tail model validated on held-out people and backtested (see "Scaling model"); the
+platform scale comes from a tail model checked on held-out people and backtested (see "Scaling model"): the backtest
+passes at its cut only, and below the cut its prediction intervals are too wide to check anything; the
 Gaussian model distractors (KS statistic against real impostor distances: {dm["ks_statistic"]:.3f}) fail that
 validation and are only plotted as a comparison.</p>
 {stats_sections(results)}

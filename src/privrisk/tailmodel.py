@@ -771,7 +771,9 @@ BACKTEST_RULE = (
     "the shipped model never sees pairs closer than the sample's closest; it then predicts how many pairs "
     "lie under the cut and under each lower threshold. Real counts carry their exact Poisson 95% interval, "
     "predictions the 2.5-97.5% quantiles of the subject-bootstrap refits; a threshold passes when the two "
-    "meet (the verdicts of the held-out validation)."
+    "meet and the prediction is informative: its interval's upper end at most 3x its lower end at 0.55 and "
+    "0.60 and at most 10x elsewhere (the held-out validation's limits). A prediction interval wider than that meets "
+    "almost any count and so checks nothing: those thresholds fail as uninformative, not as passes."
 )
 
 
