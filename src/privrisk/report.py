@@ -74,11 +74,11 @@ def _png(fig) -> bytes:
 
 
 def zero_note(name: str, n: int) -> str:
-    """'FPIR 0 of 20: not shown on log axis; <= 0.139 (95%)': what a log axis cannot draw, with the
-    one-sided exact 95% upper bound that 0 of n allows."""
-    from .metrics import clopper_pearson_upper
+    """'FPIR 0 of 20: not shown on log axis; 0-0.168 (exact 95%)': what a log axis cannot draw, with
+    the same two-sided exact (Clopper-Pearson) interval every share of counts gets."""
+    from .metrics import proportion_interval
 
-    return f"{name} 0 of {n}: not shown on log axis; <= {clopper_pearson_upper(0, n):.3g} (95%)"
+    return f"{name} 0 of {n}: not shown on log axis; 0-{proportion_interval(0, n)[1]:.3g} (exact 95%)"
 
 
 def _zero_notes(ax, notes: list[str]) -> None:
