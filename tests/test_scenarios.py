@@ -210,6 +210,8 @@ def test_a_persons_first_screen_leads_with_measured_facts():
     screen = first_screen(found, change="Limit your current city to friends", score=None, facts=facts)
     assert len(screen) <= 5 and screen[0].startswith("Measured first: your two photos are 0.41 apart")
     assert "3 of the 5,151 pairs" in screen[0] and "0.1%" in screen[0]
+    # the pairs come from ~100 people, each in many pairs: the interval says it is too narrow
+    assert "too narrow" in screen[0] and "independent" in facts.to_dict()["impostor_share_ci95_method"]
     text = " ".join(screen)
     assert len(_sentences(text)) <= 5
     lo, hi = facts.share_ci95

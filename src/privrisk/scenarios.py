@@ -337,7 +337,8 @@ def facts_sentence(facts) -> str:
     return (
         f"Measured first: your two photos are {facts.distance:.2f} apart, and {facts.n_impostor_closer:,} of the "
         f"{facts.n_impostor_pairs:,} pairs of photos of two different people measured here are as close "
-        f"({facts.share:.1%}, exact 95% interval {lo:.1%} to {hi:.1%})."
+        f"({facts.share:.1%}, exact 95% interval {lo:.1%} to {hi:.1%}, too narrow: it treats the pairs as "
+        "independent though each person is in many)."
     )
 
 

@@ -241,6 +241,12 @@ class PhotoFacts:
     sharpness: float | None
 
 
+SHARE_CI_METHOD = (
+    "exact (Clopper-Pearson) 95% over the pairs, treated as independent: too narrow, since the pairs come "
+    "from far fewer people, each in many pairs (no subject bootstrap here)"
+)
+
+
 @dataclass(frozen=True)
 class MeasuredFacts:
     """What is measured about a person before any scenario: the distance between their two photos
@@ -269,7 +275,8 @@ class MeasuredFacts:
             f"Your two photos are {self.distance:.3f} apart (the open model's distance; 0 is identical).",
             f"Of the {self.n_impostor_pairs:,} pairs of photos of two different people measured here "
             f"({self.n_people} consenting people), {self.n_impostor_closer:,} are as close or closer "
-            f"({self.share:.2%}; exact 95% interval {lo:.2%} to {hi:.2%}).",
+            f"({self.share:.2%}; exact 95% interval {lo:.2%} to {hi:.2%}, with the pairs treated as independent: "
+            "too narrow, since each person appears in many pairs).",
         ]
         for p in self.photos:
             seen = "the detector finds the face" if p.detected else "the detector does not find the face"
@@ -286,6 +293,7 @@ class MeasuredFacts:
             "n_people": self.n_people,
             "impostor_share": self.share,
             "impostor_share_ci95": list(self.share_ci95),
+            "impostor_share_ci95_method": SHARE_CI_METHOD,
             "kind": "measured",
             "photos": [vars(p) for p in self.photos],
             "sentences": self.sentences(),
