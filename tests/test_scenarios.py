@@ -11,7 +11,7 @@ from privrisk.cli import main
 from privrisk.exposure import IdentificationCurves
 from privrisk.scenarios import ATTACKERS, OPEN_MODEL, first_screen, load_published, numbers_in, percent_words, scenarios
 
-KEYS = {"attacker", "gallery_size", "snapshot", "decision", "p_found", "kind", "source"}
+KEYS = {"attacker", "gallery_size", "snapshot", "decision", "p_found", "kind", "source", "range_spans"}
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,27 @@ def test_open_model_scenarios_are_the_curves():
         assert s.p_found == pytest.approx((pt.lo * f, pt.hi * f), rel=1e-12)
         assert s.value == pytest.approx(pt.value * f, rel=1e-12)
     assert any(s.gallery_size == 250_000 for s in scenarios(curves, extra_size=250_000))
+
+
+def test_each_scenario_says_what_its_range_spans():
+    found = scenarios(IdentificationCurves.shipped())
+    for s in found:
+        if s.p_found is None:
+            assert s.range_spans is None
+            continue
+        assert s.range_spans and "Gaussian distractor search" not in s.range_spans.replace(
+            "no end from the Gaussian distractor search", ""
+        )
+        if s.kind == "published":
+            assert s.range_spans.startswith("the published figure")
+        if s.kind == "published bound":
+            assert s.value is None and s.range_spans.startswith("a bound")
+        if s.attacker == OPEN_MODEL and s.kind != "measured":
+            assert "two tail models" in s.range_spans
+            # the upper ends at 10^8-10^9 rest on generalised Pareto fits with a finite end point
+            assert ("finite end point" in s.range_spans) == (s.gallery_size >= 100_000_000)
+        if s.decision == "review_top10":
+            assert "reviewer's published hit rate" in s.range_spans
 
 
 def _sentences(text: str) -> list[str]:

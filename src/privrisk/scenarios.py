@@ -106,6 +106,7 @@ class Scenario:
     sentence: str
     value: float | None = None  # the central value where one exists (the model's fit, the published figure)
     photo: str = ""  # the searcher's photo of you, in words
+    range_spans: str | None = None  # what p_found's range spans (None: not covered)
 
     @property
     def attacker_label(self) -> str:
@@ -169,6 +170,45 @@ def reviewer_miss(published: dict | None = None) -> float:
     return float(miss["value"]) if miss.get("found") and "value" in miss else REVIEWER_MISS
 
 
+SPANS_MEASURED = "exact (Clopper-Pearson) 95% interval over the people counted (sampling only)"
+SPANS_MODEL = (
+    "envelope of two tail models (generalised Pareto and normal), each its point fit and the 2.5-97.5% quantiles "
+    "of its subject-bootstrap refits; no end from the Gaussian distractor search"
+)
+SPANS_PUBLISHED = "the published figure itself (no interval published)"
+SPANS_BOUND = (
+    "a bound that follows from the published figure alone (rank-1 only rises in a smaller gallery and falls in a "
+    "larger one; the top 10 holds you at least as often as the first place); the other end is the trivial limit"
+)
+SPANS_REVIEW = "; both ends times the reviewer's published hit rate (1 - miss rate; a 1-to-1 task: an upper end)"
+
+
+@lru_cache(maxsize=2)
+def _gpd_floor_note(path: str | None = None) -> str:
+    """Where the generalised Pareto fits of the shipped tail model have a negative shape (a finite end
+    point: no impostor pair closer than it, so rank-1 levels off at a floor), how many of them do."""
+    try:
+        if path is None:
+            from .samples import sample_data_dir
+
+            path = str(sample_data_dir() / "tail_model.json")
+        models = json.loads(Path(path).read_text(encoding="utf-8"))["models"]
+        gpd = next(m for m in models if m.get("kind") == "gpd")
+    except (OSError, ValueError, KeyError, StopIteration):
+        return ""
+    boot = gpd.get("bootstrap") or []
+    neg = sum(1 for b in boot if float(b["a"]) < 0)
+    point = float(gpd["params"]["a"])
+    return (
+        f"; at 10^8-10^9 the upper end rests on generalised Pareto fits with a negative shape (the point fit, "
+        f"shape {point:.2f}, and {neg} of {len(boot)} bootstrap refits): such a fit has a finite end point, no "
+        "impostor closer than it, so its rank-1 levels off at a floor instead of falling further; the floor is "
+        "an artefact of the fit past any real pair"
+        if point < 0 or neg
+        else ""
+    )
+
+
 def _open_model(
     curves: IdentificationCurves,
     who: str,
@@ -205,7 +245,14 @@ def _open_model(
     source = f"identification curve '{curve}' ({'rank-1' if k == 1 else 'rank-10'}) of {curves.source}"
     if decision == "review_top10":
         source += f"; {REVIEW_NOTE}"
-    return Scenario(who, OPEN_MODEL, size, curve, decision, (lo, hi), kind, source, sentence, value, photo)
+    spans = SPANS_MEASURED if kind == "measured" else SPANS_MODEL
+    if kind != "measured" and size >= 100_000_000:
+        spans += _gpd_floor_note()
+    if k != 1:
+        spans += SPANS_REVIEW
+    return Scenario(
+        who, OPEN_MODEL, size, curve, decision, (lo, hi), kind, source, sentence, value, photo, spans
+    )  # fmt: skip
 
 
 def _published(prof: dict, name: str, who: str, size: int, decision: str, miss: float = REVIEWER_MISS) -> Scenario:
@@ -274,6 +321,7 @@ def _published(prof: dict, name: str, who: str, size: int, decision: str, miss: 
     return Scenario(
         who, name, size, prof.get("snapshot", "web photo"), decision, (lo, hi), kind,
         source, sentence, v if kind == "published" else None, "a web photo of you",
+        (SPANS_PUBLISHED if kind == "published" else SPANS_BOUND) + (SPANS_REVIEW if decision == "review_top10" else ""),
     )  # fmt: skip
 
 
