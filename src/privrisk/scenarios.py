@@ -2,15 +2,17 @@
 
 A scenario is four choices:
 
-- **who searches**: a stranger with a snapshot of you (E2's "street" level by default: face about
-  40 pixels wide, blurred and compressed) or a friend of a friend with another online photo of you;
+- **who searches**: a stranger with three street snapshots of you fused (E2's "street" level by
+  default, 3 captures combined: each face about 40 pixels wide, blurred and compressed) or a friend of
+  a friend with a second studio photo from the same session (E1: easier than two web photos);
 - **among how many**: a town (10^4), a city (10^6), a country (10^8), the web (10^9), or a number
   given;
 - **with which recogniser** (the attacker): the open 2017 model measured here (dlib; its figures
   are a lower bound for what commercial engines achieve) or a published one
   (``sample_data/published_attackers.json``, each figure with its table and conditions);
 - **how they decide**: automatically (the top candidate is taken as you) or a person reviewing the
-  top 10 candidates by eye.
+  top 10 candidates by eye, who misses a true match at a published rate (White et al. 2014: passport
+  officers wrongly rejected 6% of valid photos; a 1-to-1 task, so on 10 candidates an upper end).
 
 Each scenario gives ``p_found`` as ``[lo, hi]``, its kind (measured / modelled / extrapolated from
 the sample here; published; published bound; not covered), its source and one plain sentence. A
