@@ -232,7 +232,7 @@ def _open_model(
         )  # fmt: skip
     kind = _KIND.get(pt.kind, "extrapolated")
     lo, hi, value = pt.lo, pt.hi, pt.value
-    what = "first" if k == 1 else "and recognise you among the top 10"
+    what = "first" if k == 1 else "in the top 10 and recognise you"
     if k != 1:  # the reviewer's own misses (published assumption, see REVIEW_NOTE)
         lo, hi, value = lo * (1 - miss), hi * (1 - miss), value * (1 - miss)
     sentence = (
