@@ -109,7 +109,11 @@ def test_scaling_points_are_labelled_with_ranges(demo):
         assert sizes == sorted(sizes) and set(cfg["sizes"]) | set(cfg["extrapolate"]) <= set(sizes), name
         for p in pts:
             assert p["kind"] == ("measured" if p["gallery_size"] <= n_real else p["kind"])
-            assert p["kind"] in ("measured", "simulated", "extrapolated")
+            assert p["kind"] in ("measured", "modelled", "extrapolated")
+            assert p["range_spans"]  # issue 23: each range says what it spans
+            gs = p.get("gaussian_search")
+            if gs is not None:  # a comparison only: never the value
+                assert "fails" in gs["note"]
             for key, rng in (
                 ("rank1", "rank1_range"),
                 ("rank10", "rank10_range"),
@@ -125,7 +129,16 @@ def test_scaling_points_are_labelled_with_ranges(demo):
     assert isinstance(v["tail_model"], str) and 0 <= v["pit_ks_p"] <= 1 and v["n_real_pairs"] > 1000
     models = r["scaling_detail"]["tail_models"]["models"]
     assert [m["kind"] for m in models] == ["gpd", "normal"]
-    assert "Tail model validated on held-out people" in (base / "run1" / "report.html").read_text()
+    page = (base / "run1" / "report.html").read_text()
+    assert "Tail model validated on held-out people" in page
+    # issue 23: the backtest in the report, the first screen and the paper's own gallery sizes
+    bt = r["scaling_detail"]["distractor_model"]["backtest"]
+    assert [b["kind"] for b in bt] == ["gpd", "normal"] and "Backtest of the tail model" in page
+    assert (
+        '<p class="first">' in page
+        and "At the paper&#x27;s own gallery sizes" in page
+        or "At the paper's own gallery sizes" in page
+    )
 
 
 def test_outputs_and_report(demo):

@@ -290,6 +290,7 @@ def cmd_score(args) -> int:
     from .errors import ProfileError
     from .exposure import ExposureSettings, score, top_changes
     from .profiles import AUDIENCES, PRESETS, load_profile, profile_from_dict
+    from .scenarios import first_screen, scenarios
 
     if (args.profile is None) == (args.preset is None):
         raise ProfileError("give a PROFILE.json or --preset NAME (one of: " + ", ".join(PRESETS) + ")")
@@ -301,9 +302,15 @@ def cmd_score(args) -> int:
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
     scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
     changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
+    found = scenarios(curves, extra_size=settings.scenario_gallery_size or None, stranger_curve=settings.curve)
+    lead = "stranger" if "stranger" in scores else next(iter(scores))
+    first = changes[lead][0].description if changes[lead] else None
+    screen = first_screen(found, change=first, score=scores[lead].to_dict() if lead == "stranger" else None)
     if args.json:
         _print_json(
             {
+                "first_screen": screen,
+                "scenarios": [sc.to_dict() for sc in found],
                 "curves": curves.source,
                 "multi_photo_gain": gain.source,
                 "settings": dataclasses.asdict(settings),
@@ -312,14 +319,18 @@ def cmd_score(args) -> int:
             }
         )
         return EXIT_OK
+    print(_wrap(" ".join(screen), ""))
+    print("\nScenarios (p_found as a range; kind; 'not covered' where no valid source speaks):")
+    for sc in found:
+        if sc.gallery_size in (10_000, 1_000_000, 1_000_000_000) or sc.gallery_size == settings.scenario_gallery_size:
+            rng = "not covered" if sc.p_found is None else f"{sc.p_found[0]:.1%}-{sc.p_found[1]:.1%}"
+            print(
+                f"  {sc.who.replace('_', ' '):>16} {sc.gallery_size:>13,} {sc.decision:>12} "
+                f"{sc.attacker:>26}: {rng} ({sc.kind})"
+            )
+    print("\nDetails:")
     for a, s in scores.items():
-        lo, hi = s.score_range
-        value = (
-            f"up to {hi:.0f} / 100 (range {lo:.0f}-{hi:.0f}, extrapolated; model value {s.score:.0f}"
-            if s.link.kind == "extrapolated" and a != "friend" and s.link.photos
-            else f"{s.score:.0f} / 100 (range {lo:.0f}-{hi:.0f}"
-        )
-        print(f"{a.replace('_', ' ')}: exposure {value}; {s.score_if_linked:.0f} if they were sure to find you)")
+        print(_wrap(f"{a.replace('_', ' ')}: {s.label} ({s.score_if_linked:.0f} if they were sure to find you)", ""))
         print(_wrap(s.explain()))
         for note in s.link.notes:
             print(_wrap(f"note: {note}", "    "))
@@ -404,6 +415,23 @@ def cmd_calibrate(args) -> int:
                 f"  {t:>8.2f}  {out['real_count'][i]:>10}  {out['real_rate'][i]:>9.2e}  "
                 f"{m['model_rate'][i]:>10.2e} ({lo:.2e}-{hi:.2e})  {m['verdict'][i]}"
             )
+    bts = out.get("backtest")
+    if isinstance(bts, list):
+        b0 = bts[0]
+        print(
+            f"\nBacktest: each tail model refitted on the {b0['n_pairs_fitted']:,} pairs farther apart than "
+            f"{b0['cut']:.3f}, predicting the closer ones (real: exact Poisson 95%; predicted: bootstrap 95%)"
+        )
+        for b in bts:
+            for i, t in enumerate(b["thresholds"]):
+                rlo, rhi = b["real_count_ci95"][i]
+                plo, phi = b["predicted_count_ci95"][i]
+                print(
+                    f"  {b['kind']:>6} under {t:.3f}: real {b['real_count'][i]} ({rlo:.1f}-{rhi:.1f}), "
+                    f"predicted {b['predicted_count'][i]:.1f} ({plo:.1f}-{phi:.1f}): {b['verdict'][i]}"
+                )
+    elif isinstance(bts, dict):
+        print(f"\nBacktest not run: {bts['error']}")
     for s in out["skipped"]:
         print(f"skipped {s['image']}: {s['reason']}")
     print(f"\nVerdict: the model's predicted impostor rates are {record['widening']['verdict']}.")
@@ -544,6 +572,7 @@ def cmd_protect(args) -> int:
 
 def cmd_findability(args) -> int:
     from .countermeasures import photo_findability
+    from .selfcheck import PhotoFacts, facts_for_distance
     from .tailmodel import GROUP_BLIND_CAVEAT
 
     photos = [_read_photo(p) for p in args.images]
@@ -552,10 +581,17 @@ def cmd_findability(args) -> int:
     settings = _self_check_settings(args)
     rows = photo_findability(photos, snapshot, world, model=model, settings=settings, names=args.images)
     attacker = _attacker_line(settings, model)
+    facts = [
+        facts_for_distance(r.distance, world, (PhotoFacts(r.name, r.face_width, bool(r.detected), None),))
+        if r.distance is not None
+        else None
+        for r in rows
+    ]
     if args.json:
         _print_json(
             {
                 "snapshot": args.snapshot,
+                "measured_facts": [f.to_dict() if f else None for f in facts],
                 "photos": [r.to_dict() for r in rows],
                 "caveat": GROUP_BLIND_CAVEAT,
                 "attacker": attacker,
@@ -564,6 +600,10 @@ def cmd_findability(args) -> int:
         )
         return EXIT_OK
     print(attacker)
+    print("Measured here, first:")
+    for f in facts:
+        if f is not None:
+            print(_wrap(" ".join(f.sentences()), "  "))
     print(f"snapshot {args.snapshot} searched against each photo, hidden among {len(world.vectors)} sample faces:")
     for r in rows:
         print(_wrap(_findability_line(r), "  "))

@@ -1205,13 +1205,13 @@ def run_countermeasures(
         }
         if detected is not None:
             k = int(detected.sum())
-            from .metrics import wilson  # noqa: PLC0415
+            from .metrics import proportion_interval  # noqa: PLC0415
 
             out["detection"] = {
                 "rate": k / detected.size,
                 "k": k,
                 "n": int(detected.size),
-                "ci95": list(wilson(k, detected.size)),
+                "ci95": list(proportion_interval(k, detected.size)),
             }
         return out
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from .config import setting
 from .errors import PrivriskError
+from .metrics import proportion_interval
 
 DEFAULT_THRESHOLDS = [0.45, 0.5, 0.55, 0.6]
 SMALL_FLAG = "small: indicative only"
@@ -107,9 +108,11 @@ def _cell(
     valid = den_boot > 0
     cell["n_boot_valid"] = int(valid.sum())
     if events == 0 or events == trials:
-        cell["ci95"] = list(clopper_pearson_one_sided(0 if events == 0 else subjects, subjects))
+        cell["ci95"] = list(
+            proportion_interval(subjects, subjects) if events else clopper_pearson_one_sided(0, subjects)
+        )
         cell["ci_method"] = (
-            f"one-sided exact (Clopper-Pearson) 95% bound on {subjects} subjects: "
+            f"exact (Clopper-Pearson) {'two-sided 95% interval' if events else 'one-sided 95% bound'} on {subjects} subjects: "
             f"{'no' if events == 0 else 'all'} {unit} were events"
         )
         return cell

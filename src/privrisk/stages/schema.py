@@ -146,6 +146,7 @@ POINT = {
     "wrong_top_range": PAIR,
     "threshold_for_fpir_1pct": (int, float, NONE),
     "threshold_for_fpir_1pct_range": PAIR,
+    "range_spans": str,
 }
 CURVE = {
     "measured": ListOf({"gallery_size": int, "rank1": NUM}),
