@@ -164,15 +164,17 @@ def exact_ci(k: int, n: int) -> list | None:
 
 
 # the code a cached stage result depends on: this package, the chaining module and the modules the
-# cached stages (scaling, demographic differentials) compute with
-_SOURCES = ("experiment.py", "tailmodel.py", "distractors.py", "index.py", "metrics.py", "fairness.py")
+# cached stages (scaling, demographic differentials) compute with (a folder: its modules)
+_SOURCES = ("experiment.py", "tailmodel.py", "distractors.py", "index.py", "metrics.py", "fairness")
 
 
 def source_version() -> str:
     """A hash of the code the cached stages run: a change to any of it makes a new cache key."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for path in [*sorted(Path(__file__).resolve().parent.glob("*.py")), *(package / s for s in _SOURCES)]:
+    sources = [package / s for s in _SOURCES]
+    files = [f for s in sources for f in (sorted(s.glob("*.py")) if s.is_dir() else [s])]
+    for path in [*sorted(Path(__file__).resolve().parent.glob("*.py")), *files]:
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
