@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import metrics
-from ..profiles import FIELDS, generate_profiles, national_id_inference
+from ..profiles import FIELDS, ProfileMix, generate_profiles, national_id_inference
 
 __all__ = ["AccretionResult", "accretion"]
 
@@ -66,8 +66,10 @@ def _profiles(cfg, names, meta_by_subject) -> dict:
         for p in generate_profiles(
             names,
             seed=cfg.seed,
-            visibility={k: tuple(v) for k, v in cfg.accretion.visibility.items()} or None,
-            birth_countries=cfg.accretion.birth_countries or None,
+            mix=ProfileMix(
+                visibility={k: tuple(v) for k, v in cfg.accretion.visibility.items()} or None,
+                birth_countries=cfg.accretion.birth_countries or None,
+            ),
             sexes=sexes,
             ages=ages,
         )
