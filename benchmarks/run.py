@@ -250,7 +250,7 @@ def bench_end_to_end(search_rows: list[dict]) -> dict:
 
 def bench_compressed(model: DistractorModel, n: int, rng) -> dict:
     """A compressed, sharded gallery of ``n`` model distractors on disk: build, memory, recall."""
-    from privrisk.shards import ShardedIndex, build_shards
+    from privrisk.shards import ShardedIndex, ShardLayout, build_shards
 
     chunk = 1_000_000
     with tempfile.TemporaryDirectory(dir=str(ROOT / "benchmarks" / "results")) as tmp:
@@ -261,9 +261,7 @@ def bench_compressed(model: DistractorModel, n: int, rng) -> dict:
                 (model.sample(min(chunk, n - s), seed=10_000 + s // chunk) for s in range(0, n, chunk)),
                 tmp,
                 train,
-                nlist=1024,
-                m=32,
-                shard_size=5_000_000,
+                ShardLayout(nlist=1024, m=32, shard_size=5_000_000),
             )
         )
         picks = np.sort(rng.choice(n, N_QUERIES, replace=False))

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +27,8 @@ __all__ = [
     "identification",
     "memo",
     "pct",
+    "ProbeSearch",
+    "Searches",
     "probe_row",
     "rank_against",
     "source_version",
@@ -134,7 +137,34 @@ def identification(truth_codes, in_gallery, cand, dist, cfg, seed) -> dict:
     return out
 
 
-def probe_row(experiment, probe, names, truth, cand, dist, mated, cfg) -> dict:
+class ProbeSearch(NamedTuple):
+    """One probe's search: its true subject code, whether that subject is in the gallery, and the
+    ranked candidate codes (-1: none) with their distances."""
+
+    truth: int
+    mated: bool
+    cand: Sequence[int]
+    dist: Sequence[float]
+
+
+@dataclass(frozen=True)
+class Searches:
+    """Several probes' searches, as :class:`ProbeSearch` row by row: ``truth`` and ``mated`` (n,),
+    ``cand`` and ``dist`` (n, k)."""
+
+    truth: np.ndarray
+    mated: np.ndarray
+    cand: np.ndarray
+    dist: np.ndarray
+
+    def row(self, i: int) -> ProbeSearch:
+        return ProbeSearch(self.truth[i], self.mated[i], self.cand[i], self.dist[i])
+
+
+def probe_row(experiment: str, probe: str, names: Sequence[str], search: ProbeSearch, cfg) -> dict:
+    """A row of the per-probe table: the probe's truth, its rank, the decision at the gallery
+    threshold and the candidates."""
+    truth, mated, cand, dist = search
     top = [(names[c], float(d)) for c, d in zip(cand, dist) if c >= 0]
     best_ok = bool(top) and top[0][1] <= cfg.gallery.threshold
     return {
