@@ -149,7 +149,7 @@ class ProbeSearch(NamedTuple):
 
 @dataclass(frozen=True)
 class Searches:
-    """Several probes' searches, as :class:`ProbeSearch` row by row: ``truth`` and ``mated`` (n,),
+    """Several probes' searches (each row a :class:`ProbeSearch`): ``truth`` and ``mated`` (n,),
     ``cand`` and ``dist`` (n, k)."""
 
     truth: np.ndarray
@@ -157,16 +157,13 @@ class Searches:
     cand: np.ndarray
     dist: np.ndarray
 
-    def row(self, i: int) -> ProbeSearch:
-        return ProbeSearch(self.truth[i], self.mated[i], self.cand[i], self.dist[i])
 
-
-def probe_row(experiment: str, probe: str, names: Sequence[str], search: ProbeSearch, cfg) -> dict:
+def probe_row(experiment: str, probe: str, names: Sequence[str], search: ProbeSearch, threshold: float) -> dict:
     """A row of the per-probe table: the probe's truth, its rank, the decision at the gallery
-    threshold and the candidates."""
+    threshold (a match at distance <= ``threshold``) and the candidates."""
     truth, mated, cand, dist = search
     top = [(names[c], float(d)) for c, d in zip(cand, dist) if c >= 0]
-    best_ok = bool(top) and top[0][1] <= cfg.gallery.threshold
+    best_ok = bool(top) and top[0][1] <= threshold
     return {
         "experiment": experiment,
         "probe": probe,

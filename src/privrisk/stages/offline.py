@@ -196,10 +196,10 @@ def _level_rows(cfg, enrolled: Enrolled, level: Degradation, caps: _Captures, fl
         if pi in row_of:
             i = row_of[pi]
             search = ProbeSearch(fl.truth[i], fl.mated[i], fl.fused_c[i], fl.fused_d[i])
-            rows.append(probe_row(experiment, p, names, search, cfg))
+            rows.append(probe_row(experiment, p, names, search, cfg.gallery.threshold))
         else:
             none = ProbeSearch(code[probes.subjects[pi]], probes.subjects[pi] in in_gallery_subjects, [], [])
-            na = probe_row(experiment, p, names, none, cfg)
+            na = probe_row(experiment, p, names, none, cfg.gallery.threshold)
             rows.append(na | {"decision": "not applicable", "decision_correct": ""})
     return rows
 
