@@ -145,8 +145,9 @@ class ProfileMix:
 def generate_profiles(
     subject_ids, seed: int, mix: ProfileMix | None = None, sexes: dict | None = None, ages: dict | None = None
 ) -> list[Profile]:
-    """One seeded synthetic profile per subject. ``sexes`` and ``ages`` (subject -> value) are used
-    when known, so the synthetic birth date agrees with the person's reported age."""
+    """One seeded synthetic profile per subject, drawn from ``mix`` (default :class:`ProfileMix`).
+    ``sexes`` and ``ages`` (subject -> value) are used when known, so the synthetic birth date agrees
+    with the person's reported age."""
     mix = mix or ProfileMix()
     vis = DEFAULT_VISIBILITY | (mix.visibility or {})
     countries = mix.birth_countries or DEFAULT_BIRTH_COUNTRIES
