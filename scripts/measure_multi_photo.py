@@ -100,7 +100,7 @@ def main() -> None:
             box = tuple(int(round(v * image.scale)) for v in box_of[name])
             # the experiment's own capture recipes (same seeds, landmark-placed occluders), so the
             # first shots are E2's captures and come from the same cache
-            source = CaptureSource(name, image.sha256, box)
+            source = CaptureSource(name, image.sha256, box, cfg.faces.max_side)
             shots = make_captures(source, level, (cfg.seed, li, pi), n_shots, cfg.faces, dlib_model_id())
             items += shots
             owners += [pi] * len(shots)

@@ -63,11 +63,12 @@ class Capture:
 @dataclass(frozen=True)
 class CaptureSource:
     """The photo captures are made from: its path (captures are named after its stem), the sha256 of
-    its content and the face box in it."""
+    its content, the face box in it and the loader's size limit (``max_side``) the box is measured at."""
 
     path: str
     sha256: str
     box: Box
+    max_side: int
 
 
 def make_captures(
@@ -78,10 +79,9 @@ def make_captures(
     settings: FaceSettings,
     model_id: str,
 ) -> list[Capture]:
-    """The ``shots`` captures of one source photo at one level (shot ``s`` uses ``(*seed, s)``),
-    loaded at the settings' ``max_side``."""
+    """The ``shots`` captures of one source photo at one level (shot ``s`` uses ``(*seed, s)``)."""
     out = []
-    stem, max_side = Path(source.path).stem, settings.max_side
+    stem, max_side = Path(source.path).stem, source.max_side
     for shot in range(shots):
         shot_seed = (*seed, shot)
         key = artifact_key(

@@ -123,7 +123,12 @@ def _captures(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, mod
         row = len(caps.rows_used)
         caps.rows_used.append(pi)
         shots = make_captures(
-            CaptureSource(name, sha, box), level, (cfg.seed, li, pi), cfg.offline.shots, cfg.faces, model_id
+            CaptureSource(name, sha, box, cfg.faces.max_side),
+            level,
+            (cfg.seed, li, pi),
+            cfg.offline.shots,
+            cfg.faces,
+            model_id,
         )
         caps.items.extend(shots)
         caps.owners.extend([row] * len(shots))

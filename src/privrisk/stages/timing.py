@@ -59,7 +59,7 @@ def time_identifications(cfg, probes: Embedded, box_of, gal_vecs, level: Degrada
         shot_images = [image]
         if level is not None:
             box = as_box(v * image.scale for v in box_of[name])
-            source = CaptureSource(name, image.sha256, box)
+            source = CaptureSource(name, image.sha256, box, cfg.faces.max_side)
             recipes = make_captures(source, level, (cfg.seed, 99, pi), shots, cfg.faces, model.model_id)
             shot_images = [load_image(c.render(model), name=c.name) for c in recipes]
         make += time.perf_counter() - t0
