@@ -250,7 +250,7 @@ def bench_end_to_end(search_rows: list[dict]) -> dict:
 
 def bench_compressed(model: DistractorModel, n: int, rng) -> dict:
     """A compressed, sharded gallery of ``n`` model distractors on disk: build, memory, recall."""
-    from privrisk.shards import ShardedIndex, build_shards
+    from privrisk.shards import ShardedIndex, ShardLayout, build_shards
 
     chunk = 1_000_000
     with tempfile.TemporaryDirectory(dir=str(ROOT / "benchmarks" / "results")) as tmp:
@@ -261,9 +261,7 @@ def bench_compressed(model: DistractorModel, n: int, rng) -> dict:
                 (model.sample(min(chunk, n - s), seed=10_000 + s // chunk) for s in range(0, n, chunk)),
                 tmp,
                 train,
-                nlist=1024,
-                m=32,
-                shard_size=5_000_000,
+                ShardLayout(nlist=1024, m=32, shard_size=5_000_000),
             )
         )
         picks = np.sort(rng.choice(n, N_QUERIES, replace=False))
@@ -349,7 +347,7 @@ def bench_detectors(n: int = 10) -> dict:
 
     from PIL import Image
 
-    from privrisk.captures import make_captures
+    from privrisk.captures import CaptureSource, make_captures
     from privrisk.config import SELF_CHECK_FACES
     from privrisk.embeddings import file_sha256
     from privrisk.experiment import DEFAULT_LEVELS
@@ -365,10 +363,8 @@ def bench_detectors(n: int = 10) -> dict:
             boxes = model.detect(np.asarray(Image.open(r.image).convert("RGB")), "hog", 1)
             if not boxes:
                 continue
-            (cap,) = make_captures(
-                str(r.image), file_sha256(r.image), boxes[0], levels[name], (2011, 0, i), 1, 2048,
-                FaceSettings(), model.model_id, f"{i}",
-            )  # fmt: skip
+            source = CaptureSource(str(r.image), file_sha256(r.image), boxes[0], 2048)
+            (cap,) = make_captures(source, levels[name], (2011, 0, i), 1, FaceSettings(), model.model_id)
             items.append((cap.name, cap.render(model)))
         side = Image.open(io.BytesIO(items[0][1])).size[0] if items else 0
         sets[f"{name} capture ({side} px)"] = items

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from privrisk.captures import make_captures
+from privrisk.captures import CaptureSource, make_captures
 from privrisk.embeddings import EmbeddingCache, default_cache_path, embed_batch
 from privrisk.experiment import load_config
 from privrisk.exposure import multi_photo_inputs
@@ -105,18 +105,8 @@ def main() -> None:
             box = tuple(int(round(v * image.scale)) for v in box_of[name])
             # the experiment's own capture recipes (same seeds, landmark-placed occluders), so the
             # first shots are E2's captures and come from the same cache
-            shots = make_captures(
-                name,
-                image.sha256,
-                box,
-                level,
-                (cfg.seed, li, pi),
-                n_shots,
-                cfg.faces.max_side,
-                cfg.faces,
-                dlib_model_id(),
-                Path(name).stem,
-            )
+            source = CaptureSource(name, image.sha256, box, cfg.faces.max_side)
+            shots = make_captures(source, level, (cfg.seed, li, pi), n_shots, cfg.faces, dlib_model_id())
             items += shots
             owners += [pi] * len(shots)
             shot_no += list(range(len(shots)))

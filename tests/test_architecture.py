@@ -149,47 +149,199 @@ def test_public_api_names_resolve_lazily():
         raise AssertionError("unknown names must raise AttributeError")
 
 
-MAX_LINES = 60  # a function longer than this does more than one thing (issue 15)
-SPLIT_FUNCTIONS = {  # the long functions issue 15 split, where they live now
-    "experiment": ["run_experiment"],
-    "stages.scaling": ["scaling"],
-    "embeddings": ["embed_batch"],
-    "cli": ["build_parser"],
-    "report": ["make_plots"],
+# --- size rules (issue 24): across all of src/, checked with ast ------------------------------------------
+
+MAX_LINES = 60  # a function longer than this does more than one thing
+MAX_PARAMETERS = 6  # more than this, and a parameter object is clearer
+MAX_MODULE_LINES = 800  # a module longer than this mixes roles
+
+# Today's offenders, all in modules other branches of issue 24 are splitting, each with its size now.
+# The list only shrinks: the test fails when a listed function or module grows, when it shrinks (lower
+# its number), when it is fixed or gone but still listed (remove it), and when anything unlisted
+# breaks a rule. Names are qualified inside the package ("stages.scaling._point", "Class.method",
+# "outer.inner" for a nested function).
+LONG_FUNCTIONS = {  # lines
+    "cli.cmd_protect": 72,
+    "cli.cmd_score": 64,
+    "countermeasures._cloak_study": 98,
+    "countermeasures.protect": 113,
+    "countermeasures.run_countermeasures": 304,
+    "exposure.link_probability": 80,
+    "gallery.build_gallery": 69,
+    "report.countermeasures_plot": 70,
+    "report.countermeasures_section": 94,
+    "report.fairness_section": 99,
+    "report.stats_sections": 99,
+    "report.summary_table": 66,
+    "scenarios._published": 68,
+    "scenarios.first_screen": 62,
+    "tailmodel.backtest": 65,
+    "tailmodel.calibration_widening": 63,
+    "tailmodel.cross_validate": 104,
+    "tailmodel.fit": 67,
+}
+MANY_PARAMETERS = {  # parameters
+    "cluster.embed_on_ray": 7,
+    "countermeasures._cloak_study": 8,
+    "countermeasures._closed_form_rank1": 8,
+    "countermeasures.cloak": 9,
+    "countermeasures.photo_findability": 10,
+    "countermeasures.protect": 12,
+    "countermeasures.run_countermeasures": 18,
+    "countermeasures.run_on_experiment": 8,
+    "countermeasures.simulated_snapshot": 7,
+    "distractors.predicted_rank1": 9,
+    "distractors.validate": 7,
+    "embeddings.embed_batch": 8,
+    "exposure.top_changes": 7,
+    "gallery.build_gallery": 10,
+    "index.build_index": 8,
+    "matching.match_images": 10,
+    "metrics.bootstrap_tpir": 9,
+    "metrics.bootstrap_verification": 9,
+    "photocheck._check_one": 9,
+    "photocheck.check_photos": 9,
+    "scenarios.scenarios": 7,
+    "selfcheck.build_sample_world": 7,
+    "stages.offline._recapture": 7,
+    "stages.offline.per_detector": 10,
+    "stages.scaling._curve": 7,
+    "stages.scaling._curve_spec": 8,
+    "stages.scaling._exact_search": 8,
+    "stages.scaling._point": 9,
+    "stages.scaling._summary": 7,
+    "stages.scaling.scaling_study": 7,
+    "tailmodel.backtest": 9,
+    "tailmodel.calibrate_manifest": 8,
+    "tailmodel.cross_validate": 10,
+    "tailmodel.crossfit_survival": 10,
+    "tailmodel.fit": 9,
+    "tailmodel.rank_probabilities": 9,
+    "trainer.myth_or_defence": 8,
+}
+LONG_MODULES = {  # lines
+    "cli": 902,
+    "countermeasures": 1614,
+    "exposure": 1394,
+    "report": 1660,
+    "tailmodel": 1322,
+}
+
+# modules still to split (issue 24's code work continues), and three whose listed functions are called
+# from them with these signatures (cluster from embeddings, distractors from stages.scaling, matching
+# from cli). scenarios and stages.offline joined with issues 21 and 23; each entry only shrinks
+ALLOWLISTED_MODULES = {
+    "cli",
+    "cluster",
+    "countermeasures",
+    "distractors",
+    "embeddings",
+    "exposure",
+    "gallery",
+    "index",
+    "matching",
+    "metrics",
+    "photocheck",
+    "report",
+    "scenarios",
+    "selfcheck",
+    "stages.offline",
+    "stages.scaling",
+    "tailmodel",
+    "trainer",
 }
 
 
-def _function_lengths(tree: ast.Module) -> dict[str, int]:
-    """Lines of every function and method (decorators aside, docstring included), by qualified name."""
+def _parameter_count(node: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> int:
+    """Positional-only, ordinary and keyword-only parameters, plus one each for ``*args`` and
+    ``**kwargs``; a method's leading ``self`` or ``cls`` is not counted."""
+    a = node.args
+    positional = [x.arg for x in (*a.posonlyargs, *a.args)]
+    if method and positional and positional[0] in ("self", "cls"):
+        positional = positional[1:]
+    return len(positional) + len(a.kwonlyargs) + (a.vararg is not None) + (a.kwarg is not None)
+
+
+def _function_sizes(tree: ast.Module) -> dict[str, tuple[int, int]]:
+    """(lines, parameters) of every function and method by qualified name. Lines run from ``def`` to
+    the last line of the body (decorators aside, docstring and nested functions included)."""
     out = {}
 
-    def visit(node, prefix):
+    def visit(node, prefix, in_class):
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.", True)
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 name = f"{prefix}{child.name}"
-                if not isinstance(child, ast.ClassDef):
-                    out[name] = child.end_lineno - child.lineno + 1
-                visit(child, name + ".")
+                out[name] = (child.end_lineno - child.lineno + 1, _parameter_count(child, in_class))
+                visit(child, name + ".", False)
 
-    visit(tree, "")
+    visit(tree, "", False)
     return out
 
 
-def test_split_functions_and_every_stage_stay_short():
-    trees = _modules()
-    long = []
-    for module, tree in trees.items():
-        lengths = _function_lengths(tree)
-        named = SPLIT_FUNCTIONS.get(module, [])
-        assert set(named) <= set(lengths), f"{module}: {set(named) - set(lengths)} moved; update SPLIT_FUNCTIONS"
-        checked = lengths if module == "experiment" or module.startswith("stages") else {n: lengths[n] for n in named}
-        long += [f"{module}.{n}: {k} lines" for n, k in checked.items() if k > MAX_LINES]
-    assert not long, f"longer than {MAX_LINES} lines: {long}"
+def _sizes() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Lines and parameters of every function in src/privrisk, and lines of every module."""
+    lines, params, modules = {}, {}, {}
+    for module, tree in _modules().items():
+        path = PACKAGE / (module.replace(".", "/") + ".py")
+        if not path.exists():  # a subpackage's __init__
+            path = PACKAGE / module.replace(".", "/") / "__init__.py"
+        modules[module] = len(path.read_text().splitlines())
+        for name, (n_lines, n_params) in _function_sizes(tree).items():
+            lines[f"{module}.{name}"], params[f"{module}.{name}"] = n_lines, n_params
+    return lines, params, modules
 
 
-def test_function_lengths_are_measured():
-    tree = ast.parse("def f():\n" + "    x = 1\n" * 70 + "class C:\n    def g(self):\n        return 1\n")
-    assert _function_lengths(tree) == {"f": 71, "C.g": 2}
+def _rule_breaches(measured: dict[str, int], limit: int, allowed: dict[str, int], what: str) -> list[str]:
+    """What breaks a size rule against its shrinking allowlist."""
+    out = []
+    for name, size in sorted(measured.items()):
+        if size > limit and name not in allowed:
+            out.append(f"{name}: {size} {what} (at most {limit})")
+        elif name in allowed and size > allowed[name]:
+            out.append(f"{name}: grew to {size} {what} (listed at {allowed[name]}; at most {limit})")
+        elif name in allowed and size <= limit:
+            out.append(f"{name}: now {size} {what}, within the rule: remove it from the allowlist")
+        elif name in allowed and size < allowed[name]:
+            out.append(f"{name}: shrank to {size} {what}: lower its allowlist entry from {allowed[name]}")
+    out += [f"{name}: listed but not found: remove it from the allowlist" for name in allowed if name not in measured]
+    return out
+
+
+def test_size_rules_hold_across_src():
+    lines, params, modules = _sizes()
+    breaches = (
+        _rule_breaches(lines, MAX_LINES, LONG_FUNCTIONS, "lines")
+        + _rule_breaches(params, MAX_PARAMETERS, MANY_PARAMETERS, "parameters")
+        + _rule_breaches(modules, MAX_MODULE_LINES, LONG_MODULES, "lines in the module")
+    )
+    assert not breaches, "size rules (tests/test_architecture.py):\n" + "\n".join(breaches)
+
+
+def test_allowlists_name_only_modules_other_branches_split():
+    """The allowlist is for the modules issue 24 splits on other branches, not a place for new code."""
+    listed = [*LONG_FUNCTIONS, *MANY_PARAMETERS, *LONG_MODULES]
+    stray = [n for n in listed if not any(n == m or n.startswith(m + ".") for m in ALLOWLISTED_MODULES)]
+    assert not stray, stray
+
+
+def test_function_sizes_are_measured():
+    tree = ast.parse(
+        "def f(a, /, b, *args, c, **kw):\n"
+        + "    x = 1\n" * 70
+        + "class C:\n    def g(self, a):\n        return 1\n\n    @classmethod\n    def h(cls):\n"
+        + "        def inner(self):\n            return 1\n        return inner\n"
+    )
+    assert _function_sizes(tree) == {"f": (71, 5), "C.g": (2, 1), "C.h": (4, 0), "C.h.inner": (2, 1)}
+
+
+def test_rule_breaches_catch_new_grown_shrunk_fixed_and_gone_entries():
+    allowed = {"a": 70, "b": 70, "c": 70, "d": 70}
+    measured = {"a": 71, "b": 65, "c": 60, "new": 61, "ok": 60}
+    found = _rule_breaches(measured, 60, allowed, "lines")
+    assert [f.split(":")[0] for f in found] == ["a", "b", "c", "new", "d"]
+    assert _rule_breaches({"a": 70}, 60, {"a": 70}, "lines") == []
 
 
 def test_pairwise_distances_equal_the_dense_form_in_bounded_blocks():

@@ -213,7 +213,8 @@ def test_default_levels_keep_their_names():
 
 
 def test_fusion_cost_hand_computed():
-    from privrisk.stages.offline import fusion_cost
+    from privrisk.stages.common import Searches
+    from privrisk.stages.offline import ShotBest, fusion_cost
 
     # 4 persons: 0, 1 mated (truth 10, 11); 2, 3 non-mated (truth 12, 13); 2 shots each
     truth, mated = np.array([10, 11, 12, 13]), np.array([True, True, False, False])
@@ -224,7 +225,7 @@ def test_fusion_cost_hand_computed():
     # fused (best distance per candidate): 0 -> 10 @0.4; 1 -> 11 @0.45; 2 -> 97 @0.58; 3 -> 96 @0.65
     fused_c = np.array([[10, -1], [11, 99], [97, 98], [96, -1]])
     fused_d = np.array([[0.4, np.inf], [0.45, 0.55], [0.58, 0.7], [0.65, np.inf]])
-    f = fusion_cost(top_c, top_d, owner, index, 4, 2, fused_c, fused_d, truth, mated, 0.6)
+    f = fusion_cost(ShotBest(top_c, top_d, owner, index), 2, Searches(truth, mated, fused_c, fused_d), 0.6)
     assert f["n_mated"] == 2 and f["n_nonmated"] == 2
     assert f["rank1_single"] == 0.5 and f["rank1_fused"] == 1.0  # person 1's first shot was wrong
     assert f["rank1_single_per_shot"] == [0.5, 1.0]

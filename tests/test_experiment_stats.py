@@ -205,13 +205,14 @@ def test_accretion_hand_case():
     """Subject a has three probes (one found, one above the threshold, one matched to b); b's one probe
     is found; c (not in the gallery) is matched to a; d (not in the gallery) stays unmatched."""
     from privrisk.stages.accretion import accretion
+    from privrisk.stages.common import Searches
 
     names = ["a", "b", "c", "d"]
     truth = np.array([0, 0, 0, 1, 2, 3])
     mated = np.array([True, True, True, True, False, False])
     cand = np.array([[0, 1], [0, 1], [1, 0], [1, 0], [0, 1], [1, 0]])
     dist = np.array([[0.3, 0.8], [0.7, 0.9], [0.4, 0.5], [0.2, 0.9], [0.5, 0.6], [0.9, 1.0]], np.float32)
-    result = accretion(ExperimentConfig(), names, cand, dist, truth, mated, {})
+    result = accretion(ExperimentConfig(), names, Searches(truth, mated, cand, dist), {})
     e3, rows = result.metrics, result.rows
     assert (e3["n_people_identified"], e3["n_mated_people"], e3["n_probes_identified"]) == (2, 2, 2)
     assert e3["n_identified"] == 2 and e3["people_identified"]["k"] == 2

@@ -11,6 +11,10 @@ import pytest
 from privrisk.errors import PrivriskError
 from privrisk.fairness import (
     SMALL_FLAG,
+    AnalysisOptions,
+    E2Inputs,
+    FaceSet,
+    TailCheckOptions,
     analyse,
     clopper_pearson_one_sided,
     group_labels,
@@ -48,16 +52,14 @@ ATTRS = {
 @pytest.fixture(scope="module")
 def tiny():
     return analyse(
-        _line([x for _, x in PROBES]),
-        [s for s, _ in PROBES],
-        _line([x for _, x in GALLERY]),
-        [s for s, _ in GALLERY],
+        FaceSet(_line([x for _, x in PROBES]), [s for s, _ in PROBES]),
+        FaceSet(_line([x for _, x in GALLERY]), [s for s, _ in GALLERY]),
         ATTRS,
-        n_boot=300,
-        seed=3,
-        small_subjects=3,
-        e2_shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
-        e2_rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])},
+        AnalysisOptions(n_boot=300, seed=3, small_subjects=3),
+        E2Inputs(
+            shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
+            rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])},
+        ),
     )
 
 
@@ -181,23 +183,24 @@ def test_same_cross_table_and_seeded(tiny):
     rows = same_cross_table(tiny)
     assert {r["attribute"] for r in rows} == {"gender+ethnicity"}
     again = analyse(
-        _line([x for _, x in PROBES]),
-        [s for s, _ in PROBES],
-        _line([x for _, x in GALLERY]),
-        [s for s, _ in GALLERY],
+        FaceSet(_line([x for _, x in PROBES]), [s for s, _ in PROBES]),
+        FaceSet(_line([x for _, x in GALLERY]), [s for s, _ in GALLERY]),
         ATTRS,
-        n_boot=300,
-        seed=3,
-        small_subjects=3,
-        e2_shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
-        e2_rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])},
+        AnalysisOptions(n_boot=300, seed=3, small_subjects=3),
+        E2Inputs(
+            shots={"blur": (_line([0.3, 0.9, 1.8]), ["s1", "s1", "s3"])},
+            rank1={"blur": (["s1", "s2", "s3", "s4"], [True, False, True, True])},
+        ),
     )
     assert again == tiny
 
 
 def test_without_group_columns_the_result_says_so():
     res = analyse(
-        _line([0.0, 1.0]), ["a", "b"], _line([0.1, 1.1]), ["a", "b"], {"a": {}, "b": {"age": "30"}}, n_boot=50
+        FaceSet(_line([0.0, 1.0]), ["a", "b"]),
+        FaceSet(_line([0.1, 1.1]), ["a", "b"]),
+        {"a": {}, "b": {"age": "30"}},
+        AnalysisOptions(n_boot=50),
     )
     assert res["attributes"] == {} and "cannot be measured" in res["note"]
 
@@ -205,13 +208,10 @@ def test_without_group_columns_the_result_says_so():
 def test_other_group_columns_from_config():
     attrs = {"a": {"site": "x"}, "b": {"site": "x"}, "c": {"site": "y"}}
     res = analyse(
-        _line([0.0, 0.3, 5.0]),
-        ["a", "b", "c"],
-        _line([0.05, 0.35, 5.05]),
-        ["a", "b", "c"],
+        FaceSet(_line([0.0, 0.3, 5.0]), ["a", "b", "c"]),
+        FaceSet(_line([0.05, 0.35, 5.05]), ["a", "b", "c"]),
         attrs,
-        columns=["site", "gender"],
-        n_boot=50,
+        AnalysisOptions(columns=["site", "gender"], n_boot=50),
     )
     assert list(res["attributes"]) == ["site"]  # gender is absent; no combination of one column
     assert _counts(res["attributes"]["site"]["fmr"]["x"]["same"]["0.6"]) == (2, 2)
@@ -273,7 +273,7 @@ def test_sample_set_same_group_vs_cross_group_fmr(london, session_cache):
             {r.subject_id: r.meta for r, _ in ok},
         )
     (gv, gs, gmeta), (pv, ps, _) = sets["neutral"], sets["smiling"]
-    result = analyse(pv, ps, gv, gs, gmeta, n_boot=1000, seed=2011)
+    result = analyse(FaceSet(pv, ps), FaceSet(gv, gs), gmeta, AnalysisOptions(n_boot=1000, seed=2011))
     cells = {r["split"]: r for r in same_cross_table(result) if r["threshold"] == 0.6}
 
     # independent count: full distance matrix, groups from the manifest
@@ -354,8 +354,15 @@ def test_tail_model_checked_group_by_group():
     gallery = base + rng.normal(0, 0.01, base.shape)
     probes = base + rng.normal(0, 0.01, base.shape)
     attrs = {s: {"group": g} for s, g in zip(subjects, groups)}
-    res = analyse(probes, subjects, gallery, subjects, attrs, columns=["group"], n_boot=200, seed=1)
-    check = tail_check_cross_validated(res, probes, subjects, gallery, subjects, attrs, n_boot=20, seed=2)
+    res = analyse(
+        FaceSet(probes, subjects),
+        FaceSet(gallery, subjects),
+        attrs,
+        AnalysisOptions(columns=["group"], n_boot=200, seed=1),
+    )
+    check = tail_check_cross_validated(
+        res, FaceSet(probes, subjects), FaceSet(gallery, subjects), attrs, TailCheckOptions(n_boot=20, seed=2)
+    )
     c = check["by_attribute"]["group"]
     assert {(r["group"], r["threshold"]) for r in c["rows"]} == {
         (g, t) for g in ("tight", "loose") for t in res["thresholds"]
@@ -378,7 +385,14 @@ def test_plain_words_says_who_and_how_often(tiny):
     assert "67% of the time for people recorded as f (2 of 3 people" in by_gender
     assert "50% of the time for people recorded as m (1 of 2 people" in by_gender
     assert "stranger" in words["why"] and "measured" in words["source"]
-    empty = plain_words(analyse(_line([0.0, 1.0]), ["a", "b"], _line([0.1, 1.1]), ["a", "b"], {}, n_boot=50))
+    empty = plain_words(
+        analyse(
+            FaceSet(_line([0.0, 1.0]), ["a", "b"]),
+            FaceSet(_line([0.1, 1.1]), ["a", "b"]),
+            {},
+            AnalysisOptions(n_boot=50),
+        )
+    )
     assert empty["same_vs_cross"] is None and "cannot be measured" in empty["note"]
 
 
@@ -396,12 +410,12 @@ def test_trainer_reads_the_shipped_summary(tmp_path):
 
 
 def test_pair_weight_sum_in_chunks_equals_direct():
-    from privrisk.fairness import _pair_weight_sum
+    from privrisk.fairness.cells import pair_weight_sum
 
     rng = np.random.default_rng(5)
     w = rng.integers(0, 3, (40, 30)).astype(float)
     a, b = rng.integers(0, 30, 1000), rng.integers(0, 30, 1000)
-    assert np.allclose(_pair_weight_sum(w, a, b, max_elements=100), (w[:, a] * w[:, b]).sum(1))
+    assert np.allclose(pair_weight_sum(w, a, b, max_elements=100), (w[:, a] * w[:, b]).sum(1))
 
 
 def _tight_minority(seed=0, n_tight=15, n_loose=70):
@@ -431,18 +445,14 @@ def test_group_conditional_tail_model_predicts_per_group_rates():
     imp = np.array(subjects)[:, None] != np.array(subjects)[None]
     thr = [float(t) for t in np.quantile(d[imp], [0.003, 0.01, 0.02]).round(3)]
     res = analyse(
-        probes,
-        subjects,
-        gallery,
-        subjects,
+        FaceSet(probes, subjects),
+        FaceSet(gallery, subjects),
         attrs,
-        columns=["group"],
-        thresholds=thr,
-        operating_threshold=thr[-1],
-        n_boot=300,
-        seed=1,
+        AnalysisOptions(columns=["group"], thresholds=thr, operating_threshold=thr[-1], n_boot=300, seed=1),
     )
-    check = tail_check_cross_validated(res, probes, subjects, gallery, subjects, attrs, n_boot=30, seed=2)
+    check = tail_check_cross_validated(
+        res, FaceSet(probes, subjects), FaceSet(gallery, subjects), attrs, TailCheckOptions(n_boot=30, seed=2)
+    )
     assert check["group_conditional"] and check["fit_groups"] == "group"
     assert "tight at" in check["without_groups"]["by_attribute"]["group"]
     assert "model too low" in check["without_groups"]["by_attribute"]["group"]

@@ -7,7 +7,7 @@ import pytest
 
 from privrisk import index as faiss_index
 from privrisk.distractors import DistractorModel
-from privrisk.shards import ShardedIndex, build_shards
+from privrisk.shards import ShardedIndex, ShardLayout, build_shards
 
 
 @pytest.mark.slow
@@ -17,7 +17,7 @@ def test_sharded_ivfpq_matches_exact_search(tmp_path):
     model = DistractorModel.fit(rng.normal(0, 1, (1000, 128)) * np.geomspace(0.1, 0.005, 128))
     data = model.sample(30_000, seed=1)
     chunks = (data[i : i + 3_500] for i in range(0, len(data), 3_500))
-    meta = build_shards(chunks, tmp_path / "g", train=data[:10_000], nlist=64, m=32, shard_size=12_500)
+    meta = build_shards(chunks, tmp_path / "g", data[:10_000], ShardLayout(nlist=64, m=32, shard_size=12_500))
     assert meta["n"] == 30_000 and [s["end"] - s["start"] for s in meta["shards"]] == [12_500, 12_500, 5_000]
     assert json.loads((tmp_path / "g" / "shards.json").read_text())["n"] == 30_000
     assert not list((tmp_path / "g").glob("*.tmp"))

@@ -292,14 +292,14 @@ def test_sample_set_per_group_rates_checked(sample_embeddings):
     required them to pass would tune the model to this sample.)"""
     import csv
 
-    from privrisk.fairness import analyse, tail_check_cross_validated
+    from privrisk.fairness import AnalysisOptions, FaceSet, TailCheckOptions, analyse, tail_check_cross_validated
     from privrisk.samples import sample_file
 
     gs, g = sample_embeddings["neutral"]
     ps, p = sample_embeddings["smiling"]
     attrs = {r["subject_id"]: r for r in csv.DictReader(sample_file("subjects.csv").open())}
-    res = analyse(p, ps, g, gs, attrs, n_boot=300, seed=1)
-    check = tail_check_cross_validated(res, p, ps, g, gs, attrs, n_boot=60, seed=2)
+    res = analyse(FaceSet(p, ps), FaceSet(g, gs), attrs, AnalysisOptions(n_boot=300, seed=1))
+    check = tail_check_cross_validated(res, FaceSet(p, ps), FaceSet(g, gs), attrs, TailCheckOptions(n_boot=60, seed=2))
     assert check["group_conditional"] and check["fit_groups"] == "gender+ethnicity"
     assert "male / black at 0.6 (model too low)" in check["without_groups"]["by_attribute"]["gender+ethnicity"]
     rows = {(r["group"], r["threshold"]): r for r in check["by_attribute"]["gender+ethnicity"]["rows"]}

@@ -12,6 +12,7 @@ second run with the same inputs reads the embeddings from the cache without rend
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from .faces import face_landmarks
 from .images import load_image
 from .models import Box, FaceModel, as_box
 
-__all__ = ["Capture", "make_captures"]
+__all__ = ["Capture", "CaptureSource", "make_captures"]
 
 # per process: the last source photo decoded and the landmarks found in it (shots of one person
 # arrive together, so one entry each is enough)
@@ -59,27 +60,35 @@ class Capture:
         return encode_png(rgb)
 
 
+@dataclass(frozen=True)
+class CaptureSource:
+    """The photo captures are made from: its path (captures are named after its stem), the sha256 of
+    its content, the face box in it and the loader's size limit (``max_side``) the box is measured at."""
+
+    path: str
+    sha256: str
+    box: Box
+    max_side: int
+
+
 def make_captures(
-    source: str,
-    source_sha256: str,
-    box: Box,
+    source: CaptureSource,
     level: Degradation,
     seed: tuple[int, ...],
     shots: int,
-    max_side: int,
     settings: FaceSettings,
     model_id: str,
-    stem: str,
 ) -> list[Capture]:
     """The ``shots`` captures of one source photo at one level (shot ``s`` uses ``(*seed, s)``)."""
     out = []
+    stem, max_side = Path(source.path).stem, source.max_side
     for shot in range(shots):
         shot_seed = (*seed, shot)
         key = artifact_key(
             "capture",
             DEGRADE_VERSION,
-            source_sha256,
-            list(box),
+            source.sha256,
+            list(source.box),
             level,
             list(shot_seed),
             max_side,
@@ -88,9 +97,9 @@ def make_captures(
         out.append(
             Capture(
                 name=f"{stem}-{level.name}-{shot}.png",
-                source=source,
-                source_sha256=source_sha256,
-                box=as_box(box),
+                source=source.path,
+                source_sha256=source.sha256,
+                box=as_box(source.box),
                 level=level,
                 seed=shot_seed,
                 max_side=max_side,

@@ -39,12 +39,12 @@ from .manifest import read_manifest
 from .models import library_versions, machine_info
 from .samples import dataset_dir, sample_manifest
 from .stages.accretion import AccretionResult, accretion
-from .stages.common import Log
+from .stages.common import Log, Searches
 from .stages.differentials import differentials
 from .stages.offline import OfflineResult, offline_to_online, upsample_rule
 from .stages.online import OnlineResult, online_to_online
 from .stages.scaling import ScalingResult, scaling_study
-from .stages.split import Enrolled, Split, enrol, model_id, split_subjects
+from .stages.split import Enrolled, enrol, model_id, split_subjects
 from .stages.timing import Timing, timing
 
 # What every default level shares: a hand-held snapshot's roll, head turn, light from one side,
@@ -215,7 +215,7 @@ def run_experiment(
 
         calibration = tailmodel.load_calibration(cfg.scaling.calibration)
         scaled = ScalingResult(tailmodel.apply_calibration(scaled.detail, calibration))
-    results = _results(cfg, split, enrolled, e1, e2, timed, e3, scaled)
+    results = _results(cfg, enrolled, _Stages(e1, e2, timed, e3, scaled))
     results["seconds_total"] = time.perf_counter() - t_start
     results["fairness"] = differentials(cfg, enrolled, e2.fused, cache, progress, log).summary
     if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.countermeasures
@@ -231,7 +231,7 @@ def run_experiment(
 
 
 def _accretion_stage(cfg: ExperimentConfig, enrolled: Enrolled, e1: OnlineResult, log: Log) -> AccretionResult:
-    e3 = accretion(cfg, enrolled.names, e1.cand, e1.dist, e1.truth, e1.mated, enrolled.meta_by_subject)
+    e3 = accretion(cfg, enrolled.names, Searches(e1.truth, e1.mated, e1.cand, e1.dist), enrolled.meta_by_subject)
     m = e3.metrics
     log(
         f"E3 accretion: {m['n_people_identified']} of {m['n_mated_people']} people re-identified, "
@@ -254,18 +254,22 @@ def attacker(cfg: ExperimentConfig, enrolled: Enrolled) -> dict:
     }
 
 
-def _results(
-    cfg: ExperimentConfig,
-    split: Split,
-    enrolled: Enrolled,
-    e1: OnlineResult,
-    e2: OfflineResult,
-    timed: Timing,
-    e3: AccretionResult,
-    scaled: ScalingResult,
-) -> dict:
+@dataclass(frozen=True)
+class _Stages:
+    """The stages' results that results.json is made of."""
+
+    e1: OnlineResult
+    e2: OfflineResult
+    timed: Timing
+    e3: AccretionResult
+    scaled: ScalingResult
+
+
+def _results(cfg: ExperimentConfig, enrolled: Enrolled, stages: _Stages) -> dict:
     """results.json (before ``seconds_total`` and ``fairness``): the stages' results serialised, with
     the config, seed and versions that produced them (:data:`privrisk.stages.schema.RESULTS_SCHEMA`)."""
+    e1, e2, timed, e3, scaled = stages.e1, stages.e2, stages.timed, stages.e3, stages.scaled
+    split = enrolled.split
     g_manifest, p_manifest = split.gallery_manifest, split.probe_manifest
     headline = e2.levels[cfg.offline.headline] | {"level_name": cfg.offline.headline} | timed.offline_fields()
     return {

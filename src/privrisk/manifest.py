@@ -76,14 +76,8 @@ def _safe_relative(raw: str) -> str | None:
     return None
 
 
-def read_manifest(path: str | Path, image_root: str | Path | None = None, *, max_rows: int = 5_000_000) -> Manifest:
-    """Parse and check a consent manifest.
-
-    Raises :class:`ManifestError` only when the file as a whole cannot be used (missing,
-    unreadable, not UTF-8, required columns absent); row problems become ``refused`` entries.
-    """
-    path = Path(path)
-    root = Path(image_root) if image_root is not None else path.parent
+def _read_text(path: Path) -> str:
+    """The manifest's text (UTF-8, a BOM allowed), or a :class:`ManifestError` saying why not."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -96,7 +90,18 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, *, max
         raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     if not text.strip():
         raise ManifestError(f"{path}: manifest is empty")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    return text
+
+
+def read_manifest(path: str | Path, image_root: str | Path | None = None, *, max_rows: int = 5_000_000) -> Manifest:
+    """Parse and check a consent manifest.
+
+    Raises :class:`ManifestError` only when the file as a whole cannot be used (missing,
+    unreadable, not UTF-8, required columns absent); row problems become ``refused`` entries.
+    """
+    path = Path(path)
+    root = Path(image_root) if image_root is not None else path.parent
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
@@ -112,25 +117,14 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, *, max
             if len(rows) + len(refused) >= max_rows:
                 raise ManifestError(f"{path}: more than {max_rows:,} rows")
             if None in record:  # more cells than header columns
-                refused.append(
-                    Refusal(
-                        line, (record.get("subject_id") or "").strip(), "", "more cells than the header has columns"
-                    )
-                )
+                subject = (record.get("subject_id") or "").strip()
+                refused.append(Refusal(line, subject, "", "more cells than the header has columns"))
                 continue
             values = {k: (v or "").strip() for k, v in record.items()}
             subject, image, consent = values["subject_id"], values["image"], values["consent"]
             if not any(values.values()):
                 continue
-            reason = None
-            if not subject:
-                reason = "empty subject_id"
-            elif consent.lower() not in AFFIRMATIVE:
-                reason = f"no affirmative consent (consent={consent!r}; accepted: {', '.join(sorted(AFFIRMATIVE))})"
-            else:
-                reason = _safe_relative(image)
-            if reason is None and (subject, image) in seen:
-                reason = f"duplicate of line {seen[(subject, image)]}"
+            reason = _refusal_reason(subject, image, consent, seen)
             if reason is not None:
                 refused.append(Refusal(line, subject, image, reason))
                 continue
@@ -140,3 +134,15 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, *, max
     except csv.Error as exc:
         raise ManifestError(f"{path}: malformed CSV near line {reader.line_num} ({exc})") from None
     return Manifest(path=path, image_root=root, rows=tuple(rows), refused=tuple(refused))
+
+
+def _refusal_reason(subject: str, image: str, consent: str, seen: dict[tuple[str, str], int]) -> str | None:
+    """Why a row may not be used (no subject, no affirmative consent, an unsafe path, a duplicate), or None."""
+    if not subject:
+        return "empty subject_id"
+    if consent.lower() not in AFFIRMATIVE:
+        return f"no affirmative consent (consent={consent!r}; accepted: {', '.join(sorted(AFFIRMATIVE))})"
+    reason = _safe_relative(image)
+    if reason is None and (subject, image) in seen:
+        reason = f"duplicate of line {seen[(subject, image)]}"
+    return reason

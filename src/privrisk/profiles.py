@@ -132,53 +132,33 @@ class Profile:
         )
 
 
+@dataclass(frozen=True)
+class ProfileMix:
+    """Who the synthetic people are: each field's visibility shares over :data:`LEVELS` (merged over
+    :data:`DEFAULT_VISIBILITY`), the birth-country shares, and the day their ages count to."""
+
+    visibility: dict | None = None
+    birth_countries: dict | None = None
+    today: dt.date = dt.date(2011, 8, 1)
+
+
 def generate_profiles(
-    subject_ids,
-    seed: int,
-    visibility: dict | None = None,
-    birth_countries: dict | None = None,
-    sexes: dict | None = None,
-    ages: dict | None = None,
-    today: dt.date = dt.date(2011, 8, 1),
+    subject_ids, seed: int, mix: ProfileMix | None = None, sexes: dict | None = None, ages: dict | None = None
 ) -> list[Profile]:
-    """One seeded synthetic profile per subject. ``sexes`` and ``ages`` (subject -> value) are used
-    when known, so the synthetic birth date agrees with the person's reported age."""
-    vis = DEFAULT_VISIBILITY | (visibility or {})
-    countries = birth_countries or DEFAULT_BIRTH_COUNTRIES
+    """One seeded synthetic profile per subject, drawn from ``mix`` (default :class:`ProfileMix`).
+    ``sexes`` and ``ages`` (subject -> value) are used when known, so the synthetic birth date agrees
+    with the person's reported age."""
+    mix = mix or ProfileMix()
+    vis = DEFAULT_VISIBILITY | (mix.visibility or {})
+    countries = mix.birth_countries or DEFAULT_BIRTH_COUNTRIES
     names, weights = list(countries), np.array(list(countries.values()), dtype=float)
     rng = np.random.default_rng(seed)
     out = []
     for k, sid in enumerate(subject_ids):
         country = names[rng.choice(len(names), p=weights / weights.sum())]
         age = int((ages or {}).get(sid) or rng.integers(19, 60))
-        birth = today - dt.timedelta(days=int(365.25 * age + rng.integers(0, 365)))
-        if country == "US":
-            state = _US_STATES[rng.integers(len(_US_STATES))]
-            hometown = f"{_US_CITIES[state]}, {state}"
-        elif country == "KR":
-            state, hometown = "", f"{_KR_CITIES[rng.integers(len(_KR_CITIES))]}, Korea"
-        else:
-            state, hometown = "", f"{_GB_CITIES[rng.integers(len(_GB_CITIES))]}, UK"
-        values = {
-            "real_name": f"Person {sid}",
-            "profile_photo": "face photo",
-            "birth_date": birth.isoformat(),
-            "hometown": hometown,
-            "current_city": "Pittsburgh, PA",
-            "workplace": _WORK[rng.integers(len(_WORK))],
-            "school": _SCHOOLS[rng.integers(len(_SCHOOLS))],
-            "interests": ", ".join(rng.choice(_INTERESTS, size=3, replace=False).tolist()),
-            "relationship_status": _REL[rng.integers(len(_REL))],
-            "email": f"person{sid}@example.org",
-            "phone": f"+1-412-555-{1000 + k:04d}",
-            "tagged_photos": f"{int(rng.integers(0, 200))} tagged photos",
-            "checkins": "gym, coffee shop, office",
-            "current_location": "downtown",
-            "travel_plans": _TRAVEL[rng.integers(len(_TRAVEL))],
-            "birth_country": country,
-            "birth_state": state,
-            "sex": (sexes or {}).get(sid) or ("female" if rng.random() < 0.5 else "male"),
-        }
+        birth = mix.today - dt.timedelta(days=int(365.25 * age + rng.integers(0, 365)))
+        values = _values(rng, k, sid, (country, birth), (sexes or {}).get(sid))
         visibility_levels = {f: LEVELS[rng.choice(4, p=np.asarray(vis[f]) / np.sum(vis[f]))] for f in FIELDS}
         photos = int(rng.integers(0, 60)) if visibility_levels["profile_photo"] == "public" else 0
         out.append(
@@ -191,6 +171,38 @@ def generate_profiles(
             )
         )
     return out
+
+
+def _values(rng: np.random.Generator, k: int, sid: str, born: tuple[str, dt.date], sex: str | None) -> dict:
+    """The k-th person's field values, drawn from ``rng`` in a fixed order; ``born`` = (country, date)."""
+    country, birth = born
+    if country == "US":
+        state = _US_STATES[rng.integers(len(_US_STATES))]
+        hometown = f"{_US_CITIES[state]}, {state}"
+    elif country == "KR":
+        state, hometown = "", f"{_KR_CITIES[rng.integers(len(_KR_CITIES))]}, Korea"
+    else:
+        state, hometown = "", f"{_GB_CITIES[rng.integers(len(_GB_CITIES))]}, UK"
+    return {
+        "real_name": f"Person {sid}",
+        "profile_photo": "face photo",
+        "birth_date": birth.isoformat(),
+        "hometown": hometown,
+        "current_city": "Pittsburgh, PA",
+        "workplace": _WORK[rng.integers(len(_WORK))],
+        "school": _SCHOOLS[rng.integers(len(_SCHOOLS))],
+        "interests": ", ".join(rng.choice(_INTERESTS, size=3, replace=False).tolist()),
+        "relationship_status": _REL[rng.integers(len(_REL))],
+        "email": f"person{sid}@example.org",
+        "phone": f"+1-412-555-{1000 + k:04d}",
+        "tagged_photos": f"{int(rng.integers(0, 200))} tagged photos",
+        "checkins": "gym, coffee shop, office",
+        "current_location": "downtown",
+        "travel_plans": _TRAVEL[rng.integers(len(_TRAVEL))],
+        "birth_country": country,
+        "birth_state": state,
+        "sex": sex or ("female" if rng.random() < 0.5 else "male"),
+    }
 
 
 #: Sources of the national-ID rules (cited in the README's exposure-score section).
@@ -288,43 +300,36 @@ class IdInference:
     source: str = ""
 
 
+_SSN_RULE = (
+    "Before 25 June 2011 the first 3 digits of a US Social Security number followed the state of the "
+    "applicant's address and the next 2 were issued in a fixed order over time; since most people born "
+    "from 1989 on got their number at birth, birth date and birth state let a stranger guess the first "
+    "5 digits for many of them. Numbers issued since 25 June 2011 are random."
+)
+_RRN_RULE = (
+    "A Korean resident registration number is 13 digits: 6 for the birth date, 1 for sex and century, "
+    "4 for the region where the birth was registered (the first 2 of them name the province or "
+    "metropolitan city), 1 serial digit, and 1 check digit computed from the other 12. Numbers issued "
+    "from 5 October 2020 have random digits after the 7th."
+)
+_RRN_FIRST7 = "digits 1-6 (your birth date) and digit 7 (sex, seen in your photo, and century, from the birth year)"
+
+
+def _ssn_none(reason: str, derived: str, plain: str) -> IdInference:
+    """An SSN of which nothing can be derived; ``plain`` follows the rule in plain words."""
+    return IdInference("US SSN", 0, 9, reason, derived=derived, plain=_SSN_RULE + plain, source=ID_SOURCES["US SSN"])
+
+
 def _ssn(birth_year: int | None, birth_visible: bool, state_visible: bool) -> IdInference:
-    src = ID_SOURCES["US SSN"]
-    plain_rule = (
-        "Before 25 June 2011 the first 3 digits of a US Social Security number followed the state of the "
-        "applicant's address and the next 2 were issued in a fixed order over time; since most people born "
-        "from 1989 on got their number at birth, birth date and birth state let a stranger guess the first "
-        "5 digits for many of them. Numbers issued since 25 June 2011 are random."
-    )
     if not (birth_visible and state_visible):
-        return IdInference(
-            "US SSN",
-            0,
-            9,
+        return _ssn_none(
             "birth date or birth state hidden",
-            None,
-            None,
             "none: the guess needs both birth date and birth state",
-            None,
-            0.0,
-            (0.0, 0.0),
-            plain_rule + " Your birth date or birth state is hidden, so this does not apply.",
-            src,
+            " Your birth date or birth state is hidden, so this does not apply.",
         )
     if birth_year is None:
-        return IdInference(
-            "US SSN",
-            0,
-            9,
-            "birth year unknown",
-            None,
-            None,
-            "none: birth year unknown",
-            None,
-            0.0,
-            (0.0, 0.0),
-            plain_rule + " Without your birth year the chance cannot be stated.",
-            src,
+        return _ssn_none(
+            "birth year unknown", "none: birth year unknown", " Without your birth year the chance cannot be stated."
         )
     if birth_year >= 2011:
         why = (
@@ -333,43 +338,10 @@ def _ssn(birth_year: int | None, birth_visible: bool, state_visible: bool) -> Id
             else "born in 2011: numbers issued from 25 June 2011 are random (earlier 2011 births not covered by "
             "the published figures)"
         )
-        return IdInference(
-            "US SSN",
-            0,
-            9,
-            why,
-            None,
-            None,
-            "none",
-            None,
-            0.0,
-            (0.0, 0.0),
-            plain_rule + " " + why[0].upper() + why[1:] + ".",
-            src,
-        )
+        return _ssn_none(why, "none", " " + why[0].upper() + why[1:] + ".")
     for first, last, p1, p2 in SSN_COHORTS:
         if first <= birth_year <= last:
-            hi = p2 if p2 is not None else p1
-            frac = 5 / 9
-            two = f", about {p2:.0%} within two attempts" if p2 is not None else ""
-            return IdInference(
-                "US SSN",
-                5,
-                9,
-                f"birth date and birth state visible; born {first}-{last}: first 5 digits guessed in "
-                f"one attempt for {p1:.0%} of that cohort{two} (Acquisti & Gross 2009)",
-                p1,
-                (p1, hi),
-                f"first 5 of 9 digits (area and group number), right in one attempt for {p1:.0%} of people born "
-                f"{first}-{last}{two}",
-                10**4,
-                p1 * frac,
-                (p1 * frac, hi * frac),
-                plain_rule + f" For people born {first}-{last}, the study guessed the first 5 digits in one attempt "
-                f"for {p1:.0%}{two}. That is a chance, not a certainty; the last 4 digits still leave 10,000 "
-                "possibilities.",
-                src,
-            )
+            return _ssn_cohort(first, last, p1, p2)
     if 2003 < birth_year < 2011:
         p1, p2 = SSN_COHORTS[0][2], SSN_COHORTS[0][3]
         return IdInference(
@@ -384,124 +356,126 @@ def _ssn(birth_year: int | None, birth_visible: bool, state_visible: bool) -> Id
             10**4,
             p1 * 5 / 9,
             (p1 * 5 / 9, p2 * 5 / 9),
-            plain_rule + f" The study's figures stop at people born in 2003; we assume the same chance ({p1:.0%} in "
+            _SSN_RULE + f" The study's figures stop at people born in 2003; we assume the same chance ({p1:.0%} in "
             "one attempt) for 2004-2010 births.",
-            src,
+            ID_SOURCES["US SSN"],
         )
-    return IdInference(
-        "US SSN",
-        0,
-        9,
+    return _ssn_none(
         f"born {birth_year}: before 1973 no prediction rate is published (numbers were "
         "issued at any age, from the address at the time, so birth data predict them poorly)",
-        None,
-        None,
         "none predictable",
-        None,
-        0.0,
-        (0.0, 0.0),
-        plain_rule + " You were born before 1973, when people got their number later in life; the "
+        " You were born before 1973, when people got their number later in life; the "
         "study reports no useful prediction for that cohort.",
-        src,
+    )
+
+
+def _ssn_cohort(first: int, last: int, p1: float, p2: float | None) -> IdInference:
+    """An SSN of someone born in a published cohort: the first 5 digits at the cohort's rate."""
+    hi = p2 if p2 is not None else p1
+    frac = 5 / 9
+    two = f", about {p2:.0%} within two attempts" if p2 is not None else ""
+    return IdInference(
+        "US SSN",
+        5,
+        9,
+        f"birth date and birth state visible; born {first}-{last}: first 5 digits guessed in "
+        f"one attempt for {p1:.0%} of that cohort{two} (Acquisti & Gross 2009)",
+        p1,
+        (p1, hi),
+        f"first 5 of 9 digits (area and group number), right in one attempt for {p1:.0%} of people born "
+        f"{first}-{last}{two}",
+        10**4,
+        p1 * frac,
+        (p1 * frac, hi * frac),
+        _SSN_RULE + f" For people born {first}-{last}, the study guessed the first 5 digits in one attempt "
+        f"for {p1:.0%}{two}. That is a chance, not a certainty; the last 4 digits still leave 10,000 "
+        "possibilities.",
+        ID_SOURCES["US SSN"],
+    )
+
+
+def _rrn_id(digits: int, reason: str, derived: str, plain: str, candidates: int | None, secret: float) -> IdInference:
+    """A Korean RRN of which ``digits`` are known for sure (chance 1, or 0 digits and no chance)."""
+    known = digits > 0
+    return IdInference(
+        "KR RRN",
+        digits,
+        13,
+        reason,
+        1.0 if known else None,
+        (1.0, 1.0) if known else None,
+        derived,
+        candidates,
+        secret,
+        (secret, secret),
+        _RRN_RULE + plain,
+        ID_SOURCES["KR RRN"],
     )
 
 
 def _rrn(birth_year: int | None, birth_visible: bool, hometown_visible: bool, hometown: str | None) -> IdInference:
-    src = ID_SOURCES["KR RRN"]
-    plain_rule = (
-        "A Korean resident registration number is 13 digits: 6 for the birth date, 1 for sex and century, "
-        "4 for the region where the birth was registered (the first 2 of them name the province or "
-        "metropolitan city), 1 serial digit, and 1 check digit computed from the other 12. Numbers issued "
-        "from 5 October 2020 have random digits after the 7th."
-    )
     if not birth_visible:
-        return IdInference(
-            "KR RRN",
+        return _rrn_id(
             0,
-            13,
             "birth date hidden",
-            None,
-            None,
             "none: the birth date is hidden",
+            " Your birth date is hidden, so nothing follows.",
             None,
             0.0,
-            (0.0, 0.0),
-            plain_rule + " Your birth date is hidden, so nothing follows.",
-            src,
         )
-    first7 = "digits 1-6 (your birth date) and digit 7 (sex, seen in your photo, and century, from the birth year)"
     if birth_year is not None and birth_year >= 2020:
         note = (
             "born 2020 or later: numbers issued from 5 October 2020 are random after digit 7"
             if birth_year > 2020
             else "born 2020: numbers issued from 5 October 2020 are random after digit 7"
         )
-        return IdInference(
-            "KR RRN",
-            7,
-            13,
-            note,
-            1.0,
-            (1.0, 1.0),
-            first7 + "; the other 6 are random",
-            10**6,
-            0.0,
-            (0.0, 0.0),
-            plain_rule
-            + " "
+        plain = (
+            " "
             + note[0].upper()
             + note[1:]
-            + ": the first 7 digits repeat your birth date and sex, the rest cannot be derived.",
-            src,
+            + ": the first 7 digits repeat your birth date and sex, the rest cannot be derived."
         )
+        return _rrn_id(7, note, _RRN_FIRST7 + "; the other 6 are random", plain, 10**6, 0.0)
     early = birth_year is not None and birth_year < 1975
-    ranges = kr_region_codes(hometown) if hometown_visible else None
     if hometown_visible and not early:
-        width = sum(b - a + 1 for a, b in ranges) if ranges else _KR_WIDEST
-        where = (
-            f"digits 8-9 in {' or '.join(f'{a:02d}-{b:02d}' for a, b in ranges)} ({width} values) from the hometown"
-            if ranges
-            else f"digits 8-9 narrowed to one province's range (at most {_KR_WIDEST} "
-            "values; the hometown's code range is not in our table)"
-        )
-        candidates = width * 100 * 10  # digits 8-9 in the range, 10-11 and the serial digit 12 free
-        secret = 1 - math.log10(candidates) / 6  # of digits 8-13
-        return IdInference(
-            "KR RRN",
-            7,
-            13,
-            "birth date, sex (from the face) and hometown region visible",
-            1.0,
-            (1.0, 1.0),
-            f"{first7}; {where}; digit 13 is the check digit, computable once the first 12 are guessed",
-            candidates,
-            secret,
-            (secret, secret),
-            plain_rule + f" From your birth date, your sex and your hometown, a stranger knows the first 7 digits, "
-            f"narrows the next 2 to {width} values, and computes the last one: about {candidates:,} candidate "
-            "numbers remain (an upper bound: it lets digits 10-12 take any value).",
-            src,
-        )
+        return _rrn_hometown(kr_region_codes(hometown))
     why = (
         "registered before 1975: the region digits are the place of first registration, not the birthplace"
         if early and hometown_visible
         else "hometown hidden"
     )
     secret = 1 - math.log10(10**5) / 6  # only the check digit follows from the rest
-    return IdInference(
-        "KR RRN",
+    return _rrn_id(
         7,
-        13,
         f"birth date and sex (from the face) visible; {why}",
-        1.0,
-        (1.0, 1.0),
-        f"{first7}; digit 13 is the check digit",
+        f"{_RRN_FIRST7}; digit 13 is the check digit",
+        f" A stranger knows the first 7 digits from your birth date and sex ({why}); "
+        "about 100,000 candidate numbers remain.",
         10**5,
         secret,
-        (secret, secret),
-        plain_rule + f" A stranger knows the first 7 digits from your birth date and sex ({why}); "
-        "about 100,000 candidate numbers remain.",
-        src,
+    )
+
+
+def _rrn_hometown(ranges: tuple[tuple[int, int], ...] | None) -> IdInference:
+    """A Korean RRN with birth date, sex and hometown region visible (registered from 1975 on)."""
+    width = sum(b - a + 1 for a, b in ranges) if ranges else _KR_WIDEST
+    where = (
+        f"digits 8-9 in {' or '.join(f'{a:02d}-{b:02d}' for a, b in ranges)} ({width} values) from the hometown"
+        if ranges
+        else f"digits 8-9 narrowed to one province's range (at most {_KR_WIDEST} "
+        "values; the hometown's code range is not in our table)"
+    )
+    candidates = width * 100 * 10  # digits 8-9 in the range, 10-11 and the serial digit 12 free
+    secret = 1 - math.log10(candidates) / 6  # of digits 8-13
+    return _rrn_id(
+        7,
+        "birth date, sex (from the face) and hometown region visible",
+        f"{_RRN_FIRST7}; {where}; digit 13 is the check digit, computable once the first 12 are guessed",
+        f" From your birth date, your sex and your hometown, a stranger knows the first 7 digits, "
+        f"narrows the next 2 to {width} values, and computes the last one: about {candidates:,} candidate "
+        "numbers remain (an upper bound: it lets digits 10-12 take any value).",
+        candidates,
+        secret,
     )
 
 

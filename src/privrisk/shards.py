@@ -19,6 +19,7 @@ import json
 import mmap
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +29,25 @@ from .fileio import atomic_write
 from .models import EMBEDDING_DIM
 
 
+@dataclass(frozen=True)
+class ShardLayout:
+    """How a sharded gallery is cut and compressed: ``nlist`` coarse cells, ``m`` PQ bytes a face,
+    ``shard_size`` faces a shard, and the seed of the quantizer's training."""
+
+    nlist: int = 1024
+    m: int = 32
+    shard_size: int = 5_000_000
+    seed: int = 0
+
+
 def build_shards(
-    chunks: Iterable[np.ndarray],
-    out_dir: str | os.PathLike,
-    train: np.ndarray,
-    *,
-    nlist: int = 1024,
-    m: int = 32,
-    shard_size: int = 5_000_000,
-    seed: int = 0,
+    chunks: Iterable[np.ndarray], out_dir: str | os.PathLike, train: np.ndarray, layout: ShardLayout | None = None
 ) -> dict:
     """Write a sharded IVF-PQ gallery from ``chunks`` of (n, d) vectors; ids follow input order.
 
     ``train`` is a sample of the vectors for the coarse quantizer and the PQ codebooks."""
+    layout = layout or ShardLayout()
+    nlist, m, shard_size, seed = layout.nlist, layout.m, layout.shard_size, layout.seed
     faiss = faiss_index.faiss_module()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import metrics
-from ..profiles import FIELDS, generate_profiles, national_id_inference
+from ..profiles import FIELDS, ProfileMix, generate_profiles, national_id_inference
+from .common import Searches
 
 __all__ = ["AccretionResult", "accretion"]
 
@@ -37,7 +38,7 @@ class _People:
     rows: list[dict]
 
 
-def accretion(cfg, names, cand, dist, truth, mated, meta_by_subject) -> AccretionResult:
+def accretion(cfg, names, searches: Searches, meta_by_subject) -> AccretionResult:
     """E3: what a stranger learns after E1's decision at the gallery threshold, counted per person.
 
     A person with several probes counts once, with the share of their probes that led to them. A
@@ -45,8 +46,9 @@ def accretion(cfg, names, cand, dist, truth, mated, meta_by_subject) -> Accretio
     probe matched to the wrong person) attaches that other person's profile to the probe's face:
     those wrong-person identifications are counted and what they attribute is listed."""
     profiles = _profiles(cfg, names, meta_by_subject)
-    truth = np.asarray(truth)
-    mated = np.asarray(mated, bool)
+    cand, dist = searches.cand, searches.dist
+    truth = np.asarray(searches.truth)
+    mated = np.asarray(searches.mated, bool)
     top = cand[:, 0]
     accepted = (top >= 0) & (dist[:, 0] <= cfg.gallery.threshold)
     correct = accepted & mated & (top == truth)
@@ -66,8 +68,10 @@ def _profiles(cfg, names, meta_by_subject) -> dict:
         for p in generate_profiles(
             names,
             seed=cfg.seed,
-            visibility={k: tuple(v) for k, v in cfg.accretion.visibility.items()} or None,
-            birth_countries=cfg.accretion.birth_countries or None,
+            mix=ProfileMix(
+                visibility={k: tuple(v) for k, v in cfg.accretion.visibility.items()} or None,
+                birth_countries=cfg.accretion.birth_countries or None,
+            ),
             sexes=sexes,
             ages=ages,
         )

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +27,8 @@ __all__ = [
     "identification",
     "memo",
     "pct",
+    "ProbeSearch",
+    "Searches",
     "probe_row",
     "rank_against",
     "source_version",
@@ -133,9 +136,33 @@ def identification(truth_codes, in_gallery, cand, dist, cfg, seed) -> dict:
     return out
 
 
-def probe_row(experiment, probe, names, truth, cand, dist, mated, cfg) -> dict:
+class ProbeSearch(NamedTuple):
+    """One probe's search: its true subject code, whether that subject is in the gallery, and the
+    ranked candidate codes (-1: none) with their distances."""
+
+    truth: int
+    mated: bool
+    cand: Sequence[int]
+    dist: Sequence[float]
+
+
+@dataclass(frozen=True)
+class Searches:
+    """Several probes' searches (each row a :class:`ProbeSearch`): ``truth`` and ``mated`` (n,),
+    ``cand`` and ``dist`` (n, k)."""
+
+    truth: np.ndarray
+    mated: np.ndarray
+    cand: np.ndarray
+    dist: np.ndarray
+
+
+def probe_row(experiment: str, probe: str, names: Sequence[str], search: ProbeSearch, threshold: float) -> dict:
+    """A row of the per-probe table: the probe's truth, its rank, the decision at the gallery
+    threshold (a match at distance <= ``threshold``) and the candidates."""
+    truth, mated, cand, dist = search
     top = [(names[c], float(d)) for c, d in zip(cand, dist) if c >= 0]
-    best_ok = bool(top) and top[0][1] <= cfg.gallery.threshold
+    best_ok = bool(top) and top[0][1] <= threshold
     return {
         "experiment": experiment,
         "probe": probe,
@@ -163,15 +190,17 @@ def exact_ci(k: int, n: int) -> list | None:
 
 
 # the code a cached stage result depends on: this package, the chaining module and the modules the
-# cached stages (scaling, demographic differentials) compute with
-_SOURCES = ("experiment.py", "tailmodel.py", "distractors.py", "index.py", "metrics.py", "fairness.py")
+# cached stages (scaling, demographic differentials) compute with (a folder: its modules)
+_SOURCES = ("experiment.py", "tailmodel.py", "distractors.py", "index.py", "metrics.py", "fairness")
 
 
 def source_version() -> str:
     """A hash of the code the cached stages run: a change to any of it makes a new cache key."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for path in [*sorted(Path(__file__).resolve().parent.glob("*.py")), *(package / s for s in _SOURCES)]:
+    sources = [package / s for s in _SOURCES]
+    files = [f for s in sources for f in (sorted(s.glob("*.py")) if s.is_dir() else [s])]
+    for path in [*sorted(Path(__file__).resolve().parent.glob("*.py")), *files]:
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -66,26 +66,21 @@ def e2_by_subject(fused: dict[str, FusedLevel], probe_subjects: list[str]) -> tu
 
 
 def _compute(cfg, probes: Embedded, fused: dict[str, FusedLevel], meta_by_subject, identified: Embedded) -> dict:
-    from ..fairness import analyse, tail_check_cross_validated
+    from ..fairness import AnalysisOptions, E2Inputs, FaceSet, TailCheckOptions, analyse, tail_check_cross_validated
 
     e2_shots, e2_rank1 = e2_by_subject(fused, probes.subjects)
     fs = cfg.fairness
-    res = analyse(
-        probes.vectors,
-        probes.subjects,
-        identified.vectors,
-        identified.subjects,
-        meta_by_subject,
+    options = AnalysisOptions(
         columns=fs.group_columns,
         combine=fs.combine,
         operating_threshold=cfg.gallery.threshold,
         thresholds=fs.thresholds,
-        e2_shots=e2_shots,
-        e2_rank1=e2_rank1,
         n_boot=cfg.bootstrap,
         seed=cfg.seed + 31,
         small_subjects=fs.small_subjects,
     )
+    probe_set, gallery_set = FaceSet(probes.vectors, probes.subjects), FaceSet(identified.vectors, identified.subjects)
+    res = analyse(probe_set, gallery_set, meta_by_subject, options, E2Inputs(e2_shots, e2_rank1))
     res["pairs"] = (
         "all pairs: every probe photo against every photo of the gallery manifest "
         f"({len(identified.subjects)} photos of {len(set(identified.subjects))} people), not only the "
@@ -95,13 +90,7 @@ def _compute(cfg, probes: Embedded, fused: dict[str, FusedLevel], meta_by_subjec
     if res["attributes"]:
         try:
             res["tail_check"] = tail_check_cross_validated(
-                res,
-                probes.vectors,
-                probes.subjects,
-                identified.vectors,
-                identified.subjects,
-                meta_by_subject,
-                seed=cfg.seed + 37,
+                res, probe_set, gallery_set, meta_by_subject, TailCheckOptions(seed=cfg.seed + 37)
             )
         except ImportError as exc:  # the validated tail model (issue 11) is not part of this build
             res["tail_check"] = {"note": f"per-group tail-model check not run: {exc}"}

@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..captures import make_captures
+from ..captures import CaptureSource, make_captures
 from ..config import replace, to_dict
 from ..degrade import Degradation, applicable
 from ..embeddings import EmbeddingCache, embed_batch, file_sha256
 from ..images import load_image
 from ..models import Box, as_box, embedder_id
-from .common import Log, exact_ci, identification, pct, probe_row, rank_against
+from .common import Log, ProbeSearch, Searches, exact_ci, identification, pct, probe_row, rank_against
 from .split import Enrolled
 
-__all__ = ["FusedLevel", "OfflineResult", "fused_arrays", "fusion_cost", "offline_to_online"]
+__all__ = ["FusedLevel", "OfflineResult", "ShotBest", "fused_arrays", "fusion_cost", "offline_to_online"]
 
 
 @dataclass(frozen=True)
@@ -126,16 +125,12 @@ def _captures(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, mod
         row = len(caps.rows_used)
         caps.rows_used.append(pi)
         shots = make_captures(
-            name,
-            sha,
-            box,
+            CaptureSource(name, sha, box, cfg.faces.max_side),
             level,
             (cfg.seed, li, pi),
             cfg.offline.shots,
-            cfg.faces.max_side,
             cfg.faces,
             model_id,
-            Path(name).stem,
         )
         caps.items.extend(shots)
         caps.owners.extend([row] * len(shots))
@@ -203,7 +198,7 @@ def _recapture(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, pi
     sha, box = sources[name]
     seed = (cfg.seed, li, pi)
     return make_captures(
-        name, sha, box, level, seed, cfg.offline.shots, cfg.faces.max_side, faces, embedder_id(faces), Path(name).stem
+        CaptureSource(name, sha, box, cfg.faces.max_side), level, seed, cfg.offline.shots, faces, embedder_id(faces)
     )
 
 
@@ -277,16 +272,9 @@ def _level(cfg, enrolled: Enrolled, level: Degradation, li: int, caps: _Captures
         n_not_applicable=len(caps.not_applicable),
         not_applicable=[probes.names[pi] for pi in caps.not_applicable],
         fusion=fusion_cost(
-            top_c,
-            top_d,
-            shot_owner,
-            shot_index,
-            len(rows_used),
+            ShotBest(top_c, top_d, shot_owner, shot_index),
             cfg.offline.shots,
-            fused_c,
-            fused_d,
-            lv_truth,
-            lv_mated,
+            Searches(lv_truth, lv_mated, fused_c, fused_d),
             cfg.gallery.threshold,
         ),
     )
@@ -322,25 +310,27 @@ def _level_rows(cfg, enrolled: Enrolled, level: Degradation, caps: _Captures, fl
     for pi, p in enumerate(probes.names):
         if pi in row_of:
             i = row_of[pi]
-            rows.append(probe_row(experiment, p, names, fl.truth[i], fl.fused_c[i], fl.fused_d[i], fl.mated[i], cfg))
+            search = ProbeSearch(fl.truth[i], fl.mated[i], fl.fused_c[i], fl.fused_d[i])
+            rows.append(probe_row(experiment, p, names, search, cfg.gallery.threshold))
         else:
-            na = probe_row(
-                experiment,
-                p,
-                names,
-                code[probes.subjects[pi]],
-                [],
-                [],
-                probes.subjects[pi] in in_gallery_subjects,
-                cfg,
-            )
+            none = ProbeSearch(code[probes.subjects[pi]], probes.subjects[pi] in in_gallery_subjects, [], [])
+            na = probe_row(experiment, p, names, none, cfg.gallery.threshold)
             rows.append(na | {"decision": "not applicable", "decision_correct": ""})
     return rows
 
 
-def fusion_cost(
-    top_c, top_d, shot_owner, shot_index, n_persons, shots, fused_c, fused_d, truth, mated, threshold
-) -> dict:
+@dataclass(frozen=True)
+class ShotBest:
+    """Each detected shot's best candidate code and its distance, the person (row) it belongs to and its
+    position among that person's shots."""
+
+    cand: np.ndarray
+    dist: np.ndarray
+    owner: np.ndarray
+    index: np.ndarray
+
+
+def fusion_cost(best: ShotBest, shots: int, fused: Searches, threshold: float) -> dict:
     """What fusing a person's shots (best distance per candidate) gains and costs, against one shot.
 
     Single shot = each person's first capture alone (a failed detection is a miss and no alarm);
@@ -349,11 +339,12 @@ def fusion_cost(
     (a false identification); TPIR is rank 1 and within the threshold. Counts and exact
     (Clopper-Pearson) 95% intervals come with every rate.
     """
+    n_persons, fused_c, fused_d = len(fused.truth), fused.cand, fused.dist
     single_c = np.full((shots, n_persons), -1, np.int64)
     single_d = np.full((shots, n_persons), np.inf)
-    single_c[shot_index, shot_owner] = top_c
-    single_d[shot_index, shot_owner] = top_d
-    truth, mated = np.asarray(truth), np.asarray(mated, bool)
+    single_c[best.index, best.owner] = best.cand
+    single_d[best.index, best.owner] = best.dist
+    truth, mated = np.asarray(fused.truth), np.asarray(fused.mated, bool)
     n_m, n_n = int(mated.sum()), int((~mated).sum())
 
     def rates(c, d):  # c, d: (n_persons,) best candidate and its distance
@@ -362,15 +353,15 @@ def fusion_cost(
         return int(hit.sum()), int((hit & within).sum()), int((within & ~mated).sum())
 
     single = [rates(single_c[s], single_d[s]) for s in range(shots)]
-    fused = rates(
+    fused_r = rates(
         fused_c[:, 0] if len(fused_c) else np.zeros(0, np.int64), fused_d[:, 0] if len(fused_d) else np.zeros(0)
     )
     share = lambda k, n: k / n if n else None  # noqa: E731
     out: dict[str, Any] = {"threshold": float(threshold), "shots": int(shots), "n_mated": n_m, "n_nonmated": n_n}
     for key, j, n in (("rank1", 0, n_m), ("tpir", 1, n_m), ("fpir", 2, n_n)):
-        out[f"{key}_single"], out[f"{key}_fused"] = share(single[0][j], n), share(fused[j], n)
-        out[f"n_{key}_single"], out[f"n_{key}_fused"] = single[0][j], fused[j]
-        out[f"{key}_single_ci95"], out[f"{key}_fused_ci95"] = exact_ci(single[0][j], n), exact_ci(fused[j], n)
+        out[f"{key}_single"], out[f"{key}_fused"] = share(single[0][j], n), share(fused_r[j], n)
+        out[f"n_{key}_single"], out[f"n_{key}_fused"] = single[0][j], fused_r[j]
+        out[f"{key}_single_ci95"], out[f"{key}_fused_ci95"] = exact_ci(single[0][j], n), exact_ci(fused_r[j], n)
         out[f"{key}_single_per_shot"] = [share(r[j], n) for r in single]
     out["note"] = (
         "single = each person's first capture alone; fused = best distance per candidate over all "

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import metrics
 from ..index import pairwise_distances
-from .common import Log, identification, probe_row, rank_against
+from .common import Log, ProbeSearch, identification, probe_row, rank_against
 from .split import Enrolled, subject_of
 
 __all__ = ["OnlineResult", "genuine_pairs", "online_to_online"]
@@ -51,7 +51,13 @@ def online_to_online(cfg, enrolled: Enrolled, log: Log) -> OnlineResult:
     split = enrolled.split
     e1["genuine_pairs"] = genuine_pairs(genuine, impostor, e1, cfg, split.gallery_manifest, split.probe_manifest)
     per_probe = [
-        probe_row("online_to_online", p, enrolled.names, truth[i], cand[i], dist[i], mated[i], cfg)
+        probe_row(
+            "online_to_online",
+            p,
+            enrolled.names,
+            ProbeSearch(truth[i], mated[i], cand[i], dist[i]),
+            cfg.gallery.threshold,
+        )
         for i, p in enumerate(list(probes.names) + [n for n, _ in probes.skipped])
     ]
     log(f"E1 online to online: rank-1 {e1['rank1']:.3f} over {e1['n_mated']} mated probes")

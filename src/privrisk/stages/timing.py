@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .. import index as faiss_index
-from ..captures import make_captures
+from ..captures import CaptureSource, make_captures
 from ..degrade import Degradation
 from ..embeddings import embed_loaded
 from ..images import load_image
@@ -60,18 +59,8 @@ def time_identifications(cfg, probes: Embedded, box_of, gal_vecs, level: Degrada
         shot_images = [image]
         if level is not None:
             box = as_box(v * image.scale for v in box_of[name])
-            recipes = make_captures(
-                name,
-                image.sha256,
-                box,
-                level,
-                (cfg.seed, 99, pi),
-                shots,
-                cfg.faces.max_side,
-                cfg.faces,
-                model.model_id,
-                Path(name).stem,
-            )
+            source = CaptureSource(name, image.sha256, box, cfg.faces.max_side)
+            recipes = make_captures(source, level, (cfg.seed, 99, pi), shots, cfg.faces, model.model_id)
             shot_images = [load_image(c.render(model), name=c.name) for c in recipes]
         make += time.perf_counter() - t0
         vecs = []
