@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 
 from . import __version__
-from .config import FaceSettings, GallerySettings, from_dict
+from .config import FaceSettings, GallerySettings, from_dict, setting_info
 from .errors import PrivriskError
 from .fileio import stderr_log
 
@@ -159,6 +159,7 @@ def cmd_match(args) -> int:
             threshold=args.threshold,
             progress=not args.quiet and len(args.images) > 8,
             ray_address=args.ray,
+            engine=args.engine,
         )
     if args.json:
         _print_json([m.to_dict() for m in matches])
@@ -597,6 +598,13 @@ def _add_match_command(sub, common: argparse.ArgumentParser, embed: argparse.Arg
         type=float,
         default=None,
         help="match if the best distance is at most this (default: the gallery's, 0.6)",
+    )
+    engine = setting_info(FaceSettings, "engine")
+    p.add_argument(
+        "--engine",
+        choices=engine["choices"],
+        default=None,
+        help=f"{engine['help']} (default: the gallery's)",
     )
     p.set_defaults(func=cmd_match)
 

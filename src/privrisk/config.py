@@ -66,6 +66,13 @@ class FaceSettings:
     jitters: int = setting(
         1, "times each face is re-sampled when encoding (higher: slower, slightly better)", min=1, max=100
     )
+    engine: str = setting(
+        "fast",
+        "which runtime computes dlib's face descriptor: 'fast' (dlib's own network and weights on ONNX "
+        "Runtime, equal to dlib's within 1e-4; see docs/engine.md) or 'dlib' (dlib itself, the reference). "
+        "Galleries built with either are searchable with either",
+        choices=("dlib", "fast"),
+    )
     min_face_px: int = setting(20, "faces narrower than this (in original pixels) are ignored", min=1)
     multiple_faces: str = setting(
         "largest",
@@ -76,10 +83,17 @@ class FaceSettings:
     def cache_key(self, model_id: str) -> str:
         """What an embedding depends on; two settings with equal keys give equal embeddings."""
         retry = f"|retry={self.retry_upsample}" if self.retry_upsample > self.upsample else ""
+        # dlib's keys are unchanged from before the engine setting, so existing caches stay valid.
+        engine = "" if self.engine == "dlib" else f"|engine={self.engine}"
         return (
             f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
-            f"|side={self.max_side}|jit={self.jitters}"
+            f"|side={self.max_side}|jit={self.jitters}{engine}"
         )
+
+    def same_embedder(self, other: FaceSettings) -> bool:
+        """Whether faces found and encoded with ``other`` are comparable with these: every setting
+        equal except the engine (both engines compute the same descriptor)."""
+        return dataclasses.replace(self, engine=other.engine) == other
 
     @property
     def upsample_passes(self) -> tuple[int, ...]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from .errors import ModelUnavailable
 
 # sha256 of face_recognition_models' dlib_face_recognition_resnet_model_v1.dat, the file whose
 # fast-engine descriptors were compared with dlib's on every sample photo and demo capture.
-VERIFIED_SHA256 = "PLACEHOLDER"
+VERIFIED_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 
 CHIP_SIZE = 150  # dlib's compute_face_descriptor: 150 x 150 chips ...
 CHIP_PADDING = 0.25  # ... with 0.25 padding around the landmarks' face box
@@ -77,7 +76,7 @@ class _Reader:
         self.pos += n
         return chunk
 
-    def int(self) -> int:
+    def read_int(self) -> int:
         control = self._take(1)[0]
         size = control & 0x0F
         if size == 0 or size > 8:
@@ -85,50 +84,55 @@ class _Reader:
         value = int.from_bytes(self._take(size), "little")
         return -value if control & 0x80 else value
 
-    def float(self) -> float:
-        mantissa = self.int()
-        exponent = self.int()
+    def read_float(self) -> float:
+        mantissa = self.read_int()
+        exponent = self.read_int()
         if exponent >= 32000:  # dlib's markers for infinities and NaN
             raise DlibFormatError(f"non-finite scalar at offset {self.pos}")
         return float(np.ldexp(float(mantissa), exponent))
 
-    def string(self) -> str:
-        n = self.int()
+    def read_string(self) -> str:
+        n = self.read_int()
         return self._take(n).decode("ascii", errors="replace")
 
-    def bool(self) -> bool:
+    def read_bool(self) -> bool:
         byte = self._take(1)
         if byte not in (b"0", b"1"):
             raise DlibFormatError(f"bad boolean {byte!r} at offset {self.pos - 1}")
         return byte == b"1"
 
-    def tensor(self) -> np.ndarray:
-        version = self.int()
+    def read_tensor(self) -> np.ndarray:
+        version = self.read_int()
         if version != 2:
             raise DlibFormatError(f"tensor version {version} at offset {self.pos}, expected 2")
-        shape = tuple(self.int() for _ in range(4))
+        shape = tuple(self.read_int() for _ in range(4))
         count = int(np.prod(shape))
         values = np.frombuffer(self._take(4 * count), dtype="<f4")
         return values.reshape(shape).astype(np.float32)
 
-    def alias(self) -> tuple[int, int, int, int]:
-        version = self.int()
+    def read_alias(self) -> tuple[int, int, int, int]:
+        version = self.read_int()
         if version != 1:
             raise DlibFormatError(f"alias_tensor version {version} at offset {self.pos}, expected 1")
-        n, k, nr, nc = (self.int() for _ in range(4))
+        n, k, nr, nc = (self.read_int() for _ in range(4))
         return (n, k, nr, nc)
 
 
 def _read_details(r: _Reader) -> Layer:
-    name = r.string()
+    name = r.read_string()
     if name == "con_4":
-        params = r.tensor().ravel()
-        num_filters, nr, nc, stride_y, stride_x, pad_y, pad_x = (r.int() for _ in range(7))
-        filters, biases = r.alias(), r.alias()
+        params = r.read_tensor().ravel()
+        num_filters, nr, nc, stride_y, stride_x, pad_y, pad_x = (r.read_int() for _ in range(7))
+        filters, biases = r.read_alias(), r.read_alias()
         for _ in range(4):  # learning-rate and weight-decay multipliers
-            r.float()
+            r.read_float()
         n_w = int(np.prod(filters))
-        if filters[0] != num_filters or filters[2:] != (nr, nc) or params.size != n_w + num_filters:
+        if (
+            filters[0] != num_filters
+            or filters[2:] != (nr, nc)
+            or biases[1] != num_filters
+            or params.size != n_w + num_filters
+        ):
             raise DlibFormatError(f"con_ layer with inconsistent shapes {filters} / {params.size} values")
         return Layer(
             "con",
@@ -136,9 +140,9 @@ def _read_details(r: _Reader) -> Layer:
             {"weight": params[:n_w].reshape(filters), "bias": params[n_w:].copy()},
         )
     if name == "affine_":
-        params = r.tensor().ravel()
-        gamma, beta = r.alias(), r.alias()
-        mode = r.int()
+        params = r.read_tensor().ravel()
+        gamma, beta = r.read_alias(), r.read_alias()
+        mode = r.read_int()
         n = int(np.prod(gamma))
         if mode != 0 or gamma != beta or params.size != 2 * n:  # 0: CONV_MODE, one gamma per channel
             raise DlibFormatError(f"affine_ layer in mode {mode} with shapes {gamma}/{beta}")
@@ -146,15 +150,15 @@ def _read_details(r: _Reader) -> Layer:
     if name in ("relu_", "add_prev_"):
         return Layer(name.rstrip("_"))
     if name in ("avg_pool_2", "max_pool_2"):
-        nr, nc, stride_y, stride_x, pad_y, pad_x = (r.int() for _ in range(6))
+        nr, nc, stride_y, stride_x, pad_y, pad_x = (r.read_int() for _ in range(6))
         return Layer(name[:-2], {"window": (nr, nc), "stride": (stride_y, stride_x), "pad": (pad_y, pad_x)})
     if name == "fc_2":
-        num_outputs, num_inputs = r.int(), r.int()
-        params = r.tensor().ravel()
-        weights, _biases = r.alias(), r.alias()
-        bias_mode = r.int()
+        num_outputs, num_inputs = r.read_int(), r.read_int()
+        params = r.read_tensor().ravel()
+        weights, _biases = r.read_alias(), r.read_alias()
+        bias_mode = r.read_int()
         for _ in range(4):
-            r.float()
+            r.read_float()
         n_w = num_inputs * num_outputs
         has_bias = bias_mode == 0  # FC_HAS_BIAS
         if weights[:2] != (num_inputs, num_outputs) or params.size != n_w + (num_outputs if has_bias else 0):
@@ -168,25 +172,25 @@ def _read_details(r: _Reader) -> Layer:
 
 def _read_subnet(r: _Reader) -> list[Layer]:
     """The layers of one sub-network, bottom-up."""
-    version = r.int()
+    version = r.read_int()
     if version == 1:  # add_tag_layer / add_skip_layer: only their sub-network is stored
         return [*_read_subnet(r), Layer("tag")]
     if version == 2:  # add_layer over another layer
         below = _read_subnet(r)
         layer = _read_details(r)
-        r.bool(), r.bool(), r.bool()  # setup called, gradient stale, getters disabled
-        r.tensor(), r.tensor(), r.tensor()  # x_grad, cached_output, params_grad (empty)
+        r.read_bool(), r.read_bool(), r.read_bool()  # setup called, gradient stale, getters disabled
+        r.read_tensor(), r.read_tensor(), r.read_tensor()  # x_grad, cached_output, params_grad (empty)
         return [*below, layer]
     if version == 3:  # add_layer over the input layer
-        name = r.string()
+        name = r.read_string()
         if name != "input_rgb_image_sized":
             raise DlibFormatError(f"unknown input layer {name!r}")
-        means = (r.float(), r.float(), r.float())
-        rows, cols = r.int(), r.int()
+        means = (r.read_float(), r.read_float(), r.read_float())
+        rows, cols = r.read_int(), r.read_int()
         layer = _read_details(r)
-        r.bool(), r.bool(), r.bool()
-        r.tensor(), r.tensor(), r.tensor()  # x_grad, cached_output, grad_final
-        r.int()  # sample expansion factor
+        r.read_bool(), r.read_bool(), r.read_bool()
+        r.read_tensor(), r.read_tensor(), r.read_tensor()  # x_grad, cached_output, grad_final
+        r.read_int()  # sample expansion factor
         return [Layer("input", {"means": means, "size": (rows, cols)}), layer]
     raise DlibFormatError(f"unexpected layer version {version} at offset {r.pos}")
 
@@ -196,11 +200,11 @@ def read_dlib_net(path: str | Path) -> DlibNet:
     is consumed. Raises :class:`DlibFormatError` naming the offset when the bytes do not fit."""
     data = Path(path).read_bytes()
     r = _Reader(data)
-    version = r.int()
-    name = r.string()
+    version = r.read_int()
+    name = r.read_string()
     if version != 1 or name != "loss_metric_2":
         raise DlibFormatError(f"{path}: not a dlib metric network (starts with {name!r})")
-    loss = {"margin": r.float(), "distance_threshold": r.float()}
+    loss = {"margin": r.read_float(), "distance_threshold": r.read_float()}
     layers = _read_subnet(r)
     if r.pos != len(data):
         raise DlibFormatError(f"{path}: {len(data) - r.pos} bytes left after the network")
@@ -361,3 +365,91 @@ def _pad_to(op, const, x: str, shape: tuple[int, int, int], full: tuple[int, int
     extra = [f - s for f, s in zip(full, shape, strict=True)]
     pads = np.array([0, 0, 0, 0, 0, *extra], dtype=np.int64)
     return op("Pad", [x, const(pads, "pads")], mode="constant")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running it.
+
+
+class FastDescriptor:
+    """dlib's face descriptor network on ONNX Runtime: ``descriptor(chips)`` maps (n, 150, 150, 3)
+    uint8 RGB chips to (n, 128) float32 descriptors.
+
+    The ONNX graph is built once; each process makes its own ONNX Runtime session on first use (a
+    session's threads do not survive ``fork``). In a worker process (one of several sharing the
+    cores) the session runs on one thread, elsewhere on all cores."""
+
+    def __init__(self, onnx_model: bytes, sha256: str) -> None:
+        self.onnx_model = onnx_model
+        self.sha256 = sha256
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._pid = -1
+
+    def _get_session(self):
+        import multiprocessing
+        import os
+
+        import onnxruntime as ort  # noqa: PLC0415
+
+        pid = os.getpid()
+        if self._session is None or self._pid != pid:
+            with self._lock:
+                if self._session is None or self._pid != pid:
+                    options = ort.SessionOptions()
+                    in_worker = multiprocessing.parent_process() is not None
+                    options.intra_op_num_threads = 1 if in_worker else (os.cpu_count() or 1)
+                    options.inter_op_num_threads = 1
+                    self._session = ort.InferenceSession(self.onnx_model, options, providers=["CPUExecutionProvider"])
+                    self._pid = pid
+        return self._session
+
+    def __call__(self, chips: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        chips = np.ascontiguousarray(chips, dtype=np.uint8)
+        if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
+            raise ValueError(f"face chips must be (n, {CHIP_SIZE}, {CHIP_SIZE}, 3) uint8, not {chips.shape}")
+        if len(chips) == 0:
+            return np.zeros((0, 128), np.float32)
+        session = self._get_session()
+        parts = [session.run(None, {"chips": chips[i : i + batch_size]})[0] for i in range(0, len(chips), batch_size)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_fast_descriptor(path: str | Path, expected_sha256: str | None = VERIFIED_SHA256) -> FastDescriptor:
+    """The fast descriptor for the weights file at ``path``.
+
+    Raises :class:`~privrisk.errors.ModelUnavailable` with a one-line reason when ONNX Runtime is
+    missing, when the file's sha256 is not ``expected_sha256`` (the file whose descriptors were
+    proven equal to dlib's; None skips the check, for experiments), or when the file is not the
+    network this module reads."""
+    try:
+        import onnx  # noqa: F401, PLC0415
+        import onnxruntime  # noqa: F401, PLC0415
+    except ImportError as exc:
+        raise ModelUnavailable(f"the fast engine needs onnx and onnxruntime ({exc})") from None
+    try:
+        sha = file_sha256(path)
+    except OSError as exc:
+        raise ModelUnavailable(f"cannot read the face network {path} ({exc.strerror or exc})") from None
+    if expected_sha256 is not None and sha != expected_sha256:
+        raise ModelUnavailable(
+            f"{path} has sha256 {sha[:16]}..., not the file the fast engine was verified on ({expected_sha256[:16]}...)"
+        )
+    try:
+        net = read_dlib_net(path)
+        descriptor = FastDescriptor(build_onnx(net), net.sha256)
+    except DlibFormatError as exc:
+        raise ModelUnavailable(f"cannot read the face network {path}: {exc}") from None
+    try:
+        descriptor._get_session()
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors derive from Exception only
+        raise ModelUnavailable(f"ONNX Runtime cannot run the face network ({type(exc).__name__}: {exc})") from None
+    return descriptor

@@ -31,7 +31,7 @@ from .config import FaceSettings
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
 from .images import ImageSource, load_image
-from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, as_box, dlib_model_id, load_face_model
+from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, as_box, dlib_model_id, load_face_model, resolve_engine
 
 Progress = Callable[[int, int], None]
 
@@ -221,9 +221,9 @@ def default_cache_path() -> Path:
 _worker_model: FaceModel | None = None
 
 
-def _worker_init() -> None:
+def _worker_init(settings: FaceSettings | None = None) -> None:
     global _worker_model
-    _worker_model = load_face_model()
+    _worker_model = load_face_model(settings)
 
 
 def _embed_item(item, model: FaceModel, settings: FaceSettings) -> EmbedResult:
@@ -306,14 +306,17 @@ def embed_batch(
     paths = [p if isinstance(p, tuple) or _is_recipe(p) else str(p) for p in sources]
     report = _progress_reporter(progress, len(paths))
     model_id = model.model_id if model is not None else dlib_model_id()
-    batch = _Batch(paths, cache, settings.cache_key(model_id), report)
+    # The key names the engine that will run: a given model's, else the settings' unless the fast
+    # engine cannot be used here (then dlib runs, and its key is the one used).
+    engine = getattr(model, "engine", settings.engine) if model is not None else resolve_engine(settings)
+    batch = _Batch(paths, cache, dataclasses.replace(settings, engine=engine).cache_key(model_id), report)
     todo = [i for i in range(len(paths)) if not batch.from_cache(i)]
 
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if todo and ray_address:
         _embed_on_ray(batch, todo, settings, ray_address)
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
-        local_model = model or load_face_model()
+        local_model = model or load_face_model(settings)
         for i in todo:
             batch.store(i, _embed_item(paths[i], local_model, settings))
     elif todo:
@@ -398,7 +401,7 @@ def _embed_in_pool(
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     with cf.ProcessPoolExecutor(
-        max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init
+        max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(settings,)
     ) as pool:
         pending: dict[cf.Future, int] = {}
         queue = iter(todo)

@@ -411,7 +411,8 @@ def build_gallery(
     model_id = model.model_id if model is not None else dlib_model_id()
     if (path / DB_NAME).exists():
         gallery = Gallery.open(path)
-        if gallery.face_settings != face_settings or gallery.model_id != model_id:
+        # The engine is not compared: both compute the same descriptor (docs/engine.md).
+        if not gallery.face_settings.same_embedder(face_settings) or gallery.model_id != model_id:
             gallery.close()
             raise GalleryError(
                 f"{path}: gallery was built with other face settings or another model; use a new directory"

@@ -6,6 +6,7 @@ result into one row per subject (its closest face), vectorised over all probes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,16 +120,20 @@ def match_images(
     threshold: float | None = None,
     progress=False,
     ray_address: str | None = None,
+    engine: str | None = None,
 ) -> list[Match]:
     """Embed each image with the gallery's face settings and rank the gallery's subjects for its
-    largest face. An image that cannot be used gets a Match with ``error`` set and no candidates."""
+    largest face. An image that cannot be used gets a Match with ``error`` set and no candidates.
+    ``engine`` ('dlib' or 'fast') computes the descriptors with another engine than the gallery's
+    (both compute the same descriptor)."""
     from .embeddings import embed_batch
 
     sources = [str(s) for s in sources]
     threshold = gallery.settings.threshold if threshold is None else threshold
+    settings = gallery.face_settings if engine is None else dataclasses.replace(gallery.face_settings, engine=engine)
     results = embed_batch(
         sources,
-        gallery.face_settings,
+        settings,
         model=model,
         cache=cache,
         workers=workers,
