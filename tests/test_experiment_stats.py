@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-import privrisk.models
 from helpers import FakeFaceModel, noise_image, use_face_model, write_png
 from privrisk.config import replace
 from privrisk.experiment import ExperimentConfig, run_experiment

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import privrisk.models
 from helpers import FakeFaceModel, noise_image, use_face_model, write_png
 from privrisk.config import replace
 from privrisk.experiment import ExperimentConfig, run_experiment

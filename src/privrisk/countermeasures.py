@@ -1245,7 +1245,7 @@ def run_countermeasures(
 
     def main_model():  # landmarks for occluders and encodings at a box, in this process
         if "m" not in loaded:
-            loaded["m"] = model if model is not None else load_face_model()
+            loaded["m"] = model if model is not None else load_face_model(face_settings)
         return loaded["m"]
 
     vec = np.zeros((len(recipes), 128), np.float32)
