@@ -124,7 +124,7 @@ def test_cli_takes_the_engine_for_builds_and_matches():
         parser.parse_args(["match", "g", "p.jpg", "--engine", "gpu"])
 
 
-SAMPLES = ["neutral/001.jpg", "neutral/050.jpg", "smiling/010.jpg", "smiling/070.jpg"]
+SAMPLES = [f"{kind}/{name}" for kind in ("neutral", "smiling") for name in ("001.jpg", "066.jpg", "120.jpg")]
 
 
 @pytest.mark.model
