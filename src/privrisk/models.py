@@ -50,6 +50,9 @@ class FaceModel(Protocol):
         -> (x, y) points in ``rgb`` pixels, in face_recognition's 68-point layout."""
 
 
+_DLIB_CALLS = threading.Lock()
+
+
 class DlibFaceModel:
     """face_recognition's HOG / CNN detectors and dlib's ResNet descriptor."""
 
@@ -59,8 +62,9 @@ class DlibFaceModel:
         self._api = api
         # dlib's detector, shape predictor and ResNet keep working state inside the objects: two
         # threads using them at once get wrong embeddings (seen with ten app sessions), so calls
-        # into dlib are serialised. Processes (embed_batch's workers) each have their own model.
-        self._lock = threading.Lock()
+        # into dlib are serialised, across engines too (they share face_recognition's objects).
+        # Processes (embed_batch's workers) each have their own model.
+        self._lock = _DLIB_CALLS
         self.versions = library_versions()
         self.model_id = dlib_model_id(self.versions)
 
