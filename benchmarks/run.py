@@ -436,8 +436,10 @@ def bench_demo() -> dict:
                 if label == "cold":
                     out[f"{engine}_cold_stages"] = stages
                 log(f"demo {engine} {label}: {seconds:.0f} s")
-            results[engine] = json.loads((run_dir / "results.json").read_text())
+            cold = tmp / f"{engine}-cold"
+            results[engine] = json.loads((cold / "results.json").read_text().replace(str(cold), "<out>"))
         diffs = compare_results(results["fast"], results["dlib"])
+        diffs += compare_tables(tmp / "fast-cold", tmp / "dlib-cold")
     out["results_identical"] = not diffs
     out["results_differences"] = diffs[:20]
     out["cold_s"], out["warm_s"] = out["fast_cold_s"], out["fast_warm_s"]  # the keys earlier runs used
@@ -458,15 +460,15 @@ def _timed_lines(cmd: list[str], env: dict, cwd: Path) -> tuple[float, list[dict
     return time.perf_counter() - t0, stages
 
 
-_VOLATILE = ("seconds", "_s", "time", "date", "python", "engine", "dir", "path", "out")
+_VOLATILE = {"engine", "versions", "privrisk_version"}  # besides timings (keys with seconds, or ending _s)
 
 
 def compare_results(a, b, where: str = "") -> list[str]:
     """Where two results.json differ beyond float32 rounding: text, whole numbers and booleans must be
     equal, other numbers within 1e-4 (absolute, or relative for large ones); timings, paths and the
     engine setting are skipped."""
-    key = where.rsplit(".", 1)[-1].lower()
-    if any(v in key for v in _VOLATILE):
+    key = where.rsplit(".", 1)[-1].split("[")[0]
+    if key in _VOLATILE or "seconds" in key or key.endswith("_s"):
         return []
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
@@ -481,6 +483,34 @@ def compare_results(a, b, where: str = "") -> list[str]:
             return []
         return [f"{where}: {a!r} vs {b!r}"]
     return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
+
+
+def compare_tables(a: Path, b: Path) -> list[str]:
+    """Where two runs' per-probe and accretion tables differ: every rank, decision, candidate order
+    and profile must be equal; candidate distances (printed to 4 decimals) within 1.5e-4."""
+    import csv
+
+    diffs = []
+    for name in ("probes.csv", "accretion.csv"):
+        with open(a / name, newline="") as fa, open(b / name, newline="") as fb:
+            rows_a, rows_b = list(csv.DictReader(fa)), list(csv.DictReader(fb))
+        if len(rows_a) != len(rows_b):
+            diffs.append(f"{name}: {len(rows_a)} vs {len(rows_b)} rows")
+            continue
+        for i, (ra, rb) in enumerate(zip(rows_a, rows_b)):
+            for col in ra:
+                x, y = ra[col].replace(str(a), "<out>"), rb[col].replace(str(b), "<out>")
+                if col == "candidates" and x != y:
+                    ca = [c.split(":") for c in x.split(";") if c]
+                    cb = [c.split(":") for c in y.split(";") if c]
+                    same = [s for s, _ in ca] == [s for s, _ in cb] and all(
+                        abs(float(da) - float(db)) <= 1.5e-4 for (_, da), (_, db) in zip(ca, cb)
+                    )
+                    if not same:
+                        diffs.append(f"{name} row {i} candidates: {x[:60]} vs {y[:60]}")
+                elif x != y:
+                    diffs.append(f"{name} row {i} {col}: {x[:40]!r} vs {y[:40]!r}")
+    return diffs
 
 
 def bench_engine(quick: bool) -> dict:

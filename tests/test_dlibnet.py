@@ -158,3 +158,29 @@ def test_jitter_goes_to_dlib_saying_so(capsys):
     assert jittered.shape == (len(boxes), 128)
     assert np.linalg.norm(jittered - dlib.encode(rgb, boxes, 1), axis=1).max() < 0.2  # the same face
     assert "runs in dlib" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_galleries_built_with_either_engine_agree_and_match_alike(tmp_path):
+    from privrisk.gallery import build_gallery
+    from privrisk.matching import match_images
+
+    lines = ["subject_id,image,consent"] + [f"{name[-7:-4]},{name},yes" for name in SAMPLES[:3]]
+    manifest = tmp_path / "gallery.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    probes = [str(ROOT / "sample_data" / name) for name in SAMPLES[3:]]
+    vectors, found = {}, {}
+    for engine in ("fast", "dlib"):
+        rows = read_manifest(manifest, ROOT / "sample_data")
+        build_gallery(rows, tmp_path / engine, face_settings=FaceSettings(engine=engine), workers=1)
+        with Gallery.open(tmp_path / engine) as g:
+            vectors[engine] = g.embeddings()[1]
+            # searched with the other engine: the gallery does not care which computed the probes
+            other = "dlib" if engine == "fast" else "fast"
+            found[engine] = match_images(g, probes, workers=1, k=3, engine=other, cache=None)
+    assert vectors["fast"].shape == vectors["dlib"].shape == (3, 128)
+    assert np.abs(vectors["fast"] - vectors["dlib"]).max() <= 1e-4
+    for a, b in zip(found["fast"], found["dlib"]):
+        assert [c.subject_id for c in a.candidates] == [c.subject_id for c in b.candidates]
+        assert [c.distance for c in a.candidates] == pytest.approx([c.distance for c in b.candidates], abs=1e-4)
+        assert a.is_match == b.is_match
