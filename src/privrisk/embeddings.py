@@ -400,6 +400,10 @@ def _embed_in_pool(
     # the caller's script. They only run image decoding and dlib, never FAISS/OpenMP.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
+    if method == "fork":
+        # Loaded here once, the model is inherited by every pool's workers: otherwise each pool
+        # (a run makes several) waits seconds while its workers load dlib's models again.
+        load_face_model(settings)
     with cf.ProcessPoolExecutor(
         max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(settings,)
     ) as pool:
