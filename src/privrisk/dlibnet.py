@@ -375,9 +375,11 @@ class FastDescriptor:
     """dlib's face descriptor network on ONNX Runtime: ``descriptor(chips)`` maps (n, 150, 150, 3)
     uint8 RGB chips to (n, 128) float32 descriptors.
 
-    The ONNX graph is built once; each process makes its own ONNX Runtime session on first use (a
-    session's threads do not survive ``fork``). In a worker process (one of several sharing the
-    cores) the session runs on one thread, elsewhere on all cores."""
+    The ONNX graph is built once; each process makes its own ONNX Runtime session on first use,
+    because privrisk forks its embedding workers and a session does not survive ``fork``. Sessions
+    run on one thread: worker processes share the cores between them, and a process without ONNX
+    Runtime threads forks safely. A session inherited from the parent is never destroyed in the
+    child (its destructor would wait for the parent's threads)."""
 
     def __init__(self, onnx_model: bytes, sha256: str) -> None:
         self.onnx_model = onnx_model
@@ -387,7 +389,7 @@ class FastDescriptor:
         self._pid = -1
 
     def _get_session(self):
-        import multiprocessing
+        import ctypes
         import os
 
         import onnxruntime as ort  # noqa: PLC0415
@@ -396,9 +398,10 @@ class FastDescriptor:
         if self._session is None or self._pid != pid:
             with self._lock:
                 if self._session is None or self._pid != pid:
+                    if self._session is not None:  # the parent's: keep it alive, unused, in this process
+                        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._session))
                     options = ort.SessionOptions()
-                    in_worker = multiprocessing.parent_process() is not None
-                    options.intra_op_num_threads = 1 if in_worker else (os.cpu_count() or 1)
+                    options.intra_op_num_threads = 1
                     options.inter_op_num_threads = 1
                     self._session = ort.InferenceSession(self.onnx_model, options, providers=["CPUExecutionProvider"])
                     self._pid = pid
