@@ -441,6 +441,7 @@ def bench_demo() -> dict:
         diffs = compare_results(results["fast"], results["dlib"])
         diffs += compare_tables(tmp / "fast-cold", tmp / "dlib-cold")
     out["results_identical"] = not diffs
+    out["results_n_differences"] = len(diffs)
     out["results_differences"] = diffs[:20]
     out["cold_s"], out["warm_s"] = out["fast_cold_s"], out["fast_warm_s"]  # the keys earlier runs used
     return out
@@ -470,6 +471,8 @@ def compare_results(a, b, where: str = "") -> list[str]:
     key = where.rsplit(".", 1)[-1].split("[")[0]
     if key in _VOLATILE or "seconds" in key or key.endswith("_s"):
         return []
+    if isinstance(a, dict) and isinstance(b, dict) and set(a) == set(b) == {"far", "tar"}:
+        return _compare_curves(a, b, where)
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
             return [f"{where}: keys {sorted(set(a) ^ set(b))}"]
@@ -483,6 +486,24 @@ def compare_results(a, b, where: str = "") -> list[str]:
             return []
         return [f"{where}: {a!r} vs {b!r}"]
     return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
+
+
+def _compare_curves(a: dict, b: dict, where: str) -> list[str]:
+    """A ROC drawn as points picked by index among every distance: a distance that moves by 1e-7
+    past another shifts which points are drawn. Each point of ``a`` must lie within one pair's step
+    of a point of ``b`` (the smallest nonzero step along each axis)."""
+    fa, ta, fb, tb = (np.asarray(v, np.float64) for v in (a["far"], a["tar"], b["far"], b["tar"]))
+    if len(fa) != len(fb):
+        return [f"{where}: {len(fa)} vs {len(fb)} points"]
+
+    def step(v):
+        d = np.diff(np.unique(v))
+        return float(d.min()) if d.size else 0.0
+
+    sf, st = max(step(fa), step(fb)) + 1e-9, max(step(ta), step(tb)) + 1e-9
+    near = (np.abs(fa[:, None] - fb[None, :]) <= sf) & (np.abs(ta[:, None] - tb[None, :]) <= st)
+    bad = np.flatnonzero(~near.any(axis=1))
+    return [f"{where}: point {i} ({fa[i]:.5f}, {ta[i]:.5f}) has no neighbour" for i in bad[:3]]
 
 
 def compare_tables(a: Path, b: Path) -> list[str]:
