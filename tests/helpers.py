@@ -69,6 +69,15 @@ class FakeFaceModel:
         return out
 
 
+def use_face_model(mp, model) -> None:
+    """The seam: within monkeypatch ``mp``, load_face_model() hands out ``model`` for every engine
+    (embedding in this process, workers = 1), and the fast engine counts as usable."""
+    import privrisk.models
+
+    mp.setattr(privrisk.models, "_models", {"dlib": model, "fast": model})
+    mp.setattr(privrisk.models, "_engines", {"fast": "fast"})
+
+
 def noise_image(seed: int, size=(64, 64), noise: float = 0.0, noise_seed: int = 99) -> np.ndarray:
     """A subject's 'face': seeded smooth noise; ``noise`` adds a small perturbation (another photo)."""
     rng = np.random.default_rng(seed)

@@ -248,7 +248,7 @@ def fake_everywhere(monkeypatch):
 
     model = FakeFaceModel()
     for mod in (privrisk.embeddings, privrisk.models):
-        monkeypatch.setattr(mod, "load_face_model", lambda *_args: model)
+        monkeypatch.setattr(mod, "load_face_model", lambda settings=None: model)
     return model
 
 

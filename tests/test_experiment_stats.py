@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 
-import privrisk.models
-from helpers import FakeFaceModel, noise_image, write_png
+from helpers import FakeFaceModel, noise_image, use_face_model, write_png
 from privrisk.config import replace
 from privrisk.experiment import ExperimentConfig, run_experiment
 from privrisk.report import summary_table
@@ -20,7 +19,7 @@ def fake_face_model():
     """The seam: the process-wide model that load_face_model() hands out (embedding in this
     process, workers = 1) is the fake one, for this module's tests."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(privrisk.models, "_model", FakeFaceModel())
+        use_face_model(mp, FakeFaceModel())
         yield
 
 

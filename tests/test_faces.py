@@ -1,5 +1,7 @@
 """Face detection passes and the size-chosen index: fast by default, never less found."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -53,11 +55,13 @@ def test_policies_that_count_faces_run_the_upsampled_pass(image, policy):
 
 
 def test_legacy_detection_is_one_upsampled_pass_with_the_old_cache_key(image):
-    legacy = FaceSettings(upsample=1, retry_upsample=0)
+    legacy = FaceSettings(upsample=1, retry_upsample=0, engine="dlib")
     model = PassCountingModel({1: [SMALL]})
     assert detect_faces(model, image, legacy) == [SMALL] and model.passes == [1]
-    # privrisk 0.1 cached under this key; the same settings must reuse those embeddings
+    # privrisk 0.1 (dlib itself computing descriptors) cached under this key; the same settings must
+    # reuse those embeddings. The fast engine's key says so.
     assert legacy.cache_key("m") == "m|det=hog|up=1|dside=640|side=2048|jit=1"
+    assert dataclasses.replace(legacy, engine="fast").cache_key("m") == legacy.cache_key("m") + "|engine=fast"
     assert FaceSettings().cache_key("m") != legacy.cache_key("m")
 
 

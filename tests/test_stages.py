@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import privrisk.models
-from helpers import FakeFaceModel, noise_image, write_png
+from helpers import FakeFaceModel, noise_image, use_face_model, write_png
 from privrisk.config import replace
 from privrisk.experiment import ExperimentConfig, run_experiment
 from reproducibility import ATOL, ATOL_CENTRED, CENTRED_KEYS, json_differences
@@ -89,7 +88,7 @@ def fake_run(tmp_path_factory):
     root, out = base / "data", base / "run"
     _manifests(root)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(privrisk.models, "_model", FakeFaceModel())
+        use_face_model(mp, FakeFaceModel())
         results = run_experiment(_config(root), out, cache=None, progress=False, log=None)
     text = (out / "results.json").read_text()
     on_disk = json.loads(text.replace(str(root), "<data>").replace(str(out), "<out>"))
@@ -258,7 +257,7 @@ def test_e4_inside_the_experiment_scores_each_person_with_a_held_out_fold(tmp_pa
         return seen["cross"]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(privrisk.models, "_model", FakeFaceModel())
+        use_face_model(mp, FakeFaceModel())
         mp.setattr("privrisk.stages.scaling.held_out_tail_models", spy)
         results = run_experiment(cfg, out, cache=None, progress=False, log=None)
     e4 = results["experiments"]["countermeasures"]

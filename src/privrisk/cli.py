@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 
 from . import __version__
-from .config import FaceSettings, GallerySettings, from_dict
+from .config import FaceSettings, GallerySettings, from_dict, setting_info
 from .errors import PrivriskError
 from .fileio import stderr_log
 
@@ -169,6 +169,7 @@ def cmd_match(args) -> int:
             threshold=args.threshold,
             progress=not args.quiet and len(args.images) > 8,
             ray_address=args.ray,
+            engine=args.engine,
         )
     if args.json:
         _print_json([m.to_dict() | {"attacker": attacker} for m in matches])
@@ -599,11 +600,11 @@ def cmd_findability(args) -> int:
             }
         )
         return EXIT_OK
-    print(attacker)
     print("Measured here, first:")
     for f in facts:
         if f is not None:
             print(_wrap(" ".join(f.sentences()), "  "))
+    print(attacker)
     print(f"snapshot {args.snapshot} searched against each photo, hidden among {len(world.vectors)} sample faces:")
     for r in rows:
         print(_wrap(_findability_line(r), "  "))
@@ -708,6 +709,13 @@ def _add_match_command(sub, common: argparse.ArgumentParser, embed: argparse.Arg
         default=None,
         metavar="SPEC",
         help="'dlib' or 'onnx:PATH' (default: the gallery's); another embedder than the gallery's is refused",
+    )
+    engine = setting_info(FaceSettings, "engine")
+    p.add_argument(
+        "--engine",
+        choices=engine["choices"],
+        default=None,
+        help=f"{engine['help']} (default: the gallery's)",
     )
     p.set_defaults(func=cmd_match)
 

@@ -75,6 +75,13 @@ class FaceSettings:
     jitters: int = setting(
         1, "times each face is re-sampled when encoding (higher: slower, slightly better)", min=1, max=100
     )
+    engine: str = setting(
+        "fast",
+        "which runtime computes dlib's face descriptor: 'fast' (dlib's own network and weights on ONNX "
+        "Runtime, equal to dlib's within 1e-4; see docs/engine.md) or 'dlib' (dlib itself, the reference). "
+        "Galleries built with either are searchable with either",
+        choices=("dlib", "fast"),
+    )
     min_face_px: int = setting(20, "faces narrower than this (in original pixels) are ignored", min=1)
     multiple_faces: str = setting(
         "largest",
@@ -100,8 +107,8 @@ class FaceSettings:
     def same_embeddings(self, other: FaceSettings) -> bool:
         """Whether faces found and encoded under ``other`` are found and encoded as under these settings,
         given the same embedder (``model_id``): everything but where the embedder's file lies."""
-        return dataclasses.replace(self, embedder="dlib", embedder_options="") == dataclasses.replace(
-            other, embedder="dlib", embedder_options=""
+        return dataclasses.replace(self, embedder="dlib", embedder_options="", engine="dlib") == dataclasses.replace(
+            other, embedder="dlib", embedder_options="", engine="dlib"
         )
 
     def cache_key(self, model_id: str) -> str:
@@ -110,10 +117,17 @@ class FaceSettings:
         retry = f"|retry={self.retry_upsample}" if self.retry_upsample > self.upsample else ""
         if self.detector == "cnn":  # the cnn detector's retry follows its own rule
             retry = f"|cnnside={self.cnn_max_side}"
+        # dlib's keys are unchanged from before the engine setting, so existing caches stay valid.
+        engine = "" if self.engine == "dlib" else f"|engine={self.engine}"
         return (
             f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
-            f"|side={self.max_side}|jit={self.jitters}"
+            f"|side={self.max_side}|jit={self.jitters}{engine}"
         )
+
+    def same_embedder(self, other: FaceSettings) -> bool:
+        """Whether faces found and encoded with ``other`` are comparable with these: every setting
+        equal except the engine (both engines compute the same descriptor)."""
+        return dataclasses.replace(self, engine=other.engine) == other
 
     @property
     def upsample_passes(self) -> tuple[int, ...]:

@@ -32,7 +32,7 @@ from .embedders import OnnxFaceModel
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
 from .images import ImageSource, load_image
-from .models import DlibFaceModel, FaceModel, as_box, embedder_id, load_face_model
+from .models import DlibFaceModel, FaceModel, as_box, embedder_id, load_face_model, resolve_engine
 
 Progress = Callable[[int, int], None]
 
@@ -311,7 +311,10 @@ def embed_batch(
         model = load_face_model(settings)
     report = _progress_reporter(progress, len(paths))
     model_id = model.model_id if model is not None else embedder_id(settings)
-    batch = _Batch(paths, cache, settings.cache_key(model_id), report)
+    # The key names the engine that will run: a given model's, else the settings' unless the fast
+    # engine cannot be used here (then dlib runs, and its key is the one used).
+    engine = getattr(model, "engine", settings.engine) if model is not None else resolve_engine(settings)
+    batch = _Batch(paths, cache, dataclasses.replace(settings, engine=engine).cache_key(model_id), report)
     todo = [i for i in range(len(paths)) if not batch.from_cache(i)]
 
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -402,6 +405,10 @@ def _embed_in_pool(
     # the caller's script. They only run image decoding and dlib, never FAISS/OpenMP.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
+    if method == "fork":
+        # Loaded here once, the model is inherited by every pool's workers: otherwise each pool
+        # (a run makes several) waits seconds while its workers load dlib's models again.
+        load_face_model(settings)
     with cf.ProcessPoolExecutor(
         max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(settings,)
     ) as pool:

@@ -488,7 +488,7 @@ def build_gallery(
                 gallery.check_embedder(model_id, face_settings.embedder)
             finally:
                 gallery.close()
-        if not gallery.face_settings.same_embeddings(face_settings):
+        if not gallery.face_settings.same_embeddings(face_settings):  # the engine is not compared (docs/engine.md)
             gallery.close()
             raise GalleryError(
                 f"{path}: gallery was built with other face settings or another model; use a new directory"

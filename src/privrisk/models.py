@@ -15,14 +15,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from .config import FaceSettings
 from .errors import ModelUnavailable
-
-if TYPE_CHECKING:
-    from .config import FaceSettings
 
 Box = tuple[int, int, int, int]  # (top, right, bottom, left), as face_recognition returns them
 
@@ -56,15 +54,21 @@ class FaceModel(Protocol):
         -> (x, y) points in ``rgb`` pixels, in face_recognition's 68-point layout."""
 
 
+_DLIB_CALLS = threading.Lock()
+
+
 class DlibFaceModel:
     """face_recognition's HOG / CNN detectors and dlib's ResNet descriptor."""
+
+    engine = "dlib"  # which runtime computes the descriptor (FaceSettings.engine)
 
     def __init__(self, api) -> None:
         self._api = api
         # dlib's detector, shape predictor and ResNet keep working state inside the objects: two
         # threads using them at once get wrong embeddings (seen with ten app sessions), so calls
-        # into dlib are serialised. Processes (embed_batch's workers) each have their own model.
-        self._lock = threading.Lock()
+        # into dlib are serialised, across engines too (they share face_recognition's objects).
+        # Processes (embed_batch's workers) each have their own model.
+        self._lock = _DLIB_CALLS
         self.versions = library_versions()
         self.model_id = dlib_model_id(self.versions)
         self.embedding_dim = EMBEDDING_DIM
@@ -113,19 +117,58 @@ class DlibFaceModel:
         return [predictor(rgb, dlib.rectangle(left, top, right, bottom)) for top, right, bottom, left in boxes]
 
 
+class FastFaceModel(DlibFaceModel):
+    """The same model as :class:`DlibFaceModel` (same detectors, landmarks, face chips and weights,
+    same ``model_id``); only the descriptor network runs on ONNX Runtime (:mod:`privrisk.dlibnet`).
+
+    ``encode`` does what face_recognition's ``face_encodings(..., model="large")`` does: the
+    68-point landmarks of each box, dlib's 150 px face chip with 0.25 padding, the network. Random
+    jitter (``jitters > 1``) is dlib's own and goes to dlib, saying so once."""
+
+    engine = "fast"
+
+    def __init__(self, api, descriptor) -> None:
+        super().__init__(api)
+        self._descriptor = descriptor
+        self._said_jitter = False
+
+    def encode(self, rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1) -> np.ndarray:
+        if not boxes:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        if jitters > 1:
+            if not self._said_jitter:
+                self._said_jitter = True
+                _note(f"jitters = {jitters}: dlib's random re-sampling runs in dlib, not the fast engine")
+            return super().encode(rgb, boxes, jitters)
+        import dlib  # noqa: PLC0415 - loaded with face_recognition already
+
+        with self._lock:
+            shapes = dlib.full_object_detections()
+            for shape in self._api.api._raw_face_landmarks(rgb, list(boxes), model="large"):
+                shapes.append(shape)
+            chips = dlib.get_face_chips(rgb, shapes, size=CHIP_SIZE, padding=CHIP_PADDING)
+        return self._descriptor(np.stack(chips)).reshape(len(boxes), EMBEDDING_DIM)
+
+
+CHIP_SIZE = 150  # dlib's compute_face_descriptor: 150 px chips with 0.25 padding
+CHIP_PADDING = 0.25
+
 _lock = threading.Lock()
-_model: DlibFaceModel | None = None
-_embedders: dict[tuple[str, str], FaceModel] = {}
+_models: dict[str, DlibFaceModel] = {}
+_engines: dict[str, str] = {}  # engine asked for -> engine used
+_embedders: dict[tuple[str, str, str], FaceModel] = {}
 
 
 def load_face_model(settings: FaceSettings | None = None) -> FaceModel:
-    """Return the process-wide face model for ``settings``' embedder (dlib's when None), loading it
-    on first call (thread-safe). Detection and landmarks always come from dlib; an ONNX embedder
-    (:mod:`privrisk.embedders`) only changes the embedding."""
-    dlib_model = _load_dlib()
+    """Return the process-wide face model for ``settings`` (default settings when None), loading it
+    on first call (thread-safe). Detection and landmarks always come from dlib; ``settings.engine``
+    picks what runs dlib's descriptor (when the fast engine cannot be used, dlib, saying why once: see
+    :func:`resolve_engine`; ``model.engine`` says which it is), and an ONNX embedder
+    (:mod:`privrisk.embedders`) replaces the embedding."""
+    dlib_model = _load_dlib(settings)
     if settings is None or settings.embedder == "dlib":
         return dlib_model
-    key = (settings.embedder, settings.embedder_options)
+    key = (settings.embedder, settings.embedder_options, dlib_model.engine)
     with _lock:
         if key not in _embedders:
             from .embedders import OnnxFaceModel, parse_embedder  # noqa: PLC0415 - only when asked for
@@ -135,14 +178,84 @@ def load_face_model(settings: FaceSettings | None = None) -> FaceModel:
         return _embedders[key]
 
 
-def _load_dlib() -> DlibFaceModel:
-    global _model
-    if _model is not None:
-        return _model
+def _load_dlib(settings: FaceSettings | None) -> DlibFaceModel:
+    engine = resolve_engine(settings)
+    found = _models.get(engine)
+    if found is not None:
+        return found
     with _lock:
-        if _model is None:
-            _model = DlibFaceModel(_import_face_recognition())
-    return _model
+        if engine not in _models:
+            api = _import_face_recognition()
+            if engine == "fast":
+                try:
+                    _models[engine] = FastFaceModel(api, _load_descriptor())
+                except ModelUnavailable as exc:
+                    _note(f"the fast engine is not used: {exc}; using dlib")
+                    _models[engine] = _models.get("dlib") or DlibFaceModel(api)
+                    _engines[engine] = "dlib"
+            else:
+                _models[engine] = DlibFaceModel(api)
+    return _models[engine]
+
+
+def resolve_engine(settings: FaceSettings | None = None) -> str:
+    """The engine that will compute descriptors for ``settings``: its ``engine``, or 'dlib' when the
+    fast engine cannot be used here (onnx / onnxruntime not installed, or a weights file other than
+    the one it was verified on), saying why once per process on stderr. Cheap: loads no model."""
+    wanted = (settings or FaceSettings()).engine
+    if wanted == "dlib":
+        return "dlib"
+    if wanted not in _engines:
+        with _lock:
+            if wanted not in _engines:
+                reason = _fast_engine_obstacle()
+                if reason:
+                    _note(f"the fast engine is not used: {reason}; using dlib")
+                _engines[wanted] = "dlib" if reason else wanted
+    return _engines[wanted]
+
+
+def _fast_engine_obstacle() -> str | None:
+    """Why the fast engine cannot run here, or None."""
+    import importlib.util  # noqa: PLC0415
+
+    from . import dlibnet  # noqa: PLC0415 - numpy only; onnx is imported when the graph is built
+
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed"
+    try:
+        path = weights_path()
+        sha = dlibnet.file_sha256(path)
+    except (ModelUnavailable, OSError) as exc:
+        return f"cannot read dlib's face network ({exc})"
+    if sha != dlibnet.VERIFIED_SHA256:
+        return (
+            f"{path} has sha256 {sha[:16]}..., not the file the fast engine was verified on "
+            f"({dlibnet.VERIFIED_SHA256[:16]}...)"
+        )
+    return None
+
+
+def weights_path() -> str:
+    """Where face_recognition's models package keeps dlib's descriptor weights (no dlib import)."""
+    try:
+        import face_recognition_models  # noqa: PLC0415
+    except ImportError as exc:
+        raise ModelUnavailable(f"cannot find dlib's face network weights ({exc})") from None
+    return str(face_recognition_models.face_recognition_model_location())
+
+
+def _load_descriptor():
+    from . import dlibnet  # noqa: PLC0415 - loads onnx on use only
+
+    return dlibnet.load_fast_descriptor(weights_path())
+
+
+def _note(message: str) -> None:
+    from .fileio import stderr_log  # noqa: PLC0415
+
+    stderr_log(message)
 
 
 def embedder_id(settings: FaceSettings | None = None) -> str:
