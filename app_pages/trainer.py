@@ -120,8 +120,8 @@ else:
         with st.spinner("Changing the photo, embedding it and searching again, change by change..."):
             try:
                 trials = myth_or_defence(
-                    gallery, who, st.session_state["enrolled_photos"][who], vec, face_model(), SETTINGS
-                )
+                    gallery, who, st.session_state["enrolled_photos"][who], vec, face_model()
+                )  # the library's strongest detector (cnn), not the page's enrolment settings
             except PrivriskError as exc:
                 st.error(str(exc))
             else:
@@ -144,6 +144,7 @@ else:
         )
         broken = [t.label for t in trials[1:] if t.breaks_match]
         kept = [t.label for t in trials[1:] if not t.breaks_match]
+        st.caption(trials[0].attacker)
         c1, c2 = st.columns(2)
         c1.metric("Changes that break the match (defences)", f"{len(broken)} of {len(trials) - 1}")
         c2.metric("Changes the match survives (myths)", f"{len(kept)} of {len(trials) - 1}")

@@ -284,7 +284,7 @@ def test_experiment_reads_a_saved_calibration(tmp_path, monkeypatch):
 
     model = FakeFaceModel()
     for mod in (privrisk.embeddings, privrisk.models):
-        monkeypatch.setattr(mod, "load_face_model", lambda settings=None: model)
+        monkeypatch.setattr(mod, "load_face_model", lambda *_args: model)
     cal = tm.calibration_record(_cal([50, 10, 20, 40], [(1, 2), (1, 3), (15, 25), (30, 50)]))
     cal_path = tmp_path / "cal.json"
     cal_path.write_text(json.dumps(cal))

@@ -13,6 +13,7 @@ import pytest
 from helpers import ROOT
 from privrisk.errors import ConfigError
 from privrisk.experiment import ExperimentConfig, load_config
+from reproducibility import json_differences
 
 pytestmark = pytest.mark.model
 
@@ -198,7 +199,8 @@ def test_shipped_fairness_summary_is_what_the_demo_measures(demo):
     base, _, _ = demo
     fairness = json.loads((base / "run1" / "results.json").read_text())["fairness"]
     shipped = json.loads((ROOT / "sample_data" / "fairness_summary.json").read_text())
-    assert json.loads(json.dumps(plain_words(fairness))) == shipped
+    diffs = json_differences(json.loads(json.dumps(plain_words(fairness))), shipped)
+    assert not diffs, diffs[:8]
 
 
 def test_example_config_loads():
@@ -239,7 +241,11 @@ def test_shipped_identification_curves_are_what_the_demo_measures(demo):
     base, _, _ = demo
     fresh = export_curves(json.loads((base / "run1" / "results.json").read_text()))
     shipped = json.loads((ROOT / "sample_data" / "identification_curves.json").read_text())
-    assert fresh["curves"] == shipped["curves"] and fresh["seed"] == shipped["seed"]
+    assert fresh["seed"] == shipped["seed"]
+    diffs = json_differences(
+        fresh["curves"], shipped["curves"], "curves"
+    )  # another machine: within float32's tolerance
+    assert not diffs, diffs[:8]
 
 
 def test_demo_rates_are_exact_and_e1_explains_its_genuine_pairs(demo):

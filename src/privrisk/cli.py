@@ -146,13 +146,23 @@ def cmd_gallery_info(args) -> int:
 
 
 def cmd_match(args) -> int:
+    from .config import replace
     from .gallery import Gallery
     from .matching import match_images
 
     with Gallery.open(args.gallery) as g:
+        changes = {"detector": args.detector, "embedder": args.embedder}
+        face_settings = replace(g.face_settings, **{k: v for k, v in changes.items() if v is not None})
+        attacker = {
+            "detector": face_settings.detector,
+            "embedder": g.model_id,
+            "threshold": args.threshold if args.threshold is not None else g.settings.threshold,
+            "threshold_rule": "given on the command line" if args.threshold is not None else g.threshold_rule,
+        }
         matches = match_images(
             g,
             args.images,
+            face_settings=face_settings,
             cache=_cache(args),
             workers=args.workers,
             k=args.top,
@@ -162,8 +172,12 @@ def cmd_match(args) -> int:
             engine=args.engine,
         )
     if args.json:
-        _print_json([m.to_dict() for m in matches])
+        _print_json([m.to_dict() | {"attacker": attacker} for m in matches])
     else:
+        print(
+            f"attacker: {attacker['detector']} detector, embedder {attacker['embedder']}, "
+            f"threshold {attacker['threshold']:g} ({attacker['threshold_rule']})"
+        )
         for m in matches:
             if m.error:
                 print(f"{m.probe}: skipped - {m.error}")
@@ -214,10 +228,17 @@ def cmd_experiment(args) -> int:
     return _run(args, config)
 
 
+DEMO_DETECTOR_PEOPLE = 30  # the demo runs the other detectors (cnn) on a seeded subset of this many people
+
+
 def cmd_demo(args) -> int:
+    from .config import with_values
     from .experiment import load_config
 
-    return _run(args, load_config(args.config))
+    config = load_config(args.config)
+    if args.config is None:  # the demo's own settings: cnn on a seeded subset (its cost is outside the budget)
+        config = with_values(config, {"offline.detector_people": DEMO_DETECTOR_PEOPLE})
+    return _run(args, config)
 
 
 # --- exposure ---------------------------------------------------------------------------------------
@@ -410,6 +431,19 @@ def _sample_world(args):
     return model, build_sample_world(model, cache=_cache(args), n_distractors=0, workers=args.workers)
 
 
+def _self_check_settings(args):
+    from .config import SELF_CHECK_FACES, replace
+
+    return replace(SELF_CHECK_FACES, detector=args.detector)
+
+
+def _attacker_line(settings, model) -> str:
+    return (
+        f"attacker: {settings.detector} detector (on a copy of at most {settings.detect_max_side} px), embedder "
+        f"{model.model_id}, match within 0.6 (dlib's published threshold)"
+    )
+
+
 def _read_photo(path: str):
     from .images import load_image
 
@@ -449,8 +483,20 @@ def cmd_protect(args) -> int:
     rgb = _read_photo(args.image)
     snapshot = _read_photo(args.snapshot) if args.snapshot else None
     model, world = _sample_world(args)
-    res = protect(rgb, args.level, args.transform, snapshot, world=world, model=model, name=args.image, seed=args.seed)
-    out = {"image": args.image, **res.to_dict(), "out": None, "caveat": GROUP_BLIND_CAVEAT}
+    settings = _self_check_settings(args)
+    res = protect(
+        rgb,
+        args.level,
+        args.transform,
+        snapshot,
+        world=world,
+        model=model,
+        settings=settings,
+        name=args.image,
+        seed=args.seed,
+    )
+    attacker = _attacker_line(settings, model)
+    out = {"image": args.image, **res.to_dict(), "out": None, "caveat": GROUP_BLIND_CAVEAT, "attacker": attacker}
     if res.image is not None:  # res.protected
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix != ".png" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
         ok, buf = cv2.imencode(suffix, res.image[:, :, ::-1], params)
@@ -461,6 +507,7 @@ def cmd_protect(args) -> int:
             res.snapshot_vector,
             world,
             model=model,
+            settings=settings,
             names=[args.out],
             exclude=[res.original_vector],
             boxes=[res.face_box],
@@ -478,6 +525,7 @@ def cmd_protect(args) -> int:
         _print_json(out)
     else:
         b = res.before
+        print(attacker)
         print(
             f"level {res.level}: the upper end of the chance of rank 1 among {res.gallery_size:,} must be under {res.target:.0%}"
         )
@@ -502,10 +550,21 @@ def cmd_findability(args) -> int:
     photos = [_read_photo(p) for p in args.images]
     snapshot = _read_photo(args.snapshot)
     model, world = _sample_world(args)
-    rows = photo_findability(photos, snapshot, world, model=model, names=args.images)
+    settings = _self_check_settings(args)
+    rows = photo_findability(photos, snapshot, world, model=model, settings=settings, names=args.images)
+    attacker = _attacker_line(settings, model)
     if args.json:
-        _print_json({"snapshot": args.snapshot, "photos": [r.to_dict() for r in rows], "caveat": GROUP_BLIND_CAVEAT})
+        _print_json(
+            {
+                "snapshot": args.snapshot,
+                "photos": [r.to_dict() for r in rows],
+                "caveat": GROUP_BLIND_CAVEAT,
+                "attacker": attacker,
+                "detected": f"{sum(r.detected for r in rows)} of {len(rows)} photos",
+            }
+        )
         return EXIT_OK
+    print(attacker)
     print(f"snapshot {args.snapshot} searched against each photo, hidden among {len(world.vectors)} sample faces:")
     for r in rows:
         print(_wrap(_findability_line(r), "  "))
@@ -597,7 +656,19 @@ def _add_match_command(sub, common: argparse.ArgumentParser, embed: argparse.Arg
         "--threshold",
         type=float,
         default=None,
-        help="match if the best distance is at most this (default: the gallery's, 0.6)",
+        help="match if the best distance is at most this (default: the gallery's threshold)",
+    )
+    p.add_argument(
+        "--detector",
+        choices=("hog", "cnn"),
+        default=None,
+        help="face detector for the photos (default: the gallery's); the attacker's detector",
+    )
+    p.add_argument(
+        "--embedder",
+        default=None,
+        metavar="SPEC",
+        help="'dlib' or 'onnx:PATH' (default: the gallery's); another embedder than the gallery's is refused",
     )
     engine = setting_info(FaceSettings, "engine")
     p.add_argument(
@@ -616,7 +687,7 @@ def _add_run_commands(sub, common: argparse.ArgumentParser, embed: argparse.Argu
         parents=[common, embed],
         help="run the re-identification experiments (E1-E3, scaling) from a TOML config",
     )
-    p.add_argument("config", help="TOML config (see README: experiment settings)")
+    p.add_argument("config", help="TOML config (settings: docs/reference/settings.md)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.json, plots, report.html)")
     p.add_argument(
         "--force",
@@ -698,6 +769,7 @@ def _add_protect_commands(sub, common: argparse.ArgumentParser, embed: argparse.
         help="a stranger's snapshot of you (default: one simulated from the photo at E2's street level)",
     )
     p.add_argument("--seed", type=int, default=2011, help="seed of the simulated snapshot (default: 2011)")
+    _detector_flag(p)
     p.set_defaults(func=cmd_protect)
 
     p = sub.add_parser(
@@ -708,7 +780,18 @@ def _add_protect_commands(sub, common: argparse.ArgumentParser, embed: argparse.
     )
     p.add_argument("images", nargs="+", help="photos of you (profile photo, tagged photos, ...)")
     p.add_argument("--snapshot", required=True, metavar="IMAGE", help="a stranger's snapshot of you")
+    _detector_flag(p)
     p.set_defaults(func=cmd_findability)
+
+
+def _detector_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detector",
+        choices=("cnn", "hog"),
+        default="cnn",
+        help="the attacker's face detector (default: cnn, the strongest: a protection that works only because "
+        "hog misses the face is no protection)",
+    )
 
 
 def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
@@ -742,7 +825,7 @@ def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
         parents=[common, curves],
         help="exposure score of a profile's visibility settings, with the changes that lower it most",
     )
-    p.add_argument("profile", nargs="?", help="profile JSON (schema in the README)")
+    p.add_argument("profile", nargs="?", help="profile JSON (schema: docs/reference/formats.md)")
     p.add_argument("--preset", choices=list(PRESETS), help="score a preset instead of a file")
     p.add_argument("--audience", default="stranger", choices=[*AUDIENCES, "all"], help="who looks (default: stranger)")
     p.set_defaults(func=cmd_score)

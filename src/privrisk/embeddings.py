@@ -1,4 +1,4 @@
-"""128-d face embeddings: one image (:func:`embed_image`) or a batch (:func:`embed_batch`).
+"""Face embeddings (128-d with dlib's model; any length with an ONNX embedder): one image (:func:`embed_image`) or a batch (:func:`embed_batch`).
 
 Batches never die on one bad file: each item gets an :class:`EmbedResult` that is either ok
 (with every face found) or skipped with the reason. Results are cached in SQLite by the image's
@@ -28,10 +28,11 @@ from typing import Protocol
 import numpy as np
 
 from .config import FaceSettings
+from .embedders import OnnxFaceModel
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
 from .images import ImageSource, load_image
-from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, as_box, dlib_model_id, load_face_model, resolve_engine
+from .models import DlibFaceModel, FaceModel, as_box, embedder_id, load_face_model, resolve_engine
 
 Progress = Callable[[int, int], None]
 
@@ -147,11 +148,13 @@ class EmbeddingCache:
         if row is None:
             return None
         boxes, widths = json.loads(row[0]), json.loads(row[1])
-        vectors = np.frombuffer(row[2], dtype="<f4").reshape(len(boxes), EMBEDDING_DIM)
+        if not boxes:
+            return []
+        vectors = np.frombuffer(row[2], dtype="<f4").reshape(len(boxes), -1)
         return [Face(box=tuple(b), width_px=w, embedding=v.copy()) for b, w, v in zip(boxes, widths, vectors)]
 
     def put(self, sha256: str, settings_key: str, faces: Sequence[Face]) -> None:
-        vectors = np.asarray([f.embedding for f in faces], dtype="<f4").reshape(len(faces), EMBEDDING_DIM)
+        vectors = np.asarray([f.embedding for f in faces], dtype="<f4")
         with self._conn() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
@@ -262,7 +265,7 @@ def _faces_to_arrays(faces: Sequence[Face]) -> dict[str, np.ndarray]:
     return {
         "boxes": np.array([list(f.box) for f in faces], np.int64).reshape(len(faces), 4),
         "widths": np.array([f.width_px for f in faces], np.int64),
-        "vectors": np.array([f.embedding for f in faces], "<f4").reshape(len(faces), EMBEDDING_DIM),
+        "vectors": np.array([f.embedding for f in faces], "<f4").reshape(len(faces), -1 if faces else 0),
     }
 
 
@@ -304,8 +307,10 @@ def embed_batch(
     (:mod:`privrisk.cluster`); the results are the same.
     """
     paths = [p if isinstance(p, tuple) or _is_recipe(p) else str(p) for p in sources]
+    if model is None and settings.embedder != "dlib":  # checked here, not in a worker's initializer
+        model = load_face_model(settings)
     report = _progress_reporter(progress, len(paths))
-    model_id = model.model_id if model is not None else dlib_model_id()
+    model_id = model.model_id if model is not None else embedder_id(settings)
     # The key names the engine that will run: a given model's, else the settings' unless the fast
     # engine cannot be used here (then dlib runs, and its key is the one used).
     engine = getattr(model, "engine", settings.engine) if model is not None else resolve_engine(settings)
@@ -427,7 +432,7 @@ def _embed_in_pool(
 
 
 def _is_real(model: FaceModel) -> bool:
-    return isinstance(model, DlibFaceModel)
+    return isinstance(model, (DlibFaceModel, OnnxFaceModel))
 
 
 def _progress_reporter(progress: bool | Progress, total: int):

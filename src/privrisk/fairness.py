@@ -149,10 +149,10 @@ class PairScan:
 
 def _as_vectors(x, what: str) -> np.ndarray:
     v = np.asarray(x, dtype=np.float64)
-    if v.ndim != 2 or (v.size and v.shape[1] != 128):
+    if v.ndim != 2 or v.shape[1] < 2:
         if v.size == 0:
-            return np.zeros((0, 128))
-        raise PrivriskError(f"{what}: expected an (n, 128) array of embeddings, got shape {v.shape}")
+            return np.zeros((0, v.shape[-1] if v.ndim == 2 and v.shape[-1] else 128))
+        raise PrivriskError(f"{what}: expected an (n, d) array of embeddings, got shape {v.shape}")
     return v
 
 

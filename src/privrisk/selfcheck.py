@@ -18,7 +18,7 @@ import numpy as np
 
 from . import index as faiss_index
 from . import tailmodel
-from .config import FaceSettings
+from .config import SELF_CHECK_FACES, FaceSettings
 from .distractors import DistractorModel
 from .embeddings import EmbeddingCache, embed_batch, embed_image
 from .errors import FaceNotFound, ImageError
@@ -34,7 +34,7 @@ DEFAULT_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000
 class SampleWorld:
     """The consenting sample gallery, a distractor model fitted to it, and distractors in memory."""
 
-    vectors: np.ndarray  # (n, 128) neutral sample photos
+    vectors: np.ndarray  # (n, d) neutral sample photos (d = the embedder's length, 128 for dlib's)
     subjects: list[str]
     images: list[str]
     model: DistractorModel
@@ -71,7 +71,7 @@ def build_sample_world(
         [vectors] + [np.array([res.faces[0].embedding for res in results["smiling"] if res.ok], np.float32)]
     )
     dm = DistractorModel.fit(every)
-    distractors = dm.sample(n_distractors, seed=seed) if n_distractors else np.zeros((0, 128), np.float32)
+    distractors = dm.sample(n_distractors, seed=seed) if n_distractors else np.zeros((0, every.shape[1]), np.float32)
     index = faiss_index.build_index(distractors)
     return SampleWorld(
         vectors=vectors,
@@ -84,7 +84,7 @@ def build_sample_world(
     )
 
 
-def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = FaceSettings()) -> Face:
+def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = SELF_CHECK_FACES) -> Face:
     """The one face in an uploaded photo (bytes, kept in memory). Raises :class:`ImageError`
     (unreadable, too large), :class:`FaceNotFound` or :class:`SeveralFaces` with a friendly reason."""
     result = embed_image(data, model, settings, name=name)

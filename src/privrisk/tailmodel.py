@@ -761,13 +761,20 @@ def validation_json(cv: dict) -> dict:
 # plain-JSON persistence (never pickle)
 
 
+def _significant(values: np.ndarray, digits: int = 7) -> list[float]:
+    """``values`` rounded to ``digits`` significant digits for JSON. (Rounding to a fixed number of
+    decimals made a value's last stored digit flip between processors: 1e-5 on a body of 0.03 is a
+    3e-4 relative step, beyond the tolerance that float32 arithmetic allows between machines.)"""
+    return [float(f"{v:.{digits}g}") for v in np.asarray(values, np.float64).ravel()]
+
+
 def _params_json(p: TailParams) -> dict:
     return {
         "kind": p.kind,
         "u": p.u,
         "a": p.a,
         "b": p.b,
-        "body": np.round(p.body, 5).tolist(),
+        "body": _significant(p.body),
         "alpha": p.alpha,
         "beta": p.beta,
         "tau": p.tau,
@@ -803,7 +810,7 @@ def to_json(model: TailModel) -> dict:
         "seed": model.seed,
         "tail_share": TAIL_SHARE,
         "shift_quantile": SHIFT_QUANTILE,
-        "standardizer": {"mu": np.round(s.mu, 8).tolist(), "T": s.T, "V0": s.V0, "c_mean": s.c_mean, "c_sd": s.c_sd},
+        "standardizer": {"mu": _significant(s.mu), "T": s.T, "V0": s.V0, "c_mean": s.c_mean, "c_sd": s.c_sd},
         "params": _params_json(model.params),
         "bootstrap": [_params_json(p) for p in model.boot],
     }

@@ -138,6 +138,7 @@ class DefenceTrial:
     identified: bool
     detected: bool
     ssim: float
+    attacker: str = ""  # the detector, embedder and threshold this trial was judged with, in words
 
     @property
     def breaks_match(self) -> bool:
@@ -164,11 +165,11 @@ def myth_or_defence(
     name to the strengths to try (default: every transform's whole ladder). The first row is the
     untouched photo. A copy whose face the detector misses is encoded at the original face's box
     (as a stronger detector would find it); ``detected`` says which."""
-    from .config import FaceSettings, GallerySettings
+    from .config import SELF_CHECK_FACES, GallerySettings
     from .countermeasures import TRANSFORMS, apply_transform, find_face, image_quality
     from .faces import face_landmarks
 
-    settings = settings or FaceSettings()
+    settings = settings or SELF_CHECK_FACES
     threshold = GallerySettings().threshold if threshold is None else float(threshold)
     volunteer = gallery.volunteer(volunteer_id)
     if volunteer is None:
@@ -179,6 +180,7 @@ def myth_or_defence(
         raise PrivriskError(f"{volunteer.name}: no face found in the enrolled photo")
     marks = face_landmarks(model, rgb, face.box) or None
     snap = np.asarray(snapshot, np.float32).reshape(-1)
+    attacker = attacker_words(settings, model, threshold)
     ladders = {n: t.ladder for n, t in TRANSFORMS.items()} if transforms is None else dict(transforms)
     plan = [("none", None)] + [(name, s) for name, ladder in ladders.items() for s in ladder]
     trials = []
@@ -201,9 +203,23 @@ def myth_or_defence(
                 identified=first and d <= threshold,
                 detected=bool(found.detected),
                 ssim=1.0 if name == "none" else image_quality(rgb, out, face.box).ssim,
+                attacker=attacker,
             )
         )
     return trials
+
+
+def attacker_words(settings, model, threshold: float) -> str:
+    """The attacker a self-check shows, in words: detector, embedder and decision rule."""
+    det = (
+        "dlib's CNN (MMOD) face detector, the strongest privrisk has"
+        if settings.detector == "cnn"
+        else ("dlib's HOG face detector (a CNN detector finds more faces)")
+    )
+    return (
+        f"The attacker shown: {det}; embedder {getattr(model, 'model_id', 'dlib')}; a match within distance "
+        f"{threshold:g}. A change that only hides the face from a weaker detector is not counted as a defence."
+    )
 
 
 def _rank_with(gallery: LiveGallery, volunteer_id: str, embedding: np.ndarray, snapshot: np.ndarray):

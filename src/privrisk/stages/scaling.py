@@ -16,7 +16,6 @@ from .. import index as faiss_index
 from .. import metrics, tailmodel
 from ..distractors import DistractorModel, predicted_rank1, validate
 from ..embeddings import EmbeddingCache
-from ..models import EMBEDDING_DIM
 from ..progress import reporter
 from .common import Log, memo
 from .offline import FusedLevel, OfflineResult, fused_arrays
@@ -151,7 +150,9 @@ def scaling(cfg, inp: ScalingInputs, log: Log, progress=False) -> dict:
     tails = _tail_models(cfg, inp, probe_codes, check, log)
     grid = _grid(cfg, len(inp.gal_vecs), tails.n_pairs)
     n_max = max(grid.sizes) - grid.n_real
-    distractors = model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, EMBEDDING_DIM), np.float32)
+    distractors = (
+        model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, inp.gal_vecs.shape[1]), np.float32)
+    )
     index = faiss_index.build_index(distractors)
     specs = _specs(cfg, inp, tails.probe_fold)
     exact = _exact_search(cfg, model, index, specs, grid, n_vec, progress, log)
@@ -573,7 +574,7 @@ def _gaussian_prediction(model, spec, sizes, cfg, n_real) -> dict:
     rows = [r for r in range(len(spec["owner"])) if spec["owner"][r] in gp]
     owners = np.array([gp[spec["owner"][r]] for r in rows], np.int64)
     radii = np.array([g[k] for k in owners]) if rows else np.zeros(0)
-    vecs = spec["vecs"][rows] if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+    vecs = spec["vecs"][rows] if rows else np.zeros((0, spec["vecs"].shape[1]), np.float32)
     single = len(rows) == len(persons) and np.array_equal(owners, np.arange(len(persons)))
     pred = predicted_rank1(
         model,
