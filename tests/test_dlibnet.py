@@ -100,7 +100,7 @@ def test_without_onnxruntime_the_engine_is_dlib_saying_so(monkeypatch, fresh_eng
 def test_engine_is_in_the_cache_key_but_not_in_gallery_compatibility(tmp_path, synthetic_set, fake_model):
     fast, dlib = FaceSettings(engine="fast"), FaceSettings(engine="dlib")
     assert fast.cache_key("m") != dlib.cache_key("m")
-    assert fast.same_embedder(dlib) and not fast.same_embedder(FaceSettings(detector="cnn"))
+    assert fast.same_embeddings(dlib) and not fast.same_embeddings(FaceSettings(detector="cnn"))
     _root, manifest = synthetic_set
     build_gallery(read_manifest(manifest), tmp_path / "g", face_settings=dlib, model=fake_model, workers=1)
     report = build_gallery(read_manifest(manifest), tmp_path / "g", face_settings=fast, model=fake_model, workers=1)

@@ -124,11 +124,6 @@ class FaceSettings:
             f"|side={self.max_side}|jit={self.jitters}{engine}"
         )
 
-    def same_embedder(self, other: FaceSettings) -> bool:
-        """Whether faces found and encoded with ``other`` are comparable with these: every setting
-        equal except the engine (both engines compute the same descriptor)."""
-        return dataclasses.replace(self, engine=other.engine) == other
-
     @property
     def upsample_passes(self) -> tuple[int, ...]:
         """The detection passes in order: the first pass, then the retry when it finds no face.
