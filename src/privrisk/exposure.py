@@ -877,13 +877,16 @@ def score(
     audience: str = "stranger",
     settings: ExposureSettings = ExposureSettings(),
     gain: MultiPhotoGain | None = None,
+    link: LinkEstimate | None = None,
 ) -> ExposureScore:
-    """The exposure score of ``profile`` for ``audience``, with its range and breakdown."""
+    """The exposure score of ``profile`` for ``audience``, with its range and breakdown. ``link``
+    replaces the population curves' chance of being linked (e.g. one measured on your own photos)."""
     if audience not in AUDIENCES:
         raise ConfigError(f"audience: {audience!r} is not one of {', '.join(AUDIENCES)}")
     sens = _sensitivities(settings)
     visible = profile.visible_to(audience)
-    link = link_probability(usable_photos(profile, audience, settings.max_photos), audience, curves, settings, gain)
+    if link is None:
+        link = link_probability(usable_photos(profile, audience, settings.max_photos), audience, curves, settings, gain)
     value, lo, hi, parts, infs, idinf = _content(profile, visible, sens)
     cmax = _content_max(sens)
     scale = 100.0 / cmax

@@ -52,6 +52,9 @@ class FaceModel(Protocol):
 class DlibFaceModel:
     """face_recognition's HOG / CNN detectors and dlib's ResNet descriptor."""
 
+    #: distance at or under which two faces are declared the same person (dlib's recommended point)
+    decision_threshold = 0.6
+
     def __init__(self, api) -> None:
         self._api = api
         # dlib's detector, shape predictor and ResNet keep working state inside the objects: two
