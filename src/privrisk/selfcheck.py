@@ -22,7 +22,15 @@ from .config import FaceSettings
 from .distractors import DistractorModel
 from .embeddings import EmbeddingCache, embed_batch, embed_image
 from .errors import FaceNotFound, ImageError
-from .exposure import ExposureScore, ExposureSettings, IdentificationCurves, LinkEstimate, score, usable_photos
+from .exposure import (
+    ExposureScore,
+    ExposureSettings,
+    IdentificationCurves,
+    LinkEstimate,
+    LinkSource,
+    score,
+    usable_photos,
+)
 from .faces import Face
 from .manifest import read_manifest
 from .models import FaceModel
@@ -259,6 +267,20 @@ def searched_link(result: Findability, audience_size: int, k: int = 10) -> tuple
     return row, LinkEstimate(p, p, p, row.kind, None, row.gallery_size, k, 1, p, (p, p), notes=tuple(notes))
 
 
+def search_link_source(result: Findability) -> LinkSource:
+    """A ``link_from`` for :func:`privrisk.exposure.score` and the change searches: wherever an audience
+    other than friends can see a photo of your face, the chance of being linked comes from your own
+    search (:func:`searched_link`); otherwise (friends; no photo visible) from the usual rule."""
+
+    def link_from(profile: UserProfile, audience: str, settings: ExposureSettings) -> LinkEstimate | None:
+        if audience == "friend" or usable_photos(profile, audience, settings.max_photos) == 0:
+            return None
+        size = settings.stranger_gallery_size if audience == "stranger" else settings.fof_gallery_size
+        return searched_link(result, size, settings.top_k)[1]
+
+    return link_from
+
+
 def score_from_search(
     result: Findability,
     profile: UserProfile,
@@ -269,13 +291,11 @@ def score_from_search(
     """The exposure score of ``profile`` for ``audience`` when photos were searched: the link comes from
     :func:`searched_link` (your search), not from the population curves, wherever the audience can see a
     photo of your face. Returns the score and one plain sentence that says where its chance came from."""
-    photos = usable_photos(profile, audience, settings.max_photos)
-    if audience == "friend" or photos == 0:
-        scored = score(profile, curves, audience, settings)
+    scored = score(profile, curves, audience, settings, link_from=search_link_source(result))
+    if scored.link.curve is not None or audience == "friend" or scored.link.photos == 0:
         return scored, scored.explain()
     size = settings.stranger_gallery_size if audience == "stranger" else settings.fof_gallery_size
     row, link = searched_link(result, size, settings.top_k)
-    scored = score(profile, curves, audience, settings, link=link)
     who = audience.replace("_", " ")
     if row.measured:
         found = (
@@ -283,12 +303,13 @@ def score_from_search(
             f"(counted on your photos), {'within' if link.p else 'outside'} the top {settings.top_k} a {who} checks"
         )
     else:
-        lo, hi = link.lo, link.hi
         found = (
-            f"your search puts the chance of coming first among {row.gallery_size:,} people at {lo:.0%}-{hi:.0%} "
-            "(extrapolated from your photos)"
+            f"your search puts the chance of coming first among {row.gallery_size:,} people at "
+            f"{link.lo:.0%}-{link.hi:.0%} (extrapolated from your photos)"
         )
     extra = f" ({link.notes[-1]})" if len(link.notes) > 1 else ""
     lo_s, hi_s = scored.score_range
-    number = f"{scored.score:.0f}" if lo_s == hi_s else f"{scored.score:.0f} (range {lo_s:.0f}-{hi_s:.0f})"
+    number = (
+        f"{scored.score:.0f}" if round(lo_s) == round(hi_s) else f"{scored.score:.0f} (range {lo_s:.0f}-{hi_s:.0f})"
+    )
     return scored, f"Exposure {number} out of 100 for a {who}: {found}{extra}."
