@@ -89,9 +89,14 @@ def test_settings_changes_do_not_rerun_findability(fake_app):
     at.file_uploader(key="snapshot_0").set_value(("other.png", png(7), "image/png"))
     at.button(key="find_me_0").click().run()
     assert len(calls) == 2
+    # it is someone else: the page asks before it shows any answer (issue 22)
+    assert any("Is this really you" in w.value for w in at.warning)
+    assert "Rank among 1,000,000 people" not in metrics(at) and "Exposure score (stranger)" not in metrics(at)
+    at.button(key="same_person_yes").click().run()
+    assert "Rank among 1,000,000 people" in metrics(at) and len(calls) == 2
     # forget me drops the held result with everything else
     next(b for b in at.button if b.label == "Forget me").click().run()
-    assert "findability" not in at.session_state
+    assert "findability" not in at.session_state and "same_person_confirmed" not in at.session_state
 
 
 def test_trainer_enrols_through_a_form(fake_app):
@@ -185,12 +190,19 @@ def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch, short_ladd
     at.button(key="mp_check_0").click().run()
     assert not at.exception, at.exception
     assert calls == [3]
+    # other.png is someone else: the page asks before any verdict (issue 22)
+    assert any("Is this really you" in w.value and "other.png" in w.value for w in at.warning)
+    assert not at.dataframe
+    at.button(key="mp_same_person_yes").click().run()
+    assert calls == [3]
     table = at.dataframe[0].value
     assert list(table["photo"]) == ["me.png", "other.png", "notes.png"]  # the most revealing first
     assert table["verdict"][0] == "gives you away" and table["verdict"][2] == "not checked"
-    assert table["rank (measured)"][0].startswith("1 of ")
-    assert "extrapolated" in table["chance of rank 1 among 10^6"][0]
-    assert "not a recognised image" in table["rank (measured)"][2]
+    assert table["rank now (measured)"][0].startswith("1 of ")
+    assert table["rank now (measured)"][2] == "unknown" and table["face width (px)"][2] == "unknown"
+    assert "%-" in table["chance of coming first among 10^6 (extrapolated)"][0]
+    assert "not a recognised image" in table["why not checked"][2]
+    assert "None" not in table.to_string()
     # the ranges come from the group-blind tail models: the page says whom they describe
     assert any("group-blind tail model" in c.value and "average person" in c.value for c in at.caption)
     # another level re-checks; a re-run with nothing changed does not

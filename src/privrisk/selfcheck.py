@@ -313,3 +313,22 @@ def score_from_search(
         f"{scored.score:.0f}" if round(lo_s) == round(hi_s) else f"{scored.score:.0f} (range {lo_s:.0f}-{hi_s:.0f})"
     )
     return scored, f"Exposure {number} out of 100 for a {who}: {found}{extra}."
+
+
+def search_headline(result: Findability, size: int = 1_000_000) -> str:
+    """The search's answer at ``size`` in one plain sentence, counted or extrapolated as it was."""
+    row = result.at(size)
+    n = f"{row.gallery_size:,}"
+    if not row.measured:
+        lo, hi = row.p_rank1_range or (row.p_rank1, row.p_rank1)
+        return (
+            f"Among {n} people your snapshot would find your profile photo first with a chance of {lo:.0%}-{hi:.0%} "
+            "(extrapolated from your photos)."
+        )
+    if row.rank == 1:
+        return f"Your snapshot found your profile photo first among {n} people (counted)."
+    ahead = int(row.rank) - 1
+    return (
+        f"Your snapshot put your profile photo at rank {row.rank:,.0f} among {n} people: "
+        f"{ahead:,} {'person' if ahead == 1 else 'people'} came before you (counted)."
+    )
