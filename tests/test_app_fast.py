@@ -223,3 +223,31 @@ def test_my_photos_refuses_more_than_ten(fake_app):
     at.button(key="mp_check_0").click().run()
     assert any("at most 10" in e.value for e in at.error)
     assert "photo_check" not in at.session_state
+
+
+def test_trainer_flags_a_sample_set_volunteer_and_checks_the_original_first(fake_app):
+    """Issue 22: a volunteer enrolled from a sample person's photo is not enrolled until the trainer
+    chooses; myth or defence stops with a reason when the untouched photo does not find the volunteer."""
+    from helpers import noise_image
+
+    sample_photo = encode_image(Image.fromarray(noise_image(105, size=(64, 64))), "PNG")  # sample person s05
+    at = page("trainer.py")
+    at.run()
+    at.text_input(key="vol_name_0").input("Sam")
+    at.file_uploader(key="vol_file_0").set_value(("sam.png", sample_photo, "image/png"))
+    at.checkbox(key="vol_consent_0").set_value(True)
+    next(b for b in at.button if b.label == "Enrol").click().run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["live_gallery"].volunteers) == 0
+    assert any("matches sample person s05" in e.value for e in at.error)
+    at.button(key="pending_as_sample").click().run()
+    gallery = at.session_state["live_gallery"]
+    assert [v.name for v in gallery.volunteers] == ["Sam"] and "s05" not in gallery.sample_subjects
+    assert any("Sample person s05 is now the volunteer" in s.value for s in at.success)
+    # a snapshot of someone else: the untouched photo does not find Sam, so no change is scored
+    at.file_uploader(key="snap_file_0").set_value(("other.png", png(7), "image/png"))
+    at.run()
+    next(b for b in at.button if b.label == "Test every change").click().run()
+    assert not at.exception, at.exception
+    assert any("No changes scored" in e.value and "untouched photo does not find Sam" in e.value for e in at.error)
+    assert not at.dataframe and not metrics(at)
