@@ -126,6 +126,11 @@ def job_status() -> None:
         )
         st.caption(job.messages[-1] if job.messages else "starting")
         return
+    if st.session_state.get("experiment_shown") != id(job):
+        # the run just ended: this fragment alone refreshes every second, so the whole page runs once
+        # more to show the results below (no manual rerun)
+        st.session_state["experiment_shown"] = id(job)
+        st.rerun(scope="app")
     if job.error:
         st.error(job.error)
     else:
