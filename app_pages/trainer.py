@@ -84,6 +84,7 @@ with left:
                 + "). A snapshot of the volunteer would find that sample person, and every lesson of the demo "
                 "would be false. Choose how to go on:"
             )
+            attribution()
             a, b, c = st.columns(3)
             if a.button(f"Continue as sample person {subject}", key="pending_as_sample"):
                 gallery.drop_sample(subject)  # the volunteer takes that identity: no second copy competes
