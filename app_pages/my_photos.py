@@ -170,16 +170,10 @@ table = pd.DataFrame(
             "verdict": r.verdict(size),
             "cheapest protection": protection_text(r),
             "rank now (measured)": rank_text(r.before),
-            "rank after protection (measured)": rank_text(r.protection.after if r.protection else None),
-            "chance of coming first among 10^6 (extrapolated)": chance(r.before.at(1_000_000) if r.before else None),
-            "chance of coming first among 10^9 (extrapolated)": chance(
-                r.before.at(1_000_000_000) if r.before else None
+            "rank after protection (measured)": (
+                rank_text(r.protection.after) if r.protection and r.protection.after else "no copy made"
             ),
-            "face width (px)": (
-                f"{r.before.face_width:,}" if r.before is not None and r.before.face_width is not None else "unknown"
-            ),
-            "face found by the detector": ("yes" if r.before.detected else "no") if r.before else "no",
-            "quality after protection (SSIM)": (
+            "quality of the copy (SSIM)": (
                 f"{r.protection.quality.ssim:.3f}" if r.protection and r.protection.quality else "no copy made"
             ),
             "why not checked": r.error or "",
@@ -189,6 +183,22 @@ table = pd.DataFrame(
 )
 if not table["why not checked"].any():
     table = table.drop(columns="why not checked")
+details = pd.DataFrame(
+    [
+        {
+            "photo": r.name,
+            "chance of coming first among 10^6 (extrapolated)": chance(r.before.at(1_000_000) if r.before else None),
+            "chance of coming first among 10^9 (extrapolated)": chance(
+                r.before.at(1_000_000_000) if r.before else None
+            ),
+            "face width (px)": (
+                f"{r.before.face_width:,}" if r.before is not None and r.before.face_width is not None else "unknown"
+            ),
+            "face found by the detector": ("yes" if r.before.detected else "no") if r.before else "no",
+        }
+        for r in rows
+    ]
+)
 given_away = sum(r.verdict(size) == "gives you away" for r in rows)
 st.subheader(f"{given_away} of {len(rows)} photos give you away at {size:,} people")
 st.dataframe(
@@ -201,6 +211,8 @@ st.dataframe(
         "cheapest protection": st.column_config.TextColumn(width="medium"),
     },
 )
+with st.expander("Chances at platform scale, face size and detection"):
+    st.dataframe(details, hide_index=True, width="stretch")
 st.caption(
     "Rank: measured, among the consenting sample faces plus you, when your snapshot is searched against the photo. "
     "A photo found first there gives you away, whatever the model says about larger galleries: measured beats "

@@ -40,7 +40,7 @@ def show_search(result) -> None:
     billion = result.at(1_000_000_000)
     lo, hi = billion.p_rank1_range or (billion.p_rank1, billion.p_rank1)
     c3.metric(
-        "Chance of coming first among 1,000,000,000",
+        "Chance you come first, 1 billion",
         f"{lo:.0%}-{hi:.0%}" if billion.kind == "extrapolated" else f"{billion.p_rank1:.0%}",
         help="Past what real pairs can check this is extrapolated with the tail models: the range is what "
         "the data allows, and it cannot pin the chance down inside it.",
@@ -64,11 +64,14 @@ def size_row(s) -> dict:
         "people in the gallery": f"{s.gallery_size:,}",
         "your rank": f"{s.rank:,.0f}" if s.measured else f"about {s.rank:,.0f}",
         "chance you come first": f"{s.p_rank1:.0%}" if s.measured else f"{lo:.0%}-{hi:.0%}",
-        "how we know": {
-            "measured": "counted among the real sample faces",
-            "simulated": "counted among real and simulated faces",
-            "extrapolated": "extrapolated with the tail models (a range)",
-        }[s.kind],
+        "how we know": (
+            "extrapolated with the tail models (a range)"
+            if not s.measured
+            else "counted among the real sample faces"
+            if s.kind == "measured"
+            else "counted among real and simulated faces"
+            + (" (more than real faces can check)" if s.kind == "extrapolated" else "")
+        ),
     }
 
 

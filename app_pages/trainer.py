@@ -85,14 +85,14 @@ with left:
                 "would be false. Choose how to go on:"
             )
             attribution()
-            a, b, c = st.columns(3)
-            if a.button(f"Continue as sample person {subject}", key="pending_as_sample"):
+            # one button per line: their labels are sentences
+            if st.button(f"Continue as sample person {subject}", key="pending_as_sample", width="stretch"):
                 gallery.drop_sample(subject)  # the volunteer takes that identity: no second copy competes
                 enrol(p_name, p_vec, p_rgb, note=f" Sample person {subject} is now the volunteer.")
-            if b.button("Remove the sample set from the gallery", key="pending_drop_sample"):
+            if st.button("Remove the sample set from the gallery", key="pending_drop_sample", width="stretch"):
                 gallery.drop_sample()
                 enrol(p_name, p_vec, p_rgb, note=" The sample set is out of this gallery: volunteers only.")
-            if c.button("Cancel: use another photo", key="pending_cancel"):
+            if st.button("Cancel: use another photo", key="pending_cancel", width="stretch"):
                 st.session_state.pop("pending_volunteer", None)
                 st.session_state["enrol_round"] = enrol_round + 1
                 st.rerun()
@@ -202,7 +202,7 @@ else:
             .mark_bar()
             .encode(
                 x=alt.X("distance:Q", title=f"distance from the snapshot (threshold {threshold:g})"),
-                y=alt.Y("change:N", sort=None, title=None, axis=alt.Axis(labelLimit=400)),
+                y=alt.Y("change:N", sort=None, title=None, axis=alt.Axis(labelLimit=400, labelOverlap=False)),
                 color=alt.Color(
                     "result:N",
                     scale=alt.Scale(domain=["still identified", "match broken"], range=["#d62728", "#2ca02c"]),
@@ -211,7 +211,7 @@ else:
             )
         )
         rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[6, 3]).encode(x="threshold:Q")
-        st.altair_chart((bars + rule).properties(height=max(300, 22 * len(frame))), width="stretch")
+        st.altair_chart((bars + rule).properties(height=max(300, 26 * len(frame))), width="stretch")
         st.dataframe(frame, hide_index=True, width="stretch")
         st.caption(
             "Measured live on this volunteer: one snapshot, one enrolled photo, the sample faces and the other "

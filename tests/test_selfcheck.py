@@ -89,3 +89,16 @@ def test_threshold_is_the_face_models_and_doubts_follow_it():
     doubt = identity_doubt(result(1, distance=0.81))
     assert doubt and "0.810" in doubt and "0.6" in doubt and "two different people" in doubt
     assert np.isfinite(result(1).distance)
+
+
+def test_the_headline_leads_with_what_was_counted():
+    from privrisk.selfcheck import search_headline
+
+    found = search_headline(result(1), 1_000_000)
+    assert found == "Your snapshot found your profile photo first among 1,000,000 people (counted)."
+    behind = search_headline(result(1234), 1_000_000)
+    assert "rank 1,234 among 1,000,000 people: 1,233 people came before you (counted)" in behind
+    # past what was counted: the counted answer first, then the extrapolated range
+    far = search_headline(result(1), 1_000_000_000)
+    assert far.startswith("Your snapshot found your profile photo first among 1,000,000 people (counted).")
+    assert "Among 1,000,000,000 people the chance that it comes first is extrapolated: 5%-90%." in far

@@ -316,19 +316,21 @@ def score_from_search(
 
 
 def search_headline(result: Findability, size: int = 1_000_000) -> str:
-    """The search's answer at ``size`` in one plain sentence, counted or extrapolated as it was."""
+    """The search's answer in one plain sentence: at the largest gallery counted up to ``size`` (what
+    was measured comes first), then, when ``size`` itself was extrapolated, its range."""
     row = result.at(size)
-    n = f"{row.gallery_size:,}"
-    if not row.measured:
-        lo, hi = row.p_rank1_range or (row.p_rank1, row.p_rank1)
-        return (
-            f"Among {n} people your snapshot would find your profile photo first with a chance of {lo:.0%}-{hi:.0%} "
-            "(extrapolated from your photos)."
+    counted = [s for s in result.sizes if s.measured and s.gallery_size <= row.gallery_size]
+    lo, hi = row.p_rank1_range or (row.p_rank1, row.p_rank1)
+    beyond = f"Among {row.gallery_size:,} people the chance that it comes first is extrapolated: {lo:.0%}-{hi:.0%}."
+    if not counted:
+        return beyond
+    c = max(counted, key=lambda s: s.gallery_size)
+    if c.rank == 1:
+        head = f"Your snapshot found your profile photo first among {c.gallery_size:,} people (counted)."
+    else:
+        ahead = int(c.rank) - 1
+        head = (
+            f"Your snapshot put your profile photo at rank {c.rank:,.0f} among {c.gallery_size:,} people: "
+            f"{ahead:,} {'person' if ahead == 1 else 'people'} came before you (counted)."
         )
-    if row.rank == 1:
-        return f"Your snapshot found your profile photo first among {n} people (counted)."
-    ahead = int(row.rank) - 1
-    return (
-        f"Your snapshot put your profile photo at rank {row.rank:,.0f} among {n} people: "
-        f"{ahead:,} {'person' if ahead == 1 else 'people'} came before you (counted)."
-    )
+    return head if c is row else f"{head} {beyond}"
