@@ -208,10 +208,11 @@ m3.metric(
 )
 if result is not None and link.curve is not None and audience != "friend":
     st.caption(scored.explain())
-st.caption(
-    f"If they were sure to find you, the score would be {scored.score_if_linked:.0f}. "
-    + " ".join(f"Note: {n}." for n in link.notes)
-)
+st.caption(f"If they were sure to find you, the score would be {scored.score_if_linked:.0f}.")
+if link.notes:
+    with st.expander("How the chance was worked out"):
+        for note in link.notes:
+            st.write(f"- {note[0].upper()}{note[1:]}.")
 if scored.national_id is not None:
     st.markdown(f"**National ID ({scored.national_id.scheme}).** {scored.national_id_text}.")
     st.caption(scored.national_id.plain + " Sources: " + scored.national_id.source + ".")

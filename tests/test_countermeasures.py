@@ -518,6 +518,7 @@ def test_cli_protect_writes_a_copy_that_meets_the_default_level(tmp_path, capsys
     assert data["protected"] and out.is_file() and data["out"] == str(out)
     million = next(s for s in data["written"]["sizes"] if s["gallery_size"] == 10**6)
     assert million["p_rank1_range"][1] < 0.10 and million["kind"] == "extrapolated"
+    assert data["written"]["rank"] > 1 and data["before"]["rank"] == 1  # measured beats modelled (issue 22)
     before = next(s for s in data["before"]["sizes"] if s["gallery_size"] == 10**6)
     assert before["p_rank1_range"][1] >= 0.10
     assert main(["protect", f"sample_data/neutral/{pid}.jpg", "--out", str(tmp_path / "again.jpg")]) == 0
