@@ -116,7 +116,7 @@ if profile_vec is not None and snapshot_vec is not None:
     if doubt and st.session_state.get("same_person_confirmed") != pair:
         # the photos may not be of one person: ask before any answer is shown
         with st.container(border=True):
-            st.warning(f"**Is this really you in both photos?** {doubt.capitalize()}.")
+            st.warning(f"**Is this really you in both photos?** {doubt[0].upper()}{doubt[1:]}.")
             st.write(
                 "If both photos are of you, go on: the answer below is then about how badly this model "
                 "recognises you. If one is someone else, the answer would be about them: change the photos."
