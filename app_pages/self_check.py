@@ -65,7 +65,11 @@ def size_row(s) -> dict:
         "your rank": f"{s.rank:,.0f}" if s.measured else f"about {s.rank:,.0f}",
         "chance you come first": f"{s.p_rank1:.0%}" if s.measured else f"{lo:.0%}-{hi:.0%}",
         "how we know": (
-            "extrapolated with the tail models (a range)"
+            (
+                "modelled with the tail models (a range)"
+                if s.kind == "modelled"
+                else "extrapolated with the tail models (a range)"
+            )
             if not s.measured
             else "counted among the real sample faces"
             if s.kind == "measured"
