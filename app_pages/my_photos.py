@@ -169,11 +169,11 @@ table = pd.DataFrame(
             "photo": r.name,
             "verdict": r.verdict(size),
             "cheapest protection": protection_text(r),
-            "rank now (measured)": rank_text(r.before),
-            "rank after protection (measured)": (
+            "rank now": rank_text(r.before),
+            "rank protected": (
                 rank_text(r.protection.after) if r.protection and r.protection.after else "no copy made"
             ),
-            "quality of the copy (SSIM)": (
+            "copy quality (SSIM)": (
                 f"{r.protection.quality.ssim:.3f}" if r.protection and r.protection.quality else "no copy made"
             ),
             "why not checked": r.error or "",
@@ -214,7 +214,7 @@ st.dataframe(
 with st.expander("Chances at platform scale, face size and detection"):
     st.dataframe(details, hide_index=True, width="stretch")
 st.caption(
-    "Rank: measured, among the consenting sample faces plus you, when your snapshot is searched against the photo. "
+    "Rank now, rank protected: measured, among the consenting sample faces plus you, when your snapshot is searched against the photo. "
     "A photo found first there gives you away, whatever the model says about larger galleries: measured beats "
     "modelled. Chances at 10^6 and 10^9 people: extrapolated with the tail models fitted on the sample set "
     "(closed form, no search); the range spans two tail models and their bootstrap refits, and the data cannot "
@@ -252,6 +252,7 @@ for i, (r, before_preview, after_preview, protected_png) in enumerate(shown):
             caption=f"after ({protection_text(r)}): rank {rank_text(p.after)} (measured); "
             f"{chance(p.after.at(size))} (extrapolated)",
         )
+        attribution()
         m1, m2, m3 = st.columns(3)
         m1.metric("Rank among the sample faces (measured)", f"{r.before.rank:,} -> {p.after.rank:,}")
         m2.metric("SSIM (1 = unchanged)", f"{p.quality.ssim:.3f}")

@@ -74,7 +74,6 @@ def size_row(s) -> dict:
             else "counted among the real sample faces"
             if s.kind == "measured"
             else "counted among real and simulated faces"
-            + (" (more than real faces can check)" if s.kind == "extrapolated" else "")
         ),
     }
 
@@ -206,7 +205,7 @@ m1, m2, m3 = st.columns(3)
 m1.metric(f"Exposure score ({audience.replace('_', ' ')})", f"{scored.score:.0f} / 100")
 m2.metric("Range", f"{lo:.0f}-{hi:.0f}", help="What the data allows for the score (chance of being linked and content)")
 m3.metric(
-    "Chance a photo of you leads to this profile",
+    "Chance a photo leads here",
     f"{link.p:.0%}" if link.lo == link.hi else f"{link.lo:.0%}-{link.hi:.0%}",
     help="From your own search when photos were given; otherwise from the sample set's identification curve.",
 )
@@ -247,29 +246,29 @@ best = [
 st.subheader("The changes that lower it most")
 st.caption("Sets of up to three changes; the first lowers the score most per setting changed.")
 if best:
-    for change in best:
+    for i, change in enumerate(best, 1):
         high = (
-            f"; upper end {change.before_high:.0f} -> {change.after_high:.0f}"
+            f"; upper end of the range {change.before_high:.0f} -> {change.after_high:.0f}"
             if change.before_high is not None
             and change.after_high is not None
-            and round(change.before_high) != round(change.after_high)
+            and (round(change.before_high) != round(change.before) or round(change.after_high) != round(change.after))
             else ""
         )
         count = len(change.settings)
-        st.write(f"- {change} ({count} setting{'s' if count != 1 else ''} changed{high})")
+        st.write(f"{i}. {change} ({count} setting{'s' if count != 1 else ''} changed{high})")
+    st.caption("What each change does for every audience (score before -> after):")
     st.dataframe(
         pd.DataFrame(
             [
                 {
-                    "change": c.description,
-                    **{f"score for a {a.replace('_', ' ')}": f"{b:.0f} -> {x:.0f}" for a, (b, x) in c.effect.items()},
+                    "change": f"{i}",
+                    **{f"for a {a.replace('_', ' ')}": f"{b:.0f} -> {x:.0f}" for a, (b, x) in c.effect.items()},
                 }
-                for c in best
+                for i, c in enumerate(best, 1)
             ]
         ),
         hide_index=True,
         width="stretch",
-        column_config={"change": st.column_config.TextColumn(width="large")},
     )
 else:
     st.write("No change to these settings lowers the score for this audience.")

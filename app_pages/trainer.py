@@ -212,7 +212,16 @@ else:
         )
         rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[6, 3]).encode(x="threshold:Q")
         st.altair_chart((bars + rule).properties(height=max(300, 26 * len(frame))), width="stretch")
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(
+            frame,
+            hide_index=True,
+            width="stretch",
+            height=35 * (len(frame) + 1) + 3,  # every row, no inner scrolling
+            column_config={
+                "distance": st.column_config.NumberColumn(format="%.3f"),
+                "SSIM": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
         st.caption(
             "Measured live on this volunteer: one snapshot, one enrolled photo, the sample faces and the other "
             "volunteers (n = 1 person, so no rate). 'Still identified': the volunteer comes first and within the "

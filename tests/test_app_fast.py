@@ -198,8 +198,8 @@ def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch, short_ladd
     table = at.dataframe[0].value
     assert list(table["photo"]) == ["me.png", "other.png", "notes.png"]  # the most revealing first
     assert table["verdict"][0] == "gives you away" and table["verdict"][2] == "not checked"
-    assert table["rank now (measured)"][0].startswith("1 of ")
-    assert table["rank now (measured)"][2] == "unknown" and at.dataframe[1].value["face width (px)"][2] == "unknown"
+    assert table["rank now"][0].startswith("1 of ")
+    assert table["rank now"][2] == "unknown" and at.dataframe[1].value["face width (px)"][2] == "unknown"
     assert "%-" in at.dataframe[1].value["chance of coming first among 10^6 (extrapolated)"][0]
     assert "not a recognised image" in table["why not checked"][2]
     assert "None" not in table.to_string() + at.dataframe[1].value.to_string()
