@@ -255,14 +255,24 @@ if best:
             else ""
         )
         count = len(change.settings)
-        st.write(f"{i}. {change} ({count} setting{'s' if count != 1 else ''} changed{high})")
+        moved = (
+            f"{change.before:.0f} -> {change.after:.0f}"
+            if round(change.before) != round(change.after)
+            else f"the score stays {change.before:.0f}"  # no "0 -> 0": the range's upper end is what moves
+        )
+        st.write(f"{i}. {change.description}: {moved} ({count} setting{'s' if count != 1 else ''} changed{high})")
     st.caption("What each change does for every audience (score before -> after):")
     st.dataframe(
         pd.DataFrame(
             [
                 {
                     "change": f"{i}",
-                    **{f"for a {a.replace('_', ' ')}": f"{b:.0f} -> {x:.0f}" for a, (b, x) in c.effect.items()},
+                    **{
+                        f"for a {a.replace('_', ' ')}": f"{b:.0f} -> {x:.0f}"
+                        if round(b) != round(x)
+                        else f"stays {b:.0f}"
+                        for a, (b, x) in c.effect.items()
+                    },
                 }
                 for i, c in enumerate(best, 1)
             ]
