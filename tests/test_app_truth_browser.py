@@ -142,7 +142,7 @@ def test_the_score_agrees_with_the_search(app, page, london):
     )
     score = int(metric(page, "Exposure score (stranger)").split("/")[0])
     assert score > 0  # found first, within the top 10 a stranger checks: never 0 / 100
-    assert metric(page, "Chance a photo of you leads to this profile") == "100%"
+    assert metric(page, "Chance a photo leads here") == "100%"
     expect(page.get_by_text("Population estimate, not your photos")).to_have_count(0)
     # no "0 -> 0" change is offered, and no arrow decorates a neutral number
     assert not page.get_by_text(re.compile(r"\b0 (->|\u2192) 0\b")).count()  # Streamlit shows -> as an arrow
