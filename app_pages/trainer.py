@@ -165,9 +165,8 @@ else:
                     st.session_state["enrolled_photos"][who],
                     vec,
                     face_model(),
-                    SETTINGS,
                     threshold=threshold,
-                )
+                )  # the library's strongest detector (cnn), not the page's enrolment settings
             except OriginalNotIdentified as exc:  # the untouched photo first: no false lesson
                 held = st.session_state["defence"] = (defence_key, str(exc))
             except PrivriskError as exc:
@@ -194,6 +193,7 @@ else:
         )
         broken = [t.label for t in trials[1:] if t.breaks_match]
         kept = [t.label for t in trials[1:] if not t.breaks_match]
+        st.caption(trials[0].attacker)
         c1, c2 = st.columns(2)
         c1.metric("Changes that break the match (defences)", f"{len(broken)} of {len(trials) - 1}")
         c2.metric("Changes the match survives (myths)", f"{len(kept)} of {len(trials) - 1}")

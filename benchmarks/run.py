@@ -340,6 +340,63 @@ def bench_ray() -> dict:
     return out
 
 
+def bench_detectors(n: int = 10) -> dict:
+    """Time per image of each face detector (hog and cnn, each with its upsampling rule), on 2 cores
+    (embed_batch with 2 workers, no cache), side by side on the same images: sample photos (800 px,
+    detected on a 640 px copy), and E2 captures at the webcam (face 80 px), street (40 px) and far
+    (24 px) levels. Also the self-checks' cnn setting (a 320 px copy) on the sample photos."""
+    import io
+
+    from PIL import Image
+
+    from privrisk.captures import make_captures
+    from privrisk.config import SELF_CHECK_FACES
+    from privrisk.embeddings import file_sha256
+    from privrisk.experiment import DEFAULT_LEVELS
+
+    model = load_face_model()
+    root = dataset_dir()
+    rows = read_manifest(sample_manifest("smiling"), root).rows[:n]
+    sets: dict[str, list] = {"photo 800 px": [(str(r.image), Path(r.image).read_bytes()) for r in rows]}
+    levels = {lv.name: lv for lv in DEFAULT_LEVELS}
+    for name in ("webcam", "street", "far"):
+        items = []
+        for i, r in enumerate(rows):
+            boxes = model.detect(np.asarray(Image.open(r.image).convert("RGB")), "hog", 1)
+            if not boxes:
+                continue
+            (cap,) = make_captures(
+                str(r.image), file_sha256(r.image), boxes[0], levels[name], (2011, 0, i), 1, 2048,
+                FaceSettings(), model.model_id, f"{i}",
+            )  # fmt: skip
+            items.append((cap.name, cap.render(model)))
+        side = Image.open(io.BytesIO(items[0][1])).size[0] if items else 0
+        sets[f"{name} capture ({side} px)"] = items
+    variants = {
+        "hog": FaceSettings(detector="hog"),
+        "cnn": FaceSettings(detector="cnn"),
+        "cnn, self-check (320 px copy)": SELF_CHECK_FACES,
+    }
+    out: dict = {"images_per_set": n, "workers": 2, "rows": []}
+    for set_name, items in sets.items():
+        row: dict = {"images": set_name, "n": len(items)}
+        for label, settings in variants.items():
+            if label.startswith("cnn, self") and not set_name.startswith("photo"):
+                continue
+            t0 = time.perf_counter()
+            res = embed_batch(items, settings, cache=None, workers=2)
+            wall = time.perf_counter() - t0
+            row[label] = {"s_per_image": wall / max(len(items), 1), "found": sum(r.ok for r in res)}
+        row["cnn_over_hog"] = row["cnn"]["s_per_image"] / max(row["hog"]["s_per_image"], 1e-9)
+        out["rows"].append(row)
+        log(f"detectors on {set_name}: " + ", ".join(f"{k} {v}" for k, v in row.items() if isinstance(v, dict)))
+    out["note"] = (
+        "seconds per image = wall time of embed_batch(workers=2, no cache) / images: load, detect (with each "
+        "detector's upsampling rule), landmarks and dlib's embedding; measured side by side in this run."
+    )
+    return out
+
+
 def ten_photos_of_one_person(subject: str = "066") -> tuple[list[tuple[str, bytes]], bytes]:
     """Ten photos of one person, made in memory from their neutral sample photo (re-framed, scaled
     from about 80 to 400 px face width, re-encoded), and their smiling photo as the stranger's snapshot."""
@@ -588,6 +645,23 @@ def markdown(res: dict) -> str:
             f"\nRay, {r['images']} sample photos, cold cache: 1 worker {r['workers1_img_per_s']:.1f} img/s, "
             f"2 workers {r['workers2_img_per_s']:.1f} img/s ({r['speedup']:.2f}x)."
         )
+    if "detectors" in res:
+        lines += [
+            "",
+            "Face detectors on 2 cores, seconds per image (faces found), side by side in this run:",
+            "",
+            "| images | n | hog | cnn | cnn / hog | cnn, self-check (320 px copy) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in res["detectors"]["rows"]:
+
+            def cell(k, r=r):
+                return f"{r[k]['s_per_image']:.3f} s ({r[k]['found']})" if k in r else "-"
+
+            lines.append(
+                f"| {r['images']} | {r['n']} | {cell('hog')} | {cell('cnn')} | {r['cnn_over_hog']:.0f}x | "
+                f"{cell('cnn, self-check (320 px copy)')} |"
+            )
     if "demo" in res:
         d = res["demo"]
         line = f"\nDemo wall time: cold {d['cold_s']:.0f} s, warm {d['warm_s']:.0f} s"
@@ -603,7 +677,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output folder")
     ap.add_argument(
         "--only",
-        choices=["compressed", "ray", "end_to_end", "demo", "self_check_photos"],
+        choices=["compressed", "ray", "end_to_end", "demo", "self_check_photos", "detectors"],
         help="run one section and merge it into the existing latest.json",
     )
     ap.add_argument("--compressed-size", type=int, default=10_000_000, help="faces in the compressed gallery")
@@ -632,6 +706,8 @@ def main(argv=None) -> int:
             previous["demo"] = bench_demo()
         elif args.only == "self_check_photos":
             previous["self_check_photos"] = bench_self_check_photos()
+        elif args.only == "detectors":
+            previous["detectors"] = bench_detectors()
         else:
             previous[args.only] = (
                 bench_compressed(model, args.compressed_size, rng) if args.only == "compressed" else bench_ray()
@@ -651,6 +727,8 @@ def main(argv=None) -> int:
     res["end_to_end"] = bench_end_to_end(res["search"])
     log("self-check of 10 photos")
     res["self_check_photos"] = bench_self_check_photos()
+    log("face detectors side by side (hog, cnn) on 2 cores")
+    res["detectors"] = bench_detectors(4 if args.quick else 10)
     if not args.quick:
         log(f"compressed gallery of {args.compressed_size:,}")
         res["compressed"] = bench_compressed(model, args.compressed_size, rng)

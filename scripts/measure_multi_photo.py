@@ -12,7 +12,10 @@ bootstrap range (``<metric>_gain_range``).
     flock /tmp/privrisk-heavy.lock python3 -m uv run --locked python scripts/measure_multi_photo.py \
         --out sample_data/multi_photo_gain.json
 
-Writes JSON (schema below) that ``privrisk.exposure.MultiPhotoGain`` reads.
+Writes JSON that ``privrisk.exposure.MultiPhotoGain`` reads, with its inputs recorded
+(``inputs``: :func:`privrisk.exposure.multi_photo_inputs`) and, per level, the counts with E2's own
+captures (``e2_own_captures``: the first ``shots_in_e2`` captures, as the demo fuses them; the
+``rankK`` lists average over every subset of j captures, so at j = 3 they differ from the demo's).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from privrisk.captures import make_captures
 from privrisk.embeddings import EmbeddingCache, default_cache_path, embed_batch
 from privrisk.experiment import load_config
+from privrisk.exposure import multi_photo_inputs
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.images import load_image
 from privrisk.manifest import read_manifest
@@ -81,6 +85,7 @@ def main() -> None:
         "source": "scripts/measure_multi_photo.py (E2 captures, best distance over j captures, real gallery)",
         "seed": cfg.seed,
         "versions": library_versions(),
+        "inputs": multi_photo_inputs(cfg, args.shots, args.boot),
         "gallery_size": int(len(set(gal_subjects))),
         "shots_in_e2": cfg.offline.shots,
         "n_boot": args.boot,
@@ -129,6 +134,7 @@ def main() -> None:
                 full[pos[owners[j]], shot_no[j], c[row][valid]] = d[row][valid]
         t = np.array([truth[pi] for pi in persons])
         per_j = {}
+        e2_own: dict = {}
         for j in range(1, n_shots + 1):
             hit1, hit10 = np.zeros(len(persons)), np.zeros(len(persons))
             subsets = list(itertools.combinations(range(n_shots), j))
@@ -140,8 +146,20 @@ def main() -> None:
                 hit1 += found & (closer == 0)
                 hit10 += found & (closer < 10)
             per_j[j] = (hit1 / len(subsets), hit10 / len(subsets))
+            if j == cfg.offline.shots:  # E2's own captures (the first shots), as the demo fuses them
+                fused = full[:, list(range(j)), :].min(axis=1)
+                own = fused[np.arange(len(persons)), t]
+                closer = (fused < own[:, None]).sum(axis=1)
+                e2_own = {
+                    "rank1": int((np.isfinite(own) & (closer == 0)).sum()),
+                    "rank10": int((np.isfinite(own) & (closer < 10)).sum()),
+                }
         boot = np.random.default_rng([cfg.seed, 99, li]).integers(0, len(persons), (args.boot, len(persons)))
-        entry = {"shots": list(range(1, n_shots + 1)), "n_persons": len(persons)}
+        entry = {
+            "shots": list(range(1, n_shots + 1)),
+            "n_persons": len(persons),
+            "e2_own_captures": {**e2_own, "shots": cfg.offline.shots, "n": len(persons)},
+        }
         for key, idx in (("rank1", 0), ("rank10", 1)):
             vals = [float(per_j[j][idx].mean()) for j in range(1, n_shots + 1)]
             rng_ = [

@@ -19,6 +19,7 @@ class FakeFaceModel:
     (or each marked region) is a face whose embedding is a fixed projection of its pixels."""
 
     model_id = "fake-model/1"
+    embedding_dim = 128
 
     def __init__(self, delay: float = 0.0):
         self.delay = delay
@@ -165,3 +166,69 @@ def small_e2_set(tmp_path):
     (root / "g.csv").write_text("\n".join(g) + "\n")
     (root / "p.csv").write_text("\n".join(p) + "\n")
     return root
+
+
+def fake_shapes(model: FakeFaceModel, rgb, boxes) -> list[np.ndarray]:
+    """The fake model's landmarks as dlib-style (68, 2) arrays, in dlib's point order."""
+    order = ("chin", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip", "left_eye", "right_eye")
+    out = []
+    for face in model.landmarks(rgb, boxes):
+        pts = [p for name in order for p in face[name]]
+        pts += face["top_lip"][:7] + face["bottom_lip"][1:6] + face["top_lip"][7:] + face["bottom_lip"][7:10]
+        out.append(np.array(pts[:68], np.float64))
+    return out
+
+
+class FakeDetector(FakeFaceModel):
+    """The fake model with what an ONNX embedder needs from dlib: 68-point shapes and face chips."""
+
+    def shapes(self, rgb, boxes):
+        return fake_shapes(self, rgb, boxes)
+
+    def chips(self, rgb, boxes, size=150):
+        return [np.asarray(Image.fromarray(rgb[t:b, left:r]).resize((size, size)), np.uint8) for t, r, b, left in boxes]
+
+
+def make_onnx_model(
+    path,
+    *,
+    size: int | None = 32,
+    dim: int = 16,
+    layout: str = "NCHW",
+    batch: int | str = "N",
+    seed: int = 0,
+    nan: bool = False,
+    channels: int = 3,
+) -> Path:
+    """A tiny face-embedding network written as ONNX in the test itself (no weights shipped or
+    downloaded): flatten the image, one seeded random linear layer, a tanh; ``nan`` multiplies the
+    output by NaN. ``size=None`` leaves height and width free (the layer then needs ``size`` 32 crops)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    side = size or 32
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((channels * side * side, dim)) / np.sqrt(channels * side * side)).astype(np.float32)
+    hw = [size or "H", size or "W"]
+    shape = [batch, channels, *hw] if layout == "NCHW" else [batch, *hw, channels]
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "w"], ["lin"]),
+        helper.make_node("Tanh", ["lin"], ["t"]),
+        helper.make_node("Mul", ["t", "scale"], ["y"]),
+    ]
+    scale = np.array([np.nan if nan else 1.0], np.float32)
+    graph = helper.make_graph(
+        nodes,
+        "tiny-face-embedder",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, dim])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(scale, "scale")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

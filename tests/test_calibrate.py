@@ -96,6 +96,8 @@ def test_cli_calibrate_on_sample_faces(tmp_path, london, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["n_people"] == 40 and out["n_pairs"] == 40 * 39 // 2
     assert len(out["models"]) == 2 and all(len(m["verdict"]) == 4 for m in out["models"])
+    bt = out["backtest"]  # issue 23: fitted above a distance, counts predicted below it
+    assert [b["kind"] for b in bt] == ["gpd", "normal"] and all(b["n_pairs"] == out["n_pairs"] for b in bt)
 
 
 # --- widening ranges by a calibration on never-seen faces --------------------------------------------
@@ -284,7 +286,7 @@ def test_experiment_reads_a_saved_calibration(tmp_path, monkeypatch):
 
     model = FakeFaceModel()
     for mod in (privrisk.embeddings, privrisk.models):
-        monkeypatch.setattr(mod, "load_face_model", lambda: model)
+        monkeypatch.setattr(mod, "load_face_model", lambda *_args: model)
     cal = tm.calibration_record(_cal([50, 10, 20, 40], [(1, 2), (1, 3), (15, 25), (30, 50)]))
     cal_path = tmp_path / "cal.json"
     cal_path.write_text(json.dumps(cal))
@@ -320,3 +322,26 @@ calibration = "{cal_path}"
             assert widened == (p["kind"] != "measured" and any(ranges))
     page = (tmp_path / "out" / "report.html").read_text()
     assert "Calibration on faces the model never saw" in page and "NOT within" in page
+
+
+def test_calibrate_json_and_text_carry_the_backtest(population, tmp_path, monkeypatch, capsys):
+    """Issue 23: `privrisk calibrate --json` has the tail models' backtest on the calibration faces,
+    and the text names the cut, the real and the predicted counts."""
+    from privrisk import tailmodel
+
+    model, faces, subjects = population
+
+    def fake_manifest(manifest, images=None, **kw):
+        out = tailmodel.calibrate([model], faces, subjects)
+        out["backtest"] = [tailmodel.backtest(faces, subjects, kind=k, n_boot=10) for k in tailmodel.KINDS]
+        return out | {"manifest": str(manifest), "skipped": [], "refused": [], "models_from": "test"}
+
+    monkeypatch.setattr(tailmodel, "calibrate_manifest", fake_manifest)
+    assert main(["calibrate", "x.csv", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    bt = out["backtest"]
+    assert [b["kind"] for b in bt] == list(tailmodel.KINDS)
+    assert bt[0]["real_count"][0] == round(tailmodel.BACKTEST_SHARE * bt[0]["n_pairs"])
+    assert main(["calibrate", "x.csv", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert f"farther apart than {bt[0]['cut']:.3f}" in text and "predicted" in text

@@ -92,3 +92,54 @@ def test_protect_and_findability_say_the_range_is_for_an_average_person(tmp_path
     assert GROUP_BLIND_CAVEAT in capsys.readouterr().out.splitlines()
     for text in ("group-blind", "PIT", "average person", "more findable"):
         assert text in GROUP_BLIND_CAVEAT
+
+
+def test_findability_leads_with_measured_facts(tmp_path, capsys, monkeypatch):
+    """Issue 23: the distance between your photos and where it falls among the real impostor pairs
+    measured here (an empirical share with its n) come first, with each photo's face width and
+    whether the detector finds it."""
+    import numpy as np
+
+    import privrisk.cli as cli
+    from helpers import FakeFaceModel, fake_sample_world, write_png
+    from privrisk.metrics import proportion_interval
+    from privrisk.selfcheck import impostor_distances, measured_facts
+
+    fake = FakeFaceModel()
+    world, photos, second = fake_sample_world(fake)
+    monkeypatch.setattr(cli, "_sample_world", lambda args: (fake, world))
+    me, snap = write_png(tmp_path / "me.png", photos[0]), write_png(tmp_path / "snap.png", second[0])
+    assert main(["findability", str(me), "--snapshot", str(snap), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    f = data["measured_facts"][0]
+    n = len(world.subjects)
+    assert f["n_impostor_pairs"] == n * (n - 1) // 2 and f["n_people"] == n
+    imp = impostor_distances(world)
+    assert f["n_impostor_closer"] == int((imp <= f["distance"]).sum())
+    assert f["impostor_share_ci95"] == list(proportion_interval(f["n_impostor_closer"], f["n_impostor_pairs"]))
+    assert f["photos"][0]["detected"] is True and f["photos"][0]["face_width_px"] == data["photos"][0]["face_width"]
+    assert main(["findability", str(me), "--snapshot", str(snap)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Measured here, first:") and f"Of the {n * (n - 1) // 2:,} pairs" in out
+    # the library function the app calls gives the same facts from two embeddings
+    far = measured_facts(world.vectors[0], world.vectors[0] + 10.0, world)
+    assert far.n_impostor_closer == far.n_impostor_pairs and far.share == 1.0
+    same = measured_facts(world.vectors[0], world.vectors[0], world)
+    assert same.distance == 0.0 and same.n_impostor_closer == int((imp <= 0).sum())
+    assert np.isfinite(same.share)
+
+
+def test_photo_facts_width_detection_and_sharpness():
+    import cv2
+    import numpy as np
+
+    from privrisk.faces import Face
+    from privrisk.selfcheck import photo_facts
+
+    rgb = np.random.default_rng(0).integers(0, 255, (120, 120, 3)).astype(np.uint8)
+    face = Face((10, 90, 90, 10), 80, np.zeros(128, np.float32))
+    sharp = photo_facts("a", rgb, face)
+    blurred = photo_facts("b", cv2.GaussianBlur(rgb, (0, 0), 3), face)
+    assert sharp.face_width_px == 80 and sharp.detected and sharp.sharpness > blurred.sharpness > 0
+    missed = photo_facts("c", rgb, None)
+    assert not missed.detected and missed.face_width_px is None and missed.sharpness is None

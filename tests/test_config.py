@@ -23,3 +23,17 @@ def test_setting_info_and_with_values():
             assert match in str(exc), exc
         else:
             raise AssertionError(bad)
+
+
+def test_each_detector_has_its_upsampling_rule():
+    from privrisk.config import FaceSettings
+
+    hog = FaceSettings()
+    assert hog.passes(72) == hog.passes(640) == (0, 1)
+    cnn = FaceSettings(detector="cnn")  # MMOD finds faces from ~80 px; upsample while within cnn_max_side (400)
+    assert cnn.passes(72) == (0, 2)  # a 24 px face in a 72 px capture: 288 px
+    assert cnn.passes(120) == (0, 1)  # 240 px; 480 would pass the limit
+    assert cnn.passes(240) == (0,)  # no retry: 480 px costs 4x
+    assert FaceSettings(detector="cnn", multiple_faces="all").passes(72) == (2,)
+    assert cnn.cache_key("m") != FaceSettings(detector="cnn", cnn_max_side=800).cache_key("m")
+    assert hog.cache_key("m") == FaceSettings(cnn_max_side=800).cache_key("m")  # hog keys unchanged

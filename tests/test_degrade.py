@@ -247,7 +247,7 @@ def fake_everywhere(monkeypatch):
 
     model = FakeFaceModel()
     for mod in (privrisk.embeddings, privrisk.models):
-        monkeypatch.setattr(mod, "load_face_model", lambda: model)
+        monkeypatch.setattr(mod, "load_face_model", lambda *_args: model)
     return model
 
 
@@ -297,8 +297,23 @@ tail_bootstrap = 5
     assert levels["huge"]["n_not_applicable"] == 10 and levels["huge"]["n_probes"] == 0
     assert levels["huge"]["fusion"]["rank1_fused"] is None
     assert "offline_to_online/huge" not in r["scaling_detail"]["curves"]
-    # landmarks: once per source photo for the one occluded level, not per shot
-    assert fake_everywhere.landmark_calls == 7
+    # landmarks: once per source photo for the one occluded level and detector (hog, cnn), not per shot
+    assert fake_everywhere.landmark_calls == 7 * 2
+    # every level seen by both detectors side by side, on the same captures (the fake ignores which)
+    for name, n in (("webcam", 7), ("small", 10), ("mask", 7)):
+        per = levels[name]["per_detector"]
+        assert per["n_people"] == n and set(per["detectors"]) == {"hog", "cnn"}
+        hog, cnn = per["detectors"]["hog"], per["detectors"]["cnn"]
+        assert hog["detection_n"] == cnn["detection_n"] == 2 * n
+        assert (hog["rank1_k"], hog["detection_k"]) == (cnn["rank1_k"], cnn["detection_k"])
+        assert hog["rank1_n"] == levels[name]["n_mated"] and hog["rank1"] == levels[name]["rank1"]
+        assert cnn["upsample_rule"].startswith("cnn:") and len(cnn["rank1_ci95"]) == 2
+    # the attacker behind every number, and the detectors side by side in the report
+    assert r["attacker"]["detector"] == "hog" and r["attacker"]["threshold"]["rule"] == "given"
+    assert r["attacker"]["embedder"] == "dlib" and r["attacker"]["embedding_dim"] == 128
+    html_text = (tmp_path / "out" / "report.html").read_text()
+    assert "The attacker behind these numbers" in html_text and "E2 per detector" in html_text
+    assert "cnn: captures with a face" in html_text
     for lv in (levels[n] for n in ("webcam", "small", "mask")):
         f = lv["fusion"]
         assert f["n_mated"] + f["n_nonmated"] == lv["n_probes"] and f["shots"] == 2
@@ -388,7 +403,8 @@ tail_bootstrap = 5
     r1, made_first = run("1.0", "a")
     r2, made_second = run("1.0", "b")
     first, second = (r["experiments"]["offline_to_online"]["levels"]["small"] for r in (r1, r2))
-    assert made_first == 20 + timed and made_second == timed
+    # each capture is made once per detector (hog, cnn: the same image, searched by each), never again
+    assert made_first == 20 * 2 + timed and made_second == timed
     assert first["rank1"] == second["rank1"] and first["fusion"] == second["fusion"]
     # the scaling study is deterministic too: the second run reads it, and it is the same
     assert "from_cache" not in r1["scaling_detail"] and "from_cache" in r2["scaling_detail"]
@@ -397,4 +413,44 @@ tail_bootstrap = 5
         json.dumps({k: v for k, v in r1["scaling_detail"].items() if k not in strip}, default=str)
     ) == json.loads(json.dumps({k: v for k, v in r2["scaling_detail"].items() if k not in strip}, default=str))
     _, made_third = run("1.5", "c")
-    assert made_third == 20 + timed
+    assert made_third == 20 * 2 + timed
+
+
+def test_other_detectors_on_a_seeded_subset(tmp_path, fake_everywhere):
+    """The demo's rule: the detectors beside faces.detector run on a seeded subset of mated people, and
+    faces.detector is reported on the same subset, so the columns compare like with like."""
+    from privrisk.experiment import load_config, run_experiment
+
+    root = small_e2_set(tmp_path)
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(f"""
+dataset_dir = "{root}"
+gallery_manifest = "{root / "g.csv"}"
+probe_manifest = "{root / "p.csv"}"
+bootstrap = 50
+workers = 1
+[offline]
+shots = 1
+headline = "small"
+timing_probes = 1
+detector_people = 3
+[[offline.levels]]
+name = "small"
+face_width_px = 40
+[scaling]
+sizes = [20]
+extrapolate = []
+validation_distractors = 100
+tail_bootstrap = 5
+""")
+    runs = [
+        run_experiment(load_config(cfg_path), tmp_path / f"out{i}", progress=False, log=None)["experiments"][
+            "offline_to_online"
+        ]["levels"]["small"]["per_detector"]
+        for i in range(2)
+    ]
+    per = runs[0]
+    assert per["n_people"] == 3 and "seeded subset of 3" in per["people"] and "wider" in per["people"]
+    for d in ("hog", "cnn"):
+        assert per["detectors"][d]["detection_n"] == 3 and per["detectors"][d]["rank1_n"] == 3
+    assert runs[0]["detectors"]["cnn"]["rank1_k"] == runs[1]["detectors"]["cnn"]["rank1_k"]  # same seed, same people

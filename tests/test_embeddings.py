@@ -30,7 +30,7 @@ def test_process_pool_matches_in_process_results(tmp_path, monkeypatch):
     log_dir = tmp_path / "pids"
     log_dir.mkdir()
     # forked workers call load_face_model(); they inherit this patch
-    monkeypatch.setattr(embeddings, "load_face_model", lambda: PidRecordingModel(log_dir))
+    monkeypatch.setattr(embeddings, "load_face_model", lambda *_args: PidRecordingModel(log_dir))
     cache = EmbeddingCache(tmp_path / "cache.sqlite")
     pooled = embed_batch(images, workers=2, cache=cache, max_in_flight=3)
 

@@ -204,7 +204,7 @@ def test_genuine_pairs_statement_follows_the_distances():
 def test_zero_note_on_log_axes():
     from privrisk.report import zero_note
 
-    assert zero_note("FPIR", 20) == "FPIR 0 of 20: not shown on log axis; <= 0.139 (95%)"
+    assert zero_note("FPIR", 20) == "FPIR 0 of 20: not shown on log axis; 0-0.168 (exact 95%)"
 
 
 def test_accretion_hand_case():

@@ -710,3 +710,23 @@ def test_cli_score_and_population(tmp_path, capsys):
     assert (tmp_path / "pop" / "population.png").stat().st_size > 0
     data = json.loads((tmp_path / "pop" / "population.json").read_text())
     assert data["n"] == 50 and len(data["default"]["mean_range"]) == 2
+
+
+def test_shipped_multi_photo_gain_records_the_inputs_the_code_has_now():
+    """Issue 23: sample_data/multi_photo_gain.json records what it was measured with (seed, split,
+    capture recipe of every level, face settings, model, versions); when any of it no longer matches
+    the code's, the file is stale and must be regenerated (scripts/measure_multi_photo.py)."""
+    from privrisk.experiment import load_config
+    from privrisk.exposure import MultiPhotoGain, multi_photo_inputs
+
+    gain = MultiPhotoGain.shipped()
+    rec = gain.inputs
+    assert rec is not None, "multi_photo_gain.json records no inputs: regenerate it"
+    now = multi_photo_inputs(load_config(None), rec["shots"], rec["n_boot"])
+    stale = sorted(k for k in now if now[k] != rec.get(k))
+    assert not stale, f"multi_photo_gain.json is stale in {stale}: rerun scripts/measure_multi_photo.py"
+    # and a changed recipe is noticed
+    changed = dict(
+        now, capture_recipe={**now["capture_recipe"], "street": {**now["capture_recipe"]["street"], "jpeg_quality": -1}}
+    )
+    assert changed != rec

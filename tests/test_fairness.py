@@ -90,8 +90,8 @@ def test_tiny_gallery_combined_attribute(tiny):
     assert set(c["groups"]) == {"f / white", "m / white", "m / black", "f / black"}
     fw = c["fmr"]["f / white"]
     assert _counts(fw["same"]["0.6"]) == (2, 2) and _counts(fw["cross"]["0.6"]) == (3, 8)
-    # all events in the cell: one-sided exact lower bound on 2 subjects
-    assert fw["same"]["0.6"]["ci95"] == pytest.approx([0.05**0.5, 1.0])
+    # all events in the cell: the two-sided exact (Clopper-Pearson) interval on 2 subjects, as everywhere
+    assert fw["same"]["0.6"]["ci95"] == pytest.approx([0.025**0.5, 1.0])
     assert "Clopper-Pearson" in fw["same"]["0.6"]["ci_method"]
     mw = c["fmr"]["m / white"]
     assert _counts(mw["same"]["0.6"]) == (0, 0) and mw["same"]["0.6"]["rate"] is None
@@ -152,7 +152,7 @@ def test_tiny_gallery_fnmr_fpir_and_e2(tiny):
     # E2 shots: s1 at 0.3 and 0.9 from its photo, s3 at 0.8
     assert _counts(g["fnmr_e2"]["blur"]["f"]["0.6"]) == (1, 2) and _counts(g["fnmr_e2"]["blur"]["m"]["0.6"]) == (1, 1)
     assert _counts(g["e2_rank1"]["blur"]["f"]) == (1, 2) and _counts(g["e2_rank1"]["blur"]["m"]) == (2, 2)
-    assert g["e2_rank1"]["blur"]["m"]["ci95"] == pytest.approx([0.05**0.5, 1.0])
+    assert g["e2_rank1"]["blur"]["m"]["ci95"] == pytest.approx([0.025**0.5, 1.0])  # two-sided exact, 2 of 2
 
 
 def test_intervals_contain_the_rate_and_small_cells_are_flagged(tiny):

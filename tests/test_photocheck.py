@@ -91,6 +91,8 @@ def test_myth_or_defence_says_which_changes_break_the_match(model, world):
         assert 0 <= t.ssim <= 1
     # compression leaves the face; cutting most of it away breaks the match
     assert trials[1].identified and trials[-1].breaks_match and trials[-1].ssim < trials[1].ssim
+    # the attacker it shows: the strongest detector, named
+    assert all("CNN" in t.attacker and "strongest" in t.attacker for t in trials)
     # the gallery is left as it was: the volunteer's own photo is back in place
     assert gallery.identify(snapshot).best.subject_id == ada.volunteer_id
     # every transform's whole ladder by default

@@ -102,11 +102,9 @@ def test_group_labels_give_per_group_rates(data):
     assert tm.group_multipliers(m.params, ["never-seen"], 1)[0] == m.params.group_tail[tm.POOLED_GROUP]
 
 
-def test_poisson_wilson_and_judge_hand_cases():
+def test_poisson_and_judge_hand_cases():
     assert tm.poisson_ci(0) == pytest.approx((0.0, 3.6889), abs=1e-4)
     assert tm.poisson_ci(5) == pytest.approx((1.6235, 11.6683), abs=1e-4)
-    assert tm.wilson(82, 82)[0] == pytest.approx(0.9553, abs=1e-4)
-    assert tm.wilson(0, 20) == pytest.approx((0.0, 0.1611), abs=1e-4)
     assert tm.judge(0, (0.1, 0.5), 0.45)[0] is None
     assert tm.judge(5, (4.0, 9.0), 0.5)[0] is True
     assert tm.judge(21, (0.3, 0.9), 0.55)[0] is False  # the Gaussian's miss: real far above the model
@@ -183,7 +181,9 @@ def test_selfcheck_labels_and_ranges(model, data):
     )
     f = findability(g[0], p[0], world, sizes=(50, 1000, 10**6, 10**9))
     kinds = [s.kind for s in f.sizes]
-    assert kinds[0] == "measured" and kinds[-1] == "extrapolated" and kinds[1] in ("simulated", "extrapolated")
+    assert kinds[0] == "measured" and kinds[-1] == "extrapolated" and kinds[1] in ("modelled", "extrapolated")
+    # the count among the drawn Gaussian distractors is a comparison beside, never the value
+    assert f.sizes[1].gaussian_rank is not None and not f.sizes[1].measured
     for s in f.sizes:
         lo, hi = s.p_rank1_range
         assert 0 <= lo <= s.p_rank1 <= hi <= 1
@@ -316,3 +316,26 @@ def test_gpd_sf_and_normal_tail_match_scipy():
         np.testing.assert_allclose(tm.gpd_sf(x, xi, 0.8), stats.genpareto.sf(x, xi, scale=0.8), rtol=1e-10, atol=1e-300)
     # xi < 0: no mass past the end point sigma / |xi| (hand case: xi = -0.5, sigma = 1 ends at 2)
     assert tm.gpd_sf(np.array([1.0, 2.5]), -0.5, 1.0) == pytest.approx([0.25, 0.0])
+
+
+def test_backtest_fits_above_the_cut_and_predicts_below(data):
+    """Issue 23: the model refitted without the closest pairs predicts their count; the real count
+    below the cut is the share asked for, and the censored fit never saw those pairs."""
+    p, ps, g, gs, _ = data
+    bt = tm.backtest(p, ps, g, gs, n_boot=20, seed=3)
+    n = bt["n_pairs"]
+    assert bt["real_count"][0] == round(tm.BACKTEST_SHARE * n)  # the cut leaves that many under it
+    assert bt["n_pairs_fitted"] == n - bt["real_count"][0]
+    assert bt["thresholds"][0] == bt["cut"] and all(t < bt["cut"] for t in bt["thresholds"][1:])
+    assert bt["closest_pair"] <= bt["cut"]
+    for (lo, hi), v, ok in zip(bt["predicted_count_ci95"], bt["predicted_count"], bt["pass"]):
+        assert lo <= v <= hi and ok in (True, False, None)
+    assert bt["predicted_count"][0] > 0
+    # the censored fit really left the closest pairs out
+    full = tm.fit(p, ps, g, gs, n_boot=0, seed=3)
+    cens = tm.fit(p, ps, g, gs, n_boot=0, seed=3, min_distance=bt["cut"])
+    assert cens.n_pairs == full.n_pairs - bt["real_count"][0]
+    # one set of faces (a calibration set): each unordered pair once
+    subj = np.concatenate([ps, gs])
+    one = tm.backtest(np.vstack([p, g]), subj, n_boot=5, seed=3)
+    assert one["n_pairs"] == int((subj[:, None] != subj[None, :]).sum() // 2)

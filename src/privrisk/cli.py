@@ -146,13 +146,23 @@ def cmd_gallery_info(args) -> int:
 
 
 def cmd_match(args) -> int:
+    from .config import replace
     from .gallery import Gallery
     from .matching import match_images
 
     with Gallery.open(args.gallery) as g:
+        changes = {"detector": args.detector, "embedder": args.embedder}
+        face_settings = replace(g.face_settings, **{k: v for k, v in changes.items() if v is not None})
+        attacker = {
+            "detector": face_settings.detector,
+            "embedder": g.model_id,
+            "threshold": args.threshold if args.threshold is not None else g.settings.threshold,
+            "threshold_rule": "given on the command line" if args.threshold is not None else g.threshold_rule,
+        }
         matches = match_images(
             g,
             args.images,
+            face_settings=face_settings,
             cache=_cache(args),
             workers=args.workers,
             k=args.top,
@@ -161,8 +171,12 @@ def cmd_match(args) -> int:
             ray_address=args.ray,
         )
     if args.json:
-        _print_json([m.to_dict() for m in matches])
+        _print_json([m.to_dict() | {"attacker": attacker} for m in matches])
     else:
+        print(
+            f"attacker: {attacker['detector']} detector, embedder {attacker['embedder']}, "
+            f"threshold {attacker['threshold']:g} ({attacker['threshold_rule']})"
+        )
         for m in matches:
             if m.error:
                 print(f"{m.probe}: skipped - {m.error}")
@@ -213,10 +227,17 @@ def cmd_experiment(args) -> int:
     return _run(args, config)
 
 
+DEMO_DETECTOR_PEOPLE = 30  # the demo runs the other detectors (cnn) on a seeded subset of this many people
+
+
 def cmd_demo(args) -> int:
+    from .config import with_values
     from .experiment import load_config
 
-    return _run(args, load_config(args.config))
+    config = load_config(args.config)
+    if args.config is None:  # the demo's own settings: cnn on a seeded subset (its cost is outside the budget)
+        config = with_values(config, {"offline.detector_people": DEMO_DETECTOR_PEOPLE})
+    return _run(args, config)
 
 
 # --- exposure ---------------------------------------------------------------------------------------
@@ -269,6 +290,7 @@ def cmd_score(args) -> int:
     from .errors import ProfileError
     from .exposure import ExposureSettings, score, top_changes
     from .profiles import AUDIENCES, PRESETS, load_profile, profile_from_dict
+    from .scenarios import first_screen, scenarios
 
     if (args.profile is None) == (args.preset is None):
         raise ProfileError("give a PROFILE.json or --preset NAME (one of: " + ", ".join(PRESETS) + ")")
@@ -280,9 +302,15 @@ def cmd_score(args) -> int:
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
     scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
     changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
+    found = scenarios(curves, extra_size=settings.scenario_gallery_size or None, stranger_curve=settings.curve)
+    lead = "stranger" if "stranger" in scores else next(iter(scores))
+    first = changes[lead][0].description if changes[lead] else None
+    screen = first_screen(found, change=first, score=scores[lead].to_dict() if lead == "stranger" else None)
     if args.json:
         _print_json(
             {
+                "first_screen": screen,
+                "scenarios": [sc.to_dict() for sc in found],
                 "curves": curves.source,
                 "multi_photo_gain": gain.source,
                 "settings": dataclasses.asdict(settings),
@@ -291,14 +319,18 @@ def cmd_score(args) -> int:
             }
         )
         return EXIT_OK
+    print(_wrap(" ".join(screen), ""))
+    print("\nScenarios (p_found as a range; kind; 'not covered' where no valid source speaks):")
+    for sc in found:
+        if sc.gallery_size in (10_000, 1_000_000, 1_000_000_000) or sc.gallery_size == settings.scenario_gallery_size:
+            rng = "not covered" if sc.p_found is None else f"{sc.p_found[0]:.1%}-{sc.p_found[1]:.1%}"
+            print(
+                f"  {sc.who.replace('_', ' '):>16} {sc.gallery_size:>13,} {sc.decision:>12} "
+                f"{sc.attacker:>26}: {rng} ({sc.kind})"
+            )
+    print("\nDetails:")
     for a, s in scores.items():
-        lo, hi = s.score_range
-        value = (
-            f"up to {hi:.0f} / 100 (range {lo:.0f}-{hi:.0f}, extrapolated; model value {s.score:.0f}"
-            if s.link.kind == "extrapolated" and a != "friend" and s.link.photos
-            else f"{s.score:.0f} / 100 (range {lo:.0f}-{hi:.0f}"
-        )
-        print(f"{a.replace('_', ' ')}: exposure {value}; {s.score_if_linked:.0f} if they were sure to find you)")
+        print(_wrap(f"{a.replace('_', ' ')}: {s.label} ({s.score_if_linked:.0f} if they were sure to find you)", ""))
         print(_wrap(s.explain()))
         for note in s.link.notes:
             print(_wrap(f"note: {note}", "    "))
@@ -383,6 +415,23 @@ def cmd_calibrate(args) -> int:
                 f"  {t:>8.2f}  {out['real_count'][i]:>10}  {out['real_rate'][i]:>9.2e}  "
                 f"{m['model_rate'][i]:>10.2e} ({lo:.2e}-{hi:.2e})  {m['verdict'][i]}"
             )
+    bts = out.get("backtest")
+    if isinstance(bts, list):
+        b0 = bts[0]
+        print(
+            f"\nBacktest: each tail model refitted on the {b0['n_pairs_fitted']:,} pairs farther apart than "
+            f"{b0['cut']:.3f}, predicting the closer ones (real: exact Poisson 95%; predicted: bootstrap 95%)"
+        )
+        for b in bts:
+            for i, t in enumerate(b["thresholds"]):
+                rlo, rhi = b["real_count_ci95"][i]
+                plo, phi = b["predicted_count_ci95"][i]
+                print(
+                    f"  {b['kind']:>6} under {t:.3f}: real {b['real_count'][i]} ({rlo:.1f}-{rhi:.1f}), "
+                    f"predicted {b['predicted_count'][i]:.1f} ({plo:.1f}-{phi:.1f}): {b['verdict'][i]}"
+                )
+    elif isinstance(bts, dict):
+        print(f"\nBacktest not run: {bts['error']}")
     for s in out["skipped"]:
         print(f"skipped {s['image']}: {s['reason']}")
     print(f"\nVerdict: the model's predicted impostor rates are {record['widening']['verdict']}.")
@@ -407,6 +456,19 @@ def _sample_world(args):
 
     model = load_face_model()
     return model, build_sample_world(model, cache=_cache(args), n_distractors=0, workers=args.workers)
+
+
+def _self_check_settings(args):
+    from .config import SELF_CHECK_FACES, replace
+
+    return replace(SELF_CHECK_FACES, detector=args.detector)
+
+
+def _attacker_line(settings, model) -> str:
+    return (
+        f"attacker: {settings.detector} detector (on a copy of at most {settings.detect_max_side} px), embedder "
+        f"{model.model_id}, match within 0.6 (dlib's published threshold)"
+    )
 
 
 def _read_photo(path: str):
@@ -448,8 +510,20 @@ def cmd_protect(args) -> int:
     rgb = _read_photo(args.image)
     snapshot = _read_photo(args.snapshot) if args.snapshot else None
     model, world = _sample_world(args)
-    res = protect(rgb, args.level, args.transform, snapshot, world=world, model=model, name=args.image, seed=args.seed)
-    out = {"image": args.image, **res.to_dict(), "out": None, "caveat": GROUP_BLIND_CAVEAT}
+    settings = _self_check_settings(args)
+    res = protect(
+        rgb,
+        args.level,
+        args.transform,
+        snapshot,
+        world=world,
+        model=model,
+        settings=settings,
+        name=args.image,
+        seed=args.seed,
+    )
+    attacker = _attacker_line(settings, model)
+    out = {"image": args.image, **res.to_dict(), "out": None, "caveat": GROUP_BLIND_CAVEAT, "attacker": attacker}
     if res.image is not None:  # res.protected
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix != ".png" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
         ok, buf = cv2.imencode(suffix, res.image[:, :, ::-1], params)
@@ -460,6 +534,7 @@ def cmd_protect(args) -> int:
             res.snapshot_vector,
             world,
             model=model,
+            settings=settings,
             names=[args.out],
             exclude=[res.original_vector],
             boxes=[res.face_box],
@@ -480,6 +555,7 @@ def cmd_protect(args) -> int:
         _print_json(out)
     else:
         b = res.before
+        print(attacker)
         print(
             f"level {res.level}: the upper end of the chance of rank 1 among {res.gallery_size:,} must be under {res.target:.0%}"
         )
@@ -499,15 +575,38 @@ def cmd_protect(args) -> int:
 
 def cmd_findability(args) -> int:
     from .countermeasures import photo_findability
+    from .selfcheck import PhotoFacts, facts_for_distance
     from .tailmodel import GROUP_BLIND_CAVEAT
 
     photos = [_read_photo(p) for p in args.images]
     snapshot = _read_photo(args.snapshot)
     model, world = _sample_world(args)
-    rows = photo_findability(photos, snapshot, world, model=model, names=args.images)
+    settings = _self_check_settings(args)
+    rows = photo_findability(photos, snapshot, world, model=model, settings=settings, names=args.images)
+    attacker = _attacker_line(settings, model)
+    facts = [
+        facts_for_distance(r.distance, world, (PhotoFacts(r.name, r.face_width, bool(r.detected), None),))
+        if r.distance is not None
+        else None
+        for r in rows
+    ]
     if args.json:
-        _print_json({"snapshot": args.snapshot, "photos": [r.to_dict() for r in rows], "caveat": GROUP_BLIND_CAVEAT})
+        _print_json(
+            {
+                "snapshot": args.snapshot,
+                "measured_facts": [f.to_dict() if f else None for f in facts],
+                "photos": [r.to_dict() for r in rows],
+                "caveat": GROUP_BLIND_CAVEAT,
+                "attacker": attacker,
+                "detected": f"{sum(r.detected for r in rows)} of {len(rows)} photos",
+            }
+        )
         return EXIT_OK
+    print(attacker)
+    print("Measured here, first:")
+    for f in facts:
+        if f is not None:
+            print(_wrap(" ".join(f.sentences()), "  "))
     print(f"snapshot {args.snapshot} searched against each photo, hidden among {len(world.vectors)} sample faces:")
     for r in rows:
         print(_wrap(_findability_line(r), "  "))
@@ -599,7 +698,19 @@ def _add_match_command(sub, common: argparse.ArgumentParser, embed: argparse.Arg
         "--threshold",
         type=float,
         default=None,
-        help="match if the best distance is at most this (default: the gallery's, 0.6)",
+        help="match if the best distance is at most this (default: the gallery's threshold)",
+    )
+    p.add_argument(
+        "--detector",
+        choices=("hog", "cnn"),
+        default=None,
+        help="face detector for the photos (default: the gallery's); the attacker's detector",
+    )
+    p.add_argument(
+        "--embedder",
+        default=None,
+        metavar="SPEC",
+        help="'dlib' or 'onnx:PATH' (default: the gallery's); another embedder than the gallery's is refused",
     )
     p.set_defaults(func=cmd_match)
 
@@ -611,7 +722,7 @@ def _add_run_commands(sub, common: argparse.ArgumentParser, embed: argparse.Argu
         parents=[common, embed],
         help="run the re-identification experiments (E1-E3, scaling) from a TOML config",
     )
-    p.add_argument("config", help="TOML config (see README: experiment settings)")
+    p.add_argument("config", help="TOML config (settings: docs/reference/settings.md)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.json, plots, report.html)")
     p.add_argument(
         "--force",
@@ -693,6 +804,7 @@ def _add_protect_commands(sub, common: argparse.ArgumentParser, embed: argparse.
         help="a stranger's snapshot of you (default: one simulated from the photo at E2's street level)",
     )
     p.add_argument("--seed", type=int, default=2011, help="seed of the simulated snapshot (default: 2011)")
+    _detector_flag(p)
     p.set_defaults(func=cmd_protect)
 
     p = sub.add_parser(
@@ -703,7 +815,18 @@ def _add_protect_commands(sub, common: argparse.ArgumentParser, embed: argparse.
     )
     p.add_argument("images", nargs="+", help="photos of you (profile photo, tagged photos, ...)")
     p.add_argument("--snapshot", required=True, metavar="IMAGE", help="a stranger's snapshot of you")
+    _detector_flag(p)
     p.set_defaults(func=cmd_findability)
+
+
+def _detector_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detector",
+        choices=("cnn", "hog"),
+        default="cnn",
+        help="the attacker's face detector (default: cnn, the strongest: a protection that works only because "
+        "hog misses the face is no protection)",
+    )
 
 
 def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
@@ -737,7 +860,7 @@ def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
         parents=[common, curves],
         help="exposure score of a profile's visibility settings, with the changes that lower it most",
     )
-    p.add_argument("profile", nargs="?", help="profile JSON (schema in the README)")
+    p.add_argument("profile", nargs="?", help="profile JSON (schema: docs/reference/formats.md)")
     p.add_argument("--preset", choices=list(PRESETS), help="score a preset instead of a file")
     p.add_argument("--audience", default="stranger", choices=[*AUDIENCES, "all"], help="who looks (default: stranger)")
     p.set_defaults(func=cmd_score)

@@ -25,7 +25,7 @@ EmbedFn = Callable[[str, Any, FaceSettings], Any]
 def _embed_paths(paths: Sequence[str], settings: FaceSettings, embed: EmbedFn):
     from .models import load_face_model
 
-    model = load_face_model()  # once per Ray worker process
+    model = load_face_model(settings)  # once per Ray worker process
     return [embed(p, model, settings) for p in paths]
 
 

@@ -3,7 +3,8 @@
 Every setting is a dataclass field made by :func:`setting` with its default, help text and
 allowed range. That one declaration feeds TOML loading and validation (:func:`from_dict`), the
 CLI flags, the app's widgets, the saved copy of a run's configuration (:func:`to_dict`) and the
-README table (:func:`describe`; a test fails when a setting is missing from the README).
+settings reference of the docs site (:func:`describe`, called by ``scripts/docs_hooks.py`` when the site
+is built; ``tests/test_docs.py`` fails when a settings class is left out of it).
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ class FaceSettings:
         min=0,
         max=3,
     )
+    cnn_max_side: int = setting(
+        400,
+        "the cnn detector's upsampling rule: when its first pass finds no face, the retry upsamples as many "
+        "times (1 or 2) as keep the image within this many pixels on the longer side (dlib's MMOD model finds "
+        "faces from about 80 px; each upsampling doubles the side and quadruples the cost)",
+        min=64,
+        max=4096,
+    )
     detect_max_side: int = setting(
         640,
         "images are shrunk to this many pixels on the longer side for "
@@ -73,9 +82,34 @@ class FaceSettings:
         choices=("largest", "all", "error"),
     )
 
+    embedder: str = setting(
+        "dlib",
+        "the face model that makes embeddings: 'dlib' (dlib's ResNet, 128-d) or 'onnx:PATH' for any ONNX "
+        "face-embedding model (preprocessing from embedder_options or PATH.json; see docs/attackers.md)",
+    )
+    embedder_options: str = setting(
+        "",
+        "an ONNX embedder's preprocessing as key=value pairs, e.g. 'input_size=112,channels=BGR,mean=0,std=1,"
+        "alignment=arcface,metric=cosine' (override its sidecar PATH.json)",
+    )
+
+    def __post_init__(self) -> None:
+        if self.embedder != "dlib" and not (self.embedder.startswith("onnx:") and self.embedder[5:].strip()):
+            raise ValueError(f"embedder: {self.embedder!r} is neither 'dlib' nor 'onnx:PATH'")
+
+    def same_embeddings(self, other: FaceSettings) -> bool:
+        """Whether faces found and encoded under ``other`` are found and encoded as under these settings,
+        given the same embedder (``model_id``): everything but where the embedder's file lies."""
+        return dataclasses.replace(self, embedder="dlib", embedder_options="") == dataclasses.replace(
+            other, embedder="dlib", embedder_options=""
+        )
+
     def cache_key(self, model_id: str) -> str:
-        """What an embedding depends on; two settings with equal keys give equal embeddings."""
+        """What an embedding depends on; two settings with equal keys give equal embeddings.
+        ``model_id`` names the embedder (an ONNX model's includes its file hash and preprocessing)."""
         retry = f"|retry={self.retry_upsample}" if self.retry_upsample > self.upsample else ""
+        if self.detector == "cnn":  # the cnn detector's retry follows its own rule
+            retry = f"|cnnside={self.cnn_max_side}"
         return (
             f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
             f"|side={self.max_side}|jit={self.jitters}"
@@ -92,6 +126,28 @@ class FaceSettings:
         if self.multiple_faces != "largest":
             return (self.retry_upsample,)
         return (self.upsample, self.retry_upsample)
+
+    def passes(self, side: int) -> tuple[int, ...]:
+        """The detection passes for an image whose detection copy is ``side`` pixels on its longer side.
+
+        'hog': :attr:`upsample_passes`. 'cnn': ``upsample``, then, when it finds no face, a retry that
+        upsamples as many times (at most 2) as keep the image within ``cnn_max_side`` pixels (no retry
+        when even one would not; a face that small in so large an image is not looked for)."""
+        if self.detector != "cnn":
+            return self.upsample_passes
+        fits = [k for k in (1, 2) if k > self.upsample and side * 2**k <= self.cnn_max_side]
+        if not fits:
+            return (self.upsample,)
+        if self.multiple_faces != "largest":
+            return (fits[-1],)
+        return (self.upsample, fits[-1])
+
+
+#: The self-checks' attacker (findability, protect, the photo check, the trainer's "myth or defence"): the
+#: strongest detector privrisk has, dlib's CNN (MMOD), on a copy shrunk to 320 px on its longer side (a face
+#: of a quarter of the photo's width or more: about 1.5 s per photo on a CPU core). A protection judged
+#: against HOG alone can look like it works only because HOG misses the face.
+SELF_CHECK_FACES = FaceSettings(detector="cnn", detect_max_side=320)
 
 
 @dataclass(frozen=True)
@@ -111,8 +167,37 @@ class GallerySettings:
         min=0.0,
         max=4.0,
     )
+    threshold_rule: str = setting(
+        "auto",
+        "how the threshold is set: 'given' (threshold as set), 'fmr' (chosen at threshold_fmr on impostor pairs "
+        "of people held out from those it then scores), 'auto' ('given' for dlib's embedder, whose published "
+        "threshold is 0.6; 'fmr' for any other: dlib's 0.6 means nothing to another model)",
+        choices=("auto", "given", "fmr"),
+    )
+    threshold_fmr: float = setting(
+        0.001, "false-match rate a chosen threshold is set at (threshold_rule 'fmr')", min=1e-6, max=0.5
+    )
+    threshold_holdout: float = setting(
+        0.3,
+        "share of an experiment's people held out (never scored) whose impostor pairs choose the threshold "
+        "(threshold_rule 'fmr')",
+        min=0.05,
+        max=0.8,
+    )
     nprobe: int = setting(16, "IVF lists searched per query (ivf only)", min=1, max=65536)
     hnsw_ef_search: int = setting(128, "HNSW search breadth (hnsw only)", min=1, max=65536)
+
+    def resolved_rule(self, embedder: str) -> str:
+        """'given' or 'fmr': the threshold rule for ``embedder`` ('auto' resolved)."""
+        if self.threshold_rule != "auto":
+            return self.threshold_rule
+        return "given" if embedder == "dlib" else "fmr"
+
+    def given_statement(self, embedder: str) -> str:
+        """Where a given threshold comes from, in words."""
+        if embedder == "dlib" and self.threshold == 0.6:
+            return "dlib's published threshold (0.6)"
+        return f"given by the user ({self.threshold:g})"
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:

@@ -55,7 +55,11 @@ class DistractorModel:
         rng = np.random.default_rng(seed)
         d = len(self.mean)
         out = np.empty((n, d), dtype=np.float32)
-        scale = (self.eigvecs * np.sqrt(self.eigvals)).T.astype(np.float32)  # z @ scale ~ N(0, cov)
+        # z @ scale ~ N(0, cov) with the symmetric square root V sqrt(L) V^T. Unlike V sqrt(L), it does
+        # not depend on which basis LAPACK picks inside a repeated eigenvalue (Ledoit-Wolf shrinkage
+        # gives one whenever there are fewer embeddings than dimensions), so the same seed draws the
+        # same distractors on every processor, up to rounding.
+        scale = ((self.eigvecs * np.sqrt(self.eigvals)) @ self.eigvecs.T).astype(np.float32)
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             z = rng.standard_normal((m, d), dtype=np.float32)

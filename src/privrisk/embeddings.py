@@ -1,4 +1,4 @@
-"""128-d face embeddings: one image (:func:`embed_image`) or a batch (:func:`embed_batch`).
+"""Face embeddings (128-d with dlib's model; any length with an ONNX embedder): one image (:func:`embed_image`) or a batch (:func:`embed_batch`).
 
 Batches never die on one bad file: each item gets an :class:`EmbedResult` that is either ok
 (with every face found) or skipped with the reason. Results are cached in SQLite by the image's
@@ -28,10 +28,11 @@ from typing import Protocol
 import numpy as np
 
 from .config import FaceSettings
+from .embedders import OnnxFaceModel
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
 from .images import ImageSource, load_image
-from .models import EMBEDDING_DIM, DlibFaceModel, FaceModel, as_box, dlib_model_id, load_face_model
+from .models import DlibFaceModel, FaceModel, as_box, embedder_id, load_face_model
 
 Progress = Callable[[int, int], None]
 
@@ -147,11 +148,13 @@ class EmbeddingCache:
         if row is None:
             return None
         boxes, widths = json.loads(row[0]), json.loads(row[1])
-        vectors = np.frombuffer(row[2], dtype="<f4").reshape(len(boxes), EMBEDDING_DIM)
+        if not boxes:
+            return []
+        vectors = np.frombuffer(row[2], dtype="<f4").reshape(len(boxes), -1)
         return [Face(box=tuple(b), width_px=w, embedding=v.copy()) for b, w, v in zip(boxes, widths, vectors)]
 
     def put(self, sha256: str, settings_key: str, faces: Sequence[Face]) -> None:
-        vectors = np.asarray([f.embedding for f in faces], dtype="<f4").reshape(len(faces), EMBEDDING_DIM)
+        vectors = np.asarray([f.embedding for f in faces], dtype="<f4")
         with self._conn() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?, ?)",
@@ -221,9 +224,9 @@ def default_cache_path() -> Path:
 _worker_model: FaceModel | None = None
 
 
-def _worker_init() -> None:
+def _worker_init(settings: FaceSettings | None = None) -> None:
     global _worker_model
-    _worker_model = load_face_model()
+    _worker_model = load_face_model(settings)
 
 
 def _embed_item(item, model: FaceModel, settings: FaceSettings) -> EmbedResult:
@@ -262,7 +265,7 @@ def _faces_to_arrays(faces: Sequence[Face]) -> dict[str, np.ndarray]:
     return {
         "boxes": np.array([list(f.box) for f in faces], np.int64).reshape(len(faces), 4),
         "widths": np.array([f.width_px for f in faces], np.int64),
-        "vectors": np.array([f.embedding for f in faces], "<f4").reshape(len(faces), EMBEDDING_DIM),
+        "vectors": np.array([f.embedding for f in faces], "<f4").reshape(len(faces), -1 if faces else 0),
     }
 
 
@@ -304,8 +307,10 @@ def embed_batch(
     (:mod:`privrisk.cluster`); the results are the same.
     """
     paths = [p if isinstance(p, tuple) or _is_recipe(p) else str(p) for p in sources]
+    if model is None and settings.embedder != "dlib":  # checked here, not in a worker's initializer
+        model = load_face_model(settings)
     report = _progress_reporter(progress, len(paths))
-    model_id = model.model_id if model is not None else dlib_model_id()
+    model_id = model.model_id if model is not None else embedder_id(settings)
     batch = _Batch(paths, cache, settings.cache_key(model_id), report)
     todo = [i for i in range(len(paths)) if not batch.from_cache(i)]
 
@@ -313,7 +318,7 @@ def embed_batch(
     if todo and ray_address:
         _embed_on_ray(batch, todo, settings, ray_address)
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
-        local_model = model or load_face_model()
+        local_model = model or load_face_model(settings)
         for i in todo:
             batch.store(i, _embed_item(paths[i], local_model, settings))
     elif todo:
@@ -398,7 +403,7 @@ def _embed_in_pool(
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     with cf.ProcessPoolExecutor(
-        max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init
+        max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(settings,)
     ) as pool:
         pending: dict[cf.Future, int] = {}
         queue = iter(todo)
@@ -420,7 +425,7 @@ def _embed_in_pool(
 
 
 def _is_real(model: FaceModel) -> bool:
-    return isinstance(model, DlibFaceModel)
+    return isinstance(model, (DlibFaceModel, OnnxFaceModel))
 
 
 def _progress_reporter(progress: bool | Progress, total: int):

@@ -11,6 +11,16 @@ class ModelUnavailable(PrivriskError):
     """The face model (dlib + face_recognition + its weights) cannot be loaded."""
 
 
+class EmbedderError(ModelUnavailable):
+    """An ONNX face-embedding model cannot be used. ``path`` names the model file and ``reason`` says why
+    (missing, not ONNX, wrong input shape, non-finite output)."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
 class ImageError(PrivriskError):
     """An image cannot be used. ``path`` names it and ``reason`` says why."""
 

@@ -44,7 +44,7 @@ profile's score is never higher than the sum of its fields' and inferences' sepa
 contributions (tested).
 
 **Uncertainty.** Every score comes with a range: P(linked)'s range (the curve's ``rank10_range``,
-which for simulated and extrapolated points includes the distractor-model spread, combined with
+which for modelled and extrapolated points spans two tail models and their subject bootstrap, combined with
 the multi-photo range) times the content's range (the national-ID chance: one against two
 attempts for the SSN).
 
@@ -166,6 +166,8 @@ DEFAULT_CURVE = "offline_to_online/street"
 _AUDIENCE_PHRASE = {"stranger": "A stranger", "friend_of_friend": "A friend of a friend", "friend": "A friend"}
 _AUDIENCE_OBJ = {"stranger": "strangers", "friend_of_friend": "friends of friends", "friend": "friends"}
 _LEVEL_PHRASE = {"only_me": "only you", "friends": "friends only", "friends_of_friends": "friends of friends"}
+#: suggestions read as restrictions: "Limit your current city to friends"
+_LIMIT_PHRASE = {"only_me": "only you", "friends": "friends", "friends_of_friends": "friends and their friends"}
 _PHOTO_SETTINGS = ("profile_photo", "public_photos_with_face", "tagged_photos")
 
 
@@ -183,12 +185,15 @@ class ExposureSettings:
         40_000, "gallery a friend of a friend searches (a friends-of-friends network)", min=1
     )
     max_photos: int = setting(50, "usable face photos counted at most", min=1)
+    scenario_gallery_size: int = setting(
+        0, "one more gallery size for the scenarios, besides 10^4, 10^6, 10^8 and 10^9 (0: none)", min=0
+    )
     sensitivity: dict = setting({}, "override field sensitivities, e.g. {phone = 1.0} (CLI: --sensitivity FILE)")
 
 
 # --- identification curves -------------------------------------------------------------------------
 
-_KIND_ORDER = ("measured", "simulated", "extrapolated")
+_KIND_ORDER = ("measured", "modelled", "simulated", "extrapolated")
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,7 @@ class CurvePoint:
     value: float
     lo: float
     hi: float
-    kind: str  # measured / simulated / extrapolated (the worse of the two bracketing points)
+    kind: str  # measured / modelled / extrapolated (the worse of the two bracketing points)
     wrong_top: float | None = None
     wrong_top_range: tuple[float, float] | None = None
     fpir: float | None = None
@@ -291,7 +296,7 @@ class IdentificationCurves:
     @classmethod
     def from_results(cls, path: str | Path, calibration: dict | None = None) -> IdentificationCurves:
         """Curves from an experiment's ``results.json`` (or the shipped curves file). With
-        ``calibration`` (:func:`privrisk.tailmodel.load_calibration`), simulated and extrapolated
+        ``calibration`` (:func:`privrisk.tailmodel.load_calibration`), modelled and extrapolated
         ranges are widened by it (:data:`privrisk.tailmodel.WIDEN_RULE`)."""
         path = Path(path)
         try:
@@ -420,6 +425,8 @@ class MultiPhotoGain:
     def __init__(self, data: dict, source: str):
         self.source = source
         self.shots_in_e2 = int(data.get("shots_in_e2", 3))
+        self.gallery_size = data.get("gallery_size") or "the sample's"
+        self.inputs = data.get("inputs")
         self.note = data.get("note", "")
         self._levels = {}
         for name, lv in (data.get("levels") or {}).items():
@@ -561,6 +568,30 @@ class MultiPhotoGain:
         )
 
 
+def multi_photo_inputs(cfg, shots: int, n_boot: int) -> dict:
+    """What the multi-photo measurement (``scripts/measure_multi_photo.py``) depends on, recorded in
+    the file it writes: the seed and split, the capture recipe of every E2 level (its degradation
+    settings and :data:`privrisk.degrade.DEGRADE_VERSION`), the face settings, the model and the
+    library versions. A test compares the shipped file's record with this, so a stale file fails."""
+    from dataclasses import asdict as _asdict
+
+    from .degrade import DEGRADE_VERSION
+    from .models import dlib_model_id, library_versions
+
+    return {
+        "seed": int(cfg.seed),
+        "unseen_share": float(cfg.unseen_share),
+        "shots": int(shots),
+        "shots_in_e2": int(cfg.offline.shots),
+        "n_boot": int(n_boot),
+        "degrade_version": DEGRADE_VERSION,
+        "capture_recipe": {lv.name: _asdict(lv) for lv in cfg.offline.levels},
+        "faces": _asdict(cfg.faces),
+        "model_id": dlib_model_id(),
+        "versions": library_versions(),
+    }
+
+
 @dataclass(frozen=True)
 class LinkEstimate:
     """P(linked) for one audience, with its range and where it came from."""
@@ -612,12 +643,28 @@ def link_probability(
         val = at(pt.value, d)
         return val, min(at(pt.lo, d_lo), val), max(at(pt.hi, d_hi), val), how
 
-    one = p_at(1)
+    bounded = pt.kind != "measured"  # the gain was measured on the real gallery only
+
+    def bound(vals: tuple[float, float, float, str]) -> tuple[float, float, float, str]:
+        """At a scale where the gain was not measured it is a bounded scenario: the range runs from
+        the curve without any rescaling to the measured gain applied."""
+        v, a, b, how = vals
+        if not bounded:
+            return vals
+        return v, min(a, pt.lo), max(b, pt.hi), how
+
+    one = bound(p_at(1))
     if n_photos == 0:
         p = lo = hi = 0.0
         notes.append("no photo of your face is visible to this audience")
     else:
-        p, lo, hi, how = p_at(n_photos)
+        p, lo, hi, how = bound(p_at(n_photos))
+        if bounded and n_photos != shots:
+            notes.append(
+                f"the gain from several photos was measured among {gain.gallery_size} people only, not at "
+                f"{int(size):,}: there it is a bounded scenario, the range running from the curve without it to "
+                "the measured gain applied"
+            )
         if n_photos > 1:
             notes.append(f"{n_photos} photos of one face counted like {n_photos} fused captures ({how})")
         if shots > 1:
@@ -714,6 +761,32 @@ class ExposureScore:
         space = f", about {nid.candidates:,} candidates left" if nid.candidates else ""
         return f"{nid.scheme}: {nid.derived or 'nothing derivable'}{chance}{space}"
 
+    @property
+    def label(self) -> str:
+        """What the number means, in one line: the scenario that defines it."""
+        lo, hi = self.score_range
+        lk = self.link
+        gain_past = any("extrapolated past" in n or "bounded scenario" in n for n in lk.notes)
+        head = (
+            f"Exposure {lo:.0f} to {hi:.0f} / 100 (model value {self.score:.0f}"
+            + (
+                "; the upper end applies the gain from several photos where it was never measured: that many "
+                "photos, that many people"
+                if gain_past and self.audience != "friend"
+                else ""
+            )
+            + ")"
+            if f"{lo:.0f}" != f"{hi:.0f}"
+            else f"Exposure {self.score:.0f} / 100"
+        )
+        if self.audience == "friend":
+            return f"{head}: a friend knows you, so it is the share of what your profile reveals that they see"
+        return (
+            f"{head}: the chance that {_AUDIENCE_PHRASE[self.audience].lower()} using the open 2017 model measured "
+            f"here finds your profile among {lk.gallery_size:,} people ({lk.kind}; a lower bound for commercial "
+            "engines), times the share of what your profile could reveal that they would then see"
+        )
+
     def explain(self) -> str:
         """The score in plain words."""
         lk = self.link
@@ -738,7 +811,18 @@ class ExposureScore:
                 f"{_AUDIENCE_PHRASE[self.audience]} with a photo of you finds your profile {where} "
                 f"{chance}: "
                 f"{lk.photos} photo(s) of your face are visible to them, searched among {lk.gallery_size:,} "
-                f"people (curve '{lk.curve}'; one photo alone: {lk.p_one_photo:.0%})."
+                f"people (curve '{lk.curve}'; one photo alone: {lk.p_one_photo:.0%}"
+                + (
+                    "; what so many photos add is extrapolated past the number measured, and at this gallery size it "
+                    "is a bounded scenario"
+                    if any("extrapolated past" in n for n in lk.notes)
+                    else (
+                        "; what several photos add was measured on the real gallery only: here a bounded scenario"
+                        if any("bounded scenario" in n for n in lk.notes)
+                        else ""
+                    )
+                )
+                + ")."
             )
             if lk.wrong_person is not None:
                 wr = lk.wrong_person_range or (lk.wrong_person, lk.wrong_person)
@@ -760,6 +844,7 @@ class ExposureScore:
         lk = self.link
         return {
             "audience": self.audience,
+            "label": self.label,
             "score": self.score,
             "score_range": list(self.score_range),
             "score_if_linked": self.score_if_linked,
@@ -988,13 +1073,13 @@ def change_options(profile: UserProfile, audience: str) -> list[Option]:
     out = []
     for f, label in FIELDS.items():
         if LEVELS.index(profile.visibility[f]) > LEVELS.index(target):
-            out.append(Option(f, {f: target}, f"Make your {label} visible to {_LEVEL_PHRASE[target]}"))
+            out.append(Option(f, {f: target}, f"Limit your {label} to {_LIMIT_PHRASE[target]}"))
     if profile.public_photos_with_face:
         out.append(
             Option(
                 "public_photos_with_face",
                 {"public_photos_with_face": 0},
-                f"Remove or restrict the {profile.public_photos_with_face} public photos that show your face",
+                f"Limit the {profile.public_photos_with_face} public photos that show your face to friends",
             )
         )
     if profile.real_name_used:

@@ -21,7 +21,7 @@ class Face:
 
     box: Box
     width_px: int
-    embedding: np.ndarray  # (128,) float32
+    embedding: np.ndarray  # (d,) float32: 128 with dlib's embedder, the model's length with another
 
 
 def detect_faces(model: FaceModel, image: LoadedImage, settings: FaceSettings) -> list[Box]:
@@ -42,7 +42,7 @@ def detect_faces(model: FaceModel, image: LoadedImage, settings: FaceSettings) -
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
         small = np.ascontiguousarray(np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)))
     boxes: list[Box] = []
-    for upsample in settings.upsample_passes:  # a second, upsampled pass only when the first finds nothing
+    for upsample in settings.passes(max(small.shape[:2])):  # a second pass only when the first finds nothing
         for top, right, bottom, left in model.detect(small, settings.detector, upsample):
             box = (
                 max(0, round(top / factor)),

@@ -38,6 +38,7 @@ import numpy as np
 
 from .config import setting
 from .errors import PrivriskError
+from .metrics import proportion_interval
 
 DEFAULT_THRESHOLDS = [0.45, 0.5, 0.55, 0.6]
 SMALL_FLAG = "small: indicative only"
@@ -107,9 +108,11 @@ def _cell(
     valid = den_boot > 0
     cell["n_boot_valid"] = int(valid.sum())
     if events == 0 or events == trials:
-        cell["ci95"] = list(clopper_pearson_one_sided(0 if events == 0 else subjects, subjects))
+        cell["ci95"] = list(
+            proportion_interval(subjects, subjects) if events else clopper_pearson_one_sided(0, subjects)
+        )
         cell["ci_method"] = (
-            f"one-sided exact (Clopper-Pearson) 95% bound on {subjects} subjects: "
+            f"exact (Clopper-Pearson) {'two-sided 95% interval' if events else 'one-sided 95% bound'} on {subjects} subjects: "
             f"{'no' if events == 0 else 'all'} {unit} were events"
         )
         return cell
@@ -149,10 +152,10 @@ class PairScan:
 
 def _as_vectors(x, what: str) -> np.ndarray:
     v = np.asarray(x, dtype=np.float64)
-    if v.ndim != 2 or (v.size and v.shape[1] != 128):
+    if v.ndim != 2 or v.shape[1] < 2:
         if v.size == 0:
-            return np.zeros((0, 128))
-        raise PrivriskError(f"{what}: expected an (n, 128) array of embeddings, got shape {v.shape}")
+            return np.zeros((0, v.shape[-1] if v.ndim == 2 and v.shape[-1] else 128))
+        raise PrivriskError(f"{what}: expected an (n, d) array of embeddings, got shape {v.shape}")
     return v
 
 

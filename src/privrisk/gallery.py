@@ -16,6 +16,7 @@ duplicates.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from .embeddings import EmbeddingCache, EmbedResult, Progress, embed_batch
 from .errors import FaceNotFound, GalleryError, SeveralFaces
 from .faces import Face
 from .manifest import Manifest, ManifestRow, Refusal
-from .models import EMBEDDING_DIM, FaceModel, dlib_model_id
+from .models import EMBEDDING_DIM, FaceModel, embedder_id, load_face_model
 
 FORMAT_VERSION = 1
 DB_NAME = "gallery.sqlite"
@@ -83,9 +84,11 @@ class BuildReport:
     already_present: int = 0
     refused: list[Refusal] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, reason)
+    threshold: dict | None = None  # the threshold chosen by rule 'fmr' (metrics.threshold_at_fmr)
 
     def to_dict(self) -> dict:
         return {
+            "threshold": self.threshold,
             "added": self.added,
             "already_present": self.already_present,
             "refused": [str(r) for r in self.refused],
@@ -106,6 +109,11 @@ class Gallery:
             self.face_settings: FaceSettings = from_dict(FaceSettings, json.loads(meta["face_settings"]))
             self.settings: GallerySettings = from_dict(GallerySettings, json.loads(meta["gallery_settings"]))
             self.model_id: str = meta["model_id"]
+            self.embedding_dim: int = int(meta.get("embedding_dim", EMBEDDING_DIM))
+            # how the threshold was set, in words (galleries made before the rule existed: given)
+            self.threshold_rule: str = meta.get(
+                "threshold_rule", self.settings.given_statement(self.face_settings.embedder)
+            )
             fmt = int(meta["format_version"])
         except (KeyError, ValueError) as exc:
             raise GalleryError(f"{path}: gallery metadata is incomplete or damaged ({exc})") from None
@@ -140,7 +148,7 @@ class Gallery:
                         ("format_version", str(FORMAT_VERSION)),
                         ("face_settings", json.dumps(to_dict(face_settings))),
                         ("gallery_settings", json.dumps(to_dict(settings))),
-                        ("model_id", model_id or dlib_model_id()),
+                        ("model_id", model_id or embedder_id(face_settings)),
                         ("version", "0"),
                         ("created_at", str(time.time())),
                     ],
@@ -195,10 +203,10 @@ class Gallery:
         )
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """All (ids, (n, 128) float32 embeddings), in id order."""
+        """All (ids, (n, embedding_dim) float32 embeddings), in id order."""
         rows = self._conn.execute("SELECT id, embedding FROM faces ORDER BY id").fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), EMBEDDING_DIM)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), self.embedding_dim)
         return ids, vectors.astype(np.float32)
 
     def faces(self, ids: Iterable[int] | None = None) -> dict[int, dict]:
@@ -230,9 +238,12 @@ class Gallery:
             "subjects": len(self.subjects()),
             "version": self.version,
             "model_id": self.model_id,
+            "embedder": self.face_settings.embedder,
+            "embedding_dim": self.embedding_dim,
             "index_type": self.settings.index_type,
             "index_in_use": faiss_index.resolve_index_type(self.settings.index_type, len(self)),
             "threshold": self.settings.threshold,
+            "threshold_rule": self.threshold_rule,
             "face_settings": to_dict(self.face_settings),
             "index_file": self._index_path(self.version).name,
         }
@@ -295,15 +306,44 @@ class Gallery:
             p.unlink(missing_ok=True)
 
     def search(self, queries, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Distances and face ids of the ``k`` nearest faces of each query (see :func:`index.search`)."""
+        """Distances and face ids of the ``k`` nearest faces of each query (see :func:`index.search`).
+        Queries of another length than the gallery's embeddings are refused (another embedder made them)."""
+        q = np.asarray(queries, np.float32)
+        dim = q.shape[-1] if q.ndim >= 1 and q.size else self.embedding_dim
+        if dim != self.embedding_dim:
+            raise GalleryError(
+                f"{self.path}: the gallery holds {self.embedding_dim}-d embeddings made by {self.model_id}; "
+                f"the query has {dim} values: another embedder made it"
+            )
         return faiss_index.search(self.index, queries, k)
+
+    def check_embedder(self, model_id: str, embedder: str = "") -> None:
+        """Refuse a search whose embeddings come from another embedder than the gallery's, naming both."""
+        if model_id != self.model_id:
+            ours = f"{self.model_id} ({self.face_settings.embedder})"
+            theirs = f"{model_id} ({embedder})" if embedder else model_id
+            raise GalleryError(
+                f"{self.path}: the gallery was built with embedder {ours}, the search uses {theirs}; "
+                "distances between two embedders mean nothing: search with the gallery's embedder or rebuild it"
+            )
 
     # --- writing --------------------------------------------------------------------------------
 
     def add(self, records: Sequence[FaceRecord], *, write_index: bool = True) -> tuple[int, int]:
         """Enrol faces in one transaction; returns (added, already present)."""
         added = 0
+        dims = {int(np.asarray(rec.face.embedding).size) for rec in records}
+        if len(dims) > 1 or (dims and len(self) and dims != {self.embedding_dim}):
+            raise GalleryError(
+                f"{self.path}: embeddings of {sorted(dims)} values cannot join a gallery of "
+                f"{self.embedding_dim}-d embeddings made by {self.model_id}"
+            )
         with self._conn:
+            if dims and not len(self):
+                self.embedding_dim = dims.pop()
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('embedding_dim', ?)", (str(self.embedding_dim),)
+                )
             for rec in records:
                 cur = self._conn.execute(
                     "INSERT OR IGNORE INTO faces (subject_id, image, sha256, face_no, consent, consent_ref, source,"
@@ -341,6 +381,36 @@ class Gallery:
             self._index = None
             _ = self.index
         return removed
+
+    def set_threshold(self, value: float, statement: str) -> None:
+        """Record the match threshold and the rule that set it (``statement``, in words)."""
+        self.settings = dataclasses.replace(self.settings, threshold=float(value))
+        self.threshold_rule = statement
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('gallery_settings', ?)", (json.dumps(to_dict(self.settings)),)
+            )
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('threshold_rule', ?)", (statement,))
+
+    def choose_threshold(self) -> dict:
+        """Set the threshold at ``settings.threshold_fmr`` on impostor pairs of the gallery's own people
+        (the photos searched later are not among them); returns what :func:`metrics.threshold_at_fmr` says."""
+        from .metrics import threshold_at_fmr  # noqa: PLC0415
+
+        ids, vectors = self.embeddings()
+        meta = self.faces()
+        labels = np.array([meta[int(i)]["subject_id"] for i in ids])
+        try:
+            chosen = threshold_at_fmr(
+                vectors,
+                labels,
+                self.settings.threshold_fmr,
+                who="people enrolled in this gallery (not the photos searched later)",
+            )
+        except ValueError as exc:
+            raise GalleryError(f"{self.path}: cannot choose a threshold: {exc}") from None
+        self.set_threshold(chosen["value"], chosen["statement"])
+        return chosen
 
     def _bump_version(self) -> None:
         self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='version'")
@@ -408,10 +478,17 @@ def build_gallery(
     Returns a :class:`BuildReport`.
     """
     path = Path(path)
-    model_id = model.model_id if model is not None else dlib_model_id()
+    if model is None and face_settings.embedder != "dlib":  # an unusable model file fails here, before any change
+        model = load_face_model(face_settings)
+    model_id = model.model_id if model is not None else embedder_id(face_settings)
     if (path / DB_NAME).exists():
         gallery = Gallery.open(path)
-        if gallery.face_settings != face_settings or gallery.model_id != model_id:
+        if gallery.model_id != model_id:
+            try:
+                gallery.check_embedder(model_id, face_settings.embedder)
+            finally:
+                gallery.close()
+        if not gallery.face_settings.same_embeddings(face_settings):
             gallery.close()
             raise GalleryError(
                 f"{path}: gallery was built with other face settings or another model; use a new directory"
@@ -443,6 +520,8 @@ def build_gallery(
             added, present = gallery.add(records_from_results(chunk, results, policy, report), write_index=False)
             report.added += added
             report.already_present += present
+        if settings.resolved_rule(face_settings.embedder) == "fmr" and len(gallery):
+            report.threshold = gallery.choose_threshold()
         _ = gallery.index  # write the index of the final version
     finally:
         gallery.close()

@@ -1,4 +1,4 @@
-"""FAISS indexes over 128-d embeddings: build, search, save, load. Arrays in, ``(D, I)`` out.
+"""FAISS indexes over face embeddings (128-d with dlib's model; any length with another embedder): build, search, save, load. Arrays in, ``(D, I)`` out.
 
 Distances are Euclidean (what face_recognition's 0.6 threshold is stated in), not FAISS's
 squared L2. Every nearest-neighbour search in privrisk goes through :func:`search`; the all-pairs
@@ -60,13 +60,14 @@ def faiss_module():
     return faiss
 
 
-def as_matrix(vectors) -> np.ndarray:
-    """(n, 128) float32 C-contiguous, also for n = 0 or a single vector."""
+def as_matrix(vectors, dim: int | None = None) -> np.ndarray:
+    """(n, d) float32 C-contiguous, also for n = 0 or a single vector. ``d`` is ``dim`` when given,
+    else the vectors' own length (128, dlib's, for an empty 1-d input)."""
     arr = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
     if arr.ndim == 1:
-        arr = arr.reshape(1, -1) if arr.size else arr.reshape(0, EMBEDDING_DIM)
-    if arr.ndim != 2 or arr.shape[1] != EMBEDDING_DIM:
-        raise ValueError(f"embeddings must have shape (n, {EMBEDDING_DIM}), got {arr.shape}")
+        arr = arr.reshape(1, -1) if arr.size else arr.reshape(0, dim or EMBEDDING_DIM)
+    if arr.ndim != 2 or arr.shape[1] < 1 or (dim is not None and arr.shape[1] != dim):
+        raise ValueError(f"embeddings must have shape (n, {dim or 'd'}), got {arr.shape}")
     return arr
 
 
@@ -94,16 +95,17 @@ def build_index(
     """
     faiss = faiss_module()
     x = as_matrix(vectors)
+    dim = x.shape[1]
     index_type = resolve_index_type(index_type, len(x))
     ids = np.arange(len(x), dtype=np.int64) if ids is None else np.ascontiguousarray(ids, dtype=np.int64)
     if len(ids) != len(x):
         raise ValueError(f"{len(ids)} ids for {len(x)} vectors")
     if index_type == "flat":
-        index = faiss.IndexIDMap2(faiss.IndexFlatL2(EMBEDDING_DIM))
+        index = faiss.IndexIDMap2(faiss.IndexFlatL2(dim))
     elif index_type == "ivf":
-        quantizer = faiss.IndexFlatL2(EMBEDDING_DIM)
+        quantizer = faiss.IndexFlatL2(dim)
         lists = nlist or ivf_lists(len(x))
-        index = faiss.IndexIVFFlat(quantizer, EMBEDDING_DIM, lists)
+        index = faiss.IndexIVFFlat(quantizer, dim, lists)
         index.cp.seed = seed
         if len(x):
             train = x
@@ -112,7 +114,7 @@ def build_index(
             index.train(train)
         index.nprobe = nprobe
     elif index_type == "hnsw":
-        inner = faiss.IndexHNSWFlat(EMBEDDING_DIM, hnsw_m)
+        inner = faiss.IndexHNSWFlat(dim, hnsw_m)
         inner.hnsw.efSearch = hnsw_ef_search
         index = faiss.IndexIDMap2(inner)
     else:
@@ -125,7 +127,7 @@ def build_index(
 def search(index, queries, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest gallery entries of each query: Euclidean distances (n, k) float32 and ids
     (n, k) int64, nearest first. Missing neighbours (k > gallery size) have id -1, distance inf."""
-    q = as_matrix(queries)
+    q = as_matrix(queries, index.d)
     if len(q) == 0 or index.ntotal == 0 or k <= 0:
         k = max(k, 0)
         return np.full((len(q), k), np.inf, np.float32), np.full((len(q), k), -1, np.int64)

@@ -119,16 +119,23 @@ def match_images(
     threshold: float | None = None,
     progress=False,
     ray_address: str | None = None,
+    face_settings=None,
 ) -> list[Match]:
-    """Embed each image with the gallery's face settings and rank the gallery's subjects for its
-    largest face. An image that cannot be used gets a Match with ``error`` set and no candidates."""
+    """Embed each image with the gallery's face settings (or ``face_settings``, which must use the
+    gallery's embedder: another raises :class:`GalleryError` naming both) and rank the gallery's
+    subjects for its largest face. An image that cannot be used gets a Match with ``error`` set and
+    no candidates."""
     from .embeddings import embed_batch
+    from .models import embedder_id
 
     sources = [str(s) for s in sources]
     threshold = gallery.settings.threshold if threshold is None else threshold
+    settings = gallery.face_settings if face_settings is None else face_settings
+    # a search with another embedder than the gallery's is refused before any photo is read
+    gallery.check_embedder(model.model_id if model is not None else embedder_id(settings), settings.embedder)
     results = embed_batch(
         sources,
-        gallery.face_settings,
+        settings,
         model=model,
         cache=cache,
         workers=workers,

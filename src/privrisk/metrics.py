@@ -133,18 +133,14 @@ def clopper_pearson_upper(k: int, n: int, level: float = 0.95) -> float:
     return 1.0 if k >= n else float(beta.ppf(level, k + 1, n - k))
 
 
-def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial rate k / n; (nan, nan) for n = 0."""
-    from scipy.stats import norm
-
-    k, n = int(k), int(n)
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    z = float(norm.ppf(1 - (1 - level) / 2))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def proportion_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The one interval privrisk gives for a share of things counted (people, probes, photos, pairs
+    taken as independent): exact (Clopper-Pearson), two-sided. Every table, point and page that
+    shows k of n calls this, so the same counts always read the same: 82 of 82 is 95.6-100%,
+    5 of 20 is 8.7-49.1%. (Event counts over an exposure, such as impostor pairs under a distance,
+    use the exact Poisson interval; rates over people with several captures use the subject
+    bootstrap.)"""
+    return clopper_pearson(k, n, level)
 
 
 def rate(k: int, n: int, level: float = 0.95) -> dict:
@@ -388,3 +384,48 @@ def breakdown(hits: ArrayLike, groups: ArrayLike) -> dict[str, dict]:
         mask = group == g
         out[str(g)] = {"n": int(mask.sum()), "rate": float(hit[mask].mean()) if mask.any() else float("nan")}
     return out
+
+
+def threshold_at_fmr(
+    vectors: ArrayLike, labels: ArrayLike, fmr: float, *, max_faces: int = 2000, seed: int = 0, who: str = "people"
+) -> dict:
+    """A match threshold chosen at false-match rate ``fmr`` on the impostor pairs of ``vectors``
+    (every pair of faces with different ``labels``; at most ``max_faces`` faces, a seeded sample).
+
+    The threshold sits just below the impostor distance ranked ``floor(fmr * n_pairs) + 1``, so at
+    most that share of impostor pairs are at or below it. Returns ``value``, the rule, the counts
+    and whether the pairs can resolve ``fmr`` (at least 3 / fmr pairs); the people these faces
+    belong to must not be the ones the threshold then scores."""
+    x = np.asarray(vectors, np.float64)
+    lab = np.asarray(labels)
+    if len(x) > max_faces:
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), max_faces, replace=False))
+        x, lab = x[keep], lab[keep]
+    sq = (x * x).sum(1)
+    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0))
+    iu = np.triu_indices(len(x), 1)
+    impostor = np.sort(d[iu][lab[iu[0]] != lab[iu[1]]])
+    n = int(len(impostor))
+    n_people = int(len(np.unique(lab)))
+    if n == 0:
+        raise ValueError("no impostor pairs (faces of at least two people are needed) to choose a threshold")
+    k = int(math.floor(fmr * n))
+    value = float(np.nextafter(impostor[k], -np.inf)) if k < n else float(impostor[-1])
+    at_or_below = int(np.searchsorted(impostor, value, side="right"))
+    resolvable = n >= 3 / fmr
+    return {
+        "value": value,
+        "rule": "fmr",
+        "fmr_target": fmr,
+        "n_impostor_pairs": n,
+        "n_people": n_people,
+        "n_faces": int(len(x)),
+        "impostor_pairs_at_or_below": at_or_below,
+        "fmr_on_these_pairs": at_or_below / n,
+        "resolvable": bool(resolvable),
+        "statement": (
+            f"chosen at false-match rate {fmr:g} on {n:,} impostor pairs of {n_people} {who} "
+            f"({at_or_below} at or below it)"
+            + ("" if resolvable else f"; {n:,} pairs cannot resolve {fmr:g} (3 / FMR = {3 / fmr:,.0f} needed)")
+        ),
+    }

@@ -15,11 +15,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from importlib import metadata
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from .errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from .config import FaceSettings
 
 Box = tuple[int, int, int, int]  # (top, right, bottom, left), as face_recognition returns them
 
@@ -30,19 +33,23 @@ def as_box(values: Iterable[float]) -> Box:
     return (top, right, bottom, left)
 
 
-EMBEDDING_DIM = 128
+EMBEDDING_DIM = 128  # dlib's descriptor; other embedders say theirs in ``embedding_dim``
 
 
 class FaceModel(Protocol):
-    """What the pipeline needs from a face model."""
+    """What the pipeline needs from a face model.
+
+    ``model_id`` names the embedder (the model that makes the embedding, not the engine that runs
+    it); ``embedding_dim`` is the length of its embeddings (128 for dlib's)."""
 
     model_id: str
+    embedding_dim: int
 
     def detect(self, rgb: np.ndarray, detector: str, upsample: int) -> list[Box]:
         """Face boxes in ``rgb`` (top, right, bottom, left), in pixels of ``rgb``."""
 
     def encode(self, rgb: np.ndarray, boxes: Sequence[Box], jitters: int) -> np.ndarray:
-        """(len(boxes), 128) float32 embeddings of the faces at ``boxes``."""
+        """(len(boxes), embedding_dim) float32 embeddings of the faces at ``boxes``."""
 
     def landmarks(self, rgb: np.ndarray, boxes: Sequence[Box]) -> list[dict[str, list[tuple[int, int]]]]:
         """Facial landmarks of each face at ``boxes``: feature name ('left_eye', 'nose_tip', 'chin', ...)
@@ -63,6 +70,7 @@ class DlibFaceModel:
         self._lock = threading.Lock()
         self.versions = library_versions()
         self.model_id = dlib_model_id(self.versions)
+        self.embedding_dim = EMBEDDING_DIM
 
     def detect(self, rgb: np.ndarray, detector: str = "hog", upsample: int = 1) -> list[Box]:
         if detector not in ("hog", "cnn"):
@@ -87,13 +95,50 @@ class DlibFaceModel:
             found = self._api.face_landmarks(rgb, list(boxes), model="large")
         return [{name: [(int(x), int(y)) for x, y in pts] for name, pts in face.items()} for face in found]
 
+    def shapes(self, rgb: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray]:
+        """dlib's 68 landmarks of each face at ``boxes`` as (68, 2) float x, y (what other embedders align with)."""
+        with self._lock:
+            raw = self._raw_shapes(rgb, boxes)
+            return [np.array([(p.x, p.y) for p in shape.parts()], np.float64) for shape in raw]
+
+    def chips(self, rgb: np.ndarray, boxes: Sequence[Box], size: int = 150) -> list[np.ndarray]:
+        """dlib's aligned face chips (``size`` px, 25% padding, as its descriptor sees them), RGB uint8."""
+        import dlib  # noqa: PLC0415 - loaded with face_recognition already
+
+        with self._lock:
+            raw = self._raw_shapes(rgb, boxes)
+            return [np.asarray(dlib.get_face_chip(rgb, shape, size=size, padding=0.25)) for shape in raw]
+
+    def _raw_shapes(self, rgb: np.ndarray, boxes: Sequence[Box]) -> list:
+        import dlib  # noqa: PLC0415
+
+        predictor = self._api.api.pose_predictor_68_point
+        return [predictor(rgb, dlib.rectangle(left, top, right, bottom)) for top, right, bottom, left in boxes]
+
 
 _lock = threading.Lock()
 _model: DlibFaceModel | None = None
+_embedders: dict[tuple[str, str], FaceModel] = {}
 
 
-def load_face_model() -> DlibFaceModel:
-    """Return the process-wide face model, loading it on first call (thread-safe)."""
+def load_face_model(settings: FaceSettings | None = None) -> FaceModel:
+    """Return the process-wide face model for ``settings``' embedder (dlib's when None), loading it
+    on first call (thread-safe). Detection and landmarks always come from dlib; an ONNX embedder
+    (:mod:`privrisk.embedders`) only changes the embedding."""
+    dlib_model = _load_dlib()
+    if settings is None or settings.embedder == "dlib":
+        return dlib_model
+    key = (settings.embedder, settings.embedder_options)
+    with _lock:
+        if key not in _embedders:
+            from .embedders import OnnxFaceModel, parse_embedder  # noqa: PLC0415 - only when asked for
+
+            _kind, path = parse_embedder(settings.embedder)
+            _embedders[key] = OnnxFaceModel(path, dlib_model, settings.embedder_options)
+        return _embedders[key]
+
+
+def _load_dlib() -> DlibFaceModel:
     global _model
     if _model is not None:
         return _model
@@ -101,6 +146,17 @@ def load_face_model() -> DlibFaceModel:
         if _model is None:
             _model = DlibFaceModel(_import_face_recognition())
     return _model
+
+
+def embedder_id(settings: FaceSettings | None = None) -> str:
+    """The ``model_id`` of ``settings``' embedder without loading it: dlib's name and versions, or
+    an ONNX model's file hash and preprocessing (:func:`privrisk.embedders.onnx_model_id`)."""
+    if settings is None or settings.embedder == "dlib":
+        return dlib_model_id()
+    from .embedders import onnx_model_id, parse_embedder  # noqa: PLC0415
+
+    _kind, path = parse_embedder(settings.embedder)
+    return onnx_model_id(path, settings.embedder_options)
 
 
 def _import_face_recognition():
@@ -155,6 +211,46 @@ def dlib_model_id(versions: dict[str, str] | None = None) -> str:
     return "dlib-resnet-v1/face_recognition-{}/dlib-{}".format(
         v.get("face-recognition-ng") or v.get("face-recognition", "?"), v.get("dlib", "?")
     )
+
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
+
+
+def machine_info() -> dict:
+    """The processor and thread counts a run used, for results.json: with the same ones, the same
+    seed gives the same numbers bit for bit; on another processor, the same counts and decisions with
+    floats within float32's rounding (docs/reproducibility.md)."""
+    import os  # noqa: PLC0415
+    import platform  # noqa: PLC0415
+
+    processor = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    processor = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    threads: dict[str, int | str | None] = {k.lower(): os.environ.get(k) for k in _THREAD_VARIABLES}
+    try:
+        import faiss  # noqa: PLC0415
+
+        threads["faiss_omp"] = int(faiss.omp_get_max_threads())
+    except Exception:  # noqa: BLE001 - a record, never a failure
+        threads["faiss_omp"] = None
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas_name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - numpy < 2 has no dict form
+        blas_name = "unknown"
+    return {
+        "processor": processor,
+        "architecture": platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "numpy_blas": blas_name,
+        "threads": threads,
+    }
 
 
 def library_versions() -> dict[str, str]:

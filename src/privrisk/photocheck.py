@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import FaceSettings, GallerySettings
+from .config import SELF_CHECK_FACES, FaceSettings, GallerySettings
 from .countermeasures import LEVELS, TARGET, PhotoFindability, ProtectResult, protect
 from .errors import ConfigError, FaceNotFound, ImageError, PrivriskError
 from .images import load_image
@@ -76,7 +76,7 @@ class PhotoCheck:
         }
 
 
-def snapshot_embedding(snapshot, model: FaceModel, settings: FaceSettings = FaceSettings()) -> np.ndarray:
+def snapshot_embedding(snapshot, model: FaceModel, settings: FaceSettings = SELF_CHECK_FACES) -> np.ndarray:
     """The stranger's snapshot as an embedding: a (128,) vector as is, or the one face in image bytes
     (:class:`FaceNotFound` / :class:`ImageError` otherwise)."""
     if isinstance(snapshot, np.ndarray) and snapshot.ndim == 1:
@@ -91,7 +91,7 @@ def check_photos(
     world: SampleWorld,
     model: FaceModel,
     level: str = "safe_at_1e6",
-    settings: FaceSettings = FaceSettings(),
+    settings: FaceSettings = SELF_CHECK_FACES,
     threshold: float | None = None,
     seed: int = 2011,
     progress: Callable[[int, int], None] | None = None,

@@ -2,10 +2,12 @@
 
 Your "public profile photo" is hidden in a gallery of the consenting sample faces plus model
 distractors; your other photo plays a stranger's snapshot. :func:`findability` says at which rank
-(and distance) the snapshot finds you at each gallery size: counted exactly with FAISS up to
-the distractors held in memory ("simulated": Gaussian model distractors), and "extrapolated" beyond
-from the tail model fitted on the sample set (:mod:`privrisk.tailmodel`; expected rank and the chance
-of rank 1, with a range over two tail models and their bootstrap refits). Photos are taken as bytes
+(and distance) the snapshot finds you at each gallery size: counted exactly among the real sample
+faces ("measured"), and beyond them from the tail model fitted on the sample set
+(:mod:`privrisk.tailmodel`; expected rank and the chance of rank 1, with a range over two tail models
+and their bootstrap refits: "modelled" where the real impostor pairs can check it, "extrapolated"
+past that). The count among the Gaussian model distractors held in memory fails held-out validation:
+it is kept beside as ``gaussian_rank``, never as a value or a range end. Photos are taken as bytes
 and never written anywhere.
 """
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from . import index as faiss_index
 from . import tailmodel
-from .config import FaceSettings
+from .config import SELF_CHECK_FACES, FaceSettings
 from .distractors import DistractorModel
 from .embeddings import EmbeddingCache, embed_batch, embed_image
 from .errors import FaceNotFound, ImageError
@@ -44,7 +46,7 @@ DEFAULT_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000
 class SampleWorld:
     """The consenting sample gallery, a distractor model fitted to it, and distractors in memory."""
 
-    vectors: np.ndarray  # (n, 128) neutral sample photos
+    vectors: np.ndarray  # (n, d) neutral sample photos (d = the embedder's length, 128 for dlib's)
     subjects: list[str]
     images: list[str]
     model: DistractorModel
@@ -81,7 +83,7 @@ def build_sample_world(
         [vectors] + [np.array([res.faces[0].embedding for res in results["smiling"] if res.ok], np.float32)]
     )
     dm = DistractorModel.fit(every)
-    distractors = dm.sample(n_distractors, seed=seed) if n_distractors else np.zeros((0, 128), np.float32)
+    distractors = dm.sample(n_distractors, seed=seed) if n_distractors else np.zeros((0, every.shape[1]), np.float32)
     index = faiss_index.build_index(distractors)
     return SampleWorld(
         vectors=vectors,
@@ -94,7 +96,7 @@ def build_sample_world(
     )
 
 
-def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = FaceSettings()) -> Face:
+def embed_one_face(data: bytes, name: str, model: FaceModel, settings: FaceSettings = SELF_CHECK_FACES) -> Face:
     """The one face in an uploaded photo (bytes, kept in memory). Raises :class:`ImageError`
     (unreadable, too large), :class:`FaceNotFound` or :class:`SeveralFaces` with a friendly reason."""
     result = embed_image(data, model, settings, name=name)
@@ -115,8 +117,10 @@ class SizeResult:
     rank: float  # exact rank when measured, expected rank when predicted
     p_rank1: float  # 1 or 0 when searched exactly; the tail model's probability when extrapolated
     measured: bool  # True when counted exactly (real faces and drawn distractors)
-    kind: str = "simulated"  # "measured" (real faces only), "simulated" (drawn distractors) or "extrapolated"
+    kind: str = "simulated"  # "measured" (real faces only), "modelled" / "extrapolated" (tail model), or
+    # "simulated" (drawn distractors, only where no tail model is loaded)
     p_rank1_range: tuple | None = None  # the tail models' range for the chance of rank 1
+    gaussian_rank: float | None = None  # rank among drawn Gaussian distractors: a comparison only (fails validation)
 
 
 @dataclass(frozen=True)
@@ -179,14 +183,22 @@ def findability(
         n_distr = others - in_sample
         no_real_ahead = float(sample_closer == 0)
         rng = (float(no_real_ahead * p1_lo[j]), float(no_real_ahead * p1_hi[j])) if p1_lo is not None else None
-        if n_distr <= n_d:
+        if n_distr == 0 or (n_distr <= n_d and not world.tail_models):
+            # real faces only (or, without a tail model, the drawn distractors are all there is)
             closer = sample_closer + int(np.searchsorted(closer_positions, n_distr))
             hit = float(closer == 0)
-            # the rule of the experiment's scaling points: past ~1/(real impostor pairs) it is extrapolation
-            checkable = world.tail_models[0].n_pairs if world.tail_models else float("inf")
-            kind = "measured" if n_distr == 0 else ("simulated" if n_distr <= checkable else "extrapolated")
-            span = (min(hit, rng[0]), max(hit, rng[1])) if rng and n_distr else (hit, hit)
-            rows.append(SizeResult(n, float(1 + closer), hit, True, kind, span))
+            kind = "measured" if n_distr == 0 else "simulated"
+            rows.append(SizeResult(n, float(1 + closer), hit, n_distr == 0, kind, (hit, hit)))
+        elif n_distr <= n_d:
+            # the tail model speaks; the count among the drawn Gaussian distractors fails the held-out
+            # validation, so it is only kept beside (gaussian_rank), never as the value or a range end
+            closer = sample_closer + int(np.searchsorted(closer_positions, n_distr))
+            checkable = world.tail_models[0].n_pairs
+            kind = "modelled" if n_distr <= checkable else "extrapolated"
+            expected = 1 + sample_closer + n_distr * tail
+            rows.append(
+                SizeResult(n, float(expected), float(no_real_ahead * p1_tail[j]), False, kind, rng, float(1 + closer))
+            )
         else:
             expected = 1 + sample_closer + n_distr * tail
             rows.append(SizeResult(n, float(expected), float(no_real_ahead * p1_tail[j]), False, "extrapolated", rng))
@@ -334,3 +346,116 @@ def search_headline(result: Findability, size: int = 1_000_000) -> str:
             f"{ahead:,} {'person' if ahead == 1 else 'people'} came before you (counted)."
         )
     return head if c is row else f"{head} {beyond}"
+
+
+# --- measured facts first ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    """One photo as measured: face width in pixels, whether the detector found the face, and a
+    sharpness measure of the face (variance of the Laplacian of its grey crop; higher is sharper)."""
+
+    name: str
+    face_width_px: int | None
+    detected: bool
+    sharpness: float | None
+
+
+SHARE_CI_METHOD = (
+    "exact (Clopper-Pearson) 95% over the pairs, treated as independent: too narrow, since the pairs come "
+    "from far fewer people, each in many pairs (no subject bootstrap here)"
+)
+
+
+@dataclass(frozen=True)
+class MeasuredFacts:
+    """What is measured about a person before any scenario: the distance between their two photos
+    and where it falls among the real impostor distances of the consenting sample faces."""
+
+    distance: float
+    n_impostor_pairs: int  # pairs of photos of two different sample people, measured here
+    n_impostor_closer: int  # of them, at or under ``distance``
+    n_people: int
+    photos: tuple[PhotoFacts, ...] = ()
+
+    @property
+    def share(self) -> float:
+        return self.n_impostor_closer / self.n_impostor_pairs if self.n_impostor_pairs else float("nan")
+
+    @property
+    def share_ci95(self) -> tuple[float, float]:
+        from .metrics import proportion_interval
+
+        return proportion_interval(self.n_impostor_closer, self.n_impostor_pairs)
+
+    def sentences(self) -> list[str]:
+        """The facts in plain words, each with its n."""
+        lo, hi = self.share_ci95
+        out = [
+            f"Your two photos are {self.distance:.3f} apart (the open model's distance; 0 is identical).",
+            f"Of the {self.n_impostor_pairs:,} pairs of photos of two different people measured here "
+            f"({self.n_people} consenting people), {self.n_impostor_closer:,} are as close or closer "
+            f"({self.share:.2%}; exact 95% interval {lo:.2%} to {hi:.2%}, with the pairs treated as independent: "
+            "too narrow, since each person appears in many pairs).",
+        ]
+        for p in self.photos:
+            seen = "the detector finds the face" if p.detected else "the detector does not find the face"
+            width = f"face {p.face_width_px} pixels wide" if p.face_width_px else "face width unknown"
+            sharp = f", sharpness {p.sharpness:.0f}" if p.sharpness is not None else ""
+            out.append(f"{p.name}: {width}, {seen}{sharp}.")
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "distance": self.distance,
+            "n_impostor_pairs": self.n_impostor_pairs,
+            "n_impostor_closer": self.n_impostor_closer,
+            "n_people": self.n_people,
+            "impostor_share": self.share,
+            "impostor_share_ci95": list(self.share_ci95),
+            "impostor_share_ci95_method": SHARE_CI_METHOD,
+            "kind": "measured",
+            "photos": [vars(p) for p in self.photos],
+            "sentences": self.sentences(),
+        }
+
+
+def photo_facts(name: str, rgb: np.ndarray | None, face: Face | None) -> PhotoFacts:
+    """:class:`PhotoFacts` of one photo (``face`` None: the detector found no face in it)."""
+    if face is None or rgb is None:
+        return PhotoFacts(name, None, False, None)
+    import cv2
+
+    top, right, bottom, left = (int(v) for v in face.box)
+    crop = rgb[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)]
+    sharp = None
+    if crop.size:
+        grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
+        sharp = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    return PhotoFacts(name, int(face.width_px), True, sharp)
+
+
+def impostor_distances(world: SampleWorld) -> np.ndarray:
+    """Every distance between photos of two different sample people (the world's gallery), sorted."""
+    v = np.asarray(world.vectors, np.float64)
+    s = np.asarray(world.subjects)
+    d = np.sqrt(np.maximum((v**2).sum(1)[:, None] + (v**2).sum(1)[None, :] - 2 * v @ v.T, 0))
+    iu = np.triu_indices(len(v), 1)
+    return np.sort(d[iu][(s[:, None] != s[None, :])[iu]])
+
+
+def measured_facts(
+    profile_photo: np.ndarray, snapshot: np.ndarray, world: SampleWorld, photos: tuple[PhotoFacts, ...] = ()
+) -> MeasuredFacts:
+    """The measured facts that lead a person's answer (the app and ``privrisk findability`` call it):
+    the distance between their photos and how many real impostor pairs here are as close."""
+    d = float(np.linalg.norm(np.asarray(profile_photo, np.float64) - np.asarray(snapshot, np.float64)))
+    return facts_for_distance(d, world, photos)
+
+
+def facts_for_distance(distance: float, world: SampleWorld, photos: tuple[PhotoFacts, ...] = ()) -> MeasuredFacts:
+    """:class:`MeasuredFacts` for a distance already measured between a person's two photos."""
+    imp = impostor_distances(world)
+    closer = int(np.searchsorted(imp, float(distance), side="right"))
+    return MeasuredFacts(float(distance), int(len(imp)), closer, len(set(world.subjects)), tuple(photos))

@@ -38,20 +38,22 @@ def build_shards(
     shard_size: int = 5_000_000,
     seed: int = 0,
 ) -> dict:
-    """Write a sharded IVF-PQ gallery from ``chunks`` of (n, 128) vectors; ids follow input order.
+    """Write a sharded IVF-PQ gallery from ``chunks`` of (n, d) vectors; ids follow input order.
 
     ``train`` is a sample of the vectors for the coarse quantizer and the PQ codebooks."""
     faiss = faiss_index.faiss_module()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trained = faiss.index_factory(EMBEDDING_DIM, f"IVF{nlist},PQ{m}x8")
+    train_x = faiss_index.as_matrix(train)
+    dim = train_x.shape[1]
+    trained = faiss.index_factory(dim, f"IVF{nlist},PQ{m}x8")
     trained.cp.seed = seed
-    trained.train(faiss_index.as_matrix(train))
+    trained.train(train_x)
     shards: list[dict] = []
     current, start, total = None, 0, 0
     with open(out / "vectors.f32.tmp", "wb") as raw:
         for chunk in chunks:
-            x = faiss_index.as_matrix(chunk)
+            x = faiss_index.as_matrix(chunk, dim)
             raw.write(x.astype("<f4").tobytes())
             pos = 0
             while pos < len(x):
@@ -68,7 +70,7 @@ def build_shards(
     if current is not None and current.ntotal:
         shards.append(_save_shard(current, out, len(shards), start, total))
     os.replace(out / "vectors.f32.tmp", out / "vectors.f32")
-    meta = {"n": total, "nlist": nlist, "m": m, "shards": shards, "bytes_per_face_compressed": m + 8}
+    meta = {"n": total, "dim": dim, "nlist": nlist, "m": m, "shards": shards, "bytes_per_face_compressed": m + 8}
     atomic_write(out / "shards.json", json.dumps(meta, indent=1))
     return meta
 
@@ -93,7 +95,9 @@ class ShardedIndex:
             idx = faiss.read_index(str(self.dir / s["file"]), flag)
             faiss.extract_index_ivf(idx).nprobe = nprobe
             self.shards.append(idx)
-        self.vectors = np.memmap(self.dir / "vectors.f32", dtype="<f4", mode="r", shape=(self.n, EMBEDDING_DIM))
+        self.vectors = np.memmap(
+            self.dir / "vectors.f32", dtype="<f4", mode="r", shape=(self.n, int(meta.get("dim", EMBEDDING_DIM)))
+        )
         raw_map = getattr(self.vectors, "_mmap", None)
         if raw_map is not None and hasattr(mmap, "MADV_RANDOM"):
             raw_map.madvise(mmap.MADV_RANDOM)  # re-ranking reads scattered rows: no read-ahead
@@ -101,7 +105,7 @@ class ShardedIndex:
 
     def search(self, queries, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Euclidean distances and ids of the ``k`` nearest faces, as :func:`privrisk.index.search`."""
-        q = faiss_index.as_matrix(queries)
+        q = faiss_index.as_matrix(queries, self.vectors.shape[1])
         cand = np.hstack([shard.search(q, self.rerank)[1] for shard in self.shards])  # (nq, shards*rerank)
         dist = np.full(cand.shape, np.inf, np.float32)
         for row in range(len(q)):

@@ -464,8 +464,10 @@ def fit(
     probe_groups=None,
     n_boot: int = 200,
     seed: int = 0,
+    min_distance: float | None = None,
 ) -> TailModel:
-    """Fit the tail model to every (probe, gallery face) pair of different subjects.
+    """Fit the tail model to every (probe, gallery face) pair of different subjects (with
+    ``min_distance``, only those farther apart than it: the backtest's censored fit, :func:`backtest`).
 
     ``probe_groups`` (optional, one label per probe, e.g. self-reported gender or ethnicity) gives
     each group a multiplier of its tail mass below ``u``, measured at the pooled 1% point and shrunk by
@@ -482,6 +484,9 @@ def fit(
     std = Standardizer.fit(np.vstack([p, g]))
     z, cstd = _pairs_z(std, p, g)
     mask = ps[:, None] != gs[None, :]
+    if min_distance is not None:
+        d2 = (p**2).sum(1)[:, None] + (g**2).sum(1)[None, :] - 2 * p @ g.T
+        mask &= np.maximum(d2, 0) > float(min_distance) ** 2
     if mask.sum() < 200:
         raise ValueError(f"need at least 200 impostor pairs to fit a tail model, got {int(mask.sum())}")
     params = _fit_params(z, mask, cstd, probe_groups, kind)
@@ -500,7 +505,7 @@ def fit(
         c_copy = np.repeat(np.arange(len(pick)), n_g_of[pick])
         r_subj, c_subj = ps[ri], gs[ci]
         # copies of one person are that person: never an impostor pair
-        bmask = (r_subj[:, None] != c_subj[None, :]) & (r_copy[:, None] != c_copy[None, :])
+        bmask = (r_subj[:, None] != c_subj[None, :]) & (r_copy[:, None] != c_copy[None, :]) & mask[np.ix_(ri, ci)]
         try:
             boot.append(
                 _fit_params(z[np.ix_(ri, ci)], bmask, cstd[ri], None if groups_arr is None else groups_arr[ri], kind)
@@ -757,8 +762,97 @@ def validation_json(cv: dict) -> dict:
     return {k: v for k, v in cv.items() if k not in ("fold_models", "fold_of")}
 
 
+#: The backtest's cut: the distance under which this share of the real impostor pairs lies (a fixed
+#: share, chosen before any backtest was run; about 1 in 200 pairs, so there are pairs to predict).
+BACKTEST_SHARE = 0.005
+BACKTEST_RULE = (
+    "Backtest of the tail model: it is refitted on the real impostor pairs farther apart than a cut only "
+    "(the cut: the distance with 0.5% of the pairs under it), so it never sees the closest pairs, just as "
+    "the shipped model never sees pairs closer than the sample's closest; it then predicts how many pairs "
+    "lie under the cut and under each lower threshold. Real counts carry their exact Poisson 95% interval, "
+    "predictions the 2.5-97.5% quantiles of the subject-bootstrap refits; a threshold passes when the two "
+    "meet and the prediction is informative: its interval's upper end at most 3x its lower end at 0.55 and "
+    "0.60 and at most 10x elsewhere (the held-out validation's limits). A prediction interval wider than that meets "
+    "almost any count and so checks nothing: those thresholds fail as uninformative, not as passes."
+)
+
+
+def backtest(
+    probes: np.ndarray,
+    probe_subjects,
+    gallery: np.ndarray | None = None,
+    gallery_subjects=None,
+    *,
+    kind: str = "gpd",
+    share: float = BACKTEST_SHARE,
+    thresholds=THRESHOLDS,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict:
+    """Fit on the real impostor pairs above a distance, predict the counts below it, compare.
+
+    Without ``gallery``, every pair of different people among ``probes`` counts once (a calibration
+    set); with it, every (probe, gallery face) pair of different people (the experiment's pairs).
+    The cut is the distance with ``share`` of the pairs under it (:data:`BACKTEST_RULE`); the
+    thresholds compared are the cut and every one of ``thresholds`` below it. JSON-ready."""
+    p = np.asarray(probes, np.float64)
+    ps = np.asarray(probe_subjects).astype(str)
+    one_set = gallery is None
+    g = p if one_set else np.asarray(gallery, np.float64)
+    gs = ps if one_set else np.asarray(gallery_subjects).astype(str)
+    d = np.sqrt(np.maximum((p**2).sum(1)[:, None] + (g**2).sum(1)[None, :] - 2 * p @ g.T, 0))
+    imp = ps[:, None] != gs[None, :]
+    if one_set:
+        imp &= np.triu(np.ones_like(imp), 1).astype(bool)  # each unordered pair once
+    pair_d = np.sort(d[imp])
+    n_pairs = len(pair_d)
+    if n_pairs < 200:
+        raise ValueError(f"need at least 200 impostor pairs for a backtest, got {n_pairs}")
+    k_cut = max(1, int(round(share * n_pairs)))
+    cut = float((pair_d[k_cut - 1] + pair_d[k_cut]) / 2)  # halfway between the k-th and next pair
+    thr = np.array([cut] + [t for t in thresholds if t < cut], np.float64)
+    model = fit(p, ps, g, gs, kind=kind, n_boot=n_boot, seed=seed, min_distance=cut)
+    n_other = (ps[:, None] != gs[None, :]).sum(axis=1)
+    half = 2.0 if one_set else 1.0
+    reps = np.array(
+        [
+            (pair_cdf(model, p, thr[None, :], None, par) * n_other[:, None]).sum(axis=0) / half
+            for par in model.replicates()
+        ]
+    )
+    point = reps[0]
+    lo, hi = _interval(reps[1:], point) if len(reps) > 1 else (point, point)
+    real = np.array([(pair_d <= t).sum() for t in thr])
+    verdicts = [judge(int(r), (a, b), t) for r, a, b, t in zip(real, lo, hi, thr)]
+    return {
+        "tail_model": NAMES[kind],
+        "kind": kind,
+        "rule": BACKTEST_RULE,
+        "n_pairs": int(n_pairs),
+        "n_pairs_fitted": int(n_pairs - (pair_d <= cut).sum()),
+        "cut": cut,
+        "cut_share": share,
+        "closest_pair": float(pair_d[0]),
+        "thresholds": thr.tolist(),
+        "real_count": real.astype(int).tolist(),
+        "real_count_ci95": [list(poisson_ci(int(r))) for r in real],
+        "predicted_count": point.tolist(),
+        "predicted_count_ci95": [[float(a), float(b)] for a, b in zip(lo, hi)],
+        "pass": [v for v, _ in verdicts],
+        "verdict": [why for _, why in verdicts],
+        "n_boot": len(model.boot),
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # plain-JSON persistence (never pickle)
+
+
+def _significant(values: np.ndarray, digits: int = 7) -> list[float]:
+    """``values`` rounded to ``digits`` significant digits for JSON. (Rounding to a fixed number of
+    decimals made a value's last stored digit flip between processors: 1e-5 on a body of 0.03 is a
+    3e-4 relative step, beyond the tolerance that float32 arithmetic allows between machines.)"""
+    return [float(f"{v:.{digits}g}") for v in np.asarray(values, np.float64).ravel()]
 
 
 def _params_json(p: TailParams) -> dict:
@@ -767,7 +861,7 @@ def _params_json(p: TailParams) -> dict:
         "u": p.u,
         "a": p.a,
         "b": p.b,
-        "body": np.round(p.body, 5).tolist(),
+        "body": _significant(p.body),
         "alpha": p.alpha,
         "beta": p.beta,
         "tau": p.tau,
@@ -803,7 +897,7 @@ def to_json(model: TailModel) -> dict:
         "seed": model.seed,
         "tail_share": TAIL_SHARE,
         "shift_quantile": SHIFT_QUANTILE,
-        "standardizer": {"mu": np.round(s.mu, 8).tolist(), "T": s.T, "V0": s.V0, "c_mean": s.c_mean, "c_sd": s.c_sd},
+        "standardizer": {"mu": _significant(s.mu), "T": s.T, "V0": s.V0, "c_mean": s.c_mean, "c_sd": s.c_sd},
         "params": _params_json(model.params),
         "bootstrap": [_params_json(p) for p in model.boot],
     }
@@ -925,18 +1019,6 @@ def with_params(model: TailModel, params: TailParams) -> TailModel:
 # cross-fitted predictions: every probe scored by the model of the fold that left its person out
 
 
-def wilson(k: float, n: int, level: float = 0.95):
-    """Wilson score interval for k successes in n trials ([0, 1] when n = 0)."""
-    if n <= 0:
-        return 0.0, 1.0
-    zq = stats.norm.ppf(1 - (1 - level) / 2)
-    p = k / n
-    den = 1 + zq**2 / n
-    centre = (p + zq**2 / (2 * n)) / den
-    half = zq * np.sqrt(p * (1 - p) / n + zq**2 / (4 * n**2)) / den
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
 def replicate_params(model: TailModel, rep: int) -> TailParams:
     """Replicate ``rep``: 0 is the point fit, 1.. the bootstrap refits (cycled if fewer)."""
     if rep == 0 or not model.boot:
@@ -1050,6 +1132,10 @@ def calibrate_manifest(
     if len(set(subs)) < 2:
         raise ManifestError(f"{manifest}: faces of at least 2 different people are needed, found {len(set(subs))}")
     out = calibrate(models, np.asarray(vecs, np.float32), subs, thresholds=thresholds)
+    try:
+        out["backtest"] = [backtest(np.asarray(vecs, np.float32), subs, kind=k, thresholds=thresholds) for k in KINDS]
+    except ValueError as exc:  # too few people or pairs
+        out["backtest"] = {"error": str(exc)}
     out.update(
         manifest=str(manifest),
         skipped=skipped,
@@ -1067,7 +1153,7 @@ CALIBRATION_FORMAT = "privrisk-calibration/1"
 WIDEN_THRESHOLDS = (0.50, 0.55, 0.60)
 WIDEN_RULE = (
     "Where a calibration on faces the model never saw finds the real impostor count outside the model's 95% "
-    "interval, every simulated and extrapolated range widens as if each model face's chance of landing within a "
+    "interval, every modelled and extrapolated range widens as if each model face's chance of landing within a "
     "distance were scaled by k: k_up = the upper end of the observed/predicted ratio (real count's exact Poisson "
     "upper end over the model's lower end) where the model was too low, k_down = the model's upper end over the "
     "real count's Poisson lower end where it was too high, the largest over the judged thresholds (0.50, 0.55, "
@@ -1160,14 +1246,14 @@ def _widen_event(rng, k_up, k_down):
 
 
 def widen_points(points: list, widening: dict) -> list:
-    """Identification points (``scaling_detail.curves.*.points``) with every simulated and
+    """Identification points (``scaling_detail.curves.*.points``) with every modelled and
     extrapolated range widened by ``widening`` (:func:`calibration_widening`); new dicts, the
     unwidened range kept as ``<range>_unwidened``. Measured points are returned unchanged."""
     k_up, k_down = (float("inf") if widening[k] is None else float(widening[k]) for k in ("k_up", "k_down"))
     out = []
     for p in points:
         q = dict(p)
-        if p.get("kind") in ("simulated", "extrapolated") and (k_up > 1 or k_down > 1):
+        if p.get("kind") in ("modelled", "simulated", "extrapolated") and (k_up > 1 or k_down > 1):
             for key, fn in (
                 ("rank1_range", _widen_survival),
                 ("rank10_range", _widen_survival),

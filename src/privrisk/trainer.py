@@ -159,6 +159,7 @@ class DefenceTrial:
     identified: bool
     detected: bool
     ssim: float
+    attacker: str = ""  # the detector, embedder and threshold this trial was judged with, in words
 
     @property
     def breaks_match(self) -> bool:
@@ -186,11 +187,11 @@ def myth_or_defence(
     untouched photo; when it does not identify the volunteer, :class:`OriginalNotIdentified` says why
     and no change is scored. A copy whose face the detector misses is encoded at the original face's box
     (as a stronger detector would find it); ``detected`` says which."""
-    from .config import FaceSettings, GallerySettings
+    from .config import SELF_CHECK_FACES, GallerySettings
     from .countermeasures import TRANSFORMS, apply_transform, find_face, image_quality
     from .faces import face_landmarks
 
-    settings = settings or FaceSettings()
+    settings = settings or SELF_CHECK_FACES
     threshold = GallerySettings().threshold if threshold is None else float(threshold)
     volunteer = gallery.volunteer(volunteer_id)
     if volunteer is None:
@@ -201,6 +202,7 @@ def myth_or_defence(
         raise PrivriskError(f"{volunteer.name}: no face found in the enrolled photo")
     marks = face_landmarks(model, rgb, face.box) or None
     snap = np.asarray(snapshot, np.float32).reshape(-1)
+    attacker = attacker_words(settings, model, threshold)
     ladders = {n: t.ladder for n, t in TRANSFORMS.items()} if transforms is None else dict(transforms)
     plan = [("none", None)] + [(name, s) for name, ladder in ladders.items() for s in ladder]
     trials = []
@@ -225,6 +227,7 @@ def myth_or_defence(
                 identified=first and d <= threshold,
                 detected=bool(found.detected),
                 ssim=1.0 if name == "none" else image_quality(rgb, out, face.box).ssim,
+                attacker=attacker,
             )
         )
     return trials
@@ -252,6 +255,19 @@ def _why_not_found(gallery, volunteer, snap, rank: int, d: float, threshold: flo
     return (
         f"The untouched photo does not find {volunteer.name}, so the changes cannot be scored (every one would "
         f"look like a defence): {cause}. Take a new snapshot or enrol another photo of the volunteer."
+    )
+
+
+def attacker_words(settings, model, threshold: float) -> str:
+    """The attacker a self-check shows, in words: detector, embedder and decision rule."""
+    det = (
+        "dlib's CNN (MMOD) face detector, the strongest privrisk has"
+        if settings.detector == "cnn"
+        else ("dlib's HOG face detector (a CNN detector finds more faces)")
+    )
+    return (
+        f"The attacker shown: {det}; embedder {getattr(model, 'model_id', 'dlib')}; a match within distance "
+        f"{threshold:g}. A change that only hides the face from a weaker detector is not counted as a defence."
     )
 
 

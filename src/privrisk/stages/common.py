@@ -36,7 +36,7 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Embedded:
-    """Manifest rows whose photo had a face: subject, embedding (n, 128), image name and face box
+    """Manifest rows whose photo had a face: subject, embedding (n, d), image name and face box
     per row, and the rows skipped with the reason."""
 
     subjects: list[str]
@@ -65,9 +65,8 @@ def embed_rows(rows, cfg, cache: EmbeddingCache | None, progress) -> Embedded:
         vectors.append(face.embedding)
         names.append(str(row.image))
         boxes.append(face.box)
-    return Embedded(
-        subjects, np.asarray(vectors, np.float32).reshape(len(vectors), EMBEDDING_DIM), names, boxes, skipped
-    )
+    dim = len(vectors[0]) if vectors else EMBEDDING_DIM
+    return Embedded(subjects, np.asarray(vectors, np.float32).reshape(len(vectors), dim), names, boxes, skipped)
 
 
 def rank_against(gallery_vectors, gallery_labels, probe_vectors, k: int):

@@ -4,6 +4,7 @@ and a person's shots fused by taking each candidate's best distance."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from ..captures import make_captures
-from ..config import to_dict
+from ..config import replace, to_dict
 from ..degrade import Degradation, applicable
 from ..embeddings import EmbeddingCache, embed_batch, file_sha256
 from ..images import load_image
-from ..models import EMBEDDING_DIM, Box, as_box, dlib_model_id
+from ..models import Box, as_box, embedder_id
 from .common import Log, exact_ci, identification, pct, probe_row, rank_against
 from .split import Enrolled
 
@@ -76,7 +77,7 @@ class _Captures:
 def offline_to_online(cfg, enrolled: Enrolled, cache: EmbeddingCache | None, progress, log: Log) -> OfflineResult:
     levels, fused, per_probe = {}, {}, []
     sources = probe_sources(cfg, enrolled)
-    model_id = dlib_model_id()
+    model_id = embedder_id(cfg.faces)
     for li, level in enumerate(cfg.offline.levels):
         caps = _captures(cfg, enrolled, sources, level, li, model_id)
         log(
@@ -89,6 +90,7 @@ def offline_to_online(cfg, enrolled: Enrolled, cache: EmbeddingCache | None, pro
         )
         res = embed_batch(caps.items, cfg.faces, cache=cache, workers=cfg.workers or None, progress=progress)
         m, fl = _level(cfg, enrolled, level, li, caps, res)
+        m["per_detector"] = per_detector(cfg, enrolled, sources, level, li, caps, res, cache, progress, log)
         levels[level.name] = m
         if fl.mated.any():  # a level no gallery subject's photo can make has no scaling curve
             fused[level.name] = fl
@@ -141,6 +143,112 @@ def _captures(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, mod
     return caps
 
 
+def detector_subset(cfg, enrolled: Enrolled) -> list[int] | None:
+    """The probes (positions among the embedded probes) the other detectors run on: a seeded subset
+    of ``offline.detector_people`` mated people, or None for everyone."""
+    n = cfg.offline.detector_people
+    mated = [pi for pi, s in enumerate(enrolled.probes.subjects) if s in enrolled.in_gallery_subjects]
+    if n == 0 or n >= len(mated):
+        return None
+    rng = np.random.default_rng([cfg.seed, 21])
+    return sorted(int(i) for i in rng.choice(mated, n, replace=False))
+
+
+def per_detector(
+    cfg, enrolled: Enrolled, sources, level: Degradation, li: int, caps: _Captures, res, cache, progress, log
+) -> dict:
+    """One level seen by each detector of ``offline.detectors``, side by side on the same captures:
+    the share of captures with a face found and rank-1 of the fused shots over the mated people,
+    each with its count and exact (Clopper-Pearson) 95% interval. The other detectors run on
+    :func:`detector_subset` (everyone, or a seeded subset the demo uses to bound their cost); the
+    configured detector is also reported on that subset, so the columns compare like with like."""
+    subset = detector_subset(cfg, enrolled)
+    rows = [r for r, pi in enumerate(caps.rows_used) if subset is None or pi in set(subset)]
+    shots = cfg.offline.shots
+    n_mated_all = sum(s in enrolled.in_gallery_subjects for s in enrolled.probes.subjects)
+    out: dict[str, Any] = {
+        "people": (
+            f"all {len(rows)} people the level applies to"
+            if subset is None
+            else f"a seeded subset of {len(subset)} of the {n_mated_all} mated people (seed [{cfg.seed}, 21]); "
+            "intervals are wider than over everyone"
+        ),
+        "n_people": len(rows),
+        "detectors": {},
+    }
+    for det in cfg.offline.detectors:
+        faces = replace(cfg.faces, detector=det)
+        if det == cfg.faces.detector:
+            got = [res[r * shots + s] for r in rows for s in range(shots)]
+            seconds = None
+        else:
+            items = [c for r in rows for c in _recapture(cfg, enrolled, sources, level, li, caps.rows_used[r], faces)]
+            log(f"E2 '{level.name}': {det} detector on {len(items)} captures of {len(rows)} people")
+            t0 = time.perf_counter()
+            got = embed_batch(items, faces, cache=cache, workers=cfg.workers or None, progress=progress)
+            seconds = time.perf_counter() - t0
+        out["detectors"][det] = _detector_view(cfg, enrolled, caps, rows, got, faces) | {
+            "seconds": seconds,
+            "seconds_note": "wall time of this detector's run in this experiment (small when cached); outside the "
+            "demo's budget"
+            if seconds is not None
+            else "the configured detector: timed with the level",
+        }
+    return out
+
+
+def _recapture(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, pi: int, faces) -> list:
+    """Probe ``pi``'s captures at ``level`` (the same images as the level's), cached under ``faces``."""
+    name = enrolled.probes.names[pi]
+    sha, box = sources[name]
+    seed = (cfg.seed, li, pi)
+    return make_captures(
+        name, sha, box, level, seed, cfg.offline.shots, cfg.faces.max_side, faces, embedder_id(faces), Path(name).stem
+    )
+
+
+def _detector_view(cfg, enrolled: Enrolled, caps: _Captures, rows: list[int], got, faces) -> dict:
+    """Detection and fused rank-1 of ``rows`` (the level's persons) from their shots' results ``got``."""
+    shots = cfg.offline.shots
+    ok = [j for j, r in enumerate(got) if r.ok]
+    dim = enrolled.gal_vecs.shape[1]
+    vecs = np.array([got[j].faces[0].embedding for j in ok], np.float32).reshape(len(ok), dim)
+    owner = np.array([j // shots for j in ok], np.int64)
+    _c, _d, fused_c, fused_d = _fuse(cfg, enrolled, vecs, owner, len(rows))
+    probes = enrolled.probes
+    truth = np.array([enrolled.code[probes.subjects[caps.rows_used[r]]] for r in rows], np.int64)
+    mated = np.array([probes.subjects[caps.rows_used[r]] in enrolled.in_gallery_subjects for r in rows], bool)
+    hit = (fused_c[:, 0] == truth) & mated if len(rows) else np.zeros(0, bool)
+    within = hit & (fused_d[:, 0] <= cfg.gallery.threshold) if len(rows) else np.zeros(0, bool)
+    k_det, n_det, k1, n_m = len(ok), len(got), int(hit.sum()), int(mated.sum())
+    return {
+        "upsample_rule": upsample_rule(faces),
+        "detection_rate": k_det / n_det if n_det else None,
+        "detection_k": k_det,
+        "detection_n": n_det,
+        "detection_ci95": exact_ci(k_det, n_det),
+        "rank1": k1 / n_m if n_m else None,
+        "rank1_k": k1,
+        "rank1_n": n_m,
+        "rank1_ci95": exact_ci(k1, n_m),
+        "tpir_at_threshold": int(within.sum()) / n_m if n_m else None,
+        "tpir_at_threshold_ci95": exact_ci(int(within.sum()), n_m),
+    }
+
+
+def upsample_rule(faces) -> str:
+    """A detector's upsampling rule, in words."""
+    if faces.detector == "cnn":
+        return (
+            f"cnn: upsample {faces.upsample}; when no face is found, again upsampled as many times (at most 2) as "
+            f"keep the image within {faces.cnn_max_side} px"
+        )
+    passes = faces.upsample_passes
+    return f"hog: upsample {passes[0]}" + (
+        f"; when no face is found, again at upsample {passes[1]}" if len(passes) > 1 else ""
+    )
+
+
 def _level(cfg, enrolled: Enrolled, level: Degradation, li: int, caps: _Captures, res) -> tuple[dict, FusedLevel]:
     """A level's metrics (identification of the fused shots, detection, what fusing gains) and
     its fused searches."""
@@ -148,7 +256,9 @@ def _level(cfg, enrolled: Enrolled, level: Degradation, li: int, caps: _Captures
     in_gallery_subjects = enrolled.in_gallery_subjects
     rows_used = caps.rows_used
     ok = [j for j, r in enumerate(res) if r.ok]
-    shot_vecs = np.array([res[j].faces[0].embedding for j in ok], np.float32).reshape(len(ok), EMBEDDING_DIM)
+    shot_vecs = np.array([res[j].faces[0].embedding for j in ok], np.float32).reshape(
+        len(ok), enrolled.gal_vecs.shape[1]
+    )
     shot_owner = np.array([caps.owners[j] for j in ok], np.int64)
     shot_index = np.array([caps.shot_of[j] for j in ok], np.int64)
     top_c, top_d, fused_c, fused_d = _fuse(cfg, enrolled, shot_vecs, shot_owner, len(rows_used))

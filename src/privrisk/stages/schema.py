@@ -146,6 +146,7 @@ POINT = {
     "wrong_top_range": PAIR,
     "threshold_for_fpir_1pct": (int, float, NONE),
     "threshold_for_fpir_1pct_range": PAIR,
+    "range_spans": str,
 }
 CURVE = {
     "measured": ListOf({"gallery_size": int, "rank1": NUM}),
@@ -169,7 +170,18 @@ RESULTS_SCHEMA = {
     "privrisk_version": str,
     "seed": int,
     "config": dict,
-    "versions": {"model_id": str, "python": str},
+    "versions": {
+        "model_id": str,
+        "python": str,
+        "machine": {"processor": str, "architecture": str, "logical_cpus": (int, NONE), "threads": dict},
+    },
+    "attacker": {
+        "detector": str,
+        "embedder": str,
+        "model_id": str,
+        "embedding_dim": int,
+        "threshold": {"value": NUM, "rule": str, "statement": str},
+    },
     "dataset": {"root": str, "gallery_manifest": str, "probe_manifest": str, "refused_rows": ListOf(str)},
     "experiments": {"online_to_online": ONLINE, "offline_to_online": OFFLINE, "accretion": ACCRETION},
     "scaling": ListOf(POINT),

@@ -15,6 +15,7 @@ from ..embeddings import EmbeddingCache
 from ..errors import ConfigError
 from ..gallery import Gallery, build_gallery
 from ..manifest import Manifest, ManifestRow
+from ..metrics import threshold_at_fmr
 from .common import Embedded, Log, embed_rows
 
 __all__ = ["Enrolled", "Split", "enrol", "model_id", "split_subjects", "subject_of"]
@@ -30,6 +31,7 @@ class Split:
     common: list[str]
     unseen: frozenset[str]
     gallery_rows: tuple[ManifestRow, ...]
+    calibration: frozenset[str] = frozenset()  # people held out to choose the threshold (rule 'fmr'), never scored
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Enrolled:
     code: dict[str, int]
     probes: Embedded
     meta_by_subject: dict[str, dict]
+    threshold: dict = dataclasses.field(default_factory=dict)  # the threshold used, its rule and counts
 
     @property
     def in_gallery_subjects(self) -> set[str]:
@@ -58,15 +61,24 @@ class Enrolled:
 def split_subjects(cfg, root: Path, g_manifest: Manifest, p_manifest: Manifest, rng, log: Log) -> Split:
     """Leave ``cfg.unseen_share`` of the subjects in both manifests out of the gallery (seeded)."""
     common = sorted(set(g_manifest.subjects) & set(p_manifest.subjects))
+    calibration: frozenset[str] = frozenset()
+    if cfg.gallery.resolved_rule(cfg.faces.embedder) == "fmr":  # never with dlib's defaults: its rng draws stay
+        n_cal = max(2, int(round(cfg.gallery.threshold_holdout * len(common))))
+        calibration = frozenset(rng.permutation(common)[:n_cal].tolist())
+        common = [s for s in common if s not in calibration]
+        log(
+            f"threshold: {len(calibration)} people held out (never scored); the threshold is chosen at "
+            f"false-match rate {cfg.gallery.threshold_fmr:g} on their impostor pairs"
+        )
     if len(common) < 3:
         raise ConfigError("fewer than 3 subjects appear in both manifests; nothing to measure")
     n_unseen = int(round(cfg.unseen_share * len(common)))
     unseen = set(rng.permutation(common)[:n_unseen].tolist())
-    gallery_rows = tuple(r for r in g_manifest.rows if r.subject_id not in unseen)
+    gallery_rows = tuple(r for r in g_manifest.rows if r.subject_id not in unseen | calibration)
     log(
         f"E1 split: {len(common) - n_unseen} subjects in the gallery, {n_unseen} probe subjects left out (seed {cfg.seed})"
     )
-    return Split(root, g_manifest, p_manifest, common, frozenset(unseen), gallery_rows)
+    return Split(root, g_manifest, p_manifest, common, frozenset(unseen), gallery_rows, calibration)
 
 
 def enrol(cfg, split: Split, out: Path, cache: EmbeddingCache | None, progress, log: Log) -> Enrolled:
@@ -77,18 +89,20 @@ def enrol(cfg, split: Split, out: Path, cache: EmbeddingCache | None, progress, 
     if gdir.exists():
         shutil.rmtree(gdir)
     sub_manifest = dataclasses.replace(g_manifest, rows=split.gallery_rows)
+    threshold = _threshold(cfg, split, cache, progress, log)
     log("embedding gallery photos")
     build = build_gallery(
         sub_manifest,
         gdir,
         face_settings=cfg.faces,
-        settings=cfg.gallery,
+        settings=dataclasses.replace(cfg.gallery, threshold=threshold["value"], threshold_rule="given"),
         cache=cache,
         workers=cfg.workers or None,
         progress=progress,
         ray_address=cfg.ray_address or None,
     )
     with Gallery.open(gdir) as gallery:
+        gallery.set_threshold(threshold["value"], threshold["statement"])
         gal_ids, gal_vecs = gallery.embeddings()
         gal_meta = gallery.faces()
     gal_subjects = [gal_meta[int(i)]["subject_id"] for i in gal_ids]
@@ -97,11 +111,48 @@ def enrol(cfg, split: Split, out: Path, cache: EmbeddingCache | None, progress, 
     gal_codes = np.array([code[s] for s in gal_subjects], np.int64)
 
     log("embedding probe photos")
-    probes = embed_rows(p_manifest.rows, cfg, cache, progress)
+    probe_rows = [r for r in p_manifest.rows if r.subject_id not in split.calibration]
+    probes = embed_rows(probe_rows, cfg, cache, progress)
     meta_by_subject = {r.subject_id: r.meta for r in (*g_manifest.rows, *p_manifest.rows)}
     return Enrolled(
-        split, gdir, list(build.skipped), gal_vecs, gal_codes, gal_subjects, names, code, probes, meta_by_subject
+        split,
+        gdir,
+        list(build.skipped),
+        gal_vecs,
+        gal_codes,
+        gal_subjects,
+        names,
+        code,
+        probes,
+        meta_by_subject,
+        threshold,
     )
+
+
+def _threshold(cfg, split: Split, cache: EmbeddingCache | None, progress, log: Log) -> dict:
+    """The match threshold and its rule: as given, or (rule 'fmr') chosen at ``gallery.threshold_fmr``
+    on the impostor pairs of the people held out in ``split.calibration``, whom nothing scores."""
+    if not split.calibration:
+        return {
+            "value": cfg.gallery.threshold,
+            "rule": "given",
+            "statement": cfg.gallery.given_statement(cfg.faces.embedder),
+        }
+    rows = [r for r in (*split.gallery_manifest.rows, *split.probe_manifest.rows) if r.subject_id in split.calibration]
+    log(f"embedding the {len(rows)} photos of the people held out to choose the threshold")
+    held = embed_rows(rows, cfg, cache, progress)
+    try:
+        chosen = threshold_at_fmr(
+            held.vectors,
+            np.array(held.subjects),
+            cfg.gallery.threshold_fmr,
+            seed=cfg.seed,
+            who="people held out of this experiment (never scored)",
+        )
+    except ValueError as exc:
+        raise ConfigError(f"gallery.threshold_rule 'fmr': {exc}") from None
+    log(f"threshold {chosen['value']:.4f}: {chosen['statement']}")
+    return chosen
 
 
 def subject_of(manifest: Manifest, image: str) -> str:

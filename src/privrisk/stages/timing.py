@@ -49,7 +49,7 @@ def time_identifications(cfg, probes: Embedded, box_of, gal_vecs, level: Degrada
     """Seconds per identification, uncached, in this process: making the captures (when ``level``
     is given; clean photos otherwise), detecting and embedding their faces, then one search."""
 
-    model = load_face_model()
+    model = load_face_model(cfg.faces)
     n = min(cfg.offline.timing_probes, len(probes.names))
     make = det = emb = srch = 0.0
     index = faiss_index.build_index(gal_vecs)
