@@ -86,7 +86,7 @@ def test_self_check_finds_the_same_person_and_scores(london):
 def test_two_different_people_are_not_matched(london):
     m = metrics(confirm_same_person(self_check(london, "066", "004")))
     assert float(m["Distance between your two photos"]) > 0.6
-    assert int(m["Rank among 1,000,000 people"]) > 1
+    assert int(m["Rank among 1,000,000 people"].replace(",", "")) > 1  # thousands separators (issue 22)
 
 
 def test_friendly_errors_for_bad_photos(london):
@@ -161,7 +161,10 @@ def test_trainer_enrols_identifies_and_resets(london):
     assert not at.exception, at.exception
     table = at.dataframe[0].value.set_index("change")
     assert table.loc["original photo", "result"] == "still identified"
-    assert table.loc["crop 0.3 of the face", "result"] == "match broken"
+    # (with sample person 066 out of the gallery, the changes are judged against Ada alone: on main the
+    # "defences" were partly 066's own sample photo competing with her, the false lesson of issue 22)
+    for _, row in table.iterrows():
+        assert (row["result"] == "still identified") == (row["rank (measured)"] == 1 and row["distance"] <= 0.6)
     next(b for b in at.button if b.label.startswith("Reset")).click().run()
     assert len(at.session_state["live_gallery"].volunteers) == 0
 
