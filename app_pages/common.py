@@ -86,7 +86,8 @@ def session_findability(profile_vec: np.ndarray, snapshot_vec: np.ndarray):
     key = (np.asarray(profile_vec, np.float32).tobytes(), np.asarray(snapshot_vec, np.float32).tobytes())
     held = st.session_state.get("findability")
     if held is None or held[0] != key:
-        held = (key, selfcheck.findability(profile_vec, snapshot_vec, sample_world()))
+        threshold = selfcheck.decision_threshold(face_model())  # the attacker's: this face model's
+        held = (key, selfcheck.findability(profile_vec, snapshot_vec, sample_world(), threshold=threshold))
         st.session_state["findability"] = held
     return held[1]
 

@@ -11,7 +11,7 @@ from privrisk.config import setting_info, with_values
 from privrisk.errors import PrivriskError
 from privrisk.experiment import ExperimentConfig
 from privrisk.fileio import is_privrisk_run
-from privrisk.report import paper_comparison, summary_table
+from privrisk.report import paper_comparison, plain_summary, summary_table
 
 st.title("Run a re-identification experiment")
 st.write(
@@ -126,6 +126,11 @@ def job_status() -> None:
         )
         st.caption(job.messages[-1] if job.messages else "starting")
         return
+    if st.session_state.get("experiment_shown") != id(job):
+        # the run just ended: this fragment alone refreshes every second, so the whole page runs once
+        # more to show the results below (no manual rerun)
+        st.session_state["experiment_shown"] = id(job)
+        st.rerun(scope="app")
     if job.error:
         st.error(job.error)
     else:
@@ -142,7 +147,10 @@ if out and (job is None or job.finished) and (Path(out) / "results.json").is_fil
     run = Path(out)
     results = json.loads((run / "results.json").read_text())
     st.subheader("Summary")
-    st.code(summary_table(results), language=None)
+    for line in plain_summary(results):
+        st.write(f"- {line}")
+    with st.expander("The summary table, as `privrisk experiment` prints it"):
+        st.code(summary_table(results), language=None)
     st.subheader("Side by side with Acquisti, Gross and Stutzman (2014)")
     st.table(pd.DataFrame(paper_comparison(results), columns=["experiment", "the paper", "this run"]))
     cols = st.columns(2)

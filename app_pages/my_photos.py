@@ -20,7 +20,8 @@ from app_pages.common import (
 )
 from privrisk.countermeasures import LEVELS, TARGET, TRANSFORMS
 from privrisk.errors import PrivriskError
-from privrisk.photocheck import MAX_PHOTOS, check_photos
+from privrisk.photocheck import MAX_PHOTOS, check_photos, identity_doubts
+from privrisk.selfcheck import decision_threshold
 from privrisk.tailmodel import GROUP_BLIND_CAVEAT
 
 st.title("Which of my photos give me away?")
@@ -96,6 +97,7 @@ def for_session(row):
 
 
 key = (tuple(p.file_id for p in photos), snapshot.file_id, level)
+threshold = decision_threshold(face_model())  # the attacker's: this face model's
 held = st.session_state.get("photo_check")
 if held is None or held[0] != key:  # once per set of photos and level; other widgets do not re-run it
     bar = st.progress(0.0, text=f"checking {len(photos)} photos")
@@ -107,6 +109,7 @@ if held is None or held[0] != key:  # once per set of photos and level; other wi
             model=face_model(),
             level=level,
             settings=SETTINGS,
+            threshold=threshold,
             progress=lambda done, total: bar.progress(done / total, text=f"checked {done} of {total} photos"),
         )
     except PrivriskError as exc:
@@ -120,68 +123,105 @@ if held is None or held[0] != key:  # once per set of photos and level; other wi
 shown = sorted(held[1], key=lambda v: -v[0].risk(size))  # the most revealing first
 rows = [v[0] for v in shown]
 
+doubts = identity_doubts(rows, threshold)
+if doubts and st.session_state.get("mp_same_person_confirmed") != key[:2]:
+    # the snapshot or the photos may be someone else: ask before any verdict is shown
+    with st.container(border=True):
+        st.warning("**Is this really you?** " + " ".join(d[0].upper() + d[1:] + "." for d in doubts))
+        st.write(
+            "The verdicts below are only about you if every photo and the snapshot show you. If they do, go on; "
+            "otherwise change the photos."
+        )
+        yes, no = st.columns(2)
+        if yes.button("Yes, they are all of me: go on", type="primary", key="mp_same_person_yes"):
+            st.session_state["mp_same_person_confirmed"] = key[:2]
+            st.rerun()
+        if no.button("No: start again with other photos", key="mp_same_person_no"):
+            forget_everything()
+            st.rerun()
+    st.stop()
 
-def pct_range(s) -> str:
-    """The chance of rank 1 at a size: extrapolated figures lead with their range."""
+
+def chance(s) -> str:
+    """The chance of coming first at a size, as the range the data allows (extrapolated)."""
     if s is None:
-        return ""
+        return "unknown"
     lo, hi = s.p_rank1_range if s.p_rank1_range else (s.p_rank1, s.p_rank1)
-    return f"{lo:.0%}-{hi:.0%} (model value {s.p_rank1:.0%}, {s.kind})"
-
-
-def verdict(row) -> str:
-    if not row.ok:
-        return "not checked"
-    if row.risk(size) >= TARGET:
-        return "gives you away"
-    # the level is about coming first; a photo just behind a look-alike is still on a stranger's short list
-    return "safe at this level, but in the top 10" if row.before.rank <= 10 else "safe at this level"
+    return f"{lo:.0%}-{hi:.0%}"
 
 
 def protection_text(row) -> str:
     p = row.protection
     if p is None:
-        return ""
+        return "unknown"
     if p.transform is None:
-        return "none needed" if row.risk(size) < TARGET else "no setting tried is enough"
+        return "none needed" if row.before.safe(size) else "none found: no setting tried moves you off rank 1"
     return TRANSFORMS[p.transform].label(p.strength)
+
+
+def rank_text(f) -> str:
+    return f"{f.rank:,} of {f.gallery_size:,}" if f is not None and f.rank is not None else "unknown"
 
 
 table = pd.DataFrame(
     [
         {
             "photo": r.name,
-            "verdict": verdict(r),
-            "face width (px)": r.before.face_width if r.before else None,
-            "face detected": ("yes" if r.before.detected else "no") if r.before else "no",
-            "rank (measured)": f"{r.before.rank} of {r.before.gallery_size}" if r.before else r.error,
-            "chance of rank 1 among 10^6": pct_range(r.before.at(1_000_000)) if r.before else "",
-            "chance of rank 1 among 10^9": pct_range(r.before.at(1_000_000_000)) if r.before else "",
+            "verdict": r.verdict(size),
             "cheapest protection": protection_text(r),
-            "protected: rank (measured)": (
-                f"{r.protection.after.rank} of {r.protection.after.gallery_size}"
-                if r.protection and r.protection.after
-                else ""
+            "rank now": rank_text(r.before),
+            "rank protected": (
+                rank_text(r.protection.after) if r.protection and r.protection.after else "no copy made"
             ),
-            "protected: SSIM / PSNR": (
-                f"{r.protection.quality.ssim:.3f} / {r.protection.quality.psnr:.1f} dB"
-                if r.protection and r.protection.quality
-                else ""
+            "copy quality (SSIM)": (
+                f"{r.protection.quality.ssim:.3f}" if r.protection and r.protection.quality else "no copy made"
             ),
+            "why not checked": r.error or "",
         }
         for r in rows
     ]
 )
-given_away = sum(verdict(r) == "gives you away" for r in rows)
+if not table["why not checked"].any():
+    table = table.drop(columns="why not checked")
+details = pd.DataFrame(
+    [
+        {
+            "photo": r.name,
+            "chance of coming first among 10^6 (extrapolated)": chance(r.before.at(1_000_000) if r.before else None),
+            "chance of coming first among 10^9 (extrapolated)": chance(
+                r.before.at(1_000_000_000) if r.before else None
+            ),
+            "face width (px)": (
+                f"{r.before.face_width:,}" if r.before is not None and r.before.face_width is not None else "unknown"
+            ),
+            "face found by the detector": ("yes" if r.before.detected else "no") if r.before else "no",
+        }
+        for r in rows
+    ]
+)
+given_away = sum(r.verdict(size) == "gives you away" for r in rows)
 st.subheader(f"{given_away} of {len(rows)} photos give you away at {size:,} people")
-st.dataframe(table, hide_index=True, width="stretch")
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "photo": st.column_config.TextColumn(pinned=True),
+        "verdict": st.column_config.TextColumn(pinned=True, width="medium"),
+        "cheapest protection": st.column_config.TextColumn(width="medium"),
+    },
+)
+with st.expander("Chances at platform scale, face size and detection"):
+    st.dataframe(details, hide_index=True, width="stretch")
 st.caption(
-    "Rank: measured, among the consenting sample faces plus you, when your snapshot is searched against the photo. "
-    "Chances at 10^6 and 10^9 people: extrapolated with the tail models fitted on the sample set (closed form, "
-    "no search); the range spans two tail models and their bootstrap refits, and the data cannot pin a value down "
-    "inside it. 'Safe' means not coming first: a photo ranked just behind a look-alike among the sample faces is "
-    "safe from rank 1 at every larger size, yet still on a stranger's top-10 list. A photo whose face the detector misses is still judged at the face's known box, as a stronger "
-    "detector would find it. Quality: SSIM (1 = unchanged) and PSNR over the face and its surroundings."
+    "Rank now, rank protected: measured, among the consenting sample faces plus you, when your snapshot is searched against the photo. "
+    "A photo found first there gives you away, whatever the model says about larger galleries: measured beats "
+    "modelled. Chances at 10^6 and 10^9 people: extrapolated with the tail models fitted on the sample set "
+    "(closed form, no search); the range spans two tail models and their bootstrap refits, and the data cannot "
+    "pin a value down inside it. 'Safe' means not coming first: a photo ranked just behind a look-alike among "
+    "the sample faces is safe from rank 1 at every larger size, yet still on a stranger's top-10 list. A photo "
+    "whose face the detector misses is still judged at the face's known box, as a stronger detector would find "
+    "it. Quality: SSIM (1 = unchanged) over the face and its surroundings."
 )
 st.caption(GROUP_BLIND_CAVEAT)
 attribution()
@@ -189,7 +229,8 @@ attribution()
 
 st.subheader("Photo by photo")
 for i, (r, before_preview, after_preview, protected_png) in enumerate(shown):
-    with st.expander(f"{r.name}: {verdict(r)}", expanded=i == 0 and verdict(r) == "gives you away"):
+    verdict = r.verdict(size)
+    with st.expander(f"{r.name}: {verdict}", expanded=i == 0 and verdict == "gives you away"):
         if not r.ok:
             st.warning(r.error)
             if before_preview is not None:
@@ -198,16 +239,22 @@ for i, (r, before_preview, after_preview, protected_png) in enumerate(shown):
         p = r.protection
         st.markdown(f"**Protection:** {p.reason}.")
         if protected_png is None:
-            st.image(before_preview, caption="your photo", width=320)
+            st.image(before_preview, caption=f"your photo: rank {rank_text(r.before)} (measured)", width=320)
             continue
         c1, c2 = st.columns(2)
-        before, after = r.before.at(size), p.after.at(size)
         c1.image(
-            before_preview, caption=f"before: rank {r.before.rank}; chance of rank 1 at {size:,}: {pct_range(before)}"
+            before_preview,
+            caption=f"before: rank {rank_text(r.before)} (measured); chance of coming first among {size:,}: "
+            f"{chance(r.before.at(size))} (extrapolated)",
         )
-        c2.image(after_preview, caption=f"after ({protection_text(r)}): rank {p.after.rank}; {pct_range(after)}")
+        c2.image(
+            after_preview,
+            caption=f"after ({protection_text(r)}): rank {rank_text(p.after)} (measured); "
+            f"{chance(p.after.at(size))} (extrapolated)",
+        )
+        attribution()
         m1, m2, m3 = st.columns(3)
-        m1.metric("Rank among the sample faces (measured)", f"{r.before.rank} -> {p.after.rank}")
+        m1.metric("Rank among the sample faces (measured)", f"{r.before.rank:,} -> {p.after.rank:,}")
         m2.metric("SSIM (1 = unchanged)", f"{p.quality.ssim:.3f}")
         m3.metric("PSNR", f"{p.quality.psnr:.1f} dB")
         st.download_button(

@@ -2,6 +2,7 @@
 
 import json
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -16,6 +17,66 @@ from app_pages.common import (
 )
 from privrisk.exposure import score, single_changes, top_changes
 from privrisk.profiles import AUDIENCES, FIELDS, LEVELS, PRESETS, profile_from_dict
+from privrisk.selfcheck import identity_doubt, score_from_search, search_headline, search_link_source
+
+
+def show_search(result) -> None:
+    """Where the snapshot found the profile photo: one plain sentence first, then the numbers."""
+    st.subheader("How a stranger's snapshot finds you")
+    million = result.at(1_000_000)
+    st.markdown(f"**{search_headline(result, 1_000_000)}**")
+    c1, c2, c3 = st.columns(3)
+    c1.metric(
+        "Distance between your two photos",
+        f"{result.distance:.3f}",
+        help=f"Under {result.threshold:g} this face model calls two photos the same person.",
+    )
+    c2.metric(
+        "Rank among 1,000,000 people",
+        f"{million.rank:,.0f}",
+        help="The sample's real faces plus distractors drawn from a Gaussian model of faces, searched exactly. "
+        "That model's lower tail is too thin (the report's validation), so this rank is optimistic for you.",
+    )
+    billion = result.at(1_000_000_000)
+    lo, hi = billion.p_rank1_range or (billion.p_rank1, billion.p_rank1)
+    c3.metric(
+        "Chance you come first, 1 billion",
+        f"{lo:.0%}-{hi:.0%}" if billion.kind == "extrapolated" else f"{billion.p_rank1:.0%}",
+        help="Past what real pairs can check this is extrapolated with the tail models: the range is what "
+        "the data allows, and it cannot pin the chance down inside it.",
+    )
+    st.dataframe(
+        pd.DataFrame([size_row(s) for s in result.sizes]),
+        hide_index=True,
+        width="stretch",
+        column_config={"how we know": st.column_config.TextColumn(width="large")},
+    )
+    st.caption(
+        f"Your closest look-alike among the sample faces is person {result.nearest_sample} "
+        f"(distance {result.nearest_sample_distance:.3f})."
+    )
+
+
+def size_row(s) -> dict:
+    """One gallery size: each column holds one kind of value."""
+    lo, hi = s.p_rank1_range or (s.p_rank1, s.p_rank1)
+    return {
+        "people in the gallery": f"{s.gallery_size:,}",
+        "your rank": f"{s.rank:,.0f}" if s.measured else f"about {s.rank:,.0f}",
+        "chance you come first": f"{s.p_rank1:.0%}" if s.measured else f"{lo:.0%}-{hi:.0%}",
+        "how we know": (
+            (
+                "modelled with the tail models (a range)"
+                if s.kind == "modelled"
+                else "extrapolated with the tail models (a range)"
+            )
+            if not s.measured
+            else "counted among the real sample faces"
+            if s.kind == "measured"
+            else "counted among real and simulated faces"
+        ),
+    }
+
 
 st.title("How findable am I from my face?")
 st.write(
@@ -53,57 +114,25 @@ snapshot_vec = face_vector(snapshot_file, "Snapshot")
 result = None
 if profile_vec is not None and snapshot_vec is not None:
     result = session_findability(profile_vec, snapshot_vec)  # once per pair of photos, not per widget change
-    st.subheader("How a stranger's snapshot finds you")
-    c1, c2, c3 = st.columns(3)
-    c1.metric(
-        "Distance between your two photos",
-        f"{result.distance:.3f}",
-        "same person (below 0.6)" if result.is_match else "not matched (above 0.6)",
-        delta_color="off",
-    )
-    million = result.at(1_000_000)
-    c2.metric(
-        "Rank among 1,000,000 people",
-        f"{million.rank:.0f}",
-        f"{million.kind}: counted among model (Gaussian) distractors" if million.measured else million.kind,
-        delta_color="off",
-        help="The sample's real faces plus distractors drawn from a Gaussian model of faces, searched exactly. "
-        "That model's lower tail is too thin (the report's validation), so this rank is optimistic for you.",
-    )
-    billion = result.at(1_000_000_000)
-    rng = billion.p_rank1_range
-    if billion.kind == "extrapolated" and rng:  # past what real pairs can check: lead with the range
-        c3.metric(
-            "Chance of rank 1 among 10^9 (extrapolated)",
-            f"{rng[0]:.0%}-{rng[1]:.0%}",
-            f"model value {billion.p_rank1:.0%}; the data cannot pin it down",
-            delta_color="off",
-        )
-    else:
-        c3.metric(
-            f"Chance of rank 1 among 10^9 ({billion.kind})",
-            f"{billion.p_rank1:.0%}" + (f" (range {rng[0]:.0%}-{rng[1]:.0%})" if rng else ""),
-        )
-    table = pd.DataFrame(
-        [
-            {
-                "gallery size": f"{s.gallery_size:,}",
-                "rank of your profile photo": (f"{s.rank:.0f}" if s.measured else f"about {s.rank:.1f}"),
-                "found at rank 1": (("yes" if s.p_rank1 else "no") if s.measured else f"{s.p_rank1:.0%}"),
-                "range (chance of rank 1)": (
-                    f"{s.p_rank1_range[0]:.0%}-{s.p_rank1_range[1]:.0%}" if s.p_rank1_range else ""
-                ),
-                "kind": s.kind,
-                "how": "counted with FAISS" if s.measured else "tail model (closed form)",
-            }
-            for s in result.sizes
-        ]
-    )
-    st.dataframe(table, hide_index=True, width="stretch")
-    st.caption(
-        f"Your closest look-alike among the sample faces is person {result.nearest_sample} "
-        f"(distance {result.nearest_sample_distance:.3f})."
-    )
+    doubt = identity_doubt(result)
+    pair = hash((profile_vec.tobytes(), snapshot_vec.tobytes()))
+    if doubt and st.session_state.get("same_person_confirmed") != pair:
+        # the photos may not be of one person: ask before any answer is shown
+        with st.container(border=True):
+            st.warning(f"**Is this really you in both photos?** {doubt[0].upper()}{doubt[1:]}.")
+            st.write(
+                "If both photos are of you, go on: the answer below is then about how badly this model "
+                "recognises you. If one is someone else, the answer would be about them: change the photos."
+            )
+            yes, no = st.columns(2)
+            if yes.button("Yes, both photos are of me: go on", type="primary", key="same_person_yes"):
+                st.session_state["same_person_confirmed"] = pair
+                st.rerun()
+            if no.button("No: start again with other photos", key="same_person_no"):
+                forget_everything()
+                st.rerun()
+        st.stop()
+    show_search(result)
     attribution()
 elif profile_file is None or snapshot_file is None:
     st.info("Add both photos and press **Find me** to see where you are found.")
@@ -158,73 +187,118 @@ profile = profile_from_dict(
     }
 )
 id_curves = curves()
-scored = score(profile, id_curves, audience)
+# one answer per page: once photos were searched, the score's chance of being linked is that search's
+link_from = search_link_source(result) if result is not None else None
+if result is not None:
+    scored, sentence = score_from_search(result, profile, id_curves, audience)
+else:
+    scored = score(profile, id_curves, audience)
+    sentence = (
+        "**Population estimate, not your photos:** with no photos searched, this score uses how often a "
+        "stranger's snapshot finds people in the sample set. " + scored.explain()
+    )
 lo, hi = scored.score_range
 link = scored.link
+st.subheader("Your exposure score")
+st.markdown(sentence)
 m1, m2, m3 = st.columns(3)
 m1.metric(f"Exposure score ({audience.replace('_', ' ')})", f"{scored.score:.0f} / 100")
-m2.metric("Range", f"{lo:.0f}-{hi:.0f}", help="From the identification curve's range and the multi-photo rule's range")
+m2.metric("Range", f"{lo:.0f}-{hi:.0f}", help="What the data allows for the score (chance of being linked and content)")
 m3.metric(
-    "Chance a photo of you leads to this profile",
-    f"up to {link.hi:.0%}" if link.kind == "extrapolated" else f"{link.p:.0%}",
-    (
-        f"range {link.lo:.0%}-{link.hi:.0%}, model value {link.p:.0%} (extrapolated)"
-        if link.kind == "extrapolated"
-        else f"range {link.lo:.0%}-{link.hi:.0%} ({link.kind})"
-    ),
-    delta_color="off",
+    "Chance a photo leads here",
+    f"{link.p:.0%}" if link.lo == link.hi else f"{link.lo:.0%}-{link.hi:.0%}",
+    help="From your own search when photos were given; otherwise from the sample set's identification curve.",
 )
-st.write(scored.explain())
-st.caption(
-    f"If they were sure to find you, the score would be {scored.score_if_linked:.0f}. "
-    + " ".join(f"Note: {n}." for n in link.notes)
-)
+if result is not None and link.curve is not None and audience != "friend":
+    st.caption(scored.explain())
+st.caption(f"If they were sure to find you, the score would be {scored.score_if_linked:.0f}.")
+if link.notes:
+    with st.expander("How the chance was worked out"):
+        for note in link.notes:
+            st.write(f"- {note[0].upper()}{note[1:]}.")
 if scored.national_id is not None:
     st.markdown(f"**National ID ({scored.national_id.scheme}).** {scored.national_id_text}.")
     st.caption(scored.national_id.plain + " Sources: " + scored.national_id.source + ".")
 parts = pd.DataFrame(
-    [{"what": p.label, "points": round(p.points, 1)} for p in (*scored.parts, *scored.inferences) if p.points > 0]
+    [
+        {"what": p.label, "points": round(p.points, 1)}
+        for p in (*scored.parts, *scored.inferences)
+        if round(p.points, 1) > 0
+    ]
 )
-if not parts.empty:
-    st.bar_chart(parts.set_index("what"), horizontal=True)
-best = top_changes(profile, id_curves, audience)
+if not parts.empty:  # no empty chart: only what adds at least 0.1 point
+    st.caption("What each item adds to the score (points)")
+    st.altair_chart(
+        alt.Chart(parts)
+        .mark_bar()
+        .encode(
+            x=alt.X("points:Q", title="points", axis=alt.Axis(format=".0f")),
+            y=alt.Y("what:N", sort="-x", title=None, axis=alt.Axis(labelLimit=400)),
+            tooltip=["what", "points"],
+        ),
+        width="stretch",
+    )
+best = [
+    c
+    for c in top_changes(profile, id_curves, audience, link_from=link_from)
+    if round(c.before) != round(c.after) or round(c.before_high or 0) != round(c.after_high or 0)
+]
 st.subheader("The changes that lower it most")
 st.caption("Sets of up to three changes; the first lowers the score most per setting changed.")
 if best:
-    for change in best:
-        st.write(
-            f"- {change} (upper end {change.before_high:.0f} -> {change.after_high:.0f}; "
-            f"{len(change.settings)} setting(s))"
+    for i, change in enumerate(best, 1):
+        high = (
+            f"; upper end of the range {change.before_high:.0f} -> {change.after_high:.0f}"
+            if change.before_high is not None
+            and change.after_high is not None
+            and (round(change.before_high) != round(change.before) or round(change.after_high) != round(change.after))
+            else ""
         )
+        count = len(change.settings)
+        moved = (
+            f"{change.before:.0f} -> {change.after:.0f}"
+            if round(change.before) != round(change.after)
+            else f"the score stays {change.before:.0f}"  # no "0 -> 0": the range's upper end is what moves
+        )
+        st.write(f"{i}. {change.description}: {moved} ({count} setting{'s' if count != 1 else ''} changed{high})")
+    st.caption("What each change does for every audience (score before -> after):")
     st.dataframe(
         pd.DataFrame(
             [
                 {
-                    "change": c.description,
-                    **{a.replace("_", " "): f"{b:.0f} -> {x:.0f}" for a, (b, x) in c.effect.items()},
+                    "change": f"{i}",
+                    **{
+                        f"for a {a.replace('_', ' ')}": f"{b:.0f} -> {x:.0f}"
+                        if round(b) != round(x)
+                        else f"stays {b:.0f}"
+                        for a, (b, x) in c.effect.items()
+                    },
                 }
-                for c in best
+                for i, c in enumerate(best, 1)
             ]
         ),
         hide_index=True,
+        width="stretch",
     )
 else:
-    st.write("Nothing left to hide from this audience.")
+    st.write("No change to these settings lowers the score for this audience.")
 with st.expander("Every single change"):
     st.dataframe(
         pd.DataFrame(
             [
-                {"change": c.description, "score after": round(c.after, 1)}
-                for c in single_changes(profile, id_curves, audience)
+                {"change": c.description, "score after": f"{c.after:.0f}"}
+                for c in single_changes(profile, id_curves, audience, link_from=link_from)
             ]
         ),
         hide_index=True,
+        width="stretch",
     )
 
 summary = {
     "findability": result.to_dict() if result else None,
     "profile": profile.to_dict(),
-    "scores": {a: score(profile, id_curves, a).to_dict() for a in AUDIENCES},
+    "scores": {a: score(profile, id_curves, a, link_from=link_from).to_dict() for a in AUDIENCES},
+    "score_source": "your search" if result is not None else "population estimate (the sample set's curves)",
     "top_changes": [c.to_dict() for c in best],
     "curves": "sample_data/identification_curves.json",
 }

@@ -7,7 +7,8 @@ import streamlit as st
 from app_pages.common import IMAGE_TYPES, SETTINGS, attribution, face_model, face_vector, sample_world
 from privrisk.errors import PrivriskError
 from privrisk.images import load_image
-from privrisk.trainer import LiveGallery, differential_lesson, myth_or_defence, stranger_card
+from privrisk.selfcheck import decision_threshold
+from privrisk.trainer import LiveGallery, OriginalNotIdentified, differential_lesson, myth_or_defence, stranger_card
 
 st.title("Live demonstration: who is this?")
 st.write(
@@ -22,6 +23,23 @@ if "live_gallery" not in st.session_state:
 gallery: LiveGallery = st.session_state["live_gallery"]
 enrol_round = st.session_state.get("enrol_round", 0)  # a new form after each enrolment
 snap_round = st.session_state.get("snap_round", 0)  # a new snapshot widget after each reset
+
+threshold = decision_threshold(face_model())  # the attacker's: this face model's
+
+
+def enrol(name: str, vec, rgb, note: str = "") -> None:
+    """Enrol a volunteer who said yes; their photo stays in this session's memory for "myth or defence"."""
+    try:
+        v = gallery.enrol(name, vec, consent=True)
+    except PrivriskError as exc:
+        st.error(str(exc))
+        return
+    st.session_state.setdefault("enrolled_photos", {})[v.volunteer_id] = rgb
+    st.session_state.pop("pending_volunteer", None)
+    st.session_state["enrol_round"] = enrol_round + 1
+    st.session_state["last_enrolled"] = f"{v.name} joined as {v.volunteer_id}.{note}"
+    st.rerun()
+
 
 left, right = st.columns(2)
 with left:
@@ -46,21 +64,41 @@ with left:
             st.error("The volunteer joins only after saying yes: tick the consent box first.")
         elif photo is None:
             st.error("Add the volunteer's photo first.")
+        elif not name.strip():
+            st.error("Give the volunteer a name (a first name or a nickname is enough).")
         elif (vec := face_vector(photo, "Volunteer photo")) is not None:
-            try:
-                v = gallery.enrol(name, vec, consent=said_yes)
-                # the enrolled photo itself stays in this session's memory for "myth or defence"
-                st.session_state.setdefault("enrolled_photos", {})[v.volunteer_id] = load_image(
-                    photo.getvalue(), name="volunteer photo", max_side=SETTINGS.max_side
-                ).rgb
+            rgb = load_image(photo.getvalue(), name="volunteer photo", max_side=SETTINGS.max_side).rgb
+            lookalike = gallery.sample_lookalike(vec, threshold)
+            if lookalike is None:
+                enrol(name, vec, rgb)
+            else:  # the volunteer is (or looks like) a sample person: ask before the demo
+                st.session_state["pending_volunteer"] = (name, vec, rgb, lookalike)
+    pending = st.session_state.get("pending_volunteer")
+    if pending is not None:
+        p_name, p_vec, p_rgb, (subject, distance) = pending
+        with st.container(border=True):
+            st.error(
+                f"**Not enrolled yet: {p_name}'s photo matches sample person {subject}** (distance {distance:.3f}, "
+                f"under the {threshold:g} threshold"
+                + ("; it is probably the sample set's own photo" if distance < 0.05 else "")
+                + "). A snapshot of the volunteer would find that sample person, and every lesson of the demo "
+                "would be false. Choose how to go on:"
+            )
+            attribution()
+            # one button per line: their labels are sentences
+            if st.button(f"Continue as sample person {subject}", key="pending_as_sample", width="stretch"):
+                gallery.drop_sample(subject)  # the volunteer takes that identity: no second copy competes
+                enrol(p_name, p_vec, p_rgb, note=f" Sample person {subject} is now the volunteer.")
+            if st.button("Remove the sample set from the gallery", key="pending_drop_sample", width="stretch"):
+                gallery.drop_sample()
+                enrol(p_name, p_vec, p_rgb, note=" The sample set is out of this gallery: volunteers only.")
+            if st.button("Cancel: use another photo", key="pending_cancel", width="stretch"):
+                st.session_state.pop("pending_volunteer", None)
                 st.session_state["enrol_round"] = enrol_round + 1
-                st.session_state["last_enrolled"] = f"{v.name} joined as {v.volunteer_id}."
                 st.rerun()
-            except PrivriskError as exc:
-                st.error(str(exc))
     if "last_enrolled" in st.session_state:
         st.success(st.session_state["last_enrolled"])
-    st.write(f"Volunteers enrolled: {len(gallery.volunteers)}; sample faces: {len(gallery.sample_subjects)}.")
+    st.write(f"Volunteers enrolled: {len(gallery.volunteers)}; sample faces: {len(gallery.sample_subjects):,}.")
 
 with right:
     st.subheader("2. Identify a snapshot")
@@ -72,11 +110,13 @@ with right:
     )
     vec = face_vector(snapshot, "Snapshot")
     if vec is not None:
-        match = gallery.identify(vec)
+        match = gallery.identify(vec, threshold=threshold)
         best = match.best
         volunteer = gallery.volunteer(best.subject_id) if best else None
         if not match.is_match:
-            st.warning(f"No match: the closest face is at distance {best.distance:.3f}, above the 0.6 threshold.")
+            st.warning(
+                f"No match: the closest face is at distance {best.distance:.3f}, above the {threshold:g} threshold."
+            )
         elif volunteer is None:
             st.info(f"Matched sample person {best.subject_id} (distance {best.distance:.3f}), not a volunteer.")
             attribution()
@@ -120,13 +160,22 @@ else:
         with st.spinner("Changing the photo, embedding it and searching again, change by change..."):
             try:
                 trials = myth_or_defence(
-                    gallery, who, st.session_state["enrolled_photos"][who], vec, face_model()
+                    gallery,
+                    who,
+                    st.session_state["enrolled_photos"][who],
+                    vec,
+                    face_model(),
+                    threshold=threshold,
                 )  # the library's strongest detector (cnn), not the page's enrolment settings
+            except OriginalNotIdentified as exc:  # the untouched photo first: no false lesson
+                held = st.session_state["defence"] = (defence_key, str(exc))
             except PrivriskError as exc:
                 st.error(str(exc))
             else:
                 held = st.session_state["defence"] = (defence_key, trials)
-    if held is not None and held[0] == defence_key:
+    if held is not None and held[0] == defence_key and isinstance(held[1], str):
+        st.error("**No changes scored.** " + held[1])
+    elif held is not None and held[0] == defence_key:
         trials = held[1]
         threshold = trials[0].threshold
         frame = pd.DataFrame(
@@ -153,7 +202,7 @@ else:
             .mark_bar()
             .encode(
                 x=alt.X("distance:Q", title=f"distance from the snapshot (threshold {threshold:g})"),
-                y=alt.Y("change:N", sort=None, title=None),
+                y=alt.Y("change:N", sort=None, title=None, axis=alt.Axis(labelLimit=400, labelOverlap=False)),
                 color=alt.Color(
                     "result:N",
                     scale=alt.Scale(domain=["still identified", "match broken"], range=["#d62728", "#2ca02c"]),
@@ -162,8 +211,17 @@ else:
             )
         )
         rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[6, 3]).encode(x="threshold:Q")
-        st.altair_chart(bars + rule, width="stretch")
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.altair_chart((bars + rule).properties(height=max(300, 26 * len(frame))), width="stretch")
+        st.dataframe(
+            frame,
+            hide_index=True,
+            width="stretch",
+            height=35 * (len(frame) + 1) + 3,  # every row, no inner scrolling
+            column_config={
+                "distance": st.column_config.NumberColumn(format="%.3f"),
+                "SSIM": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
         st.caption(
             "Measured live on this volunteer: one snapshot, one enrolled photo, the sample faces and the other "
             "volunteers (n = 1 person, so no rate). 'Still identified': the volunteer comes first and within the "
@@ -181,6 +239,9 @@ if st.button("Reset: forget every volunteer"):
     st.session_state.pop("last_enrolled", None)
     st.session_state.pop("enrolled_photos", None)
     st.session_state.pop("defence", None)
+    st.session_state.pop("pending_volunteer", None)
+    world = sample_world()  # the sample set comes back if it was taken out
+    st.session_state["live_gallery"] = LiveGallery(world.vectors, world.subjects)
     st.rerun()
 
 st.subheader("Who gets mistaken for someone else?")

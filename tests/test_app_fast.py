@@ -89,9 +89,14 @@ def test_settings_changes_do_not_rerun_findability(fake_app):
     at.file_uploader(key="snapshot_0").set_value(("other.png", png(7), "image/png"))
     at.button(key="find_me_0").click().run()
     assert len(calls) == 2
+    # it is someone else: the page asks before it shows any answer (issue 22)
+    assert any("Is this really you" in w.value for w in at.warning)
+    assert "Rank among 1,000,000 people" not in metrics(at) and "Exposure score (stranger)" not in metrics(at)
+    at.button(key="same_person_yes").click().run()
+    assert "Rank among 1,000,000 people" in metrics(at) and len(calls) == 2
     # forget me drops the held result with everything else
     next(b for b in at.button if b.label == "Forget me").click().run()
-    assert "findability" not in at.session_state
+    assert "findability" not in at.session_state and "same_person_confirmed" not in at.session_state
 
 
 def test_trainer_enrols_through_a_form(fake_app):
@@ -185,12 +190,19 @@ def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch, short_ladd
     at.button(key="mp_check_0").click().run()
     assert not at.exception, at.exception
     assert calls == [3]
+    # other.png is someone else: the page asks before any verdict (issue 22)
+    assert any("Is this really you" in w.value and "other.png" in w.value for w in at.warning)
+    assert not at.dataframe
+    at.button(key="mp_same_person_yes").click().run()
+    assert calls == [3]
     table = at.dataframe[0].value
     assert list(table["photo"]) == ["me.png", "other.png", "notes.png"]  # the most revealing first
     assert table["verdict"][0] == "gives you away" and table["verdict"][2] == "not checked"
-    assert table["rank (measured)"][0].startswith("1 of ")
-    assert "extrapolated" in table["chance of rank 1 among 10^6"][0]
-    assert "not a recognised image" in table["rank (measured)"][2]
+    assert table["rank now"][0].startswith("1 of ")
+    assert table["rank now"][2] == "unknown" and at.dataframe[1].value["face width (px)"][2] == "unknown"
+    assert "%-" in at.dataframe[1].value["chance of coming first among 10^6 (extrapolated)"][0]
+    assert "not a recognised image" in table["why not checked"][2]
+    assert "None" not in table.to_string() + at.dataframe[1].value.to_string()
     # the ranges come from the group-blind tail models: the page says whom they describe
     assert any("group-blind tail model" in c.value and "average person" in c.value for c in at.caption)
     # another level re-checks; a re-run with nothing changed does not
@@ -211,3 +223,31 @@ def test_my_photos_refuses_more_than_ten(fake_app):
     at.button(key="mp_check_0").click().run()
     assert any("at most 10" in e.value for e in at.error)
     assert "photo_check" not in at.session_state
+
+
+def test_trainer_flags_a_sample_set_volunteer_and_checks_the_original_first(fake_app):
+    """Issue 22: a volunteer enrolled from a sample person's photo is not enrolled until the trainer
+    chooses; myth or defence stops with a reason when the untouched photo does not find the volunteer."""
+    from helpers import noise_image
+
+    sample_photo = encode_image(Image.fromarray(noise_image(105, size=(64, 64))), "PNG")  # sample person s05
+    at = page("trainer.py")
+    at.run()
+    at.text_input(key="vol_name_0").input("Sam")
+    at.file_uploader(key="vol_file_0").set_value(("sam.png", sample_photo, "image/png"))
+    at.checkbox(key="vol_consent_0").set_value(True)
+    next(b for b in at.button if b.label == "Enrol").click().run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["live_gallery"].volunteers) == 0
+    assert any("matches sample person s05" in e.value for e in at.error)
+    at.button(key="pending_as_sample").click().run()
+    gallery = at.session_state["live_gallery"]
+    assert [v.name for v in gallery.volunteers] == ["Sam"] and "s05" not in gallery.sample_subjects
+    assert any("Sample person s05 is now the volunteer" in s.value for s in at.success)
+    # a snapshot of someone else: the untouched photo does not find Sam, so no change is scored
+    at.file_uploader(key="snap_file_0").set_value(("other.png", png(7), "image/png"))
+    at.run()
+    next(b for b in at.button if b.label == "Test every change").click().run()
+    assert not at.exception, at.exception
+    assert any("No changes scored" in e.value and "untouched photo does not find Sam" in e.value for e in at.error)
+    assert not at.dataframe and not metrics(at)

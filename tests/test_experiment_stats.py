@@ -86,6 +86,12 @@ def test_fpir_005_runs_to_a_complete_report(run):
     assert e1["n_nonmated"] == 9 and entry["resolvable"] is False and entry["n_nonmated_needed"] == 60
     html = (out / "report.html").read_text()
     assert "FPIR 5%" in html and "one-sided 95% upper bound" in html
+    # issue 22: the report opens with a plain summary, and the unresolvable cell is said once per table
+    # (a short starred cell and one note), not in every row
+    assert html.index("<h2>In short</h2>") < html.index("<h2>Side by side with the paper</h2>")
+    assert f"{round(e1['rank1'] * e1['n_mated'])} of {e1['n_mated']} searches" in html
+    assert html.count("not resolvable: FPIR") <= 1  # the paper comparison's one sentence
+    assert html.count("FPIR&lt;=") >= 2 and html.count("* Not resolvable") == 2
     table = summary_table(results)
     assert "FPIR<=" in table.replace(" ", "") or "one-sided" in table
 

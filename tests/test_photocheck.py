@@ -101,3 +101,78 @@ def test_myth_or_defence_says_which_changes_break_the_match(model, world):
     assert len(myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, model)) == 1 + sum(
         len(t.ladder) for t in TRANSFORMS.values()
     )
+
+
+def _findability(rank: int, upper: float, distance: float = 0.3):
+    from privrisk.countermeasures import PhotoFindability
+    from privrisk.selfcheck import SizeResult
+
+    row = SizeResult(10**6, 1.0, upper / 2, False, "extrapolated", (0.0, upper))
+    return PhotoFindability("me.png", True, 120, distance, rank, 31, (row,))
+
+
+def test_a_measured_rank_of_one_is_never_safe():
+    """Measured beats modelled (issue 22): the modelled upper end at 10^6 is under the target (9.1%),
+    but the snapshot finds the photo first among the real faces, so it gives you away."""
+    from privrisk.countermeasures import TARGET
+    from privrisk.photocheck import PhotoCheck
+
+    first = _findability(rank=1, upper=0.091)
+    assert first.rank1_upper(10**6) < TARGET and not first.safe(10**6)
+    assert PhotoCheck("me.png", None, first, None).verdict(10**6) == "gives you away"
+    second = _findability(rank=2, upper=0.0)
+    assert second.safe(10**6)
+    assert PhotoCheck("me.png", None, second, None).verdict(10**6) == "safe at this level, but in the top 10"
+    assert PhotoCheck("me.png", None, _findability(rank=12, upper=0.0), None).verdict(10**6) == "safe at this level"
+    assert not _findability(rank=2, upper=0.2).safe(10**6)  # the modelled end still counts when it is high
+    assert PhotoCheck("x.png", None, None, None, "no face").verdict(10**6) == "not checked"
+
+
+def test_identity_doubts_ask_when_the_snapshot_or_the_photos_are_someone_else():
+    from dataclasses import replace
+
+    from privrisk.photocheck import PhotoCheck, identity_doubts
+
+    class Held:  # the part of a ProtectResult identity_doubts reads
+        def __init__(self, vec):
+            self.original_vector = np.asarray(vec, np.float32)
+
+    a, b, far = np.zeros(128), np.full(128, 0.01), np.full(128, 0.2)  # |a-b| = 0.113, |a-far| = 2.26
+    near = _findability(1, 0.5, distance=0.4)
+    rows = [PhotoCheck("a.png", None, near, Held(a)), PhotoCheck("b.png", None, near, Held(b))]
+    assert identity_doubts(rows, 0.6) == []
+    # the snapshot is nobody in the photos: every distance is above the threshold
+    away = [replace(r, before=replace(near, distance=0.75)) for r in rows]
+    (doubt,) = identity_doubts(away, 0.6)
+    assert "matches none of your photos" in doubt and "0.750" in doubt and "0.6" in doubt
+    # the threshold is the attacker's: the same photos are fine for a looser one
+    assert identity_doubts(away, 0.8) == []
+    # two of "your" photos are far apart
+    mixed = rows + [PhotoCheck("c.png", None, near, Held(far))]
+    (doubt,) = identity_doubts(mixed, 0.6)
+    assert "2 pair(s)" in doubt and "c.png" in doubt
+
+
+def test_myth_or_defence_stops_when_the_original_does_not_find_the_volunteer(model, world):
+    """A volunteer enrolled from a sample person's own photo: the untouched photo ties with that sample
+    face, so no change may be scored (it would all look like defences); the page is told why. The
+    gallery flags the volunteer before the demo and can take the sample person out."""
+    from privrisk.trainer import LiveGallery, OriginalNotIdentified, myth_or_defence
+
+    gallery = LiveGallery(world.vectors, world.subjects)
+    photo = noise_image(105, size=(64, 64))  # sample person s05's photo
+    vec = model.encode(photo, [(0, 64, 64, 0)])[0]
+    assert gallery.sample_lookalike(vec) == ("s05", pytest.approx(0.0, abs=1e-5))
+    assert gallery.sample_lookalike(model.encode(noise_image(3, size=(200, 200)), [(0, 200, 200, 0)])[0]) is None
+    ada = gallery.enrol("Ada", vec, consent=True)
+    snapshot = model.encode(noise_image(105, size=(64, 64), noise=3.0), [(0, 64, 64, 0)])[0]
+    with pytest.raises(OriginalNotIdentified, match="untouched photo does not find Ada") as err:
+        myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, model, transforms={"jpeg": (50,)})
+    assert "s05" in str(err.value) and "sample" in str(err.value)
+    # continuing as the matched identity takes s05 out; then the original finds Ada and changes are scored
+    assert gallery.drop_sample("s05") == 1 and "s05" not in gallery.sample_subjects
+    assert len(gallery.sample_vectors) == len(world.vectors) - 1 and len(world.vectors) == 30  # world untouched
+    trials = myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, model, transforms={"jpeg": (50,)})
+    assert trials[0].identified and trials[0].label == "original photo"
+    assert gallery.drop_sample() == 29 and gallery.sample_subjects == [] and gallery.sample_vectors.shape == (0, 128)
+    assert gallery.identify(snapshot).best.subject_id == ada.volunteer_id

@@ -544,11 +544,14 @@ def cmd_protect(args) -> int:
         upper = written.rank1_upper(res.gallery_size)
         if upper is None:
             out["reason"] = f"the encoded file could not be judged ({written.note}); no copy written"
-        elif upper < res.target:
+        elif written.safe(res.gallery_size, res.target):
             atomic_write(Path(args.out), data)
             out["out"] = args.out
         else:
-            out["reason"] = f"the encoded file no longer meets the level (upper end {upper:.1%}); no copy written"
+            out["reason"] = (
+                f"the encoded file no longer meets the level (measured rank {written.rank}, upper end {upper:.1%}); "
+                "no copy written"
+            )
     if args.json:
         _print_json(out)
     else:

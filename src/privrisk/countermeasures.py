@@ -12,7 +12,8 @@ occluders). :func:`apply_transform` is pure and keeps the photo's size, so
 is from a stranger's snapshot, its rank among the consenting sample faces (measured) and the
 chance it comes first among 10^6 and 10^9 people, as the range of the tail models' closed form
 (extrapolated; :mod:`privrisk.tailmodel`, no search). :func:`protect` finds the least damaging
-setting (highest SSIM) at which the upper end of that range is under 10%.
+setting (highest SSIM) at which the upper end of that range is under 10% and the measured rank
+among the sample faces moves off 1: measured beats modelled (:meth:`PhotoFindability.safe`).
 
 Everything here works in memory: photos are arrays or bytes, never written anywhere and never
 passed through the on-disk embedding cache.
@@ -381,6 +382,13 @@ class PhotoFindability:
             return None
         return float(row.p_rank1_range[1]) if row.p_rank1_range else float(row.p_rank1)
 
+    def safe(self, size: int, target: float = TARGET) -> bool:
+        """Safe at ``size``: measured beats modelled. The photo is not found first among the real faces
+        (its measured rank is above 1) and the upper end of the modelled chance of rank 1 at ``size``
+        is under ``target``. A measured rank of 1 is never safe, whatever the model says."""
+        upper = self.rank1_upper(size)
+        return self.rank is not None and self.rank > 1 and upper is not None and upper < target
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -566,8 +574,9 @@ class ProtectResult:
             "gallery_size": self.gallery_size,
             "target": self.target,
             "rule": (
-                f"the least damaging setting (highest SSIM) at which the upper end of the range for the chance "
-                f"of rank 1 among {self.gallery_size:,} people is under {self.target:.0%}"
+                f"the least damaging setting (highest SSIM) at which the measured rank among the sample faces "
+                f"moves off 1 and the upper end of the range for the chance of rank 1 among "
+                f"{self.gallery_size:,} people is under {self.target:.0%}"
             ),
             "transform": self.transform,
             "strength": self.strength,
@@ -636,7 +645,8 @@ def protect(
     ``level`` "safe_at_1e6" / "safe_at_1e9": the setting with the highest SSIM, of ``transform``
     (or of every transform when None; ``strengths`` overrides its ladder), at which the upper end of
     the range for the chance of rank 1 among 10^6 / 10^9 people is under 10% when ``snapshot`` is
-    searched against the protected copy. ``snapshot`` (image, bytes or embedding) defaults to one
+    searched against the protected copy, and the copy's measured rank among the sample faces is
+    above 1 and differs from the original's (measured beats modelled, :meth:`PhotoFindability.safe`). ``snapshot`` (image, bytes or embedding) defaults to one
     simulated from the photo itself at ``snapshot_level`` (a stranger's street snapshot; the same
     photo is a conservative stand-in: a real snapshot of you is further away). When no setting
     gets there, the result says so and has no image. ``image`` is an RGB uint8 array or bytes.
@@ -676,12 +686,16 @@ def protect(
         snapshot_vector=snap,
         original_vector=face.embedding,
     )
-    if _upper(before, size) < TARGET:
+    if before.safe(size):
         return ProtectResult(
             **common,
             transform=None,
             strength=None,
-            reason=f"already under the target: the upper end at {size:,} is {_upper(before, size):.1%}",
+            reason=(
+                f"already under the target: someone else comes before you among the sample faces (measured rank "
+                f"{before.rank}) "
+                f"and the upper end at {size:,} is {_upper(before, size):.1%}"
+            ),
             image=None,
             after=None,
             quality=None,
@@ -699,7 +713,9 @@ def protect(
         found = find_face(out, model, settings, at=face.box, name=name)
         after = _judge(f"{name} ({TRANSFORMS[t].label(s)})", found, snap, view, sizes, threshold)
         upper = _upper(after, size)
-        meets = upper < TARGET
+        # measured beats modelled: a copy still found first among the real faces, or whose measured rank
+        # does not change, is no protection, whatever the modelled chance says
+        meets = after.safe(size) and after.rank != before.rank
         tried.append(Candidate(t, s, q, found.detected, after.rank, upper, meets))
         if meets:
             return ProtectResult(
@@ -707,8 +723,9 @@ def protect(
                 transform=t,
                 strength=s,
                 reason=(
-                    f"{TRANSFORMS[t].label(s)} is the least damaging setting tried (SSIM {q.ssim:.3f}) at which the "
-                    f"upper end of the rank-1 range at {size:,} is under {TARGET:.0%} ({upper:.1%})"
+                    f"{TRANSFORMS[t].label(s)} is the least damaging setting tried (SSIM {q.ssim:.3f}) that moves "
+                    f"the photo off rank 1 among the sample faces (measured rank {before.rank} -> {after.rank}) "
+                    f"and puts the upper end of the rank-1 range at {size:,} under {TARGET:.0%} ({upper:.1%})"
                 ),
                 image=out,
                 after=after,
@@ -721,8 +738,8 @@ def protect(
         transform=None,
         strength=None,
         reason=(
-            f"no setting tried brings the upper end of the rank-1 range at {size:,} under {TARGET:.0%} "
-            f"(harshest tried: {harsh}); no copy is made"
+            f"no setting tried both moves the photo off rank 1 among the sample faces (measured) and brings the "
+            f"upper end of the rank-1 range at {size:,} under {TARGET:.0%} (harshest tried: {harsh}); no copy is made"
         ),
         image=None,
         after=None,

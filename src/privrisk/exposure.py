@@ -59,6 +59,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from dataclasses import field as dc_field
 from pathlib import Path
@@ -694,6 +695,9 @@ def link_probability(
     )
 
 
+#: where a score's chance of being linked can come from instead of the curves (see :func:`score`)
+LinkSource = Callable[[UserProfile, str, ExposureSettings], LinkEstimate | None]
+
 # --- the score ---------------------------------------------------------------------------------------------
 
 
@@ -962,13 +966,18 @@ def score(
     audience: str = "stranger",
     settings: ExposureSettings = ExposureSettings(),
     gain: MultiPhotoGain | None = None,
+    link_from: LinkSource | None = None,
 ) -> ExposureScore:
-    """The exposure score of ``profile`` for ``audience``, with its range and breakdown."""
+    """The exposure score of ``profile`` for ``audience``, with its range and breakdown. ``link_from``
+    (profile, audience, settings) -> :class:`LinkEstimate` or None replaces the population curves'
+    chance of being linked where it answers (e.g. with one measured on your own photos)."""
     if audience not in AUDIENCES:
         raise ConfigError(f"audience: {audience!r} is not one of {', '.join(AUDIENCES)}")
     sens = _sensitivities(settings)
     visible = profile.visible_to(audience)
-    link = link_probability(usable_photos(profile, audience, settings.max_photos), audience, curves, settings, gain)
+    link = link_from(profile, audience, settings) if link_from is not None else None
+    if link is None:
+        link = link_probability(usable_photos(profile, audience, settings.max_photos), audience, curves, settings, gain)
     value, lo, hi, parts, infs, idinf = _content(profile, visible, sens)
     cmax = _content_max(sens)
     scale = 100.0 / cmax
@@ -1103,6 +1112,7 @@ def search_changes(
     settings: ExposureSettings = ExposureSettings(),
     max_settings: int = 3,
     gain: MultiPhotoGain | None = None,
+    link_from: LinkSource | None = None,
 ) -> list[Change]:
     """Every set of up to ``max_settings`` changes that lowers ``audience``'s score, best first.
 
@@ -1113,7 +1123,7 @@ def search_changes(
     drop per setting changed first, then the largest drop, then fewer settings."""
     gain = gain or MultiPhotoGain.shipped()
     options = change_options(profile, audience)
-    first = score(profile, curves, audience, settings, gain)
+    first = score(profile, curves, audience, settings, gain, link_from)
     before, before_hi = first.score, first.score_range[1]
     after: dict[tuple[int, ...], tuple[float, float]] = {(): (before, before_hi)}
     for size in range(1, max_settings + 1):
@@ -1121,7 +1131,7 @@ def search_changes(
             merged: dict = {}
             for j in combo:
                 merged |= options[j].change
-            s = score(profile.with_change(**merged), curves, audience, settings, gain)
+            s = score(profile.with_change(**merged), curves, audience, settings, gain, link_from)
             after[combo] = (s.score, s.score_range[1])
 
     def drop(combo) -> float:
@@ -1155,13 +1165,17 @@ def search_changes(
     return out
 
 
-def _with_effects(profile, curves, audience, settings, gain, change: Change) -> Change:
+def _with_effects(profile, curves, audience, settings, gain, change: Change, link_from=None) -> Change:
     changed = profile.with_change(**change.change)
     effect = {
-        a: (score(profile, curves, a, settings, gain).score, score(changed, curves, a, settings, gain).score)
+        a: (
+            score(profile, curves, a, settings, gain, link_from).score,
+            score(changed, curves, a, settings, gain, link_from).score,
+        )
         for a in AUDIENCES
     }
-    return replace(change, effect=effect, after_range=score(changed, curves, audience, settings, gain).score_range)
+    after_range = score(changed, curves, audience, settings, gain, link_from).score_range
+    return replace(change, effect=effect, after_range=after_range)
 
 
 def top_changes(
@@ -1172,6 +1186,7 @@ def top_changes(
     n: int = 3,
     max_settings: int = 3,
     gain: MultiPhotoGain | None = None,
+    link_from: LinkSource | None = None,
 ) -> list[Change]:
     """The ``n`` best sets of up to ``max_settings`` changes (see :func:`search_changes`), each with its
     effect on every audience. The first is the largest drop per setting changed. Skipped: a set
@@ -1179,7 +1194,7 @@ def top_changes(
     and a set as large as an earlier one with the same result. "Hide every photo of your face"
     is always shown when it is the largest drop of all (the main lever)."""
     gain = gain or MultiPhotoGain.shipped()
-    ranked = search_changes(profile, curves, audience, settings, max_settings, gain)
+    ranked = search_changes(profile, curves, audience, settings, max_settings, gain, link_from)
     best: list[Change] = []
     for c in ranked:
         if len(best) == n:
@@ -1195,7 +1210,7 @@ def top_changes(
     photos = [c for c in ranked if c.description.startswith("Hide every photo")]
     if photos and ranked and photos[0].drop >= max(c.drop for c in ranked) - 1e-9 and photos[0] not in best:
         best.append(photos[0])  # the main lever is always shown
-    return [_with_effects(profile, curves, audience, settings, gain, c) for c in best]
+    return [_with_effects(profile, curves, audience, settings, gain, c, link_from) for c in best]
 
 
 def single_changes(
@@ -1204,16 +1219,17 @@ def single_changes(
     audience: str = "stranger",
     settings: ExposureSettings = ExposureSettings(),
     gain: MultiPhotoGain | None = None,
+    link_from: LinkSource | None = None,
 ) -> list[Change]:
     """The score after each single change towards privacy (also those that change nothing), best first."""
     gain = gain or MultiPhotoGain.shipped()
-    before = score(profile, curves, audience, settings, gain).score
+    before = score(profile, curves, audience, settings, gain, link_from).score
     out = [
         Change(
             o.description,
             o.change,
             before,
-            score(profile.with_change(**o.change), curves, audience, settings, gain).score,
+            score(profile.with_change(**o.change), curves, audience, settings, gain, link_from).score,
             (o.key,),
             (o.description,),
         )

@@ -61,6 +61,8 @@ class DlibFaceModel:
     """face_recognition's HOG / CNN detectors and dlib's ResNet descriptor."""
 
     engine = "dlib"  # which runtime computes the descriptor (FaceSettings.engine)
+    #: distance at or under which two faces are declared the same person (dlib's recommended point)
+    decision_threshold = 0.6
 
     def __init__(self, api) -> None:
         self._api = api

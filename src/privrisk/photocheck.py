@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import SELF_CHECK_FACES, FaceSettings, GallerySettings
-from .countermeasures import LEVELS, PhotoFindability, ProtectResult, protect
+from .countermeasures import LEVELS, TARGET, PhotoFindability, ProtectResult, protect
 from .errors import ConfigError, FaceNotFound, ImageError, PrivriskError
 from .images import load_image
 from .models import FaceModel
 from .selfcheck import SampleWorld, embed_one_face
 
-__all__ = ["MAX_PHOTOS", "PhotoCheck", "check_photos", "snapshot_embedding"]
+__all__ = ["MAX_PHOTOS", "PhotoCheck", "check_photos", "identity_doubts", "snapshot_embedding"]
 
 MAX_PHOTOS = 10
 
@@ -54,6 +54,17 @@ class PhotoCheck:
             return -1.0
         upper = self.before.rank1_upper(size)
         return -1.0 if upper is None else upper
+
+    def verdict(self, size: int, target: float = TARGET) -> str:
+        """The photo's verdict at ``size`` in plain words. Measured beats modelled: a photo whose
+        measured rank among the sample faces is 1 gives you away, whatever the modelled chance at
+        ``size`` (:meth:`PhotoFindability.safe`)."""
+        if self.before is None:
+            return "not checked"
+        if not self.before.safe(size, target):
+            return "gives you away"
+        # the level is about coming first; a photo just behind a look-alike is still on a stranger's short list
+        return "safe at this level, but in the top 10" if (self.before.rank or 0) <= 10 else "safe at this level"
 
     def to_dict(self) -> dict:
         """Numbers only: no pixels, no bytes."""
@@ -124,3 +135,32 @@ def _check_one(name, data, snap, world, model, level, settings, threshold, seed)
     except PrivriskError as exc:
         return PhotoCheck(name, rgb, None, None, getattr(exc, "reason", None) or str(exc))
     return PhotoCheck(name, rgb, result.before, result, None)
+
+
+def identity_doubts(rows: Sequence[PhotoCheck], threshold: float) -> list[str]:
+    """Reasons to ask "is this really you?" before showing a photo check, in plain words: the snapshot
+    matches none of the photos (every distance above the attacker's ``threshold``), or two photos said
+    to be of one person are further apart than ``threshold``. Empty when nothing looks wrong."""
+    dists = [(r.name, r.before.distance) for r in rows if r.before is not None and r.before.distance is not None]
+    doubts = []
+    if dists and all(d > threshold for _, d in dists):
+        name, d = min(dists, key=lambda nd: nd[1])
+        doubts.append(
+            f"the snapshot matches none of your photos: the closest, {name}, is at distance {d:.3f}, above this "
+            f"face model's match threshold of {threshold:g}"
+        )
+    vecs = [(r.name, r.protection.original_vector) for r in rows if r.protection is not None]
+    vecs = [(n, v) for n, v in vecs if v is not None]
+    far = [
+        (a, b, float(np.linalg.norm(np.asarray(va) - np.asarray(vb))))
+        for i, (a, va) in enumerate(vecs)
+        for b, vb in vecs[i + 1 :]
+    ]
+    far = [f for f in far if f[2] > threshold]
+    if far:
+        a, b, d = max(far, key=lambda f: f[2])
+        doubts.append(
+            f"{len(far)} pair(s) of your photos look like different people: {a} and {b} are at distance {d:.3f}, "
+            f"above this face model's match threshold of {threshold:g}"
+        )
+    return doubts

@@ -302,6 +302,32 @@ def tpir_cell(m: dict, key: str, short: bool = False) -> str:
     )
 
 
+def _unresolvable(m: dict, key: str) -> bool:
+    return (m.get("tpir_at_fpir") or {}).get(key, {}).get("resolvable") is False
+
+
+def tpir_html_cell(m: dict, key: str) -> str:
+    """A table cell for TPIR at ``key``: an unresolvable one is short (``FPIR<=x*``); the note under the
+    table (:func:`unresolvable_note`) says once what the star means, instead of in every row."""
+    return tpir_cell(m, key, short=_unresolvable(m, key))
+
+
+def unresolvable_note(ms: list[dict], keys: list[str]) -> str:
+    """One HTML note for the table's unresolvable TPIR cells, or "" when there are none."""
+    needed = {
+        k: next(m["tpir_at_fpir"][k]["n_nonmated_needed"] for m in ms if _unresolvable(m, k))
+        for k in keys
+        if any(_unresolvable(m, k) for m in ms)
+    }
+    if not needed:
+        return ""
+    targets = ", ".join(f"FPIR {_fpir_label(k)} needs {n:,}" for k, n in needed.items())
+    return (
+        f"<p>* Not resolvable: too few non-mated searches for that target ({targets}). Shown instead is the "
+        "one-sided 95% upper bound on the FPIR the threshold reached.</p>"
+    )
+
+
 def _rate_ci(m: dict, key: str) -> str:
     ci = m.get(f"{key}_ci95") or [None, None]
     return f"{_fmt(m.get(key), True)} [{_fmt(ci[0], True)}-{_fmt(ci[1], True)}]"
@@ -609,9 +635,10 @@ def stats_sections(results: dict) -> str:
             f"<tr><td>{e(label)}</td><td>{m['n_mated']}</td><td>{m['n_nonmated']}</td>"
             + "".join(f"<td>{e(_rate_ci(m, k))}</td>" for k in ("rank1", "rank5", "rank10"))
             + f"<td>{e(tp)}</td><td>{e(fp)}</td>"
-            + "".join(f"<td>{e(tpir_cell(m, k))}</td>" for k in keys)
+            + "".join(f"<td>{e(tpir_html_cell(m, k))}</td>" for k in keys)
             + "</tr>"
         )
+    table_ms = [e1, *e2["levels"].values()]
     v = e1.get("verification", {})
     tar = "; ".join(
         f"TAR at FAR {_fpir_label(k)}: {_fmt(x, True)} (subject bootstrap "
@@ -629,7 +656,8 @@ def stats_sections(results: dict) -> str:
         + "</tr>"
         + "".join(rows)
         + "</table>"
-        f"<p>Verification (E1 probe against gallery pairs, {v.get('n_genuine')} genuine, {v.get('n_impostor')} "
+        + unresolvable_note(table_ms, keys)
+        + f"<p>Verification (E1 probe against gallery pairs, {v.get('n_genuine')} genuine, {v.get('n_impostor')} "
         f"impostor): EER {_fmt(v.get('eer'), True)} (subject bootstrap, threshold re-chosen per resample: "
         f"{_ci_text(v.get('eer_ci95'))}); {e(tar)}."
         + (
@@ -674,19 +702,55 @@ def stats_sections(results: dict) -> str:
     return "\n".join(parts)
 
 
+def plain_summary(results: dict) -> list[str]:
+    """What the run found, in a few plain sentences for the top of the report (measured on the run's
+    own faces; each with its n)."""
+    e = results["experiments"]
+    e1, e2, e3 = e["online_to_online"], e["offline_to_online"], e["accretion"]
+    level = e2["levels"].get(e2.get("level_name")) or next(iter(e2["levels"].values()), None)
+    out = []
+    if e1.get("rank1") is not None and e1.get("n_mated"):
+        out.append(
+            f"Another online photo of a person found their profile photo first {_fmt(e1['rank1'], True)} of the "
+            f"time ({round(e1['rank1'] * e1['n_mated'])} of {e1['n_mated']} searches among {e1['n_gallery']:,} "
+            "people; measured, E1)."
+        )
+    if level and level.get("rank1") is not None and level.get("n_mated"):
+        out.append(
+            f"A stranger's snapshot at the '{e2.get('level_name', '')}' level did so "
+            f"{_fmt(level['rank1'], True)} of the time ({round(level['rank1'] * level['n_mated'])} of "
+            f"{level['n_mated']}; measured, E2)."
+        )
+    people = e3.get("people_identified")
+    if people:
+        out.append(
+            f"{people['k']} of {people['n']} people were re-identified, and a stranger then learned "
+            f"{e3['mean_fields_learned']:.1f} profile fields on average (the profiles are synthetic; E3)."
+        )
+    out.append(
+        "Past the sizes searched, the numbers are extrapolated with a tail model and shown as ranges; "
+        "the details, intervals and caveats follow below."
+    )
+    return out
+
+
 def render_html(results: dict, plots: dict[str, bytes]) -> str:
     e1, e2 = results["experiments"]["online_to_online"], results["experiments"]["offline_to_online"]
     sc = results["scaling_detail"]
     e = html.escape
     rows = paper_comparison(results)
     table = "".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{e(c)}</td></tr>" for a, b, c in rows)
+    key = _fpir_keys(results)[0]
+    # a cell that would say "not resolvable: FPIR <= ..." in every row says it once, under the table
     levels = "".join(
         f"<tr><td>{e(n)}</td><td>{lv['level']['face_width_px']}</td><td>{lv['level']['blur_sigma']}</td>"
         f"<td>{lv['level']['jpeg_quality']}</td><td>{e(lv['level']['occlusion'])}</td>"
         f"<td>{_fmt(lv['detection_rate'], True)}</td><td>{e(_rate_ci(lv, 'rank1'))}</td><td>{e(_rate_ci(lv, 'rank10'))}</td>"
-        f"<td>{e(tpir_cell(lv, _fpir_keys(results)[0]))}</td></tr>"
+        f"<td>{e(tpir_html_cell(lv, key))}</td></tr>"
         for n, lv in e2["levels"].items()
     )
+    levels_note = unresolvable_note(list(e2["levels"].values()), [key])
+    summary = "".join(f"<li>{e(line)}</li>" for line in plain_summary(results))
     imgs = "".join(
         f'<figure><img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
         f"<figcaption>{e(name)}</figcaption></figure>"
@@ -706,6 +770,7 @@ th{{background:#f3f3f3}}figure{{display:inline-block;margin:.5em}}img{{max-width
 {first_screen_html(results)}
 <p class="attr">{e(ATTRIBUTION)} (<a href="{ATTRIBUTION_URL}">{ATTRIBUTION_URL}</a>). All subjects gave signed
 consent. Profiles in E3 are synthetic; nothing in them describes the real people.</p>
+<h2>In short</h2><ul class="summary">{summary}</ul>
 <h2>Side by side with the paper</h2>
 <table><tr><th>experiment</th><th>Acquisti, Gross &amp; Stutzman (2014)</th><th>privrisk, this run</th></tr>{table}</table>
 {paper_scale_html(results)}
@@ -719,7 +784,7 @@ validation and are only plotted as a comparison.</p>
 {stats_sections(results)}
 <h2>E2 capture conditions</h2>
 <table><tr><th>level</th><th>face width px</th><th>blur</th><th>JPEG q</th><th>occlusion</th><th>captures with face</th>
-<th>rank-1</th><th>rank-10</th><th>TPIR @ FPIR {_fpir_label(_fpir_keys(results)[0])}</th></tr>{levels}</table>
+<th>rank-1</th><th>rank-10</th><th>TPIR @ FPIR {_fpir_label(key)}</th></tr>{levels}</table>{levels_note}
 {detector_table(results)}
 {fusion_table(results)}
 {countermeasures_section(results)}

@@ -24,9 +24,19 @@ from .config import SELF_CHECK_FACES, FaceSettings
 from .distractors import DistractorModel
 from .embeddings import EmbeddingCache, embed_batch, embed_image
 from .errors import FaceNotFound, ImageError
+from .exposure import (
+    ExposureScore,
+    ExposureSettings,
+    IdentificationCurves,
+    LinkEstimate,
+    LinkSource,
+    score,
+    usable_photos,
+)
 from .faces import Face
 from .manifest import read_manifest
 from .models import FaceModel
+from .profiles import UserProfile
 from .samples import dataset_dir, sample_manifest
 
 DEFAULT_SIZES = (100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000)
@@ -225,6 +235,117 @@ def _tail_predictions(models, q: np.ndarray, d: float, n_distr: np.ndarray):
     lo = np.minimum(np.min([pm[0] for pm in per_model], axis=0), point)
     hi = np.maximum(np.max([pm[1] for pm in per_model], axis=0), point)
     return f, point, lo, hi
+
+
+def decision_threshold(model=None) -> float:
+    """The attacker's match threshold: the face model's own decision threshold (its
+    ``decision_threshold``: 0.6 for dlib), else the gallery's default (``gallery.threshold``)."""
+    from .config import GallerySettings
+
+    value = getattr(model, "decision_threshold", None)
+    return float(value) if value is not None else float(GallerySettings().threshold)
+
+
+def identity_doubt(result: Findability) -> str | None:
+    """Why the two photos may not be of one person, in plain words (None when they match): their
+    distance is above the attacker's threshold. A page asks "is this really you?" before going on."""
+    if result.is_match:
+        return None
+    return (
+        f"your two photos are at distance {result.distance:.3f}, above this face model's match threshold of "
+        f"{result.threshold:g}: to the model they look like two different people"
+    )
+
+
+def searched_link(result: Findability, audience_size: int, k: int = 10) -> tuple[SizeResult, LinkEstimate]:
+    """The chance a stranger's snapshot leads to your profile, from your own search (measured beats
+    modelled): the row counted at the largest gallery size up to ``audience_size`` (the audience's own
+    size when it was counted), and 1 when your profile photo came within the top ``k`` there, else 0.
+    The note says which size was counted and, when the audience's gallery is larger, the extrapolated
+    chance of rank 1 at its size. With no counted row, the extrapolated row's chance and range."""
+    counted = [s for s in result.sizes if s.measured and s.gallery_size <= audience_size]
+    at_size = result.at(audience_size)
+    if not counted:
+        lo, hi = at_size.p_rank1_range or (at_size.p_rank1, at_size.p_rank1)
+        note = f"from your own photos, extrapolated to {at_size.gallery_size:,} people (chance of rank 1)"
+        return at_size, LinkEstimate(at_size.p_rank1, lo, hi, "extrapolated", None, at_size.gallery_size, 1,
+                                     1, at_size.p_rank1, (lo, hi), notes=(note,))  # fmt: skip
+    row = max(counted, key=lambda s: s.gallery_size)
+    p = 1.0 if row.rank <= k else 0.0
+    notes = [f"from your own photos: rank {row.rank:,.0f} among {row.gallery_size:,} people (counted)"]
+    if row.gallery_size < audience_size and at_size.p_rank1_range:
+        lo, hi = at_size.p_rank1_range
+        notes.append(f"among {audience_size:,} people the chance of rank 1 is extrapolated: {lo:.0%}-{hi:.0%}")
+    return row, LinkEstimate(p, p, p, row.kind, None, row.gallery_size, k, 1, p, (p, p), notes=tuple(notes))
+
+
+def search_link_source(result: Findability) -> LinkSource:
+    """A ``link_from`` for :func:`privrisk.exposure.score` and the change searches: wherever an audience
+    other than friends can see a photo of your face, the chance of being linked comes from your own
+    search (:func:`searched_link`); otherwise (friends; no photo visible) from the usual rule."""
+
+    def link_from(profile: UserProfile, audience: str, settings: ExposureSettings) -> LinkEstimate | None:
+        if audience == "friend" or usable_photos(profile, audience, settings.max_photos) == 0:
+            return None
+        size = settings.stranger_gallery_size if audience == "stranger" else settings.fof_gallery_size
+        return searched_link(result, size, settings.top_k)[1]
+
+    return link_from
+
+
+def score_from_search(
+    result: Findability,
+    profile: UserProfile,
+    curves: IdentificationCurves,
+    audience: str = "stranger",
+    settings: ExposureSettings = ExposureSettings(),
+) -> tuple[ExposureScore, str]:
+    """The exposure score of ``profile`` for ``audience`` when photos were searched: the link comes from
+    :func:`searched_link` (your search), not from the population curves, wherever the audience can see a
+    photo of your face. Returns the score and one plain sentence that says where its chance came from."""
+    scored = score(profile, curves, audience, settings, link_from=search_link_source(result))
+    if scored.link.curve is not None or audience == "friend" or scored.link.photos == 0:
+        return scored, scored.explain()
+    size = settings.stranger_gallery_size if audience == "stranger" else settings.fof_gallery_size
+    row, link = searched_link(result, size, settings.top_k)
+    who = audience.replace("_", " ")
+    if row.measured:
+        found = (
+            f"your search found your profile photo at rank {row.rank:,.0f} among {row.gallery_size:,} people "
+            f"(counted on your photos), {'within' if link.p else 'outside'} the top {settings.top_k} a {who} checks"
+        )
+    else:
+        found = (
+            f"your search puts the chance of coming first among {row.gallery_size:,} people at "
+            f"{link.lo:.0%}-{link.hi:.0%} (extrapolated from your photos)"
+        )
+    extra = f" ({link.notes[-1]})" if len(link.notes) > 1 else ""
+    lo_s, hi_s = scored.score_range
+    number = (
+        f"{scored.score:.0f}" if round(lo_s) == round(hi_s) else f"{scored.score:.0f} (range {lo_s:.0f}-{hi_s:.0f})"
+    )
+    return scored, f"Exposure {number} out of 100 for a {who}: {found}{extra}."
+
+
+def search_headline(result: Findability, size: int = 1_000_000) -> str:
+    """The search's answer in one plain sentence: at the largest gallery counted up to ``size`` (what
+    was measured comes first), then, when ``size`` itself was extrapolated, its range."""
+    row = result.at(size)
+    counted = [s for s in result.sizes if s.measured and s.gallery_size <= row.gallery_size]
+    lo, hi = row.p_rank1_range or (row.p_rank1, row.p_rank1)
+    beyond = f"Among {row.gallery_size:,} people the chance that it comes first is extrapolated: {lo:.0%}-{hi:.0%}."
+    if not counted:
+        return beyond
+    c = max(counted, key=lambda s: s.gallery_size)
+    if c.rank == 1:
+        head = f"Your snapshot found your profile photo first among {c.gallery_size:,} people (counted)."
+    else:
+        ahead = int(c.rank) - 1
+        head = (
+            f"Your snapshot put your profile photo at rank {c.rank:,.0f} among {c.gallery_size:,} people: "
+            f"{ahead:,} {'person' if ahead == 1 else 'people'} came before you (counted)."
+        )
+    return head if c is row else f"{head} {beyond}"
 
 
 # --- measured facts first ---------------------------------------------------------------------------

@@ -59,6 +59,27 @@ class LiveGallery:
     def reset(self) -> None:
         self.volunteers.clear()
 
+    def sample_lookalike(self, embedding: np.ndarray, threshold: float = 0.6) -> tuple[str, float] | None:
+        """The sample person this face matches (subject id, distance), or None when no sample face is
+        within ``threshold``. A volunteer who matches a sample person (for instance one enrolled from
+        the shipped sample photos) would be found as that person, and every lesson drawn from the demo
+        would be false: the page refuses or asks first (see :meth:`drop_sample`)."""
+        if not len(self.sample_vectors):
+            return None
+        d = np.linalg.norm(self.sample_vectors - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)
+        j = int(np.argmin(d))
+        return (self.sample_subjects[j], float(d[j])) if d[j] <= threshold else None
+
+    def drop_sample(self, subject_id: str | None = None) -> int:
+        """Take the sample person ``subject_id`` (the volunteer continues as that identity: their sample
+        photo no longer competes with them), or with None the whole sample set, out of this gallery.
+        Returns how many sample faces were removed."""
+        keep = [s != subject_id for s in self.sample_subjects] if subject_id else [False] * len(self.sample_subjects)
+        removed = len(keep) - sum(keep)
+        self.sample_vectors = self.sample_vectors[np.array(keep, bool)] if keep else self.sample_vectors
+        self.sample_subjects = [s for s, k in zip(self.sample_subjects, keep) if k]
+        return removed
+
     def identify(self, embedding: np.ndarray, k: int = 5, threshold: float = 0.6) -> Match:
         vectors = np.vstack([self.sample_vectors, *[v.embedding[None] for v in self.volunteers]]).astype(np.float32)
         labels = list(self.sample_subjects) + [v.volunteer_id for v in self.volunteers]
@@ -163,7 +184,8 @@ def myth_or_defence(
     (``enrolled_photo``: RGB uint8 array, in memory), the copy embedded and put in the gallery in place
     of the original, and the ``snapshot`` embedding identified again. ``transforms`` maps a transform
     name to the strengths to try (default: every transform's whole ladder). The first row is the
-    untouched photo. A copy whose face the detector misses is encoded at the original face's box
+    untouched photo; when it does not identify the volunteer, :class:`OriginalNotIdentified` says why
+    and no change is scored. A copy whose face the detector misses is encoded at the original face's box
     (as a stronger detector would find it); ``detected`` says which."""
     from .config import SELF_CHECK_FACES, GallerySettings
     from .countermeasures import TRANSFORMS, apply_transform, find_face, image_quality
@@ -192,6 +214,8 @@ def myth_or_defence(
             found = find_face(out, model, settings, at=face.box, name=volunteer.name)
             label = TRANSFORMS[name].label(strength)
         rank, first, d = _rank_with(gallery, volunteer_id, found.embedding, snap)
+        if name == "none" and not (first and d <= threshold):
+            raise OriginalNotIdentified(_why_not_found(gallery, volunteer, snap, rank, d, threshold))
         trials.append(
             DefenceTrial(
                 transform=name,
@@ -207,6 +231,31 @@ def myth_or_defence(
             )
         )
     return trials
+
+
+class OriginalNotIdentified(PrivriskError):
+    """The untouched enrolled photo does not find the volunteer: no change can be scored as a defence."""
+
+
+def _why_not_found(gallery, volunteer, snap, rank: int, d: float, threshold: float) -> str:
+    """Plain words for :class:`OriginalNotIdentified`: who the snapshot finds instead, and what to do."""
+    match = gallery.identify(snap, threshold=threshold)
+    best = match.best
+    if d > threshold:
+        cause = (
+            f"the snapshot is at distance {d:.3f} from {volunteer.name}'s enrolled photo, above the match "
+            f"threshold ({threshold:g}): to the model they are not the same person"
+        )
+    else:
+        who = best.subject_id if best is not None else "someone else"
+        other = f" ({who}, distance {best.distance:.3f})" if best is not None else ""
+        cause = f"{volunteer.name} comes at rank {rank}: someone else is at least as close{other}"
+        if best is not None and gallery.volunteer(best.subject_id) is None:
+            cause += "; the volunteer looks like a sample person, so remove the sample set or use another photo"
+    return (
+        f"The untouched photo does not find {volunteer.name}, so the changes cannot be scored (every one would "
+        f"look like a defence): {cause}. Take a new snapshot or enrol another photo of the volunteer."
+    )
 
 
 def attacker_words(settings, model, threshold: float) -> str:
