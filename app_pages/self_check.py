@@ -13,11 +13,19 @@ from app_pages.common import (
     curves,
     face_vector,
     forget_everything,
+    sample_world,
     session_findability,
 )
-from privrisk.exposure import score, single_changes, top_changes
+from privrisk.exposure import ExposureSettings, score, single_changes, top_changes
 from privrisk.profiles import AUDIENCES, FIELDS, LEVELS, PRESETS, profile_from_dict
-from privrisk.selfcheck import identity_doubt, score_from_search, search_headline, search_link_source
+from privrisk.scenarios import WHO, first_screen, scenarios
+from privrisk.selfcheck import (
+    identity_doubt,
+    score_from_search,
+    search_headline,
+    search_link_source,
+    searched_first_screen,
+)
 
 
 def show_search(result) -> None:
@@ -55,6 +63,44 @@ def show_search(result) -> None:
         f"Your closest look-alike among the sample faces is person {result.nearest_sample} "
         f"(distance {result.nearest_sample_distance:.3f})."
     )
+
+
+def scenario_row(sc) -> dict:
+    """One scenario as ``privrisk score --json`` gives it, one kind of value per column."""
+    return {
+        "who searches": sc.who.replace("_", " "),
+        "with which face recogniser": sc.attacker_label,
+        "among how many people": f"{sc.gallery_size:,}",
+        "their photo of you": sc.photo or WHO.get(sc.who, ("", sc.snapshot))[1],
+        "how they decide": DECISION_WORDS.get(sc.decision, sc.decision),
+        "chance they find you": "not covered" if sc.p_found is None else f"{sc.p_found[0]:.1%}–{sc.p_found[1]:.1%}",
+        "how we know": sc.kind,
+        "source": sc.source,
+    }
+
+
+DECISION_WORDS = {
+    "automatic": "automatically: the top candidate is taken as you",
+    "review_top10": "a person checks the top 10 candidates by eye",
+}
+
+
+def show_first_screen(sentences: list[str], found) -> None:
+    """The answer in brief (the same sentences as ``privrisk score``), then every scenario behind it."""
+    st.subheader("Your answer in brief")
+    st.markdown(" ".join(sentences))
+    with st.expander("Who could find you, among how many people, and how sure we are (every scenario)"):
+        st.caption(
+            "Each row is one scenario: who searches, with which face recogniser, among how many people, with "
+            "what photo of you, and how they decide. The chance is a range; 'not covered' means no valid source "
+            "gives a figure. These are the same scenarios as `privrisk score` (docs/answers.md)."
+        )
+        st.dataframe(
+            pd.DataFrame([scenario_row(sc) for sc in found]),
+            hide_index=True,
+            width="stretch",
+            column_config={"source": st.column_config.TextColumn(width="large")},
+        )
 
 
 def size_row(s) -> dict:
@@ -108,6 +154,7 @@ with st.form(f"photos_{generation}", border=False):
             snapshot_file = st.camera_input("Snapshot", key=f"camera_{generation}")
     st.form_submit_button("Find me", type="primary", key=f"find_me_{generation}")
 
+brief = st.container()  # the answer in brief leads the results; filled once the score is known
 profile_vec = face_vector(profile_file, "Profile photo")
 snapshot_vec = face_vector(snapshot_file, "Snapshot")
 
@@ -243,6 +290,19 @@ best = [
     for c in top_changes(profile, id_curves, audience, link_from=link_from)
     if round(c.before) != round(c.after) or round(c.before_high or 0) != round(c.after_high or 0)
 ]
+settings = ExposureSettings()
+found = scenarios(id_curves, extra_size=settings.scenario_gallery_size or None, stranger_curve=settings.curve)
+brief_args = {
+    "change": best[0].description if best else None,
+    "score": scored.to_dict() if audience == "stranger" else None,  # its sentence is about a stranger
+}
+screen = (
+    searched_first_screen(result, found, sample_world(), **brief_args)
+    if result is not None
+    else first_screen(found, **brief_args)
+)
+with brief:
+    show_first_screen(screen, found)
 st.subheader("The changes that lower it most")
 st.caption("Sets of up to three changes; the first lowers the score most per setting changed.")
 if best:
@@ -300,6 +360,8 @@ summary = {
     "scores": {a: score(profile, id_curves, a, link_from=link_from).to_dict() for a in AUDIENCES},
     "score_source": "your search" if result is not None else "population estimate (the sample set's curves)",
     "top_changes": [c.to_dict() for c in best],
+    "first_screen": screen,
+    "scenarios": [sc.to_dict() for sc in found],
     "curves": "sample_data/identification_curves.json",
 }
 st.download_button(

@@ -176,7 +176,6 @@ LONG_FUNCTIONS = {  # lines
     "report.stats_sections": 101,
     "report.summary_table": 66,
     "scenarios._published": 68,
-    "scenarios.first_screen": 62,
     "tailmodel.backtest": 65,
     "tailmodel.calibration_widening": 63,
     "tailmodel.cross_validate": 104,

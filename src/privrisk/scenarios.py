@@ -392,27 +392,52 @@ def facts_sentence(facts) -> str:
     )
 
 
+def _lower_clause(open_fof: Scenario) -> str:
+    """The open model's answer in the easier condition (a second studio photo), a lower bound."""
+    if open_fof.p_found is None:
+        return "the open 2017 model was not measured here on a second photo of you"
+    return (
+        f"in an easier condition, a second studio photo from the same session, the open 2017 model measured here "
+        f"{verdict_word(*open_fof.p_found)} do so ({_range_words(*open_fof.p_found)}, {open_fof.kind}), a lower bound"
+    )
+
+
+def _stranger_sentence(open_str: Scenario, city: int) -> str:
+    """The stranger's street snapshots with the open model, reviewed by eye; NIST's case not covered."""
+    nist = "for commercial engines tested by the National Institute of Standards and Technology (NIST) that case is not covered, because their figures could not be read here"
+    if open_str.p_found is None:
+        return f"A stranger's street snapshots were not measured here; {nist}."
+    lo, hi = open_str.p_found
+    return (
+        f"From a stranger's photos of you, {open_str.photo}, the same open model puts you among the top 10 of {city:,} and a "
+        f"person checking them by eye recognises you with a chance of {_range_words(lo, hi)} ({open_str.kind}; "
+        "the model likely understates this for blurred captures, and the reviewer's hit rate comes from a "
+        f"one-to-one test); {nist}."
+    )
+
+
 def first_screen(
-    found: list[Scenario], *, change: str | None = None, score: dict | None = None, facts=None
+    found: list[Scenario],
+    *,
+    change: str | None = None,
+    score: dict | None = None,
+    facts=None,
+    own_search: str | None = None,
 ) -> list[str]:
     """At most five sentences for a person: the measured facts about their photos when given
     (``facts``: :func:`privrisk.selfcheck.measured_facts`), the verdict in words (following the
     numbers), the numbers behind it with their kind, what the score means and what would change it.
 
     The verdict compares the strongest documented attacker (a friend of a friend's web photo, among a
-    city's people) with the open model measured here (a stranger's street snapshot, same gallery)."""
+    city's people) with the open model measured here (a stranger's street snapshot, same gallery).
+    ``own_search`` (a clause: :func:`privrisk.selfcheck.search_clause`) replaces the open model's
+    modelled answer for a second photo with the person's own search, so the screen never contradicts it."""
     city = 1_000_000
     strong = strongest(found, "friend_of_friend", city, "automatic")
     open_fof = _pick(found, OPEN_MODEL, "friend_of_friend", city, "automatic")
     open_str = _pick(found, OPEN_MODEL, "stranger", city, "review_top10")
     sentences = [facts_sentence(facts)] if facts is not None else []
-    if open_fof.p_found is None:
-        lower = "the open 2017 model was not measured here on a second photo of you"
-    else:
-        lower = (
-            f"in an easier condition, a second studio photo from the same session, the open 2017 model measured here "
-            f"{verdict_word(*open_fof.p_found)} do so ({_range_words(*open_fof.p_found)}, {open_fof.kind}), a lower bound"
-        )
+    lower = own_search or _lower_clause(open_fof)
     if strong is not None and strong.p_found is not None:
         lo, hi = strong.p_found
         sentences.append(
@@ -424,17 +449,7 @@ def first_screen(
         sentences.append(
             f"No published face recogniser covers a web photo among a city's {city:,} people here; {lower}."
         )
-    nist = "for commercial engines tested by the National Institute of Standards and Technology (NIST) that case is not covered, because their figures could not be read here"
-    if open_str.p_found is not None:
-        lo, hi = open_str.p_found
-        sentences.append(
-            f"From a stranger's photos of you, {open_str.photo}, the same open model puts you among the top 10 of {city:,} and a "
-            f"person checking them by eye recognises you with a chance of {_range_words(lo, hi)} ({open_str.kind}; "
-            "the model likely understates this for blurred captures, and the reviewer's hit rate comes from a "
-            f"one-to-one test); {nist}."
-        )
-    else:
-        sentences.append(f"A stranger's street snapshots were not measured here; {nist}.")
+    sentences.append(_stranger_sentence(open_str, city))
     if score is not None:
         s_lo, s_hi = score["score_range"]
         extrapolated = any("extrapolated past" in n or "bounded scenario" in n for n in score.get("link_notes", ()))

@@ -348,6 +348,39 @@ def search_headline(result: Findability, size: int = 1_000_000) -> str:
     return head if c is row else f"{head} {beyond}"
 
 
+def search_clause(result: Findability, size: int = 1_000_000) -> str:
+    """The person's own search as a clause for :func:`privrisk.scenarios.first_screen`, where the open
+    model's modelled answer for a second photo would stand: the largest gallery counted up to ``size``
+    first (measured beats modelled), then the search's own chance at ``size`` when that was not counted."""
+    from .scenarios import percent_words
+
+    row = result.at(size)
+    counted = [s for s in result.sizes if s.measured and s.gallery_size <= row.gallery_size]
+    parts = []
+    if counted:
+        c = max(counted, key=lambda s: s.gallery_size)
+        parts.append(
+            f"put you {'first' if c.rank == 1 else f'at rank {c.rank:,.0f}'} among {c.gallery_size:,} people (counted)"
+        )
+    if not row.measured:
+        lo, hi = (percent_words(p) for p in (row.p_rank1_range or (row.p_rank1, row.p_rank1)))
+        parts.append(
+            f"give you a chance of {lo if lo == hi else f'{lo} to {hi}'} of coming first among "
+            f"{row.gallery_size:,} ({row.kind} from your search)"
+        )
+    return f"your own two photos, searched here with the open 2017 model, {' and '.join(parts)}, a lower bound"
+
+
+def searched_first_screen(result: Findability, found, world: SampleWorld, *, change=None, score=None) -> list[str]:
+    """The self-check's first screen: :func:`privrisk.scenarios.first_screen` (what ``privrisk score``
+    shows), led by the measured facts of the person's two photos and with their own search in place
+    of the open model's modelled answer for a second photo."""
+    from .scenarios import first_screen
+
+    facts = facts_for_distance(result.distance, world)
+    return first_screen(found, change=change, score=score, facts=facts, own_search=search_clause(result))
+
+
 # --- measured facts first ---------------------------------------------------------------------------
 
 
