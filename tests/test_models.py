@@ -100,3 +100,41 @@ def test_real_model_loads_once_and_keeps_truncated_images_an_error(real_model):
     assert load_face_model() is real_model
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     assert real_model.model_id.startswith("dlib-resnet-v1/")
+
+
+def test_a_forked_child_never_inherits_a_held_model_lock():
+    """Another thread holds the dlib lock when a worker is forked (the app's sessions do): the child
+    must get a free lock, or its first call into the model waits for ever."""
+    import multiprocessing
+    import threading
+
+    import privrisk.models as models
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with models._DLIB_CALLS:
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(10)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(1) as pool:
+            assert pool.apply(_acquire_model_lock, ()) is True
+    finally:
+        release.set()
+        t.join()
+
+
+def _acquire_model_lock() -> bool:
+    import privrisk.models as models
+
+    got = models._DLIB_CALLS.acquire(timeout=5)
+    if got:
+        models._DLIB_CALLS.release()
+    return got

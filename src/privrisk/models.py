@@ -12,6 +12,7 @@ functions that need it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from importlib import metadata
@@ -200,6 +201,26 @@ def _load_dlib(settings: FaceSettings | None) -> DlibFaceModel:
     return _models[engine]
 
 
+def _fresh_locks_after_fork() -> None:
+    """Runs in a forked child. A lock that another thread of the parent held at the moment of the
+    fork (a Streamlit session calling dlib, say) stays held in the child for ever, and the child's
+    first call into the model would wait on it: the hang seen when the app's experiment page forked
+    its embedding workers. The child gets fresh locks; it runs one thread, so nothing else holds them."""
+    global _DLIB_CALLS, _lock
+    _DLIB_CALLS = threading.Lock()
+    _lock = threading.Lock()
+    for model in (*_models.values(), *_embedders.values()):
+        if hasattr(model, "_lock"):
+            model._lock = _DLIB_CALLS if isinstance(model, DlibFaceModel) else threading.Lock()
+        descriptor = getattr(model, "_descriptor", None)
+        if descriptor is not None and hasattr(descriptor, "_lock"):
+            descriptor._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_after_fork)
+
+
 def resolve_engine(settings: FaceSettings | None = None) -> str:
     """The engine that will compute descriptors for ``settings``: its ``engine``, or 'dlib' when the
     fast engine cannot be used here (onnx / onnxruntime not installed, or a weights file other than
@@ -332,7 +353,6 @@ def machine_info() -> dict:
     """The processor and thread counts a run used, for results.json: with the same ones, the same
     seed gives the same numbers bit for bit; on another processor, the same counts and decisions with
     floats within float32's rounding (docs/reproducibility.md)."""
-    import os  # noqa: PLC0415
     import platform  # noqa: PLC0415
 
     processor = platform.processor() or platform.machine()
