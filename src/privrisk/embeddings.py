@@ -32,7 +32,7 @@ from .embedders import OnnxFaceModel
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
 from .images import ImageSource, load_image
-from .models import DlibFaceModel, FaceModel, as_box, embedder_id, load_face_model, resolve_engine
+from .models import DlibFaceModel, FaceModel, as_box, embedder_id, fork_is_safe, load_face_model, resolve_engine
 
 Progress = Callable[[int, int], None]
 
@@ -403,7 +403,8 @@ def _embed_in_pool(
     window = max_in_flight or 4 * n_workers
     # fork: workers start at once, inherit a loaded model and need no `__main__` guard in
     # the caller's script. They only run image decoding and dlib, never FAISS/OpenMP.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    # fork only while it is safe (models.fork_is_safe: not after dlib's CNN detector ran here)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and fork_is_safe() else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "fork":
         # Loaded here once, the model is inherited by every pool's workers: otherwise each pool

@@ -79,6 +79,8 @@ class DlibFaceModel:
     def detect(self, rgb: np.ndarray, detector: str = "hog", upsample: int = 1) -> list[Box]:
         if detector not in ("hog", "cnn"):
             raise ValueError(f"detector must be 'hog' or 'cnn', not {detector!r}")
+        if detector == "cnn":
+            _CNN_RAN.set()  # dlib's thread pool now has threads a forked child would not have
         with self._lock:
             boxes = self._api.face_locations(rgb, upsample, detector)
         return [as_box(box) for box in boxes]
@@ -199,6 +201,17 @@ def _load_dlib(settings: FaceSettings | None) -> DlibFaceModel:
             else:
                 _models[engine] = DlibFaceModel(api)
     return _models[engine]
+
+
+_CNN_RAN = threading.Event()
+
+
+def fork_is_safe() -> bool:
+    """Whether this process may fork workers that call dlib. After dlib's CNN detector has run here,
+    dlib's global thread pool has worker threads; a forked child inherits the pool without its
+    threads, and the child's first CNN detection waits on them for ever (seen in the app's
+    experiment page). Such a process starts its workers with 'spawn' instead."""
+    return not _CNN_RAN.is_set()
 
 
 def _fresh_locks_after_fork() -> None:
