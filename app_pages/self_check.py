@@ -42,8 +42,8 @@ def show_search(result) -> None:
     c2.metric(
         "Rank among 1,000,000 people",
         f"{million.rank:,.0f}",
-        help="The sample's real faces plus distractors drawn from a Gaussian model of faces, searched exactly. "
-        "That model's lower tail is too thin (the report's validation), so this rank is optimistic for you.",
+        help="Counted where the search is real (the sample's faces); beyond that, the rank the tail model "
+        "expects from the sample's real pairs of different people (modelled or extrapolated: see the table).",
     )
     billion = result.at(1_000_000_000)
     lo, hi = billion.p_rank1_range or (billion.p_rank1, billion.p_rank1)
