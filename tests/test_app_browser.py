@@ -183,6 +183,7 @@ def test_ten_browser_sessions_at_once(sandbox, london):
     """Ten visitors in one server process at the same time: each gets their own, correct answer."""
     from playwright.sync_api import expect, sync_playwright
 
+    from app_pages.common import SETTINGS  # the face settings the page embeds uploads with
     from browser import launch, upload
     from privrisk.models import load_face_model
     from privrisk.selfcheck import build_sample_world, embed_one_face, findability
@@ -195,8 +196,8 @@ def test_ten_browser_sessions_at_once(sandbox, london):
     world = build_sample_world(model, n_distractors=200_000)
     expected = {}
     for s in subjects:
-        a = embed_one_face((london / "neutral" / f"{s}.jpg").read_bytes(), "a", model)
-        b = embed_one_face((london / "smiling" / f"{s}.jpg").read_bytes(), "b", model)
+        a = embed_one_face((london / "neutral" / f"{s}.jpg").read_bytes(), "a", model, SETTINGS)
+        b = embed_one_face((london / "smiling" / f"{s}.jpg").read_bytes(), "b", model, SETTINGS)
         f = findability(a.embedding, b.embedding, world)
         expected[s] = (f"{f.distance:.3f}", f"{f.at(1_000_000).rank:,.0f}")  # as the page writes it
     with sync_playwright() as p:
