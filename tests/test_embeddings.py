@@ -29,7 +29,10 @@ def test_process_pool_matches_in_process_results(tmp_path, monkeypatch):
 
     log_dir = tmp_path / "pids"
     log_dir.mkdir()
-    # forked workers call load_face_model(); they inherit this patch
+    # forked workers call load_face_model(); they inherit this patch. Fork even when an earlier test in
+    # this process ran dlib's CNN detector (then privrisk spawns, and a spawned worker would not see
+    # the patch); the fake model never touches dlib's thread pool.
+    monkeypatch.setattr(embeddings, "fork_is_safe", lambda: True)
     monkeypatch.setattr(embeddings, "load_face_model", lambda settings=None: PidRecordingModel(log_dir))
     cache = EmbeddingCache(tmp_path / "cache.sqlite")
     pooled = embed_batch(images, workers=2, cache=cache, max_in_flight=3)
