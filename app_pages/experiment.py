@@ -7,9 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import ExperimentJob, attribution, experiment_jobs
-from privrisk.config import setting_info, with_values
+from privrisk.config import ExperimentConfig, setting_info, with_values
 from privrisk.errors import PrivriskError
-from privrisk.experiment import ExperimentConfig
 from privrisk.fileio import is_privrisk_run
 from privrisk.report import paper_comparison, plain_summary, summary_table
 

@@ -353,9 +353,8 @@ def bench_detectors(n: int = 10) -> dict:
     from PIL import Image
 
     from privrisk.captures import CaptureSource, make_captures
-    from privrisk.config import SELF_CHECK_FACES
+    from privrisk.config import DEFAULT_LEVELS, SELF_CHECK_FACES
     from privrisk.embeddings import file_sha256
-    from privrisk.experiment import DEFAULT_LEVELS
 
     model = load_face_model()
     root = dataset_dir()

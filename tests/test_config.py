@@ -2,9 +2,8 @@
 
 
 def test_setting_info_and_with_values():
-    from privrisk.config import setting_info, with_values
+    from privrisk.config import ExperimentConfig, setting_info, with_values
     from privrisk.errors import ConfigError
-    from privrisk.experiment import ExperimentConfig
 
     info = setting_info(ExperimentConfig, "offline.shots")
     assert info["default"] == 3 and info["min"] == 1 and info["max"] == 20 and info["help"]
@@ -37,3 +36,16 @@ def test_each_detector_has_its_upsampling_rule():
     assert FaceSettings(detector="cnn", multiple_faces="all").passes(72) == (2,)
     assert cnn.cache_key("m") != FaceSettings(detector="cnn", cnn_max_side=800).cache_key("m")
     assert hog.cache_key("m") == FaceSettings(cnn_max_side=800).cache_key("m")  # hog keys unchanged
+
+
+def test_countermeasure_defaults_are_the_transforms_ladders():
+    """config.py declares E4's defaults without importing the photo transforms (the settings module
+    imports no other privrisk module); they must stay the transforms' own ladders and occluders."""
+    from privrisk.config import CountermeasureSettings
+    from privrisk.countermeasures import OCCLUDERS, TRANSFORMS
+
+    settings = CountermeasureSettings()
+    assert settings.transforms == list(TRANSFORMS)
+    for name in ("downscale", "blur", "jpeg", "crop"):
+        assert settings.ladder(name) == list(TRANSFORMS[name].ladder), name
+    assert settings.occlude == list(OCCLUDERS)

@@ -214,7 +214,7 @@ def test_protect_never_opens_a_file(fake, world, monkeypatch):
 
 
 def test_stranger_snapshot_is_the_experiments_street_level():
-    from privrisk.experiment import DEFAULT_LEVELS
+    from privrisk.config import DEFAULT_LEVELS
     from privrisk.exposure import DEFAULT_CURVE
 
     street = next(lv for lv in DEFAULT_LEVELS if lv.name == DEFAULT_CURVE.split("/")[1])
@@ -595,7 +595,8 @@ def test_frontier_trend_says_how_far_rank1_moves_and_whether_it_is_significant()
 def test_experiment_flag_and_config_turn_e4_on(tmp_path, monkeypatch):
     from helpers import ROOT
     from privrisk import cli
-    from privrisk.experiment import ExperimentConfig, load_config
+    from privrisk.config import ExperimentConfig
+    from privrisk.experiment import load_config
 
     assert ExperimentConfig().countermeasures.enabled is False  # opt-in
     seen = {}

@@ -203,7 +203,7 @@ def test_scalar_or_range_settings_load():
 
 
 def test_default_levels_keep_their_names():
-    from privrisk.experiment import DEFAULT_LEVELS
+    from privrisk.config import DEFAULT_LEVELS
 
     names = [lv.name for lv in DEFAULT_LEVELS]
     assert names[:4] == ["webcam", "street", "far", "sunglasses"] and "mask" in names

@@ -11,8 +11,9 @@ import sys
 import pytest
 
 from helpers import ROOT
+from privrisk.config import ExperimentConfig
 from privrisk.errors import ConfigError
-from privrisk.experiment import ExperimentConfig, load_config
+from privrisk.experiment import load_config
 from reproducibility import json_differences
 
 pytestmark = pytest.mark.model

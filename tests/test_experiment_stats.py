@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from helpers import FakeFaceModel, noise_image, use_face_model, write_png
-from privrisk.config import replace
-from privrisk.experiment import ExperimentConfig, run_experiment
+from privrisk.config import ExperimentConfig, replace
+from privrisk.experiment import run_experiment
 from privrisk.report import summary_table
 
 N_SUBJECTS, PROBES_EACH = 15, 3

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from PIL import ImageFile
 
 import hostile
-from privrisk.config import from_dict
+from privrisk.config import ExperimentConfig, from_dict
 from privrisk.errors import ConfigError, ImageError, ManifestError, PrivriskError, ProfileError
-from privrisk.experiment import ExperimentConfig, load_config
+from privrisk.experiment import load_config
 from privrisk.images import load_image
 from privrisk.manifest import read_manifest
 from privrisk.profiles import load_profile, profile_from_dict

@@ -55,7 +55,8 @@ def test_a_foreign_folder_is_refused_unless_overwrite(tmp_path):
 
 
 def test_run_experiment_refuses_before_touching_the_folder(tmp_path):
-    from privrisk.experiment import ExperimentConfig, run_experiment
+    from privrisk.config import ExperimentConfig
+    from privrisk.experiment import run_experiment
 
     foreign = tmp_path / "photos"
     (foreign / "gallery").mkdir(parents=True)

@@ -390,3 +390,271 @@ def with_values(obj: Any, values: dict[str, Any]) -> Any:
             raise ConfigError(f"{dotted}: unknown setting")
         node[last] = value
     return from_dict(type(obj), data)
+
+
+# --- settings of capture degradations (E2's capture levels; the renderer is privrisk.degrade)
+
+_RANGES = ("brightness", "contrast", "rotation_deg", "yaw_deg", "light_strength", "motion_blur_px", "defocus_px")
+_SCALAR_OR_RANGE = ("blur_sigma", "jpeg_quality")
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """One capture condition. Ranges [lo, hi] are drawn per shot from the seed."""
+
+    name: str = setting("webcam", "label of this level in tables and plots")
+    face_width_px: int = setting(
+        80,
+        "the whole photo is shrunk so the face is this wide (0 = keep size); a photo "
+        "whose face is already narrower is not applicable for the level (never enlarged)",
+        min=0,
+    )
+    blur_sigma: float | list[float] = setting(
+        1.0,
+        "Gaussian lens blur sigma in pixels, after resizing: a number or a [lo, hi] range drawn per shot",
+        min=0.0,
+        max=20.0,
+    )
+    jpeg_quality: int | list[int] = setting(
+        40, "JPEG re-compression quality (100 = none): a number or a [lo, hi] range drawn per shot", min=1, max=100
+    )
+    brightness: list = setting([-30.0, 30.0], "range of added brightness (grey levels)", min=-255.0, max=255.0)
+    contrast: list = setting([0.7, 1.1], "range of contrast factors", min=0.0, max=5.0)
+    rotation_deg: list = setting(
+        [-8.0, 8.0], "range of in-plane rotation (head roll) in degrees", min=-180.0, max=180.0
+    )
+    yaw_deg: list = setting(
+        [0.0, 0.0],
+        "range of pose-like head turn in degrees (a perspective warp of the face plane, milder than a real turn)",
+        min=-60.0,
+        max=60.0,
+    )
+    light_strength: list = setting(
+        [0.0, 0.0],
+        "range of directional-light strength: the face's lit side is "
+        "brightened and its far side darkened by up to this share, from a direction "
+        "drawn per shot",
+        min=0.0,
+        max=0.9,
+    )
+    motion_blur_px: list = setting(
+        [0.0, 0.0],
+        "range of motion-blur streak length in capture pixels, in a direction drawn per shot",
+        min=0.0,
+        max=50.0,
+    )
+    defocus_px: list = setting([0.0, 0.0], "range of defocus blur disk radius in capture pixels", min=0.0, max=20.0)
+    noise_sigma: float = setting(3.0, "Gaussian sensor noise (grey levels)", min=0.0, max=100.0)
+    occlusion: str = setting(
+        "none",
+        "'none', 'sunglasses' (two dark lenses over the eyes, placed from the "
+        "landmarks) or 'mask' (a face mask over nose, mouth and chin)",
+        choices=("none", "sunglasses", "mask"),
+    )
+
+    def __post_init__(self) -> None:
+        for name in _RANGES + _SCALAR_OR_RANGE:
+            value = getattr(self, name)
+            if name in _SCALAR_OR_RANGE and not isinstance(value, (list, tuple)):
+                continue
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            ):
+                raise ValueError(f"{name}: expected a range [lo, hi] of two numbers, got {value!r}")
+            if value[0] > value[1]:
+                raise ValueError(f"{name}: range [{value[0]}, {value[1]}] has lo above hi")
+
+
+# --- settings of the experiment's stages (privrisk.experiment chains the stages in privrisk.stages)
+
+# What every default level shares: a hand-held snapshot's roll, head turn, light from one side,
+# a little motion and focus blur, each drawn per shot.
+_SNAPSHOT: dict[str, Any] = dict(
+    rotation_deg=[-8.0, 8.0],
+    yaw_deg=[-20.0, 20.0],
+    light_strength=[0.0, 0.4],
+    motion_blur_px=[0.0, 1.5],
+    defocus_px=[0.0, 0.8],
+)
+DEFAULT_LEVELS = [
+    Degradation(name="webcam", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], **_SNAPSHOT),
+    Degradation(name="street", face_width_px=40, blur_sigma=[0.8, 1.6], jpeg_quality=[25, 45], **_SNAPSHOT),
+    Degradation(name="far", face_width_px=24, blur_sigma=[1.0, 2.0], jpeg_quality=[25, 45], **_SNAPSHOT),
+    Degradation(
+        name="sunglasses",
+        face_width_px=80,
+        blur_sigma=[0.6, 1.4],
+        jpeg_quality=[30, 60],
+        occlusion="sunglasses",
+        **_SNAPSHOT,
+    ),
+    Degradation(
+        name="mask", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], occlusion="mask", **_SNAPSHOT
+    ),
+]
+
+
+@dataclass(frozen=True)
+class OfflineSettings:
+    shots: int = setting(
+        3, "captures per person, fused by taking each candidate's best distance (the paper took 3)", min=1, max=20
+    )
+    levels: list[Degradation] = setting(
+        DEFAULT_LEVELS, "capture conditions, from mild to harsh ([[offline.levels]] tables)"
+    )
+    headline: str = setting("webcam", "level reported as experiments.offline_to_online")
+    detectors: list[str] = setting(
+        ["hog", "cnn"],
+        "detectors every level reports side by side (detection rate and rank-1, exact intervals), each with "
+        "its upsampling rule; faces.detector's numbers feed everything else",
+        choices=("hog", "cnn"),
+    )
+    detector_people: int = setting(
+        0,
+        "the detectors other than faces.detector run on a seeded subset of this many mated people (0 = everyone; "
+        "the demo uses 30: dlib's cnn detector costs about 1 s per capture on a CPU)",
+        min=0,
+    )
+    timing_probes: int = setting(5, "probes timed uncached (detect / embed / search split)", min=1, max=1000)
+
+
+@dataclass(frozen=True)
+class ScalingSettings:
+    sizes: list[int] = setting([100, 1_000, 10_000, 100_000, 1_000_000], "gallery sizes measured with distractors")
+    extrapolate: list[int] = setting([10_000_000, 100_000_000, 1_000_000_000], "gallery sizes predicted by the model")
+    validation_distractors: int = setting(2000, "distractors drawn to compare impostor distances (KS test)", min=100)
+    tail_bootstrap: int = setting(
+        100,
+        "subject-bootstrap refits of each tail model in each fold (the spread of the "
+        "simulated and extrapolated ranges)",
+        min=5,
+        max=10_000,
+    )
+    calibration: str = setting(
+        "",
+        "a calibration saved by `privrisk calibrate --save FILE` on faces the model never saw: where it was not "
+        "within its interval, simulated and extrapolated ranges widen (rule in the report)",
+    )
+
+
+@dataclass(frozen=True)
+class AccretionSettings:
+    visibility: dict = setting({}, "override visibility distributions: field = [only_me, friends, fof, public]")
+    birth_countries: dict = setting({}, "override birth-country shares, e.g. {US = 0.8, KR = 0.1, GB = 0.1}")
+
+
+# --- settings of demographic differentials (computed by privrisk.fairness)
+
+#: distances at which per-group false match rates are reported by default
+DEFAULT_THRESHOLDS = [0.45, 0.5, 0.55, 0.6]
+
+
+@dataclass(frozen=True)
+class FairnessSettings:
+    group_columns: list[str] = setting(
+        ["gender", "ethnicity"],
+        "manifest columns holding self-reported group attributes; each is analysed for demographic differentials",
+    )
+    combine: bool = setting(True, "also analyse the combination of all group columns (e.g. gender+ethnicity)")
+    thresholds: list[float] = setting(
+        DEFAULT_THRESHOLDS,
+        "distance thresholds at which per-group false match "
+        "rates are reported (the operating threshold is always added)",
+    )
+    small_subjects: int = setting(
+        10, "cells with fewer subjects are still shown, flagged 'small: indicative only'", min=1
+    )
+
+
+# --- settings of countermeasures (E4)
+# Moved here so that ExperimentConfig below can declare its [countermeasures] table (config.py imports no
+# other privrisk module). The defaults are the photo transforms' ladders (countermeasures.TRANSFORMS,
+# OCCLUDERS); tests/test_config.py checks that they agree. The protect branch owns this class.
+
+
+@dataclass(frozen=True)
+class CountermeasureSettings:
+    enabled: bool = setting(
+        False,
+        "run E4, the countermeasures experiment (opt-in: it is outside the demo's time budget; "
+        "`privrisk experiment --countermeasures` turns it on too)",
+    )
+    transforms: list[str] = setting(
+        list(("downscale", "blur", "jpeg", "crop", "occlude")),
+        "transforms applied to each person's gallery photo",
+        choices=("downscale", "blur", "jpeg", "crop", "occlude"),
+    )
+    downscale: list[int] = setting(
+        [96, 64, 48, 32, 24, 16, 12], "downscale ladder: face widths in px left, mildest first", min=1
+    )
+    blur: list[float] = setting(
+        [0.005, 0.01, 0.02, 0.03, 0.05, 0.08],
+        "blur ladder: Gaussian sigma as a share of the face width",
+        min=0.0,
+        max=1.0,
+    )
+    jpeg: list[int] = setting([50, 30, 20, 10, 5], "JPEG ladder: qualities, mildest first", min=1, max=100)
+    crop: list[float] = setting(
+        [0.9, 0.75, 0.6, 0.45, 0.3], "crop ladder: share of the face's height kept from the top", min=0.05, max=1.0
+    )
+    occlude: list[str] = setting(
+        ["sunglasses", "mask", "sticker"], "occluders tried", choices=("sunglasses", "mask", "sticker")
+    )
+    snapshot_level: str = setting(
+        "street", "E2 level whose fused captures are the stranger's snapshot (the exposure score's default)"
+    )
+    max_subjects: int = setting(0, "mated persons used, a seeded random choice (0 = every one)", min=0)
+    targets: list[float] = setting(
+        [0.1, 0.01],
+        "rank-1 targets at platform scale: per transform, the cheapest setting whose range's upper end is under each",
+    )
+    platform_sizes: list[int] = setting(
+        [1_000_000, 1_000_000_000], "gallery sizes of the closed-form (tail model) rank-1 ranges", min=2
+    )
+    reference_ssim: list[float] = setting(
+        [0.95, 0.9, 0.8],
+        "SSIM levels at which transforms are ranked by the lowest rank-1 they reach while keeping at least that SSIM",
+        min=0.0,
+        max=1.0,
+    )
+
+    cloak_subjects: int = setting(
+        20,
+        "people whose gallery photo also gets the black-box adversarial cloak (a seeded choice; 0 = no cloak); "
+        "it costs about 250 model queries per photo",
+        min=0,
+    )
+    cloak_epsilon: float = setting(8.0, "the cloak's L-infinity budget in grey levels (of 255)", min=0.5, max=64.0)
+
+    def ladder(self, name: str) -> list:
+        return list(getattr(self, name))
+
+
+# --- settings of an experiment run (the whole TOML file)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    seed: int = setting(2011, "seed for every random choice (gallery split, degradations, profiles, distractors)")
+    dataset_dir: str = setting("", "folder the manifests' image paths are relative to (default: the sample set)")
+    gallery_manifest: str = setting("", "manifest of identified photos (default: sample neutral photos)")
+    probe_manifest: str = setting("", "manifest of pseudonymous photos (default: sample smiling photos)")
+    unseen_share: float = setting(0.2, "share of probe subjects left out of the gallery (open set)", min=0.0, max=0.9)
+    top_k: int = setting(10, "candidates kept per probe (the paper returned 10)", min=1, max=100)
+    fpir: list[float] = setting([0.01, 0.001], "false-positive identification rates for TPIR")
+    bootstrap: int = setting(1000, "bootstrap resamples for 95% intervals", min=50)
+    workers: int = setting(0, "worker processes for embedding (0 = all cores)", min=0)
+    ray_address: str = setting(
+        "", "embed the photo files on this Ray cluster ('host:port', or 'local'); empty = this machine"
+    )
+    faces: FaceSettings = setting(FaceSettings(), "[faces] table: detection and encoding")
+    gallery: GallerySettings = setting(GallerySettings(), "[gallery] table: index and threshold")
+    offline: OfflineSettings = setting(OfflineSettings(), "[offline] table: E2 capture conditions")
+    scaling: ScalingSettings = setting(ScalingSettings(), "[scaling] table: distractor galleries")
+    accretion: AccretionSettings = setting(AccretionSettings(), "[accretion] table: synthetic profiles")
+    fairness: FairnessSettings = setting(FairnessSettings(), "[fairness] table: demographic differentials")
+    countermeasures: CountermeasureSettings = setting(
+        CountermeasureSettings(), "[countermeasures] table: E4, what protects a public photo (opt-in)"
+    )

@@ -33,7 +33,7 @@ from typing import TypedDict, overload
 
 import numpy as np
 
-from .config import SELF_CHECK_FACES, FaceSettings, setting, to_dict
+from .config import SELF_CHECK_FACES, CountermeasureSettings, FaceSettings, to_dict
 from .degrade import EYES, Degradation, box_landmarks, degrade, encode_png, occlude
 from .embeddings import embed_loaded
 from .errors import ConfigError, FaceNotFound, ImageError
@@ -112,7 +112,7 @@ TARGET = 0.10
 
 #: The stranger's default snapshot when none is given: E2's "street" level (a face about 40 px
 #: wide, blurred, compressed, turned), the level the exposure score takes as a stranger's photo
-#: (``exposure.DEFAULT_CURVE``). The same settings as ``experiment.DEFAULT_LEVELS``' street level;
+#: (``exposure.DEFAULT_CURVE``). The same settings as ``config.DEFAULT_LEVELS``' street level;
 #: a test checks they agree (this module cannot import the experiment, which imports it).
 STRANGER_SNAPSHOT = Degradation(
     name="street",
@@ -754,57 +754,6 @@ def protect(
 # stranger's snapshot is E2's fused captures at one level (default the exposure score's "street").
 # Identification is measured among the real gallery (everyone else's photos unchanged) and taken
 # to platform scale with the tail models' closed form, never with new searches.
-
-
-@dataclass(frozen=True)
-class CountermeasureSettings:
-    enabled: bool = setting(
-        False,
-        "run E4, the countermeasures experiment (opt-in: it is outside the demo's time budget; "
-        "`privrisk experiment --countermeasures` turns it on too)",
-    )
-    transforms: list[str] = setting(
-        list(TRANSFORMS), "transforms applied to each person's gallery photo", choices=tuple(TRANSFORMS)
-    )
-    downscale: list[int] = setting(
-        list(TRANSFORMS["downscale"].ladder), "downscale ladder: face widths in px left, mildest first", min=1
-    )
-    blur: list[float] = setting(
-        list(TRANSFORMS["blur"].ladder), "blur ladder: Gaussian sigma as a share of the face width", min=0.0, max=1.0
-    )
-    jpeg: list[int] = setting(list(TRANSFORMS["jpeg"].ladder), "JPEG ladder: qualities, mildest first", min=1, max=100)
-    crop: list[float] = setting(
-        list(TRANSFORMS["crop"].ladder), "crop ladder: share of the face's height kept from the top", min=0.05, max=1.0
-    )
-    occlude: list[str] = setting(list(OCCLUDERS), "occluders tried", choices=OCCLUDERS)
-    snapshot_level: str = setting(
-        "street", "E2 level whose fused captures are the stranger's snapshot (the exposure score's default)"
-    )
-    max_subjects: int = setting(0, "mated persons used, a seeded random choice (0 = every one)", min=0)
-    targets: list[float] = setting(
-        [0.1, 0.01],
-        "rank-1 targets at platform scale: per transform, the cheapest setting whose range's upper end is under each",
-    )
-    platform_sizes: list[int] = setting(
-        [1_000_000, 1_000_000_000], "gallery sizes of the closed-form (tail model) rank-1 ranges", min=2
-    )
-    reference_ssim: list[float] = setting(
-        [0.95, 0.9, 0.8],
-        "SSIM levels at which transforms are ranked by the lowest rank-1 they reach while keeping at least that SSIM",
-        min=0.0,
-        max=1.0,
-    )
-
-    cloak_subjects: int = setting(
-        20,
-        "people whose gallery photo also gets the black-box adversarial cloak (a seeded choice; 0 = no cloak); "
-        "it costs about 250 model queries per photo",
-        min=0,
-    )
-    cloak_epsilon: float = setting(8.0, "the cloak's L-infinity budget in grey levels (of 255)", min=0.5, max=64.0)
-
-    def ladder(self, name: str) -> list:
-        return list(getattr(self, name))
 
 
 @dataclass(frozen=True)

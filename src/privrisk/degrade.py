@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .config import setting
+from .config import Degradation
 
 #: Bump whenever a change here alters the pixels :func:`degrade` makes for the same inputs: cached
 #: captures (:mod:`privrisk.captures`) are keyed by it.
@@ -31,78 +31,6 @@ Landmarks = dict  # face_recognition's layout: feature name -> [(x, y), ...] in 
 
 # features of dlib's 68-point layout, as face_recognition names them
 EYES = ("left_eye", "right_eye")
-
-_RANGES = ("brightness", "contrast", "rotation_deg", "yaw_deg", "light_strength", "motion_blur_px", "defocus_px")
-_SCALAR_OR_RANGE = ("blur_sigma", "jpeg_quality")
-
-
-@dataclass(frozen=True)
-class Degradation:
-    """One capture condition. Ranges [lo, hi] are drawn per shot from the seed."""
-
-    name: str = setting("webcam", "label of this level in tables and plots")
-    face_width_px: int = setting(
-        80,
-        "the whole photo is shrunk so the face is this wide (0 = keep size); a photo "
-        "whose face is already narrower is not applicable for the level (never enlarged)",
-        min=0,
-    )
-    blur_sigma: float | list[float] = setting(
-        1.0,
-        "Gaussian lens blur sigma in pixels, after resizing: a number or a [lo, hi] range drawn per shot",
-        min=0.0,
-        max=20.0,
-    )
-    jpeg_quality: int | list[int] = setting(
-        40, "JPEG re-compression quality (100 = none): a number or a [lo, hi] range drawn per shot", min=1, max=100
-    )
-    brightness: list = setting([-30.0, 30.0], "range of added brightness (grey levels)", min=-255.0, max=255.0)
-    contrast: list = setting([0.7, 1.1], "range of contrast factors", min=0.0, max=5.0)
-    rotation_deg: list = setting(
-        [-8.0, 8.0], "range of in-plane rotation (head roll) in degrees", min=-180.0, max=180.0
-    )
-    yaw_deg: list = setting(
-        [0.0, 0.0],
-        "range of pose-like head turn in degrees (a perspective warp of the face plane, milder than a real turn)",
-        min=-60.0,
-        max=60.0,
-    )
-    light_strength: list = setting(
-        [0.0, 0.0],
-        "range of directional-light strength: the face's lit side is "
-        "brightened and its far side darkened by up to this share, from a direction "
-        "drawn per shot",
-        min=0.0,
-        max=0.9,
-    )
-    motion_blur_px: list = setting(
-        [0.0, 0.0],
-        "range of motion-blur streak length in capture pixels, in a direction drawn per shot",
-        min=0.0,
-        max=50.0,
-    )
-    defocus_px: list = setting([0.0, 0.0], "range of defocus blur disk radius in capture pixels", min=0.0, max=20.0)
-    noise_sigma: float = setting(3.0, "Gaussian sensor noise (grey levels)", min=0.0, max=100.0)
-    occlusion: str = setting(
-        "none",
-        "'none', 'sunglasses' (two dark lenses over the eyes, placed from the "
-        "landmarks) or 'mask' (a face mask over nose, mouth and chin)",
-        choices=("none", "sunglasses", "mask"),
-    )
-
-    def __post_init__(self) -> None:
-        for name in _RANGES + _SCALAR_OR_RANGE:
-            value = getattr(self, name)
-            if name in _SCALAR_OR_RANGE and not isinstance(value, (list, tuple)):
-                continue
-            if (
-                not isinstance(value, (list, tuple))
-                or len(value) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            ):
-                raise ValueError(f"{name}: expected a range [lo, hi] of two numbers, got {value!r}")
-            if value[0] > value[1]:
-                raise ValueError(f"{name}: range [{value[0]}, {value[1]}] has lo above hi")
 
 
 @dataclass(frozen=True)

@@ -24,16 +24,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
-from .countermeasures import CountermeasureSettings
-from .degrade import Degradation
+from .config import ExperimentConfig, load_toml, to_dict
 from .embeddings import EmbeddingCache
 from .errors import ConfigError
-from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
 from .fileio import stderr_log, sweep_temp_files
 from .manifest import read_manifest
 from .models import library_versions, machine_info
@@ -46,106 +42,6 @@ from .stages.online import OnlineResult, online_to_online
 from .stages.scaling import ScalingResult, scaling_study
 from .stages.split import Enrolled, enrol, model_id, split_subjects
 from .stages.timing import Timing, timing
-
-# What every default level shares: a hand-held snapshot's roll, head turn, light from one side,
-# a little motion and focus blur, each drawn per shot.
-_SNAPSHOT: dict[str, Any] = dict(
-    rotation_deg=[-8.0, 8.0],
-    yaw_deg=[-20.0, 20.0],
-    light_strength=[0.0, 0.4],
-    motion_blur_px=[0.0, 1.5],
-    defocus_px=[0.0, 0.8],
-)
-DEFAULT_LEVELS = [
-    Degradation(name="webcam", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], **_SNAPSHOT),
-    Degradation(name="street", face_width_px=40, blur_sigma=[0.8, 1.6], jpeg_quality=[25, 45], **_SNAPSHOT),
-    Degradation(name="far", face_width_px=24, blur_sigma=[1.0, 2.0], jpeg_quality=[25, 45], **_SNAPSHOT),
-    Degradation(
-        name="sunglasses",
-        face_width_px=80,
-        blur_sigma=[0.6, 1.4],
-        jpeg_quality=[30, 60],
-        occlusion="sunglasses",
-        **_SNAPSHOT,
-    ),
-    Degradation(
-        name="mask", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], occlusion="mask", **_SNAPSHOT
-    ),
-]
-
-
-@dataclass(frozen=True)
-class OfflineSettings:
-    shots: int = setting(
-        3, "captures per person, fused by taking each candidate's best distance (the paper took 3)", min=1, max=20
-    )
-    levels: list[Degradation] = setting(
-        DEFAULT_LEVELS, "capture conditions, from mild to harsh ([[offline.levels]] tables)"
-    )
-    headline: str = setting("webcam", "level reported as experiments.offline_to_online")
-    detectors: list[str] = setting(
-        ["hog", "cnn"],
-        "detectors every level reports side by side (detection rate and rank-1, exact intervals), each with "
-        "its upsampling rule; faces.detector's numbers feed everything else",
-        choices=("hog", "cnn"),
-    )
-    detector_people: int = setting(
-        0,
-        "the detectors other than faces.detector run on a seeded subset of this many mated people (0 = everyone; "
-        "the demo uses 30: dlib's cnn detector costs about 1 s per capture on a CPU)",
-        min=0,
-    )
-    timing_probes: int = setting(5, "probes timed uncached (detect / embed / search split)", min=1, max=1000)
-
-
-@dataclass(frozen=True)
-class ScalingSettings:
-    sizes: list[int] = setting([100, 1_000, 10_000, 100_000, 1_000_000], "gallery sizes measured with distractors")
-    extrapolate: list[int] = setting([10_000_000, 100_000_000, 1_000_000_000], "gallery sizes predicted by the model")
-    validation_distractors: int = setting(2000, "distractors drawn to compare impostor distances (KS test)", min=100)
-    tail_bootstrap: int = setting(
-        100,
-        "subject-bootstrap refits of each tail model in each fold (the spread of the "
-        "simulated and extrapolated ranges)",
-        min=5,
-        max=10_000,
-    )
-    calibration: str = setting(
-        "",
-        "a calibration saved by `privrisk calibrate --save FILE` on faces the model never saw: where it was not "
-        "within its interval, simulated and extrapolated ranges widen (rule in the report)",
-    )
-
-
-@dataclass(frozen=True)
-class AccretionSettings:
-    visibility: dict = setting({}, "override visibility distributions: field = [only_me, friends, fof, public]")
-    birth_countries: dict = setting({}, "override birth-country shares, e.g. {US = 0.8, KR = 0.1, GB = 0.1}")
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    seed: int = setting(2011, "seed for every random choice (gallery split, degradations, profiles, distractors)")
-    dataset_dir: str = setting("", "folder the manifests' image paths are relative to (default: the sample set)")
-    gallery_manifest: str = setting("", "manifest of identified photos (default: sample neutral photos)")
-    probe_manifest: str = setting("", "manifest of pseudonymous photos (default: sample smiling photos)")
-    unseen_share: float = setting(0.2, "share of probe subjects left out of the gallery (open set)", min=0.0, max=0.9)
-    top_k: int = setting(10, "candidates kept per probe (the paper returned 10)", min=1, max=100)
-    fpir: list[float] = setting([0.01, 0.001], "false-positive identification rates for TPIR")
-    bootstrap: int = setting(1000, "bootstrap resamples for 95% intervals", min=50)
-    workers: int = setting(0, "worker processes for embedding (0 = all cores)", min=0)
-    ray_address: str = setting(
-        "", "embed the photo files on this Ray cluster ('host:port', or 'local'); empty = this machine"
-    )
-    faces: FaceSettings = setting(FaceSettings(), "[faces] table: detection and encoding")
-    gallery: GallerySettings = setting(GallerySettings(), "[gallery] table: index and threshold")
-    offline: OfflineSettings = setting(OfflineSettings(), "[offline] table: E2 capture conditions")
-    scaling: ScalingSettings = setting(ScalingSettings(), "[scaling] table: distractor galleries")
-    accretion: AccretionSettings = setting(AccretionSettings(), "[accretion] table: synthetic profiles")
-    fairness: FairnessSettings = setting(FairnessSettings(), "[fairness] table: demographic differentials")
-    countermeasures: CountermeasureSettings = setting(
-        CountermeasureSettings(), "[countermeasures] table: E4, what protects a public photo (opt-in)"
-    )
 
 
 def load_config(path: str | os.PathLike | None) -> ExperimentConfig:

@@ -7,9 +7,9 @@ Pure functions: embeddings, subject ids and per-subject group attributes in; pla
 Nothing here reads files, embeds photos or imports a later stage.
 """
 
+from ..config import DEFAULT_THRESHOLDS
 from .cells import (
     ALPHA,
-    DEFAULT_THRESHOLDS,
     MIN_DEFF_EVENTS,
     SMALL_FLAG,
     ImpostorPairs,
@@ -21,7 +21,7 @@ from .cells import (
     make_cell,
     pair_weight_sum,
 )
-from .estimate import AnalysisOptions, E2Inputs, FaceSet, FairnessSettings, PairScan, analyse, group_labels, scan_pairs
+from .estimate import AnalysisOptions, E2Inputs, FaceSet, PairScan, analyse, group_labels, scan_pairs
 from .ratios import fmr_ratio
 from .validate import (
     ScaleSettings,
@@ -41,7 +41,6 @@ __all__ = [
     "AnalysisOptions",
     "E2Inputs",
     "FaceSet",
-    "FairnessSettings",
     "ImpostorPairs",
     "PairScan",
     "Resamples",

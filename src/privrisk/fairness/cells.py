@@ -13,7 +13,6 @@ import numpy as np
 
 from ..metrics import proportion_interval
 
-DEFAULT_THRESHOLDS = [0.45, 0.5, 0.55, 0.6]
 SMALL_FLAG = "small: indicative only"
 ALPHA = 0.05
 #: fewest events in the pooled cell from which a design effect is estimated

@@ -37,10 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import setting
+from ..config import DEFAULT_THRESHOLDS
 from ..errors import PrivriskError
 from .cells import (
-    DEFAULT_THRESHOLDS,
     ImpostorPairs,
     Resamples,
     clustered_zero_bound,
@@ -54,23 +53,6 @@ from .cells import (
 from .ratios import fmr_ratio
 
 SPLITS = ("same", "cross", "all")
-
-
-@dataclass(frozen=True)
-class FairnessSettings:
-    group_columns: list[str] = setting(
-        ["gender", "ethnicity"],
-        "manifest columns holding self-reported group attributes; each is analysed for demographic differentials",
-    )
-    combine: bool = setting(True, "also analyse the combination of all group columns (e.g. gender+ethnicity)")
-    thresholds: list[float] = setting(
-        DEFAULT_THRESHOLDS,
-        "distance thresholds at which per-group false match "
-        "rates are reported (the operating threshold is always added)",
-    )
-    small_subjects: int = setting(
-        10, "cells with fewer subjects are still shown, flagged 'small: indicative only'", min=1
-    )
 
 
 @dataclass(frozen=True)
