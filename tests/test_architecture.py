@@ -225,7 +225,7 @@ MANY_PARAMETERS = {  # parameters
 }
 LONG_MODULES = {  # lines
     "cli": 913,
-    "countermeasures": 1631,
+    "countermeasures": 1580,
     "exposure": 1410,
     "report": 1725,
     "tailmodel": 1322,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import metrics
+from ..config import ExperimentConfig
 from ..profiles import FIELDS, ProfileMix, generate_profiles, national_id_inference
 from .common import Searches
 
@@ -38,7 +39,7 @@ class _People:
     rows: list[dict]
 
 
-def accretion(cfg, names, searches: Searches, meta_by_subject) -> AccretionResult:
+def accretion(cfg: ExperimentConfig, names, searches: Searches, meta_by_subject) -> AccretionResult:
     """E3: what a stranger learns after E1's decision at the gallery threshold, counted per person.
 
     A person with several probes counts once, with the share of their probes that led to them. A
@@ -59,7 +60,7 @@ def accretion(cfg, names, searches: Searches, meta_by_subject) -> AccretionResul
     return AccretionResult(summary, people.rows + wrong_rows)
 
 
-def _profiles(cfg, names, meta_by_subject) -> dict:
+def _profiles(cfg: ExperimentConfig, names, meta_by_subject) -> dict:
     """Everyone's seeded synthetic profile; self-reported age and sex are kept where given."""
     ages = {s: m.get("age") for s, m in meta_by_subject.items() if str(m.get("age", "")).isdigit()}
     sexes = {s: m.get("gender") for s, m in meta_by_subject.items() if m.get("gender") in ("female", "male")}

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import index as faiss_index
 from .. import metrics
+from ..config import ExperimentConfig
 from ..embeddings import EmbeddingCache, artifact_key, embed_batch
 from ..fileio import json_default
 from ..models import EMBEDDING_DIM
@@ -49,7 +50,7 @@ class Embedded:
     skipped: list[tuple[str, str]]
 
 
-def embed_rows(rows, cfg, cache: EmbeddingCache | None, progress) -> Embedded:
+def embed_rows(rows, cfg: ExperimentConfig, cache: EmbeddingCache | None, progress) -> Embedded:
     results = embed_batch(
         [r.image for r in rows],
         cfg.faces,
@@ -81,7 +82,7 @@ def rank_against(gallery_vectors, gallery_labels, probe_vectors, k: int):
     return rank_subjects(d, i, np.asarray(gallery_labels), k)
 
 
-def identification(truth_codes, in_gallery, cand, dist, cfg, seed) -> dict:
+def identification(truth_codes, in_gallery, cand, dist, cfg: ExperimentConfig, seed) -> dict:
     """E1/E2 metrics from subject-level candidates (codes) and distances; misses have -1 / inf.
 
     Every rate carries its count and an exact (Clopper-Pearson) 95% interval; TPIR at each FPIR

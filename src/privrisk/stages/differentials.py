@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import ExperimentConfig
 from ..embeddings import EmbeddingCache
 from .common import Embedded, Log, embed_rows, memo
 from .offline import FusedLevel, fused_arrays
@@ -24,7 +25,12 @@ class FairnessResult:
 
 
 def differentials(
-    cfg, enrolled: Enrolled, fused: dict[str, FusedLevel], cache: EmbeddingCache | None, progress, log: Log
+    cfg: ExperimentConfig,
+    enrolled: Enrolled,
+    fused: dict[str, FusedLevel],
+    cache: EmbeddingCache | None,
+    progress,
+    log: Log,
 ) -> FairnessResult:
     """Every probe photo against every photo of the gallery manifest (all its subjects, not only the
     E1 gallery), so every person's photos meet every other person's. E2 false non-matches use the
@@ -65,7 +71,9 @@ def e2_by_subject(fused: dict[str, FusedLevel], probe_subjects: list[str]) -> tu
     return e2_shots, e2_rank1
 
 
-def _compute(cfg, probes: Embedded, fused: dict[str, FusedLevel], meta_by_subject, identified: Embedded) -> dict:
+def _compute(
+    cfg: ExperimentConfig, probes: Embedded, fused: dict[str, FusedLevel], meta_by_subject, identified: Embedded
+) -> dict:
     from ..fairness import AnalysisOptions, E2Inputs, FaceSet, TailCheckOptions, analyse, tail_check_cross_validated
 
     e2_shots, e2_rank1 = e2_by_subject(fused, probes.subjects)

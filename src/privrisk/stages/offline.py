@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..captures import CaptureSource, make_captures
-from ..config import replace, to_dict
+from ..config import ExperimentConfig, replace, to_dict
 from ..degrade import Degradation, applicable
 from ..embeddings import EmbeddingCache, embed_batch, file_sha256
 from ..images import load_image
@@ -73,7 +73,9 @@ class _Captures:
     not_applicable: list[int]
 
 
-def offline_to_online(cfg, enrolled: Enrolled, cache: EmbeddingCache | None, progress, log: Log) -> OfflineResult:
+def offline_to_online(
+    cfg: ExperimentConfig, enrolled: Enrolled, cache: EmbeddingCache | None, progress, log: Log
+) -> OfflineResult:
     levels, fused, per_probe = {}, {}, []
     sources = probe_sources(cfg, enrolled)
     model_id = embedder_id(cfg.faces)
@@ -104,7 +106,7 @@ def offline_to_online(cfg, enrolled: Enrolled, cache: EmbeddingCache | None, pro
     return OfflineResult(levels, fused, per_probe)
 
 
-def probe_sources(cfg, enrolled: Enrolled) -> dict[str, tuple[str, Box]]:
+def probe_sources(cfg: ExperimentConfig, enrolled: Enrolled) -> dict[str, tuple[str, Box]]:
     """Each probe photo once: its content hash (what cached captures are keyed by) and its face box
     in the loaded photo's pixels; the captures themselves are made in the embedding workers."""
     box_of = dict(zip(enrolled.probes.names, enrolled.probes.boxes))
@@ -115,7 +117,9 @@ def probe_sources(cfg, enrolled: Enrolled) -> dict[str, tuple[str, Box]]:
     return sources
 
 
-def _captures(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, model_id: str) -> _Captures:
+def _captures(
+    cfg: ExperimentConfig, enrolled: Enrolled, sources, level: Degradation, li: int, model_id: str
+) -> _Captures:
     caps = _Captures([], [], [], [], [])
     for pi, name in enumerate(enrolled.probes.names):
         sha, box = sources[name]
@@ -138,7 +142,7 @@ def _captures(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, mod
     return caps
 
 
-def detector_subset(cfg, enrolled: Enrolled) -> list[int] | None:
+def detector_subset(cfg: ExperimentConfig, enrolled: Enrolled) -> list[int] | None:
     """The probes (positions among the embedded probes) the other detectors run on: a seeded subset
     of ``offline.detector_people`` mated people, or None for everyone."""
     n = cfg.offline.detector_people
@@ -150,7 +154,16 @@ def detector_subset(cfg, enrolled: Enrolled) -> list[int] | None:
 
 
 def per_detector(
-    cfg, enrolled: Enrolled, sources, level: Degradation, li: int, caps: _Captures, res, cache, progress, log
+    cfg: ExperimentConfig,
+    enrolled: Enrolled,
+    sources,
+    level: Degradation,
+    li: int,
+    caps: _Captures,
+    res,
+    cache,
+    progress,
+    log,
 ) -> dict:
     """One level seen by each detector of ``offline.detectors``, side by side on the same captures:
     the share of captures with a face found and rank-1 of the fused shots over the mated people,
@@ -192,7 +205,7 @@ def per_detector(
     return out
 
 
-def _recapture(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, pi: int, faces) -> list:
+def _recapture(cfg: ExperimentConfig, enrolled: Enrolled, sources, level: Degradation, li: int, pi: int, faces) -> list:
     """Probe ``pi``'s captures at ``level`` (the same images as the level's), cached under ``faces``."""
     name = enrolled.probes.names[pi]
     sha, box = sources[name]
@@ -202,7 +215,7 @@ def _recapture(cfg, enrolled: Enrolled, sources, level: Degradation, li: int, pi
     )
 
 
-def _detector_view(cfg, enrolled: Enrolled, caps: _Captures, rows: list[int], got, faces) -> dict:
+def _detector_view(cfg: ExperimentConfig, enrolled: Enrolled, caps: _Captures, rows: list[int], got, faces) -> dict:
     """Detection and fused rank-1 of ``rows`` (the level's persons) from their shots' results ``got``."""
     shots = cfg.offline.shots
     ok = [j for j, r in enumerate(got) if r.ok]
@@ -244,7 +257,9 @@ def upsample_rule(faces) -> str:
     )
 
 
-def _level(cfg, enrolled: Enrolled, level: Degradation, li: int, caps: _Captures, res) -> tuple[dict, FusedLevel]:
+def _level(
+    cfg: ExperimentConfig, enrolled: Enrolled, level: Degradation, li: int, caps: _Captures, res
+) -> tuple[dict, FusedLevel]:
     """A level's metrics (identification of the fused shots, detection, what fusing gains) and
     its fused searches."""
     probes, code = enrolled.probes, enrolled.code
@@ -282,7 +297,7 @@ def _level(cfg, enrolled: Enrolled, level: Degradation, li: int, caps: _Captures
     return m, FusedLevel(shot_vecs, shot_owner, fused_c, fused_d, lv_truth, lv_mated, probe_index)
 
 
-def _fuse(cfg, enrolled: Enrolled, shot_vecs, shot_owner, n_persons: int):
+def _fuse(cfg: ExperimentConfig, enrolled: Enrolled, shot_vecs, shot_owner, n_persons: int):
     """Each shot's best candidate and distance, and per person each gallery subject's best distance
     over their shots: the fused top ``cfg.top_k`` candidates (-1 where none) and distances."""
     full = np.full((n_persons, len(enrolled.names)), np.inf, np.float32)
@@ -300,7 +315,9 @@ def _fuse(cfg, enrolled: Enrolled, shot_vecs, shot_owner, n_persons: int):
     return top_c, top_d, fused_c, fused_d
 
 
-def _level_rows(cfg, enrolled: Enrolled, level: Degradation, caps: _Captures, fl: FusedLevel) -> list[dict]:
+def _level_rows(
+    cfg: ExperimentConfig, enrolled: Enrolled, level: Degradation, caps: _Captures, fl: FusedLevel
+) -> list[dict]:
     """The per-probe table's rows of one level; probes it does not apply to say so."""
     probes, names, code = enrolled.probes, enrolled.names, enrolled.code
     in_gallery_subjects = enrolled.in_gallery_subjects

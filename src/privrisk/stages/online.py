@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import metrics
+from ..config import ExperimentConfig
 from ..index import pairwise_distances
 from .common import Log, ProbeSearch, identification, probe_row, rank_against
 from .split import Enrolled, subject_of
@@ -31,7 +32,7 @@ class OnlineResult:
     per_probe: list[dict]
 
 
-def online_to_online(cfg, enrolled: Enrolled, log: Log) -> OnlineResult:
+def online_to_online(cfg: ExperimentConfig, enrolled: Enrolled, log: Log) -> OnlineResult:
     probes, code = enrolled.probes, enrolled.code
     cand, dist, _ = rank_against(enrolled.gal_vecs, enrolled.gal_codes, probes.vectors, cfg.top_k)
     # probes whose face was not found are misses: add them as empty rows
@@ -80,7 +81,7 @@ def _breakdowns(enrolled: Enrolled, p_subjects, truth, mated, cand) -> dict:
     }
 
 
-def _verification(cfg, enrolled: Enrolled) -> tuple[dict, np.ndarray, np.ndarray]:
+def _verification(cfg: ExperimentConfig, enrolled: Enrolled) -> tuple[dict, np.ndarray, np.ndarray]:
     """Verification ROC: every probe against every gallery face; with the genuine and impostor
     distances it was drawn from."""
     probes, code, gal_vecs, gal_codes = enrolled.probes, enrolled.code, enrolled.gal_vecs, enrolled.gal_codes
@@ -114,7 +115,7 @@ def _verification(cfg, enrolled: Enrolled) -> tuple[dict, np.ndarray, np.ndarray
     return verification, genuine, impostor
 
 
-def genuine_pairs(genuine, impostor, e1, cfg, g_manifest, p_manifest) -> dict:
+def genuine_pairs(genuine, impostor, e1, cfg: ExperimentConfig, g_manifest, p_manifest) -> dict:
     """What E1's genuine pairs are, how far apart, and what follows from that: the wording is
     derived from the distances (a claim of separation is made only when it holds)."""
     default = not cfg.gallery_manifest and not cfg.probe_manifest

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import index as faiss_index
 from .. import metrics, tailmodel
+from ..config import ExperimentConfig
 from ..distractors import DistractorModel, predicted_rank1, validate
 from ..embeddings import EmbeddingCache
 from ..progress import reporter
@@ -107,7 +108,13 @@ class _Predictions:
 
 
 def scaling_study(
-    cfg, enrolled: Enrolled, e1: OnlineResult, e2: OfflineResult, cache: EmbeddingCache | None, progress, log: Log
+    cfg: ExperimentConfig,
+    enrolled: Enrolled,
+    e1: OnlineResult,
+    e2: OfflineResult,
+    cache: EmbeddingCache | None,
+    progress,
+    log: Log,
 ) -> ScalingResult:
     """:func:`scaling` through :func:`.common.memo`: every input it depends on is in the key."""
     inp = ScalingInputs(
@@ -135,7 +142,7 @@ def scaling_study(
     return ScalingResult(memo(cache, log, "scaling", key, compute))
 
 
-def scaling(cfg, inp: ScalingInputs, log: Log, progress=False) -> dict:
+def scaling(cfg: ExperimentConfig, inp: ScalingInputs, log: Log, progress=False) -> dict:
     """Identification against galleries of the real subjects plus other faces, as labelled points
     (see the module's docstring)."""
     model = DistractorModel.fit(np.vstack([inp.gal_vecs, inp.probe_vecs]))
@@ -164,7 +171,9 @@ def scaling(cfg, inp: ScalingInputs, log: Log, progress=False) -> dict:
     return _summary(cfg, curves, preds, grid, check, tails, exact)
 
 
-def held_out_tail_models(cfg, enrolled: Enrolled, e1: OnlineResult) -> tuple[list[dict], np.ndarray] | None:
+def held_out_tail_models(
+    cfg: ExperimentConfig, enrolled: Enrolled, e1: OnlineResult
+) -> tuple[list[dict], np.ndarray] | None:
     """The tail models' per-fold fits, one dict (fold -> model that never saw that fold's people) per
     kind in :data:`tailmodel.KINDS` order, and each probe's fold: the same cross-fit as the scaling
     study's (same inputs, seed and folds), for a later stage that must not score people with a model
@@ -178,11 +187,11 @@ def held_out_tail_models(cfg, enrolled: Enrolled, e1: OnlineResult) -> tuple[lis
     return [cvs[k]["fold_models"] for k in tailmodel.KINDS], np.asarray(cvs["gpd"]["fold_of"])
 
 
-def _tail_options(cfg, kind: str) -> dict:
+def _tail_options(cfg: ExperimentConfig, kind: str) -> dict:
     return {"kind": kind, "n_boot": cfg.scaling.tail_bootstrap, "seed": cfg.seed}
 
 
-def _tail_models(cfg, inp: ScalingInputs, probe_codes, check: dict, log: Log) -> _TailModels:
+def _tail_models(cfg: ExperimentConfig, inp: ScalingInputs, probe_codes, check: dict, log: Log) -> _TailModels:
     """Tail models cross-validated on held-out people, and fitted on everyone for reuse; their
     validation goes into ``check``. Too few people or pairs: no tail model."""
     log("scaling: fitting and cross-validating the tail models (2 kinds x 5 folds, subject bootstrap)")
@@ -214,14 +223,14 @@ def _tail_models(cfg, inp: ScalingInputs, probe_codes, check: dict, log: Log) ->
     return _TailModels(cvs, full, n_pairs, probe_fold)
 
 
-def _grid(cfg, n_real: int, n_pairs: int) -> _Grid:
+def _grid(cfg: ExperimentConfig, n_real: int, n_pairs: int) -> _Grid:
     sizes = [s for s in cfg.scaling.sizes if s >= n_real] or [n_real]
     all_sizes = sorted(set([n_real] + [int(s) for s in sizes] + [int(s) for s in cfg.scaling.extrapolate]))
     n_other = np.array([s - n_real for s in all_sizes], np.float64)
     return _Grid(n_real, sizes, all_sizes, n_other, n_pairs)
 
 
-def _specs(cfg, inp: ScalingInputs, probe_fold) -> dict[str, dict]:
+def _specs(cfg: ExperimentConfig, inp: ScalingInputs, probe_fold) -> dict[str, dict]:
     """Per curve (E1, and each E2 level with a mated person) the per-person arrays it needs."""
     n_vec = len(inp.probe_vecs)
     specs = {}
@@ -257,7 +266,7 @@ def _exact_rates(spec, ids, n_other) -> tuple[float, float]:
     return float(((rank == 1) & (ahead == 0)).mean()), float((rank - 1 + ahead <= 9).mean())
 
 
-def _exact_search(cfg, model, index, specs, grid: _Grid, n_vec: int, progress, log: Log) -> _Exact:
+def _exact_search(cfg: ExperimentConfig, model, index, specs, grid: _Grid, n_vec: int, progress, log: Log) -> _Exact:
     """Every curve's persons searched exactly among the drawn distractors; at SEED_SIZE (or the
     largest searched size below it) two more draws give the seed spread."""
     n_real, sizes = grid.n_real, grid.sizes
@@ -286,7 +295,7 @@ def _exact_search(cfg, model, index, specs, grid: _Grid, n_vec: int, progress, l
     return _Exact(exact_ids, seed_runs, seed_size, search_s)
 
 
-def _predictions(cfg, specs, tails: _TailModels, probe_vecs, grid: _Grid) -> _Predictions:
+def _predictions(cfg: ExperimentConfig, specs, tails: _TailModels, probe_vecs, grid: _Grid) -> _Predictions:
     """Closed-form predictions for every size, model and replicate, and the threshold for FPIR 1%."""
     cvs, n_other, theta = tails.cvs, grid.n_other, cfg.gallery.threshold
     rng = np.random.default_rng(cfg.seed + 17)
@@ -320,7 +329,7 @@ def _predictions(cfg, specs, tails: _TailModels, probe_vecs, grid: _Grid) -> _Pr
     return _Predictions(pred, thr_point, thr_lo, thr_hi)
 
 
-def _curve(cfg, model, name: str, spec, exact: _Exact, preds: _Predictions, grid: _Grid) -> dict:
+def _curve(cfg: ExperimentConfig, model, name: str, spec, exact: _Exact, preds: _Predictions, grid: _Grid) -> dict:
     """One curve: a labelled point per gallery size, the old readers' ``measured`` and
     ``predicted``, and the seed spread."""
     name_ids, seeds, reps = exact.ids[name], exact.seed_runs[name], preds.pred[name]
@@ -344,7 +353,9 @@ def _curve(cfg, model, name: str, spec, exact: _Exact, preds: _Predictions, grid
     }
 
 
-def _point(cfg, spec, ids, reps: dict, preds: _Predictions, grid: _Grid, spread, j: int, size: int) -> dict:
+def _point(
+    cfg: ExperimentConfig, spec, ids, reps: dict, preds: _Predictions, grid: _Grid, spread, j: int, size: int
+) -> dict:
     """The point at gallery size ``size`` (``j``-th of the grid): rank-1, rank-10, FPIR at the
     threshold and the wrong-person share, each with its range and what that range spans (the
     sampling spread and the tail-model spread apart), and the threshold for FPIR 1%. Where the
@@ -436,7 +447,9 @@ def _model_values(reps: dict, j: int) -> list:
     return out
 
 
-def _summary(cfg, curves, preds: _Predictions, grid: _Grid, check, tails: _TailModels, exact: _Exact) -> dict:
+def _summary(
+    cfg: ExperimentConfig, curves, preds: _Predictions, grid: _Grid, check, tails: _TailModels, exact: _Exact
+) -> dict:
     online = curves["online_to_online"]
     gpd_online = preds.pred["online_to_online"]["gpd"][0][0]
     all_sizes = grid.all_sizes
@@ -612,7 +625,7 @@ def _threshold_for_fpir(fold_models, probe_vecs, probe_fold, n_other_sizes, targ
     return np.array(out)
 
 
-def _gaussian_prediction(model, spec, sizes, cfg, n_real) -> dict:
+def _gaussian_prediction(model, spec, sizes, cfg: ExperimentConfig, n_real) -> dict:
     """The old readers' ``predicted``: the Gaussian distractor model's saddlepoint rank-1 (unchanged
     from before the tail model; it fails the held-out validation, so ``points`` supersede it)."""
     m = spec["mated"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ExperimentConfig
 from ..embeddings import EmbeddingCache
 from ..errors import ConfigError
 from ..gallery import Gallery, build_gallery
@@ -58,7 +59,9 @@ class Enrolled:
         return set(self.gal_subjects)
 
 
-def split_subjects(cfg, root: Path, g_manifest: Manifest, p_manifest: Manifest, rng, log: Log) -> Split:
+def split_subjects(
+    cfg: ExperimentConfig, root: Path, g_manifest: Manifest, p_manifest: Manifest, rng, log: Log
+) -> Split:
     """Leave ``cfg.unseen_share`` of the subjects in both manifests out of the gallery (seeded)."""
     common = sorted(set(g_manifest.subjects) & set(p_manifest.subjects))
     calibration: frozenset[str] = frozenset()
@@ -81,7 +84,7 @@ def split_subjects(cfg, root: Path, g_manifest: Manifest, p_manifest: Manifest, 
     return Split(root, g_manifest, p_manifest, common, frozenset(unseen), gallery_rows, calibration)
 
 
-def enrol(cfg, split: Split, out: Path, cache: EmbeddingCache | None, progress, log: Log) -> Enrolled:
+def enrol(cfg: ExperimentConfig, split: Split, out: Path, cache: EmbeddingCache | None, progress, log: Log) -> Enrolled:
     """Build the gallery of the split's rows in ``out/gallery`` (replacing an earlier one), read
     its embeddings back, and embed the probe photos."""
     g_manifest, p_manifest = split.gallery_manifest, split.probe_manifest
@@ -129,7 +132,7 @@ def enrol(cfg, split: Split, out: Path, cache: EmbeddingCache | None, progress, 
     )
 
 
-def _threshold(cfg, split: Split, cache: EmbeddingCache | None, progress, log: Log) -> dict:
+def _threshold(cfg: ExperimentConfig, split: Split, cache: EmbeddingCache | None, progress, log: Log) -> dict:
     """The match threshold and its rule: as given, or (rule 'fmr') chosen at ``gallery.threshold_fmr``
     on the impostor pairs of the people held out in ``split.calibration``, whom nothing scores."""
     if not split.calibration:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import index as faiss_index
 from ..captures import CaptureSource, make_captures
+from ..config import ExperimentConfig
 from ..degrade import Degradation
 from ..embeddings import embed_loaded
 from ..images import load_image
@@ -34,7 +35,7 @@ class Timing:
         return {"seconds_per_probe": self.offline["total"], "seconds_split": self.offline}
 
 
-def timing(cfg, enrolled: Enrolled, log: Log) -> Timing:
+def timing(cfg: ExperimentConfig, enrolled: Enrolled, log: Log) -> Timing:
     log("timing identifications (uncached)")
     probes, gal_vecs = enrolled.probes, enrolled.gal_vecs
     box_of = dict(zip(probes.names, probes.boxes))
@@ -44,7 +45,9 @@ def timing(cfg, enrolled: Enrolled, log: Log) -> Timing:
     return Timing(online, offline)
 
 
-def time_identifications(cfg, probes: Embedded, box_of, gal_vecs, level: Degradation | None, shots: int) -> dict:
+def time_identifications(
+    cfg: ExperimentConfig, probes: Embedded, box_of, gal_vecs, level: Degradation | None, shots: int
+) -> dict:
     """Seconds per identification, uncached, in this process: making the captures (when ``level``
     is given; clean photos otherwise), detecting and embedding their faces, then one search."""
 
