@@ -11,9 +11,11 @@ folder, and runs
   and extrapolated to 10^9.
 
 It writes ``results.json``, ``probes.csv``, plots and ``report.html`` (via :mod:`privrisk.report`).
-Each stage lives in :mod:`privrisk.stages` and returns a frozen dataclass; this module holds the
-settings and chains the stages, and ``results.json`` is their serialisation
-(:data:`privrisk.stages.schema.RESULTS_SCHEMA`).
+Each stage lives in :mod:`privrisk.stages` and returns a frozen dataclass; the settings are
+declared in :mod:`privrisk.config` (:class:`~privrisk.config.ExperimentConfig`). This module chains
+the stages and carries their typed results (:class:`privrisk.stages.schema.ExperimentResults`) to the
+JSON edge, where ``results.json`` is made from them in one place
+(:meth:`~privrisk.stages.schema.ExperimentResults.to_json`, :data:`privrisk.stages.schema.RESULTS_SCHEMA`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import dataclasses
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import ExperimentConfig, load_toml, to_dict
+from .config import ExperimentConfig, load_toml
 from .embeddings import EmbeddingCache
 from .errors import ConfigError
 from .fileio import stderr_log, sweep_temp_files
@@ -37,11 +38,12 @@ from .samples import dataset_dir, sample_manifest
 from .stages.accretion import AccretionResult, accretion
 from .stages.common import Log, Searches
 from .stages.differentials import differentials
-from .stages.offline import OfflineResult, offline_to_online, upsample_rule
+from .stages.offline import offline_to_online, upsample_rule
 from .stages.online import OnlineResult, online_to_online
 from .stages.scaling import ScalingResult, scaling_study
+from .stages.schema import Dataset, ExperimentResults, Provenance
 from .stages.split import Enrolled, enrol, model_id, split_subjects
-from .stages.timing import Timing, timing
+from .stages.timing import timing
 
 
 def load_config(path: str | os.PathLike | None) -> ExperimentConfig:
@@ -111,9 +113,10 @@ def run_experiment(
 
         calibration = tailmodel.load_calibration(cfg.scaling.calibration)
         scaled = ScalingResult(tailmodel.apply_calibration(scaled.detail, calibration))
-    results = _results(cfg, enrolled, _Stages(e1, e2, timed, e3, scaled))
-    results["seconds_total"] = time.perf_counter() - t_start
-    results["fairness"] = differentials(cfg, enrolled, e2.fused, cache, progress, log).summary
+    provenance = _provenance(cfg, enrolled)
+    seconds_total = time.perf_counter() - t_start
+    fairness = differentials(cfg, enrolled, e2.fused, cache, progress, log)
+    results = ExperimentResults(provenance, e1, e2, timed, e3, scaled, seconds_total, fairness).to_json()
     if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.countermeasures
         from .countermeasures import run_on_experiment
 
@@ -150,42 +153,20 @@ def attacker(cfg: ExperimentConfig, enrolled: Enrolled) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class _Stages:
-    """The stages' results that results.json is made of."""
-
-    e1: OnlineResult
-    e2: OfflineResult
-    timed: Timing
-    e3: AccretionResult
-    scaled: ScalingResult
-
-
-def _results(cfg: ExperimentConfig, enrolled: Enrolled, stages: _Stages) -> dict:
-    """results.json (before ``seconds_total`` and ``fairness``): the stages' results serialised, with
-    the config, seed and versions that produced them (:data:`privrisk.stages.schema.RESULTS_SCHEMA`)."""
-    e1, e2, timed, e3, scaled = stages.e1, stages.e2, stages.timed, stages.e3, stages.scaled
+def _provenance(cfg: ExperimentConfig, enrolled: Enrolled) -> Provenance:
+    """The config as run, the versions and machine, the attacker and the data behind a run's numbers."""
     split = enrolled.split
     g_manifest, p_manifest = split.gallery_manifest, split.probe_manifest
-    headline = e2.levels[cfg.offline.headline] | {"level_name": cfg.offline.headline} | timed.offline_fields()
-    return {
-        "privrisk_version": library_versions().get("privrisk", "0"),
-        "seed": cfg.seed,
-        "config": to_dict(cfg),
-        "versions": library_versions()
+    return Provenance(
+        privrisk_version=library_versions().get("privrisk", "0"),
+        config=cfg,
+        versions=library_versions()
         | {"model_id": model_id(enrolled.gallery_dir), "python": sys.version.split()[0], "machine": machine_info()},
-        "attacker": attacker(cfg, enrolled),
-        "dataset": {
-            "root": str(split.root),
-            "gallery_manifest": str(g_manifest.path),
-            "probe_manifest": str(p_manifest.path),
-            "refused_rows": [str(r) for r in (*g_manifest.refused, *p_manifest.refused)],
-        },
-        "experiments": {
-            "online_to_online": e1.metrics | timed.online_fields(),
-            "offline_to_online": headline | {"levels": e2.levels},
-            "accretion": e3.metrics,
-        },
-        "scaling": scaled.measured,
-        "scaling_detail": scaled.detail,
-    }
+        attacker=attacker(cfg, enrolled),
+        dataset=Dataset(
+            root=str(split.root),
+            gallery_manifest=str(g_manifest.path),
+            probe_manifest=str(p_manifest.path),
+            refused_rows=[str(r) for r in (*g_manifest.refused, *p_manifest.refused)],
+        ),
+    )

@@ -1,7 +1,8 @@
 """The experiment's stages, in the order :func:`privrisk.experiment.run_experiment` chains them.
 
-Each stage is a function that takes the config and the earlier stages' results and returns a
-frozen dataclass; ``results.json`` is their serialisation (:mod:`.schema` states its shape):
+Each stage is a function that takes the config (:class:`privrisk.config.ExperimentConfig`) and the
+earlier stages' results and returns a frozen dataclass; the run carries them together as
+:class:`.schema.ExperimentResults`, whose ``to_json`` is ``results.json`` (:mod:`.schema` states its shape):
 
 - :mod:`.split`: which probe subjects have an identified photo in the gallery (open set), the
   gallery built from those photos, and the probes embedded (:class:`.split.Enrolled`);

@@ -1,5 +1,8 @@
-"""The one shape of ``results.json``: every stage's serialisation, as nested declarations that
-:func:`problems` checks a results dict against (keys present, values of the declared type).
+"""The one shape of ``results.json``: the stages' typed results a run carries
+(:class:`ExperimentResults`), the one place they become a string-keyed dict
+(:meth:`ExperimentResults.to_json`, called at the JSON edge by :func:`privrisk.experiment.run_experiment`),
+and that dict's shape as nested declarations that :func:`problems` checks it against (keys present,
+values of the declared type).
 
 A declaration is a type or a tuple of types (``float`` also accepts an int; ``None`` is written
 ``NONE``), a dict of key -> declaration (the keys required; others may follow), :class:`MapOf`
@@ -12,7 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RESULTS_SCHEMA", "ListOf", "MapOf", "problems"]
+from ..config import ExperimentConfig, to_dict
+from .accretion import AccretionResult
+from .differentials import FairnessResult
+from .offline import OfflineResult
+from .online import OnlineResult
+from .scaling import ScalingResult
+from .timing import Timing
+
+__all__ = ["RESULTS_SCHEMA", "Dataset", "ExperimentResults", "ListOf", "MapOf", "Provenance", "problems"]
 
 NONE = type(None)
 NUM = (int, float)
@@ -190,6 +201,74 @@ RESULTS_SCHEMA = {
     "fairness": {"attributes": dict, "pairs": str, "skipped_gallery_photos": ListOf({"image": str, "reason": str})},
     "outputs": ListOf(str),
 }
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The photos a run read: the folder their paths are relative to, the two manifests, and the rows
+    refused (each with its reason)."""
+
+    root: str
+    gallery_manifest: str
+    probe_manifest: str
+    refused_rows: list[str]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced a run's numbers: the config as run (with the threshold its rule chose), the
+    library versions and machine, the attacker (detector, embedder, decision rule) and the data."""
+
+    privrisk_version: str
+    config: ExperimentConfig
+    versions: dict[str, Any]
+    attacker: dict[str, Any]
+    dataset: Dataset
+
+
+@dataclass(frozen=True)
+class ExperimentResults:
+    """A run's results as its stages returned them, with what produced them. ``seconds_total`` is the
+    run's time up to the scaling study (the demographic differentials and E4 come after it)."""
+
+    provenance: Provenance
+    online: OnlineResult
+    offline: OfflineResult
+    timing: Timing
+    accretion: AccretionResult
+    scaling: ScalingResult
+    seconds_total: float
+    fairness: FairnessResult
+
+    def to_json(self) -> dict[str, Any]:
+        """``results.json`` (:data:`RESULTS_SCHEMA`, before the run's ``outputs`` are listed): the one
+        place the typed results become a string-keyed dict. The dict shares the stages' values."""
+        cfg = self.provenance.config
+        headline = cfg.offline.headline
+        offline = self.offline.levels[headline] | {"level_name": headline} | self.timing.offline_fields()
+        dataset = self.provenance.dataset
+        return {
+            "privrisk_version": self.provenance.privrisk_version,
+            "seed": cfg.seed,
+            "config": to_dict(cfg),
+            "versions": self.provenance.versions,
+            "attacker": self.provenance.attacker,
+            "dataset": {
+                "root": dataset.root,
+                "gallery_manifest": dataset.gallery_manifest,
+                "probe_manifest": dataset.probe_manifest,
+                "refused_rows": dataset.refused_rows,
+            },
+            "experiments": {
+                "online_to_online": self.online.metrics | self.timing.online_fields(),
+                "offline_to_online": offline | {"levels": self.offline.levels},
+                "accretion": self.accretion.metrics,
+            },
+            "scaling": self.scaling.measured,
+            "scaling_detail": self.scaling.detail,
+            "seconds_total": self.seconds_total,
+            "fairness": self.fairness.summary,
+        }
 
 
 def problems(value: Any, schema: Any = RESULTS_SCHEMA, where: str = "results") -> list[str]:
