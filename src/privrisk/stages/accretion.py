@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import metrics
 from ..config import ExperimentConfig
-from ..profiles import FIELDS, ProfileMix, generate_profiles, national_id_inference
+from ..profiles import FIELDS, IdInference, Profile, ProfileMix, generate_profiles, national_id_inference
 from .common import Searches
 
 __all__ = ["AccretionResult", "accretion"]
@@ -39,7 +39,9 @@ class _People:
     rows: list[dict]
 
 
-def accretion(cfg: ExperimentConfig, names, searches: Searches, meta_by_subject) -> AccretionResult:
+def accretion(
+    cfg: ExperimentConfig, names: list[str], searches: Searches, meta_by_subject: dict[str, dict]
+) -> AccretionResult:
     """E3: what a stranger learns after E1's decision at the gallery threshold, counted per person.
 
     A person with several probes counts once, with the share of their probes that led to them. A
@@ -60,7 +62,7 @@ def accretion(cfg: ExperimentConfig, names, searches: Searches, meta_by_subject)
     return AccretionResult(summary, people.rows + wrong_rows)
 
 
-def _profiles(cfg: ExperimentConfig, names, meta_by_subject) -> dict:
+def _profiles(cfg: ExperimentConfig, names: list[str], meta_by_subject: dict[str, dict]) -> dict[str, Profile]:
     """Everyone's seeded synthetic profile; self-reported age and sex are kept where given."""
     ages = {s: m.get("age") for s, m in meta_by_subject.items() if str(m.get("age", "")).isdigit()}
     sexes = {s: m.get("gender") for s, m in meta_by_subject.items() if m.get("gender") in ("female", "male")}
@@ -79,14 +81,16 @@ def _profiles(cfg: ExperimentConfig, names, meta_by_subject) -> dict:
     }
 
 
-def _learned_from(profiles, sid):
+def _learned_from(profiles: dict[str, Profile], sid: str) -> tuple[Profile, dict, IdInference | None]:
     prof = profiles[sid]
     visible = prof.visible_to("stranger")
     inference = national_id_inference(prof.values["birth_country"], int(prof.values["birth_date"][:4]), visible)
     return prof, visible, inference
 
 
-def _reidentified(profiles, names, truth, mated, correct) -> _People:
+def _reidentified(
+    profiles: dict[str, Profile], names: list[str], truth: np.ndarray, mated: np.ndarray, correct: np.ndarray
+) -> _People:
     """People correctly re-identified: the share of their probes that led to them, and what their
     profile shows a stranger."""
     mated_people = sorted(set(truth[mated].tolist()))
@@ -125,7 +129,14 @@ def _reidentified(profiles, names, truth, mated, correct) -> _People:
     return _People(mated_people, identified, shares, n_fields, field_counts, ssn, rrn, rows)
 
 
-def _wrong_person(profiles, names, truth, mated, top, wrong) -> tuple[dict, list[dict]]:
+def _wrong_person(
+    profiles: dict[str, Profile],
+    names: list[str],
+    truth: np.ndarray,
+    mated: np.ndarray,
+    top: np.ndarray,
+    wrong: np.ndarray,
+) -> tuple[dict, list[dict]]:
     """Wrong-person identifications: counts and rates, and one row per (person, wrongly attached
     profile)."""
     wrong_rows: dict[tuple[str, str], dict] = {}
@@ -177,7 +188,9 @@ def _wrong_person(profiles, names, truth, mated, top, wrong) -> tuple[dict, list
     return wrong_person, list(wrong_rows.values())
 
 
-def _summary(people: _People, profiles, mated, correct, wrong_person: dict) -> dict:
+def _summary(
+    people: _People, profiles: dict[str, Profile], mated: np.ndarray, correct: np.ndarray, wrong_person: dict
+) -> dict:
     identified, shares, n_fields, ssn, rrn = people.identified, people.shares, people.n_fields, people.ssn, people.rrn
     n = max(len(identified), 1)
     countries = [profiles[s].values["birth_country"] for s in identified]

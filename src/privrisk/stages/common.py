@@ -18,6 +18,7 @@ from .. import metrics
 from ..config import ExperimentConfig
 from ..embeddings import EmbeddingCache, artifact_key, embed_batch
 from ..fileio import json_default
+from ..manifest import ManifestRow
 from ..models import EMBEDDING_DIM
 
 __all__ = [
@@ -50,7 +51,9 @@ class Embedded:
     skipped: list[tuple[str, str]]
 
 
-def embed_rows(rows, cfg: ExperimentConfig, cache: EmbeddingCache | None, progress) -> Embedded:
+def embed_rows(
+    rows: Sequence[ManifestRow], cfg: ExperimentConfig, cache: EmbeddingCache | None, progress: bool
+) -> Embedded:
     results = embed_batch(
         [r.image for r in rows],
         cfg.faces,
@@ -73,7 +76,9 @@ def embed_rows(rows, cfg: ExperimentConfig, cache: EmbeddingCache | None, progre
     return Embedded(subjects, np.asarray(vectors, np.float32).reshape(len(vectors), dim), names, boxes, skipped)
 
 
-def rank_against(gallery_vectors, gallery_labels, probe_vectors, k: int):
+def rank_against(
+    gallery_vectors: np.ndarray, gallery_labels: Sequence | np.ndarray, probe_vectors: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Subject-level ranking of probes against an in-memory gallery through FAISS (exact)."""
     from ..matching import rank_subjects
 
@@ -82,7 +87,14 @@ def rank_against(gallery_vectors, gallery_labels, probe_vectors, k: int):
     return rank_subjects(d, i, np.asarray(gallery_labels), k)
 
 
-def identification(truth_codes, in_gallery, cand, dist, cfg: ExperimentConfig, seed) -> dict:
+def identification(
+    truth_codes: np.ndarray,
+    in_gallery: np.ndarray,
+    cand: np.ndarray,
+    dist: np.ndarray,
+    cfg: ExperimentConfig,
+    seed: int,
+) -> dict:
     """E1/E2 metrics from subject-level candidates (codes) and distances; misses have -1 / inf.
 
     Every rate carries its count and an exact (Clopper-Pearson) 95% interval; TPIR at each FPIR
@@ -176,7 +188,7 @@ def probe_row(experiment: str, probe: str, names: Sequence[str], search: ProbeSe
     }
 
 
-def pct(x) -> str:
+def pct(x: float | None) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:.1%}"
 
 

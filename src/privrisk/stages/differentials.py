@@ -29,7 +29,7 @@ def differentials(
     enrolled: Enrolled,
     fused: dict[str, FusedLevel],
     cache: EmbeddingCache | None,
-    progress,
+    progress: bool,
     log: Log,
 ) -> FairnessResult:
     """Every probe photo against every photo of the gallery manifest (all its subjects, not only the
@@ -72,7 +72,11 @@ def e2_by_subject(fused: dict[str, FusedLevel], probe_subjects: list[str]) -> tu
 
 
 def _compute(
-    cfg: ExperimentConfig, probes: Embedded, fused: dict[str, FusedLevel], meta_by_subject, identified: Embedded
+    cfg: ExperimentConfig,
+    probes: Embedded,
+    fused: dict[str, FusedLevel],
+    meta_by_subject: dict[str, dict],
+    identified: Embedded,
 ) -> dict:
     from ..fairness import AnalysisOptions, E2Inputs, FaceSet, TailCheckOptions, analyse, tail_check_cross_validated
 

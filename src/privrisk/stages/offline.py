@@ -74,7 +74,7 @@ class _Captures:
 
 
 def offline_to_online(
-    cfg: ExperimentConfig, enrolled: Enrolled, cache: EmbeddingCache | None, progress, log: Log
+    cfg: ExperimentConfig, enrolled: Enrolled, cache: EmbeddingCache | None, progress: bool, log: Log
 ) -> OfflineResult:
     levels, fused, per_probe = {}, {}, []
     sources = probe_sources(cfg, enrolled)

@@ -65,7 +65,9 @@ def online_to_online(cfg: ExperimentConfig, enrolled: Enrolled, log: Log) -> Onl
     return OnlineResult(e1, p_subjects, truth, mated, cand, dist, per_probe)
 
 
-def _breakdowns(enrolled: Enrolled, p_subjects, truth, mated, cand) -> dict:
+def _breakdowns(
+    enrolled: Enrolled, p_subjects: list[str], truth: np.ndarray, mated: np.ndarray, cand: np.ndarray
+) -> dict:
     """Rank-1 of the mated probes by self-reported gender and ethnicity."""
     meta_by_subject = enrolled.meta_by_subject
     ranks1 = metrics.true_rank(cand, truth)

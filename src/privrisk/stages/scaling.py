@@ -142,7 +142,7 @@ def scaling_study(
     return ScalingResult(memo(cache, log, "scaling", key, compute))
 
 
-def scaling(cfg: ExperimentConfig, inp: ScalingInputs, log: Log, progress=False) -> dict:
+def scaling(cfg: ExperimentConfig, inp: ScalingInputs, log: Log, progress: bool = False) -> dict:
     """Identification against galleries of the real subjects plus other faces, as labelled points
     (see the module's docstring)."""
     model = DistractorModel.fit(np.vstack([inp.gal_vecs, inp.probe_vecs]))

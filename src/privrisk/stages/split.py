@@ -60,7 +60,7 @@ class Enrolled:
 
 
 def split_subjects(
-    cfg: ExperimentConfig, root: Path, g_manifest: Manifest, p_manifest: Manifest, rng, log: Log
+    cfg: ExperimentConfig, root: Path, g_manifest: Manifest, p_manifest: Manifest, rng: np.random.Generator, log: Log
 ) -> Split:
     """Leave ``cfg.unseen_share`` of the subjects in both manifests out of the gallery (seeded)."""
     common = sorted(set(g_manifest.subjects) & set(p_manifest.subjects))
@@ -84,7 +84,9 @@ def split_subjects(
     return Split(root, g_manifest, p_manifest, common, frozenset(unseen), gallery_rows, calibration)
 
 
-def enrol(cfg: ExperimentConfig, split: Split, out: Path, cache: EmbeddingCache | None, progress, log: Log) -> Enrolled:
+def enrol(
+    cfg: ExperimentConfig, split: Split, out: Path, cache: EmbeddingCache | None, progress: bool, log: Log
+) -> Enrolled:
     """Build the gallery of the split's rows in ``out/gallery`` (replacing an earlier one), read
     its embeddings back, and embed the probe photos."""
     g_manifest, p_manifest = split.gallery_manifest, split.probe_manifest
@@ -132,7 +134,7 @@ def enrol(cfg: ExperimentConfig, split: Split, out: Path, cache: EmbeddingCache 
     )
 
 
-def _threshold(cfg: ExperimentConfig, split: Split, cache: EmbeddingCache | None, progress, log: Log) -> dict:
+def _threshold(cfg: ExperimentConfig, split: Split, cache: EmbeddingCache | None, progress: bool, log: Log) -> dict:
     """The match threshold and its rule: as given, or (rule 'fmr') chosen at ``gallery.threshold_fmr``
     on the impostor pairs of the people held out in ``split.calibration``, whom nothing scores."""
     if not split.calibration:

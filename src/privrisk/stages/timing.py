@@ -4,6 +4,7 @@ level (its captures made, detected, embedded and fused), each split into its ste
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,12 @@ def timing(cfg: ExperimentConfig, enrolled: Enrolled, log: Log) -> Timing:
 
 
 def time_identifications(
-    cfg: ExperimentConfig, probes: Embedded, box_of, gal_vecs, level: Degradation | None, shots: int
+    cfg: ExperimentConfig,
+    probes: Embedded,
+    box_of: dict[str, Sequence[float]],
+    gal_vecs: np.ndarray,
+    level: Degradation | None,
+    shots: int,
 ) -> dict:
     """Seconds per identification, uncached, in this process: making the captures (when ``level``
     is given; clean photos otherwise), detecting and embedding their faces, then one search."""
