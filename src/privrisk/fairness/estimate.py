@@ -67,7 +67,9 @@ class FaceSet:
 class AnalysisOptions:
     """How :func:`analyse` groups, thresholds and resamples. ``columns`` and ``combine`` name the
     group attributes (:func:`group_labels`); the operating threshold is always added to ``thresholds``;
-    ``n_boot`` subject resamples drawn from ``seed``; cells with fewer than ``small_subjects`` are flagged."""
+    ``n_boot`` subject resamples drawn from ``seed``; cells with fewer than ``small_subjects`` are flagged.
+    A parameter object, not a user setting: the experiment fills it from
+    :class:`privrisk.config.FairnessSettings` and the run's bootstrap count, seed and threshold."""
 
     columns: Sequence[str] = ("gender", "ethnicity")
     combine: bool = True

@@ -160,7 +160,9 @@ def _fold_pair_reps(tailmodel, cv: dict, p: np.ndarray, thr, groups) -> np.ndarr
 @dataclass(frozen=True)
 class ScaleSettings:
     """Where :func:`scale_by_group` extrapolates: the operating ``threshold``, the gallery ``sizes``,
-    and the subject count under which a group is flagged small."""
+    and the subject count under which a group is flagged small. A parameter object, not a user setting
+    (those are declared in :mod:`privrisk.config`): it is filled from an analysis's result and
+    :class:`TailCheckOptions`."""
 
     threshold: float
     sizes: Sequence[int] = (10**6, 10**9)
@@ -288,7 +290,8 @@ def _scale_rows(vals: Mapping[str, np.ndarray], ps: np.ndarray, attr_labels, sca
 class TailCheckOptions:
     """How :func:`tail_check_cross_validated` fits: the first tail ``kind`` (and every kind whose refits
     span the intervals, by default all of them with ``group_conditional``), ``k_folds`` subject folds,
-    ``n_boot`` refits per fold from ``seed``, and the gallery ``sizes`` it extrapolates to."""
+    ``n_boot`` refits per fold from ``seed``, and the gallery ``sizes`` it extrapolates to. A parameter
+    object for library callers, not a user setting: the experiment sets only its seed."""
 
     kind: str = "gpd"
     k_folds: int = 5
