@@ -390,3 +390,68 @@ def with_values(obj: Any, values: dict[str, Any]) -> Any:
             raise ConfigError(f"{dotted}: unknown setting")
         node[last] = value
     return from_dict(type(obj), data)
+
+
+# --- settings of countermeasures (E4; the photo transforms' ladders are declared here, once) ---
+
+#: the occluders the ``occlude`` transform places (:mod:`privrisk.transforms`)
+OCCLUDERS = ("sunglasses", "mask", "sticker")
+#: each photo transform's default ladder of strengths, mildest first (:data:`privrisk.transforms.TRANSFORMS`)
+TRANSFORM_LADDERS: dict[str, tuple] = {
+    "downscale": (96, 64, 48, 32, 24, 16, 12),
+    "blur": (0.005, 0.01, 0.02, 0.03, 0.05, 0.08),
+    "jpeg": (50, 30, 20, 10, 5),
+    "crop": (0.9, 0.75, 0.6, 0.45, 0.3),
+    "occlude": OCCLUDERS,
+}
+
+
+@dataclass(frozen=True)
+class CountermeasureSettings:
+    enabled: bool = setting(
+        False,
+        "run E4, the countermeasures experiment (opt-in: it is outside the demo's time budget; "
+        "`privrisk experiment --countermeasures` turns it on too)",
+    )
+    transforms: list[str] = setting(
+        list(TRANSFORM_LADDERS), "transforms applied to each person's gallery photo", choices=tuple(TRANSFORM_LADDERS)
+    )
+    downscale: list[int] = setting(
+        list(TRANSFORM_LADDERS["downscale"]), "downscale ladder: face widths in px left, mildest first", min=1
+    )
+    blur: list[float] = setting(
+        list(TRANSFORM_LADDERS["blur"]), "blur ladder: Gaussian sigma as a share of the face width", min=0.0, max=1.0
+    )
+    jpeg: list[int] = setting(list(TRANSFORM_LADDERS["jpeg"]), "JPEG ladder: qualities, mildest first", min=1, max=100)
+    crop: list[float] = setting(
+        list(TRANSFORM_LADDERS["crop"]), "crop ladder: share of the face's height kept from the top", min=0.05, max=1.0
+    )
+    occlude: list[str] = setting(list(OCCLUDERS), "occluders tried", choices=OCCLUDERS)
+    snapshot_level: str = setting(
+        "street", "E2 level whose fused captures are the stranger's snapshot (the exposure score's default)"
+    )
+    max_subjects: int = setting(0, "mated persons used, a seeded random choice (0 = every one)", min=0)
+    targets: list[float] = setting(
+        [0.1, 0.01],
+        "rank-1 targets at platform scale: per transform, the cheapest setting whose range's upper end is under each",
+    )
+    platform_sizes: list[int] = setting(
+        [1_000_000, 1_000_000_000], "gallery sizes of the closed-form (tail model) rank-1 ranges", min=2
+    )
+    reference_ssim: list[float] = setting(
+        [0.95, 0.9, 0.8],
+        "SSIM levels at which transforms are ranked by the lowest rank-1 they reach while keeping at least that SSIM",
+        min=0.0,
+        max=1.0,
+    )
+
+    cloak_subjects: int = setting(
+        20,
+        "people whose gallery photo also gets the black-box adversarial cloak (a seeded choice; 0 = no cloak); "
+        "it costs about 250 model queries per photo",
+        min=0,
+    )
+    cloak_epsilon: float = setting(8.0, "the cloak's L-infinity budget in grey levels (of 255)", min=0.5, max=64.0)
+
+    def ladder(self, name: str) -> list:
+        return list(getattr(self, name))

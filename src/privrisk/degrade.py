@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -103,6 +104,35 @@ class Degradation:
                 raise ValueError(f"{name}: expected a range [lo, hi] of two numbers, got {value!r}")
             if value[0] > value[1]:
                 raise ValueError(f"{name}: range [{value[0]}, {value[1]}] has lo above hi")
+
+
+# E2's default capture levels, defined once: the experiment's ``offline.levels`` default, and the
+# "street" level is the stranger's snapshot of the self-check's photo protection (privrisk.protect).
+# What every default level shares: a hand-held snapshot's roll, head turn, light from one side,
+# a little motion and focus blur, each drawn per shot.
+_SNAPSHOT: dict[str, Any] = dict(
+    rotation_deg=[-8.0, 8.0],
+    yaw_deg=[-20.0, 20.0],
+    light_strength=[0.0, 0.4],
+    motion_blur_px=[0.0, 1.5],
+    defocus_px=[0.0, 0.8],
+)
+DEFAULT_LEVELS = [
+    Degradation(name="webcam", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], **_SNAPSHOT),
+    Degradation(name="street", face_width_px=40, blur_sigma=[0.8, 1.6], jpeg_quality=[25, 45], **_SNAPSHOT),
+    Degradation(name="far", face_width_px=24, blur_sigma=[1.0, 2.0], jpeg_quality=[25, 45], **_SNAPSHOT),
+    Degradation(
+        name="sunglasses",
+        face_width_px=80,
+        blur_sigma=[0.6, 1.4],
+        jpeg_quality=[30, 60],
+        occlusion="sunglasses",
+        **_SNAPSHOT,
+    ),
+    Degradation(
+        name="mask", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], occlusion="mask", **_SNAPSHOT
+    ),
+]
 
 
 @dataclass(frozen=True)

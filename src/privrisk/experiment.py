@@ -24,13 +24,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .config import FaceSettings, GallerySettings, load_toml, setting, to_dict
-from .countermeasures import CountermeasureSettings
-from .degrade import Degradation
+from .config import CountermeasureSettings, FaceSettings, GallerySettings, load_toml, setting, to_dict
+from .degrade import DEFAULT_LEVELS, Degradation
 from .embeddings import EmbeddingCache
 from .errors import ConfigError
 from .fairness import FairnessSettings  # noqa: I001 - kept apart from lines other branches change
@@ -46,32 +44,6 @@ from .stages.online import OnlineResult, online_to_online
 from .stages.scaling import ScalingResult, scaling_study
 from .stages.split import Enrolled, enrol, model_id, split_subjects
 from .stages.timing import Timing, timing
-
-# What every default level shares: a hand-held snapshot's roll, head turn, light from one side,
-# a little motion and focus blur, each drawn per shot.
-_SNAPSHOT: dict[str, Any] = dict(
-    rotation_deg=[-8.0, 8.0],
-    yaw_deg=[-20.0, 20.0],
-    light_strength=[0.0, 0.4],
-    motion_blur_px=[0.0, 1.5],
-    defocus_px=[0.0, 0.8],
-)
-DEFAULT_LEVELS = [
-    Degradation(name="webcam", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], **_SNAPSHOT),
-    Degradation(name="street", face_width_px=40, blur_sigma=[0.8, 1.6], jpeg_quality=[25, 45], **_SNAPSHOT),
-    Degradation(name="far", face_width_px=24, blur_sigma=[1.0, 2.0], jpeg_quality=[25, 45], **_SNAPSHOT),
-    Degradation(
-        name="sunglasses",
-        face_width_px=80,
-        blur_sigma=[0.6, 1.4],
-        jpeg_quality=[30, 60],
-        occlusion="sunglasses",
-        **_SNAPSHOT,
-    ),
-    Degradation(
-        name="mask", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], occlusion="mask", **_SNAPSHOT
-    ),
-]
 
 
 @dataclass(frozen=True)
@@ -218,10 +190,10 @@ def run_experiment(
     results = _results(cfg, enrolled, _Stages(e1, e2, timed, e3, scaled))
     results["seconds_total"] = time.perf_counter() - t_start
     results["fairness"] = differentials(cfg, enrolled, e2.fused, cache, progress, log).summary
-    if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.countermeasures
-        from .countermeasures import run_on_experiment
+    if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.stages.countermeasures
+        from .stages.countermeasures import E4Inputs, run_on_experiment
 
-        e4 = run_on_experiment(cfg, enrolled, e1, e2.fused, scaled.detail, cache, log, progress)
+        e4 = run_on_experiment(cfg, enrolled, E4Inputs(e1, e2.fused, scaled.detail), cache, log, progress)
         results["experiments"]["countermeasures"] = e4.to_dict()
     from .report import write_outputs
 
