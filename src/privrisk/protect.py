@@ -48,6 +48,8 @@ __all__ = [
     "ProtectResult",
     "Candidate",
     "find_face",
+    "face_overlap",
+    "simulated_snapshot",
     "photo_findability",
     "protect",
 ]
@@ -79,7 +81,7 @@ class Attacker:
         return self.model
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Search:
     """A stranger's search for one person's photos: among the consenting sample faces, with their
     tail models for platform sizes (``world``: :func:`privrisk.selfcheck.build_sample_world`; its
