@@ -18,11 +18,12 @@ from app_pages.common import (
     forget_everything,
     sample_world,
 )
-from privrisk.countermeasures import LEVELS, TARGET, TRANSFORMS
 from privrisk.errors import PrivriskError
 from privrisk.photocheck import MAX_PHOTOS, check_photos, identity_doubts
+from privrisk.protect import LEVELS, TARGET, Attacker, Search
 from privrisk.selfcheck import decision_threshold
 from privrisk.tailmodel import GROUP_BLIND_CAVEAT
+from privrisk.transforms import TRANSFORMS
 
 st.title("Which of my photos give me away?")
 st.write(
@@ -105,11 +106,8 @@ if held is None or held[0] != key:  # once per set of photos and level; other wi
         rows = check_photos(
             [(p.name, p.getvalue()) for p in photos],
             snapshot.getvalue(),
-            world=sample_world(),
-            model=face_model(),
+            Search(sample_world(), Attacker(face_model(), SETTINGS, threshold)),
             level=level,
-            settings=SETTINGS,
-            threshold=threshold,
             progress=lambda done, total: bar.progress(done / total, text=f"checked {done} of {total} photos"),
         )
     except PrivriskError as exc:

@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.common import IMAGE_TYPES, SETTINGS, attribution, face_model, face_vector, sample_world
 from privrisk.errors import PrivriskError
 from privrisk.images import load_image
+from privrisk.protect import Attacker
 from privrisk.selfcheck import decision_threshold
 from privrisk.trainer import LiveGallery, OriginalNotIdentified, differential_lesson, myth_or_defence, stranger_card
 
@@ -164,8 +165,7 @@ else:
                     who,
                     st.session_state["enrolled_photos"][who],
                     vec,
-                    face_model(),
-                    threshold=threshold,
+                    Attacker(face_model(), threshold=threshold),
                 )  # the library's strongest detector (cnn), not the page's enrolment settings
             except OriginalNotIdentified as exc:  # the untouched photo first: no false lesson
                 held = st.session_state["defence"] = (defence_key, str(exc))

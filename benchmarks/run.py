@@ -423,8 +423,8 @@ def bench_self_check_photos(level: str = "safe_at_1e6", subject: str = "066") ->
     """The self-check "which of my photos give me away" on 10 photos of one person, as the app runs
     it once the server is warm (face model and sample world loaded; not timed): per photo, its
     findability and the least damaging protection at ``level``, all in memory."""
-    from privrisk.countermeasures import LEVELS
     from privrisk.photocheck import check_photos
+    from privrisk.protect import LEVELS, Attacker, Search
     from privrisk.selfcheck import build_sample_world
 
     model = load_face_model()
@@ -440,7 +440,7 @@ def bench_self_check_photos(level: str = "safe_at_1e6", subject: str = "066") ->
         images=[s for s, k in zip(world.images, keep) if k],
     )
     photos, snapshot = ten_photos_of_one_person(subject)
-    seconds, rows = timed(lambda: check_photos(photos, snapshot, world=world, model=model, level=level))
+    seconds, rows = timed(lambda: check_photos(photos, snapshot, Search(world, Attacker(model)), level=level))
     per_photo = [
         {
             "face_width": r.before.face_width if r.before else None,

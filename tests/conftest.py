@@ -69,9 +69,7 @@ def short_ladders(monkeypatch):
     """Each transform's two ends only (mildest, harshest): the same logic, a quarter of the work."""
     import dataclasses
 
-    from privrisk import countermeasures
+    from privrisk import transforms
 
-    for name, t in list(countermeasures.TRANSFORMS.items()):
-        monkeypatch.setitem(
-            countermeasures.TRANSFORMS, name, dataclasses.replace(t, ladder=(t.ladder[0], t.ladder[-1]))
-        )
+    for name, t in list(transforms.TRANSFORMS.items()):
+        monkeypatch.setitem(transforms.TRANSFORMS, name, dataclasses.replace(t, ladder=(t.ladder[0], t.ladder[-1])))

@@ -39,10 +39,10 @@ def test_each_detector_has_its_upsampling_rule():
 
 
 def test_countermeasure_defaults_are_the_transforms_ladders():
-    """config.py declares E4's defaults without importing the photo transforms (the settings module
-    imports no other privrisk module); they must stay the transforms' own ladders and occluders."""
+    """config.py declares the transforms' ladders once (TRANSFORM_LADDERS); E4's defaults and the photo
+    transforms must both be those ladders and occluders."""
     from privrisk.config import CountermeasureSettings
-    from privrisk.countermeasures import OCCLUDERS, TRANSFORMS
+    from privrisk.transforms import OCCLUDERS, TRANSFORMS
 
     settings = CountermeasureSettings()
     assert settings.transforms == list(TRANSFORMS)

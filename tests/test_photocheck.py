@@ -38,11 +38,12 @@ def world(model):
 def test_check_photos_rows_errors_and_limits(model, world, tmp_path, monkeypatch, short_ladders):
     from privrisk.errors import ConfigError, FaceNotFound
     from privrisk.photocheck import MAX_PHOTOS, check_photos
+    from privrisk.protect import Attacker, Search
 
     monkeypatch.chdir(tmp_path)  # nothing may be written, here or anywhere under it
     blank = encode_image(Image.new("RGB", (120, 120), "gray"), "PNG")
     photos = [("me.png", png(1)), ("other.png", png(7)), ("text.png", b"not an image"), ("wall.png", blank)]
-    rows = check_photos(photos, png(1, noise=6.0), world=world, model=model)
+    rows = check_photos(photos, png(1, noise=6.0), Search(world, Attacker(model)))
     assert [r.name for r in rows] == [n for n, _ in photos]
     me, other, text, wall = rows
     assert me.ok and me.before.rank == 1 and me.before.detected and me.before.face_width == 200
@@ -58,14 +59,15 @@ def test_check_photos_rows_errors_and_limits(model, world, tmp_path, monkeypatch
     assert "rgb" not in me.to_dict() and me.to_dict()["before"]["rank"] == 1
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ConfigError, match="at most 10"):
-        check_photos([("p.png", png(1))] * (MAX_PHOTOS + 1), png(1), world=world, model=model)
+        check_photos([("p.png", png(1))] * (MAX_PHOTOS + 1), png(1), Search(world, Attacker(model)))
     with pytest.raises(ConfigError, match="level"):
-        check_photos([("p.png", png(1))], png(1), world=world, model=model, level="safe_at_42")
+        check_photos([("p.png", png(1))], png(1), Search(world, Attacker(model)), level="safe_at_42")
     with pytest.raises(FaceNotFound):
-        check_photos([("p.png", png(1))], blank, world=world, model=model)
+        check_photos([("p.png", png(1))], blank, Search(world, Attacker(model)))
 
 
 def test_myth_or_defence_says_which_changes_break_the_match(model, world):
+    from privrisk.protect import Attacker
     from privrisk.trainer import LiveGallery, myth_or_defence
 
     gallery = LiveGallery(world.vectors, world.subjects)
@@ -74,7 +76,7 @@ def test_myth_or_defence_says_which_changes_break_the_match(model, world):
     gallery.enrol("Bo", model.encode(noise_image(4, size=(200, 200)), [(0, 200, 200, 0)])[0], consent=True)
     snapshot = model.encode(noise_image(3, size=(200, 200), noise=5.0), [(0, 200, 200, 0)])[0]
     trials = myth_or_defence(
-        gallery, ada.volunteer_id, photo, snapshot, model, transforms={"jpeg": (50, 5), "crop": (0.9, 0.3)}
+        gallery, ada.volunteer_id, photo, snapshot, Attacker(model), transforms={"jpeg": (50, 5), "crop": (0.9, 0.3)}
     )
     assert [t.label for t in trials] == [
         "original photo",
@@ -96,15 +98,15 @@ def test_myth_or_defence_says_which_changes_break_the_match(model, world):
     # the gallery is left as it was: the volunteer's own photo is back in place
     assert gallery.identify(snapshot).best.subject_id == ada.volunteer_id
     # every transform's whole ladder by default
-    from privrisk.countermeasures import TRANSFORMS
+    from privrisk.transforms import TRANSFORMS
 
-    assert len(myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, model)) == 1 + sum(
+    assert len(myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, Attacker(model))) == 1 + sum(
         len(t.ladder) for t in TRANSFORMS.values()
     )
 
 
 def _findability(rank: int, upper: float, distance: float = 0.3):
-    from privrisk.countermeasures import PhotoFindability
+    from privrisk.protect import PhotoFindability
     from privrisk.selfcheck import SizeResult
 
     row = SizeResult(10**6, 1.0, upper / 2, False, "extrapolated", (0.0, upper))
@@ -114,8 +116,8 @@ def _findability(rank: int, upper: float, distance: float = 0.3):
 def test_a_measured_rank_of_one_is_never_safe():
     """Measured beats modelled (issue 22): the modelled upper end at 10^6 is under the target (9.1%),
     but the snapshot finds the photo first among the real faces, so it gives you away."""
-    from privrisk.countermeasures import TARGET
     from privrisk.photocheck import PhotoCheck
+    from privrisk.protect import TARGET
 
     first = _findability(rank=1, upper=0.091)
     assert first.rank1_upper(10**6) < TARGET and not first.safe(10**6)
@@ -157,6 +159,7 @@ def test_myth_or_defence_stops_when_the_original_does_not_find_the_volunteer(mod
     """A volunteer enrolled from a sample person's own photo: the untouched photo ties with that sample
     face, so no change may be scored (it would all look like defences); the page is told why. The
     gallery flags the volunteer before the demo and can take the sample person out."""
+    from privrisk.protect import Attacker
     from privrisk.trainer import LiveGallery, OriginalNotIdentified, myth_or_defence
 
     gallery = LiveGallery(world.vectors, world.subjects)
@@ -167,12 +170,12 @@ def test_myth_or_defence_stops_when_the_original_does_not_find_the_volunteer(mod
     ada = gallery.enrol("Ada", vec, consent=True)
     snapshot = model.encode(noise_image(105, size=(64, 64), noise=3.0), [(0, 64, 64, 0)])[0]
     with pytest.raises(OriginalNotIdentified, match="untouched photo does not find Ada") as err:
-        myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, model, transforms={"jpeg": (50,)})
+        myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, Attacker(model), transforms={"jpeg": (50,)})
     assert "s05" in str(err.value) and "sample" in str(err.value)
     # continuing as the matched identity takes s05 out; then the original finds Ada and changes are scored
     assert gallery.drop_sample("s05") == 1 and "s05" not in gallery.sample_subjects
     assert len(gallery.sample_vectors) == len(world.vectors) - 1 and len(world.vectors) == 30  # world untouched
-    trials = myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, model, transforms={"jpeg": (50,)})
+    trials = myth_or_defence(gallery, ada.volunteer_id, photo, snapshot, Attacker(model), transforms={"jpeg": (50,)})
     assert trials[0].identified and trials[0].label == "original photo"
     assert gallery.drop_sample() == 29 and gallery.sample_subjects == [] and gallery.sample_vectors.shape == (0, 128)
     assert gallery.identify(snapshot).best.subject_id == ada.volunteer_id

@@ -258,7 +258,7 @@ def test_e4_inside_the_experiment_scores_each_person_with_a_held_out_fold(tmp_pa
 
     with pytest.MonkeyPatch.context() as mp:
         use_face_model(mp, FakeFaceModel())
-        mp.setattr("privrisk.stages.scaling.held_out_tail_models", spy)
+        mp.setattr("privrisk.stages.countermeasures.held_out_tail_models", spy)  # the name E4 imported
         results = run_experiment(cfg, out, cache=None, progress=False, log=None)
     e4 = results["experiments"]["countermeasures"]
     assert any("fold that never saw them" in n for n in e4["notes"])

@@ -500,10 +500,11 @@ def _findability_line(f) -> str:
 def cmd_protect(args) -> int:
     import cv2
 
-    from .countermeasures import TRANSFORMS, photo_findability, protect
     from .errors import ImageError
     from .fileio import atomic_write
+    from .protect import Attacker, ProtectOptions, Search, photo_findability, protect
     from .tailmodel import GROUP_BLIND_CAVEAT
+    from .transforms import TRANSFORMS
 
     suffix = Path(args.out).suffix.lower()
     if suffix not in (".jpg", ".jpeg", ".png"):
@@ -512,16 +513,14 @@ def cmd_protect(args) -> int:
     snapshot = _read_photo(args.snapshot) if args.snapshot else None
     model, world = _sample_world(args)
     settings = _self_check_settings(args)
+    search = Search(world, Attacker(model, settings))
     res = protect(
         rgb,
         args.level,
         args.transform,
         snapshot,
-        world=world,
-        model=model,
-        settings=settings,
-        name=args.image,
-        seed=args.seed,
+        search=search,
+        options=ProtectOptions(name=args.image, seed=args.seed),
     )
     attacker = _attacker_line(settings, model)
     out = {"image": args.image, **res.to_dict(), "out": None, "caveat": GROUP_BLIND_CAVEAT, "attacker": attacker}
@@ -533,9 +532,7 @@ def cmd_protect(args) -> int:
         (written,) = photo_findability(
             [data],
             res.snapshot_vector,
-            world,
-            model=model,
-            settings=settings,
+            search,
             names=[args.out],
             exclude=[res.original_vector],
             boxes=[res.face_box],
@@ -575,7 +572,7 @@ def cmd_protect(args) -> int:
 
 
 def cmd_findability(args) -> int:
-    from .countermeasures import photo_findability
+    from .protect import Attacker, Search, photo_findability
     from .selfcheck import PhotoFacts, facts_for_distance
     from .tailmodel import GROUP_BLIND_CAVEAT
 
@@ -583,7 +580,7 @@ def cmd_findability(args) -> int:
     snapshot = _read_photo(args.snapshot)
     model, world = _sample_world(args)
     settings = _self_check_settings(args)
-    rows = photo_findability(photos, snapshot, world, model=model, settings=settings, names=args.images)
+    rows = photo_findability(photos, snapshot, Search(world, Attacker(model, settings)), names=args.images)
     attacker = _attacker_line(settings, model)
     facts = [
         facts_for_distance(r.distance, world, (PhotoFacts(r.name, r.face_width, bool(r.detected), None),))
@@ -789,7 +786,8 @@ def _add_calibrate_command(sub, common: argparse.ArgumentParser, embed: argparse
 
 def _add_protect_commands(sub, common: argparse.ArgumentParser, embed: argparse.ArgumentParser) -> None:
     """``protect`` and ``findability`` (E4's verbs for one person's photos)."""
-    from .countermeasures import LEVELS, TRANSFORMS
+    from .protect import LEVELS
+    from .transforms import TRANSFORMS
 
     p = sub.add_parser(
         "protect",

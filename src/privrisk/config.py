@@ -568,10 +568,18 @@ class FairnessSettings:
     )
 
 
-# --- settings of countermeasures (E4)
-# Moved here so that ExperimentConfig below can declare its [countermeasures] table (config.py imports no
-# other privrisk module). The defaults are the photo transforms' ladders (countermeasures.TRANSFORMS,
-# OCCLUDERS); tests/test_config.py checks that they agree. The protect branch owns this class.
+# --- settings of countermeasures (E4; the photo transforms' ladders are declared here, once) ---
+
+#: the occluders the ``occlude`` transform places (:mod:`privrisk.transforms`)
+OCCLUDERS = ("sunglasses", "mask", "sticker")
+#: each photo transform's default ladder of strengths, mildest first (:data:`privrisk.transforms.TRANSFORMS`)
+TRANSFORM_LADDERS: dict[str, tuple] = {
+    "downscale": (96, 64, 48, 32, 24, 16, 12),
+    "blur": (0.005, 0.01, 0.02, 0.03, 0.05, 0.08),
+    "jpeg": (50, 30, 20, 10, 5),
+    "crop": (0.9, 0.75, 0.6, 0.45, 0.3),
+    "occlude": OCCLUDERS,
+}
 
 
 @dataclass(frozen=True)
@@ -582,26 +590,19 @@ class CountermeasureSettings:
         "`privrisk experiment --countermeasures` turns it on too)",
     )
     transforms: list[str] = setting(
-        list(("downscale", "blur", "jpeg", "crop", "occlude")),
-        "transforms applied to each person's gallery photo",
-        choices=("downscale", "blur", "jpeg", "crop", "occlude"),
+        list(TRANSFORM_LADDERS), "transforms applied to each person's gallery photo", choices=tuple(TRANSFORM_LADDERS)
     )
     downscale: list[int] = setting(
-        [96, 64, 48, 32, 24, 16, 12], "downscale ladder: face widths in px left, mildest first", min=1
+        list(TRANSFORM_LADDERS["downscale"]), "downscale ladder: face widths in px left, mildest first", min=1
     )
     blur: list[float] = setting(
-        [0.005, 0.01, 0.02, 0.03, 0.05, 0.08],
-        "blur ladder: Gaussian sigma as a share of the face width",
-        min=0.0,
-        max=1.0,
+        list(TRANSFORM_LADDERS["blur"]), "blur ladder: Gaussian sigma as a share of the face width", min=0.0, max=1.0
     )
-    jpeg: list[int] = setting([50, 30, 20, 10, 5], "JPEG ladder: qualities, mildest first", min=1, max=100)
+    jpeg: list[int] = setting(list(TRANSFORM_LADDERS["jpeg"]), "JPEG ladder: qualities, mildest first", min=1, max=100)
     crop: list[float] = setting(
-        [0.9, 0.75, 0.6, 0.45, 0.3], "crop ladder: share of the face's height kept from the top", min=0.05, max=1.0
+        list(TRANSFORM_LADDERS["crop"]), "crop ladder: share of the face's height kept from the top", min=0.05, max=1.0
     )
-    occlude: list[str] = setting(
-        ["sunglasses", "mask", "sticker"], "occluders tried", choices=("sunglasses", "mask", "sticker")
-    )
+    occlude: list[str] = setting(list(OCCLUDERS), "occluders tried", choices=OCCLUDERS)
     snapshot_level: str = setting(
         "street", "E2 level whose fused captures are the stranger's snapshot (the exposure score's default)"
     )

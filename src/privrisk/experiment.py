@@ -117,10 +117,10 @@ def run_experiment(
     seconds_total = time.perf_counter() - t_start
     fairness = differentials(cfg, enrolled, e2.fused, cache, progress, log)
     results = ExperimentResults(provenance, e1, e2, timed, e3, scaled, seconds_total, fairness).to_json()
-    if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.countermeasures
-        from .countermeasures import run_on_experiment
+    if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.stages.countermeasures
+        from .stages.countermeasures import E4Inputs, run_on_experiment
 
-        e4 = run_on_experiment(cfg, enrolled, e1, e2.fused, scaled.detail, cache, log, progress)
+        e4 = run_on_experiment(cfg, enrolled, E4Inputs(e1, e2.fused, scaled.detail), cache, log, progress)
         results["experiments"]["countermeasures"] = e4.to_dict()
     from .report import write_outputs
 

@@ -1,7 +1,7 @@
 """Self-check, "which of my photos give me away": up to :data:`MAX_PHOTOS` photos of one person
 (profile photo, tagged photos, ...) and one stranger's snapshot of them.
 
-For each photo, :func:`check_photos` reports what :func:`privrisk.countermeasures.protect` finds:
+For each photo, :func:`check_photos` reports what :func:`privrisk.protect.protect` finds:
 whether a face is detected and how wide it is, its rank when the snapshot is searched against it
 among the consenting sample faces (measured) and the chance it comes first among 10^6 and 10^9
 people (the tail models' closed form: extrapolated, with a range), then the least damaging
@@ -9,7 +9,7 @@ transform that brings that chance under the target at the chosen level, with the
 its quality (SSIM, PSNR) and its new rank.
 
 Everything is in memory: photos are decoded from bytes, never written anywhere and never passed
-through the on-disk embedding cache (:mod:`privrisk.countermeasures` embeds with the model
+through the on-disk embedding cache (:mod:`privrisk.protect` embeds with the model
 directly). The caller drops the results when the person asks to be forgotten.
 """
 
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import SELF_CHECK_FACES, FaceSettings, GallerySettings
-from .countermeasures import LEVELS, TARGET, PhotoFindability, ProtectResult, protect
+from .config import SELF_CHECK_FACES, FaceSettings
 from .errors import ConfigError, FaceNotFound, ImageError, PrivriskError
 from .images import load_image
 from .models import FaceModel
-from .selfcheck import SampleWorld, embed_one_face
+from .protect import LEVELS, TARGET, PhotoFindability, ProtectOptions, ProtectResult, Search, protect
+from .selfcheck import embed_one_face
 
 __all__ = ["MAX_PHOTOS", "PhotoCheck", "check_photos", "identity_doubts", "snapshot_embedding"]
 
@@ -87,34 +87,33 @@ def snapshot_embedding(snapshot, model: FaceModel, settings: FaceSettings = SELF
 def check_photos(
     photos: Sequence[tuple[str, bytes]],
     snapshot,
+    search: Search,
     *,
-    world: SampleWorld,
-    model: FaceModel,
     level: str = "safe_at_1e6",
-    settings: FaceSettings = SELF_CHECK_FACES,
-    threshold: float | None = None,
     seed: int = 2011,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[PhotoCheck]:
     """Check each ``(name, image bytes)`` photo against ``snapshot`` (image bytes or an embedding),
-    in the order given. Raises :class:`ConfigError` for more than :data:`MAX_PHOTOS` photos or an
-    unknown level, and the snapshot's :class:`ImageError` / :class:`FaceNotFound`; a photo that
-    cannot be read or has no face gets a row saying so."""
+    in the order given, in ``search`` (the sample faces and tail models, and the attacker: face
+    model, settings and threshold). Raises :class:`ConfigError` for more than :data:`MAX_PHOTOS`
+    photos or an unknown level, and the snapshot's :class:`ImageError` / :class:`FaceNotFound`; a
+    photo that cannot be read or has no face gets a row saying so."""
     if len(photos) > MAX_PHOTOS:
         raise ConfigError(f"{len(photos)} photos: the check takes at most {MAX_PHOTOS}")
     if level not in LEVELS:
         raise ConfigError(f"level {level!r}: unknown (one of {', '.join(LEVELS)})")
-    threshold = GallerySettings().threshold if threshold is None else threshold
-    snap = snapshot_embedding(snapshot, model, settings)
+    attacker = search.attacker
+    snap = snapshot_embedding(snapshot, attacker.face_model("the photo check"), attacker.settings)
     rows = []
     for i, (name, data) in enumerate(photos):
-        rows.append(_check_one(name, data, snap, world, model, level, settings, threshold, seed))
+        rows.append(_check_one(name, data, snap, search, level, ProtectOptions(name=name, seed=seed)))
         if progress:
             progress(i + 1, len(photos))
     return rows
 
 
-def _check_one(name, data, snap, world, model, level, settings, threshold, seed) -> PhotoCheck:
+def _check_one(name: str, data, snap: np.ndarray, search: Search, level: str, options: ProtectOptions) -> PhotoCheck:
+    settings = search.attacker.settings
     try:
         rgb = load_image(
             bytes(data),
@@ -126,10 +125,7 @@ def _check_one(name, data, snap, world, model, level, settings, threshold, seed)
     except ImageError as exc:
         return PhotoCheck(name, None, None, None, exc.reason)
     try:
-        result = protect(
-            rgb, level, snapshot=snap, world=world, model=model, settings=settings, name=name, threshold=threshold,
-            seed=seed,
-        )  # fmt: skip
+        result = protect(rgb, level, snapshot=snap, search=search, options=options)
     except FaceNotFound:
         return PhotoCheck(name, rgb, None, None, "no face found: this photo cannot be searched for you")
     except PrivriskError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from . import index as faiss_index
 from .errors import PrivriskError
 from .matching import Match, matches_from_search
 from .profiles import FIELDS, Profile, generate_profiles, national_id_inference
+
+if TYPE_CHECKING:
+    from .protect import Attacker
 
 
 @dataclass
@@ -174,63 +178,82 @@ def myth_or_defence(
     volunteer_id: str,
     enrolled_photo,
     snapshot: np.ndarray,
-    model,
-    settings=None,
-    *,
+    attacker: Attacker,
     transforms=None,
-    threshold: float | None = None,
 ) -> list[DefenceTrial]:
-    """Each transform of :mod:`privrisk.countermeasures` applied to the volunteer's enrolled photo
+    """Each transform of :mod:`privrisk.transforms` applied to the volunteer's enrolled photo
     (``enrolled_photo``: RGB uint8 array, in memory), the copy embedded and put in the gallery in place
-    of the original, and the ``snapshot`` embedding identified again. ``transforms`` maps a transform
-    name to the strengths to try (default: every transform's whole ladder). The first row is the
-    untouched photo; when it does not identify the volunteer, :class:`OriginalNotIdentified` says why
-    and no change is scored. A copy whose face the detector misses is encoded at the original face's box
-    (as a stronger detector would find it); ``detected`` says which."""
-    from .config import SELF_CHECK_FACES, GallerySettings
-    from .countermeasures import TRANSFORMS, apply_transform, find_face, image_quality
+    of the original, and the ``snapshot`` embedding identified again, by ``attacker`` (face model,
+    detection settings, match threshold). ``transforms`` maps a transform name to the strengths to try
+    (default: every transform's whole ladder). The first row is the untouched photo; when it does not
+    identify the volunteer, :class:`OriginalNotIdentified` says why and no change is scored. A copy
+    whose face the detector misses is encoded at the original face's box (as a stronger detector would
+    find it); ``detected`` says which."""
     from .faces import face_landmarks
+    from .protect import find_face
+    from .transforms import TRANSFORMS
 
-    settings = settings or SELF_CHECK_FACES
-    threshold = GallerySettings().threshold if threshold is None else float(threshold)
     volunteer = gallery.volunteer(volunteer_id)
     if volunteer is None:
         raise PrivriskError(f"{volunteer_id}: no such volunteer in this gallery")
+    model = attacker.face_model("myth or defence")
     rgb = np.ascontiguousarray(enrolled_photo, np.uint8)
-    face = find_face(rgb, model, settings, name=volunteer.name)
+    face = find_face(rgb, model, attacker.settings, name=volunteer.name)
     if face is None:
         raise PrivriskError(f"{volunteer.name}: no face found in the enrolled photo")
     marks = face_landmarks(model, rgb, face.box) or None
-    snap = np.asarray(snapshot, np.float32).reshape(-1)
-    attacker = attacker_words(settings, model, threshold)
     ladders = {n: t.ladder for n, t in TRANSFORMS.items()} if transforms is None else dict(transforms)
-    plan = [("none", None)] + [(name, s) for name, ladder in ladders.items() for s in ladder]
-    trials = []
-    for name, strength in plan:
-        if name == "none":
-            out, found, label = rgb, face, "original photo"
-        else:
-            out = apply_transform(rgb, face.box, name, strength, landmarks=marks)
-            found = find_face(out, model, settings, at=face.box, name=volunteer.name)
-            label = TRANSFORMS[name].label(strength)
-        rank, first, d = _rank_with(gallery, volunteer_id, found.embedding, snap)
-        if name == "none" and not (first and d <= threshold):
-            raise OriginalNotIdentified(_why_not_found(gallery, volunteer, snap, rank, d, threshold))
-        trials.append(
-            DefenceTrial(
-                transform=name,
-                strength=strength,
-                label=label,
-                distance=d,
-                threshold=threshold,
-                rank=rank,
-                identified=first and d <= threshold,
-                detected=bool(found.detected),
-                ssim=1.0 if name == "none" else image_quality(rgb, out, face.box).ssim,
-                attacker=attacker,
-            )
-        )
+    trial = _Trial(gallery, volunteer, np.asarray(snapshot, np.float32).reshape(-1), attacker)
+    trials = [trial.judge(("none", None), rgb, face, rgb)]
+    for name, ladder in ladders.items():
+        for strength in ladder:
+            trials.append(trial.transformed((name, strength), rgb, face, marks))
     return trials
+
+
+@dataclass(frozen=True, eq=False)
+class _Trial:
+    """One volunteer's "myth or defence": the live gallery, the volunteer, the snapshot embedding
+    and the attacker every change is judged by."""
+
+    gallery: LiveGallery
+    volunteer: Volunteer
+    snap: np.ndarray
+    attacker: Attacker
+
+    def transformed(self, setting: tuple, rgb: np.ndarray, face, marks) -> DefenceTrial:
+        from .protect import find_face
+        from .transforms import apply_transform
+
+        name, strength = setting
+        out = apply_transform(rgb, face.box, name, strength, landmarks=marks)
+        model = self.attacker.face_model("myth or defence")
+        found = find_face(out, model, self.attacker.settings, at=face.box, name=self.volunteer.name)
+        return self.judge(setting, out, found, rgb, face.box)
+
+    def judge(self, setting: tuple, out: np.ndarray, found, rgb: np.ndarray, box=None) -> DefenceTrial:
+        """The volunteer searched for with ``found`` (the copy's face) in place of their photo; the
+        untouched photo (``setting`` ("none", None)) must identify them, else
+        :class:`OriginalNotIdentified`."""
+        from .transforms import TRANSFORMS, image_quality
+
+        name, strength = setting
+        threshold = self.attacker.threshold
+        rank, first, d = _rank_with(self.gallery, self.volunteer.volunteer_id, found.embedding, self.snap)
+        if name == "none" and not (first and d <= threshold):
+            raise OriginalNotIdentified(_why_not_found(self.gallery, self.volunteer, self.snap, rank, d, threshold))
+        return DefenceTrial(
+            transform=name,
+            strength=strength,
+            label="original photo" if name == "none" else TRANSFORMS[name].label(strength),
+            distance=d,
+            threshold=threshold,
+            rank=rank,
+            identified=first and d <= threshold,
+            detected=bool(found.detected),
+            ssim=1.0 if name == "none" else image_quality(rgb, out, box).ssim,
+            attacker=attacker_words(self.attacker.settings, self.attacker.model, threshold),
+        )
 
 
 class OriginalNotIdentified(PrivriskError):

@@ -14,8 +14,9 @@ earlier stages' results and returns a frozen dataclass; the run carries them tog
 - :mod:`.scaling`: identification against galleries padded with other faces
   (:class:`.scaling.ScalingResult`);
 - :mod:`.differentials`: demographic differentials (:class:`.differentials.FairnessResult`);
-- countermeasures: :mod:`privrisk.countermeasures`, hooked into ``run_experiment`` after the
-  differentials.
+- :mod:`.countermeasures`: E4, what protects a public photo (opt-in), hooked into
+  ``run_experiment`` after the differentials (:class:`.countermeasures.CountermeasuresResult`;
+  its statistics in :mod:`.countermeasure_stats`).
 
 Shared pieces (embedding manifest rows, subject-level ranking, identification metrics, the result
 cache) are in :mod:`.common`. Importing this package imports none of the stages.
