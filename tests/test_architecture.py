@@ -169,12 +169,6 @@ LONG_FUNCTIONS = {  # lines
     "dlibnet.build_onnx": 111,
     "exposure.link_probability": 80,
     "gallery.build_gallery": 69,
-    "report.countermeasures_plot": 70,
-    "report.countermeasures_section": 94,
-    "report.fairness_section": 99,
-    "report.render_html": 64,
-    "report.stats_sections": 101,
-    "report.summary_table": 66,
     "scenarios._published": 68,
     "tailmodel.backtest": 65,
     "tailmodel.calibration_widening": 63,
@@ -227,7 +221,6 @@ LONG_MODULES = {  # lines
     "cli": 913,
     "countermeasures": 1631,
     "exposure": 1410,
-    "report": 1725,
     "tailmodel": 1322,
 }
 
@@ -247,7 +240,6 @@ ALLOWLISTED_MODULES = {
     "matching",
     "metrics",
     "photocheck",
-    "report",
     "scenarios",
     "selfcheck",
     "stages.offline",
