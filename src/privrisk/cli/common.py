@@ -1,0 +1,59 @@
+"""What every command shares: exit codes, one ``--flag`` per setting of a settings class (declared
+once in :mod:`privrisk.config`) and back, the embedding cache the flags name, and JSON / wrapped
+text on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import textwrap
+import typing
+from pathlib import Path
+
+from ..config import from_dict
+
+EXIT_OK, EXIT_ERROR = 0, 2
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One ``--flag`` per setting of ``cls``, with its help and choices (declared once in config)."""
+    group = parser.add_argument_group(title)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if kind not in (int, float, str):
+            continue  # tables (dicts, lists) are set in config files, not flags
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f"{cls.__name__}.{f.name}",
+            default=None,
+            type=kind if kind in (int, float) else str,
+            choices=f.metadata.get("choices"),
+            metavar=None if f.metadata.get("choices") else f.name.upper(),
+            help=f"{f.metadata.get('help', '')} (default: {f.default})",
+        )
+
+
+def settings_from_args(args: argparse.Namespace, cls: type):
+    prefix = f"{cls.__name__}."
+    given = {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
+    return from_dict(cls, given)
+
+
+def embedding_cache(args):
+    from ..embeddings import EmbeddingCache, default_cache_path
+
+    if getattr(args, "no_cache", False):
+        return None
+    return EmbeddingCache(Path(args.cache) / "embeddings.sqlite" if args.cache else default_cache_path())
+
+
+def print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def wrap(text: str, indent: str = "  ") -> str:
+    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
