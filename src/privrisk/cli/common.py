@@ -50,6 +50,14 @@ def embedding_cache(args):
     return EmbeddingCache(Path(args.cache) / "embeddings.sqlite" if args.cache else default_cache_path())
 
 
+def embed_run(args, progress: bool):
+    """How a command embeds its photos (:class:`~privrisk.embeddings.EmbedRun`): ``--cache`` /
+    ``--no-cache``, ``--workers``, ``--ray``, and a progress bar when ``progress``."""
+    from ..embeddings import EmbedRun
+
+    return EmbedRun(cache=embedding_cache(args), workers=args.workers, progress=progress, ray_address=args.ray)
+
+
 def print_json(data) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

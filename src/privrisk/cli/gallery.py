@@ -7,7 +7,7 @@ import argparse
 import json
 
 from ..config import FaceSettings, GallerySettings, setting_info
-from .common import EXIT_ERROR, EXIT_OK, add_settings_flags, embedding_cache, print_json, settings_from_args
+from .common import EXIT_ERROR, EXIT_OK, add_settings_flags, embed_run, print_json, settings_from_args
 
 
 def cmd_gallery_build(args) -> int:
@@ -20,10 +20,7 @@ def cmd_gallery_build(args) -> int:
         args.out,
         face_settings=settings_from_args(args, FaceSettings),
         settings=settings_from_args(args, GallerySettings),
-        cache=embedding_cache(args),
-        workers=args.workers,
-        progress=not args.quiet,
-        ray_address=args.ray,
+        run=embed_run(args, not args.quiet),
     )
     return _print_build_report(args, report, args.out)
 
@@ -39,10 +36,7 @@ def cmd_gallery_add(args) -> int:
         args.gallery,
         face_settings=face_settings,
         settings=settings,
-        cache=embedding_cache(args),
-        workers=args.workers,
-        progress=not args.quiet,
-        ray_address=args.ray,
+        run=embed_run(args, not args.quiet),
     )
     return _print_build_report(args, report, args.gallery)
 
@@ -95,7 +89,7 @@ def cmd_match(args) -> int:
     from ..matching import match_images
 
     with Gallery.open(args.gallery) as g:
-        changes = {"detector": args.detector, "embedder": args.embedder}
+        changes = {"detector": args.detector, "embedder": args.embedder, "engine": args.engine}
         face_settings = replace(g.face_settings, **{k: v for k, v in changes.items() if v is not None})
         attacker = {
             "detector": face_settings.detector,
@@ -107,13 +101,9 @@ def cmd_match(args) -> int:
             g,
             args.images,
             face_settings=face_settings,
-            cache=embedding_cache(args),
-            workers=args.workers,
             k=args.top,
             threshold=args.threshold,
-            progress=not args.quiet and len(args.images) > 8,
-            ray_address=args.ray,
-            engine=args.engine,
+            run=embed_run(args, not args.quiet and len(args.images) > 8),
         )
     if args.json:
         print_json([m.to_dict() | {"attacker": attacker} for m in matches])
