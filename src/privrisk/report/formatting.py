@@ -15,6 +15,7 @@ def fpir_keys(results: dict) -> list[str]:
 
 
 def fpir_label(key: str) -> str:
+    """An FPIR key as a percentage label ('0.01' -> '1%', '0.001' -> '0.1%')."""
     return f"{float(key):.1%}".replace(".0%", "%")
 
 
@@ -42,6 +43,7 @@ def tpir_cell(m: dict, key: str, short: bool = False) -> str:
 
 
 def unresolvable(m: dict, key: str) -> bool:
+    """Whether the non-mated probes are too few to resolve the FPIR ``key``."""
     return (m.get("tpir_at_fpir") or {}).get(key, {}).get("resolvable") is False
 
 
@@ -68,6 +70,7 @@ def unresolvable_note(ms: list[dict], keys: list[str]) -> str:
 
 
 def rate_ci(m: dict, key: str) -> str:
+    """A rate with its exact 95% interval in brackets, as percentages."""
     ci = m.get(f"{key}_ci95") or [None, None]
     return f"{fmt(m.get(key), True)} [{fmt(ci[0], True)}-{fmt(ci[1], True)}]"
 
@@ -78,12 +81,14 @@ def kn(r: dict | None) -> str:
 
 
 def fmt(x, pct=False):
+    """A number for the page: a percentage, three significant digits, or 'n/a' for a missing one."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
     return f"{x:.1%}" if pct else (f"{x:.3g}" if isinstance(x, float) else str(x))
 
 
 def curves_of(results: dict):
+    """The run's identification curves (None without a scaling study)."""
     from ..exposure import IdentificationCurves
 
     curves = (results.get("scaling_detail") or {}).get("curves") or {}
@@ -91,6 +96,7 @@ def curves_of(results: dict):
 
 
 def ci_text(ci) -> str:
+    """An interval as 'lo-hi' percentages, or 'n/a'."""
     return "n/a" if not ci or ci[0] is None else f"{fmt(ci[0], True)}-{fmt(ci[1], True)}"
 
 
@@ -126,4 +132,5 @@ def pct_range(v, rng, kind: str | None = None) -> str:
 
 
 def e4_results(results: dict) -> dict | None:
+    """E4's results, or None when the run did not include it."""
     return (results.get("experiments") or {}).get("countermeasures")

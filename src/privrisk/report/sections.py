@@ -222,6 +222,7 @@ def stats_sections(results: dict) -> str:
 
 
 def embedder_words(results: dict) -> str:
+    """The attacker's embedder in words, for the page's prose."""
     att = results.get("attacker") or {}
     if att.get("embedder", "dlib") == "dlib":
         return "dlib's ResNet"
