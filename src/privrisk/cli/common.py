@@ -37,12 +37,14 @@ def add_settings_flags(parser: argparse.ArgumentParser, cls: type, title: str) -
 
 
 def settings_from_args(args: argparse.Namespace, cls: type):
+    """An instance of the settings class ``cls`` with the flags given on the command line (checked by config)."""
     prefix = f"{cls.__name__}."
     given = {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
     return from_dict(cls, given)
 
 
 def embedding_cache(args):
+    """The embedding cache ``--cache`` names (default: the shared one), or None with ``--no-cache``."""
     from ..embeddings import EmbeddingCache, default_cache_path
 
     if getattr(args, "no_cache", False):
@@ -59,9 +61,11 @@ def embed_run(args, progress: bool):
 
 
 def print_json(data) -> None:
+    """``data`` as indented JSON on stdout (what ``--json`` promises)."""
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 
 def wrap(text: str, indent: str = "  ") -> str:
+    """``text`` wrapped at 100 columns, each line indented by ``indent``."""
     return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
