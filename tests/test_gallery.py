@@ -153,3 +153,20 @@ def test_killed_build_resumes_to_the_same_gallery(tmp_path, synthetic_set):
             assert g.fingerprint() == reference
             assert g.index.ntotal == len(g) == 10
         assert not list(target.glob("*.tmp"))
+
+
+def test_match_with_another_engine_through_the_face_settings(tmp_path, synthetic_set, fake_model):
+    """Another engine than the gallery's comes in the face settings (``engine`` is not a parameter of
+    its own): accepted, and the same descriptor finds the same people."""
+    import dataclasses
+
+    root, manifest = synthetic_set
+    run = EmbedRun(model=fake_model, workers=1)
+    build_gallery(read_manifest(manifest), tmp_path / "g", run=run)
+    probes = sorted((root / "probe").glob("*.png"))
+    with Gallery.open(tmp_path / "g") as g:
+        engine = "dlib" if g.face_settings.engine == "fast" else "fast"
+        same = match_images(g, probes, k=3, run=run)
+        other = match_images(g, probes, k=3, face_settings=dataclasses.replace(g.face_settings, engine=engine), run=run)
+    assert [m.to_dict() for m in other] == [m.to_dict() for m in same]
+    assert [m.best.subject_id for m in other] == [f"{s:03d}" for s in range(10)]
