@@ -141,7 +141,9 @@ def bench_search(size: int, real: np.ndarray, model: DistractorModel, rng, quick
         before = rss_mb()
         t_build, index = timed(
             lambda: faiss_index.build_index(
-                gallery, index_type=kind, nprobe=64, nlist=min(1024, faiss_index.ivf_lists(size))
+                gallery,
+                index_type=kind,
+                params=faiss_index.IndexParams(nprobe=64, nlist=min(1024, faiss_index.ivf_lists(size))),
             )
         )
         row[f"{kind}_build_s"] = t_build

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from privrisk.captures import CaptureSource, make_captures
-from privrisk.embeddings import EmbeddingCache, default_cache_path, embed_batch
+from privrisk.embeddings import EmbeddingCache, EmbedRun, default_cache_path, embed_batch
 from privrisk.experiment import load_config
 from privrisk.exposure import multi_photo_inputs
 from privrisk.gallery import Gallery, build_gallery
@@ -67,8 +67,7 @@ def main() -> None:
         gdir,
         face_settings=cfg.faces,
         settings=cfg.gallery,
-        cache=cache,
-        progress=False,
+        run=EmbedRun(cache=cache, progress=False),
     )
     with Gallery.open(gdir) as gallery:
         gal_ids, gal_vecs = gallery.embeddings()

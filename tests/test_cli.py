@@ -68,13 +68,13 @@ def test_main_returns_codes_in_process(tmp_path, capsys):
 def test_protect_and_findability_say_the_range_is_for_an_average_person(tmp_path, capsys, monkeypatch):
     """The chances of rank 1 come from the group-blind tail model (its per-probe PIT fails): both
     commands print the caveat as one line, and put it in a field of their (valid) JSON."""
-    import privrisk.cli as cli
+    import privrisk.cli.photos as cli_photos
     from helpers import FakeFaceModel, fake_sample_world, write_png
     from privrisk.tailmodel import GROUP_BLIND_CAVEAT
 
     fake = FakeFaceModel()
     world, photos, second = fake_sample_world(fake)
-    monkeypatch.setattr(cli, "_sample_world", lambda args: (fake, world))
+    monkeypatch.setattr(cli_photos, "_sample_world", lambda args: (fake, world))
     me, snap = write_png(tmp_path / "me.png", photos[0]), write_png(tmp_path / "snap.png", second[0])
 
     assert main(["findability", str(me), "--snapshot", str(snap), "--json"]) == 0
@@ -100,14 +100,14 @@ def test_findability_leads_with_measured_facts(tmp_path, capsys, monkeypatch):
     whether the detector finds it."""
     import numpy as np
 
-    import privrisk.cli as cli
+    import privrisk.cli.photos as cli_photos
     from helpers import FakeFaceModel, fake_sample_world, write_png
     from privrisk.metrics import proportion_interval
     from privrisk.selfcheck import impostor_distances, measured_facts
 
     fake = FakeFaceModel()
     world, photos, second = fake_sample_world(fake)
-    monkeypatch.setattr(cli, "_sample_world", lambda args: (fake, world))
+    monkeypatch.setattr(cli_photos, "_sample_world", lambda args: (fake, world))
     me, snap = write_png(tmp_path / "me.png", photos[0]), write_png(tmp_path / "snap.png", second[0])
     assert main(["findability", str(me), "--snapshot", str(snap), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

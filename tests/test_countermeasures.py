@@ -345,12 +345,13 @@ def test_frontier_trend_says_how_far_rank1_moves_and_whether_it_is_significant()
 def test_experiment_flag_and_config_turn_e4_on(tmp_path, monkeypatch):
     from helpers import ROOT
     from privrisk import cli
+    from privrisk.cli import experiments as cli_experiments
     from privrisk.config import ExperimentConfig
     from privrisk.experiment import load_config
 
     assert ExperimentConfig().countermeasures.enabled is False  # opt-in
     seen = {}
-    monkeypatch.setattr(cli, "_run", lambda args, config: seen.setdefault("cfg", config) and 0)
+    monkeypatch.setattr(cli_experiments, "_run", lambda args, config: seen.setdefault("cfg", config) and 0)
     cli.main(["experiment", str(ROOT / "examples" / "experiment.toml"), "--out", str(tmp_path), "--countermeasures"])
     assert seen["cfg"].countermeasures.enabled
     cfg = load_config(ROOT / "examples" / "countermeasures.toml")

@@ -1,6 +1,8 @@
 """The fast engine: dlib's weights file read to its last byte, the rebuilt network, its fallbacks, and
 (model-marked) descriptors equal to dlib's on real sample faces."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ import privrisk.models as models
 from helpers import ROOT
 from privrisk import dlibnet
 from privrisk.config import FaceSettings
+from privrisk.embeddings import EmbedRun
 from privrisk.errors import GalleryError, ModelUnavailable
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.manifest import read_manifest
@@ -102,14 +105,21 @@ def test_engine_is_in_the_cache_key_but_not_in_gallery_compatibility(tmp_path, s
     assert fast.cache_key("m") != dlib.cache_key("m")
     assert fast.same_embeddings(dlib) and not fast.same_embeddings(FaceSettings(detector="cnn"))
     _root, manifest = synthetic_set
-    build_gallery(read_manifest(manifest), tmp_path / "g", face_settings=dlib, model=fake_model, workers=1)
-    report = build_gallery(read_manifest(manifest), tmp_path / "g", face_settings=fast, model=fake_model, workers=1)
+    build_gallery(
+        read_manifest(manifest), tmp_path / "g", face_settings=dlib, run=EmbedRun(model=fake_model, workers=1)
+    )
+    report = build_gallery(
+        read_manifest(manifest), tmp_path / "g", face_settings=fast, run=EmbedRun(model=fake_model, workers=1)
+    )
     assert report.added == 0 and report.already_present == 10
     with Gallery.open(tmp_path / "g") as g:
         assert g.face_settings.engine == "dlib"  # as built
     with pytest.raises(GalleryError, match="other face settings"):
         build_gallery(
-            read_manifest(manifest), tmp_path / "g", face_settings=FaceSettings(upsample=2), model=fake_model, workers=1
+            read_manifest(manifest),
+            tmp_path / "g",
+            face_settings=FaceSettings(upsample=2),
+            run=EmbedRun(model=fake_model, workers=1),
         )
 
 
@@ -172,12 +182,15 @@ def test_galleries_built_with_either_engine_agree_and_match_alike(tmp_path):
     vectors, found = {}, {}
     for engine in ("fast", "dlib"):
         rows = read_manifest(manifest, ROOT / "sample_data")
-        build_gallery(rows, tmp_path / engine, face_settings=FaceSettings(engine=engine), workers=1)
+        build_gallery(rows, tmp_path / engine, face_settings=FaceSettings(engine=engine), run=EmbedRun(workers=1))
         with Gallery.open(tmp_path / engine) as g:
             vectors[engine] = g.embeddings()[1]
             # searched with the other engine: the gallery does not care which computed the probes
             other = "dlib" if engine == "fast" else "fast"
-            found[engine] = match_images(g, probes, workers=1, k=3, engine=other, cache=None)
+            other_engine = dataclasses.replace(g.face_settings, engine=other)
+            found[engine] = match_images(
+                g, probes, k=3, face_settings=other_engine, run=EmbedRun(workers=1, cache=None)
+            )
     assert vectors["fast"].shape == vectors["dlib"].shape == (3, 128)
     assert np.abs(vectors["fast"] - vectors["dlib"]).max() <= 1e-4
     for a, b in zip(found["fast"], found["dlib"]):

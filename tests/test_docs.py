@@ -91,7 +91,7 @@ def _settings_classes_in_package() -> set[type]:
 
     found = set()
     for info in pkgutil.walk_packages(privrisk.__path__, "privrisk."):
-        if info.name in ("privrisk.cli",):
+        if info.name == "privrisk.cli" or info.name.startswith("privrisk.cli."):
             continue
         module = importlib.import_module(info.name)
         for value in vars(module).values():

@@ -19,7 +19,7 @@ from privrisk.embedders import (
     preprocessing_for,
     similarity_transform,
 )
-from privrisk.embeddings import EmbeddingCache, embed_batch
+from privrisk.embeddings import EmbeddingCache, EmbedRun, embed_batch
 from privrisk.errors import ConfigError, EmbedderError, GalleryError
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.manifest import read_manifest
@@ -167,22 +167,22 @@ def test_gallery_records_the_embedder_and_refuses_another(tmp_path, synthetic_se
     b = OnnxFaceModel(make_onnx_model(tmp_path / "b.onnx", seed=2, dim=32), FakeDetector())
     face = FaceSettings(embedder=f"onnx:{tmp_path / 'a.onnx'}")
     gdir = tmp_path / "g"
-    report = build_gallery(read_manifest(manifest, root), gdir, face_settings=face, model=a, workers=1)
+    report = build_gallery(read_manifest(manifest, root), gdir, face_settings=face, run=EmbedRun(model=a, workers=1))
     assert report.added == 10 and report.threshold is not None
     with Gallery.open(gdir) as g:
         assert g.model_id == a.model_id and g.embedding_dim == 16 and g.info()["embedding_dim"] == 16
         assert "impostor pairs of 10 people enrolled in this gallery" in g.threshold_rule
         assert g.settings.threshold == pytest.approx(report.threshold["value"])
         probe = [root / "probe" / "003.png"]
-        (hit,) = match_images(g, probe, model=a, workers=1)
+        (hit,) = match_images(g, probe, run=EmbedRun(model=a, workers=1))
         assert hit.best is not None and hit.best.subject_id == "003"
         with pytest.raises(GalleryError) as exc:
-            match_images(g, probe, model=b, workers=1)
+            match_images(g, probe, run=EmbedRun(model=b, workers=1))
         assert a.model_id in str(exc.value) and b.model_id in str(exc.value)
         with pytest.raises(GalleryError, match="32 values"):
             g.search(np.zeros((1, 32), np.float32))
     with pytest.raises(GalleryError, match=b.model_id):
-        build_gallery(read_manifest(manifest, root), gdir, face_settings=face, model=b, workers=1)
+        build_gallery(read_manifest(manifest, root), gdir, face_settings=face, run=EmbedRun(model=b, workers=1))
 
 
 def test_threshold_at_fmr_counts_impostor_pairs():

@@ -520,11 +520,11 @@ def test_group_model_section_says_when_groups_made_the_pit_worse():
     better = page(7e-5, 0.61)
     assert "made the PIT worse here" not in better and "selected on, not evidence for it" in better
     assert "made the PIT worse here" not in page(None, 0.2)
-    from privrisk.report import _pit_with_groups
+    from privrisk.report import pit_with_groups
 
     def validation(without, with_groups):
         check = {"group_conditional": True, "fit_groups": "g", "pit_ks_p": with_groups}
-        return _pit_with_groups({"fairness": {"tail_check": check | {"without_groups": {"pit_ks_p": without}}}})
+        return pit_with_groups({"fairness": {"tail_check": check | {"without_groups": {"pit_ks_p": without}}}})
 
     assert "the PIT passes" in validation(7e-5, 0.61) and "worse" not in validation(7e-5, 0.61)
     assert "still fails and is worse than without groups" in validation(0.3, 0.001)

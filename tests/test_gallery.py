@@ -10,7 +10,7 @@ import pytest
 
 from helpers import ROOT, write_png
 from privrisk.config import FaceSettings, GallerySettings
-from privrisk.embeddings import EmbeddingCache, embed_batch
+from privrisk.embeddings import EmbeddingCache, EmbedRun, embed_batch
 from privrisk.errors import GalleryError
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.manifest import read_manifest
@@ -19,11 +19,13 @@ from privrisk.matching import match_images
 
 def test_build_and_match_synthetic(tmp_path, synthetic_set, fake_model):
     root, manifest = synthetic_set
-    report = build_gallery(read_manifest(manifest), tmp_path / "g", model=fake_model, workers=1)
+    report = build_gallery(read_manifest(manifest), tmp_path / "g", run=EmbedRun(model=fake_model, workers=1))
     assert report.added == 10 and not report.skipped
     with Gallery.open(tmp_path / "g") as g:
         assert len(g) == 10 and g.subjects()[0] == "000"
-        matches = match_images(g, sorted((root / "probe").glob("*.png")), model=fake_model, workers=1, k=3)
+        matches = match_images(
+            g, sorted((root / "probe").glob("*.png")), k=3, run=EmbedRun(model=fake_model, workers=1)
+        )
     assert [m.best.subject_id for m in matches] == [f"{s:03d}" for s in range(10)]
     assert all(m.is_match for m in matches)
     assert all(len(m.candidates) == 3 for m in matches)
@@ -37,7 +39,7 @@ def test_missing_and_faceless_images_are_skipped_with_reasons(tmp_path, syntheti
     manifest.write_text(
         manifest.read_text() + "X,missing.png,yes\nY,blank.png,yes\nZ,bad.jpg,yes\nW,gallery/000.png,no\n"
     )
-    report = build_gallery(read_manifest(manifest), tmp_path / "g", model=fake_model, workers=1)
+    report = build_gallery(read_manifest(manifest), tmp_path / "g", run=EmbedRun(model=fake_model, workers=1))
     assert report.added == 10
     reasons = {os.path.basename(i): r for i, r in report.skipped}
     assert reasons["missing.png"] == "file not found"
@@ -48,8 +50,8 @@ def test_missing_and_faceless_images_are_skipped_with_reasons(tmp_path, syntheti
 
 def test_rebuild_adds_nothing_and_remove_updates_index(tmp_path, synthetic_set, fake_model):
     _, manifest = synthetic_set
-    build_gallery(read_manifest(manifest), tmp_path / "g", model=fake_model, workers=1)
-    again = build_gallery(read_manifest(manifest), tmp_path / "g", model=fake_model, workers=1)
+    build_gallery(read_manifest(manifest), tmp_path / "g", run=EmbedRun(model=fake_model, workers=1))
+    again = build_gallery(read_manifest(manifest), tmp_path / "g", run=EmbedRun(model=fake_model, workers=1))
     assert again.added == 0 and again.already_present == 10
     with Gallery.open(tmp_path / "g") as g:
         v = g.version
@@ -63,7 +65,7 @@ def test_rebuild_adds_nothing_and_remove_updates_index(tmp_path, synthetic_set, 
 
 def test_missing_or_stale_index_is_rebuilt(tmp_path, synthetic_set, fake_model):
     _, manifest = synthetic_set
-    build_gallery(read_manifest(manifest), tmp_path / "g", model=fake_model, workers=1)
+    build_gallery(read_manifest(manifest), tmp_path / "g", run=EmbedRun(model=fake_model, workers=1))
     for p in (tmp_path / "g").glob("index-*.faiss"):
         p.unlink()
     with Gallery.open(tmp_path / "g") as g:
@@ -73,10 +75,13 @@ def test_missing_or_stale_index_is_rebuilt(tmp_path, synthetic_set, fake_model):
 
 def test_settings_mismatch_is_refused(tmp_path, synthetic_set, fake_model):
     _, manifest = synthetic_set
-    build_gallery(read_manifest(manifest), tmp_path / "g", model=fake_model, workers=1)
+    build_gallery(read_manifest(manifest), tmp_path / "g", run=EmbedRun(model=fake_model, workers=1))
     with pytest.raises(GalleryError, match="other face settings"):
         build_gallery(
-            read_manifest(manifest), tmp_path / "g", face_settings=FaceSettings(upsample=2), model=fake_model, workers=1
+            read_manifest(manifest),
+            tmp_path / "g",
+            face_settings=FaceSettings(upsample=2),
+            run=EmbedRun(model=fake_model, workers=1),
         )
     with pytest.raises(GalleryError, match="no gallery here"):
         Gallery.open(tmp_path / "elsewhere")
@@ -89,11 +94,10 @@ def test_index_types_find_the_right_subject(tmp_path, synthetic_set, fake_model,
         read_manifest(manifest),
         tmp_path / "g",
         settings=GallerySettings(index_type=index_type),
-        model=fake_model,
-        workers=1,
+        run=EmbedRun(model=fake_model, workers=1),
     )
     with Gallery.open(tmp_path / "g") as g:
-        matches = match_images(g, sorted((root / "probe").glob("*.png")), model=fake_model, workers=1)
+        matches = match_images(g, sorted((root / "probe").glob("*.png")), run=EmbedRun(model=fake_model, workers=1))
     assert sum(m.best.subject_id == f"{i:03d}" for i, m in enumerate(matches)) == 10
 
 
@@ -116,12 +120,12 @@ BUILD_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from helpers import FakeFaceModel
-    from privrisk.embeddings import EmbeddingCache
+    from privrisk.embeddings import EmbeddingCache, EmbedRun
     from privrisk.gallery import build_gallery
     from privrisk.manifest import read_manifest
     cache = EmbeddingCache(sys.argv[3]) if sys.argv[3] != "-" else None
-    build_gallery(read_manifest(sys.argv[1]), sys.argv[2], model=FakeFaceModel(delay=float(sys.argv[4])),
-                  cache=cache, workers=1, chunk_size=3)
+    build_gallery(read_manifest(sys.argv[1]), sys.argv[2], chunk_size=3,
+                  run=EmbedRun(model=FakeFaceModel(delay=float(sys.argv[4])), cache=cache, workers=1))
     print("done")
 """)
 
@@ -149,3 +153,20 @@ def test_killed_build_resumes_to_the_same_gallery(tmp_path, synthetic_set):
             assert g.fingerprint() == reference
             assert g.index.ntotal == len(g) == 10
         assert not list(target.glob("*.tmp"))
+
+
+def test_match_with_another_engine_through_the_face_settings(tmp_path, synthetic_set, fake_model):
+    """Another engine than the gallery's comes in the face settings (``engine`` is not a parameter of
+    its own): accepted, and the same descriptor finds the same people."""
+    import dataclasses
+
+    root, manifest = synthetic_set
+    run = EmbedRun(model=fake_model, workers=1)
+    build_gallery(read_manifest(manifest), tmp_path / "g", run=run)
+    probes = sorted((root / "probe").glob("*.png"))
+    with Gallery.open(tmp_path / "g") as g:
+        engine = "dlib" if g.face_settings.engine == "fast" else "fast"
+        same = match_images(g, probes, k=3, run=run)
+        other = match_images(g, probes, k=3, face_settings=dataclasses.replace(g.face_settings, engine=engine), run=run)
+    assert [m.to_dict() for m in other] == [m.to_dict() for m in same]
+    assert [m.best.subject_id for m in other] == [f"{s:03d}" for s in range(10)]

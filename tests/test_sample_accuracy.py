@@ -6,7 +6,7 @@ from PIL import Image
 
 from helpers import encode_image
 from privrisk.config import FaceSettings
-from privrisk.embeddings import embed_image
+from privrisk.embeddings import EmbedRun, embed_image
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.manifest import read_manifest
 from privrisk.matching import match_images
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.model
 @pytest.fixture(scope="module")
 def neutral_gallery(tmp_path_factory, london, session_cache):
     path = tmp_path_factory.mktemp("london") / "gallery"
-    report = build_gallery(read_manifest(sample_manifest("neutral"), london), path, cache=session_cache)
+    report = build_gallery(read_manifest(sample_manifest("neutral"), london), path, run=EmbedRun(cache=session_cache))
     assert report.added == 102 and not report.skipped and not report.refused
     return path
 
@@ -26,7 +26,7 @@ def neutral_gallery(tmp_path_factory, london, session_cache):
 def test_neutral_gallery_identifies_smiling_probes(neutral_gallery, london, session_cache):
     probes = read_manifest(sample_manifest("smiling"), london)
     with Gallery.open(neutral_gallery) as g:
-        matches = match_images(g, [r.image for r in probes.rows], cache=session_cache)
+        matches = match_images(g, [r.image for r in probes.rows], run=EmbedRun(cache=session_cache))
     correct = sum(m.best is not None and m.best.subject_id == r.subject_id for r, m in zip(probes.rows, matches))
     assert correct >= 101, f"rank-1 {correct}/102"
 

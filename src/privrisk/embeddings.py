@@ -440,3 +440,31 @@ def _progress_reporter(progress: bool | Progress, total: int):
     from .progress import reporter
 
     return reporter(progress, total, desc="embedding", unit="img")
+
+
+@dataclass(frozen=True)
+class EmbedRun:
+    """How a library call that embeds photos runs the embedding (what it computes is the face
+    settings' business): with ``model`` (None: the settings' own, loaded when needed), answering
+    from ``cache`` first, in ``workers`` processes (None: one per core; 1: in this process) or on
+    the Ray cluster at ``ray_address``, reporting ``progress`` (True: a bar on stderr, or a callable
+    ``(done, total)``). :func:`~privrisk.gallery.build_gallery` and
+    :func:`~privrisk.matching.match_images` take one."""
+
+    model: FaceModel | None = None
+    cache: EmbeddingCache | None = None
+    workers: int | None = None
+    progress: bool | Progress = False
+    ray_address: str | None = None
+
+    def embed(self, sources: Sequence[str | os.PathLike], settings: FaceSettings) -> list[EmbedResult]:
+        """:func:`embed_batch` of ``sources`` with ``settings``, run this way."""
+        return embed_batch(
+            sources,
+            settings,
+            model=self.model,
+            cache=self.cache,
+            workers=self.workers,
+            progress=self.progress,
+            ray_address=self.ray_address,
+        )

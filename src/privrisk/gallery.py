@@ -30,11 +30,11 @@ import numpy as np
 
 from . import index as faiss_index
 from .config import FaceSettings, GallerySettings, from_dict, to_dict
-from .embeddings import EmbeddingCache, EmbedResult, Progress, embed_batch
+from .embeddings import EmbedResult, EmbedRun
 from .errors import FaceNotFound, GalleryError, SeveralFaces
 from .faces import Face
 from .manifest import Manifest, ManifestRow, Refusal
-from .models import EMBEDDING_DIM, FaceModel, embedder_id, load_face_model
+from .models import EMBEDDING_DIM, embedder_id, load_face_model
 
 FORMAT_VERSION = 1
 DB_NAME = "gallery.sqlite"
@@ -287,13 +287,8 @@ class Gallery:
 
     def _write_index(self, version: int):
         ids, vectors = self.embeddings()
-        index = faiss_index.build_index(
-            vectors,
-            ids,
-            self.settings.index_type,
-            nprobe=self.settings.nprobe,
-            hnsw_ef_search=self.settings.hnsw_ef_search,
-        )
+        params = faiss_index.IndexParams(nprobe=self.settings.nprobe, hnsw_ef_search=self.settings.hnsw_ef_search)
+        index = faiss_index.build_index(vectors, ids, self.settings.index_type, params)
         faiss_index.save_index(index, self._index_path(version))
         self._clean_stale_files(keep=version)
         return index
@@ -457,49 +452,49 @@ def records_from_results(
     return records
 
 
+def _open_for_build(path: Path, face_settings: FaceSettings, settings: GallerySettings, model_id: str) -> Gallery:
+    """The gallery at ``path`` to build into: created if absent, else opened after checking that it was
+    made with the same embedder, face settings and index type (a :class:`GalleryError` if not)."""
+    if not (path / DB_NAME).exists():
+        return Gallery.create(path, face_settings, settings, model_id)
+    gallery = Gallery.open(path)
+    if gallery.model_id != model_id:
+        try:
+            gallery.check_embedder(model_id, face_settings.embedder)
+        finally:
+            gallery.close()
+    if not gallery.face_settings.same_embeddings(face_settings):  # the engine is not compared (docs/engine.md)
+        gallery.close()
+        raise GalleryError(f"{path}: gallery was built with other face settings or another model; use a new directory")
+    if gallery.settings.index_type != settings.index_type:
+        gallery.close()
+        raise GalleryError(
+            f"{path}: gallery uses index type {gallery.settings.index_type!r}, not {settings.index_type!r}"
+        )
+    return gallery
+
+
 def build_gallery(
     manifest: Manifest,
     path: str | os.PathLike,
     *,
     face_settings: FaceSettings = FaceSettings(),
     settings: GallerySettings = GallerySettings(),
-    model: FaceModel | None = None,
-    cache: EmbeddingCache | None = None,
-    workers: int | None = None,
-    progress: bool | Progress = False,
+    run: EmbedRun = EmbedRun(),
     chunk_size: int = 10_000,
-    ray_address: str | None = None,
 ) -> BuildReport:
     """Build (or finish building) the gallery at ``path`` from a consent manifest.
 
     Creates the gallery if absent, else checks it was made with the same settings and model.
-    Embeddings are checkpointed in ``cache``; each chunk of rows is committed in one transaction,
+    Embeddings are computed as ``run`` says and checkpointed in its cache; each chunk of rows is committed in one transaction,
     so a killed build loses no finished embedding and a re-run adds exactly what is missing.
     Returns a :class:`BuildReport`.
     """
     path = Path(path)
-    if model is None and face_settings.embedder != "dlib":  # an unusable model file fails here, before any change
-        model = load_face_model(face_settings)
-    model_id = model.model_id if model is not None else embedder_id(face_settings)
-    if (path / DB_NAME).exists():
-        gallery = Gallery.open(path)
-        if gallery.model_id != model_id:
-            try:
-                gallery.check_embedder(model_id, face_settings.embedder)
-            finally:
-                gallery.close()
-        if not gallery.face_settings.same_embeddings(face_settings):  # the engine is not compared (docs/engine.md)
-            gallery.close()
-            raise GalleryError(
-                f"{path}: gallery was built with other face settings or another model; use a new directory"
-            )
-        if gallery.settings.index_type != settings.index_type:
-            gallery.close()
-            raise GalleryError(
-                f"{path}: gallery uses index type {gallery.settings.index_type!r}, not {settings.index_type!r}"
-            )
-    else:
-        gallery = Gallery.create(path, face_settings, settings, model_id)
+    if run.model is None and face_settings.embedder != "dlib":  # an unusable model file fails here, before any change
+        run = dataclasses.replace(run, model=load_face_model(face_settings))
+    model_id = run.model.model_id if run.model is not None else embedder_id(face_settings)
+    gallery = _open_for_build(path, face_settings, settings, model_id)
     report = BuildReport(refused=list(manifest.refused))
     policy = "error" if face_settings.multiple_faces == "error" else "largest"
     rows = list(manifest.rows)
@@ -508,15 +503,7 @@ def build_gallery(
         # each chunk then enters the gallery in one transaction.
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
-            results = embed_batch(
-                [r.image for r in chunk],
-                face_settings,
-                model=model,
-                cache=cache,
-                workers=workers,
-                progress=progress,
-                ray_address=ray_address,
-            )
+            results = run.embed([r.image for r in chunk], face_settings)
             added, present = gallery.add(records_from_results(chunk, results, policy, report), write_index=False)
             report.added += added
             report.already_present += present

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -76,22 +77,25 @@ def ivf_lists(n: int) -> int:
     return max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39 or 1))
 
 
-def build_index(
-    vectors,
-    ids=None,
-    index_type: str = "flat",
-    *,
-    nprobe: int = 16,
-    hnsw_ef_search: int = 128,
-    hnsw_m: int = 32,
-    nlist: int | None = None,
-    seed: int = 0,
-):
+@dataclass(frozen=True)
+class IndexParams:
+    """How an approximate index is built and searched ('flat' uses none of them): IVF's ``nlist``
+    lists (None: :func:`ivf_lists`), trained on a sample drawn with ``seed``, of which ``nprobe`` are
+    searched per query; HNSW's ``hnsw_m`` links per node and search breadth ``hnsw_ef_search``."""
+
+    nprobe: int = 16
+    hnsw_ef_search: int = 128
+    hnsw_m: int = 32
+    nlist: int | None = None
+    seed: int = 0
+
+
+def build_index(vectors, ids=None, index_type: str = "flat", params: IndexParams = IndexParams()):
     """A FAISS index holding ``vectors`` under ``ids`` (default 0..n-1).
 
     'flat' is exact; 'ivf' (inverted lists, trained on a seeded sample of at most 64 vectors per
     list) and 'hnsw' (graph) are approximate and much faster on large galleries; 'auto' picks
-    'flat' or 'hnsw' by size (:func:`resolve_index_type`).
+    'flat' or 'hnsw' by size (:func:`resolve_index_type`). ``params`` tunes the approximate ones.
     """
     faiss = faiss_module()
     x = as_matrix(vectors)
@@ -104,18 +108,18 @@ def build_index(
         index = faiss.IndexIDMap2(faiss.IndexFlatL2(dim))
     elif index_type == "ivf":
         quantizer = faiss.IndexFlatL2(dim)
-        lists = nlist or ivf_lists(len(x))
+        lists = params.nlist or ivf_lists(len(x))
         index = faiss.IndexIVFFlat(quantizer, dim, lists)
-        index.cp.seed = seed
+        index.cp.seed = params.seed
         if len(x):
             train = x
             if len(x) > 64 * lists:
-                train = x[np.random.default_rng(seed).choice(len(x), 64 * lists, replace=False)]
+                train = x[np.random.default_rng(params.seed).choice(len(x), 64 * lists, replace=False)]
             index.train(train)
-        index.nprobe = nprobe
+        index.nprobe = params.nprobe
     elif index_type == "hnsw":
-        inner = faiss.IndexHNSWFlat(dim, hnsw_m)
-        inner.hnsw.efSearch = hnsw_ef_search
+        inner = faiss.IndexHNSWFlat(dim, params.hnsw_m)
+        inner.hnsw.efSearch = params.hnsw_ef_search
         index = faiss.IndexIDMap2(inner)
     else:
         raise ValueError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")

@@ -6,10 +6,14 @@ result into one row per subject (its closest face), vectorised over all probes.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .config import FaceSettings
+    from .embeddings import EmbedRun
 
 
 @dataclass(frozen=True)
@@ -113,40 +117,27 @@ def match_images(
     gallery,
     sources,
     *,
-    model=None,
-    cache=None,
-    workers: int | None = None,
     k: int = 5,
     threshold: float | None = None,
-    progress=False,
-    ray_address: str | None = None,
-    face_settings=None,
-    engine: str | None = None,
+    face_settings: FaceSettings | None = None,
+    run: EmbedRun | None = None,
 ) -> list[Match]:
     """Embed each image with the gallery's face settings (or ``face_settings``, which must use the
-    gallery's embedder: another raises :class:`GalleryError` naming both) and rank the gallery's
-    subjects for its largest face. An image that cannot be used gets a Match with ``error`` set and
-    no candidates. ``engine`` ('dlib' or 'fast') computes the descriptors with another engine than
-    the gallery's (both compute the same descriptor)."""
-    from .embeddings import embed_batch
+    gallery's embedder: another raises :class:`GalleryError` naming both; another engine, 'dlib' or
+    'fast', computes the same descriptor) and rank the gallery's subjects for its largest face, at
+    most ``k`` of them, a match within ``threshold`` (default: the gallery's). ``run``
+    (:class:`~privrisk.embeddings.EmbedRun`) says with which model, cache and workers the photos are
+    embedded. An image that cannot be used gets a Match with ``error`` set and no candidates."""
+    from .embeddings import EmbedRun
     from .models import embedder_id
 
+    run = EmbedRun() if run is None else run
     sources = [str(s) for s in sources]
     threshold = gallery.settings.threshold if threshold is None else threshold
     settings = gallery.face_settings if face_settings is None else face_settings
-    if engine is not None:
-        settings = dataclasses.replace(settings, engine=engine)
     # a search with another embedder than the gallery's is refused before any photo is read
-    gallery.check_embedder(model.model_id if model is not None else embedder_id(settings), settings.embedder)
-    results = embed_batch(
-        sources,
-        settings,
-        model=model,
-        cache=cache,
-        workers=workers,
-        progress=progress,
-        ray_address=ray_address,
-    )
+    gallery.check_embedder(run.model.model_id if run.model is not None else embedder_id(settings), settings.embedder)
+    results = run.embed(sources, settings)
     good = [(i, r.faces[0].embedding) for i, r in enumerate(results) if r.ok]
     found = (
         match_embeddings(

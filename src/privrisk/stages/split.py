@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ExperimentConfig
-from ..embeddings import EmbeddingCache
+from ..embeddings import EmbeddingCache, EmbedRun
 from ..errors import ConfigError
 from ..gallery import Gallery, build_gallery
 from ..manifest import Manifest, ManifestRow
@@ -101,10 +101,7 @@ def enrol(
         gdir,
         face_settings=cfg.faces,
         settings=dataclasses.replace(cfg.gallery, threshold=threshold["value"], threshold_rule="given"),
-        cache=cache,
-        workers=cfg.workers or None,
-        progress=progress,
-        ray_address=cfg.ray_address or None,
+        run=EmbedRun(cache=cache, workers=cfg.workers or None, progress=progress, ray_address=cfg.ray_address or None),
     )
     with Gallery.open(gdir) as gallery:
         gallery.set_threshold(threshold["value"], threshold["statement"])

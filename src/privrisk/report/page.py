@@ -1,0 +1,118 @@
+"""The report page and the run's files: results.json, probes.csv, accretion.csv, the plots and a
+self-contained report.html, each written to a temp file beside its target and renamed into place, so a
+reader (or a crash) never sees half a file."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+from ..fileio import atomic_write, json_default
+from ..samples import ATTRIBUTION, ATTRIBUTION_URL
+from .countermeasures import countermeasures_section
+from .differentials import fairness_section
+from .plots import make_plots
+from .scaling import backtest_html, scaling_table_html, tail_validation_html
+from .sections import (
+    attacker_section,
+    capture_levels_html,
+    detector_table,
+    first_screen_html,
+    fusion_table,
+    paper_section,
+    stats_sections,
+)
+from .summary import plain_summary
+
+_json_default = json_default
+
+
+def _clean(value):
+    """JSON has no inf/nan: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+_STYLE = """<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.35em .6em;vertical-align:top;font-size:.92em}
+th{background:#f3f3f3}figure{display:inline-block;margin:.5em}img{max-width:520px}
+.first{font-size:1.1em;background:#eef5ff;padding:.8em;border-left:4px solid #58c}
+.attr{background:#f7f7e8;padding:.6em;border-left:4px solid #bb8}pre{background:#f6f6f6;padding:.6em;overflow:auto;font-size:.8em}</style>"""
+
+
+def _figures_html(plots: dict[str, bytes]) -> str:
+    """Every plot inline (base64 PNG), so the page needs no other file."""
+    e = html.escape
+    return "".join(
+        f'<figure><img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f"<figcaption>{e(name)}</figcaption></figure>"
+        for name, png in plots.items()
+    )
+
+
+def render_html(results: dict, plots: dict[str, bytes]) -> str:
+    """The self-contained report page: plain words first, then every experiment's section with its
+    numbers, intervals and caveats, the plots, the scaling model and what reproduces the run."""
+    sc = results["scaling_detail"]
+    e = html.escape
+    summary = "".join(f"<li>{e(line)}</li>" for line in plain_summary(results))
+    versions = "".join(f"<li>{e(k)}: {e(str(v))}</li>" for k, v in results["versions"].items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>privrisk re-identification report</title>
+{_STYLE}
+</head><body>
+<h1>Re-identification from faces: a reproduction of Acquisti, Gross &amp; Stutzman</h1>
+{first_screen_html(results)}
+<p class="attr">{e(ATTRIBUTION)} (<a href="{ATTRIBUTION_URL}">{ATTRIBUTION_URL}</a>). All subjects gave signed
+consent. Profiles in E3 are synthetic; nothing in them describes the real people.</p>
+<h2>In short</h2><ul class="summary">{summary}</ul>
+{paper_section(results)}
+{attacker_section(results)}
+{stats_sections(results)}
+{capture_levels_html(results)}
+{detector_table(results)}
+{fusion_table(results)}
+{countermeasures_section(results)}
+<h2>Plots</h2>{_figures_html(plots)}
+{fairness_section(results)}
+<h2>Scaling model</h2><p>{e(sc["model"])}</p>
+{tail_validation_html(results)}
+{backtest_html(results["scaling_detail"]["distractor_model"].get("backtest"))}
+{scaling_table_html(results)}
+<h2>Reproducibility</h2><p>seed {results["seed"]}; versions:</p><ul>{versions}</ul>
+<details><summary>configuration</summary><pre>{e(json.dumps(results["config"], indent=2))}</pre></details>
+</body></html>
+"""
+
+
+def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict]) -> None:
+    """Write every output of a run into ``out`` (each file atomically)."""
+    plots = make_plots(results)
+    for name, png in plots.items():
+        atomic_write(out / name, png)
+    results = _clean(results)
+    results["outputs"] = sorted([*plots, "results.json", "probes.csv", "accretion.csv", "report.html"])
+    atomic_write(out / "probes.csv", _csv(per_probe))
+    atomic_write(out / "accretion.csv", _csv(accretion_rows))
+    atomic_write(out / "report.html", render_html(results, plots))
+    atomic_write(out / "results.json", json.dumps(results, indent=2, default=_json_default, allow_nan=False) + "\n")
