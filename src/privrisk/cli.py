@@ -289,7 +289,7 @@ def _wrap(text: str, indent: str = "  ") -> str:
 
 def cmd_score(args) -> int:
     from .errors import ProfileError
-    from .exposure import ExposureSettings, score, top_changes
+    from .exposure import ExposureSettings, Scorer, score, top_changes
     from .profiles import AUDIENCES, PRESETS, load_profile, profile_from_dict
     from .scenarios import first_screen, scenarios
 
@@ -302,7 +302,7 @@ def cmd_score(args) -> int:
     gain = _gain(args)
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
     scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
-    changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
+    changes = {a: top_changes(profile, Scorer(curves, settings, gain), a) for a in audiences}
     found = scenarios(curves, extra_size=settings.scenario_gallery_size or None, stranger_curve=settings.curve)
     lead = "stranger" if "stranger" in scores else next(iter(scores))
     first = changes[lead][0].description if changes[lead] else None
@@ -453,10 +453,10 @@ def _sample_world(args):
     """The consenting sample faces and the shipped tail models (no distractors: platform sizes come
     from the closed form). The sample photos' embeddings may come from the cache; the user's never do."""
     from .models import load_face_model
-    from .selfcheck import build_sample_world
+    from .selfcheck import DistractorDraw, build_sample_world
 
     model = load_face_model()
-    return model, build_sample_world(model, cache=_cache(args), n_distractors=0, workers=args.workers)
+    return model, build_sample_world(model, cache=_cache(args), distractors=DistractorDraw(n=0), workers=args.workers)
 
 
 def _self_check_settings(args):
@@ -839,7 +839,7 @@ def _detector_flag(p: argparse.ArgumentParser) -> None:
 
 def _add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
     """``score`` and ``population``, which share the identification-curve flags."""
-    from .exposure import ExposureSettings
+    from .config import ExposureSettings
     from .profiles import AUDIENCES, PRESETS
 
     curves = argparse.ArgumentParser(add_help=False)
