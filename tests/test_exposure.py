@@ -436,6 +436,17 @@ def test_a_score_near_zero_with_a_wide_range_still_gets_suggestions():
     assert any(c.description.startswith("Hide every photo") and c.after_high == 0.0 for c in best)
 
 
+def test_curves_alone_stand_for_a_scorer_with_the_defaults():
+    """The change searches take a Scorer; curves alone mean the default settings and the shipped gain,
+    so ``privrisk.top_changes(me, curves)`` keeps working. A different Scorer gives different advice."""
+    profile = profile_from_dict(PRESETS["everything_public"])
+    defaults = Scorer(CURVES, ExposureSettings(), MultiPhotoGain.shipped())
+    assert top_changes(profile, CURVES) == top_changes(profile, defaults)
+    assert single_changes(profile, CURVES, "friend_of_friend") == single_changes(profile, defaults, "friend_of_friend")
+    smaller = Scorer(CURVES, ExposureSettings(stranger_gallery_size=100), MultiPhotoGain.shipped())
+    assert [c.after for c in top_changes(profile, smaller)] != [c.after for c in top_changes(profile, defaults)]
+
+
 def test_single_changes_list_every_option():
     profile = profile_from_dict(
         {
