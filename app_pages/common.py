@@ -18,7 +18,7 @@ from privrisk.errors import PrivriskError
 from privrisk.exposure import IdentificationCurves
 from privrisk.models import load_face_model
 from privrisk.samples import ATTRIBUTION
-from privrisk.selfcheck import build_sample_world, embed_one_face
+from privrisk.selfcheck import DistractorDraw, build_sample_world, embed_one_face
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 SETTINGS = FaceSettings(max_bytes=15 * 1024 * 1024)
@@ -46,7 +46,7 @@ def face_model():
 @st.cache_resource(show_spinner="Preparing the sample gallery and distractors (once per server)...")
 def sample_world():
     n = int(os.environ.get("PRIVRISK_APP_DISTRACTORS", "1000000"))
-    return build_sample_world(face_model(), cache=EmbeddingCache(default_cache_path()), n_distractors=n)
+    return build_sample_world(face_model(), cache=EmbeddingCache(default_cache_path()), distractors=DistractorDraw(n=n))
 
 
 @st.cache_resource(show_spinner=False)

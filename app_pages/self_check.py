@@ -16,7 +16,8 @@ from app_pages.common import (
     sample_world,
     session_findability,
 )
-from privrisk.exposure import ExposureSettings, score, single_changes, top_changes
+from privrisk.config import ExposureSettings
+from privrisk.exposure import Scorer, score, single_changes, top_changes
 from privrisk.profiles import AUDIENCES, FIELDS, LEVELS, PRESETS, profile_from_dict
 from privrisk.scenarios import WHO, first_screen, scenarios
 from privrisk.selfcheck import (
@@ -287,7 +288,7 @@ if not parts.empty:  # no empty chart: only what adds at least 0.1 point
     )
 best = [
     c
-    for c in top_changes(profile, id_curves, audience, link_from=link_from)
+    for c in top_changes(profile, Scorer(id_curves, link_from=link_from), audience)
     if round(c.before) != round(c.after) or round(c.before_high or 0) != round(c.after_high or 0)
 ]
 settings = ExposureSettings()
@@ -347,7 +348,7 @@ with st.expander("Every single change"):
         pd.DataFrame(
             [
                 {"change": c.description, "score after": f"{c.after:.0f}"}
-                for c in single_changes(profile, id_curves, audience, link_from=link_from)
+                for c in single_changes(profile, Scorer(id_curves, link_from=link_from), audience)
             ]
         ),
         hide_index=True,

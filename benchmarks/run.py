@@ -427,11 +427,11 @@ def bench_self_check_photos(level: str = "safe_at_1e6", subject: str = "066") ->
     findability and the least damaging protection at ``level``, all in memory."""
     from privrisk.photocheck import check_photos
     from privrisk.protect import LEVELS, Attacker, Search
-    from privrisk.selfcheck import build_sample_world
+    from privrisk.selfcheck import DistractorDraw, build_sample_world
 
     model = load_face_model()
     with tempfile.TemporaryDirectory() as tmp:
-        world = build_sample_world(model, cache=EmbeddingCache(Path(tmp) / "e.sqlite"), n_distractors=0)
+        world = build_sample_world(model, cache=EmbeddingCache(Path(tmp) / "e.sqlite"), distractors=DistractorDraw(n=0))
     # the person plays a visitor, who is not among the sample faces: their own sample photo would
     # otherwise count as a look-alike ahead of them
     keep = [s != subject for s in world.subjects]

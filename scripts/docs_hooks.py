@@ -91,7 +91,7 @@ def _grouped(rows: list[tuple[str, Any, str]]) -> str:
 
 def settings_markdown() -> str:
     """The experiment config, capture-level and exposure settings tables, and the profile fields."""
-    from privrisk.exposure import DEFAULT_SENSITIVITY
+    from privrisk.exposure.sensitivity import DEFAULT_SENSITIVITY
     from privrisk.profiles import DEFAULT_VISIBILITY, FIELDS
 
     parts = [

@@ -12,8 +12,8 @@ bootstrap range (``<metric>_gain_range``).
     flock /tmp/privrisk-heavy.lock python3 -m uv run --locked python scripts/measure_multi_photo.py \
         --out sample_data/multi_photo_gain.json
 
-Writes JSON that ``privrisk.exposure.MultiPhotoGain`` reads, with its inputs recorded
-(``inputs``: :func:`privrisk.exposure.multi_photo_inputs`) and, per level, the counts with E2's own
+Writes JSON that ``privrisk.exposure.multi_photo.MultiPhotoGain`` reads, with its inputs recorded
+(``inputs``: :func:`privrisk.exposure.multi_photo.multi_photo_inputs`) and, per level, the counts with E2's own
 captures (``e2_own_captures``: the first ``shots_in_e2`` captures, as the demo fuses them; the
 ``rankK`` lists average over every subset of j captures, so at j = 3 they differ from the demo's).
 """
@@ -31,7 +31,7 @@ import numpy as np
 from privrisk.captures import CaptureSource, make_captures
 from privrisk.embeddings import EmbeddingCache, EmbedRun, default_cache_path, embed_batch
 from privrisk.experiment import load_config
-from privrisk.exposure import multi_photo_inputs
+from privrisk.exposure.multi_photo import multi_photo_inputs
 from privrisk.gallery import Gallery, build_gallery
 from privrisk.images import load_image
 from privrisk.manifest import read_manifest

@@ -4,7 +4,7 @@ and `privrisk calibrate` read by default.
     python3 -m uv run --locked privrisk demo --out runs/demo
     python3 -m uv run --locked python scripts/ship_demo_outputs.py runs/demo/results.json
 
-Writes sample_data/identification_curves.json (exposure.export_curves), sample_data/tail_model.json
+Writes sample_data/identification_curves.json (exposure.curves.export_curves), sample_data/tail_model.json
 (the tail models the demo fitted on the sample set) and sample_data/fairness_summary.json
 (fairness.plain_words). Tests check that each equals what a fresh demo run gives.
 """
@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from privrisk.exposure import export_curves
+from privrisk.exposure.curves import export_curves
 from privrisk.fairness import plain_words
 from privrisk.fileio import atomic_write, json_default
 

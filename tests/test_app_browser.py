@@ -186,14 +186,14 @@ def test_ten_browser_sessions_at_once(sandbox, london):
     from app_pages.common import SETTINGS  # the face settings the page embeds uploads with
     from browser import launch, upload
     from privrisk.models import load_face_model
-    from privrisk.selfcheck import build_sample_world, embed_one_face, findability
+    from privrisk.selfcheck import DistractorDraw, build_sample_world, embed_one_face, findability
 
     url, root, proc = sandbox
     subjects = sorted(p.stem for p in (london / "neutral").glob("*.jpg"))[:10]
     # What each visitor must see: the library's answer for their own two photos, against the same
     # seeded world the server builds (same sample set, same number of distractors).
     model = load_face_model()
-    world = build_sample_world(model, n_distractors=200_000)
+    world = build_sample_world(model, distractors=DistractorDraw(n=200_000))
     expected = {}
     for s in subjects:
         a = embed_one_face((london / "neutral" / f"{s}.jpg").read_bytes(), "a", model, SETTINGS)

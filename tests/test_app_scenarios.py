@@ -11,7 +11,8 @@ import pytest
 from test_app_fast import fake_app, page, png  # noqa: F401  (fake_app: a fixture)
 from test_scenarios import _allowed_numbers, _sentences, score_json  # noqa: F401  (score_json: a fixture)
 
-from privrisk.exposure import ExposureSettings, top_changes
+from privrisk.config import ExposureSettings
+from privrisk.exposure import Scorer, top_changes
 from privrisk.profiles import PRESETS, profile_from_dict
 from privrisk.scenarios import first_screen, numbers_in, percent_words, scenarios
 from privrisk.selfcheck import facts_for_distance, score_from_search, search_link_source, searched_first_screen
@@ -94,7 +95,7 @@ def test_first_screen_after_a_search_is_the_library_answer_led_by_measured_facts
     profile = page_profile()
     curves = common.curves()
     scored, _ = score_from_search(result, profile, curves, "stranger")
-    changes = top_changes(profile, curves, "stranger", link_from=search_link_source(result))
+    changes = top_changes(profile, Scorer(curves, link_from=search_link_source(result)), "stranger")
     found = found_scenarios()
     expected = searched_first_screen(
         result, found, world, change=changes[0].description if changes else None, score=scored.to_dict()

@@ -11,12 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from privrisk.config import ExposureSettings
 from privrisk.errors import ConfigError, EstimationError, ProfileError
 from privrisk.exposure import (
     INFERENCES,
-    ExposureSettings,
     IdentificationCurves,
     MultiPhotoGain,
+    Scorer,
     change_options,
     estimate_irt,
     estimate_sensitivity,
@@ -377,7 +378,7 @@ def _brute_force(profile, audience, curves=CURVES):
 @pytest.mark.parametrize("audience", AUDIENCES)
 def test_first_suggestion_is_the_largest_drop_per_setting(preset, audience):
     profile = profile_from_dict(PRESETS[preset] | {"birth_country": "US", "birth_year": 1995})
-    best = top_changes(profile, CURVES, audience, gain=GAIN)
+    best = top_changes(profile, Scorer(CURVES, gain=GAIN), audience)
     expected = _brute_force(profile, audience)
     if expected == 0:
         assert best == []
@@ -392,7 +393,7 @@ def test_first_suggestion_is_the_largest_drop_per_setting(preset, audience):
 
 def test_every_suggested_change_matters():
     profile = profile_from_dict(PRESETS["everything_public"])
-    for c in search_changes(profile, CURVES, "stranger", gain=GAIN)[:50]:
+    for c in search_changes(profile, Scorer(CURVES, gain=GAIN), "stranger")[:50]:
         for key in c.settings:
             rest = sc(profile.with_change(**{k: v for k, v in c.change.items() if k != key}))
             assert rest.score + rest.score_range[1] > c.after + c.after_high + 1e-9
@@ -416,11 +417,11 @@ def test_hide_every_face_photo_comes_first_where_it_is_the_main_lever():
         }
     )
     # two photos of the face, from two settings: hiding either one leaves the other to find you
-    best = top_changes(profile, CURVES, "stranger", gain=GAIN)
+    best = top_changes(profile, Scorer(CURVES, gain=GAIN), "stranger")
     assert best[0].description.startswith("Hide every photo of your face from strangers")
     assert best[0].after == 0.0 and set(best[0].settings) == {"profile_photo", "tagged_photos"}
     # for friends of friends the advice is 'friends', never a level they still see
-    fof = top_changes(profile, CURVES, "friend_of_friend", gain=GAIN)
+    fof = top_changes(profile, Scorer(CURVES, gain=GAIN), "friend_of_friend")
     assert all(v in ("friends", 0, False) for c in fof for v in c.change.values())
 
 
@@ -430,9 +431,20 @@ def test_a_score_near_zero_with_a_wide_range_still_gets_suggestions():
     profile = profile_from_dict(PRESETS["platform_defaults"])
     s = sc(profile, curves=curves)
     assert s.score < 0.01 and s.score_range[1] > 1
-    best = top_changes(profile, curves, "stranger", gain=GAIN)
+    best = top_changes(profile, Scorer(curves, gain=GAIN), "stranger")
     assert best and {"profile_photo", "public_photos_with_face"} & set(best[0].settings)
     assert any(c.description.startswith("Hide every photo") and c.after_high == 0.0 for c in best)
+
+
+def test_curves_alone_stand_for_a_scorer_with_the_defaults():
+    """The change searches take a Scorer; curves alone mean the default settings and the shipped gain,
+    so ``privrisk.top_changes(me, curves)`` keeps working. A different Scorer gives different advice."""
+    profile = profile_from_dict(PRESETS["everything_public"])
+    defaults = Scorer(CURVES, ExposureSettings(), MultiPhotoGain.shipped())
+    assert top_changes(profile, CURVES) == top_changes(profile, defaults)
+    assert single_changes(profile, CURVES, "friend_of_friend") == single_changes(profile, defaults, "friend_of_friend")
+    smaller = Scorer(CURVES, ExposureSettings(stranger_gallery_size=100), MultiPhotoGain.shipped())
+    assert [c.after for c in top_changes(profile, smaller)] != [c.after for c in top_changes(profile, defaults)]
 
 
 def test_single_changes_list_every_option():
@@ -442,7 +454,7 @@ def test_single_changes_list_every_option():
             "public_photos_with_face": 20,
         }
     )
-    changes = single_changes(profile, CURVES, gain=GAIN)
+    changes = single_changes(profile, Scorer(CURVES, gain=GAIN))
     assert changes[0].change == {"public_photos_with_face": 0} and changes[0].after == 0.0
     assert {tuple(c.change) for c in changes} >= {("phone",), ("interests",), ("real_name_used",)}
 

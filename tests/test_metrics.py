@@ -186,12 +186,14 @@ def test_bootstrap_verification_resamples_subjects():
     impostor = [((a, b), 0.5 + 0.04 * ((a + b) % 10)) for a in subjects for b in subjects if a != b]
     g, gs, i, ia, ib = _pairs(genuine, impostor)
     point = metrics.eer(g, i)
-    bs = metrics.bootstrap_verification(g, gs, i, ia, ib, (0.01,), n_boot=400, seed=5)
+    bs = metrics.bootstrap_verification(metrics.VerificationPairs(g, gs, i, ia, ib), (0.01,), n_boot=400, seed=5)
     lo, hi = bs["eer_ci95"]
     assert bs["n_subjects"] == 10 and lo <= point <= hi
     # subject 0 is absent from about (9/10)^10 = 35% of resamples, and then the sets separate: EER 0
     assert lo == 0.0 and hi > point
-    assert bs == metrics.bootstrap_verification(g, gs, i, ia, ib, (0.01,), n_boot=400, seed=5)
+    assert bs == metrics.bootstrap_verification(
+        metrics.VerificationPairs(g, gs, i, ia, ib), (0.01,), n_boot=400, seed=5
+    )
     tlo, thi = bs["tar_at_far_ci95"]["0.01"]
     assert thi == 1.0 and tlo < 1.0
 
@@ -202,7 +204,8 @@ def test_bootstrap_tpir_keeps_a_subjects_probes_together():
     rank = [2] * 5 + [1] * 5
     dist = [np.inf] * 5 + [0.3] * 5
     nonmated = np.linspace(0.7, 0.9, 10)
-    ci = metrics.bootstrap_tpir(rank, dist, mated_subject, nonmated, list(range(10)), [0.01], n_boot=500, seed=1)
+    probes = metrics.OpenSetProbes(rank, dist, mated_subject, nonmated, list(range(10)))
+    ci = metrics.bootstrap_tpir(probes, [0.01], n_boot=500, seed=1)
     # A is left out of (5/6)^6 = 33% of subject resamples (TPIR 1); resampling the 10 probes would
     # drop all five of A's probes in only 0.5^10 of resamples
     assert ci["0.01"][1] == 1.0 and ci["0.01"][0] < 0.5
@@ -212,8 +215,7 @@ def test_bootstrap_tpir_rechooses_the_threshold():
     # one non-mated subject is very close (0.3): at FPIR 1% the threshold is 0.3 and no mated probe
     # (all at 0.5) passes. Resamples without that subject move the threshold to 0.9: TPIR 1.
     nonmated = [0.3] + [0.9] * 9
-    ci = metrics.bootstrap_tpir(
-        [1] * 6, [0.5] * 6, list("abcdef"), nonmated, list(range(10)), [0.01], n_boot=500, seed=2
-    )
+    probes = metrics.OpenSetProbes([1] * 6, [0.5] * 6, list("abcdef"), nonmated, list(range(10)))
+    ci = metrics.bootstrap_tpir(probes, [0.01], n_boot=500, seed=2)
     assert metrics.tpir_at_fpir([1] * 6, [0.5] * 6, nonmated, 0.01)["tpir"] == 0.0
     assert ci["0.01"] == [0.0, 1.0]

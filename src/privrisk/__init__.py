@@ -35,9 +35,9 @@ _API = {
     "run_experiment": ("experiment", "run_experiment"),
     "calibrate": ("tailmodel", "calibrate_manifest"),
     "load_profile": ("profiles", "load_profile"),
-    "score": ("exposure", "score"),
-    "top_changes": ("exposure", "top_changes"),
-    "identification_curves": ("exposure", "IdentificationCurves.shipped"),
+    "score": ("exposure.scoring", "score"),
+    "top_changes": ("exposure.changes", "top_changes"),
+    "identification_curves": ("exposure.curves", "IdentificationCurves.shipped"),
 }
 
 __all__ = ["__version__", *_API]

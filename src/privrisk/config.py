@@ -659,3 +659,29 @@ class ExperimentConfig:
     countermeasures: CountermeasureSettings = setting(
         CountermeasureSettings(), "[countermeasures] table: E4, what protects a public photo (opt-in)"
     )
+
+
+# --- settings of the exposure score
+
+#: The default photo a stranger has of you: E2's 'street' snapshot (see :mod:`privrisk.exposure` for why).
+DEFAULT_CURVE = "offline_to_online/street"
+
+
+@dataclass(frozen=True)
+class ExposureSettings:
+    curve: str = setting(
+        DEFAULT_CURVE,
+        "identification curve of the audience's photo of you: "
+        "'offline_to_online/<level>' (a snapshot; default the 'street' level) or "
+        "'online_to_online' (another online photo)",
+    )
+    top_k: int = setting(10, "candidates the audience checks (10 as in the paper; 1 = rank 1 only)", choices=(1, 10))
+    stranger_gallery_size: int = setting(1_000_000_000, "gallery a stranger searches (platform scale)", min=1)
+    fof_gallery_size: int = setting(
+        40_000, "gallery a friend of a friend searches (a friends-of-friends network)", min=1
+    )
+    max_photos: int = setting(50, "usable face photos counted at most", min=1)
+    scenario_gallery_size: int = setting(
+        0, "one more gallery size for the scenarios, besides 10^4, 10^6, 10^8 and 10^9 (0: none)", min=0
+    )
+    sensitivity: dict = setting({}, "override field sensitivities, e.g. {phone = 1.0} (CLI: --sensitivity FILE)")

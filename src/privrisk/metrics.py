@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -182,12 +183,32 @@ def _percentile(values: ArrayLike, level: float) -> list[float]:
     return [float(x) for x in np.quantile(v, [(1 - level) / 2, 1 - (1 - level) / 2])]
 
 
+@dataclass(frozen=True)
+class VerificationPairs:
+    """Pair distances with who is in each pair: genuine pairs (the subject of each) and impostor pairs (the
+    probe's and the gallery photo's subject of each). Arrays of one length per kind of pair."""
+
+    genuine: ArrayLike
+    genuine_subject: ArrayLike
+    impostor: ArrayLike
+    impostor_probe_subject: ArrayLike
+    impostor_gallery_subject: ArrayLike
+
+
+@dataclass(frozen=True)
+class OpenSetProbes:
+    """An open-set search's probes: each mated probe's true rank, distance and subject, and each non-mated
+    probe's best distance and subject."""
+
+    mated_rank: ArrayLike
+    mated_dist: ArrayLike
+    mated_subject: ArrayLike
+    nonmated_best: ArrayLike
+    nonmated_subject: ArrayLike
+
+
 def bootstrap_verification(
-    genuine,
-    genuine_subject,
-    impostor,
-    impostor_probe_subject,
-    impostor_gallery_subject,
+    pairs: VerificationPairs,
     fars: Sequence[float] = (0.01, 0.001),
     *,
     n_boot: int = 1000,
@@ -201,11 +222,15 @@ def bootstrap_verification(
     copies of one subject are not impostor pairs and are left out). Returns the percentile intervals
     ``eer_ci95`` and ``tar_at_far_ci95`` (by FAR, keys formatted ``{far:g}``), with n_subjects.
     """
-    g = np.asarray(genuine, np.float64)
-    i = np.asarray(impostor, np.float64)
+    g = np.asarray(pairs.genuine, np.float64)
+    i = np.asarray(pairs.impostor, np.float64)
     subjects, inv = np.unique(
         np.concatenate(
-            [np.asarray(genuine_subject), np.asarray(impostor_probe_subject), np.asarray(impostor_gallery_subject)]
+            [
+                np.asarray(pairs.genuine_subject),
+                np.asarray(pairs.impostor_probe_subject),
+                np.asarray(pairs.impostor_gallery_subject),
+            ]
         ),
         return_inverse=True,
     )
@@ -231,11 +256,7 @@ def bootstrap_verification(
 
 
 def bootstrap_tpir(
-    mated_rank,
-    mated_dist,
-    mated_subject,
-    nonmated_best,
-    nonmated_subject,
+    probes: OpenSetProbes,
     fpirs: Sequence[float],
     *,
     n_boot: int = 1000,
@@ -246,11 +267,11 @@ def bootstrap_tpir(
     non-mated probes. Mated and non-mated subjects are resampled separately (the open-set split is
     part of the design); a subject's probes stay together. The gallery is held fixed. Returns
     {f"{fpir:g}": [lo, hi]}."""
-    rank = np.asarray(mated_rank, np.float64)
-    dist = np.asarray(mated_dist, np.float64)
-    nm = np.asarray(nonmated_best, np.float64)
-    _, m_inv = np.unique(np.asarray(mated_subject), return_inverse=True)
-    _, n_inv = np.unique(np.asarray(nonmated_subject), return_inverse=True)
+    rank = np.asarray(probes.mated_rank, np.float64)
+    dist = np.asarray(probes.mated_dist, np.float64)
+    nm = np.asarray(probes.nonmated_best, np.float64)
+    _, m_inv = np.unique(np.asarray(probes.mated_subject), return_inverse=True)
+    _, n_inv = np.unique(np.asarray(probes.nonmated_subject), return_inverse=True)
     m_counts = _subject_counts(int(m_inv.max()) + 1 if len(m_inv) else 0, n_boot, seed)
     n_counts = _subject_counts(int(n_inv.max()) + 1 if len(n_inv) else 0, n_boot, seed + 1)
     order = np.argsort(nm, kind="stable")

@@ -34,12 +34,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import ConfigError
-from .exposure import IdentificationCurves
+from .exposure.curves import IdentificationCurves
 
 __all__ = [
     "ATTACKERS",
     "SIZES",
     "Scenario",
+    "ScenarioGrid",
     "facts_sentence",
     "first_screen",
     "load_published",
@@ -257,6 +258,44 @@ def _open_model(
     )  # fmt: skip
 
 
+def _published_figure(
+    cells: dict, size: int, decision: str, miss: float
+) -> tuple[float, float, str, str, float] | None:
+    """(lo, hi, kind, words, figure) of a MegaFace-like profile's rank-1 ``cells`` at ``size``: the figure
+    itself where it was published at that size, else a bound from a larger (rank-1 here is at least that) or,
+    deciding automatically, a smaller published gallery (at most that); None where neither holds."""
+    sizes = sorted(int(s) for s in cells)
+    if size in sizes:
+        v = float(cells[str(size)]["value"])
+        if decision == "automatic":
+            return v, v, "published", f"first with a chance of {_pct(v)} (published; no interval given)", v
+        lo = v * (1 - miss)
+        words = (
+            f"among the top 10 and recognise you with a chance of at least {_pct(lo)} (its published rank-1 "
+            f"times {1 - miss:.0%}, a published reviewer's hit rate on a 1-to-1 task)"
+        )
+        return lo, 1 - miss, "published bound", words, v
+    below = [s for s in sizes if s > size]  # a larger published gallery: rank-1 here is at least that
+    above = [s for s in sizes if s < size]
+    if below:
+        v = float(cells[str(min(below))]["value"])
+        if decision == "automatic":
+            words = f"first with a chance of at least {_pct(v)} (its rank-1 among {min(below):,}; a smaller gallery can only help the search)"
+            return v, 1.0, "published bound", words, v
+        lo = v * (1 - miss)
+        words = (
+            f"among the top 10 and recognise you with a chance of at least {_pct(lo)} (its rank-1 among "
+            f"{min(below):,}, where a smaller gallery can only help, times {1 - miss:.0%}, a published "
+            "reviewer's hit rate on a 1-to-1 task)"
+        )
+        return lo, 1 - miss, "published bound", words, v
+    if above and decision == "automatic":
+        v = float(cells[str(max(above))]["value"])
+        words = f"first with a chance of at most {_pct(v)} (its rank-1 among {max(above):,}; a larger gallery can only hurt the search)"
+        return 0.0, v, "published bound", words, v
+    return None
+
+
 def _published(prof: dict, name: str, who: str, size: int, decision: str, miss: float = REVIEWER_MISS) -> Scenario:
     curve, photo = WHO[who]
     label = prof.get("label", name)
@@ -275,44 +314,14 @@ def _published(prof: dict, name: str, who: str, size: int, decision: str, miss: 
             f"{cite}. Not covered: its probes are web photos of celebrities, not {photo}",
             f"{WHO_WORDS[who]} using {label}, with {photo}: not covered (it was tested on web photos only).",
         )  # fmt: skip
-    sizes = sorted(int(s) for s in cells)
-    same = [s for s in sizes if s == size]
-    where = "; ".join(f"{int(s):,}: {cells[str(s)]['where']}" for s in sizes)
-    if same:
-        v = float(cells[str(size)]["value"])
-        if decision == "automatic":
-            lo, hi, kind = v, v, "published"
-            words = f"first with a chance of {_pct(v)} (published; no interval given)"
-        else:
-            lo, hi, kind = v * (1 - miss), 1 - miss, "published bound"
-            words = (
-                f"among the top 10 and recognise you with a chance of at least {_pct(lo)} (its published rank-1 "
-                f"times {1 - miss:.0%}, a published reviewer's hit rate on a 1-to-1 task)"
-            )
-    else:
-        below = [s for s in sizes if s > size]  # a larger published gallery: rank-1 here is at least that
-        above = [s for s in sizes if s < size]
-        if below:
-            v = float(cells[str(min(below))]["value"])
-            if decision == "automatic":
-                lo, hi, kind = v, 1.0, "published bound"
-                words = f"first with a chance of at least {_pct(v)} (its rank-1 among {min(below):,}; a smaller gallery can only help the search)"
-            else:
-                lo, hi, kind = v * (1 - miss), 1 - miss, "published bound"
-                words = (
-                    f"among the top 10 and recognise you with a chance of at least {_pct(lo)} (its rank-1 among "
-                    f"{min(below):,}, where a smaller gallery can only help, times {1 - miss:.0%}, a published "
-                    "reviewer's hit rate on a 1-to-1 task)"
-                )
-        elif above and decision == "automatic":
-            v = float(cells[str(max(above))]["value"])
-            lo, hi, kind = 0.0, v, "published bound"
-            words = f"first with a chance of at most {_pct(v)} (its rank-1 among {max(above):,}; a larger gallery can only hurt the search)"
-        else:
-            return Scenario(
-                who, name, size, curve, decision, None, "not covered", f"{cite}. Not covered at {size:,}",
-                f"{WHO_WORDS[who]} using {label} among {_size_words(size)}: not covered.",
-            )  # fmt: skip
+    figure = _published_figure(cells, size, decision, miss)
+    if figure is None:
+        return Scenario(
+            who, name, size, curve, decision, None, "not covered", f"{cite}. Not covered at {size:,}",
+            f"{WHO_WORDS[who]} using {label} among {_size_words(size)}: not covered.",
+        )  # fmt: skip
+    lo, hi, kind, words, v = figure
+    where = "; ".join(f"{int(s):,}: {cells[str(s)]['where']}" for s in sorted(int(s) for s in cells))
     sentence = (
         f"{WHO_WORDS[who]} using {label}, with a web photo of you, would find you {words} among {_size_words(size)}."
     )
@@ -327,26 +336,33 @@ def _published(prof: dict, name: str, who: str, size: int, decision: str, miss: 
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ScenarioGrid:
+    """Which scenarios :func:`scenarios` lists: the searchers, the gallery sizes and the decisions."""
+
+    who: tuple[str, ...] = tuple(WHO)
+    sizes: tuple[int, ...] = tuple(SIZES)
+    decisions: tuple[str, ...] = tuple(DECISIONS)
+
+
 def scenarios(
     curves: IdentificationCurves,
     *,
-    sizes=tuple(SIZES),
+    grid: ScenarioGrid = ScenarioGrid(),
     extra_size: int | None = None,
-    who=tuple(WHO),
-    decisions=tuple(DECISIONS),
     published: dict | None = None,
     stranger_curve: str | None = None,
 ) -> list[Scenario]:
-    """Every scenario: each built-in attacker for each searcher, gallery size and decision.
-    ``stranger_curve`` (an identification curve, e.g. ``offline_to_online/webcam``) replaces the
-    stranger's default street snapshot with another E2 level."""
+    """Every scenario of ``grid`` (by default all): each built-in attacker for each searcher, gallery size
+    (and ``extra_size``, when given) and decision. ``stranger_curve`` (an identification curve, e.g.
+    ``offline_to_online/webcam``) replaces the stranger's default street snapshot with another E2 level."""
     published = load_published() if published is None else published
     miss = reviewer_miss(published)
-    all_sizes = sorted(set(int(s) for s in sizes) | ({int(extra_size)} if extra_size else set()))
+    all_sizes = sorted(set(int(s) for s in grid.sizes) | ({int(extra_size)} if extra_size else set()))
     out = []
-    for w in who:
+    for w in grid.who:
         for size in all_sizes:
-            for d in decisions:
+            for d in grid.decisions:
                 for a in ATTACKERS:
                     if a == OPEN_MODEL:
                         out.append(_open_model(curves, w, size, d, stranger_curve if w == "stranger" else None, miss))

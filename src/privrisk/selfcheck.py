@@ -20,19 +20,11 @@ import numpy as np
 
 from . import index as faiss_index
 from . import tailmodel
-from .config import SELF_CHECK_FACES, FaceSettings
+from .config import SELF_CHECK_FACES, ExposureSettings, FaceSettings
 from .distractors import DistractorModel
 from .embeddings import EmbeddingCache, embed_batch, embed_image
 from .errors import FaceNotFound, ImageError
-from .exposure import (
-    ExposureScore,
-    ExposureSettings,
-    IdentificationCurves,
-    LinkEstimate,
-    LinkSource,
-    score,
-    usable_photos,
-)
+from .exposure import ExposureScore, IdentificationCurves, LinkEstimate, LinkSource, score, usable_photos
 from .faces import Face
 from .manifest import read_manifest
 from .models import FaceModel
@@ -59,18 +51,25 @@ class SampleWorld:
         return len(self.vectors)
 
 
+@dataclass(frozen=True)
+class DistractorDraw:
+    """The model distractors a sample world holds in memory: how many, drawn from which seed."""
+
+    n: int = 1_000_000
+    seed: int = 2011
+
+
 def build_sample_world(
     model: FaceModel | None = None,
     *,
     cache: EmbeddingCache | None = None,
-    n_distractors: int = 1_000_000,
-    seed: int = 2011,
+    distractors: DistractorDraw = DistractorDraw(),
     root=None,
     workers: int | None = 1,
     settings: FaceSettings = FaceSettings(),
 ) -> SampleWorld:
     """Embed the sample set (neutral for the gallery; both for fitting the distractor model) and draw
-    ``n_distractors`` seeded distractors. Done once per process; the app keeps it as a shared resource."""
+    ``distractors.n`` seeded distractors. Done once per process; the app keeps it as a shared resource."""
     root = dataset_dir(root)
     rows = {kind: read_manifest(sample_manifest(kind), root).rows for kind in ("neutral", "smiling")}
     results = {
@@ -83,14 +82,16 @@ def build_sample_world(
         [vectors] + [np.array([res.faces[0].embedding for res in results["smiling"] if res.ok], np.float32)]
     )
     dm = DistractorModel.fit(every)
-    distractors = dm.sample(n_distractors, seed=seed) if n_distractors else np.zeros((0, every.shape[1]), np.float32)
-    index = faiss_index.build_index(distractors)
+    drawn = (
+        dm.sample(distractors.n, seed=distractors.seed) if distractors.n else np.zeros((0, every.shape[1]), np.float32)
+    )
+    index = faiss_index.build_index(drawn)
     return SampleWorld(
         vectors=vectors,
         subjects=[r.subject_id for r, _ in ok],
         images=[str(r.image) for r, _ in ok],
         model=dm,
-        distractors=distractors,
+        distractors=drawn,
         index=index,
         tail_models=tuple(tailmodel.load_models()),
     )

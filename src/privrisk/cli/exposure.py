@@ -84,7 +84,7 @@ def _print_details(scores: dict, changes: dict) -> None:
 
 def cmd_score(args) -> int:
     from ..errors import ProfileError
-    from ..exposure import ExposureSettings, score, top_changes
+    from ..exposure import ExposureSettings, Scorer, score, top_changes
     from ..profiles import AUDIENCES, PRESETS, load_profile, profile_from_dict
     from ..scenarios import first_screen, scenarios
 
@@ -97,7 +97,7 @@ def cmd_score(args) -> int:
     gain = _gain(args)
     audiences = AUDIENCES if args.audience == "all" else (args.audience,)
     scores = {a: score(profile, curves, a, settings, gain) for a in audiences}
-    changes = {a: top_changes(profile, curves, a, settings, gain=gain) for a in audiences}
+    changes = {a: top_changes(profile, Scorer(curves, settings, gain), a) for a in audiences}
     found = scenarios(curves, extra_size=settings.scenario_gallery_size or None, stranger_curve=settings.curve)
     lead = "stranger" if "stranger" in scores else next(iter(scores))
     first = changes[lead][0].description if changes[lead] else None
@@ -154,7 +154,7 @@ def cmd_population(args) -> int:
 
 def add_exposure_commands(sub, common: argparse.ArgumentParser) -> None:
     """``score`` and ``population``, which share the identification-curve flags."""
-    from ..exposure import ExposureSettings
+    from ..config import ExposureSettings
     from ..profiles import AUDIENCES, PRESETS
 
     curves = argparse.ArgumentParser(add_help=False)

@@ -15,10 +15,12 @@ def _sample_world(args):
     """The consenting sample faces and the shipped tail models (no distractors: platform sizes come
     from the closed form). The sample photos' embeddings may come from the cache; the user's never do."""
     from ..models import load_face_model
-    from ..selfcheck import build_sample_world
+    from ..selfcheck import DistractorDraw, build_sample_world
 
     model = load_face_model()
-    return model, build_sample_world(model, cache=embedding_cache(args), n_distractors=0, workers=args.workers)
+    return model, build_sample_world(
+        model, cache=embedding_cache(args), distractors=DistractorDraw(n=0), workers=args.workers
+    )
 
 
 def _self_check_settings(args):

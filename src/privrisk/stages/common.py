@@ -130,11 +130,7 @@ def identification(
         "det": metrics.det_curve(mated_rank, mated_dist, nonmated_best),
     }
     boot = metrics.bootstrap_tpir(
-        mated_rank,
-        mated_dist,
-        truth_codes[mated],
-        nonmated_best,
-        truth_codes[~mated],
+        metrics.OpenSetProbes(mated_rank, mated_dist, truth_codes[mated], nonmated_best, truth_codes[~mated]),
         cfg.fpir,
         n_boot=cfg.bootstrap,
         seed=seed,

@@ -104,11 +104,7 @@ def _verification(cfg: ExperimentConfig, enrolled: Enrolled) -> tuple[dict, np.n
     pair_g = np.broadcast_to(gal_codes[None, :], allpairs.shape)
     verification.update(
         metrics.bootstrap_verification(
-            genuine,
-            pair_p[same],
-            impostor,
-            pair_p[~same],
-            pair_g[~same],
+            metrics.VerificationPairs(genuine, pair_p[same], impostor, pair_p[~same], pair_g[~same]),
             (0.01, 0.001),
             n_boot=cfg.bootstrap,
             seed=cfg.seed + 3,
