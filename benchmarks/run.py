@@ -27,7 +27,7 @@ import numpy as np
 from privrisk import index as faiss_index
 from privrisk.config import FaceSettings
 from privrisk.distractors import DistractorModel
-from privrisk.embeddings import EmbeddingCache, embed_batch, embed_image
+from privrisk.embeddings import EmbeddingCache, Workers, embed_batch, embed_image
 from privrisk.manifest import read_manifest
 from privrisk.models import library_versions, load_face_model
 from privrisk.samples import dataset_dir, sample_manifest
@@ -331,7 +331,9 @@ def bench_ray() -> dict:
             with tempfile.TemporaryDirectory() as tmp:
                 t, _ = timed(
                     lambda: embed_batch(
-                        paths, cache=EmbeddingCache(Path(tmp) / "e.sqlite"), ray_address=cluster.address
+                        paths,
+                        cache=EmbeddingCache(Path(tmp) / "e.sqlite"),
+                        workers=Workers(ray_address=cluster.address),
                     )
                 )
             out[f"workers{workers}_s"] = t

@@ -54,16 +54,16 @@ def embed_on_ray(
     embed: EmbedFn,
     *,
     batch_size: int = 8,
-    max_in_flight: int | None = None,
     on_result: Callable[[int, Any], None] | None = None,  # Any: what ``embed`` returns
 ) -> list:
     """Embed ``paths`` with ``embed`` on the Ray cluster at ``address``; results in input order.
 
-    ``on_result(i, result)`` is called as each result arrives (the caller caches and reports)."""
+    ``on_result(i, result)`` is called as each result arrives (the caller caches and reports). At
+    most two batches per CPU of the cluster are in flight at a time."""
     ray = connect(address)
     remote = ray.remote(num_cpus=1)(_embed_paths)
     batches = [list(range(s, min(s + batch_size, len(paths)))) for s in range(0, len(paths), batch_size)]
-    window = max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     results: list = [None] * len(paths)
     pending: dict = {}
     queue = iter(batches)

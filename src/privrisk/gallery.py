@@ -30,7 +30,7 @@ import numpy as np
 
 from . import index as faiss_index
 from .config import FaceSettings, GallerySettings, from_dict, to_dict
-from .embeddings import EmbeddingCache, EmbedResult, Progress, embed_batch
+from .embeddings import EmbeddingCache, EmbedResult, Progress, Workers, embed_batch
 from .errors import FaceNotFound, GalleryError, SeveralFaces
 from .faces import Face
 from .manifest import Manifest, ManifestRow, Refusal
@@ -513,9 +513,8 @@ def build_gallery(
                 face_settings,
                 model=model,
                 cache=cache,
-                workers=workers,
+                workers=Workers(workers, ray_address=ray_address),
                 progress=progress,
-                ray_address=ray_address,
             )
             added, present = gallery.add(records_from_results(chunk, results, policy, report), write_index=False)
             report.added += added

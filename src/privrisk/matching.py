@@ -128,7 +128,7 @@ def match_images(
     subjects for its largest face. An image that cannot be used gets a Match with ``error`` set and
     no candidates. ``engine`` ('dlib' or 'fast') computes the descriptors with another engine than
     the gallery's (both compute the same descriptor)."""
-    from .embeddings import embed_batch
+    from .embeddings import Workers, embed_batch
     from .models import embedder_id
 
     sources = [str(s) for s in sources]
@@ -143,9 +143,8 @@ def match_images(
         settings,
         model=model,
         cache=cache,
-        workers=workers,
+        workers=Workers(workers, ray_address=ray_address),
         progress=progress,
-        ray_address=ray_address,
     )
     good = [(i, r.faces[0].embedding) for i, r in enumerate(results) if r.ok]
     found = (

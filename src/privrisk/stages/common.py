@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import index as faiss_index
 from .. import metrics
-from ..embeddings import EmbeddingCache, artifact_key, embed_batch
+from ..embeddings import EmbeddingCache, Workers, artifact_key, embed_batch
 from ..fileio import json_default
 from ..models import EMBEDDING_DIM
 
@@ -54,9 +54,8 @@ def embed_rows(rows, cfg, cache: EmbeddingCache | None, progress) -> Embedded:
         [r.image for r in rows],
         cfg.faces,
         cache=cache,
-        workers=cfg.workers or None,
+        workers=Workers(cfg.workers or None, ray_address=cfg.ray_address or None),
         progress=progress,
-        ray_address=cfg.ray_address or None,
     )
     subjects, vectors, names, boxes, skipped = [], [], [], [], []
     for row, res in zip(rows, results):
