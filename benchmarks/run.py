@@ -603,21 +603,28 @@ def compare_results(a, b, where: str = "") -> list[str]:
 
 
 def _compare_curves(a: dict, b: dict, where: str) -> list[str]:
-    """A ROC drawn as points picked by index among every distance: a distance that moves by 1e-7
-    past another shifts which points are drawn. Each point of ``a`` must lie within one pair's step
-    of a point of ``b`` (the smallest nonzero step along each axis)."""
+    """A ROC stored as points picked by index among every distinct distance: float32 rounding makes
+    different pairs tie exactly in the two runs, so the picks land one or two distances apart
+    (docs/engine.md). Both are samples of one staircase when no decision changed: each point of
+    ``a`` must then lie in the box spanned by two consecutive points of ``b`` (each coordinate
+    between theirs), and the other way round. A pair that moved past another of the other kind
+    bends the staircase and puts points off it."""
     fa, ta, fb, tb = (np.asarray(v, np.float64) for v in (a["far"], a["tar"], b["far"], b["tar"]))
     if len(fa) != len(fb):
         return [f"{where}: {len(fa)} vs {len(fb)} points"]
 
-    def step(v):
-        d = np.diff(np.unique(v))
-        return float(d.min()) if d.size else 0.0
+    eps = 1e-9  # rounding of the stored rates only: one pair off is a changed decision
 
-    sf, st = max(step(fa), step(fb)) + 1e-9, max(step(ta), step(tb)) + 1e-9
-    near = (np.abs(fa[:, None] - fb[None, :]) <= sf) & (np.abs(ta[:, None] - tb[None, :]) <= st)
-    bad = np.flatnonzero(~near.any(axis=1))
-    return [f"{where}: point {i} ({fa[i]:.5f}, {ta[i]:.5f}) has no neighbour" for i in bad[:3]]
+    def off_curve(f, t, f2, t2):  # points (f, t) outside every box of consecutive points of (f2, t2)
+        lo_f, hi_f = np.minimum(f2[:-1], f2[1:]) - eps, np.maximum(f2[:-1], f2[1:]) + eps
+        lo_t, hi_t = np.minimum(t2[:-1], t2[1:]) - eps, np.maximum(t2[:-1], t2[1:]) + eps
+        inside = (f[:, None] >= lo_f) & (f[:, None] <= hi_f) & (t[:, None] >= lo_t) & (t[:, None] <= hi_t)
+        return np.flatnonzero(~inside.any(axis=1))
+
+    bad = [(i, fa[i], ta[i]) for i in off_curve(fa, ta, fb, tb)] + [
+        (i, fb[i], tb[i]) for i in off_curve(fb, tb, fa, ta)
+    ]
+    return [f"{where}: point {i} ({f:.5f}, {t:.5f}) is off the other run's curve" for i, f, t in bad[:3]]
 
 
 def compare_tables(a: Path, b: Path) -> list[str]:
