@@ -30,6 +30,13 @@ def pytest_configure(config):
 
 
 @pytest.fixture
+def fast_engine(request):
+    """For tests of the fast engine itself: skipped under ``--engine dlib``, where there is none."""
+    if request.config.getoption("--engine") == "dlib":
+        pytest.skip("--engine dlib: this test checks the fast engine itself")
+
+
+@pytest.fixture
 def fake_model():
     return FakeFaceModel()
 
