@@ -9,6 +9,33 @@ import pytest
 from helpers import FakeFaceModel, noise_image, write_png
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--engine",
+        choices=("fast", "dlib"),
+        default="fast",
+        help="the engine that computes dlib's descriptor where the settings ask for the default 'fast' "
+        "(dlib: every test runs dlib itself, as when the fast engine cannot be used; benchmarks/run.py "
+        "times the model lane with each). CLI tests that start a new process keep the default",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("--engine") == "dlib":
+        from privrisk import models
+
+        # the state models.resolve_engine records when the fast engine cannot run here: every request for
+        # 'fast' gets dlib, and embedding caches are keyed by the engine that ran
+        models._engines["fast"] = "dlib"
+
+
+@pytest.fixture
+def fast_engine(request):
+    """For tests of the fast engine itself: skipped under ``--engine dlib``, where there is none."""
+    if request.config.getoption("--engine") == "dlib":
+        pytest.skip("--engine dlib: this test checks the fast engine itself")
+
+
 @pytest.fixture
 def fake_model():
     return FakeFaceModel()

@@ -31,7 +31,7 @@ def ray_cluster():
 def test_cluster_embeddings_equal_local_ones(ray_cluster, london, tmp_path):
     import ray
 
-    from privrisk.embeddings import EmbeddingCache, embed_batch
+    from privrisk.embeddings import EmbeddingCache, Workers, embed_batch
     from privrisk.manifest import read_manifest
     from privrisk.samples import sample_manifest
 
@@ -41,7 +41,7 @@ def test_cluster_embeddings_equal_local_ones(ray_cluster, london, tmp_path):
     seen = []
     remote = embed_batch(
         paths,
-        ray_address=ray_cluster.address,
+        workers=Workers(ray_address=ray_cluster.address),
         cache=EmbeddingCache(tmp_path / "ray.sqlite"),
         progress=lambda done, total: seen.append(done),
     )
@@ -56,5 +56,7 @@ def test_cluster_embeddings_equal_local_ones(ray_cluster, london, tmp_path):
     assert not remote[-1].ok and "not a recognised image" in remote[-1].error
     assert seen and seen[-1] == len(paths)
     # resumable: a second pass is answered by the cache, nothing goes to the cluster
-    again = embed_batch(paths, ray_address=ray_cluster.address, cache=EmbeddingCache(tmp_path / "ray.sqlite"))
+    again = embed_batch(
+        paths, workers=Workers(ray_address=ray_cluster.address), cache=EmbeddingCache(tmp_path / "ray.sqlite")
+    )
     assert all(a.cached for a in again[:-1])

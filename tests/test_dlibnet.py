@@ -138,6 +138,7 @@ SAMPLES = [f"{kind}/{name}" for kind in ("neutral", "smiling") for name in ("001
 
 
 @pytest.mark.model
+@pytest.mark.usefixtures("fast_engine")
 def test_fast_descriptors_equal_dlibs_on_sample_faces():
     from privrisk.images import load_image
 
@@ -157,6 +158,7 @@ def test_fast_descriptors_equal_dlibs_on_sample_faces():
 
 
 @pytest.mark.model
+@pytest.mark.usefixtures("fast_engine")
 def test_jitter_goes_to_dlib_saying_so(capsys):
     from privrisk.images import load_image
 

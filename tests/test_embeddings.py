@@ -6,7 +6,7 @@ import numpy as np
 
 from helpers import FakeFaceModel, noise_image, write_png
 from privrisk import embeddings
-from privrisk.embeddings import EmbeddingCache, embed_batch
+from privrisk.embeddings import EmbeddingCache, Workers, embed_batch
 
 
 class PidRecordingModel(FakeFaceModel):
@@ -35,7 +35,7 @@ def test_process_pool_matches_in_process_results(tmp_path, monkeypatch):
     monkeypatch.setattr(embeddings, "fork_is_safe", lambda: True)
     monkeypatch.setattr(embeddings, "load_face_model", lambda settings=None: PidRecordingModel(log_dir))
     cache = EmbeddingCache(tmp_path / "cache.sqlite")
-    pooled = embed_batch(images, workers=2, cache=cache, max_in_flight=3)
+    pooled = embed_batch(images, workers=Workers(2, max_in_flight=3), cache=cache)
 
     worker_pids = {p.name.split("-")[0] for p in log_dir.iterdir()}
     assert worker_pids and str(os.getpid()) not in worker_pids, "the pool path ran in this process"

@@ -4,7 +4,7 @@
 function it is given (``embed_batch`` passes :func:`privrisk.embeddings.embed_image`) in a Ray
 worker process, which loads the face model once, and returns one result per image. This module
 imports nothing from :mod:`privrisk.embeddings`: the dependency runs one way. Use it through
-``embed_batch(..., ray_address=...)``, which answers cached images first and caches what comes
+``embed_batch(..., workers=Workers(ray_address=...))``, which answers cached images first and caches what comes
 back, so an interrupted cluster job resumes where it stopped.
 
 Images are read by the workers: on a real cluster every node needs the same paths (shared
@@ -54,16 +54,16 @@ def embed_on_ray(
     embed: EmbedFn,
     *,
     batch_size: int = 8,
-    max_in_flight: int | None = None,
     on_result: Callable[[int, Any], None] | None = None,  # Any: what ``embed`` returns
 ) -> list:
     """Embed ``paths`` with ``embed`` on the Ray cluster at ``address``; results in input order.
 
-    ``on_result(i, result)`` is called as each result arrives (the caller caches and reports)."""
+    ``on_result(i, result)`` is called as each result arrives (the caller caches and reports). At
+    most two batches per CPU of the cluster are in flight at a time."""
     ray = connect(address)
     remote = ray.remote(num_cpus=1)(_embed_paths)
     batches = [list(range(s, min(s + batch_size, len(paths)))) for s in range(0, len(paths), batch_size)]
-    window = max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     results: list = [None] * len(paths)
     pending: dict = {}
     queue = iter(batches)

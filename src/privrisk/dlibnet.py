@@ -253,103 +253,22 @@ def build_onnx(net: DlibNet, opset: int = 17) -> bytes:
     tensors zero-padded at the end to the larger size (dlib adds tensors of different sizes that
     way), ``avg_pool_`` with a zero window a global average, ``fc_`` a MatMul."""
     import onnx  # noqa: PLC0415 - optional until the fast engine is used
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     check_face_net(net)
-    nodes: list = []
-    inits: list = []
-    counter = [0]
-
-    def name(prefix: str) -> str:
-        counter[0] += 1
-        return f"{prefix}{counter[0]}"
-
-    def const(array: np.ndarray, prefix: str) -> str:
-        n = name(prefix)
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(array), n))
-        return n
-
-    def op(kind: str, inputs: list[str], **attrs) -> str:
-        out = name(kind.lower() + "_")
-        nodes.append(helper.make_node(kind, inputs, [out], **attrs))
-        return out
-
-    means = np.array(net.layers[0].params["means"], dtype=np.float32).reshape(1, 3, 1, 1)
-    x = op("Cast", ["chips"], to=TensorProto.FLOAT)
-    x = op("Transpose", [x], perm=[0, 3, 1, 2])
-    x = op("Sub", [x, const(means, "means")])
-    x = op("Mul", [x, const(np.array(1 / 256, dtype=np.float32), "scale")])  # dlib divides by 256: exact
-    shape = (3, CHIP_SIZE, CHIP_SIZE)  # channels, rows, columns of x
-
-    def out_size(n: int, window: int, stride: int, pad: int) -> int:
-        return 1 + (n + 2 * pad - window) // stride
-
-    tag1: tuple[str, tuple[int, int, int]] | None = None
-    tag2: tuple[str, tuple[int, int, int]] | None = None
+    g = _Graph()
+    g.input_layer(np.array(net.layers[0].params["means"], dtype=np.float32))
     layers = net.layers[1:]
     i = 0
     while i < len(layers):
-        layer = layers[i]
-        p = layer.params
-        if layer.kind == "con":
-            (kr, kc), (sr, sc), (pr, pc) = p["kernel"], p["stride"], p["pad"]
-            x = op(
-                "Conv",
-                [x, const(layer.arrays["weight"], "w"), const(layer.arrays["bias"], "b")],
-                kernel_shape=[kr, kc],
-                strides=[sr, sc],
-                pads=[pr, pc, pr, pc],
-            )
-            shape = (p["filters"], out_size(shape[1], kr, sr, pr), out_size(shape[2], kc, sc, pc))
-        elif layer.kind == "affine":
-            c = p["channels"]
-            x = op("Mul", [x, const(layer.arrays["gamma"].reshape(1, c, 1, 1), "g")])
-            x = op("Add", [x, const(layer.arrays["beta"].reshape(1, c, 1, 1), "beta")])
-        elif layer.kind == "relu":
-            x = op("Relu", [x])
-        elif layer.kind in ("max_pool", "avg_pool"):
-            (wr, wc), (sr, sc), (pr, pc) = p["window"], p["stride"], p["pad"]
-            if (wr, wc) == (0, 0):
-                x = op("GlobalAveragePool" if layer.kind == "avg_pool" else "GlobalMaxPool", [x])
-                shape = (shape[0], 1, 1)
-            else:
-                if (pr, pc) != (0, 0):
-                    raise DlibFormatError("padded pooling is not supported")  # dlib averages in-bounds only
-                kind = "MaxPool" if layer.kind == "max_pool" else "AveragePool"
-                x = op(kind, [x], kernel_shape=[wr, wc], strides=[sr, sc])
-                shape = (shape[0], out_size(shape[1], wr, sr, 0), out_size(shape[2], wc, sc, 0))
-        elif layer.kind == "tag":
-            if layers[i + 1].kind == "tag":  # tag2 then skip1: keep the block output, go back to tag1's
-                tag2 = (x, shape)
-                assert tag1 is not None
-                x, shape = tag1
-                i += 1
-            else:  # tag1: the block's input
-                tag1 = (x, shape)
-        elif layer.kind == "add_prev":
-            other, other_shape = tag2 if tag2 is not None else tag1  # type: ignore[misc]
-            tag1 = tag2 = None
-            full = tuple(max(a, b) for a, b in zip(shape, other_shape, strict=True))
-            x = _pad_to(op, const, x, shape, full)
-            other = _pad_to(op, const, other, other_shape, full)
-            x = op("Add", [x, other])
-            shape = full
-        elif layer.kind == "fc":
-            x = op("Flatten", [x], axis=1)
-            x = op("MatMul", [x, const(layer.arrays["weight"], "fc")])
-            if "bias" in layer.arrays:
-                x = op("Add", [x, const(layer.arrays["bias"], "fcb")])
-        else:
-            raise DlibFormatError(f"cannot translate layer {layer.kind!r}")
-        i += 1
-
-    nodes[-1].output[0] = "descriptors"
+        i += g.add(layers[i], layers[i + 1].kind if i + 1 < len(layers) else None)
+    g.nodes[-1].output[0] = "descriptors"
     graph = helper.make_graph(
-        nodes,
+        g.nodes,
         "dlib_face_recognition_resnet_model_v1",
         [helper.make_tensor_value_info("chips", TensorProto.UINT8, ["n", CHIP_SIZE, CHIP_SIZE, 3])],
         [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["n", 128])],
-        inits,
+        g.inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="privrisk")
     model.ir_version = 8
@@ -357,14 +276,127 @@ def build_onnx(net: DlibNet, opset: int = 17) -> bytes:
     return model.SerializeToString()
 
 
-def _pad_to(op, const, x: str, shape: tuple[int, int, int], full: tuple[int, int, int]) -> str:
-    """``x`` zero-padded after its last channel, row and column up to ``full`` (dlib's add of
-    tensors of different sizes)."""
-    if shape == full:
-        return x
-    extra = [f - s for f, s in zip(full, shape, strict=True)]
-    pads = np.array([0, 0, 0, 0, 0, *extra], dtype=np.int64)
-    return op("Pad", [x, const(pads, "pads")], mode="constant")
+Shape = tuple[int, int, int]  # channels, rows, columns of a tensor of one sample
+
+
+def _out_size(n: int, window: int, stride: int, pad: int) -> int:
+    return 1 + (n + 2 * pad - window) // stride
+
+
+class _Graph:
+    """An ONNX graph being built layer by layer: its nodes and initializers, the running tensor
+    ``x`` with its :data:`Shape`, and the residual block's tagged tensors (``tag1`` the block's
+    input, ``tag2`` its output while the shortcut is built)."""
+
+    def __init__(self) -> None:
+        self.nodes: list = []
+        self.inits: list = []
+        self.count = 0
+        self.x, self.shape = "chips", (3, CHIP_SIZE, CHIP_SIZE)
+        self.tag1: tuple[str, Shape] | None = None
+        self.tag2: tuple[str, Shape] | None = None
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def const(self, array: np.ndarray, prefix: str) -> str:
+        from onnx import numpy_helper  # noqa: PLC0415
+
+        n = self.name(prefix)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), n))
+        return n
+
+    def op(self, kind: str, inputs: list[str], **attrs) -> str:
+        from onnx import helper  # noqa: PLC0415
+
+        out = self.name(kind.lower() + "_")
+        self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        return out
+
+    def input_layer(self, means: np.ndarray) -> None:
+        """uint8 (n, rows, columns, 3) to float (n, 3, rows, columns), less dlib's channel means, / 256."""
+        from onnx import TensorProto  # noqa: PLC0415
+
+        x = self.op("Cast", [self.x], to=TensorProto.FLOAT)
+        x = self.op("Transpose", [x], perm=[0, 3, 1, 2])
+        x = self.op("Sub", [x, self.const(means.reshape(1, 3, 1, 1), "means")])
+        self.x = self.op("Mul", [x, self.const(np.array(1 / 256, dtype=np.float32), "scale")])  # exact
+
+    def add(self, layer: Layer, next_kind: str | None) -> int:
+        """Append ``layer``; returns how many layers it consumed (a tag pair counts two)."""
+        p, kind = layer.params, layer.kind
+        if kind == "con":
+            self._conv(layer)
+        elif kind == "affine":
+            c = p["channels"]
+            x = self.op("Mul", [self.x, self.const(layer.arrays["gamma"].reshape(1, c, 1, 1), "g")])
+            self.x = self.op("Add", [x, self.const(layer.arrays["beta"].reshape(1, c, 1, 1), "beta")])
+        elif kind == "relu":
+            self.x = self.op("Relu", [self.x])
+        elif kind in ("max_pool", "avg_pool"):
+            self._pool(layer)
+        elif kind == "tag" and next_kind == "tag":  # tag2 then skip1: keep the block output, go back to tag1's
+            self.tag2 = (self.x, self.shape)
+            assert self.tag1 is not None
+            self.x, self.shape = self.tag1
+            return 2
+        elif kind == "tag":  # tag1: the block's input
+            self.tag1 = (self.x, self.shape)
+        elif kind == "add_prev":
+            self._add_prev()
+        elif kind == "fc":
+            x = self.op("Flatten", [self.x], axis=1)
+            self.x = self.op("MatMul", [x, self.const(layer.arrays["weight"], "fc")])
+            if "bias" in layer.arrays:
+                self.x = self.op("Add", [self.x, self.const(layer.arrays["bias"], "fcb")])
+        else:
+            raise DlibFormatError(f"cannot translate layer {kind!r}")
+        return 1
+
+    def _conv(self, layer: Layer) -> None:
+        p = layer.params
+        (kr, kc), (sr, sc), (pr, pc) = p["kernel"], p["stride"], p["pad"]
+        weights = [self.const(layer.arrays["weight"], "w"), self.const(layer.arrays["bias"], "b")]
+        self.x = self.op("Conv", [self.x, *weights], kernel_shape=[kr, kc], strides=[sr, sc], pads=[pr, pc, pr, pc])
+        self.shape = (p["filters"], _out_size(self.shape[1], kr, sr, pr), _out_size(self.shape[2], kc, sc, pc))
+
+    def _pool(self, layer: Layer) -> None:
+        p = layer.params
+        (wr, wc), (sr, sc), (pr, pc) = p["window"], p["stride"], p["pad"]
+        if (wr, wc) == (0, 0):
+            self.x = self.op("GlobalAveragePool" if layer.kind == "avg_pool" else "GlobalMaxPool", [self.x])
+            self.shape = (self.shape[0], 1, 1)
+            return
+        if (pr, pc) != (0, 0):
+            raise DlibFormatError("padded pooling is not supported")  # dlib averages in-bounds only
+        kind = "MaxPool" if layer.kind == "max_pool" else "AveragePool"
+        self.x = self.op(kind, [self.x], kernel_shape=[wr, wc], strides=[sr, sc])
+        self.shape = (self.shape[0], _out_size(self.shape[1], wr, sr, 0), _out_size(self.shape[2], wc, sc, 0))
+
+    def _add_prev(self) -> None:
+        tagged = self.tag2 if self.tag2 is not None else self.tag1
+        if tagged is None:
+            raise DlibFormatError("add_prev without a tagged tensor")
+        other, other_shape = tagged
+        self.tag1 = self.tag2 = None
+        full = (
+            max(self.shape[0], other_shape[0]),
+            max(self.shape[1], other_shape[1]),
+            max(self.shape[2], other_shape[2]),
+        )
+        x = self._pad_to(self.x, self.shape, full)
+        self.x = self.op("Add", [x, self._pad_to(other, other_shape, full)])
+        self.shape = full
+
+    def _pad_to(self, x: str, shape: Shape, full: Shape) -> str:
+        """``x`` zero-padded after its last channel, row and column up to ``full`` (dlib's add of
+        tensors of different sizes)."""
+        if shape == full:
+            return x
+        extra = [f - s for f, s in zip(full, shape, strict=True)]
+        pads = np.array([0, 0, 0, 0, 0, *extra], dtype=np.int64)
+        return self.op("Pad", [x, self.const(pads, "pads")], mode="constant")
 
 
 # ---------------------------------------------------------------------------------------------

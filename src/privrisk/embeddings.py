@@ -282,16 +282,26 @@ def _worker_embed(item, settings: FaceSettings) -> EmbedResult:
     return _embed_item(item, _worker_model, settings)
 
 
+@dataclass(frozen=True)
+class Workers:
+    """Where a batch's cache misses run: ``processes`` local worker processes (None: one per core;
+    1: in the calling process) with at most ``max_in_flight`` images in flight at a time (None: 4
+    per process), or, with ``ray_address`` (``host:port`` or 'local'), Ray tasks on that cluster
+    (:mod:`privrisk.cluster`); the results are the same."""
+
+    processes: int | None = None
+    max_in_flight: int | None = None
+    ray_address: str | None = None
+
+
 def embed_batch(
     sources: Iterable[str | os.PathLike | tuple[str, bytes] | Recipe],
     settings: FaceSettings = FaceSettings(),
     *,
     model: FaceModel | None = None,
     cache: EmbeddingCache | None = None,
-    workers: int | None = None,
+    workers: int | Workers | None = None,
     progress: bool | Progress = False,
-    max_in_flight: int | None = None,
-    ray_address: str | None = None,
 ) -> list[EmbedResult]:
     """Embed many images; one :class:`EmbedResult` per source, in order.
 
@@ -300,11 +310,11 @@ def embed_batch(
     demand, in the worker, such as :class:`privrisk.captures.Capture`). Recipes are cached under
     their ``cache_key``, so a cached one is never rendered.
 
-    Cached images are answered from ``cache``. Misses run in ``workers`` processes (default:
-    all cores; 1 = in this process with ``model``, loading the real model if none is given).
+    Cached images are answered from ``cache``. Misses run where ``workers`` says: a number of
+    worker processes (default: all cores; 1 = in this process with ``model``, loading the real
+    model if none is given), or a :class:`Workers` (also the number of images in flight, or a Ray
+    cluster: ``Workers(ray_address=...)``, whose results are the same).
     ``progress`` is True for a progress bar on stderr, or a callable ``(done, total)``.
-    With ``ray_address`` (``host:port`` or 'local'), misses run as Ray tasks instead
-    (:mod:`privrisk.cluster`); the results are the same.
     """
     paths = [p if isinstance(p, tuple) or _is_recipe(p) else str(p) for p in sources]
     if model is None and settings.embedder != "dlib":  # checked here, not in a worker's initializer
@@ -317,15 +327,16 @@ def embed_batch(
     batch = _Batch(paths, cache, dataclasses.replace(settings, engine=engine).cache_key(model_id), report)
     todo = [i for i in range(len(paths)) if not batch.from_cache(i)]
 
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    if todo and ray_address:
-        _embed_on_ray(batch, todo, settings, ray_address)
+    where = workers if isinstance(workers, Workers) else Workers(workers)
+    n_workers = where.processes if where.processes is not None else (os.cpu_count() or 1)
+    if todo and where.ray_address:
+        _embed_on_ray(batch, todo, settings, where.ray_address)
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
         local_model = model or load_face_model(settings)
         for i in todo:
             batch.store(i, _embed_item(paths[i], local_model, settings))
     elif todo:
-        _embed_in_pool(batch, todo, settings, n_workers, max_in_flight)
+        _embed_in_pool(batch, todo, settings, n_workers, where.max_in_flight)
     report(0, close=True)
     return [r for r in batch.results if r is not None]
 
@@ -464,7 +475,6 @@ class EmbedRun:
             settings,
             model=self.model,
             cache=self.cache,
-            workers=self.workers,
+            workers=Workers(self.workers, ray_address=self.ray_address),
             progress=self.progress,
-            ray_address=self.ray_address,
         )

@@ -16,7 +16,7 @@ import numpy as np
 from .. import index as faiss_index
 from .. import metrics
 from ..config import ExperimentConfig
-from ..embeddings import EmbeddingCache, artifact_key, embed_batch
+from ..embeddings import EmbeddingCache, Workers, artifact_key, embed_batch
 from ..fileio import json_default
 from ..manifest import ManifestRow
 from ..models import EMBEDDING_DIM
@@ -58,9 +58,8 @@ def embed_rows(
         [r.image for r in rows],
         cfg.faces,
         cache=cache,
-        workers=cfg.workers or None,
+        workers=Workers(cfg.workers or None, ray_address=cfg.ray_address or None),
         progress=progress,
-        ray_address=cfg.ray_address or None,
     )
     subjects, vectors, names, boxes, skipped = [], [], [], [], []
     for row, res in zip(rows, results):

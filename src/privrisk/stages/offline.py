@@ -73,11 +73,25 @@ class _Captures:
     not_applicable: list[int]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every level of one run shares: the config, the enrolled gallery and probes, each probe
+    photo's source (:func:`probe_sources`), the cache, and where progress and log lines go."""
+
+    cfg: ExperimentConfig
+    enrolled: Enrolled
+    sources: dict[str, tuple[str, Box]]
+    cache: EmbeddingCache | None
+    progress: bool
+    log: Log
+
+
 def offline_to_online(
     cfg: ExperimentConfig, enrolled: Enrolled, cache: EmbeddingCache | None, progress: bool, log: Log
 ) -> OfflineResult:
     levels, fused, per_probe = {}, {}, []
     sources = probe_sources(cfg, enrolled)
+    run = _Run(cfg, enrolled, sources, cache, progress, log)
     model_id = embedder_id(cfg.faces)
     for li, level in enumerate(cfg.offline.levels):
         caps = _captures(cfg, enrolled, sources, level, li, model_id)
@@ -91,7 +105,7 @@ def offline_to_online(
         )
         res = embed_batch(caps.items, cfg.faces, cache=cache, workers=cfg.workers or None, progress=progress)
         m, fl = _level(cfg, enrolled, level, li, caps, res)
-        m["per_detector"] = per_detector(cfg, enrolled, sources, level, li, caps, res, cache, progress, log)
+        m["per_detector"] = per_detector(run, level, li, caps, res)
         levels[level.name] = m
         if fl.mated.any():  # a level no gallery subject's photo can make has no scaling curve
             fused[level.name] = fl
@@ -153,23 +167,13 @@ def detector_subset(cfg: ExperimentConfig, enrolled: Enrolled) -> list[int] | No
     return sorted(int(i) for i in rng.choice(mated, n, replace=False))
 
 
-def per_detector(
-    cfg: ExperimentConfig,
-    enrolled: Enrolled,
-    sources,
-    level: Degradation,
-    li: int,
-    caps: _Captures,
-    res,
-    cache,
-    progress,
-    log,
-) -> dict:
+def per_detector(run: _Run, level: Degradation, li: int, caps: _Captures, res) -> dict:
     """One level seen by each detector of ``offline.detectors``, side by side on the same captures:
     the share of captures with a face found and rank-1 of the fused shots over the mated people,
     each with its count and exact (Clopper-Pearson) 95% interval. The other detectors run on
     :func:`detector_subset` (everyone, or a seeded subset the demo uses to bound their cost); the
     configured detector is also reported on that subset, so the columns compare like with like."""
+    cfg, enrolled = run.cfg, run.enrolled
     subset = detector_subset(cfg, enrolled)
     rows = [r for r, pi in enumerate(caps.rows_used) if subset is None or pi in set(subset)]
     shots = cfg.offline.shots
@@ -190,10 +194,10 @@ def per_detector(
             got = [res[r * shots + s] for r in rows for s in range(shots)]
             seconds = None
         else:
-            items = [c for r in rows for c in _recapture(cfg, enrolled, sources, level, li, caps.rows_used[r], faces)]
-            log(f"E2 '{level.name}': {det} detector on {len(items)} captures of {len(rows)} people")
+            items = [c for r in rows for c in _recapture(run, level, li, caps.rows_used[r], faces)]
+            run.log(f"E2 '{level.name}': {det} detector on {len(items)} captures of {len(rows)} people")
             t0 = time.perf_counter()
-            got = embed_batch(items, faces, cache=cache, workers=cfg.workers or None, progress=progress)
+            got = embed_batch(items, faces, cache=run.cache, workers=cfg.workers or None, progress=run.progress)
             seconds = time.perf_counter() - t0
         out["detectors"][det] = _detector_view(cfg, enrolled, caps, rows, got, faces) | {
             "seconds": seconds,
@@ -205,10 +209,11 @@ def per_detector(
     return out
 
 
-def _recapture(cfg: ExperimentConfig, enrolled: Enrolled, sources, level: Degradation, li: int, pi: int, faces) -> list:
+def _recapture(run: _Run, level: Degradation, li: int, pi: int, faces) -> list:
     """Probe ``pi``'s captures at ``level`` (the same images as the level's), cached under ``faces``."""
-    name = enrolled.probes.names[pi]
-    sha, box = sources[name]
+    cfg = run.cfg
+    name = run.enrolled.probes.names[pi]
+    sha, box = run.sources[name]
     seed = (cfg.seed, li, pi)
     return make_captures(
         CaptureSource(name, sha, box, cfg.faces.max_side), level, seed, cfg.offline.shots, faces, embedder_id(faces)
