@@ -700,8 +700,8 @@ def test_closed_form_scores_each_person_with_the_fold_model_that_never_saw_them(
     np.testing.assert_allclose(same[0], plain[0])
     point, lo, hi = cm._closed_form_rank1([m_a], shots, owner, own_d, first, sizes, 1, ([{0: m_a, 1: m_b}], fold))
     radius = own_d[owner]
-    s_a = tailmodel.rank_probabilities(m_a, shots, radius, sizes, owners=owner, n_persons=n)
-    s_b = tailmodel.rank_probabilities(m_b, shots, radius, sizes, owners=owner, n_persons=n)
+    s_a = tailmodel.rank_probabilities(m_a, tailmodel.Captures(shots, owner, n), radius, sizes)
+    s_b = tailmodel.rank_probabilities(m_b, tailmodel.Captures(shots, owner, n), radius, sizes)
     by_fold = np.where((np.arange(n) >= 4)[:, None], s_b, s_a)
     np.testing.assert_allclose(point, (first[:, None] * by_fold).mean(axis=0))
     assert not np.allclose(point, plain[0])  # the routing made a difference here

@@ -50,15 +50,15 @@ def test_rank_closed_forms_match_hand_computation(model, data):
     f = tm.pair_cdf(flat, p, radius)[:, 0]
     assert np.all(f > 1e-4)
     sizes = [10, 1000, 100_000]
-    s1 = tm.rank_probabilities(flat, p, radius, sizes)
+    s1 = tm.rank_probabilities(flat, tm.Captures(p), radius, sizes)
     assert s1 == pytest.approx((1 - f[:, None]) ** np.array(sizes)[None, :], rel=1e-9)
     allowed = np.array([9, 5, 0, 3, -1])
-    s10 = tm.rank_probabilities(flat, p, radius, sizes, allowed=allowed)
+    s10 = tm.rank_probabilities(flat, tm.Captures(p), radius, sizes, allowed=allowed)
     want = stats.binom.cdf(np.clip(allowed, 0, None)[:, None], np.array(sizes)[None, :], f[:, None])
     want[allowed < 0] = 0.0
     assert s10 == pytest.approx(want, rel=1e-9, abs=1e-15)
     # two captures of one person: a distractor beats them if it beats either capture
-    both = tm.rank_probabilities(flat, p[:2], radius[:2], sizes, owners=np.array([0, 0]), n_persons=1)
+    both = tm.rank_probabilities(flat, tm.Captures(p[:2], np.array([0, 0]), 1), radius[:2], sizes)
     assert both[0] == pytest.approx(((1 - f[0]) * (1 - f[1])) ** np.array(sizes), rel=1e-9)
 
 
@@ -68,7 +68,7 @@ def test_shift_spread_lowers_rank1_survival(model, data):
     radius = np.full(5, 0.75)
     wide = replace(model, params=replace(model.params, tau=0.5))
     f = tm.pair_cdf(wide, p, radius)[:, 0]
-    s = tm.rank_probabilities(wide, p, radius, [10_000])[:, 0]
+    s = tm.rank_probabilities(wide, tm.Captures(p), radius, [10_000])[:, 0]
     assert np.all(s >= (1 - f) ** 10_000 - 1e-12)
 
 

@@ -961,6 +961,7 @@ def _closed_form_rank1(models, shot_vecs, shot_owner, own_d, real_first, n_other
 
     n = len(own_d)
     radius = np.nan_to_num(own_d[shot_owner], nan=0.0, posinf=0.0)
+    rows = tailmodel.Captures(shot_vecs, shot_owner, n)
     rng = np.random.default_rng(seed)
     point, per_model = None, []
     kinds = held_out[0] if held_out is not None else models
@@ -970,13 +971,12 @@ def _closed_form_rank1(models, shot_vecs, shot_owner, own_d, real_first, n_other
         for rep in range(n_reps):
             if held_out is not None:
                 s = tailmodel.crossfit_survival(
-                    m, held_out[1], shot_vecs, radius, shot_owner, n, n_other_sizes, rep=rep
+                    tailmodel.CrossFit(m, held_out[1]), rows, radius, n_other_sizes, rep=rep
                 )
             else:
                 s = tailmodel.rank_probabilities(
-                    m, shot_vecs, radius, n_other_sizes, owners=shot_owner, n_persons=n,
-                    params=tailmodel.replicate_params(m, rep),
-                )  # fmt: skip
+                    m, rows, radius, n_other_sizes, params=tailmodel.replicate_params(m, rep)
+                )
             hit = real_first[:, None] * s
             pick = np.arange(n) if rep == 0 else rng.integers(0, n, n)
             vals.append(hit[pick].mean(axis=0) if n else np.full(len(n_other_sizes), np.nan))

@@ -556,49 +556,90 @@ def predict_pair_rate(model: TailModel, thresholds, probes: np.ndarray, groups=N
     return out
 
 
-def rank_probabilities(
-    model: TailModel,
-    probes: np.ndarray,
-    radius: np.ndarray,
-    n_other,
-    *,
-    owners=None,
-    n_persons: int | None = None,
-    allowed=None,
-    groups=None,
-    params: TailParams | None = None,
-):
-    """Per person and gallery size, P(at most ``allowed`` of ``n_other`` random other faces lie within
-    the person's radius), averaged over the unknown shift.
+@dataclass(frozen=True)
+class Captures:
+    """The rows a search is made with, one capture each, and the person each belongs to.
 
-    ``probes`` (rows, d) with ``radius`` (rows,): one row per capture; ``owners`` maps rows to persons
-    (default: one person per row). A distractor beats a person if it is within radius of any of
-    their captures (per-distractor chance ``1 - prod(1 - F_row)``, captures sharing one shift).
-    ``allowed`` (persons,) = 0 gives rank-1 survival ``(1 - F)^N``; ``9 - k_p`` gives rank-10.
-    Returns (persons, sizes)."""
+    ``vecs`` (rows, d); ``owners`` (rows,) the person index of each row (default: one person per
+    row); ``n_persons`` (default: the largest owner + 1; persons without rows get survival 1);
+    ``groups`` one label per row for group-conditional models (or None)."""
+
+    vecs: np.ndarray
+    owners: np.ndarray | None = None
+    n_persons: int | None = None
+    groups: object = None
+
+    def owner_index(self) -> np.ndarray:
+        return np.arange(len(self.vecs)) if self.owners is None else np.asarray(self.owners, np.int64)
+
+    def persons(self) -> int:
+        if self.n_persons is not None:
+            return int(self.n_persons)
+        owners = self.owner_index()
+        return int(owners.max()) + 1 if len(owners) else 0
+
+    def subset(self, sel: np.ndarray) -> tuple[np.ndarray, Captures]:
+        """The persons owning rows ``sel`` and those rows as their own Captures (owners renumbered)."""
+        persons, local = np.unique(self.owner_index()[sel], return_inverse=True)
+        groups = None if self.groups is None else np.asarray(self.groups, dtype=object)[sel]
+        return persons, Captures(np.asarray(self.vecs)[sel], local, len(persons), groups)
+
+
+#: one survival asked of :func:`survivals`: each row's radius, and each person's allowed number of
+#: other faces within it (None: none allowed, rank-1)
+Query = tuple  # (radius (rows,), allowed (persons,) | None)
+
+
+def survivals(model: TailModel, rows: Captures, queries, n_other, params: TailParams | None = None) -> list:
+    """Per query (radius per row, allowed per person), per person and gallery size, P(at most
+    ``allowed`` of ``n_other`` random other faces lie within the person's radius), averaged over the
+    unknown shift. One :func:`node_cdf` serves every query (their radii are its columns).
+
+    A distractor beats a person if it is within radius of any of their captures (per-distractor
+    chance ``1 - prod(1 - F_row)``, captures sharing one shift). ``allowed`` = 0 (or None) gives
+    rank-1 survival ``(1 - F)^N``; ``9 - k_p`` gives rank-10. Each result is (persons, sizes)."""
     n_other = np.atleast_1d(np.asarray(n_other, np.float64))
-    rows = len(radius)
-    owners = np.arange(rows) if owners is None else np.asarray(owners, np.int64)
-    n_persons = n_persons if n_persons is not None else (int(owners.max()) + 1 if rows else 0)
-    allowed = np.zeros(n_persons) if allowed is None else np.asarray(allowed, np.float64)
-    _, w = _nodes()
-    out = np.ones((n_persons, len(n_other)))
-    if rows == 0:
-        return out
-    f = np.clip(node_cdf(model, probes, np.asarray(radius, np.float64)[:, None], groups, params)[:, 0, :], 0, 1)
-    log_surv = np.zeros((n_persons, N_NODES))
-    np.add.at(log_surv, owners, np.log1p(-np.minimum(f, 1 - 1e-16)))
-    q = -np.expm1(log_surv)  # per-distractor chance of beating the person, (persons, nodes)
+    owners, n_persons = rows.owner_index(), rows.persons()
+    if len(owners) == 0:
+        return [np.ones((n_persons, len(n_other))) for _ in queries]
+    radii = np.stack([np.asarray(r, np.float64) for r, _ in queries], axis=1)
+    f_all = np.clip(node_cdf(model, rows.vecs, radii, rows.groups, params), 0, 1)
     has = np.bincount(owners, minlength=n_persons) > 0
-    for j, n in enumerate(n_other):
-        if n <= 0:
-            continue
+    out = []
+    for c, (_, allowed) in enumerate(queries):
+        allowed = np.zeros(n_persons) if allowed is None else np.asarray(allowed, np.float64)
+        log_surv = np.zeros((n_persons, N_NODES))
+        np.add.at(log_surv, owners, np.log1p(-np.minimum(f_all[:, c, :], 1 - 1e-16)))
+        out.append(_survival(log_surv, allowed, has, n_other))
+    return out
+
+
+def _survival(log_surv: np.ndarray, allowed: np.ndarray, has: np.ndarray, n_other: np.ndarray) -> np.ndarray:
+    """(persons, sizes) from each person's log chance, per node, that one other face is not ahead."""
+    _, w = _nodes()
+    out = np.ones((len(log_surv), len(n_other)))
+    pos = np.where(n_other > 0)[0]
+    if len(pos):
+        n = n_other[pos][:, None, None]
         if np.all(allowed == 0):
-            val = np.exp(n * log_surv)
-        else:
-            val = stats.binom.cdf(allowed[:, None], n, np.clip(q, 0, 1))
-        out[:, j] = np.where(has, val @ w, 1.0)
+            val = np.exp(n * log_surv[None])
+        else:  # per-distractor chance of beating the person, (persons, nodes); persons allowed < 0 get 0
+            live = allowed >= 0
+            val = np.zeros((len(pos), *log_surv.shape))
+            q = np.clip(-np.expm1(log_surv[live]), 0, 1)
+            val[:, live] = stats.binom.cdf(allowed[live][None, :, None], n, q[None])
+        for i, j in enumerate(pos):
+            out[:, j] = np.where(has, val[i] @ w, 1.0)
     return np.where(allowed[:, None] < 0, 0.0, out)
+
+
+def rank_probabilities(
+    model: TailModel, rows: Captures, radius, n_other, *, allowed=None, params: TailParams | None = None
+) -> np.ndarray:
+    """Per person and gallery size, P(at most ``allowed`` of ``n_other`` random other faces lie within
+    the person's radius) (:func:`survivals` with one query). ``rows`` holds one row per capture
+    (:class:`Captures`), ``radius`` (rows,). Returns (persons, sizes)."""
+    return survivals(model, rows, [(radius, allowed)], n_other, params)[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1026,46 +1067,39 @@ def replicate_params(model: TailModel, rep: int) -> TailParams:
     return model.boot[(rep - 1) % len(model.boot)]
 
 
-def crossfit_survival(
-    fold_models: dict,
-    row_fold,
-    vecs,
-    radius,
-    owners,
-    n_persons: int,
-    n_other,
-    *,
-    allowed=None,
-    rep: int = 0,
-    groups=None,
-) -> np.ndarray:
-    """:func:`rank_probabilities` with each person's rows scored by the model of their fold
-    (``fold_models[k]`` never saw fold k's people). All rows of one person must share a fold.
-    ``groups`` (one label per row) applies group-conditional models' per-group tail mass.
-    Returns (n_persons, sizes); persons without rows get 1."""
+@dataclass(frozen=True)
+class CrossFit:
+    """Per-fold models (``models[k]`` never saw fold k's people) and the fold of each row."""
+
+    models: dict
+    row_fold: np.ndarray
+
+
+def crossfit_survivals(cf: CrossFit, rows: Captures, queries, n_other, rep: int = 0) -> list:
+    """:func:`survivals` with each person's rows scored by the model of their fold, replicate
+    ``rep`` (:func:`replicate_params`). All rows of one person must share a fold. Each result is
+    (n_persons, sizes); persons without rows get 1."""
     n_other = np.atleast_1d(np.asarray(n_other, np.float64))
-    out = np.ones((n_persons, len(n_other)))
-    row_fold = np.asarray(row_fold)
-    owners = np.asarray(owners, np.int64)
-    radius = np.asarray(radius, np.float64)
-    allowed = None if allowed is None else np.asarray(allowed, np.float64)
-    for k, model in fold_models.items():
+    n_persons = rows.persons()
+    out = [np.ones((n_persons, len(n_other))) for _ in queries]
+    row_fold = np.asarray(cf.row_fold)
+    for k, model in cf.models.items():
         sel = row_fold == k
         if not sel.any():
             continue
-        persons, local = np.unique(owners[sel], return_inverse=True)
-        out[persons] = rank_probabilities(
-            model,
-            vecs[sel],
-            radius[sel],
-            n_other,
-            owners=local,
-            n_persons=len(persons),
-            allowed=None if allowed is None else allowed[persons],
-            groups=None if groups is None else np.asarray(groups, dtype=object)[sel],
-            params=replicate_params(model, rep),
-        )
+        persons, local = rows.subset(sel)
+        asked = [
+            (np.asarray(r, np.float64)[sel], None if a is None else np.asarray(a, np.float64)[persons])
+            for r, a in queries
+        ]
+        for o, s in zip(out, survivals(model, local, asked, n_other, replicate_params(model, rep))):
+            o[persons] = s
     return out
+
+
+def crossfit_survival(cf: CrossFit, rows: Captures, radius, n_other, *, allowed=None, rep: int = 0) -> np.ndarray:
+    """:func:`crossfit_survivals` with one query: (n_persons, sizes)."""
+    return crossfit_survivals(cf, rows, [(radius, allowed)], n_other, rep)[0]
 
 
 # --------------------------------------------------------------------------------------------------

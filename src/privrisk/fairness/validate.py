@@ -227,14 +227,11 @@ def _scale_replicates(
     for kind, cv in cvs.items():
         models, fold = cv["fold_models"], np.asarray(cv["fold_of"])
         n_rep = min(len(m.replicates()) for m in models.values())
+        cf, rows = tailmodel.CrossFit(models, fold), tailmodel.Captures(p, owners, len(p), fit_groups)
         out = np.zeros((n_rep, 2, len(p), len(scale.sizes)))
         for rep in range(n_rep):
-            s1 = tailmodel.crossfit_survival(
-                models, fold, p, np.where(hit, genuine, 0.0), owners, len(p), n_other, rep=rep, groups=fit_groups
-            )
-            sth = tailmodel.crossfit_survival(
-                models, fold, p, np.full(len(p), scale.threshold), owners, len(p), n_other, rep=rep, groups=fit_groups
-            )
+            queries = [(np.where(hit, genuine, 0.0), None), (np.full(len(p), scale.threshold), None)]
+            s1, sth = tailmodel.crossfit_survivals(cf, rows, queries, n_other, rep=rep)
             out[rep, 0] = hit[:, None] * s1
             out[rep, 1] = 1 - (nonmate > scale.threshold)[:, None] * sth
         vals[kind] = out

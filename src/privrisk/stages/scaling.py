@@ -9,8 +9,10 @@ pairs above a distance, they predict the closer ones; ``distractor_model.backtes
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -504,16 +506,19 @@ def _smallest_ids(
         return out
     finite = np.isfinite(radii)
     order = np.where(finite)[0][np.argsort(radii[finite], kind="stable")]
-    for start in range(0, len(order), 64):
-        batch = order[start : start + 64]
+    batches = [order[start : start + 64] for start in range(0, len(order), 64)]
+
+    def search(batch):  # FAISS releases the GIL: batches run on every core at once
         r2 = radii[batch].astype(np.float32) ** 2
         lims, d2, ids = index.range_search(np.ascontiguousarray(vecs[batch]), float(r2.max()))
-        for j, q in enumerate(batch):
-            lo, hi = lims[j], lims[j + 1]
-            inside = np.sort(ids[lo:hi][d2[lo:hi] <= r2[j]])[:k]
-            out[q, : len(inside)] = inside
-        if report is not None:
-            report(len(batch))
+        return [np.sort(ids[lims[j] : lims[j + 1]][d2[lims[j] : lims[j + 1]] <= r2[j]])[:k] for j in range(len(batch))]
+
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        for batch, found in zip(batches, pool.map(search, batches)):
+            for q, inside in zip(batch, found):
+                out[q, : len(inside)] = inside
+            if report is not None:
+                report(len(batch))
     return out
 
 
@@ -556,7 +561,6 @@ def _closed_form(spec, fold_models, n_other, theta, rep, rng):
     """Rank-1, rank-10, FPIR at theta and wrong-top-under-theta for one tail model and replicate,
     (4, sizes); rep > 0 also resamples persons (sampling uncertainty)."""
     m = spec["mated"]
-    n = len(m)
     radius_row = np.nan_to_num(spec["g"][spec["owner"]], nan=0.0)
     mp = np.where(m)[0]
     nm = np.where(~m)[0]
@@ -564,52 +568,41 @@ def _closed_form(spec, fold_models, n_other, theta, rep, rng):
         mp = rng.choice(mp, len(mp)) if len(mp) else mp
         nm = rng.choice(nm, len(nm)) if len(nm) else nm
     rank = spec["rank"]
-    s1 = tailmodel.crossfit_survival(
-        fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other, rep=rep
-    )
     allowed = np.where(np.isfinite(rank), 10 - np.nan_to_num(rank, posinf=99), -1)
-    s10 = tailmodel.crossfit_survival(
-        fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other, allowed=allowed, rep=rep
-    )
-    r1 = ((rank == 1)[:, None] * s1)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
-    r10 = ((rank <= 10)[:, None] * s10)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
-    sth = tailmodel.crossfit_survival(
-        fold_models, spec["fold"], spec["vecs"], np.full(len(spec["owner"]), theta), spec["owner"], n, n_other, rep=rep
-    )
-    fpir = (1 - (spec["best"] > theta)[:, None] * sth)[nm].mean(axis=0) if len(nm) else np.full(len(n_other), np.nan)
     rw = np.minimum(np.nan_to_num(spec["g"], nan=theta), theta)
-    sw = tailmodel.crossfit_survival(
-        fold_models, spec["fold"], spec["vecs"], rw[spec["owner"]], spec["owner"], n, n_other, rep=rep
+    rows = tailmodel.Captures(spec["vecs"], spec["owner"], len(m))
+    queries = [
+        (radius_row, None),
+        (radius_row, allowed),
+        (np.full(len(spec["owner"]), theta), None),
+        (rw[spec["owner"]], None),
+    ]
+    s1, s10, sth, sw = tailmodel.crossfit_survivals(
+        tailmodel.CrossFit(fold_models, spec["fold"]), rows, queries, n_other, rep=rep
     )
-    wrong = (1 - (spec["imp_best"] > rw)[:, None] * sw)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
+    none = np.full(len(n_other), np.nan)
+    r1 = ((rank == 1)[:, None] * s1)[mp].mean(axis=0) if len(mp) else none
+    r10 = ((rank <= 10)[:, None] * s10)[mp].mean(axis=0) if len(mp) else none
+    fpir = (1 - (spec["best"] > theta)[:, None] * sth)[nm].mean(axis=0) if len(nm) else none
+    wrong = (1 - (spec["imp_best"] > rw)[:, None] * sw)[mp].mean(axis=0) if len(mp) else none
     return np.array([r1, r10, fpir, wrong])
 
 
 def _threshold_for_fpir(fold_models, probe_vecs, probe_fold, n_other_sizes, target=0.01, rep=0):
     """Distance threshold at which a share ``target`` of searches by people not enrolled would have a
-    candidate under it, in a gallery of N others drawn from the model (every real probe as a searcher)."""
-    owners = np.arange(len(probe_vecs))
-    out = []
-    for n_other in n_other_sizes:
-        lo, hi = 0.0, 1.5
-        for _ in range(24):
-            mid = (lo + hi) / 2
-            s = tailmodel.crossfit_survival(
-                fold_models,
-                probe_fold,
-                probe_vecs,
-                np.full(len(owners), mid),
-                owners,
-                len(owners),
-                [max(n_other, 1)],
-                rep=rep,
-            )[:, 0]
-            if (1 - s).mean() > target:
-                hi = mid
-            else:
-                lo = mid
-        out.append((lo + hi) / 2)
-    return np.array(out)
+    candidate under it, in a gallery of N others drawn from the model (every real probe as a searcher).
+    One bisection per size, all sizes stepped together (one model evaluation per step)."""
+    rows = tailmodel.Captures(probe_vecs)
+    cf = tailmodel.CrossFit(fold_models, probe_fold)
+    sizes = [max(n, 1) for n in n_other_sizes]
+    lo, hi = np.zeros(len(sizes)), np.full(len(sizes), 1.5)
+    for _ in range(24):
+        mid = (lo + hi) / 2
+        queries = [(np.full(len(probe_vecs), m), None) for m in mid]
+        s = tailmodel.crossfit_survivals(cf, rows, queries, sizes, rep=rep)
+        over = np.array([(1 - s[j][:, j]).mean() > target for j in range(len(sizes))], bool)
+        hi, lo = np.where(over, mid, hi), np.where(over, lo, mid)
+    return (lo + hi) / 2
 
 
 def _gaussian_prediction(model, spec, sizes, cfg, n_real) -> dict:
