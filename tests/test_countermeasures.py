@@ -686,7 +686,9 @@ def test_closed_form_scores_each_person_with_the_fold_model_that_never_saw_them(
     w, _, second = world
     m_a = w.tail_models[0]
     q = np.array([fake.encode(p, [(0, p.shape[1], p.shape[0], 0)])[0] for p in second], np.float32)
-    m_b = tailmodel.fit(q, w.subjects, w.vectors, w.subjects, kind=tailmodel.KINDS[-1], n_boot=20, seed=3)
+    m_b = tailmodel.fit(
+        tailmodel.Pairs(q, w.subjects, w.vectors, w.subjects), kind=tailmodel.KINDS[-1], n_boot=20, seed=3
+    )
     rng = np.random.default_rng(5)
     n = 8
     owner = np.repeat(np.arange(n), 2)

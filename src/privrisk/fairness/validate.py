@@ -345,7 +345,7 @@ def _fit(result: Mapping, probes: FaceSet, gallery: FaceSet, attributes: Mapping
         "n_boot": options.n_boot,
         "seed": options.seed,
     }
-    cvs = {k: tailmodel.cross_validate(p, ps, gv, gs, kind=k, probe_groups=fit_groups, **opts) for k in kinds}
+    cvs = {k: tailmodel.cross_validate(tailmodel.Pairs(p, ps, gv, gs, fit_groups), kind=k, **opts) for k in kinds}
     return _Fit(p, ps, gv, gs, thr, labels_for, finest, fit_groups, kinds, cvs, opts)
 
 
@@ -412,7 +412,7 @@ def _group_extras(result: Mapping, fit: _Fit, pairs: np.ndarray, how: str, optio
     from .. import tailmodel
 
     fm = fit.cvs[fit.kinds[0]]["fold_models"]
-    plain = tailmodel.cross_validate(fit.p, fit.ps, fit.gv, fit.gs, kind=fit.kinds[0], **fit.opts)
+    plain = tailmodel.cross_validate(tailmodel.Pairs(fit.p, fit.ps, fit.gv, fit.gs), kind=fit.kinds[0], **fit.opts)
     r0 = _fold_pair_reps(tailmodel, plain, fit.p, fit.thr, None)
     without = {
         a: tail_check(

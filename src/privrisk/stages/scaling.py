@@ -172,9 +172,9 @@ def held_out_tail_models(cfg, enrolled: Enrolled, e1: OnlineResult) -> tuple[lis
     study's (same inputs, seed and folds), for a later stage that must not score people with a model
     fitted on them. None when there are too few people or pairs for a tail model."""
     probe_vecs = enrolled.probes.vectors
-    pairs = (probe_vecs, np.asarray(e1.truth)[: len(probe_vecs)], enrolled.gal_vecs, enrolled.gal_codes)
+    pairs = tailmodel.Pairs(probe_vecs, np.asarray(e1.truth)[: len(probe_vecs)], enrolled.gal_vecs, enrolled.gal_codes)
     try:
-        cvs = {kind: tailmodel.cross_validate(*pairs, **_tail_options(cfg, kind)) for kind in tailmodel.KINDS}
+        cvs = {kind: tailmodel.cross_validate(pairs, **_tail_options(cfg, kind)) for kind in tailmodel.KINDS}
     except ValueError:
         return None
     return [cvs[k]["fold_models"] for k in tailmodel.KINDS], np.asarray(cvs["gpd"]["fold_of"])
@@ -190,11 +190,11 @@ def _tail_models(cfg, inp: ScalingInputs, probe_codes, check: dict, log: Log) ->
     log("scaling: fitting and cross-validating the tail models (2 kinds x 5 folds, subject bootstrap)")
     cvs, full = {}, []
     try:
-        pairs = (inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
+        pairs = tailmodel.Pairs(inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
         for kind in tailmodel.KINDS:
             opts = _tail_options(cfg, kind)
-            cvs[kind] = tailmodel.cross_validate(*pairs, **opts)  # held-out checks and per-fold models
-            full.append(tailmodel.to_json(tailmodel.fit(*pairs, **opts)))  # on everyone, shipped for reuse
+            cvs[kind] = tailmodel.cross_validate(pairs, **opts)  # held-out checks and per-fold models
+            full.append(tailmodel.to_json(tailmodel.fit(pairs, **opts)))  # on everyone, shipped for reuse
     except ValueError as exc:  # too few people or pairs: no tail model, so nothing past the searched sizes
         log(f"scaling: no tail model ({exc}); sizes past the exact search get no prediction")
         cvs, full = {}, []
@@ -205,8 +205,7 @@ def _tail_models(cfg, inp: ScalingInputs, probe_codes, check: dict, log: Log) ->
         check["validation"] = validation
         log("scaling: backtesting the tail models (fit above a distance, predict the pairs below it)")
         check["backtest"] = [
-            tailmodel.backtest(*pairs, kind=k, n_boot=cfg.scaling.tail_bootstrap, seed=cfg.seed)
-            for k in tailmodel.KINDS
+            tailmodel.backtest(pairs, kind=k, n_boot=cfg.scaling.tail_bootstrap, seed=cfg.seed) for k in tailmodel.KINDS
         ]
         n_pairs = validation["n_real_pairs"]
         probe_fold = cvs["gpd"]["fold_of"]  # same folds for every kind (same seed and subjects)
