@@ -22,7 +22,7 @@ from .. import metrics, tailmodel
 from ..distractors import DistractorModel, predicted_rank1, validate
 from ..embeddings import EmbeddingCache
 from ..progress import reporter
-from .common import Log, memo
+from .common import Log, Searches, memo
 from .offline import FusedLevel, OfflineResult, fused_arrays
 from .online import OnlineResult
 from .split import Enrolled
@@ -108,6 +108,26 @@ class _Predictions:
     thr_hi: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Study:
+    """The searched and predicted parts every curve reads: the grid, the exact search, the predictions."""
+
+    grid: _Grid
+    exact: _Exact
+    preds: _Predictions
+
+
+@dataclass(frozen=True)
+class _CurveData:
+    """One curve's per-person arrays (:func:`_curve_spec`), its exact-search ids, its predictions by
+    tail kind and the spread (rank-1, rank-10) of the distractor seeds."""
+
+    spec: dict
+    ids: np.ndarray
+    reps: dict
+    spread: tuple
+
+
 def scaling_study(
     cfg, enrolled: Enrolled, e1: OnlineResult, e2: OfflineResult, cache: EmbeddingCache | None, progress, log: Log
 ) -> ScalingResult:
@@ -154,16 +174,11 @@ def scaling(cfg, inp: ScalingInputs, log: Log, progress=False) -> dict:
     )
     tails = _tail_models(cfg, inp, probe_codes, check, log)
     grid = _grid(cfg, len(inp.gal_vecs), tails.n_pairs)
-    n_max = max(grid.sizes) - grid.n_real
-    distractors = (
-        model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, inp.gal_vecs.shape[1]), np.float32)
-    )
-    index = faiss_index.build_index(distractors)
     specs = _specs(cfg, inp, tails.probe_fold)
-    exact = _exact_search(cfg, model, index, specs, grid, n_vec, progress, log)
-    preds = _predictions(cfg, specs, tails, inp.probe_vecs, grid)
-    curves = {name: _curve(cfg, model, name, spec, exact, preds, grid) for name, spec in specs.items()}
-    return _summary(cfg, curves, preds, grid, check, tails, exact)
+    exact = _exact_search(cfg, model, specs, grid, progress, log)
+    study = _Study(grid, exact, _predictions(cfg, specs, tails, inp.probe_vecs, grid))
+    curves = {name: _curve(cfg, model, name, spec, study) for name, spec in specs.items()}
+    return _summary(cfg, curves, study, check, tails)
 
 
 def held_out_tail_models(cfg, enrolled: Enrolled, e1: OnlineResult) -> tuple[list[dict], np.ndarray] | None:
@@ -227,19 +242,12 @@ def _specs(cfg, inp: ScalingInputs, probe_fold) -> dict[str, dict]:
     n_vec = len(inp.probe_vecs)
     specs = {}
     m_idx = np.arange(n_vec)
-    specs["online_to_online"] = _curve_spec(
-        inp.probe_vecs,
-        m_idx,
-        probe_fold,
-        inp.truth[:n_vec],
-        inp.cand[:n_vec],
-        inp.dist[:n_vec],
-        inp.mated[:n_vec],
-        cfg.top_k,
-    )
+    online = Searches(inp.truth[:n_vec], inp.mated[:n_vec], inp.cand[:n_vec], inp.dist[:n_vec])
+    specs["online_to_online"] = _curve_spec(inp.probe_vecs, m_idx, probe_fold, online, cfg.top_k)
     for name, f in inp.fused.items():
+        fused = Searches(f.truth, f.mated, f.fused_c, f.fused_d)
         specs[f"offline_to_online/{name}"] = _curve_spec(
-            f.shot_vecs, f.shot_owner, probe_fold[f.shot_probe()], f.truth, f.fused_c, f.fused_d, f.mated, cfg.top_k
+            f.shot_vecs, f.shot_owner, probe_fold[f.shot_probe()], fused, cfg.top_k
         )
     return specs
 
@@ -258,11 +266,16 @@ def _exact_rates(spec, ids, n_other) -> tuple[float, float]:
     return float(((rank == 1) & (ahead == 0)).mean()), float((rank - 1 + ahead <= 9).mean())
 
 
-def _exact_search(cfg, model, index, specs, grid: _Grid, n_vec: int, progress, log: Log) -> _Exact:
-    """Every curve's persons searched exactly among the drawn distractors; at SEED_SIZE (or the
-    largest searched size below it) two more draws give the seed spread."""
+def _exact_search(cfg, model, specs, grid: _Grid, progress, log: Log) -> _Exact:
+    """Every curve's persons searched exactly among distractors drawn from ``model`` up to the
+    largest searched size; at SEED_SIZE (or the largest searched size below it) two more draws give
+    the seed spread."""
     n_real, sizes = grid.n_real, grid.sizes
     n_max = max(sizes) - n_real
+    n_vec = len(specs["online_to_online"]["mated"])  # E1's probes
+    dim = specs["online_to_online"]["vecs"].shape[1]
+    distractors = model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, dim), np.float32)
+    index = faiss_index.build_index(distractors)
     seed_size = max([s for s in sizes if n_real < s <= SEED_SIZE], default=None)
     n_queries = sum(int(np.isfinite(spec["g"][spec["owner"]]).sum()) for spec in specs.values())
     bar = reporter(progress, n_queries * (3 if seed_size else 1), desc="scaling: exact range searches", unit="query")
@@ -321,12 +334,14 @@ def _predictions(cfg, specs, tails: _TailModels, probe_vecs, grid: _Grid) -> _Pr
     return _Predictions(pred, thr_point, thr_lo, thr_hi)
 
 
-def _curve(cfg, model, name: str, spec, exact: _Exact, preds: _Predictions, grid: _Grid) -> dict:
+def _curve(cfg, model, name: str, spec, study: _Study) -> dict:
     """One curve: a labelled point per gallery size, the old readers' ``measured`` and
     ``predicted``, and the seed spread."""
-    name_ids, seeds, reps = exact.ids[name], exact.seed_runs[name], preds.pred[name]
+    exact, grid = study.exact, study.grid
+    name_ids, seeds = exact.ids[name], exact.seed_runs[name]
     spread = (np.ptp([r[0] for r in seeds]), np.ptp([r[1] for r in seeds])) if len(seeds) > 1 else (0.0, 0.0)
-    points = [_point(cfg, spec, name_ids, reps, preds, grid, spread, j, size) for j, size in enumerate(grid.all_sizes)]
+    data = _CurveData(spec, name_ids, study.preds.pred[name], spread)
+    points = [_point(cfg, data, study.preds, grid, j) for j in range(len(grid.all_sizes))]
     n_m = int(spec["mated"].sum())
     old = [
         {"gallery_size": int(s), "rank1": _exact_rates(spec, name_ids, s - grid.n_real)[0] if n_m else 0.0}
@@ -345,13 +360,14 @@ def _curve(cfg, model, name: str, spec, exact: _Exact, preds: _Predictions, grid
     }
 
 
-def _point(cfg, spec, ids, reps: dict, preds: _Predictions, grid: _Grid, spread, j: int, size: int) -> dict:
-    """The point at gallery size ``size`` (``j``-th of the grid): rank-1, rank-10, FPIR at the
+def _point(cfg, curve: _CurveData, preds: _Predictions, grid: _Grid, j: int) -> dict:
+    """The point at the ``j``-th gallery size of the grid: rank-1, rank-10, FPIR at the
     threshold and the wrong-person share, each with its range and what that range spans (the
     sampling spread and the tail-model spread apart), and the threshold for FPIR 1%. Where the
     size was searched among Gaussian model distractors, that search's rank-1 and rank-10 are
     given beside (``gaussian_search``), a comparison only: it fails the held-out validation and
     sets no value and no end of any range."""
+    spec, size = curve.spec, grid.all_sizes[j]
     m = spec["mated"]
     n_m, n_nm = int(m.sum()), int((~m).sum())
     kind = grid.kind_of(size)
@@ -360,14 +376,14 @@ def _point(cfg, spec, ids, reps: dict, preds: _Predictions, grid: _Grid, spread,
         out = _measured_values(spec, cfg.gallery.threshold)
         spans = {"range_spans": RANGE_SPANS["measured"]}
     else:
-        out = _model_values(reps, j)
+        out = _model_values(curve.reps, j)
         spans = {"range_spans": RANGE_SPANS["model"]}
         if size in grid.sizes and n_m:
-            r1, r10 = _exact_rates(spec, ids, size - grid.n_real)
+            r1, r10 = _exact_rates(spec, curve.ids, size - grid.n_real)
             pt["gaussian_search"] = {
                 "rank1": r1,
                 "rank10": r10,
-                "seed_spread": [float(spread[0]), float(spread[1])],
+                "seed_spread": [float(curve.spread[0]), float(curve.spread[1])],
                 "note": GAUSSIAN_NOTE,
             }
     (pt["rank1"], pt["rank1_range"]), (pt["rank10"], pt["rank10_range"]) = out[0][:2], out[1][:2]
@@ -437,7 +453,8 @@ def _model_values(reps: dict, j: int) -> list:
     return out
 
 
-def _summary(cfg, curves, preds: _Predictions, grid: _Grid, check, tails: _TailModels, exact: _Exact) -> dict:
+def _summary(cfg, curves, study: _Study, check, tails: _TailModels) -> dict:
+    preds, grid, exact = study.preds, study.grid, study.exact
     online = curves["online_to_online"]
     gpd_online = preds.pred["online_to_online"]["gpd"][0][0]
     all_sizes = grid.all_sizes
@@ -531,8 +548,10 @@ def _person_ids(shot_ids: np.ndarray, owner: np.ndarray, n_persons: int, n_max: 
     return out
 
 
-def _curve_spec(vecs, owner, row_fold, truth, cand, dist, mated_person, top_k):
-    """Per-person arrays a curve needs: genuine radius, real rank, real best impostor / best distance."""
+def _curve_spec(vecs, owner, row_fold, searches: Searches, top_k: int) -> dict:
+    """Per-person arrays a curve needs: genuine radius, real rank, real best impostor / best distance.
+    ``searches`` holds one fused search per person (``mated``: whether the person is enrolled)."""
+    truth, cand, dist, mated_person = searches.truth, searches.cand, searches.dist, searches.mated
     ranks = metrics.true_rank(cand, truth)
     n = len(truth)
     g = np.full(n, np.nan)
