@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import index as faiss_index
 from .. import metrics, tailmodel
-from ..distractors import DistractorModel, predicted_rank1, validate
+from ..distractors import DistractorModel, Searchers, impostor_distances, predicted_rank1, validate
 from ..embeddings import EmbeddingCache
 from ..progress import reporter
 from .common import Log, Searches, memo
@@ -163,15 +163,8 @@ def scaling(cfg, inp: ScalingInputs, log: Log, progress=False) -> dict:
     model = DistractorModel.fit(np.vstack([inp.gal_vecs, inp.probe_vecs]))
     n_vec = len(inp.probe_vecs)
     probe_codes = np.array([inp.truth[i] for i in range(n_vec)])
-    check = validate(
-        model,
-        inp.probe_vecs,
-        probe_codes,
-        inp.gal_vecs,
-        inp.gal_codes,
-        n_distractors=cfg.scaling.validation_distractors,
-        seed=cfg.seed + 7,
-    )
+    real = impostor_distances(inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
+    check = validate(model, real, inp.probe_vecs, cfg.scaling.validation_distractors, seed=cfg.seed + 7)
     tails = _tail_models(cfg, inp, probe_codes, check, log)
     grid = _grid(cfg, len(inp.gal_vecs), tails.n_pairs)
     specs = _specs(cfg, inp, tails.probe_fold)
@@ -636,15 +629,11 @@ def _gaussian_prediction(model, spec, sizes, cfg, n_real) -> dict:
     radii = np.array([g[k] for k in owners]) if rows else np.zeros(0)
     vecs = spec["vecs"][rows] if rows else np.zeros((0, spec["vecs"].shape[1]), np.float32)
     single = len(rows) == len(persons) and np.array_equal(owners, np.arange(len(persons)))
+    searchers = Searchers(
+        vecs, np.where(np.isfinite(radii), radii, 1e-6), hit.astype(float), None if single else owners
+    )
     pred = predicted_rank1(
-        model,
-        vecs,
-        np.where(np.isfinite(radii), radii, 1e-6),
-        hit.astype(float),
-        [int(s) for s in sizes] + list(cfg.scaling.extrapolate),
-        n_real,
-        owners=None if single else owners,
-        seed=cfg.seed,
+        model, searchers, [int(s) for s in sizes] + list(cfg.scaling.extrapolate), n_real, seed=cfg.seed
     )
     pred["note"] = "Gaussian distractor model (fails the held-out validation); kept for old readers, see points"
     return pred
