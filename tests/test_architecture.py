@@ -203,7 +203,6 @@ MANY_PARAMETERS = {  # parameters
     "selfcheck.build_sample_world": 7,
     "stages.offline._recapture": 7,
     "stages.offline.per_detector": 10,
-    "stages.scaling.scaling_study": 7,
     "tailmodel.calibration.calibrate_manifest": 8,
     "trainer.myth_or_defence": 8,
 }
@@ -232,7 +231,6 @@ ALLOWLISTED_MODULES = {
     "scenarios",
     "selfcheck",
     "stages.offline",
-    "stages.scaling",
     "tailmodel",
     "trainer",
 }

@@ -45,6 +45,20 @@ class ScalingInputs:
     dist: np.ndarray
     fused: dict[str, FusedLevel]
 
+    @classmethod
+    def of(cls, enrolled: Enrolled, e1: OnlineResult, e2: OfflineResult) -> ScalingInputs:
+        """The study's inputs from the enrolled gallery, E1's searches and E2's fused searches."""
+        return cls(
+            enrolled.gal_vecs,
+            enrolled.gal_codes,
+            enrolled.probes.vectors,
+            e1.truth,
+            e1.mated,
+            e1.cand,
+            e1.dist,
+            e2.fused,
+        )
+
 
 @dataclass(frozen=True)
 class ScalingResult:
@@ -128,13 +142,9 @@ class _CurveData:
     spread: tuple
 
 
-def scaling_study(
-    cfg, enrolled: Enrolled, e1: OnlineResult, e2: OfflineResult, cache: EmbeddingCache | None, progress, log: Log
-) -> ScalingResult:
-    """:func:`scaling` through :func:`.common.memo`: every input it depends on is in the key."""
-    inp = ScalingInputs(
-        enrolled.gal_vecs, enrolled.gal_codes, enrolled.probes.vectors, e1.truth, e1.mated, e1.cand, e1.dist, e2.fused
-    )
+def scaling_study(cfg, inp: ScalingInputs, cache: EmbeddingCache | None, progress, log: Log) -> ScalingResult:
+    """:func:`scaling` through :func:`.common.memo`: every input it depends on is in the key
+    (``inp``: :meth:`ScalingInputs.of` the enrolled gallery, E1 and E2)."""
     key = (
         inp.gal_vecs,
         inp.gal_codes,
