@@ -136,7 +136,7 @@ def fake_sample_world(model: FakeFaceModel, n: int = 40, size: int = 128, seed: 
     g = np.array([model.encode(p, [full])[0] for p in photos], np.float32)
     q = np.array([model.encode(p, [full])[0] for p in second], np.float32)
     subjects = [f"s{i:03d}" for i in range(n)]
-    tm = tailmodel.fit(q, subjects, g, subjects, n_boot=20, seed=seed)
+    tm = tailmodel.fit(tailmodel.Pairs(q, subjects, g, subjects), n_boot=20, seed=seed)
     world = SampleWorld(
         vectors=g,
         subjects=subjects,

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def fitted():
     faces, subjects, _ = clustered(seed=5, people=120)
-    return tm.fit(faces[0::2], subjects[0::2], faces[1::2], subjects[1::2], n_boot=40, seed=5)
+    return tm.fit(tm.Pairs(faces[0::2], subjects[0::2], faces[1::2], subjects[1::2]), n_boot=40, seed=5)
 
 
 def test_calibrate_counts_pairs_by_hand_and_judges(fitted):
@@ -189,7 +189,9 @@ def population():
     faces, subjects, _ = clustered(seed=21, people=300, photos=2, clusters=3)
     faces = faces * 0.85
     first = np.isin(subjects, np.unique(subjects)[:200])
-    model = tm.fit(faces[first][0::2], subjects[first][0::2], faces[first][1::2], subjects[first][1::2], n_boot=60)
+    model = tm.fit(
+        tm.Pairs(faces[first][0::2], subjects[first][0::2], faces[first][1::2], subjects[first][1::2]), n_boot=60
+    )
     unseen = faces[~first][0::2]  # one photo per never-seen person
     return model, unseen, subjects[~first][0::2]
 
@@ -333,7 +335,9 @@ def test_calibrate_json_and_text_carry_the_backtest(population, tmp_path, monkey
 
     def fake_manifest(manifest, images=None, **kw):
         out = tailmodel.calibrate([model], faces, subjects)
-        out["backtest"] = [tailmodel.backtest(faces, subjects, kind=k, n_boot=10) for k in tailmodel.KINDS]
+        out["backtest"] = [
+            tailmodel.backtest(tailmodel.Pairs(faces, subjects), kind=k, n_boot=10) for k in tailmodel.KINDS
+        ]
         return out | {"manifest": str(manifest), "skipped": [], "refused": [], "models_from": "test"}
 
     monkeypatch.setattr(tailmodel, "calibrate_manifest", fake_manifest)

@@ -438,7 +438,9 @@ def test_closed_form_scores_each_person_with_the_fold_model_that_never_saw_them(
     w, _, second = world
     m_a = w.tail_models[0]
     q = np.array([fake.encode(p, [(0, p.shape[1], p.shape[0], 0)])[0] for p in second], np.float32)
-    m_b = tailmodel.fit(q, w.subjects, w.vectors, w.subjects, kind=tailmodel.KINDS[-1], n_boot=20, seed=3)
+    m_b = tailmodel.fit(
+        tailmodel.Pairs(q, w.subjects, w.vectors, w.subjects), kind=tailmodel.KINDS[-1], n_boot=20, seed=3
+    )
     rng = np.random.default_rng(5)
     n = 8
     owner = np.repeat(np.arange(n), 2)
@@ -456,8 +458,8 @@ def test_closed_form_scores_each_person_with_the_fold_model_that_never_saw_them(
         cm.TailModels([m_a], [{0: m_a, 1: m_b}]), cm.Snapshots(shots, owner, fold=fold), own_d, first, sizes, 1
     )
     radius = own_d[owner]
-    s_a = tailmodel.rank_probabilities(m_a, shots, radius, sizes, owners=owner, n_persons=n)
-    s_b = tailmodel.rank_probabilities(m_b, shots, radius, sizes, owners=owner, n_persons=n)
+    s_a = tailmodel.rank_probabilities(m_a, tailmodel.Captures(shots, owner, n), radius, sizes)
+    s_b = tailmodel.rank_probabilities(m_b, tailmodel.Captures(shots, owner, n), radius, sizes)
     by_fold = np.where((np.arange(n) >= 4)[:, None], s_b, s_a)
     np.testing.assert_allclose(point, (first[:, None] * by_fold).mean(axis=0))
     assert not np.allclose(point, plain[0])  # the routing made a difference here

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from privrisk.distractors import DistractorModel, predicted_rank1
+from privrisk.distractors import DistractorModel, Searchers, predicted_rank1
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_predicted_rank1_falls_with_size_and_matches_measurement(model):
     m, centres = model
     probes = centres[:50]
     genuine = np.full(50, 0.8 * np.median(np.linalg.norm(m.sample(2000, seed=9) - probes[0], axis=1)))
-    pred = predicted_rank1(m, probes, genuine, np.ones(50), [10, 100, 1000, 10_000], n_real=0)
+    pred = predicted_rank1(m, Searchers(probes, genuine, np.ones(50)), [10, 100, 1000, 10_000], n_real=0)
     rates = pred["rank1"]
     assert all(a >= b for a, b in zip(rates, rates[1:])) and rates[0] > rates[-1]
     # measured: share of probes with no distractor closer than genuine among the first N

@@ -61,15 +61,15 @@ def test_no_range_end_comes_from_the_gaussian_search():
     reps = {"gpd": _reps(0.30, 0.20, 0.40, n_sizes=4), "normal": _reps(0.50, 0.45, 0.55, n_sizes=4)}
     preds = scaling._Predictions(reps, np.full(4, 0.4), np.full(4, 0.35), np.full(4, 0.45))
     cfg = type("C", (), {"gallery": type("G", (), {"threshold": 0.6})()})()
-    pt = scaling._point(cfg, spec, ids, reps, preds, grid, (0.0, 0.0), 2, 1000)
+    pt = scaling._point(cfg, scaling._CurveData(spec, ids, reps, (0.0, 0.0)), preds, grid, 2)
     assert pt["gaussian_search"]["rank1"] == 1.0 and "fails" in pt["gaussian_search"]["note"]
     assert pt["kind"] == "extrapolated"  # 990 others > 500 real impostor pairs
     assert pt["rank1"] == pytest.approx(0.30) and pt["rank1_range"][1] < 0.6
     assert pt["rank1_model_spread"] == pytest.approx([0.30, 0.50])
     assert pt["range_spans"] == scaling.RANGE_SPANS["model"] and "Gaussian" in pt["range_spans"]
-    pt100 = scaling._point(cfg, spec, ids, reps, preds, grid, (0.0, 0.0), 1, 100)
+    pt100 = scaling._point(cfg, scaling._CurveData(spec, ids, reps, (0.0, 0.0)), preds, grid, 1)
     assert pt100["kind"] == "modelled" and pt100["rank1"] == pytest.approx(0.30)  # not the search's 100%
-    measured = scaling._point(cfg, spec, ids, reps, preds, grid, (0.0, 0.0), 0, 10)
+    measured = scaling._point(cfg, scaling._CurveData(spec, ids, reps, (0.0, 0.0)), preds, grid, 0)
     assert measured["kind"] == "measured" and measured["range_spans"] == scaling.RANGE_SPANS["measured"]
     assert "gaussian_search" not in measured
 

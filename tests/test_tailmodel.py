@@ -10,6 +10,7 @@ from scipy import stats
 
 from helpers import clustered
 from privrisk import tailmodel as tm
+from privrisk.tailmodel import fitting
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def data():
 @pytest.fixture(scope="module")
 def model(data):
     p, ps, g, gs, _ = data
-    return tm.fit(p, ps, g, gs, n_boot=30, seed=1)
+    return tm.fit(tm.Pairs(p, ps, g, gs), n_boot=30, seed=1)
 
 
 def test_pair_cdf_is_a_cdf(model, data):
@@ -50,15 +51,15 @@ def test_rank_closed_forms_match_hand_computation(model, data):
     f = tm.pair_cdf(flat, p, radius)[:, 0]
     assert np.all(f > 1e-4)
     sizes = [10, 1000, 100_000]
-    s1 = tm.rank_probabilities(flat, p, radius, sizes)
+    s1 = tm.rank_probabilities(flat, tm.Captures(p), radius, sizes)
     assert s1 == pytest.approx((1 - f[:, None]) ** np.array(sizes)[None, :], rel=1e-9)
     allowed = np.array([9, 5, 0, 3, -1])
-    s10 = tm.rank_probabilities(flat, p, radius, sizes, allowed=allowed)
+    s10 = tm.rank_probabilities(flat, tm.Captures(p), radius, sizes, allowed=allowed)
     want = stats.binom.cdf(np.clip(allowed, 0, None)[:, None], np.array(sizes)[None, :], f[:, None])
     want[allowed < 0] = 0.0
     assert s10 == pytest.approx(want, rel=1e-9, abs=1e-15)
     # two captures of one person: a distractor beats them if it beats either capture
-    both = tm.rank_probabilities(flat, p[:2], radius[:2], sizes, owners=np.array([0, 0]), n_persons=1)
+    both = tm.rank_probabilities(flat, tm.Captures(p[:2], np.array([0, 0]), 1), radius[:2], sizes)
     assert both[0] == pytest.approx(((1 - f[0]) * (1 - f[1])) ** np.array(sizes), rel=1e-9)
 
 
@@ -68,7 +69,7 @@ def test_shift_spread_lowers_rank1_survival(model, data):
     radius = np.full(5, 0.75)
     wide = replace(model, params=replace(model.params, tau=0.5))
     f = tm.pair_cdf(wide, p, radius)[:, 0]
-    s = tm.rank_probabilities(wide, p, radius, [10_000])[:, 0]
+    s = tm.rank_probabilities(wide, tm.Captures(p), radius, [10_000])[:, 0]
     assert np.all(s >= (1 - f) ** 10_000 - 1e-12)
 
 
@@ -89,7 +90,7 @@ def test_json_round_trip_is_exact_and_plain(model, data, tmp_path):
 
 def test_group_labels_give_per_group_rates(data):
     p, ps, g, gs, groups = data
-    m = tm.fit(p, ps, g, gs, probe_groups=groups, n_boot=20, seed=2)
+    m = tm.fit(tm.Pairs(p, ps, g, gs, groups), n_boot=20, seed=2)
     out = tm.predict_pair_rate(m, [0.6, 0.8], p, groups=groups)
     assert set(out["by_group"]) == set(groups)
     for v in [out, *out["by_group"].values()]:
@@ -114,7 +115,7 @@ def test_poisson_and_judge_hand_cases():
 
 def test_cross_validation_keeps_probes_out_of_their_fit(data):
     p, ps, g, gs, _ = data
-    cv = tm.cross_validate(p, ps, g, gs, thresholds=[0.6, 0.7], k_folds=3, n_boot=10, seed=3)
+    cv = tm.cross_validate(tm.Pairs(p, ps, g, gs), thresholds=[0.6, 0.7], k_folds=3, n_boot=10, seed=3)
     assert set(cv["fold_models"]) == {0, 1, 2}
     for k, m in cv["fold_models"].items():
         held = set(np.asarray(ps)[cv["fold_of"] == k])
@@ -151,13 +152,13 @@ def test_sample_set_validation_tail_model_passes_gaussian_fails(sample_embedding
     DistractorModel, put through the same check, fails at 0.50 and 0.55."""
     gs, g = sample_embeddings["neutral"]
     ps, p = sample_embeddings["smiling"]
-    ours = tm.cross_validate(p, ps, g, gs, kind="gpd", n_boot=100, seed=2011)
+    ours = tm.cross_validate(tm.Pairs(p, ps, g, gs), kind="gpd", n_boot=100, seed=2011)
     verdict = dict(zip(ours["thresholds"], ours["pass"]))
     assert verdict[0.5] is True and verdict[0.55] is True and verdict[0.6] is True, tm.validation_json(ours)
     # informative, stated on its own: upper end at most 10x the lower at 0.50, 3x at 0.55 and 0.60
     ci = dict(zip(ours["thresholds"], ours["model_rate_ci95"]))
     assert ci[0.5][1] <= 10 * ci[0.5][0] and ci[0.55][1] <= 3 * ci[0.55][0] and ci[0.6][1] <= 3 * ci[0.6][0], ci
-    gauss = tm.cross_validate(p, ps, g, gs, kind="gaussian", n_boot=10, seed=2011)
+    gauss = tm.cross_validate(tm.Pairs(p, ps, g, gs), kind="gaussian", n_boot=10, seed=2011)
     verdict = dict(zip(gauss["thresholds"], gauss["pass"]))
     assert verdict[0.5] is False and verdict[0.55] is False, tm.validation_json(gauss)
 
@@ -228,12 +229,14 @@ def test_row_quantile_equals_nanquantile():
     mask[0] = False
     mask[1, :] = False
     mask[1, 3] = True
-    got = tm._row_quantile(z, mask, 0.1)
+    got = fitting._row_quantile(z, mask, 0.1)
     want = np.array([np.quantile(r[m], 0.1) if m.any() else np.nan for r, m in zip(z, mask)])
     assert np.isnan(got[0]) and got[1] == z[1, 3]
     np.testing.assert_allclose(got[1:], want[1:], rtol=0, atol=1e-12)
     xs = np.sort(rng.normal(size=101))
-    np.testing.assert_allclose(tm._sorted_quantile(xs, [0.0, 0.05, 0.5, 1.0]), np.quantile(xs, [0.0, 0.05, 0.5, 1.0]))
+    np.testing.assert_allclose(
+        fitting._sorted_quantile(xs, [0.0, 0.05, 0.5, 1.0]), np.quantile(xs, [0.0, 0.05, 0.5, 1.0])
+    )
 
 
 def test_residual_cdf_tail_multiplier_by_hand(model):
@@ -259,7 +262,7 @@ def test_group_tail_multipliers_by_hand():
     groups = np.array(["a"] * 30 + ["b"] * 10)
     z[30:, :6] = -2.995  # group b: many very close pairs
     pooled = np.sort(z[mask])
-    zstar = tm._sorted_quantile(pooled, [tm.GROUP_TAIL_SHARE])[0]
+    zstar = fitting._sorted_quantile(pooled, [tm.GROUP_TAIL_SHARE])[0]
     f = tm.residual_cdf(p, np.array([zstar]))[0]
     obs = (z <= zstar).sum(axis=1).astype(float)
     exp_ = np.full(40, 200 * f)
@@ -275,12 +278,12 @@ def test_group_tail_multipliers_by_hand():
     q = (w * (y - ybar) ** 2).sum()
     tau2 = max(0.0, (q - 1) / (w.sum() - (w**2).sum() / w.sum()))
     want = np.exp(ybar + tau2 / (tau2 + v) * (y - ybar))
-    got = tm._group_tail(p, z, mask, np.zeros(40), groups, pooled)
+    got = fitting._group_tail(p, z, mask, np.zeros(40), groups, pooled)
     assert got["a"] == pytest.approx(want[0], rel=1e-9) and got["b"] == pytest.approx(want[1], rel=1e-9)
     assert got[tm.POOLED_GROUP] == pytest.approx(np.exp(ybar), rel=1e-9)
     assert tau2 > 0 and got["b"] > 3 * got["a"] and max(want) < tm.MAX_GROUP_TAIL
     # one group only: no multipliers
-    assert tm._group_tail(p, z, mask, np.zeros(40), np.array(["a"] * 40), pooled) == {}
+    assert fitting._group_tail(p, z, mask, np.zeros(40), np.array(["a"] * 40), pooled) == {}
 
 
 @pytest.mark.model
@@ -322,7 +325,7 @@ def test_backtest_fits_above_the_cut_and_predicts_below(data):
     """Issue 23: the model refitted without the closest pairs predicts their count; the real count
     below the cut is the share asked for, and the censored fit never saw those pairs."""
     p, ps, g, gs, _ = data
-    bt = tm.backtest(p, ps, g, gs, n_boot=20, seed=3)
+    bt = tm.backtest(tm.Pairs(p, ps, g, gs), n_boot=20, seed=3)
     n = bt["n_pairs"]
     assert bt["real_count"][0] == round(tm.BACKTEST_SHARE * n)  # the cut leaves that many under it
     assert bt["n_pairs_fitted"] == n - bt["real_count"][0]
@@ -332,10 +335,10 @@ def test_backtest_fits_above_the_cut_and_predicts_below(data):
         assert lo <= v <= hi and ok in (True, False, None)
     assert bt["predicted_count"][0] > 0
     # the censored fit really left the closest pairs out
-    full = tm.fit(p, ps, g, gs, n_boot=0, seed=3)
-    cens = tm.fit(p, ps, g, gs, n_boot=0, seed=3, min_distance=bt["cut"])
+    full = tm.fit(tm.Pairs(p, ps, g, gs), n_boot=0, seed=3)
+    cens = tm.fit(tm.Pairs(p, ps, g, gs), n_boot=0, seed=3, min_distance=bt["cut"])
     assert cens.n_pairs == full.n_pairs - bt["real_count"][0]
     # one set of faces (a calibration set): each unordered pair once
     subj = np.concatenate([ps, gs])
-    one = tm.backtest(np.vstack([p, g]), subj, n_boot=5, seed=3)
+    one = tm.backtest(tm.Pairs(np.vstack([p, g]), subj), n_boot=5, seed=3)
     assert one["n_pairs"] == int((subj[:, None] != subj[None, :]).sum() // 2)

@@ -133,17 +133,12 @@ def impostor_distances(probes: np.ndarray, probe_labels, gallery: np.ndarray, ga
 
 
 def validate(
-    model: DistractorModel,
-    probes: np.ndarray,
-    probe_labels,
-    gallery: np.ndarray,
-    gallery_labels,
-    n_distractors: int = 2000,
-    seed: int = 1,
+    model: DistractorModel, real: np.ndarray, probes: np.ndarray, n_distractors: int = 2000, seed: int = 1
 ) -> dict:
-    """How close are the model's impostor distances to real ones? Two-sample KS on probe-to-gallery
-    impostor distances (real) and probe-to-distractor distances (model), plus their summaries."""
-    real = impostor_distances(probes, probe_labels, gallery, gallery_labels)
+    """How close are the model's impostor distances to real ones? Two-sample KS on the real
+    probe-to-gallery impostor distances ``real`` (:func:`impostor_distances`) and the ``probes``'
+    distances to ``n_distractors`` drawn from the model, plus their summaries."""
+    real = np.asarray(real, np.float64).ravel()
     fake_gallery = model.sample(n_distractors, seed=seed)
     p = np.asarray(probes, np.float64)
     synth = pairwise_distances(p, fake_gallery.astype(np.float64)).ravel()
@@ -163,28 +158,32 @@ def validate(
     }
 
 
+@dataclass(frozen=True)
+class Searchers:
+    """The rows searched against distractors and the persons they belong to: ``probes`` (rows, d),
+    ``genuine`` each row's distance to its true match, ``base_hit`` (persons,) whether each person is
+    at rank 1 among the real gallery alone, ``owners`` the person of each row (None: one per row)."""
+
+    probes: np.ndarray
+    genuine: np.ndarray
+    base_hit: np.ndarray
+    owners: np.ndarray | None = None
+
+
 def predicted_rank1(
-    model: DistractorModel,
-    probes: np.ndarray,
-    genuine: np.ndarray,
-    base_hit: np.ndarray,
-    sizes,
-    n_real: int,
-    owners: np.ndarray | None = None,
-    n_boot: int = 500,
-    seed: int = 0,
+    model: DistractorModel, rows: Searchers, sizes, n_real: int, *, n_boot: int = 500, seed: int = 0
 ) -> dict:
     """Rank-1 against galleries of ``sizes`` (real subjects + distractors) predicted by the model.
 
-    ``genuine`` is each probe row's distance to its true match, ``base_hit`` whether each person is
-    at rank 1 among the real gallery alone. With ``owners`` (person index of each row), several
-    captures of one person are fused: the person is found at size N only if no distractor beats
-    the fused genuine distance in any capture. Returns the predicted rates and a 95% bootstrap
-    interval over persons (the sampling uncertainty; the model's own error is measured separately)."""
-    base_hit = np.asarray(base_hit, dtype=np.float64)
-    f = np.clip(model.tail_cdf(probes, genuine), 0.0, 1.0 - 1e-16) if len(probes) else np.zeros(0)
-    rows = np.log1p(-f)  # per row, per distractor
-    log_surv = rows if owners is None else np.bincount(owners, weights=rows, minlength=len(base_hit))
+    With ``rows.owners``, several captures of one person are fused: the person is found at size N
+    only if no distractor beats the fused genuine distance in any capture. Returns the predicted
+    rates and a 95% bootstrap interval over persons (the sampling uncertainty; the model's own error
+    is measured separately)."""
+    probes, owners = rows.probes, rows.owners
+    base_hit = np.asarray(rows.base_hit, dtype=np.float64)
+    f = np.clip(model.tail_cdf(probes, rows.genuine), 0.0, 1.0 - 1e-16) if len(probes) else np.zeros(0)
+    per_row = np.log1p(-f)  # per row, per distractor
+    log_surv = per_row if owners is None else np.bincount(owners, weights=per_row, minlength=len(base_hit))
     sizes = np.asarray(sizes, dtype=np.float64)
     n_d = np.maximum(sizes - n_real, 0)
     per_probe = base_hit[None, :] * np.exp(n_d[:, None] * log_surv[None, :])  # (sizes, probes)

@@ -40,7 +40,7 @@ from .stages.common import Log, Searches
 from .stages.differentials import differentials
 from .stages.offline import offline_to_online, upsample_rule
 from .stages.online import OnlineResult, online_to_online
-from .stages.scaling import ScalingResult, scaling_study
+from .stages.scaling import ScalingInputs, ScalingResult, scaling_study
 from .stages.schema import Dataset, ExperimentResults, Provenance
 from .stages.split import Enrolled, enrol, model_id, split_subjects
 from .stages.timing import timing
@@ -107,7 +107,7 @@ def run_experiment(
     e2 = offline_to_online(cfg, enrolled, cache, progress, log)
     timed = timing(cfg, enrolled, log)
     e3 = _accretion_stage(cfg, enrolled, e1, log)
-    scaled = scaling_study(cfg, enrolled, e1, e2, cache, progress, log)
+    scaled = scaling_study(cfg, ScalingInputs.of(enrolled, e1, e2), cache, progress, log)
     if cfg.scaling.calibration:  # ranges widened by a calibration on never-seen faces (issue 11)
         from . import tailmodel  # noqa: PLC0415
 

@@ -222,12 +222,14 @@ def _tail_predictions(models, q: np.ndarray, d: float, n_distr: np.ndarray):
     for m in models:
         for rep in range(len(m.boot) + 1):
             replicates.append(
-                tailmodel.rank_probabilities(m, q, np.array([d]), n_distr, params=tailmodel.replicate_params(m, rep))[0]
+                tailmodel.rank_probabilities(
+                    m, tailmodel.Captures(q), np.array([d]), n_distr, params=tailmodel.replicate_params(m, rep)
+                )[0]
             )
     vals = np.array(replicates)
     primary = models[0]
     f = float(tailmodel.pair_cdf(primary, q, np.array([d]))[0, 0])
-    point = tailmodel.rank_probabilities(primary, q, np.array([d]), n_distr)[0]
+    point = tailmodel.rank_probabilities(primary, tailmodel.Captures(q), np.array([d]), n_distr)[0]
     per_model, start = [], 0
     for m in models:
         block = vals[start : start + len(m.boot) + 1]

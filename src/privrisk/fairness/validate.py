@@ -229,14 +229,11 @@ def _scale_replicates(
     for kind, cv in cvs.items():
         models, fold = cv["fold_models"], np.asarray(cv["fold_of"])
         n_rep = min(len(m.replicates()) for m in models.values())
+        cf, rows = tailmodel.CrossFit(models, fold), tailmodel.Captures(p, owners, len(p), fit_groups)
         out = np.zeros((n_rep, 2, len(p), len(scale.sizes)))
         for rep in range(n_rep):
-            s1 = tailmodel.crossfit_survival(
-                models, fold, p, np.where(hit, genuine, 0.0), owners, len(p), n_other, rep=rep, groups=fit_groups
-            )
-            sth = tailmodel.crossfit_survival(
-                models, fold, p, np.full(len(p), scale.threshold), owners, len(p), n_other, rep=rep, groups=fit_groups
-            )
+            queries = [(np.where(hit, genuine, 0.0), None), (np.full(len(p), scale.threshold), None)]
+            s1, sth = tailmodel.crossfit_survivals(cf, rows, queries, n_other, rep=rep)
             out[rep, 0] = hit[:, None] * s1
             out[rep, 1] = 1 - (nonmate > scale.threshold)[:, None] * sth
         vals[kind] = out
@@ -351,7 +348,7 @@ def _fit(result: Mapping, probes: FaceSet, gallery: FaceSet, attributes: Mapping
         "n_boot": options.n_boot,
         "seed": options.seed,
     }
-    cvs = {k: tailmodel.cross_validate(p, ps, gv, gs, kind=k, probe_groups=fit_groups, **opts) for k in kinds}
+    cvs = {k: tailmodel.cross_validate(tailmodel.Pairs(p, ps, gv, gs, fit_groups), kind=k, **opts) for k in kinds}
     return _Fit(p, ps, gv, gs, thr, labels_for, finest, fit_groups, kinds, cvs, opts)
 
 
@@ -418,7 +415,7 @@ def _group_extras(result: Mapping, fit: _Fit, pairs: np.ndarray, how: str, optio
     from .. import tailmodel
 
     fm = fit.cvs[fit.kinds[0]]["fold_models"]
-    plain = tailmodel.cross_validate(fit.p, fit.ps, fit.gv, fit.gs, kind=fit.kinds[0], **fit.opts)
+    plain = tailmodel.cross_validate(tailmodel.Pairs(fit.p, fit.ps, fit.gv, fit.gs), kind=fit.kinds[0], **fit.opts)
     r0 = _fold_pair_reps(tailmodel, plain, fit.p, fit.thr, None)
     without = {
         a: tail_check(

@@ -199,7 +199,7 @@ def exact_ci(k: int, n: int) -> list | None:
 
 # the code a cached stage result depends on: this package, the chaining module, the settings and the modules the
 # cached stages (scaling, demographic differentials) compute with (a folder: its modules)
-_SOURCES = ("experiment.py", "config.py", "tailmodel.py", "distractors.py", "index.py", "metrics.py", "fairness")
+_SOURCES = ("experiment.py", "config.py", "tailmodel", "distractors.py", "index.py", "metrics.py", "fairness")
 
 
 def source_version() -> str:

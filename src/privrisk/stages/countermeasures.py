@@ -259,6 +259,7 @@ def _closed_form_rank1(
     n = len(own_d)
     held_out = tails.held_out is not None and snaps.fold is not None
     radius = np.nan_to_num(own_d[snaps.owner], nan=0.0, posinf=0.0)
+    rows = tailmodel.Captures(snaps.vectors, snaps.owner, n)
     rng = np.random.default_rng(seed)
     point: np.ndarray | None = None
     per_model = []
@@ -267,14 +268,12 @@ def _closed_form_rank1(
         n_reps = len(next(iter(m.values())).boot) + 1 if held_out else len(m.boot) + 1
         for rep in range(n_reps):
             if held_out:
-                s = tailmodel.crossfit_survival(
-                    m, snaps.fold, snaps.vectors, radius, snaps.owner, n, n_other_sizes, rep=rep
-                )
+                assert snaps.fold is not None  # held_out says so
+                s = tailmodel.crossfit_survival(tailmodel.CrossFit(m, snaps.fold), rows, radius, n_other_sizes, rep=rep)
             else:
                 s = tailmodel.rank_probabilities(
-                    m, snaps.vectors, radius, n_other_sizes, owners=snaps.owner, n_persons=n,
-                    params=tailmodel.replicate_params(m, rep),
-                )  # fmt: skip
+                    m, rows, radius, n_other_sizes, params=tailmodel.replicate_params(m, rep)
+                )
             hit = real_first[:, None] * s
             pick = np.arange(n) if rep == 0 else rng.integers(0, n, n)
             vals.append(hit[pick].mean(axis=0) if n else np.full(len(n_other_sizes), np.nan))

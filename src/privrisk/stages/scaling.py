@@ -9,8 +9,10 @@ pairs above a distance, they predict the closer ones; ``distractor_model.backtes
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,10 +20,10 @@ import numpy as np
 from .. import index as faiss_index
 from .. import metrics, tailmodel
 from ..config import ExperimentConfig
-from ..distractors import DistractorModel, predicted_rank1, validate
+from ..distractors import DistractorModel, Searchers, impostor_distances, predicted_rank1, validate
 from ..embeddings import EmbeddingCache
 from ..progress import reporter
-from .common import Log, memo
+from .common import Log, Searches, memo
 from .offline import FusedLevel, OfflineResult, fused_arrays
 from .online import OnlineResult
 from .split import Enrolled
@@ -43,6 +45,20 @@ class ScalingInputs:
     cand: np.ndarray
     dist: np.ndarray
     fused: dict[str, FusedLevel]
+
+    @classmethod
+    def of(cls, enrolled: Enrolled, e1: OnlineResult, e2: OfflineResult) -> ScalingInputs:
+        """The study's inputs from the enrolled gallery, E1's searches and E2's fused searches."""
+        return cls(
+            enrolled.gal_vecs,
+            enrolled.gal_codes,
+            enrolled.probes.vectors,
+            e1.truth,
+            e1.mated,
+            e1.cand,
+            e1.dist,
+            e2.fused,
+        )
 
 
 @dataclass(frozen=True)
@@ -107,19 +123,31 @@ class _Predictions:
     thr_hi: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Study:
+    """The searched and predicted parts every curve reads: the grid, the exact search, the predictions."""
+
+    grid: _Grid
+    exact: _Exact
+    preds: _Predictions
+
+
+@dataclass(frozen=True)
+class _CurveData:
+    """One curve's per-person arrays (:func:`_curve_spec`), its exact-search ids, its predictions by
+    tail kind and the spread (rank-1, rank-10) of the distractor seeds."""
+
+    spec: dict
+    ids: np.ndarray
+    reps: dict
+    spread: tuple
+
+
 def scaling_study(
-    cfg: ExperimentConfig,
-    enrolled: Enrolled,
-    e1: OnlineResult,
-    e2: OfflineResult,
-    cache: EmbeddingCache | None,
-    progress,
-    log: Log,
+    cfg: ExperimentConfig, inp: ScalingInputs, cache: EmbeddingCache | None, progress, log: Log
 ) -> ScalingResult:
-    """:func:`scaling` through :func:`.common.memo`: every input it depends on is in the key."""
-    inp = ScalingInputs(
-        enrolled.gal_vecs, enrolled.gal_codes, enrolled.probes.vectors, e1.truth, e1.mated, e1.cand, e1.dist, e2.fused
-    )
+    """:func:`scaling` through :func:`.common.memo`: every input it depends on is in the key
+    (``inp``: :meth:`ScalingInputs.of` the enrolled gallery, E1 and E2)."""
     key = (
         inp.gal_vecs,
         inp.gal_codes,
@@ -148,27 +176,15 @@ def scaling(cfg: ExperimentConfig, inp: ScalingInputs, log: Log, progress: bool 
     model = DistractorModel.fit(np.vstack([inp.gal_vecs, inp.probe_vecs]))
     n_vec = len(inp.probe_vecs)
     probe_codes = np.array([inp.truth[i] for i in range(n_vec)])
-    check = validate(
-        model,
-        inp.probe_vecs,
-        probe_codes,
-        inp.gal_vecs,
-        inp.gal_codes,
-        n_distractors=cfg.scaling.validation_distractors,
-        seed=cfg.seed + 7,
-    )
+    real = impostor_distances(inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
+    check = validate(model, real, inp.probe_vecs, cfg.scaling.validation_distractors, seed=cfg.seed + 7)
     tails = _tail_models(cfg, inp, probe_codes, check, log)
     grid = _grid(cfg, len(inp.gal_vecs), tails.n_pairs)
-    n_max = max(grid.sizes) - grid.n_real
-    distractors = (
-        model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, inp.gal_vecs.shape[1]), np.float32)
-    )
-    index = faiss_index.build_index(distractors)
     specs = _specs(cfg, inp, tails.probe_fold)
-    exact = _exact_search(cfg, model, index, specs, grid, n_vec, progress, log)
-    preds = _predictions(cfg, specs, tails, inp.probe_vecs, grid)
-    curves = {name: _curve(cfg, model, name, spec, exact, preds, grid) for name, spec in specs.items()}
-    return _summary(cfg, curves, preds, grid, check, tails, exact)
+    exact = _exact_search(cfg, model, specs, grid, progress, log)
+    study = _Study(grid, exact, _predictions(cfg, specs, tails, inp.probe_vecs, grid))
+    curves = {name: _curve(cfg, model, name, spec, study) for name, spec in specs.items()}
+    return _summary(cfg, curves, study, check, tails)
 
 
 def held_out_tail_models(
@@ -179,9 +195,9 @@ def held_out_tail_models(
     study's (same inputs, seed and folds), for a later stage that must not score people with a model
     fitted on them. None when there are too few people or pairs for a tail model."""
     probe_vecs = enrolled.probes.vectors
-    pairs = (probe_vecs, np.asarray(e1.truth)[: len(probe_vecs)], enrolled.gal_vecs, enrolled.gal_codes)
+    pairs = tailmodel.Pairs(probe_vecs, np.asarray(e1.truth)[: len(probe_vecs)], enrolled.gal_vecs, enrolled.gal_codes)
     try:
-        cvs = {kind: tailmodel.cross_validate(*pairs, **_tail_options(cfg, kind)) for kind in tailmodel.KINDS}
+        cvs = {kind: tailmodel.cross_validate(pairs, **_tail_options(cfg, kind)) for kind in tailmodel.KINDS}
     except ValueError:
         return None
     return [cvs[k]["fold_models"] for k in tailmodel.KINDS], np.asarray(cvs["gpd"]["fold_of"])
@@ -197,11 +213,11 @@ def _tail_models(cfg: ExperimentConfig, inp: ScalingInputs, probe_codes, check: 
     log("scaling: fitting and cross-validating the tail models (2 kinds x 5 folds, subject bootstrap)")
     cvs, full = {}, []
     try:
-        pairs = (inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
+        pairs = tailmodel.Pairs(inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
         for kind in tailmodel.KINDS:
             opts = _tail_options(cfg, kind)
-            cvs[kind] = tailmodel.cross_validate(*pairs, **opts)  # held-out checks and per-fold models
-            full.append(tailmodel.to_json(tailmodel.fit(*pairs, **opts)))  # on everyone, shipped for reuse
+            cvs[kind] = tailmodel.cross_validate(pairs, **opts)  # held-out checks and per-fold models
+            full.append(tailmodel.to_json(tailmodel.fit(pairs, **opts)))  # on everyone, shipped for reuse
     except ValueError as exc:  # too few people or pairs: no tail model, so nothing past the searched sizes
         log(f"scaling: no tail model ({exc}); sizes past the exact search get no prediction")
         cvs, full = {}, []
@@ -212,8 +228,7 @@ def _tail_models(cfg: ExperimentConfig, inp: ScalingInputs, probe_codes, check: 
         check["validation"] = validation
         log("scaling: backtesting the tail models (fit above a distance, predict the pairs below it)")
         check["backtest"] = [
-            tailmodel.backtest(*pairs, kind=k, n_boot=cfg.scaling.tail_bootstrap, seed=cfg.seed)
-            for k in tailmodel.KINDS
+            tailmodel.backtest(pairs, kind=k, n_boot=cfg.scaling.tail_bootstrap, seed=cfg.seed) for k in tailmodel.KINDS
         ]
         n_pairs = validation["n_real_pairs"]
         probe_fold = cvs["gpd"]["fold_of"]  # same folds for every kind (same seed and subjects)
@@ -235,19 +250,12 @@ def _specs(cfg: ExperimentConfig, inp: ScalingInputs, probe_fold) -> dict[str, d
     n_vec = len(inp.probe_vecs)
     specs = {}
     m_idx = np.arange(n_vec)
-    specs["online_to_online"] = _curve_spec(
-        inp.probe_vecs,
-        m_idx,
-        probe_fold,
-        inp.truth[:n_vec],
-        inp.cand[:n_vec],
-        inp.dist[:n_vec],
-        inp.mated[:n_vec],
-        cfg.top_k,
-    )
+    online = Searches(inp.truth[:n_vec], inp.mated[:n_vec], inp.cand[:n_vec], inp.dist[:n_vec])
+    specs["online_to_online"] = _curve_spec(inp.probe_vecs, m_idx, probe_fold, online, cfg.top_k)
     for name, f in inp.fused.items():
+        fused = Searches(f.truth, f.mated, f.fused_c, f.fused_d)
         specs[f"offline_to_online/{name}"] = _curve_spec(
-            f.shot_vecs, f.shot_owner, probe_fold[f.shot_probe()], f.truth, f.fused_c, f.fused_d, f.mated, cfg.top_k
+            f.shot_vecs, f.shot_owner, probe_fold[f.shot_probe()], fused, cfg.top_k
         )
     return specs
 
@@ -266,11 +274,16 @@ def _exact_rates(spec, ids, n_other) -> tuple[float, float]:
     return float(((rank == 1) & (ahead == 0)).mean()), float((rank - 1 + ahead <= 9).mean())
 
 
-def _exact_search(cfg: ExperimentConfig, model, index, specs, grid: _Grid, n_vec: int, progress, log: Log) -> _Exact:
-    """Every curve's persons searched exactly among the drawn distractors; at SEED_SIZE (or the
-    largest searched size below it) two more draws give the seed spread."""
+def _exact_search(cfg: ExperimentConfig, model, specs, grid: _Grid, progress, log: Log) -> _Exact:
+    """Every curve's persons searched exactly among distractors drawn from ``model`` up to the
+    largest searched size; at SEED_SIZE (or the largest searched size below it) two more draws give
+    the seed spread."""
     n_real, sizes = grid.n_real, grid.sizes
     n_max = max(sizes) - n_real
+    n_vec = len(specs["online_to_online"]["mated"])  # E1's probes
+    dim = specs["online_to_online"]["vecs"].shape[1]
+    distractors = model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, dim), np.float32)
+    index = faiss_index.build_index(distractors)
     seed_size = max([s for s in sizes if n_real < s <= SEED_SIZE], default=None)
     n_queries = sum(int(np.isfinite(spec["g"][spec["owner"]]).sum()) for spec in specs.values())
     bar = reporter(progress, n_queries * (3 if seed_size else 1), desc="scaling: exact range searches", unit="query")
@@ -329,12 +342,14 @@ def _predictions(cfg: ExperimentConfig, specs, tails: _TailModels, probe_vecs, g
     return _Predictions(pred, thr_point, thr_lo, thr_hi)
 
 
-def _curve(cfg: ExperimentConfig, model, name: str, spec, exact: _Exact, preds: _Predictions, grid: _Grid) -> dict:
+def _curve(cfg: ExperimentConfig, model, name: str, spec, study: _Study) -> dict:
     """One curve: a labelled point per gallery size, the old readers' ``measured`` and
     ``predicted``, and the seed spread."""
-    name_ids, seeds, reps = exact.ids[name], exact.seed_runs[name], preds.pred[name]
+    exact, grid = study.exact, study.grid
+    name_ids, seeds = exact.ids[name], exact.seed_runs[name]
     spread = (np.ptp([r[0] for r in seeds]), np.ptp([r[1] for r in seeds])) if len(seeds) > 1 else (0.0, 0.0)
-    points = [_point(cfg, spec, name_ids, reps, preds, grid, spread, j, size) for j, size in enumerate(grid.all_sizes)]
+    data = _CurveData(spec, name_ids, study.preds.pred[name], spread)
+    points = [_point(cfg, data, study.preds, grid, j) for j in range(len(grid.all_sizes))]
     n_m = int(spec["mated"].sum())
     old = [
         {"gallery_size": int(s), "rank1": _exact_rates(spec, name_ids, s - grid.n_real)[0] if n_m else 0.0}
@@ -353,15 +368,14 @@ def _curve(cfg: ExperimentConfig, model, name: str, spec, exact: _Exact, preds: 
     }
 
 
-def _point(
-    cfg: ExperimentConfig, spec, ids, reps: dict, preds: _Predictions, grid: _Grid, spread, j: int, size: int
-) -> dict:
-    """The point at gallery size ``size`` (``j``-th of the grid): rank-1, rank-10, FPIR at the
+def _point(cfg: ExperimentConfig, curve: _CurveData, preds: _Predictions, grid: _Grid, j: int) -> dict:
+    """The point at the ``j``-th gallery size of the grid: rank-1, rank-10, FPIR at the
     threshold and the wrong-person share, each with its range and what that range spans (the
     sampling spread and the tail-model spread apart), and the threshold for FPIR 1%. Where the
     size was searched among Gaussian model distractors, that search's rank-1 and rank-10 are
     given beside (``gaussian_search``), a comparison only: it fails the held-out validation and
     sets no value and no end of any range."""
+    spec, size = curve.spec, grid.all_sizes[j]
     m = spec["mated"]
     n_m, n_nm = int(m.sum()), int((~m).sum())
     kind = grid.kind_of(size)
@@ -370,14 +384,14 @@ def _point(
         out = _measured_values(spec, cfg.gallery.threshold)
         spans = {"range_spans": RANGE_SPANS["measured"]}
     else:
-        out = _model_values(reps, j)
+        out = _model_values(curve.reps, j)
         spans = {"range_spans": RANGE_SPANS["model"]}
         if size in grid.sizes and n_m:
-            r1, r10 = _exact_rates(spec, ids, size - grid.n_real)
+            r1, r10 = _exact_rates(spec, curve.ids, size - grid.n_real)
             pt["gaussian_search"] = {
                 "rank1": r1,
                 "rank10": r10,
-                "seed_spread": [float(spread[0]), float(spread[1])],
+                "seed_spread": [float(curve.spread[0]), float(curve.spread[1])],
                 "note": GAUSSIAN_NOTE,
             }
     (pt["rank1"], pt["rank1_range"]), (pt["rank10"], pt["rank10_range"]) = out[0][:2], out[1][:2]
@@ -447,9 +461,8 @@ def _model_values(reps: dict, j: int) -> list:
     return out
 
 
-def _summary(
-    cfg: ExperimentConfig, curves, preds: _Predictions, grid: _Grid, check, tails: _TailModels, exact: _Exact
-) -> dict:
+def _summary(cfg: ExperimentConfig, curves, study: _Study, check, tails: _TailModels) -> dict:
+    preds, grid, exact = study.preds, study.grid, study.exact
     online = curves["online_to_online"]
     gpd_online = preds.pred["online_to_online"]["gpd"][0][0]
     all_sizes = grid.all_sizes
@@ -517,16 +530,19 @@ def _smallest_ids(
         return out
     finite = np.isfinite(radii)
     order = np.where(finite)[0][np.argsort(radii[finite], kind="stable")]
-    for start in range(0, len(order), 64):
-        batch = order[start : start + 64]
+    batches = [order[start : start + 64] for start in range(0, len(order), 64)]
+
+    def search(batch):  # FAISS releases the GIL: batches run on every core at once
         r2 = radii[batch].astype(np.float32) ** 2
         lims, d2, ids = index.range_search(np.ascontiguousarray(vecs[batch]), float(r2.max()))
-        for j, q in enumerate(batch):
-            lo, hi = lims[j], lims[j + 1]
-            inside = np.sort(ids[lo:hi][d2[lo:hi] <= r2[j]])[:k]
-            out[q, : len(inside)] = inside
-        if report is not None:
-            report(len(batch))
+        return [np.sort(ids[lims[j] : lims[j + 1]][d2[lims[j] : lims[j + 1]] <= r2[j]])[:k] for j in range(len(batch))]
+
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        for batch, found in zip(batches, pool.map(search, batches)):
+            for q, inside in zip(batch, found):
+                out[q, : len(inside)] = inside
+            if report is not None:
+                report(len(batch))
     return out
 
 
@@ -540,8 +556,10 @@ def _person_ids(shot_ids: np.ndarray, owner: np.ndarray, n_persons: int, n_max: 
     return out
 
 
-def _curve_spec(vecs, owner, row_fold, truth, cand, dist, mated_person, top_k):
-    """Per-person arrays a curve needs: genuine radius, real rank, real best impostor / best distance."""
+def _curve_spec(vecs, owner, row_fold, searches: Searches, top_k: int) -> dict:
+    """Per-person arrays a curve needs: genuine radius, real rank, real best impostor / best distance.
+    ``searches`` holds one fused search per person (``mated``: whether the person is enrolled)."""
+    truth, cand, dist, mated_person = searches.truth, searches.cand, searches.dist, searches.mated
     ranks = metrics.true_rank(cand, truth)
     n = len(truth)
     g = np.full(n, np.nan)
@@ -569,7 +587,6 @@ def _closed_form(spec, fold_models, n_other, theta, rep, rng):
     """Rank-1, rank-10, FPIR at theta and wrong-top-under-theta for one tail model and replicate,
     (4, sizes); rep > 0 also resamples persons (sampling uncertainty)."""
     m = spec["mated"]
-    n = len(m)
     radius_row = np.nan_to_num(spec["g"][spec["owner"]], nan=0.0)
     mp = np.where(m)[0]
     nm = np.where(~m)[0]
@@ -577,52 +594,41 @@ def _closed_form(spec, fold_models, n_other, theta, rep, rng):
         mp = rng.choice(mp, len(mp)) if len(mp) else mp
         nm = rng.choice(nm, len(nm)) if len(nm) else nm
     rank = spec["rank"]
-    s1 = tailmodel.crossfit_survival(
-        fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other, rep=rep
-    )
     allowed = np.where(np.isfinite(rank), 10 - np.nan_to_num(rank, posinf=99), -1)
-    s10 = tailmodel.crossfit_survival(
-        fold_models, spec["fold"], spec["vecs"], radius_row, spec["owner"], n, n_other, allowed=allowed, rep=rep
-    )
-    r1 = ((rank == 1)[:, None] * s1)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
-    r10 = ((rank <= 10)[:, None] * s10)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
-    sth = tailmodel.crossfit_survival(
-        fold_models, spec["fold"], spec["vecs"], np.full(len(spec["owner"]), theta), spec["owner"], n, n_other, rep=rep
-    )
-    fpir = (1 - (spec["best"] > theta)[:, None] * sth)[nm].mean(axis=0) if len(nm) else np.full(len(n_other), np.nan)
     rw = np.minimum(np.nan_to_num(spec["g"], nan=theta), theta)
-    sw = tailmodel.crossfit_survival(
-        fold_models, spec["fold"], spec["vecs"], rw[spec["owner"]], spec["owner"], n, n_other, rep=rep
+    rows = tailmodel.Captures(spec["vecs"], spec["owner"], len(m))
+    queries = [
+        (radius_row, None),
+        (radius_row, allowed),
+        (np.full(len(spec["owner"]), theta), None),
+        (rw[spec["owner"]], None),
+    ]
+    s1, s10, sth, sw = tailmodel.crossfit_survivals(
+        tailmodel.CrossFit(fold_models, spec["fold"]), rows, queries, n_other, rep=rep
     )
-    wrong = (1 - (spec["imp_best"] > rw)[:, None] * sw)[mp].mean(axis=0) if len(mp) else np.full(len(n_other), np.nan)
+    none = np.full(len(n_other), np.nan)
+    r1 = ((rank == 1)[:, None] * s1)[mp].mean(axis=0) if len(mp) else none
+    r10 = ((rank <= 10)[:, None] * s10)[mp].mean(axis=0) if len(mp) else none
+    fpir = (1 - (spec["best"] > theta)[:, None] * sth)[nm].mean(axis=0) if len(nm) else none
+    wrong = (1 - (spec["imp_best"] > rw)[:, None] * sw)[mp].mean(axis=0) if len(mp) else none
     return np.array([r1, r10, fpir, wrong])
 
 
 def _threshold_for_fpir(fold_models, probe_vecs, probe_fold, n_other_sizes, target=0.01, rep=0):
     """Distance threshold at which a share ``target`` of searches by people not enrolled would have a
-    candidate under it, in a gallery of N others drawn from the model (every real probe as a searcher)."""
-    owners = np.arange(len(probe_vecs))
-    out = []
-    for n_other in n_other_sizes:
-        lo, hi = 0.0, 1.5
-        for _ in range(24):
-            mid = (lo + hi) / 2
-            s = tailmodel.crossfit_survival(
-                fold_models,
-                probe_fold,
-                probe_vecs,
-                np.full(len(owners), mid),
-                owners,
-                len(owners),
-                [max(n_other, 1)],
-                rep=rep,
-            )[:, 0]
-            if (1 - s).mean() > target:
-                hi = mid
-            else:
-                lo = mid
-        out.append((lo + hi) / 2)
-    return np.array(out)
+    candidate under it, in a gallery of N others drawn from the model (every real probe as a searcher).
+    One bisection per size, all sizes stepped together (one model evaluation per step)."""
+    rows = tailmodel.Captures(probe_vecs)
+    cf = tailmodel.CrossFit(fold_models, probe_fold)
+    sizes = [max(n, 1) for n in n_other_sizes]
+    lo, hi = np.zeros(len(sizes)), np.full(len(sizes), 1.5)
+    for _ in range(24):
+        mid = (lo + hi) / 2
+        queries = [(np.full(len(probe_vecs), m), None) for m in mid]
+        s = tailmodel.crossfit_survivals(cf, rows, queries, sizes, rep=rep)
+        over = np.array([(1 - s[j][:, j]).mean() > target for j in range(len(sizes))], bool)
+        hi, lo = np.where(over, mid, hi), np.where(over, lo, mid)
+    return (lo + hi) / 2
 
 
 def _gaussian_prediction(model, spec, sizes, cfg: ExperimentConfig, n_real) -> dict:
@@ -638,15 +644,11 @@ def _gaussian_prediction(model, spec, sizes, cfg: ExperimentConfig, n_real) -> d
     radii = np.array([g[k] for k in owners]) if rows else np.zeros(0)
     vecs = spec["vecs"][rows] if rows else np.zeros((0, spec["vecs"].shape[1]), np.float32)
     single = len(rows) == len(persons) and np.array_equal(owners, np.arange(len(persons)))
+    searchers = Searchers(
+        vecs, np.where(np.isfinite(radii), radii, 1e-6), hit.astype(float), None if single else owners
+    )
     pred = predicted_rank1(
-        model,
-        vecs,
-        np.where(np.isfinite(radii), radii, 1e-6),
-        hit.astype(float),
-        [int(s) for s in sizes] + list(cfg.scaling.extrapolate),
-        n_real,
-        owners=None if single else owners,
-        seed=cfg.seed,
+        model, searchers, [int(s) for s in sizes] + list(cfg.scaling.extrapolate), n_real, seed=cfg.seed
     )
     pred["note"] = "Gaussian distractor model (fails the held-out validation); kept for old readers, see points"
     return pred
