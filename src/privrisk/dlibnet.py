@@ -25,6 +25,7 @@ The file format, as dlib's serializers write it:
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,10 +423,8 @@ class FastDescriptor:
 
     def _get_session(self):
         import ctypes
-        import os
 
-        import onnxruntime as ort  # noqa: PLC0415
-
+        ort = import_onnxruntime()
         pid = os.getpid()
         if self._session is None or self._pid != pid:
             with self._lock:
@@ -450,6 +449,21 @@ class FastDescriptor:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
 
+def import_onnxruntime() -> Any:
+    """ONNX Runtime, imported with its telemetry off (raises ImportError when it is not installed).
+
+    Importing ``onnxruntime`` (1.32, the locked version, on Linux) writes a persistent device
+    identifier and an SQLite queue of telemetry events (OS, processor, program path, a session id)
+    for Microsoft's 1DS telemetry under ``~/.cache/Microsoft/DeveloperTools/.onnxruntime/``. A
+    privacy tool must leave no identifier behind and send nothing, so ``ORT_DISABLE_TELEMETRY=1`` is
+    set before the import unless the user set the variable themselves. Every import of ONNX Runtime
+    in privrisk goes through here; worker processes inherit the variable."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime  # noqa: PLC0415
+
+    return onnxruntime
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -467,7 +481,8 @@ def load_fast_descriptor(path: str | Path, expected_sha256: str | None = VERIFIE
     network this module reads."""
     try:
         import onnx  # noqa: F401, PLC0415
-        import onnxruntime  # noqa: F401, PLC0415
+
+        import_onnxruntime()
     except ImportError as exc:
         raise ModelUnavailable(f"the fast engine needs onnx and onnxruntime ({exc})") from None
     try:

@@ -328,7 +328,9 @@ class OnnxFaceModel:
 
 def _session(path: Path):
     try:
-        import onnxruntime as ort  # noqa: PLC0415 - only when an ONNX embedder is used
+        from .dlibnet import import_onnxruntime  # noqa: PLC0415 - only when an ONNX embedder is used
+
+        ort = import_onnxruntime()
     except ImportError as exc:
         raise EmbedderError(path, f"onnxruntime is not installed ({exc}); install privrisk's dependencies") from None
     opts = ort.SessionOptions()
