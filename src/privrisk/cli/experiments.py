@@ -60,15 +60,14 @@ def cmd_demo(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    from ..embeddings import EmbedRun
     from ..tailmodel import calibrate_manifest, calibration_record
 
     out = calibrate_manifest(
         args.manifest,
         args.images,
         models_path=args.results,
-        cache=embedding_cache(args),
-        workers=args.workers,
-        progress=not args.quiet and not args.json,
+        run=EmbedRun(cache=embedding_cache(args), workers=args.workers, progress=not args.quiet and not args.json),
     )
     record = calibration_record(out)
     if args.save:

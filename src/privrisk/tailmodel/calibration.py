@@ -83,17 +83,17 @@ def calibrate_manifest(
     *,
     models_path=None,
     face_settings=None,
-    cache=None,
-    workers: int | None = None,
-    progress: bool = False,
+    run=None,
     thresholds=THRESHOLDS,
 ) -> dict:
     """Embed the consenting faces of ``manifest`` and :func:`calibrate` the tail models on them.
+    ``run`` (:class:`~privrisk.embeddings.EmbedRun`: model, cache, workers, progress) says how the
+    faces are embedded.
 
     One photo per person is enough (every pair of different people is an impostor pair). Faces that
     cannot be embedded are skipped and listed."""
     from ..config import FaceSettings
-    from ..embeddings import embed_batch
+    from ..embeddings import EmbedRun
     from ..errors import ManifestError
     from ..manifest import read_manifest
 
@@ -101,9 +101,7 @@ def calibrate_manifest(
     m = read_manifest(manifest, images)
     if not m.rows:
         raise ManifestError(f"{manifest}: no consenting rows to calibrate on")
-    res = embed_batch(
-        [r.image for r in m.rows], face_settings or FaceSettings(), cache=cache, workers=workers, progress=progress
-    )
+    res = (run or EmbedRun()).embed([r.image for r in m.rows], face_settings or FaceSettings())
     vecs, subs, skipped = [], [], []
     for row, r in zip(m.rows, res):
         if r.ok and r.faces:
