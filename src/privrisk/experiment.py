@@ -116,12 +116,12 @@ def run_experiment(
     provenance = _provenance(cfg, enrolled)
     seconds_total = time.perf_counter() - t_start
     fairness = differentials(cfg, enrolled, e2.fused, cache, progress, log)
-    results = ExperimentResults(provenance, e1, e2, timed, e3, scaled, seconds_total, fairness).to_json()
+    e4 = None
     if cfg.countermeasures.enabled:  # E4 (opt-in): its logic lives in privrisk.stages.countermeasures
         from .stages.countermeasures import E4Inputs, run_on_experiment
 
         e4 = run_on_experiment(cfg, enrolled, E4Inputs(e1, e2.fused, scaled.detail), cache, log, progress)
-        results["experiments"]["countermeasures"] = e4.to_dict()
+    results = ExperimentResults(provenance, e1, e2, timed, e3, scaled, seconds_total, fairness, e4).to_json()
     from .report import write_outputs
 
     write_outputs(out, results, e1.per_probe + e2.per_probe, e3.rows)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import tailmodel
-from ..config import CountermeasureSettings, FaceSettings, to_dict
+from ..config import CountermeasureSettings, ExperimentConfig, FaceSettings, to_dict
 from ..degrade import encode_png
 from ..embeddings import EmbeddingCache, EmbedResult, artifact_key, embed_batch, file_sha256
 from ..errors import ConfigError, ImageError
@@ -718,7 +718,7 @@ def _cloak_summary(settings: CountermeasureSettings, out: dict, quality: list, q
 
 
 def run_on_experiment(
-    cfg, enrolled: Enrolled, earlier: E4Inputs, cache: EmbeddingCache | None, log: Log, progress
+    cfg: ExperimentConfig, enrolled: Enrolled, earlier: E4Inputs, cache: EmbeddingCache | None, log: Log, progress
 ) -> CountermeasuresResult:
     """:func:`run_countermeasures` inside :func:`privrisk.experiment.run_experiment`: against the E1
     gallery (``enrolled``), with E2's fused captures at ``cfg.countermeasures.snapshot_level`` as the

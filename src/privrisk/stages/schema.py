@@ -13,7 +13,7 @@ changes this file too, and ``tests/test_stages.py`` checks a run against it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import ExperimentConfig, to_dict
 from .accretion import AccretionResult
@@ -22,6 +22,9 @@ from .offline import OfflineResult
 from .online import OnlineResult
 from .scaling import ScalingResult
 from .timing import Timing
+
+if TYPE_CHECKING:  # E4 is opt-in and loaded only when it runs
+    from .countermeasures import CountermeasuresResult
 
 __all__ = ["RESULTS_SCHEMA", "Dataset", "ExperimentResults", "ListOf", "MapOf", "Provenance", "problems"]
 
@@ -229,7 +232,8 @@ class Provenance:
 @dataclass(frozen=True)
 class ExperimentResults:
     """A run's results as its stages returned them, with what produced them. ``seconds_total`` is the
-    run's time up to the scaling study (the demographic differentials and E4 come after it)."""
+    run's time up to the scaling study (the demographic differentials and E4 come after it);
+    ``countermeasures`` is E4's result when it ran (opt-in)."""
 
     provenance: Provenance
     online: OnlineResult
@@ -239,6 +243,7 @@ class ExperimentResults:
     scaling: ScalingResult
     seconds_total: float
     fairness: FairnessResult
+    countermeasures: CountermeasuresResult | None = None
 
     def to_json(self) -> dict[str, Any]:
         """``results.json`` (:data:`RESULTS_SCHEMA`, before the run's ``outputs`` are listed): the one
@@ -247,6 +252,13 @@ class ExperimentResults:
         headline = cfg.offline.headline
         offline = self.offline.levels[headline] | {"level_name": headline} | self.timing.offline_fields()
         dataset = self.provenance.dataset
+        experiments: dict[str, Any] = {
+            "online_to_online": self.online.metrics | self.timing.online_fields(),
+            "offline_to_online": offline | {"levels": self.offline.levels},
+            "accretion": self.accretion.metrics,
+        }
+        if self.countermeasures is not None:
+            experiments["countermeasures"] = self.countermeasures.to_dict()
         return {
             "privrisk_version": self.provenance.privrisk_version,
             "seed": cfg.seed,
@@ -259,11 +271,7 @@ class ExperimentResults:
                 "probe_manifest": dataset.probe_manifest,
                 "refused_rows": dataset.refused_rows,
             },
-            "experiments": {
-                "online_to_online": self.online.metrics | self.timing.online_fields(),
-                "offline_to_online": offline | {"levels": self.offline.levels},
-                "accretion": self.accretion.metrics,
-            },
+            "experiments": experiments,
             "scaling": self.scaling.measured,
             "scaling_detail": self.scaling.detail,
             "seconds_total": self.seconds_total,
