@@ -478,7 +478,7 @@ def bench_demo() -> dict:
     the cold runs' time goes (from the demo's own progress lines); the other detectors' subset (dlib's
     cnn on 30 people's captures), which is outside the demo's budget, on its own line; and whether
     the two engines' results.json agree (same ranks, decisions and counts; floats within 1e-4)."""
-    from privrisk.cli import DEMO_DETECTOR_PEOPLE
+    from privrisk.cli.experiments import DEMO_DETECTOR_PEOPLE
 
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
