@@ -907,8 +907,14 @@ def targets(res: dict) -> list[dict]:
 
 
 def markdown(res: dict) -> str:
+    rerun = res.get("section_dates") or {}
     lines = [
         f"privrisk benchmarks, {res['date']}, {res['machine']} ({'quick' if res['quick'] else 'full'} run)",
+        *(
+            ["", "Sections re-run alone since (`--only`): " + ", ".join(f"{k} {v}" for k, v in sorted(rerun.items()))]
+            if rerun
+            else []
+        ),
         "",
         "| target | measured | goal | met | detail |",
         "|---|---|---|---|---|",
@@ -1011,6 +1017,7 @@ def main(argv=None) -> int:
         log(f"only: {args.only}")
         run = {"engine": lambda: bench_engine(args.quick), "demo": bench_demo, "suite": bench_suite}[args.only]
         previous[args.only] = run()
+        previous.setdefault("section_dates", {})[args.only] = res["date"]
         previous["targets"] = targets(previous)
         (out / "latest.json").write_text(json.dumps(previous, indent=2) + "\n")
         (out / "latest.md").write_text(markdown(previous))
@@ -1035,6 +1042,7 @@ def main(argv=None) -> int:
             previous[args.only] = (
                 bench_compressed(model, args.compressed_size, rng) if args.only == "compressed" else bench_ray()
             )
+        previous.setdefault("section_dates", {})[args.only] = res["date"]
         previous["targets"] = targets(previous)
         (out / "latest.json").write_text(json.dumps(previous, indent=2) + "\n")
         (out / "latest.md").write_text(markdown(previous))

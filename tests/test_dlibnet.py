@@ -203,12 +203,13 @@ def test_galleries_built_with_either_engine_agree_and_match_alike(tmp_path):
 
 def _files_left_by(code: str, home) -> list[str]:
     """Files a fresh Python process running ``code`` leaves under an empty HOME (the user's own
-    ORT_DISABLE_TELEMETRY and XDG_CACHE_HOME removed)."""
+    ORT_DISABLE_TELEMETRY and XDG_CACHE_HOME removed, and CI, under which ONNX Runtime writes
+    nothing: a user's machine is not a CI runner)."""
     import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME", "CI")}
     env["HOME"] = str(home)
     subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=str(home), timeout=300)
     return sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
