@@ -14,7 +14,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from reproducibility import json_differences  # noqa: E402
 
-EXACT = {"versions", "date", "started", "finished", "machine", "path", "out", "host", "config_path", "report", "from_cache"}
+EXACT = {
+    "versions",
+    "date",
+    "started",
+    "finished",
+    "machine",
+    "path",
+    "out",
+    "host",
+    "config_path",
+    "report",
+    "from_cache",
+}
 
 
 def skip(k: str) -> bool:
