@@ -906,6 +906,17 @@ def targets(res: dict) -> list[dict]:
     return rows
 
 
+def _merge_section(out: Path, previous: dict, name: str, section: dict, date: str) -> None:
+    """``--only``: one section re-run into the existing results, dated, with the targets and
+    ``latest.md`` recomputed from the merged whole."""
+    previous[name] = section
+    previous.setdefault("section_dates", {})[name] = date
+    previous["targets"] = targets(previous)
+    (out / "latest.json").write_text(json.dumps(previous, indent=2) + "\n")
+    (out / "latest.md").write_text(markdown(previous))
+    print(markdown(previous))
+
+
 def markdown(res: dict) -> str:
     rerun = res.get("section_dates") or {}
     lines = [
@@ -1016,12 +1027,7 @@ def main(argv=None) -> int:
         previous = json.loads((out / "latest.json").read_text())
         log(f"only: {args.only}")
         run = {"engine": lambda: bench_engine(args.quick), "demo": bench_demo, "suite": bench_suite}[args.only]
-        previous[args.only] = run()
-        previous.setdefault("section_dates", {})[args.only] = res["date"]
-        previous["targets"] = targets(previous)
-        (out / "latest.json").write_text(json.dumps(previous, indent=2) + "\n")
-        (out / "latest.md").write_text(markdown(previous))
-        print(markdown(previous))
+        _merge_section(out, previous, args.only, run(), res["date"])
         return 0
     log("memory bandwidth")
     res["memory_bandwidth_bytes_s"] = memory_bandwidth()
@@ -1033,20 +1039,14 @@ def main(argv=None) -> int:
         previous = json.loads((out / "latest.json").read_text())
         log(f"only: {args.only}")
         if args.only == "end_to_end":
-            previous["end_to_end"] = bench_end_to_end(previous["search"])
+            section = bench_end_to_end(previous["search"])
         elif args.only == "self_check_photos":
-            previous["self_check_photos"] = bench_self_check_photos()
+            section = bench_self_check_photos()
         elif args.only == "detectors":
-            previous["detectors"] = bench_detectors()
+            section = bench_detectors()
         else:
-            previous[args.only] = (
-                bench_compressed(model, args.compressed_size, rng) if args.only == "compressed" else bench_ray()
-            )
-        previous.setdefault("section_dates", {})[args.only] = res["date"]
-        previous["targets"] = targets(previous)
-        (out / "latest.json").write_text(json.dumps(previous, indent=2) + "\n")
-        (out / "latest.md").write_text(markdown(previous))
-        print(markdown(previous))
+            section = bench_compressed(model, args.compressed_size, rng) if args.only == "compressed" else bench_ray()
+        _merge_section(out, previous, args.only, section, res["date"])
         return 0
     res["search"] = []
     for size in [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]:
