@@ -74,6 +74,77 @@ def test_onnx_graph_maps_chips_to_128_numbers(net):
     np.testing.assert_allclose(one[0], out[1], atol=1e-6)
 
 
+def _avg_pool_then_pad(x: np.ndarray, channels: int, rows: int, cols: int) -> np.ndarray:
+    """dlib's shortcut, in numpy: 2x2 average with stride 2 (the last odd row and column left out),
+    then zeros after the last channel, row and column up to the given size."""
+    n, c, r, k = x.shape
+    pooled = x[:, :, : r // 2 * 2, : k // 2 * 2].reshape(n, c, r // 2, 2, k // 2, 2).sum(axis=(3, 5)) / 4
+    return _pad(pooled, channels, rows, cols)
+
+
+def _pad(x: np.ndarray, channels: int, rows: int, cols: int) -> np.ndarray:
+    n, c, r, k = x.shape
+    return np.pad(x, [(0, 0), (0, channels - c), (0, rows - r), (0, cols - k)])
+
+
+@pytest.mark.parametrize(
+    "skip, block",
+    [
+        ((32, 35, 35), (64, 17, 17)),  # alevel3: more channels, the same size
+        ((128, 8, 8), (256, 3, 3)),  # alevel1: more channels, and the block's output is the smaller
+        ((256, 4, 4), (256, 1, 1)),  # alevel0: the same channels
+    ],
+)
+def test_down_sampling_shortcut_as_convolutions_equals_average_and_zero_padding(skip, block):
+    # build_onnx writes the shortcut's avg_pool and add_prev's zero padding as convolutions, which ONNX
+    # Runtime keeps in its blocked layout; they must compute dlib's average and padding exactly
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    g = dlibnet._Graph()
+    g.tag1 = ("x", skip)
+    g.x, g.shape = "y", block
+    assert g.add(dlibnet.Layer("tag"), "tag") == 2  # the block's output kept; back to its input
+    g.add(dlibnet.Layer("avg_pool", {"window": (2, 2), "stride": (2, 2), "pad": (0, 0)}), "add_prev")
+    g.add(dlibnet.Layer("add_prev"), "relu")
+    assert {node.op_type for node in g.nodes} == {"Conv", "Add"}
+    full = g.shape
+    graph = helper.make_graph(
+        g.nodes,
+        "shortcut",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, *skip]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, *block]),
+        ],
+        [helper.make_tensor_value_info(g.x, TensorProto.FLOAT, None)],
+        g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, *skip)).astype(np.float32)
+    y = rng.normal(size=(2, *block)).astype(np.float32)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x, "y": y}
+    )
+    expected = _avg_pool_then_pad(x, *full) + _pad(y, *full)
+    assert full == (block[0], max(skip[1] // 2, block[1]), max(skip[2] // 2, block[2]))
+    assert got[0].shape == expected.shape
+    np.testing.assert_allclose(got[0], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_the_network_graph_has_no_pooling_or_padding_outside_convolutions(net):
+    kinds = [node.op_type for node in _onnx_nodes(net)]
+    assert kinds.count("Conv") == 29 + 4 + 2  # dlib's 29, the 4 shortcuts, 2 paddings of a block output
+    assert "Pad" not in kinds and "AveragePool" not in kinds
+
+
+def _onnx_nodes(net):
+    import onnx
+
+    return onnx.load_from_string(dlibnet.build_onnx(net)).graph.node
+
+
 def test_a_weights_file_with_one_changed_byte_is_declined(tmp_path, weights, monkeypatch, fresh_engines, capsys):
     data = bytearray(open(weights, "rb").read())
     data[len(data) // 2] ^= 0x01  # a weight, not the structure: the file still parses
@@ -155,6 +226,15 @@ def test_fast_descriptors_equal_dlibs_on_sample_faces():
         worst = max(worst, float(np.abs(a - b).max()))
     assert worst <= 1e-4
     assert fast.encode(rgb, [], 1).shape == (0, 128)
+    # several images through the network together (as embedding workers run them): the same descriptors
+    images = [(load_image(ROOT / "sample_data" / name).rgb, []) for name in SAMPLES]
+    images = [(im, dlib.detect(im, "hog", 1)) for im, _ in images]
+    images.insert(2, (rgb, []))
+    together = fast.encode_many(images, 1)
+    assert [v.shape for v in together] == [(len(boxes), 128) for _im, boxes in images]
+    for (im, boxes), vectors in zip(images, together):
+        np.testing.assert_allclose(vectors, fast.encode(im, boxes, 1), rtol=0, atol=1e-6)
+    assert fast.encode_many([], 1) == []
 
 
 @pytest.mark.model
