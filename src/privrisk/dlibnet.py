@@ -252,7 +252,9 @@ def build_onnx(net: DlibNet, opset: int = 17) -> bytes:
     Each dlib layer becomes the ONNX operator(s) that compute the same thing: ``con_`` a Conv with
     dlib's padding, ``affine_`` a per-channel multiply and add, ``add_prev_`` an Add of the two
     tensors zero-padded at the end to the larger size (dlib adds tensors of different sizes that
-    way), ``avg_pool_`` with a zero window a global average, ``fc_`` a MatMul."""
+    way), ``avg_pool_`` with a zero window a global average, ``fc_`` a MatMul. The padding, and the
+    average on a down-sampling block's shortcut, are convolutions with weights 1, 1/4 and 0 (the
+    same numbers), which ONNX Runtime keeps in its blocked layout (docs/engine.md)."""
     import onnx  # noqa: PLC0415 - optional until the fast engine is used
     from onnx import TensorProto, helper
 
