@@ -252,9 +252,7 @@ def build_onnx(net: DlibNet, opset: int = 17) -> bytes:
     Each dlib layer becomes the ONNX operator(s) that compute the same thing: ``con_`` a Conv with
     dlib's padding, ``affine_`` a per-channel multiply and add, ``add_prev_`` an Add of the two
     tensors zero-padded at the end to the larger size (dlib adds tensors of different sizes that
-    way), ``avg_pool_`` with a zero window a global average, ``fc_`` a MatMul. The padding, and the
-    average on a down-sampling block's shortcut, are convolutions with weights 1, 1/4 and 0 (the
-    same numbers), which ONNX Runtime keeps in its blocked layout (docs/engine.md)."""
+    way), ``avg_pool_`` with a zero window a global average, ``fc_`` a MatMul."""
     import onnx  # noqa: PLC0415 - optional until the fast engine is used
     from onnx import TensorProto, helper
 
@@ -373,21 +371,9 @@ class _Graph:
             return
         if (pr, pc) != (0, 0):
             raise DlibFormatError("padded pooling is not supported")  # dlib averages in-bounds only
-        rows, cols = _out_size(self.shape[1], wr, sr, 0), _out_size(self.shape[2], wc, sc, 0)
-        if layer.kind == "avg_pool" and self.tag2 is not None:
-            # The shortcut of a down-sampling block: its average and the zero channels that
-            # add_prev pads it with, as one Conv (1 / window area on the matching channel), which
-            # ONNX Runtime keeps in its blocked layout (an AveragePool and a Pad would leave it).
-            channels = max(self.shape[0], self.tag2[1][0])
-            weight = _shift_weight(self.shape[0], channels, (wr, wc), 1 / (wr * wc))
-            self.x = self.op(
-                "Conv", [self.x, self.const(weight, "avgw")], kernel_shape=[wr, wc], strides=[sr, sc], pads=[0, 0, 0, 0]
-            )
-            self.shape = (channels, rows, cols)
-            return
         kind = "MaxPool" if layer.kind == "max_pool" else "AveragePool"
         self.x = self.op(kind, [self.x], kernel_shape=[wr, wc], strides=[sr, sc])
-        self.shape = (self.shape[0], rows, cols)
+        self.shape = (self.shape[0], _out_size(self.shape[1], wr, sr, 0), _out_size(self.shape[2], wc, sc, 0))
 
     def _add_prev(self) -> None:
         tagged = self.tag2 if self.tag2 is not None else self.tag1
@@ -409,20 +395,9 @@ class _Graph:
         tensors of different sizes)."""
         if shape == full:
             return x
-        # As a 1 x 1 Conv with weight 1 on the matching channel and zero padding after the last row
-        # and column: the same numbers (x * 1 and sums of zeros are exact), in ONNX Runtime's blocked
-        # layout, where a Pad would take the tensor out of it and back.
-        weight = _shift_weight(shape[0], full[0], (1, 1), 1.0)
-        pads = [0, 0, full[1] - shape[1], full[2] - shape[2]]
-        return self.op("Conv", [x, self.const(weight, "padw")], kernel_shape=[1, 1], pads=pads)
-
-
-def _shift_weight(channels: int, out_channels: int, window: tuple[int, int], value: float) -> np.ndarray:
-    """Conv weights (out_channels, channels, *window) that put ``value`` times each window's sum
-    of input channel c on output channel c; output channels past ``channels`` are zero."""
-    weight = np.zeros((out_channels, channels, *window), np.float32)
-    weight[np.arange(channels), np.arange(channels)] = value
-    return weight
+        extra = [f - s for f, s in zip(full, shape, strict=True)]
+        pads = np.array([0, 0, 0, 0, 0, *extra], dtype=np.int64)
+        return self.op("Pad", [x, self.const(pads, "pads")], mode="constant")
 
 
 # ---------------------------------------------------------------------------------------------
