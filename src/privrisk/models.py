@@ -142,7 +142,7 @@ class FastFaceModel(DlibFaceModel):
 
     def encode_many(self, images: Sequence[tuple[np.ndarray, Sequence[Box]]], jitters: int = 1) -> list[np.ndarray]:
         """:meth:`encode` of several images, their chips through the network together: the network's
-        weights are read from memory once per call, not once per face, which saves about 3 ms per
+        weights are read from memory once per call, not once per face, which saves 2.5 to 3 ms per
         face where one image has one face (docs/engine.md). The descriptors are the same."""
         if jitters > 1:
             if not self._said_jitter:
