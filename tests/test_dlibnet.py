@@ -155,6 +155,15 @@ def test_fast_descriptors_equal_dlibs_on_sample_faces():
         worst = max(worst, float(np.abs(a - b).max()))
     assert worst <= 1e-4
     assert fast.encode(rgb, [], 1).shape == (0, 128)
+    # several images through the network together (as embedding workers run them): the same descriptors
+    images = [(load_image(ROOT / "sample_data" / name).rgb, []) for name in SAMPLES]
+    images = [(im, dlib.detect(im, "hog", 1)) for im, _ in images]
+    images.insert(2, (rgb, []))
+    together = fast.encode_many(images, 1)
+    assert [v.shape for v in together] == [(len(boxes), 128) for _im, boxes in images]
+    for (im, boxes), vectors in zip(images, together):
+        np.testing.assert_allclose(vectors, fast.encode(im, boxes, 1), rtol=0, atol=1e-6)
+    assert fast.encode_many([], 1) == []
 
 
 @pytest.mark.model

@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from helpers import FakeFaceModel, noise_image, write_png
 from privrisk import embeddings
@@ -21,7 +22,8 @@ class PidRecordingModel(FakeFaceModel):
         return super().detect(rgb, detector, upsample)
 
 
-def test_process_pool_matches_in_process_results(tmp_path, monkeypatch):
+@pytest.mark.parametrize("in_flight", [3, None])  # one image per task; batches of several (embed_batch's own)
+def test_process_pool_matches_in_process_results(tmp_path, monkeypatch, in_flight):
     images = [write_png(tmp_path / "img" / f"{i:02d}.png", noise_image(i)) for i in range(12)]
     images.insert(5, write_png(tmp_path / "img" / "blank.png", np.full((32, 32, 3), 100, np.uint8)))
     images.insert(8, tmp_path / "img" / "missing.png")
@@ -35,7 +37,7 @@ def test_process_pool_matches_in_process_results(tmp_path, monkeypatch):
     monkeypatch.setattr(embeddings, "fork_is_safe", lambda: True)
     monkeypatch.setattr(embeddings, "load_face_model", lambda settings=None: PidRecordingModel(log_dir))
     cache = EmbeddingCache(tmp_path / "cache.sqlite")
-    pooled = embed_batch(images, workers=Workers(2, max_in_flight=3), cache=cache)
+    pooled = embed_batch(images, workers=Workers(2, max_in_flight=in_flight), cache=cache)
 
     worker_pids = {p.name.split("-")[0] for p in log_dir.iterdir()}
     assert worker_pids and str(os.getpid()) not in worker_pids, "the pool path ran in this process"

@@ -32,7 +32,16 @@ from .embedders import OnnxFaceModel
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
 from .images import ImageSource, load_image
-from .models import DlibFaceModel, FaceModel, as_box, embedder_id, fork_is_safe, load_face_model, resolve_engine
+from .models import (
+    DlibFaceModel,
+    FaceModel,
+    as_box,
+    embedder_id,
+    encode_many,
+    fork_is_safe,
+    load_face_model,
+    resolve_engine,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -59,18 +68,33 @@ class EmbedResult:
 
 def embed_loaded(model: FaceModel, image, settings: FaceSettings) -> tuple[list[Face], dict]:
     """Detect and encode every face of an already loaded image; returns (faces, seconds)."""
+    return embed_loaded_many(model, [image], settings)[0]
+
+
+def embed_loaded_many(model: FaceModel, images: Sequence, settings: FaceSettings) -> list[tuple[list[Face], dict]]:
+    """:func:`embed_loaded` of each image, the faces of all of them encoded in one call
+    (:func:`~privrisk.models.encode_many`: the fast engine runs their chips through its network
+    together). Each image's ``embed`` seconds are its share, by faces, of that call."""
+    boxes, detect_s = [], []
+    for image in images:
+        t0 = time.perf_counter()
+        boxes.append(detect_faces(model, image, settings))
+        detect_s.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    boxes = detect_faces(model, image, settings)
-    t1 = time.perf_counter()
-    vectors = model.encode(image.rgb, boxes, settings.jitters)
-    t2 = time.perf_counter()
-    faces = []
-    for box, vector in zip(boxes, vectors):
-        s = image.scale or 1.0
-        orig = as_box(v / s for v in box)
-        faces.append(Face(box=orig, width_px=original_width(box, image), embedding=np.asarray(vector, np.float32)))
-    faces.sort(key=lambda f: -f.width_px)
-    return faces, {"detect": t1 - t0, "embed": t2 - t1}
+    vectors = encode_many(model, [(image.rgb, b) for image, b in zip(images, boxes)], settings.jitters)
+    embed_s = time.perf_counter() - t0
+    n_faces = sum(len(b) for b in boxes)
+    out = []
+    for image, found, encoded, detect in zip(images, boxes, vectors, detect_s, strict=True):
+        faces = []
+        for box, vector in zip(found, encoded):
+            s = image.scale or 1.0
+            orig = as_box(v / s for v in box)
+            faces.append(Face(box=orig, width_px=original_width(box, image), embedding=np.asarray(vector, np.float32)))
+        faces.sort(key=lambda f: -f.width_px)
+        share = len(found) / n_faces if n_faces else 1 / len(images)
+        out.append((faces, {"detect": detect, "embed": embed_s * share}))
+    return out
 
 
 def embed_image(
@@ -78,23 +102,46 @@ def embed_image(
 ) -> EmbedResult:
     """Load one image and embed its faces. Image problems become a skipped result, not an exception;
     a missing model still raises :class:`ModelUnavailable`."""
-    t0 = time.perf_counter()
-    try:
-        image = load_image(
-            source, name=name, max_side=settings.max_side, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes
+    return embed_images([source], model, settings, names=[name])[0]
+
+
+def embed_images(
+    sources: Sequence[ImageSource],
+    model: FaceModel,
+    settings: FaceSettings = FaceSettings(),
+    *,
+    names: Sequence[str | None] | None = None,
+) -> list[EmbedResult]:
+    """:func:`embed_image` of each source (``names[i]`` names an in-memory one), one result per
+    source in order, with the faces of all of them encoded together (:func:`embed_loaded_many`)."""
+    results: list[EmbedResult | None] = [None] * len(sources)
+    loaded, load_s = [], []
+    for i, (source, name) in enumerate(zip(sources, names or [None] * len(sources), strict=True)):
+        t0 = time.perf_counter()
+        try:
+            image = load_image(
+                source,
+                name=name,
+                max_side=settings.max_side,
+                max_pixels=settings.max_pixels,
+                max_bytes=settings.max_bytes,
+            )
+        except ImageError as exc:
+            results[i] = EmbedResult(name=exc.path, sha256=None, error=exc.reason)
+            continue
+        loaded.append((i, image))
+        load_s.append(time.perf_counter() - t0)
+    embedded = embed_loaded_many(model, [image for _i, image in loaded], settings)
+    for (i, image), (faces, seconds), load in zip(loaded, embedded, load_s, strict=True):
+        seconds["load"] = load
+        results[i] = EmbedResult(
+            name=image.name,
+            sha256=image.sha256,
+            faces=tuple(faces),
+            seconds=seconds,
+            error=None if faces else "no face found",
         )
-    except ImageError as exc:
-        return EmbedResult(name=exc.path, sha256=None, error=exc.reason)
-    load_s = time.perf_counter() - t0
-    faces, seconds = embed_loaded(model, image, settings)
-    seconds["load"] = load_s
-    return EmbedResult(
-        name=image.name,
-        sha256=image.sha256,
-        faces=tuple(faces),
-        seconds=seconds,
-        error=None if faces else "no face found",
-    )
+    return [r for r in results if r is not None]
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -229,18 +276,30 @@ def _worker_init(settings: FaceSettings | None = None) -> None:
     _worker_model = load_face_model(settings)
 
 
-def _embed_item(item, model: FaceModel, settings: FaceSettings) -> EmbedResult:
-    if isinstance(item, tuple):
-        name, data = item
-        return embed_image(data, model, settings, name=name)
-    if _is_recipe(item):
-        try:
-            data = item.render(model)
-        except ImageError as exc:
-            return EmbedResult(name=item.name, sha256=None, error=f"cannot make the image: {exc.reason}")
-        result = embed_image(data, model, settings, name=item.name)
-        return dataclasses.replace(result, sha256=None)  # cached by its recipe, not by these bytes
-    return embed_image(item, model, settings)
+def _embed_items(items: Sequence, model: FaceModel, settings: FaceSettings) -> list[EmbedResult]:
+    """One result per item (a path, a (name, bytes) pair or a recipe), in order; the faces of all
+    of them are encoded together. A recipe that cannot be rendered is a skipped result."""
+    results: list[EmbedResult | None] = [None] * len(items)
+    todo, sources, names = [], [], []
+    for i, item in enumerate(items):
+        if isinstance(item, tuple):
+            name, data = item
+        elif _is_recipe(item):
+            try:
+                name, data = item.name, item.render(model)
+            except ImageError as exc:
+                results[i] = EmbedResult(name=item.name, sha256=None, error=f"cannot make the image: {exc.reason}")
+                continue
+        else:
+            name, data = None, item
+        todo.append(i)
+        sources.append(data)
+        names.append(name)
+    for i, result in zip(todo, embed_images(sources, model, settings, names=names), strict=True):
+        if _is_recipe(items[i]):
+            result = dataclasses.replace(result, sha256=None)  # cached by its recipe, not by these bytes
+        results[i] = result
+    return [r for r in results if r is not None]
 
 
 class Recipe(Protocol):
@@ -276,17 +335,24 @@ def _faces_from_arrays(arrays: dict[str, np.ndarray]) -> list[Face]:
     ]
 
 
-def _worker_embed(item, settings: FaceSettings) -> EmbedResult:
+def _worker_embed(items: list, settings: FaceSettings) -> list[EmbedResult]:
     if _worker_model is None:  # the pool's initializer loads it
         raise ModelUnavailable("the embedding worker has no face model")
-    return _embed_item(item, _worker_model, settings)
+    return _embed_items(items, _worker_model, settings)
+
+
+BATCH_IMAGES = 16  # images a worker embeds together: the fast engine's network runs their faces at once
+
+
+def _chunks(todo: list[int], size: int) -> list[list[int]]:
+    return [todo[i : i + size] for i in range(0, len(todo), size)]
 
 
 @dataclass(frozen=True)
 class Workers:
     """Where a batch's cache misses run: ``processes`` local worker processes (None: one per core;
-    1: in the calling process) with at most ``max_in_flight`` images in flight at a time (None: 4
-    per process), or, with ``ray_address`` (``host:port`` or 'local'), Ray tasks on that cluster
+    1: in the calling process) with at most ``max_in_flight`` images in flight at a time (None: two
+    batches of up to :data:`BATCH_IMAGES` per process), or, with ``ray_address`` (``host:port`` or 'local'), Ray tasks on that cluster
     (:mod:`privrisk.cluster`); the results are the same."""
 
     processes: int | None = None
@@ -333,8 +399,9 @@ def embed_batch(
         _embed_on_ray(batch, todo, settings, where.ray_address)
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
         local_model = model or load_face_model(settings)
-        for i in todo:
-            batch.store(i, _embed_item(paths[i], local_model, settings))
+        for chunk in _chunks(todo, BATCH_IMAGES):
+            for i, result in zip(chunk, _embed_items([paths[i] for i in chunk], local_model, settings), strict=True):
+                batch.store(i, result)
     elif todo:
         _embed_in_pool(batch, todo, settings, n_workers, where.max_in_flight)
     report(0, close=True)
@@ -409,9 +476,14 @@ def _embed_on_ray(batch: _Batch, todo: list[int], settings: FaceSettings, ray_ad
 def _embed_in_pool(
     batch: _Batch, todo: list[int], settings: FaceSettings, n_workers: int, max_in_flight: int | None
 ) -> None:
-    """The misses in worker processes, at most ``max_in_flight`` (default 4 per worker) at a time."""
+    """The misses in worker processes, in batches of up to :data:`BATCH_IMAGES` images (fewer when
+    there are too few to keep every worker busy), at most ``max_in_flight`` images (default two
+    batches per worker) at a time."""
     paths = batch.paths
-    window = max_in_flight or 4 * n_workers
+    per = min(BATCH_IMAGES, max(1, len(todo) // (2 * n_workers)))
+    if max_in_flight:
+        per = min(per, max(1, max_in_flight // n_workers))
+    window = max(1, (max_in_flight or 2 * per * n_workers) // per)  # batches in flight
     # fork: workers start at once, inherit a loaded model and need no `__main__` guard in
     # the caller's script. They only run image decoding and dlib, never FAISS/OpenMP.
     # fork only while it is safe (models.fork_is_safe: not after dlib's CNN detector ran here)
@@ -424,23 +496,25 @@ def _embed_in_pool(
     with cf.ProcessPoolExecutor(
         max_workers=min(n_workers, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(settings,)
     ) as pool:
-        pending: dict[cf.Future, int] = {}
-        queue = iter(todo)
-        for i in queue:
-            pending[pool.submit(_worker_embed, paths[i], settings)] = i
+        pending: dict[cf.Future, list[int]] = {}
+        queue = iter(_chunks(todo, per))
+        for chunk in queue:
+            pending[pool.submit(_worker_embed, [paths[i] for i in chunk], settings)] = chunk
             if len(pending) >= window:
                 break
         while pending:
             done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for fut in done:
-                i = pending.pop(fut)
+                chunk = pending.pop(fut)
                 try:
-                    batch.store(i, fut.result())
+                    results = fut.result()
                 except cf.process.BrokenProcessPool as exc:
                     raise ModelUnavailable(f"an embedding worker died ({exc})") from exc
+                for i, result in zip(chunk, results, strict=True):
+                    batch.store(i, result)
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending[pool.submit(_worker_embed, paths[nxt], settings)] = nxt
+                    pending[pool.submit(_worker_embed, [paths[i] for i in nxt], settings)] = nxt
 
 
 def _is_real(model: FaceModel) -> bool:

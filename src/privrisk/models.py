@@ -138,21 +138,44 @@ class FastFaceModel(DlibFaceModel):
         self._said_jitter = False
 
     def encode(self, rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1) -> np.ndarray:
-        if not boxes:
-            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        return self.encode_many([(rgb, boxes)], jitters)[0]
+
+    def encode_many(self, images: Sequence[tuple[np.ndarray, Sequence[Box]]], jitters: int = 1) -> list[np.ndarray]:
+        """:meth:`encode` of several images, their chips through the network together: the network's
+        weights are read from memory once per call, not once per face, which saves 2.5 to 3 ms per
+        face where one image has one face (docs/engine.md). The descriptors are the same."""
         if jitters > 1:
             if not self._said_jitter:
                 self._said_jitter = True
                 _note(f"jitters = {jitters}: dlib's random re-sampling runs in dlib, not the fast engine")
-            return super().encode(rgb, boxes, jitters)
+            return [DlibFaceModel.encode(self, rgb, boxes, jitters) for rgb, boxes in images]
+        if not images:
+            return []
         import dlib  # noqa: PLC0415 - loaded with face_recognition already
 
+        chips: list[np.ndarray] = []
         with self._lock:
-            shapes = dlib.full_object_detections()
-            for shape in self._api.api._raw_face_landmarks(rgb, list(boxes), model="large"):
-                shapes.append(shape)
-            chips = dlib.get_face_chips(rgb, shapes, size=CHIP_SIZE, padding=CHIP_PADDING)
-        return self._descriptor(np.stack(chips)).reshape(len(boxes), EMBEDDING_DIM)
+            for rgb, boxes in images:
+                if not boxes:
+                    continue
+                shapes = dlib.full_object_detections()
+                for shape in self._api.api._raw_face_landmarks(rgb, list(boxes), model="large"):
+                    shapes.append(shape)
+                chips += dlib.get_face_chips(rgb, shapes, size=CHIP_SIZE, padding=CHIP_PADDING)
+        vectors = self._descriptor(np.stack(chips)) if chips else np.zeros((0, EMBEDDING_DIM), np.float32)
+        ends = np.cumsum([len(boxes) for _rgb, boxes in images])[:-1]
+        return [v.reshape(-1, EMBEDDING_DIM) for v in np.split(vectors, ends)]
+
+
+def encode_many(
+    model: FaceModel, images: Sequence[tuple[np.ndarray, Sequence[Box]]], jitters: int = 1
+) -> list[np.ndarray]:
+    """``model.encode`` of each (rgb, boxes) in ``images``, in one call where the model batches
+    across images (:meth:`FastFaceModel.encode_many`); the same embeddings either way."""
+    batched = getattr(model, "encode_many", None)
+    if batched is not None:
+        return batched(images, jitters)
+    return [model.encode(rgb, boxes, jitters) for rgb, boxes in images]
 
 
 CHIP_SIZE = 150  # dlib's compute_face_descriptor: 150 px chips with 0.25 padding
