@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import html
 import io
 import json
 import math
 from pathlib import Path
 
+import numpy as np
+
+from ..embeddings import EmbeddingCache, artifact_key
 from ..fileio import atomic_write, json_default
 from ..samples import ATTRIBUTION, ATTRIBUTION_URL
 from .countermeasures import countermeasures_section
@@ -105,9 +109,12 @@ consent. Profiles in E3 are synthetic; nothing in them describes the real people
 """
 
 
-def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict]) -> None:
-    """Write every output of a run into ``out`` (each file atomically)."""
-    plots = make_plots(results)
+def write_outputs(
+    out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict], cache: EmbeddingCache | None = None
+) -> None:
+    """Write every output of a run into ``out`` (each file atomically). With ``cache``, the plots of
+    an earlier run with the same results (timings aside) and the same plotting code are reused."""
+    plots = _plots(results, cache)
     for name, png in plots.items():
         atomic_write(out / name, png)
     results = _clean(results)
@@ -116,3 +123,46 @@ def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_row
     atomic_write(out / "accretion.csv", _csv(accretion_rows))
     atomic_write(out / "report.html", render_html(results, plots))
     atomic_write(out / "results.json", json.dumps(results, indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+def _plots(results: dict, cache: EmbeddingCache | None) -> dict[str, bytes]:
+    """:func:`make_plots`, or its PNGs from the cache: keyed by the results without their timings,
+    cache flags, versions and paths (no plot draws any of them) and by :func:`_plot_version`."""
+    if cache is None:
+        return make_plots(results)
+    key = artifact_key("plots", _plot_version(), _drawn(results))
+    hit = cache.get_arrays(key)
+    if hit is not None:
+        return {str(name): hit[f"png{i}"].tobytes() for i, name in enumerate(hit["names"])}
+    plots = make_plots(results)
+    arrays = {f"png{i}": np.frombuffer(png, np.uint8) for i, png in enumerate(plots.values())}
+    cache.put_arrays(key, {"names": np.array(list(plots), dtype=str), **arrays})
+    return plots
+
+
+_NOT_DRAWN = {"versions", "machine", "from_cache", "root", "gallery_manifest", "probe_manifest", "outputs"}
+
+
+def _drawn(x):
+    """``x`` without what no plot draws and what changes from run to run with the same numbers:
+    timings (keys with ``seconds``, ``time`` or ending ``_s``), cache flags, versions and paths."""
+    if isinstance(x, dict):
+        return {
+            k: _drawn(v)
+            for k, v in x.items()
+            if k not in _NOT_DRAWN and not (k.endswith("_s") or "second" in k or "time" in k)
+        }
+    if isinstance(x, (list, tuple)):
+        return [_drawn(v) for v in x]
+    return x
+
+
+def _plot_version() -> str:
+    """The plotting code and matplotlib's version: a change to either makes new plots."""
+    from importlib import metadata  # noqa: PLC0415
+
+    digest = hashlib.sha256(metadata.version("matplotlib").encode())
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    digest.update((Path(__file__).resolve().parents[1] / "metrics.py").read_bytes())
+    return digest.hexdigest()
