@@ -31,7 +31,7 @@ from .config import FaceSettings
 from .embedders import OnnxFaceModel
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
-from .images import ImageSource, load_image
+from .images import ImageSource, LoadedImage, load_image
 from .models import DlibFaceModel, FaceModel, as_box, embedder_id, fork_is_safe, load_face_model, resolve_engine
 
 Progress = Callable[[int, int], None]
@@ -235,12 +235,42 @@ def _embed_item(item, model: FaceModel, settings: FaceSettings) -> EmbedResult:
         return embed_image(data, model, settings, name=name)
     if _is_recipe(item):
         try:
-            data = item.render(model)
+            rgb = item.render_rgb(model) if hasattr(item, "render_rgb") else None
+            data = item.render(model) if rgb is None or not _loads_unchanged(rgb, settings) else None
         except ImageError as exc:
             return EmbedResult(name=item.name, sha256=None, error=f"cannot make the image: {exc.reason}")
+        if data is None:  # rgb is what a lossless round trip through PNG and load_image would give back
+            assert rgb is not None
+            h, w = rgb.shape[:2]
+            image = LoadedImage(
+                rgb=np.ascontiguousarray(rgb), name=item.name, sha256="", original_size=(w, h), scale=1.0
+            )
+            faces, seconds = embed_loaded(model, image, settings)
+            return EmbedResult(
+                name=item.name,
+                sha256=None,
+                faces=tuple(faces),
+                seconds=seconds,
+                error=None if faces else "no face found",
+            )
         result = embed_image(data, model, settings, name=item.name)
         return dataclasses.replace(result, sha256=None)  # cached by its recipe, not by these bytes
     return embed_image(item, model, settings)
+
+
+def _loads_unchanged(rgb: np.ndarray, settings: FaceSettings) -> bool:
+    """Whether :func:`load_image` would hand back a rendered (H, W, 3) uint8 image's pixels as they
+    are, encoded losslessly: no side over ``max_side`` (nothing shrunk), within ``max_pixels``, and
+    even uncompressed within ``max_bytes`` (nothing refused)."""
+    h, w = rgb.shape[:2]
+    return (
+        rgb.ndim == 3
+        and rgb.shape[2] == 3
+        and rgb.dtype == np.uint8
+        and (not settings.max_side or max(h, w) <= settings.max_side)
+        and h * w <= settings.max_pixels
+        and h * w * 3 + 65_536 <= settings.max_bytes
+    )
 
 
 class Recipe(Protocol):
