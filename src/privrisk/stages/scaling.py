@@ -178,7 +178,7 @@ def scaling(cfg: ExperimentConfig, inp: ScalingInputs, log: Log, progress: bool 
     real = impostor_distances(inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
     check = validate(model, real, inp.probe_vecs, cfg.scaling.validation_distractors, seed=cfg.seed + 7)
     n_real = len(inp.gal_vecs)
-    # The exact search (drawing 10^6 distractors, then range searches that release the GIL) needs
+    # The exact search (drawing 10^6 distractors and matrix products that release the GIL) needs
     # neither the tail models nor their predictions, and they need nothing from it: it runs in a
     # thread of its own while this one fits and predicts, so both cores stay busy. Each part draws
     # from its own seeded generator, so the numbers are the same as one after the other.
