@@ -130,7 +130,9 @@ def _plots(results: dict, cache: EmbeddingCache | None) -> dict[str, bytes]:
     cache flags, versions and paths (no plot draws any of them) and by :func:`_plot_version`."""
     if cache is None:
         return make_plots(results)
-    key = artifact_key("plots", _plot_version(), _drawn(results))
+    # through JSON first, so results computed in this run and results read back from a stage's cache
+    # (numpy numbers, tuples and number keys become JSON's) give the same key
+    key = artifact_key("plots", _plot_version(), _drawn(json.loads(json.dumps(results, default=json_default))))
     hit = cache.get_arrays(key)
     if hit is not None:
         return {str(name): hit[f"png{i}"].tobytes() for i, name in enumerate(hit["names"])}
@@ -140,21 +142,26 @@ def _plots(results: dict, cache: EmbeddingCache | None) -> dict[str, bytes]:
     return plots
 
 
-_NOT_DRAWN = {"versions", "machine", "from_cache", "root", "gallery_manifest", "probe_manifest", "outputs"}
+#: what no plot draws and what changes between runs with the same numbers (the keys
+#: scripts/compare_results.py sets aside, and the dataset's paths)
+_NOT_DRAWN = {
+    "versions", "date", "started", "finished", "machine", "path", "out", "host", "config_path", "report",
+    "from_cache", "root", "gallery_manifest", "probe_manifest", "outputs",
+}  # fmt: skip
 
 
 def _drawn(x):
-    """``x`` without what no plot draws and what changes from run to run with the same numbers:
-    timings (keys with ``seconds``, ``time`` or ending ``_s``), cache flags, versions and paths."""
+    """``x`` without :data:`_NOT_DRAWN` and timings (keys ending ``_s`` or naming a time, timing,
+    seconds or elapsed)."""
     if isinstance(x, dict):
-        return {
-            k: _drawn(v)
-            for k, v in x.items()
-            if k not in _NOT_DRAWN and not (k.endswith("_s") or "second" in k or "time" in k)
-        }
+        return {k: _drawn(v) for k, v in x.items() if not _timing_or_not_drawn(str(k).lower())}
     if isinstance(x, (list, tuple)):
         return [_drawn(v) for v in x]
     return x
+
+
+def _timing_or_not_drawn(key: str) -> bool:
+    return key in _NOT_DRAWN or key.endswith("_s") or any(w in key for w in ("time", "timing", "second", "elapsed"))
 
 
 def _plot_version() -> str:
