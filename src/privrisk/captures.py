@@ -46,6 +46,11 @@ class Capture:
 
     def render(self, model: FaceModel) -> bytes:
         """The capture as PNG bytes; ``model`` finds landmarks when the level has an occluder."""
+        return encode_png(self.render_rgb(model))
+
+    def render_rgb(self, model: FaceModel) -> np.ndarray:
+        """The capture's pixels, (H, W, 3) uint8: what :meth:`render`'s PNG decodes to (lossless),
+        without the round trip through PNG when the embedding worker can take the array."""
         if _last_image.get("source") != self.source:
             _last_image.update(source=self.source, image=load_image(self.source, max_side=self.max_side))
         image = _last_image["image"]
@@ -56,8 +61,7 @@ class Capture:
                 _landmarks_seen.clear()
                 _landmarks_seen[key] = face_landmarks(model, image.rgb, self.box)
             marks = _landmarks_seen[key] or None
-        rgb = degrade(image.rgb, self.box, self.level, np.random.default_rng(list(self.seed)), landmarks=marks)
-        return encode_png(rgb)
+        return degrade(image.rgb, self.box, self.level, np.random.default_rng(list(self.seed)), landmarks=marks)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ Lugannani-Rice). Rank-1 in a gallery of N distractors is then ``(1 - F_p(g^2))^N
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,19 +53,26 @@ class DistractorModel:
 
     def sample(self, n: int, seed: int = 0, chunk: int = 262_144) -> np.ndarray:
         """(n, d) float32 distractor embeddings, reproducible for a seed, made in bounded chunks."""
+        out = np.empty((n, len(self.mean)), dtype=np.float32)
+        for start, part in self.chunks(n, seed, chunk):
+            out[start : start + len(part)] = part
+        return out
+
+    def chunks(self, n: int, seed: int = 0, chunk: int = 262_144) -> Iterator[tuple[int, np.ndarray]]:
+        """:meth:`sample` in its chunks, each ``(start, (m, d) float32)``, made one at a time: the same
+        distractors (same values, same order) without holding all ``n`` in memory at once."""
         rng = np.random.default_rng(seed)
         d = len(self.mean)
-        out = np.empty((n, d), dtype=np.float32)
         # z @ scale ~ N(0, cov) with the symmetric square root V sqrt(L) V^T. Unlike V sqrt(L), it does
         # not depend on which basis LAPACK picks inside a repeated eigenvalue (Ledoit-Wolf shrinkage
         # gives one whenever there are fewer embeddings than dimensions), so the same seed draws the
         # same distractors on every processor, up to rounding.
         scale = ((self.eigvecs * np.sqrt(self.eigvals)) @ self.eigvecs.T).astype(np.float32)
+        mean = self.mean.astype(np.float32)
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             z = rng.standard_normal((m, d), dtype=np.float32)
-            out[start : start + m] = z @ scale + self.mean.astype(np.float32)
-        return out
+            yield start, z @ scale + mean
 
     def tail_cdf(self, probes: np.ndarray, radius: np.ndarray) -> np.ndarray:
         """P(||p_i - X|| <= r_i) for X drawn from the model: the chance one distractor lands within

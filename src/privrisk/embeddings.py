@@ -31,7 +31,7 @@ from .config import FaceSettings
 from .embedders import OnnxFaceModel
 from .errors import ImageError, ModelUnavailable
 from .faces import Face, choose_faces, detect_faces, original_width
-from .images import ImageSource, load_image
+from .images import ImageSource, LoadedImage, load_image
 from .models import (
     DlibFaceModel,
     FaceModel,
@@ -106,7 +106,7 @@ def embed_image(
 
 
 def embed_images(
-    sources: Sequence[ImageSource],
+    sources: Sequence[ImageSource | LoadedImage],
     model: FaceModel,
     settings: FaceSettings = FaceSettings(),
     *,
@@ -118,6 +118,10 @@ def embed_images(
     loaded, load_s = [], []
     for i, (source, name) in enumerate(zip(sources, names or [None] * len(sources), strict=True)):
         t0 = time.perf_counter()
+        if isinstance(source, LoadedImage):  # pixels already decoded (a rendered capture)
+            loaded.append((i, source))
+            load_s.append(0.0)
+            continue
         try:
             image = load_image(
                 source,
@@ -286,7 +290,7 @@ def _embed_items(items: Sequence, model: FaceModel, settings: FaceSettings) -> l
             name, data = item
         elif _is_recipe(item):
             try:
-                name, data = item.name, item.render(model)
+                name, data = item.name, _rendered(item, model, settings)
             except ImageError as exc:
                 results[i] = EmbedResult(name=item.name, sha256=None, error=f"cannot make the image: {exc.reason}")
                 continue
@@ -300,6 +304,31 @@ def _embed_items(items: Sequence, model: FaceModel, settings: FaceSettings) -> l
             result = dataclasses.replace(result, sha256=None)  # cached by its recipe, not by these bytes
         results[i] = result
     return [r for r in results if r is not None]
+
+
+def _rendered(item, model: FaceModel, settings: FaceSettings) -> ImageSource | LoadedImage:
+    """A recipe's image: its pixels as they are when :func:`load_image` would hand them back
+    unchanged from a lossless PNG (:func:`_loads_unchanged`), else its encoded bytes."""
+    rgb = item.render_rgb(model) if hasattr(item, "render_rgb") else None
+    if rgb is None or not _loads_unchanged(rgb, settings):
+        return item.render(model)
+    h, w = rgb.shape[:2]
+    return LoadedImage(rgb=np.ascontiguousarray(rgb), name=item.name, sha256="", original_size=(w, h), scale=1.0)
+
+
+def _loads_unchanged(rgb: np.ndarray, settings: FaceSettings) -> bool:
+    """Whether :func:`load_image` would hand back a rendered (H, W, 3) uint8 image's pixels as they
+    are, encoded losslessly: no side over ``max_side`` (nothing shrunk), within ``max_pixels``, and
+    even uncompressed within ``max_bytes`` (nothing refused)."""
+    h, w = rgb.shape[:2]
+    return (
+        rgb.ndim == 3
+        and rgb.shape[2] == 3
+        and rgb.dtype == np.uint8
+        and (not settings.max_side or max(h, w) <= settings.max_side)
+        and h * w <= settings.max_pixels
+        and h * w * 3 + 65_536 <= settings.max_bytes
+    )
 
 
 class Recipe(Protocol):

@@ -124,7 +124,7 @@ def run_experiment(
     results = ExperimentResults(provenance, e1, e2, timed, e3, scaled, seconds_total, fairness, e4).to_json()
     from .report import write_outputs
 
-    write_outputs(out, results, e1.per_probe + e2.per_probe, e3.rows)
+    write_outputs(out, results, e1.per_probe + e2.per_probe, e3.rows, cache)
     log(f"done in {results['seconds_total']:.0f} s: {out / 'report.html'}")
     return results
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import html
 import io
 import json
 import math
 from pathlib import Path
 
+import numpy as np
+
+from ..embeddings import EmbeddingCache, artifact_key
 from ..fileio import atomic_write, json_default
 from ..samples import ATTRIBUTION, ATTRIBUTION_URL
 from .countermeasures import countermeasures_section
@@ -105,9 +109,12 @@ consent. Profiles in E3 are synthetic; nothing in them describes the real people
 """
 
 
-def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict]) -> None:
-    """Write every output of a run into ``out`` (each file atomically)."""
-    plots = make_plots(results)
+def write_outputs(
+    out: Path, results: dict, per_probe: list[dict], accretion_rows: list[dict], cache: EmbeddingCache | None = None
+) -> None:
+    """Write every output of a run into ``out`` (each file atomically). With ``cache``, the plots of
+    an earlier run with the same results (timings aside) and the same plotting code are reused."""
+    plots = _plots(results, cache)
     for name, png in plots.items():
         atomic_write(out / name, png)
     results = _clean(results)
@@ -116,3 +123,53 @@ def write_outputs(out: Path, results: dict, per_probe: list[dict], accretion_row
     atomic_write(out / "accretion.csv", _csv(accretion_rows))
     atomic_write(out / "report.html", render_html(results, plots))
     atomic_write(out / "results.json", json.dumps(results, indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+def _plots(results: dict, cache: EmbeddingCache | None) -> dict[str, bytes]:
+    """:func:`make_plots`, or its PNGs from the cache: keyed by the results without their timings,
+    cache flags, versions and paths (no plot draws any of them) and by :func:`_plot_version`."""
+    if cache is None:
+        return make_plots(results)
+    # through JSON first, so results computed in this run and results read back from a stage's cache
+    # (numpy numbers, tuples and number keys become JSON's) give the same key
+    key = artifact_key("plots", _plot_version(), _drawn(json.loads(json.dumps(results, default=json_default))))
+    hit = cache.get_arrays(key)
+    if hit is not None:
+        return {str(name): hit[f"png{i}"].tobytes() for i, name in enumerate(hit["names"])}
+    plots = make_plots(results)
+    arrays = {f"png{i}": np.frombuffer(png, np.uint8) for i, png in enumerate(plots.values())}
+    cache.put_arrays(key, {"names": np.array(list(plots), dtype=str), **arrays})
+    return plots
+
+
+#: what no plot draws and what changes between runs with the same numbers (the keys
+#: scripts/compare_results.py sets aside, and the dataset's paths)
+_NOT_DRAWN = {
+    "versions", "date", "started", "finished", "machine", "path", "out", "host", "config_path", "report",
+    "from_cache", "root", "gallery_manifest", "probe_manifest", "outputs",
+}  # fmt: skip
+
+
+def _drawn(x):
+    """``x`` without :data:`_NOT_DRAWN` and timings (keys ending ``_s`` or naming a time, timing,
+    seconds or elapsed)."""
+    if isinstance(x, dict):
+        return {k: _drawn(v) for k, v in x.items() if not _timing_or_not_drawn(str(k).lower())}
+    if isinstance(x, (list, tuple)):
+        return [_drawn(v) for v in x]
+    return x
+
+
+def _timing_or_not_drawn(key: str) -> bool:
+    return key in _NOT_DRAWN or key.endswith("_s") or any(w in key for w in ("time", "timing", "second", "elapsed"))
+
+
+def _plot_version() -> str:
+    """The plotting code and matplotlib's version: a change to either makes new plots."""
+    from importlib import metadata  # noqa: PLC0415
+
+    digest = hashlib.sha256(metadata.version("matplotlib").encode())
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    digest.update((Path(__file__).resolve().parents[1] / "metrics.py").read_bytes())
+    return digest.hexdigest()

@@ -4,8 +4,11 @@ and a person's shots fused by taking each candidate's best distance."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +16,7 @@ import numpy as np
 from ..captures import CaptureSource, make_captures
 from ..config import ExperimentConfig, replace, to_dict
 from ..degrade import Degradation, applicable
-from ..embeddings import EmbeddingCache, embed_batch, file_sha256
+from ..embeddings import EmbeddingCache, artifact_key, embed_batch, file_sha256
 from ..images import load_image
 from ..models import Box, as_box, embedder_id
 from .common import Log, ProbeSearch, Searches, exact_ci, identification, pct, probe_row, rank_against
@@ -90,7 +93,7 @@ def offline_to_online(
     cfg: ExperimentConfig, enrolled: Enrolled, cache: EmbeddingCache | None, progress: bool, log: Log
 ) -> OfflineResult:
     levels, fused, per_probe = {}, {}, []
-    sources = probe_sources(cfg, enrolled)
+    sources = probe_sources(cfg, enrolled, cache)
     run = _Run(cfg, enrolled, sources, cache, progress, log)
     model_id = embedder_id(cfg.faces)
     for li, level in enumerate(cfg.offline.levels):
@@ -120,15 +123,31 @@ def offline_to_online(
     return OfflineResult(levels, fused, per_probe)
 
 
-def probe_sources(cfg: ExperimentConfig, enrolled: Enrolled) -> dict[str, tuple[str, Box]]:
+def probe_sources(
+    cfg: ExperimentConfig, enrolled: Enrolled, cache: EmbeddingCache | None = None
+) -> dict[str, tuple[str, Box]]:
     """Each probe photo once: its content hash (what cached captures are keyed by) and its face box
-    in the loaded photo's pixels; the captures themselves are made in the embedding workers."""
-    box_of = dict(zip(enrolled.probes.names, enrolled.probes.boxes))
-    sources = {}
-    for name in enrolled.probes.names:
-        scale = load_image(name, max_side=cfg.faces.max_side).scale
-        sources[name] = (file_sha256(name), as_box(v * scale for v in box_of[name]))
-    return sources
+    in the loaded photo's pixels; the captures themselves are made in the embedding workers. The
+    loaded photos' scales are cached by the photos' content, the size limit and the loader's code,
+    so a second run decodes no photo here."""
+    names = enrolled.probes.names
+    box_of = dict(zip(names, enrolled.probes.boxes))
+    shas = [file_sha256(name) for name in names]
+    key = artifact_key("probe-scales", _loader_version(), shas, cfg.faces.max_side)
+    hit = cache.get_arrays(key) if cache is not None else None
+    if hit is not None and len(hit["scale"]) == len(names):
+        scales = [float(v) for v in hit["scale"]]
+    else:
+        scales = [load_image(name, max_side=cfg.faces.max_side).scale for name in names]
+        if cache is not None:
+            cache.put_arrays(key, {"scale": np.array(scales, np.float64)})
+    return {name: (sha, as_box(v * sc for v in box_of[name])) for name, sha, sc in zip(names, shas, scales)}
+
+
+@lru_cache(maxsize=1)
+def _loader_version() -> str:
+    """A hash of the code that decides a loaded photo's scale (part of the cached scales' key)."""
+    return hashlib.sha256((Path(__file__).resolve().parents[1] / "images.py").read_bytes()).hexdigest()
 
 
 def _captures(
@@ -194,7 +213,8 @@ def per_detector(run: _Run, level: Degradation, li: int, caps: _Captures, res) -
             got = [res[r * shots + s] for r in rows for s in range(shots)]
             seconds = None
         else:
-            items = [c for r in rows for c in _recapture(run, level, li, caps.rows_used[r], faces)]
+            model_id = embedder_id(faces)  # once: it reads every package's metadata
+            items = [c for r in rows for c in _recapture(run, level, li, caps.rows_used[r], faces, model_id)]
             run.log(f"E2 '{level.name}': {det} detector on {len(items)} captures of {len(rows)} people")
             t0 = time.perf_counter()
             got = embed_batch(items, faces, cache=run.cache, workers=cfg.workers or None, progress=run.progress)
@@ -209,14 +229,15 @@ def per_detector(run: _Run, level: Degradation, li: int, caps: _Captures, res) -
     return out
 
 
-def _recapture(run: _Run, level: Degradation, li: int, pi: int, faces) -> list:
-    """Probe ``pi``'s captures at ``level`` (the same images as the level's), cached under ``faces``."""
+def _recapture(run: _Run, level: Degradation, li: int, pi: int, faces, model_id: str) -> list:
+    """Probe ``pi``'s captures at ``level`` (the same images as the level's), cached under ``faces``
+    and its embedder's ``model_id`` (:func:`privrisk.models.embedder_id`)."""
     cfg = run.cfg
     name = run.enrolled.probes.names[pi]
     sha, box = run.sources[name]
     seed = (cfg.seed, li, pi)
     return make_captures(
-        CaptureSource(name, sha, box, cfg.faces.max_side), level, seed, cfg.offline.shots, faces, embedder_id(faces)
+        CaptureSource(name, sha, box, cfg.faces.max_side), level, seed, cfg.offline.shots, faces, model_id
     )
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import index as faiss_index
 from .. import metrics, tailmodel
 from ..config import ExperimentConfig
 from ..distractors import DistractorModel, Searchers, impostor_distances, predicted_rank1, validate
@@ -178,12 +177,22 @@ def scaling(cfg: ExperimentConfig, inp: ScalingInputs, log: Log, progress: bool 
     probe_codes = np.array([inp.truth[i] for i in range(n_vec)])
     real = impostor_distances(inp.probe_vecs, probe_codes, inp.gal_vecs, inp.gal_codes)
     check = validate(model, real, inp.probe_vecs, cfg.scaling.validation_distractors, seed=cfg.seed + 7)
-    tails = _tail_models(cfg, inp, probe_codes, check, log)
-    grid = _grid(cfg, len(inp.gal_vecs), tails.n_pairs)
-    specs = _specs(cfg, inp, tails.probe_fold)
-    exact = _exact_search(cfg, model, specs, grid, progress, log)
-    study = _Study(grid, exact, _predictions(cfg, specs, tails, inp.probe_vecs, grid))
-    curves = {name: _curve(cfg, model, name, spec, study) for name, spec in specs.items()}
+    n_real = len(inp.gal_vecs)
+    # The exact search (drawing 10^6 distractors and matrix products that release the GIL) needs
+    # neither the tail models nor their predictions, and they need nothing from it: it runs in a
+    # thread of its own while this one fits and predicts, so both cores stay busy. Each part draws
+    # from its own seeded generator, so the numbers are the same as one after the other.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        searching = background.submit(
+            _exact_search, cfg, model, _specs(cfg, inp, np.zeros(n_vec, np.int64)), n_real, progress, log
+        )
+        tails = _tail_models(cfg, inp, probe_codes, check, log)
+        grid = _grid(cfg, n_real, tails.n_pairs)
+        specs = _specs(cfg, inp, tails.probe_fold)
+        preds = _predictions(cfg, specs, tails, inp.probe_vecs, grid)
+        gaussian = {name: _gaussian_prediction(model, spec, grid.sizes, cfg, n_real) for name, spec in specs.items()}
+        study = _Study(grid, searching.result(), preds)
+    curves = {name: _curve(cfg, name, spec, study, gaussian[name]) for name, spec in specs.items()}
     return _summary(cfg, curves, study, check, tails)
 
 
@@ -260,11 +269,10 @@ def _specs(cfg: ExperimentConfig, inp: ScalingInputs, probe_fold) -> dict[str, d
     return specs
 
 
-def _exact_counts(spec, idx, size_cap, bar) -> np.ndarray:
-    """Per person: the 10 smallest distractor ids within the genuine radius (union over captures)."""
+def _radii(spec) -> np.ndarray:
+    """Each row's genuine radius (its person's), nan where the person has none."""
     radii = spec["g"][spec["owner"]]
-    ids = _smallest_ids(idx, size_cap, spec["vecs"], np.where(np.isfinite(radii), radii, np.nan), report=bar)
-    return _person_ids(ids, spec["owner"], len(spec["mated"]), size_cap)
+    return np.where(np.isfinite(radii), radii, np.nan)
 
 
 def _exact_rates(spec, ids, n_other) -> tuple[float, float]:
@@ -274,35 +282,42 @@ def _exact_rates(spec, ids, n_other) -> tuple[float, float]:
     return float(((rank == 1) & (ahead == 0)).mean()), float((rank - 1 + ahead <= 9).mean())
 
 
-def _exact_search(cfg: ExperimentConfig, model, specs, grid: _Grid, progress, log: Log) -> _Exact:
+def _exact_search(cfg: ExperimentConfig, model, specs, n_real: int, progress, log: Log) -> _Exact:
     """Every curve's persons searched exactly among distractors drawn from ``model`` up to the
-    largest searched size; at SEED_SIZE (or the largest searched size below it) two more draws give
-    the seed spread."""
-    n_real, sizes = grid.n_real, grid.sizes
+    largest searched size (:func:`_grid`'s ``sizes`` for a real gallery of ``n_real``); at SEED_SIZE
+    (or the largest searched size below it) two more draws give the seed spread. It reads each
+    spec's rows, owners, genuine radii, ranks and mated flags, never its fold. Every curve's rows
+    are searched together, chunk by chunk as the distractors are drawn (:func:`_smallest_ids`)."""
+    sizes = _grid(cfg, n_real, 0).sizes
     n_max = max(sizes) - n_real
     n_vec = len(specs["online_to_online"]["mated"])  # E1's probes
-    dim = specs["online_to_online"]["vecs"].shape[1]
-    distractors = model.sample(n_max, seed=cfg.seed + 11) if n_max > 0 else np.zeros((0, dim), np.float32)
-    index = faiss_index.build_index(distractors)
+    names = list(specs)
+    vecs = np.vstack([np.asarray(specs[n]["vecs"], np.float32) for n in names])
+    radii = np.concatenate([_radii(specs[n]) for n in names])
+    ends = np.cumsum([0] + [len(specs[n]["vecs"]) for n in names])
     seed_size = max([s for s in sizes if n_real < s <= SEED_SIZE], default=None)
-    n_queries = sum(int(np.isfinite(spec["g"][spec["owner"]]).sum()) for spec in specs.values())
+    n_queries = int(np.isfinite(radii).sum())
     bar = reporter(progress, n_queries * (3 if seed_size else 1), desc="scaling: exact range searches", unit="query")
-    t0 = time.perf_counter()
-    exact_ids = {name: _exact_counts(spec, index, n_max, bar) for name, spec in specs.items()}
-    search_s = (time.perf_counter() - t0) / max(len(specs), 1) / max(n_vec, 1)
+
+    def person_ids(ids: np.ndarray, size_cap: int) -> dict:
+        return {
+            n: _person_ids(ids[ends[i] : ends[i + 1]], specs[n]["owner"], len(specs[n]["mated"]), size_cap)
+            for i, n in enumerate(names)
+        }
+
+    searched = _smallest_ids(model.chunks(n_max, seed=cfg.seed + 11), n_max, vecs, radii, report=bar)
+    exact_ids = person_ids(searched.ids, n_max)
+    search_s = searched.seconds / max(len(specs), 1) / max(n_vec, 1)
     # seed spread: two more draws at SEED_SIZE (or the largest searched size below it)
-    seed_runs = {
-        name: [_exact_rates(spec, exact_ids[name], seed_size - n_real)] if seed_size else []
-        for name, spec in specs.items()
-    }
+    seed_runs = {n: [_exact_rates(specs[n], exact_ids[n], seed_size - n_real)] if seed_size else [] for n in names}
     if seed_size:
+        n_x = seed_size - n_real
         for extra in (12, 13):
-            d_x = model.sample(seed_size - n_real, seed=cfg.seed + extra)
-            idx_x = faiss_index.build_index(d_x)
-            for name, spec in specs.items():
-                seed_runs[name].append(
-                    _exact_rates(spec, _exact_counts(spec, idx_x, seed_size - n_real, bar), seed_size - n_real)
-                )
+            ids_x = person_ids(
+                _smallest_ids(model.chunks(n_x, seed=cfg.seed + extra), n_x, vecs, radii, report=bar).ids, n_x
+            )
+            for n in names:
+                seed_runs[n].append(_exact_rates(specs[n], ids_x[n], n_x))
         log(f"scaling: 3 distractor seeds searched at {seed_size:,}")
     bar(0, close=True)
     return _Exact(exact_ids, seed_runs, seed_size, search_s)
@@ -342,9 +357,9 @@ def _predictions(cfg: ExperimentConfig, specs, tails: _TailModels, probe_vecs, g
     return _Predictions(pred, thr_point, thr_lo, thr_hi)
 
 
-def _curve(cfg: ExperimentConfig, model, name: str, spec, study: _Study) -> dict:
+def _curve(cfg: ExperimentConfig, name: str, spec, study: _Study, predicted: dict) -> dict:
     """One curve: a labelled point per gallery size, the old readers' ``measured`` and
-    ``predicted``, and the seed spread."""
+    ``predicted`` (:func:`_gaussian_prediction`), and the seed spread."""
     exact, grid = study.exact, study.grid
     name_ids, seeds = exact.ids[name], exact.seed_runs[name]
     spread = (np.ptp([r[0] for r in seeds]), np.ptp([r[1] for r in seeds])) if len(seeds) > 1 else (0.0, 0.0)
@@ -357,7 +372,7 @@ def _curve(cfg: ExperimentConfig, model, name: str, spec, study: _Study) -> dict
     ]
     return {
         "measured": old,
-        "predicted": _gaussian_prediction(model, spec, grid.sizes, cfg, grid.n_real),
+        "predicted": predicted,
         "points": points,
         "seed_spread": {
             "gallery_size": exact.seed_size,
@@ -519,31 +534,72 @@ RANGE_SPANS = {
 }
 
 
+@dataclass(frozen=True)
+class _Found:
+    """:func:`_smallest_ids`' answer: (rows, k) ids, and the seconds spent searching (not drawing)."""
+
+    ids: np.ndarray
+    seconds: float
+
+
+#: Distractors compared with every query at once in one block of :func:`_smallest_ids`.
+_BLOCK = 8192
+#: How far (in squared distance) past its radius a float32 estimate still counts as a candidate that
+#: the exact float64 distance decides: many times float32's error on these sums (about 1e-5 at most).
+_MARGIN = 1e-3
+
+
 def _smallest_ids(
-    index, n_max: int, vecs: np.ndarray, radii: np.ndarray, k: int = 10, report: Callable[[int], None] | None = None
-) -> np.ndarray:
-    """(n, k): the k smallest distractor ids (= positions in the draw) within each query's radius,
-    padded with n_max; queries with a non-finite radius get no ids. Queries go to FAISS in batches of
-    similar radius, each batch as one range search at the batch's largest radius."""
+    chunks: Iterable[tuple[int, np.ndarray]],
+    n_max: int,
+    vecs: np.ndarray,
+    radii: np.ndarray,
+    k: int = 10,
+    report: Callable[[int], None] | None = None,
+) -> _Found:
+    """(n, k): the k smallest distractor ids (= positions in the draw) within each query's radius
+    (squared distance at most the radius squared in float32, as a FAISS range search compares it),
+    padded with n_max; queries with a non-finite radius get no ids. ``chunks`` yields the draw as
+    ``(start, (m, d) float32)`` (:meth:`DistractorModel.chunks`), searched as it comes, in blocks on
+    every core: one float32 matrix product per block finds the candidates (within the radius plus
+    :data:`_MARGIN`), and their exact float64 distances decide. Ids come in order, so each query keeps
+    the first k it meets."""
     out = np.full((len(vecs), k), n_max, np.int64)
-    if n_max == 0 or not len(vecs):
-        return out
-    finite = np.isfinite(radii)
-    order = np.where(finite)[0][np.argsort(radii[finite], kind="stable")]
-    batches = [order[start : start + 64] for start in range(0, len(order), 64)]
+    finite = np.where(np.isfinite(radii))[0]
+    if n_max == 0 or not len(finite):
+        return _Found(out, 0.0)
+    x32 = np.ascontiguousarray(vecs[finite], np.float32)
+    x64 = x32.astype(np.float64)
+    r2 = radii[finite].astype(np.float32) ** 2  # the threshold FAISS's range search compared with
+    bound = ((x64**2).sum(axis=1) - r2 - _MARGIN).astype(np.float32)  # candidate: 2 x.y >= bound + |y|^2
+    found: list[list[int]] = [[] for _ in finite]
 
-    def search(batch):  # FAISS releases the GIL: batches run on every core at once
-        r2 = radii[batch].astype(np.float32) ** 2
-        lims, d2, ids = index.range_search(np.ascontiguousarray(vecs[batch]), float(r2.max()))
-        return [np.sort(ids[lims[j] : lims[j + 1]][d2[lims[j] : lims[j + 1]] <= r2[j]])[:k] for j in range(len(batch))]
+    def block(args) -> tuple[np.ndarray, np.ndarray]:
+        first, y = args
+        ip2 = x32 @ y.T
+        ip2 *= 2
+        q, j = np.nonzero(ip2 >= bound[:, None] + (y.astype(np.float64) ** 2).sum(axis=1).astype(np.float32))
+        d2 = ((x64[q] - y[j].astype(np.float64)) ** 2).sum(axis=1)
+        keep = d2 <= r2[q]
+        return q[keep], j[keep] + first
 
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        for batch, found in zip(batches, pool.map(search, batches)):
-            for q, inside in zip(batch, found):
-                out[q, : len(inside)] = inside
+    seconds, done = 0.0, 0
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:  # numpy releases the GIL
+        for start, part in chunks:
+            t0 = time.perf_counter()
+            blocks = [(start + b, part[b : b + _BLOCK]) for b in range(0, len(part), _BLOCK)]
+            for q, inside in pool.map(block, blocks):  # in id order; within a block, by query then id
+                for qi, i in zip(q.tolist(), inside.tolist()):
+                    if len(found[qi]) < k:
+                        found[qi].append(i)
+            seconds += time.perf_counter() - t0
             if report is not None:
-                report(len(batch))
-    return out
+                now = len(finite) * (start + len(part)) // n_max
+                report(now - done)
+                done = now
+    for qi, first in zip(finite, found):
+        out[qi, : len(first)] = first
+    return _Found(out, seconds)
 
 
 def _person_ids(shot_ids: np.ndarray, owner: np.ndarray, n_persons: int, n_max: int, k: int = 10) -> np.ndarray:
