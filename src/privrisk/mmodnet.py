@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from .dlibnet import DlibFormatError, Layer, _Reader, _read_details, file_sha256, import_onnxruntime
+from .dlibnet import DlibFormatError, Layer, _read_details, _Reader, file_sha256, import_onnxruntime
 from .errors import ModelUnavailable
 
 # sha256 of face_recognition_models' mmod_human_face_detector.dat, the file whose boxes were
 # compared with dlib's on the sample photos and the demo's captures.
-VERIFIED_SHA256 = ""
+VERIFIED_SHA256 = "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"
 
 PYRAMID_PADDING = 10  # dlib's input_rgb_image_pyramid defaults (files of the first version store none)
 PYRAMID_OUTER_PADDING = 11
@@ -346,9 +346,7 @@ def tiled_input(rgb: np.ndarray, net: MmodNet) -> tuple[np.ndarray, list[Rect]]:
     data[:, t0 : b0 + 1, l0 : r0 + 1] = (planes - means) / F32(256)
     for prev, cur in zip(rects, rects[1:], strict=False):
         src = data[:, prev[1] : prev[3] + 1, prev[0] : prev[2] + 1]
-        data[:, cur[1] : cur[3] + 1, cur[0] : cur[2] + 1] = resize_float(
-            src, cur[3] - cur[1] + 1, cur[2] - cur[0] + 1
-        )
+        data[:, cur[1] : cur[3] + 1, cur[0] : cur[2] + 1] = resize_float(src, cur[3] - cur[1] + 1, cur[2] - cur[0] + 1)
     return data[None], rects
 
 
@@ -410,7 +408,8 @@ def scores_to_boxes(scores: np.ndarray, rects: list[Rect], net: MmodNet) -> list
         corners = [x - ww - ox, y - hh - oy, x + ww - ox, y + hh - oy]
         for _ in range(level):
             corners = [c * ratio + 0.3 for c in corners]
-        dets.append((float(v), int(offset), tuple(_round(c) for c in corners)))  # type: ignore[misc]
+        left, top, right, bottom = (_round(c) for c in corners)
+        dets.append((float(v), int(offset), (left, top, right, bottom)))
     dets.sort(key=lambda d: d[0], reverse=True)
     kept: list[tuple[Rect, float]] = []
     iou, covered = net.nms
@@ -554,6 +553,15 @@ class FastMmodDetector:
             (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
             for (left, top, right, bottom), _conf in self.detections(rgb, upsample)
         ]
+
+
+def default_path() -> str:
+    """Where face_recognition's models package keeps the MMOD detector (no dlib import)."""
+    try:
+        import face_recognition_models  # noqa: PLC0415
+    except ImportError as exc:
+        raise ModelUnavailable(f"cannot find dlib's cnn face detector ({exc})") from None
+    return str(face_recognition_models.cnn_face_detector_model_location())
 
 
 def load_fast_detector(path: str | Path, expected_sha256: str | None = VERIFIED_SHA256) -> FastMmodDetector:
