@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .dlibnet import DlibFormatError, Layer, _read_details, _Reader, file_sha256, import_onnxruntime
+from .dlibnet import DlibFormatError, Layer, Reader, file_sha256, import_onnxruntime, read_details
 from .errors import ModelUnavailable
 
 # sha256 of face_recognition_models' mmod_human_face_detector.dat, the file whose boxes were
@@ -68,7 +68,7 @@ class MmodNet:
 # Reading the file.
 
 
-def _read_bn_con(r: _Reader) -> Layer:
+def _read_bn_con(r: Reader) -> Layer:
     """A ``bn_con2`` layer (batch normalisation, as trained) as the affine layer dlib turns it into
     when it loads the detector: gamma / sqrt(running variance + eps) and beta - that * running mean,
     in float32 as dlib computes them."""
@@ -90,16 +90,16 @@ def _read_bn_con(r: _Reader) -> Layer:
     return Layer("affine", {"channels": n}, {"gamma": g.astype(F32), "beta": b.astype(F32)})
 
 
-def _read_layer(r: _Reader) -> Layer:
+def _read_layer(r: Reader) -> Layer:
     start = r.pos
     name = r.read_string()
     if name == "bn_con2":
         return _read_bn_con(r)
     r.pos = start
-    return _read_details(r)
+    return read_details(r)
 
 
-def _read_subnet(r: _Reader) -> tuple[list[Layer], tuple[float, float, float], tuple[int, int]]:
+def _read_subnet(r: Reader) -> tuple[list[Layer], tuple[float, float, float], tuple[int, int]]:
     version = r.read_int()
     if version == 2:  # add_layer over another layer
         below, means, padding = _read_subnet(r)
@@ -127,7 +127,7 @@ def read_mmod_net(path: str | Path) -> MmodNet:
     """Parse dlib's MMOD detector file, checking that every byte is consumed. Raises
     :class:`~privrisk.dlibnet.DlibFormatError` naming the offset when the bytes do not fit."""
     data = Path(path).read_bytes()
-    r = _Reader(data)
+    r = Reader(data)
     if r.read_int() != 1 or r.read_string() != "loss_mmod_":
         raise DlibFormatError(f"{path}: not a dlib MMOD network")
     options_version = r.read_int()
