@@ -48,6 +48,11 @@ PYRAMID_MIN_HEIGHT = 5  # compute_tiled_image_pyramid_details stops below this m
 
 F32 = np.float32
 
+#: Scores closer than this (to each other or to dlib's threshold, 0) are a near tie that float
+#: rounding could decide either way; the fast detector then leaves the image to dlib (see
+#: :func:`near_tie`). Ten times the largest score difference measured between the two runtimes.
+TIE_MARGIN = 3e-5
+
 
 @dataclass
 class MmodNet:
@@ -391,33 +396,71 @@ def _overlaps(a: Rect, b: Rect, iou: float, covered: float) -> bool:
     return inner / outer > iou or inner / _area(a) > covered or inner / _area(b) > covered
 
 
-def scores_to_boxes(scores: np.ndarray, rects: list[Rect], net: MmodNet) -> list[tuple[Rect, float]]:
-    """dlib's detections (rectangle in the image the tensor was built from, confidence) from the
-    (rows, cols) score map: points above 0, best first, non-maximum suppressed."""
-    rr, cc = np.nonzero(scores > 0)
-    if rr.size == 0:
-        return []
+def _candidates(scores: np.ndarray, rects: list[Rect], net: MmodNet, floor: float) -> list[tuple[float, Rect]]:
+    """Every window scoring above ``floor``, best first: (score, rectangle in the tiled image's source
+    image), the rectangle mapped as dlib maps it and rounded to whole pixels."""
+    rr, cc = np.nonzero(scores > floor)
     vals = scores[rr, cc].astype(np.float64)
     xs, ys = _output_to_input(net, rr, cc)
     ww, hh = (net.window[0] - 1) / 2, (net.window[1] - 1) / 2
     ratio = net.pyramid_n / (net.pyramid_n - 1.0)
-    dets: list[tuple[float, int, Rect]] = []
-    for v, x, y, offset in zip(vals, xs, ys, rr * scores.shape[1] + cc, strict=True):
+    dets: list[tuple[float, Rect]] = []
+    for v, x, y in zip(vals, xs, ys, strict=True):
         level = _nearest_rect(rects, x, y)
         ox, oy = rects[level][0], rects[level][1]
         corners = [x - ww - ox, y - hh - oy, x + ww - ox, y + hh - oy]
         for _ in range(level):
             corners = [c * ratio + 0.3 for c in corners]
         left, top, right, bottom = (_round(c) for c in corners)
-        dets.append((float(v), int(offset), (left, top, right, bottom)))
+        dets.append((float(v), (left, top, right, bottom)))
     dets.sort(key=lambda d: d[0], reverse=True)
-    kept: list[tuple[Rect, float]] = []
+    return dets
+
+
+def _suppress(dets: list[tuple[float, Rect]], net: MmodNet) -> list[int]:
+    """Indices of ``dets`` (best first) that dlib's non-maximum suppression keeps."""
     iou, covered = net.nms
-    for v, _offset, rect in dets:
-        if any(_overlaps(k, rect, iou, covered) for k, _ in kept):
-            continue
-        kept.append((rect, v))
+    kept: list[int] = []
+    for i, (_v, rect) in enumerate(dets):
+        if not any(_overlaps(dets[k][1], rect, iou, covered) for k in kept):
+            kept.append(i)
     return kept
+
+
+def scores_to_boxes(scores: np.ndarray, rects: list[Rect], net: MmodNet) -> list[tuple[Rect, float]]:
+    """dlib's detections (rectangle in the image the tensor was built from, confidence) from the
+    (rows, cols) score map: points above 0, best first, non-maximum suppressed."""
+    dets = _candidates(scores, rects, net, 0.0)
+    return [(dets[i][1], dets[i][0]) for i in _suppress(dets, net)]
+
+
+def near_tie(scores: np.ndarray, rects: list[Rect], net: MmodNet, margin: float = TIE_MARGIN) -> bool:
+    """Whether float rounding of ``margin`` in the scores could change dlib's answer: a window within
+    ``margin`` of the threshold that no kept box suppresses, or two windows within ``margin`` of
+    each other, one of them kept, that overlap or are both kept (their order decides which one
+    survives, or the order of the answer). ONNX Runtime and dlib add the same products in a
+    different order, so their scores differ by a few 1e-6 (the largest difference measured on the
+    sample photos and captures is in docs/engine.md); where this returns True, only dlib can say
+    which box it finds."""
+    dets = _candidates(scores, rects, net, -margin)
+    positive = [d for d in dets if d[0] > 0]
+    kept = _suppress(positive, net)
+    iou, covered = net.nms
+    sure = [positive[k][1] for k in kept if positive[k][0] > margin]  # kept whichever way rounding goes
+    for v, rect in dets:
+        if v <= margin and not any(_overlaps(k, rect, iou, covered) for k in sure):
+            return True
+    values = np.array([d[0] for d in positive])
+    kept_set = set(kept)
+    for k in kept:
+        v, rect = positive[k]
+        lo, hi = np.searchsorted(-values, [-(v + margin), -(v - margin)], side="left")
+        for j in range(int(lo), min(int(hi) + 1, len(positive))):
+            if j == k or abs(positive[j][0] - v) >= margin:
+                continue
+            if j in kept_set or _overlaps(rect, positive[j][1], iou, covered):
+                return True
+    return False
 
 
 def rect_down(rect: Rect, levels: int) -> Rect:
@@ -491,7 +534,8 @@ Box = tuple[int, int, int, int]  # (top, right, bottom, left), as face_recogniti
 class FastMmodDetector:
     """dlib's CNN face detector on ONNX Runtime: ``detector(rgb, upsample)`` returns what
     ``face_recognition.face_locations(rgb, upsample, model="cnn")`` returns, (top, right, bottom,
-    left) boxes clipped to the image; :meth:`detections` gives dlib's rectangles and confidences.
+    left) boxes clipped to the image, or None for a near tie only dlib can settle (then ask dlib);
+    :meth:`detections` gives dlib's rectangles and confidences.
 
     Like :class:`~privrisk.dlibnet.FastDescriptor`, each process makes its own one-thread ONNX
     Runtime session on first use (sessions do not survive ``fork``)."""
@@ -504,6 +548,7 @@ class FastMmodDetector:
         self._lock = threading.Lock()
         self._session: Any = None
         self._pid = -1
+        self.near_ties = 0  # images left to dlib because of a near tie, in this process
 
     def _get_session(self):
         import ctypes  # noqa: PLC0415
@@ -531,9 +576,11 @@ class FastMmodDetector:
         scores = self._get_session().run(None, {"tiles": tiles})[0]
         return scores[0, 0], rects
 
-    def detections(self, rgb: np.ndarray, upsample: int = 0) -> list[tuple[Rect, float]]:
+    def detections(self, rgb: np.ndarray, upsample: int = 0) -> list[tuple[Rect, float]] | None:
         """dlib's ``cnn_face_detection_model_v1(rgb, upsample)``: (left, top, right, bottom)
-        rectangles in ``rgb`` pixels (not clipped) with their confidences, best first."""
+        rectangles in ``rgb`` pixels (not clipped) with their confidences, best first. None when two
+        windows' scores are a near tie (:func:`near_tie`) that only dlib's own arithmetic can settle:
+        ask dlib then."""
         rgb = np.ascontiguousarray(rgb)
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[:, :, None], 3, axis=2)
@@ -544,15 +591,20 @@ class FastMmodDetector:
             rows, cols = upsampled_size(*image.shape[:2])
             image = resize_rgb(image, rows, cols)
         scores, rects = self.score_map(image)
-        found = scores_to_boxes(scores, rects, self.net) if rects else []
+        if not rects:
+            return []
+        if near_tie(scores, rects, self.net):
+            self.near_ties += 1
+            return None
+        found = scores_to_boxes(scores, rects, self.net)
         return [(rect_down(rect, upsample), conf) for rect, conf in found]
 
-    def __call__(self, rgb: np.ndarray, upsample: int = 0) -> list[Box]:
+    def __call__(self, rgb: np.ndarray, upsample: int = 0) -> list[Box] | None:
+        found = self.detections(rgb, upsample)
+        if found is None:
+            return None
         h, w = rgb.shape[:2]
-        return [
-            (max(top, 0), min(right, w), min(bottom, h), max(left, 0))
-            for (left, top, right, bottom), _conf in self.detections(rgb, upsample)
-        ]
+        return [(max(top, 0), min(right, w), min(bottom, h), max(left, 0)) for (left, top, right, bottom), _c in found]
 
 
 def default_path() -> str:
