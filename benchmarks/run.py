@@ -395,11 +395,48 @@ def bench_detectors(n: int = 10) -> dict:
         row["cnn_over_hog"] = row["cnn"]["s_per_image"] / max(row["hog"]["s_per_image"], 1e-9)
         out["rows"].append(row)
         log(f"detectors on {set_name}: " + ", ".join(f"{k} {v}" for k, v in row.items() if isinstance(v, dict)))
+    # after every embed_batch above: dlib's cnn detector running in this process makes later batches
+    # spawn their workers instead of forking them (models.fork_is_safe), which would slow those rows
+    for row, items in zip(out["rows"], sets.values(), strict=True):
+        row["cnn_engines"] = cnn_engines_side_by_side(items, FaceSettings(detector="cnn"))
+        log(f"cnn detector on {row['images']}, dlib and fast: {row['cnn_engines']}")
     out["note"] = (
         "seconds per image = wall time of embed_batch(workers=2, no cache) / images: load, detect (with each "
-        "detector's upsampling rule), landmarks and dlib's embedding; measured side by side in this run."
+        "detector's upsampling rule), landmarks and dlib's embedding; measured side by side in this run. "
+        "cnn_engines: the cnn detector alone (detect_faces with its upsampling rule, one process), dlib's "
+        "against the fast engine's (privrisk.mmodnet, one ONNX Runtime thread) on the same images, and "
+        "whether every box was the same."
     )
     return out
+
+
+def cnn_engines_side_by_side(items: list[tuple[str, bytes]], settings: FaceSettings) -> dict:
+    """Seconds per image of dlib's cnn detector and of the fast engine's (privrisk.mmodnet) on the same
+    images, as privrisk's detect_faces calls them (its shrinking and upsampling rule), one after the
+    other in this process; and whether their boxes were all the same."""
+    from privrisk.faces import detect_faces
+    from privrisk.images import load_image
+    from privrisk.models import DlibFaceModel, FastFaceModel
+
+    dlib_model = load_face_model(dataclasses.replace(settings, engine="dlib"))
+    fast_model = load_face_model(dataclasses.replace(settings, engine="fast"))
+    if not isinstance(fast_model, FastFaceModel) or not isinstance(dlib_model, DlibFaceModel):
+        return {"note": "the fast engine is not available here"}
+    images = [load_image(data, name=name) for name, data in items]
+    seconds, boxes = {}, {}
+    for label, model in (("dlib", dlib_model), ("fast", fast_model)):
+        model.detect(images[0].rgb[:64, :64], "cnn", 0)  # load the detector outside the timing
+        t0 = time.perf_counter()
+        boxes[label] = [detect_faces(model, image, settings) for image in images]
+        seconds[label] = (time.perf_counter() - t0) / max(len(images), 1)
+    return {
+        "dlib_s_per_image": seconds["dlib"],
+        "fast_s_per_image": seconds["fast"],
+        "dlib_over_fast": seconds["dlib"] / max(seconds["fast"], 1e-9),
+        "same_boxes": boxes["dlib"] == boxes["fast"],
+        "faces": sum(len(b) for b in boxes["dlib"]),
+        "load": os.getloadavg()[0],
+    }
 
 
 def ten_photos_of_one_person(subject: str = "066") -> tuple[list[tuple[str, bytes]], bytes]:
@@ -1011,6 +1048,23 @@ def markdown(res: dict) -> str:
                 f"| {r['images']} | {r['n']} | {cell('hog')} | {cell('cnn')} | {r['cnn_over_hog']:.0f}x | "
                 f"{cell('cnn, self-check (320 px copy)')} |"
             )
+        engines = [r for r in res["detectors"]["rows"] if "dlib_s_per_image" in r.get("cnn_engines", {})]
+        if engines:
+            lines += [
+                "",
+                "The cnn detector alone (its upsampling rule, one process), dlib's against the fast engine's "
+                "(privrisk.mmodnet), on the same images in this run:",
+                "",
+                "| images | n | dlib | fast | dlib / fast | same boxes | load |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for r in engines:
+                e = r["cnn_engines"]
+                lines.append(
+                    f"| {r['images']} | {r['n']} | {e['dlib_s_per_image']:.3f} s | {e['fast_s_per_image']:.3f} s | "
+                    f"{e['dlib_over_fast']:.1f}x | {'yes' if e['same_boxes'] else 'NO'} ({e['faces']} faces) | "
+                    f"{e['load']:.1f} |"
+                )
     if "demo" in res:
         d = res["demo"]
         line = f"\nDemo wall time: cold {d['cold_s']:.0f} s, warm {d['warm_s']:.0f} s"

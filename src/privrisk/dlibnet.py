@@ -171,6 +171,11 @@ def _read_details(r: _Reader) -> Layer:
     raise DlibFormatError(f"unknown layer {name!r} at offset {r.pos}")
 
 
+# The reader's parts that other dlib networks' readers build on (privrisk.mmodnet, the CNN face detector).
+Reader = _Reader
+read_details = _read_details
+
+
 def _read_subnet(r: _Reader) -> list[Layer]:
     """The layers of one sub-network, bottom-up."""
     version = r.read_int()

@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from importlib import metadata
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -124,11 +124,16 @@ class DlibFaceModel:
 
 class FastFaceModel(DlibFaceModel):
     """The same model as :class:`DlibFaceModel` (same detectors, landmarks, face chips and weights,
-    same ``model_id``); only the descriptor network runs on ONNX Runtime (:mod:`privrisk.dlibnet`).
+    same ``model_id``); the descriptor network runs on ONNX Runtime (:mod:`privrisk.dlibnet`), and so
+    does the CNN detector's network (:mod:`privrisk.mmodnet`, the same boxes as dlib's).
 
     ``encode`` does what face_recognition's ``face_encodings(..., model="large")`` does: the
     68-point landmarks of each box, dlib's 150 px face chip with 0.25 padding, the network. Random
-    jitter (``jitters > 1``) is dlib's own and goes to dlib, saying so once."""
+    jitter (``jitters > 1``) is dlib's own and goes to dlib, saying so once. ``detect`` with
+    ``detector="cnn"`` does what ``face_locations(..., model="cnn")`` does, with the same boxes; dlib's
+    detector runs instead for an image whose window scores are a near tie (``mmodnet.near_tie``), and
+    for every image, saying why once, when the detector file is not the one the fast detector was
+    verified on."""
 
     engine = "fast"
 
@@ -136,6 +141,29 @@ class FastFaceModel(DlibFaceModel):
         super().__init__(api)
         self._descriptor = descriptor
         self._said_jitter = False
+        self._cnn: Any = None  # the fast cnn detector once loaded; False when it cannot be used here
+        self._cnn_lock = threading.Lock()
+
+    def detect(self, rgb: np.ndarray, detector: str = "hog", upsample: int = 1) -> list[Box]:
+        if detector == "cnn":
+            fast = self._fast_cnn()
+            boxes = fast(rgb, upsample) if fast is not None else None
+            if boxes is not None:  # None: a near tie of two windows' scores, which only dlib can settle
+                return [as_box(box) for box in boxes]
+        return super().detect(rgb, detector, upsample)
+
+    def _fast_cnn(self):
+        if self._cnn is None:
+            with self._cnn_lock:
+                if self._cnn is None:
+                    from . import mmodnet  # noqa: PLC0415 - loads onnx on use only
+
+                    try:
+                        self._cnn = mmodnet.load_fast_detector(mmodnet.default_path())
+                    except ModelUnavailable as exc:
+                        _note(f"the fast cnn detector is not used: {exc}; using dlib's")
+                        self._cnn = False
+        return self._cnn or None
 
     def encode(self, rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1) -> np.ndarray:
         return self.encode_many([(rgb, boxes)], jitters)[0]
