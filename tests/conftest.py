@@ -29,6 +29,19 @@ def pytest_configure(config):
         models._engines["fast"] = "dlib"
 
 
+HEAVY = ("model", "slow", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with a test marked model, slow or browser first, in their usual order, then the rest; each
+    file's tests stay together. Under ``pytest -n`` with ``--dist loadscope`` (pyproject.toml: a file's
+    tests run on one worker, so its module fixtures run once) the workers take files in this order as
+    they become free: the long files start first and the many short ones fill in at the end, instead of
+    one long file finishing alone."""
+    heavy = {item.nodeid.split("::")[0] for item in items if any(item.get_closest_marker(m) for m in HEAVY)}
+    items[:] = sorted(items, key=lambda item: item.nodeid.split("::")[0] not in heavy)
+
+
 @pytest.fixture
 def fast_engine(request):
     """For tests of the fast engine itself: skipped under ``--engine dlib``, where there is none."""
@@ -80,8 +93,14 @@ def shared_cache_dir(tmp_path_factory) -> str:
     """One embedding cache folder (PRIVRISK_CACHE_DIR) for the tests that run the sample set end to end
     without testing the cache itself: the sample photos and their E2 captures are embedded once per
     session instead of once per test. It is keyed by image content, settings and versions like any cache;
-    tests of caching, resuming and cold starts keep folders of their own."""
-    return str(tmp_path_factory.getbasetemp() / "shared-cache")
+    tests of caching, resuming and cold starts keep folders of their own. Under ``pytest -n`` the workers
+    share it too."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # pytest -n: each worker is a session of its own, under one run folder (pytest-N/gw0, gw1, ...);
+        # the cache sits beside them so the workers share it (SQLite in WAL mode, safe across processes)
+        base = base.parent
+    return str(base / "shared-cache")
 
 
 @pytest.fixture(scope="session")
