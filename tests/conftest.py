@@ -30,16 +30,34 @@ def pytest_configure(config):
 
 
 HEAVY = ("model", "slow", "browser")
+# files whose tests take minutes (the demo run, kill-and-resume, the app's experiment runs): started first
+LONGEST = (
+    "tests/test_experiment.py",
+    "tests/test_resilience.py",
+    "tests/test_app_truth_browser.py",
+    "tests/test_app.py",
+    "tests/test_docs.py",
+    "tests/test_packaging.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Files with a test marked model, slow or browser first, in their usual order, then the rest; each
-    file's tests stay together. Under ``pytest -n`` with ``--dist loadscope`` (pyproject.toml: a file's
-    tests run on one worker, so its module fixtures run once) the workers take files in this order as
-    they become free: the long files start first and the many short ones fill in at the end, instead of
-    one long file finishing alone."""
-    heavy = {item.nodeid.split("::")[0] for item in items if any(item.get_closest_marker(m) for m in HEAVY)}
-    items[:] = sorted(items, key=lambda item: item.nodeid.split("::")[0] not in heavy)
+    """The files in LONGEST first, then the other files with a test marked model, slow or browser, then
+    the rest, each file's tests together and in their usual order. Under ``pytest -n`` with ``--dist
+    loadscope`` (pyproject.toml: a file's tests run on one worker, so its module fixtures run once) the
+    workers take files in this order as they become free: the long ones start first and the many short
+    ones fill in at the end, instead of one long file finishing alone."""
+
+    def where(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    heavy = {where(item) for item in items if any(item.get_closest_marker(m) for m in HEAVY)}
+
+    def rank(item) -> tuple[int, int]:
+        f = where(item)
+        return (0, LONGEST.index(f)) if f in LONGEST else (1 if f in heavy else 2, 0)
+
+    items[:] = sorted(items, key=rank)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The Streamlit app: each page's logic with AppTest, two sessions at once."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -178,33 +179,12 @@ def test_trainer_refuses_enrolment_without_a_photo(london):
     assert any("photo first" in e.value for e in at.error)
 
 
+APP_EXPERIMENT = ROOT / "tests" / "data" / "app_experiment.toml"
+
+
 def test_experiment_page_runs_and_shows_results(london, tmp_path, monkeypatch):
-    import dataclasses
-
-    from app_pages import common
-
-    # The page builds the config from its widgets (checked below) and runs it in the background. What the
-    # page does with a run does not depend on the run's size, so the run it starts is made small: the
-    # headline level alone, the hog detector alone, fewer resamples. The default config's cnn detector on
-    # every person at five levels was most of this test's three minutes; the demo's full config runs end
-    # to end in tests/test_experiment.py.
-    seen = []
-
-    class SmallJob(common.ExperimentJob):
-        def __init__(self, config, out_dir, **kw):
-            seen.append(config)
-            o = config.offline
-            small = dataclasses.replace(
-                config,
-                bootstrap=50,
-                offline=dataclasses.replace(
-                    o, levels=[lv for lv in o.levels if lv.name == o.headline], detectors=["hog"], timing_probes=2
-                ),
-                scaling=dataclasses.replace(config.scaling, validation_distractors=200, tail_bootstrap=10),
-            )
-            super().__init__(small, out_dir, **kw)
-
-    monkeypatch.setattr(common, "ExperimentJob", SmallJob)
+    # the page starts from a small config (the file says why); the widgets below set the rest
+    monkeypatch.setenv("PRIVRISK_APP_EXPERIMENT_CONFIG", str(APP_EXPERIMENT))
     at = page("experiment.py")
     at.run()
     assert not at.exception
@@ -217,14 +197,14 @@ def test_experiment_page_runs_and_shows_results(london, tmp_path, monkeypatch):
     from app_pages.common import experiment_jobs
 
     job = experiment_jobs()[str(tmp_path / "run")]
-    (config,) = seen  # the widgets' values reached the config
-    assert config.offline.shots == 1 and config.scaling.sizes == [100, 1_000, 10_000]
-    assert config.unseen_share == pytest.approx(0.2) and len(config.offline.levels) > 1
     at.slider(key="exp_unseen").set_value(0.3).run()
     assert not at.exception and not job.error
     assert job.wait(timeout=900) and job.error is None, job.error
     at.run()
-    assert (tmp_path / "run" / "results.json").is_file()
+    config = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+    # the widgets' values and the preset's settings reached the run
+    assert config["offline"]["shots"] == 1 and config["scaling"]["sizes"] == [100, 1_000, 10_000]
+    assert [lv["name"] for lv in config["offline"]["levels"]] == ["webcam"] and config["bootstrap"] == 50
     assert any("Done" in s.value for s in at.success)
     assert any("E1 online to online" in c.value for c in at.code)
     assert at.table and len(at.download_button) == 3

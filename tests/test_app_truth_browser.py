@@ -38,6 +38,7 @@ def app(tmp_path_factory, london, shared_cache_dir):
         PRIVRISK_DATASET_DIR=str(london),
         PRIVRISK_CACHE_DIR=shared_cache_dir,
         PRIVRISK_APP_DISTRACTORS="200000",
+        PRIVRISK_APP_EXPERIMENT_CONFIG=str(ROOT / "tests" / "data" / "app_experiment.toml"),  # a small run
         STREAMLIT_SERVER_PORT=str(port),
         STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
     )
