@@ -16,7 +16,7 @@ def pytest_addoption(parser):
         default="fast",
         help="the engine that computes dlib's descriptor where the settings ask for the default 'fast' "
         "(dlib: every test runs dlib itself, as when the fast engine cannot be used; benchmarks/run.py "
-        "times the model lane with each). CLI tests that start a new process keep the default",
+        "times the whole suite with each). CLI tests that start a new process keep the default",
     )
 
 
