@@ -18,6 +18,7 @@ from app_pages.common import (
 )
 from privrisk.config import ExposureSettings
 from privrisk.exposure import Scorer, score, single_changes, top_changes
+from privrisk.exposure.words import range_text
 from privrisk.profiles import AUDIENCES, FIELDS, LEVELS, PRESETS, profile_from_dict
 from privrisk.scenarios import WHO, first_screen, scenarios
 from privrisk.selfcheck import (
@@ -251,7 +252,7 @@ st.subheader("Your exposure score")
 st.markdown(sentence)
 m1, m2, m3 = st.columns(3)
 m1.metric(f"Exposure score ({audience.replace('_', ' ')})", f"{scored.score:.0f} / 100")
-m2.metric("Range", f"{lo:.0f}-{hi:.0f}", help="What the data allows for the score (chance of being linked and content)")
+m2.metric("Range", range_text(lo, hi), help="What the data allows for the score (chance of being linked and content)")
 m3.metric(
     "Chance a photo leads here",
     f"{link.p:.0%}" if link.lo == link.hi else f"{link.lo:.0%}-{link.hi:.0%}",

@@ -742,3 +742,10 @@ def test_shipped_multi_photo_gain_records_the_inputs_the_code_has_now():
         now, capture_recipe={**now["capture_recipe"], "street": {**now["capture_recipe"]["street"], "jpeg_quality": -1}}
     )
     assert changed != rec
+
+
+def test_a_score_range_whose_ends_round_alike_reads_as_one_number():
+    from privrisk.exposure.words import range_text
+
+    assert range_text(29.6, 30.4) == "30"
+    assert range_text(12.2, 39.0) == "12-39"

@@ -188,9 +188,17 @@ def test_first_screen_is_short_plain_and_every_number_is_in_the_json(score_json,
     # the score leads with its range in words
     sc = score_json["scores"]["stranger"]
     lo, hi = (f"{v:.0f}" for v in sc["score_range"])
-    assert f"Your exposure score runs from {lo} to {hi} out of 100" in text
+    said = f"Your exposure score is {lo}" if lo == hi else f"Your exposure score runs from {lo} to {hi}"
+    assert f"{said} out of 100" in text
     # suggestions read as restrictions
     assert all(not c["change"].startswith("Make your") for cs in score_json["top_changes"].values() for c in cs)
+
+
+def test_a_score_whose_ends_round_alike_is_one_number():
+    from privrisk.scenarios import _score_words
+
+    assert _score_words(29.6, 30.4) == "is 30"
+    assert _score_words(12.2, 39.0) == "runs from 12 to 39"
 
 
 def test_verdict_words_follow_the_numbers():

@@ -470,7 +470,7 @@ def first_screen(
         s_lo, s_hi = score["score_range"]
         extrapolated = any("extrapolated past" in n or "bounded scenario" in n for n in score.get("link_notes", ()))
         sentences.append(
-            f"Your exposure score runs from {s_lo:.0f} to {s_hi:.0f} out of 100: the chance that a stranger with "
+            f"Your exposure score {_score_words(s_lo, s_hi)} out of 100: the chance that a stranger with "
             f"the open model finds your profile among {score['gallery_size']:,} people, times the share of what your "
             "profile could reveal that they would then see"
             + (
@@ -485,6 +485,11 @@ def first_screen(
     if change:
         sentences.append(f"What would lower it most: {change.rstrip('.')}.")
     return sentences[:5]
+
+
+def _score_words(lo: float, hi: float) -> str:
+    """'is 30' when both ends round to the same whole number, else 'runs from 12 to 39'."""
+    return f"is {lo:.0f}" if round(lo) == round(hi) else f"runs from {lo:.0f} to {hi:.0f}"
 
 
 def numbers_in(text: str) -> list[str]:

@@ -105,9 +105,15 @@ def explain_score(
     what they would then learn (``learned``: the labels of what they see)."""
     lo, hi = score_range
     what = ("They would then learn: " + "; ".join(learned) + ".") if learned else "They would learn nothing more."
-    head = (
-        f"Exposure up to {hi:.0f} (range {lo:.0f}-{hi:.0f}; model value {score:.0f})"
-        if link.kind == "extrapolated" and audience != "friend" and link.photos
-        else f"Exposure {score:.0f} (range {lo:.0f}-{hi:.0f})"
-    )
+    if f"{lo:.0f}" == f"{hi:.0f}":
+        head = f"Exposure {score:.0f}"
+    elif link.kind == "extrapolated" and audience != "friend" and link.photos:
+        head = f"Exposure up to {hi:.0f} (range {range_text(lo, hi)}; model value {score:.0f})"
+    else:
+        head = f"Exposure {score:.0f} (range {range_text(lo, hi)})"
     return f"{head}. {link_sentence(audience, link)} {what}"
+
+
+def range_text(lo: float, hi: float) -> str:
+    """A score range as whole numbers: '12-39', or one number when both ends round alike."""
+    return f"{lo:.0f}" if f"{lo:.0f}" == f"{hi:.0f}" else f"{lo:.0f}-{hi:.0f}"
