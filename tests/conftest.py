@@ -107,15 +107,15 @@ def real_model():
 
 
 @pytest.fixture(scope="session")
-def shared_cache_dir(tmp_path_factory) -> str:
+def shared_cache_dir(tmp_path_factory, pytestconfig) -> str:
     """One embedding cache folder (PRIVRISK_CACHE_DIR) for the tests that run the sample set end to end
     without testing the cache itself: the sample photos and their E2 captures are embedded once per
     session instead of once per test. It is keyed by image content, settings and versions like any cache;
     tests of caching, resuming and cold starts keep folders of their own. Under ``pytest -n`` the workers
     share it too."""
     base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        # pytest -n: each worker is a session of its own, under one run folder (pytest-N/gw0, gw1, ...);
+    if hasattr(pytestconfig, "workerinput"):  # an xdist worker (not a pytest it started, which inherits its env)
+        # pytest -n: each worker is a session of its own, under one run folder (pytest-N/popen-gw0, ...);
         # the cache sits beside them so the workers share it (SQLite in WAL mode, safe across processes)
         base = base.parent
     return str(base / "shared-cache")
