@@ -1,6 +1,7 @@
 """Run an experiment: the researchers' batch job in the background, with progress, plots and downloads."""
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -19,17 +20,37 @@ st.write(
     "config file accepts."
 )
 
-defaults = ExperimentConfig()
+preset = os.environ.get("PRIVRISK_APP_EXPERIMENT_CONFIG")  # a config file the page starts from
+if preset:
+    from privrisk.experiment import load_config
+
+    try:
+        defaults = load_config(preset)
+    except PrivriskError as exc:
+        st.error(f"PRIVRISK_APP_EXPERIMENT_CONFIG: {exc}")
+        st.stop()
+else:
+    defaults = ExperimentConfig()
 
 
 def info(name: str) -> dict:
     return setting_info(ExperimentConfig, name)
 
 
+def start_value(name: str):
+    """The value a dotted setting starts at: the preset's, else the declared default."""
+    node = defaults
+    for part in name.split("."):
+        node = getattr(node, part)
+    return node
+
+
 def number_setting(col, name: str, cast, key: str, step=None):
-    """A number input with the setting's declared range, default and help."""
+    """A number input with the setting's declared range and help, starting at its value in ``defaults``."""
     i = info(name)
-    return col.number_input(name, cast(i["min"]), cast(i["max"]), cast(i["default"]), step, key=key, help=i["help"])
+    return col.number_input(
+        name, cast(i["min"]), cast(i["max"]), cast(start_value(name)), step, key=key, help=i["help"]
+    )
 
 
 source = st.radio("Data", ["The consenting sample set", "Manifests on disk"], horizontal=True, key="exp_source")

@@ -16,7 +16,7 @@ def pytest_addoption(parser):
         default="fast",
         help="the engine that computes dlib's descriptor where the settings ask for the default 'fast' "
         "(dlib: every test runs dlib itself, as when the fast engine cannot be used; benchmarks/run.py "
-        "times the model lane with each). CLI tests that start a new process keep the default",
+        "times the whole suite with each). CLI tests that start a new process keep the default",
     )
 
 
@@ -27,6 +27,37 @@ def pytest_configure(config):
         # the state models.resolve_engine records when the fast engine cannot run here: every request for
         # 'fast' gets dlib, and embedding caches are keyed by the engine that ran
         models._engines["fast"] = "dlib"
+
+
+HEAVY = ("model", "slow", "browser")
+# files whose tests take minutes (the demo run, kill-and-resume, the app's experiment runs): started first
+LONGEST = (
+    "tests/test_experiment.py",
+    "tests/test_resilience.py",
+    "tests/test_app_truth_browser.py",
+    "tests/test_app.py",
+    "tests/test_docs.py",
+    "tests/test_packaging.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files in LONGEST first, then the other files with a test marked model, slow or browser, then
+    the rest, each file's tests together and in their usual order. Under ``pytest -n`` with ``--dist
+    loadscope`` (pyproject.toml: a file's tests run on one worker, so its module fixtures run once) the
+    workers take files in this order as they become free: the long ones start first and the many short
+    ones fill in at the end, instead of one long file finishing alone."""
+
+    def where(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    heavy = {where(item) for item in items if any(item.get_closest_marker(m) for m in HEAVY)}
+
+    def rank(item) -> tuple[int, int]:
+        f = where(item)
+        return (0, LONGEST.index(f)) if f in LONGEST else (1 if f in heavy else 2, 0)
+
+    items[:] = sorted(items, key=rank)
 
 
 @pytest.fixture
@@ -76,12 +107,18 @@ def real_model():
 
 
 @pytest.fixture(scope="session")
-def shared_cache_dir(tmp_path_factory) -> str:
+def shared_cache_dir(tmp_path_factory, pytestconfig) -> str:
     """One embedding cache folder (PRIVRISK_CACHE_DIR) for the tests that run the sample set end to end
     without testing the cache itself: the sample photos and their E2 captures are embedded once per
     session instead of once per test. It is keyed by image content, settings and versions like any cache;
-    tests of caching, resuming and cold starts keep folders of their own."""
-    return str(tmp_path_factory.getbasetemp() / "shared-cache")
+    tests of caching, resuming and cold starts keep folders of their own. Under ``pytest -n`` the workers
+    share it too."""
+    base = tmp_path_factory.getbasetemp()
+    if hasattr(pytestconfig, "workerinput"):  # an xdist worker (not a pytest it started, which inherits its env)
+        # pytest -n: each worker is a session of its own, under one run folder (pytest-N/popen-gw0, ...);
+        # the cache sits beside them so the workers share it (SQLite in WAL mode, safe across processes)
+        base = base.parent
+    return str(base / "shared-cache")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The Streamlit app: each page's logic with AppTest, two sessions at once."""
 
 import io
+import json
 import re
 
 import numpy as np
@@ -180,7 +181,12 @@ def test_trainer_refuses_enrolment_without_a_photo(london):
     assert any("photo first" in e.value for e in at.error)
 
 
-def test_experiment_page_runs_and_shows_results(london, tmp_path):
+APP_EXPERIMENT = ROOT / "tests" / "data" / "app_experiment.toml"
+
+
+def test_experiment_page_runs_and_shows_results(london, tmp_path, monkeypatch):
+    # the page starts from a small config (the file says why); the widgets below set the rest
+    monkeypatch.setenv("PRIVRISK_APP_EXPERIMENT_CONFIG", str(APP_EXPERIMENT))
     at = page("experiment.py")
     at.run()
     assert not at.exception
@@ -197,7 +203,10 @@ def test_experiment_page_runs_and_shows_results(london, tmp_path):
     assert not at.exception and not job.error
     assert job.wait(timeout=900) and job.error is None, job.error
     at.run()
-    assert (tmp_path / "run" / "results.json").is_file()
+    config = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+    # the widgets' values and the preset's settings reached the run
+    assert config["offline"]["shots"] == 1 and config["scaling"]["sizes"] == [100, 1_000, 10_000]
+    assert [lv["name"] for lv in config["offline"]["levels"]] == ["webcam"] and config["bootstrap"] == 50
     assert any("Done" in s.value for s in at.success)
     assert any("E1 online to online" in c.value for c in at.code)
     assert at.table and len(at.download_button) == 3

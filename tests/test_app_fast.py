@@ -167,6 +167,26 @@ def test_experiment_page_asks_before_writing_into_a_foreign_folder(tmp_path):
     assert not next(b for b in at.button if b.label == "Run the experiment").disabled
 
 
+def test_experiment_page_starts_from_a_config_file(tmp_path, monkeypatch):
+    """PRIVRISK_APP_EXPERIMENT_CONFIG: the page's inputs start at the file's values; a bad file is one
+    error naming the variable, the file and the key, and no page."""
+    good = tmp_path / "lab.toml"
+    good.write_text("seed = 7\n[offline]\nshots = 2\n")
+    monkeypatch.setenv("PRIVRISK_APP_EXPERIMENT_CONFIG", str(good))
+    at = page("experiment.py")
+    at.run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="exp_seed").value == 7 and at.number_input(key="exp_shots").value == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[offline]\nshots = 0\n")
+    monkeypatch.setenv("PRIVRISK_APP_EXPERIMENT_CONFIG", str(bad))
+    at = page("experiment.py")
+    at.run()
+    (error,) = at.error
+    assert "PRIVRISK_APP_EXPERIMENT_CONFIG" in error.value and str(bad) in error.value
+    assert "offline.shots" in error.value and not at.button
+
+
 def test_my_photos_checks_each_photo_in_memory(fake_app, monkeypatch, short_ladders):
     from privrisk import photocheck
 

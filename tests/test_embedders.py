@@ -224,6 +224,7 @@ embedder = "onnx:{model}"
 shots = 1
 headline = "webcam"
 timing_probes = 2
+detector_people = 10  # the cnn detector beside hog on a seeded subset, as the demo runs it (default: everyone)
 [[offline.levels]]
 name = "webcam"
 face_width_px = 80

@@ -330,7 +330,19 @@ def test_reference_holds_with_one_thread_and_other_vector_kernels():
     if platform.machine() in ("x86_64", "AMD64"):
         env |= {"OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": "AVX512F,AVX512_SKX,AVX2,FMA3"}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__)), "-k", "same_seed"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+            str(Path(__file__)),
+            "-k",
+            "same_seed",
+        ],
         env=env,
         cwd=Path(__file__).parents[1],
         capture_output=True,

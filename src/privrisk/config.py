@@ -478,6 +478,10 @@ _SNAPSHOT: dict[str, Any] = dict(
     motion_blur_px=[0.0, 1.5],
     defocus_px=[0.0, 0.8],
 )
+#: privrisk protect's levels: the gallery size at which a protected photo's rank-1 range must end under
+#: the target (declared here, not in privrisk.protect, so the CLI's parser reads them without importing it)
+PROTECT_LEVELS = {"safe_at_1e6": 1_000_000, "safe_at_1e9": 1_000_000_000}
+
 DEFAULT_LEVELS = [
     Degradation(name="webcam", face_width_px=80, blur_sigma=[0.6, 1.4], jpeg_quality=[30, 60], **_SNAPSHOT),
     Degradation(name="street", face_width_px=40, blur_sigma=[0.8, 1.6], jpeg_quality=[25, 45], **_SNAPSHOT),

@@ -12,6 +12,7 @@ functions that need it.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -451,6 +452,13 @@ def machine_info() -> dict:
 
 def library_versions() -> dict[str, str]:
     """Installed versions of the packages that shape results (from package metadata; no import)."""
+    return dict(_library_versions())  # a copy: the caller may change it
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> dict[str, str]:
+    # read once per process: each read parses a dozen packages' metadata (about 6 ms), and an
+    # experiment asks for every capture's model_id
     found: dict[str, str] = {}
     for name in _VERSIONED:
         try:

@@ -27,7 +27,7 @@ from typing import TypedDict, overload
 
 import numpy as np
 
-from .config import DEFAULT_LEVELS, SELF_CHECK_FACES, FaceSettings, GallerySettings
+from .config import DEFAULT_LEVELS, PROTECT_LEVELS, SELF_CHECK_FACES, FaceSettings, GallerySettings
 from .degrade import Degradation, degrade
 from .embeddings import embed_loaded
 from .errors import ConfigError, FaceNotFound, ImageError
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 #: protection levels: name -> gallery size at which the upper end of the rank-1 range must be under 10%
-LEVELS = {"safe_at_1e6": 1_000_000, "safe_at_1e9": 1_000_000_000}
+LEVELS = PROTECT_LEVELS
 TARGET = 0.10
 PLATFORM_SIZES = (1_000_000, 1_000_000_000)
 

@@ -200,7 +200,7 @@ def cmd_findability(args) -> int:
 
 def add_photo_commands(sub, common: argparse.ArgumentParser, embed: argparse.ArgumentParser) -> None:
     """``protect`` and ``findability`` (E4's verbs for one person's photos)."""
-    from ..protect import LEVELS
+    from ..config import PROTECT_LEVELS as LEVELS
     from ..transforms import TRANSFORMS
 
     p = sub.add_parser(
