@@ -582,6 +582,8 @@ def bench_suite() -> dict:
                 cmd, cwd=ROOT, env={**os.environ, "PRIVRISK_CACHE_DIR": tmp}, capture_output=True, text=True
             )
             seconds = time.perf_counter() - t0
+        if proc.returncode not in (0, 1):  # pytest could not run the tests (usage, collection, interrupt)
+            raise RuntimeError(f"{lane}, engine {engine}: pytest exited {proc.returncode}: {proc.stderr[-300:]}")
         lines = proc.stdout.splitlines()
         slowest = []
         for line in lines:
