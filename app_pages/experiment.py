@@ -72,9 +72,10 @@ unseen = c2.slider(
     help=info("unseen_share")["help"],
 )
 shots = number_setting(c3, "offline.shots", int, key="exp_shots")
+sizes = [s for s in defaults.scaling.sizes if s >= 10_000] or [max(defaults.scaling.sizes)]  # a preset's may be small
 largest = c4.select_slider(
     "largest scaling.sizes",
-    [s for s in defaults.scaling.sizes if s >= 10_000],
+    sizes,
     value=max(defaults.scaling.sizes),
     key="exp_largest",
     format_func=lambda n: f"{n:,}",

@@ -49,3 +49,13 @@ def test_countermeasure_defaults_are_the_transforms_ladders():
     for name in ("downscale", "blur", "jpeg", "crop"):
         assert settings.ladder(name) == list(TRANSFORMS[name].ladder), name
     assert settings.occlude == list(OCCLUDERS)
+
+
+def test_the_fast_cnn_detectors_version_is_in_the_cache_key():
+    from privrisk import config
+    from privrisk.config import FaceSettings
+
+    fast_cnn = FaceSettings(detector="cnn", engine="fast")
+    assert f"|cnnnet={config.FAST_CNN_VERSION}" in fast_cnn.cache_key("m")
+    assert "cnnnet" not in FaceSettings(detector="cnn", engine="dlib").cache_key("m")
+    assert "cnnnet" not in FaceSettings(detector="hog", engine="fast").cache_key("m")

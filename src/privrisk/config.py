@@ -32,6 +32,11 @@ def setting(
     return field(default=default, metadata=meta)
 
 
+# The fast engine's cnn detector (privrisk.mmodnet) is part of the embedding cache key: bump this
+# whenever a change to it could move a box, so no box cached by an earlier version is reused.
+FAST_CNN_VERSION = 1
+
+
 @dataclass(frozen=True)
 class FaceSettings:
     """How faces are found and encoded. Everything that changes an embedding is in here."""
@@ -119,6 +124,8 @@ class FaceSettings:
             retry = f"|cnnside={self.cnn_max_side}"
         # dlib's keys are unchanged from before the engine setting, so existing caches stay valid.
         engine = "" if self.engine == "dlib" else f"|engine={self.engine}"
+        if self.engine == "fast" and self.detector == "cnn":  # boxes cached by one version of the fast detector
+            engine += f"|cnnnet={FAST_CNN_VERSION}"
         return (
             f"{model_id}|det={self.detector}|up={self.upsample}{retry}|dside={self.detect_max_side}"
             f"|side={self.max_side}|jit={self.jitters}{engine}"

@@ -558,7 +558,9 @@ def _smallest_ids(
     report: Callable[[int], None] | None = None,
 ) -> _Found:
     """(n, k): the k smallest distractor ids (= positions in the draw) within each query's radius
-    (squared distance at most the radius squared in float32, as a FAISS range search compares it),
+    (exact float64 squared distance at most the float32 radius squared; FAISS's range search, used
+    before, compared its float32 distance, so a pair within float32 rounding of the radius, about
+    1e-6, could be counted differently: none was on the demo, whose numbers did not change),
     padded with n_max; queries with a non-finite radius get no ids. ``chunks`` yields the draw as
     ``(start, (m, d) float32)`` (:meth:`DistractorModel.chunks`), searched as it comes, in blocks on
     every core: one float32 matrix product per block finds the candidates (within the radius plus
@@ -570,7 +572,7 @@ def _smallest_ids(
         return _Found(out, 0.0)
     x32 = np.ascontiguousarray(vecs[finite], np.float32)
     x64 = x32.astype(np.float64)
-    r2 = radii[finite].astype(np.float32) ** 2  # the threshold FAISS's range search compared with
+    r2 = radii[finite].astype(np.float32) ** 2  # the float32 threshold; the float64 distance is compared with it
     bound = ((x64**2).sum(axis=1) - r2 - _MARGIN).astype(np.float32)  # candidate: 2 x.y >= bound + |y|^2
     found: list[list[int]] = [[] for _ in finite]
 
