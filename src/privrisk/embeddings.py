@@ -424,8 +424,8 @@ def embed_batch(
 
     where = workers if isinstance(workers, Workers) else Workers(workers)
     n_workers = where.processes if where.processes is not None else (os.cpu_count() or 1)
-    if todo and where.ray_address:
-        _embed_on_ray(batch, todo, settings, where.ray_address)
+    if todo and where.ray_address:  # the nodes run the engine this process resolved, the one the cache key names
+        _embed_on_ray(batch, todo, dataclasses.replace(settings, engine=engine), where.ray_address)
     elif todo and (n_workers <= 1 or len(todo) < 4 or model is not None and not _is_real(model)):
         local_model = model or load_face_model(settings)
         for chunk in _chunks(todo, BATCH_IMAGES):
