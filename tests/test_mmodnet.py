@@ -139,6 +139,20 @@ def test_near_ties_are_left_to_dlib(net, points):
     assert mmodnet.near_tie(scores, rects, net)
 
 
+@pytest.mark.parametrize("gap, tie", [(0.9, True), (1.1, False)])
+def test_the_near_tie_margin_is_where_a_tie_ends(net, gap, tie):
+    """Just inside the margin is a tie, just outside is not: for two overlapping windows, for two
+    faces, and for a window near dlib's threshold (values exact in float32 at this scale)."""
+    d = gap * mmodnet.TIE_MARGIN
+    for points in (
+        {(10, 10): 1.0, (10, 11): 1.0 + d},
+        {(10, 10): 1.0, (40, 2): 1.0 + d},
+        {(10, 10): 1.0, (3, 20): d},
+    ):
+        scores, rects = _score_map(points)
+        assert mmodnet.near_tie(scores, rects, net) == tie, points
+
+
 def test_a_near_tie_under_a_better_box_is_no_tie(net):
     scores, rects = _score_map({(10, 10): 2.0, (10, 11): 1.0, (10, 12): 1.0 + 1e-6})
     assert not mmodnet.near_tie(scores, rects, net)
