@@ -477,6 +477,26 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def check_verified_file(path: str | Path, expected_sha256: str | None, user: str, what: str) -> None:
+    """Raise :class:`~privrisk.errors.ModelUnavailable` with a one-line reason when ONNX Runtime is
+    missing or the file at ``path`` (``what``: 'the face network') cannot be read or is not the one
+    ``user`` ('the fast engine') was verified on (``expected_sha256``; None skips that check)."""
+    try:
+        import onnx  # noqa: F401, PLC0415
+
+        import_onnxruntime()
+    except ImportError as exc:
+        raise ModelUnavailable(f"{user} needs onnx and onnxruntime ({exc})") from None
+    try:
+        sha = file_sha256(path)
+    except OSError as exc:
+        raise ModelUnavailable(f"cannot read {what} {path} ({exc.strerror or exc})") from None
+    if expected_sha256 is not None and sha != expected_sha256:
+        raise ModelUnavailable(
+            f"{path} has sha256 {sha[:16]}..., not the file {user} was verified on ({expected_sha256[:16]}...)"
+        )
+
+
 def load_fast_descriptor(path: str | Path, expected_sha256: str | None = VERIFIED_SHA256) -> FastDescriptor:
     """The fast descriptor for the weights file at ``path``.
 
@@ -484,20 +504,7 @@ def load_fast_descriptor(path: str | Path, expected_sha256: str | None = VERIFIE
     missing, when the file's sha256 is not ``expected_sha256`` (the file whose descriptors were
     proven equal to dlib's; None skips the check, for experiments), or when the file is not the
     network this module reads."""
-    try:
-        import onnx  # noqa: F401, PLC0415
-
-        import_onnxruntime()
-    except ImportError as exc:
-        raise ModelUnavailable(f"the fast engine needs onnx and onnxruntime ({exc})") from None
-    try:
-        sha = file_sha256(path)
-    except OSError as exc:
-        raise ModelUnavailable(f"cannot read the face network {path} ({exc.strerror or exc})") from None
-    if expected_sha256 is not None and sha != expected_sha256:
-        raise ModelUnavailable(
-            f"{path} has sha256 {sha[:16]}..., not the file the fast engine was verified on ({expected_sha256[:16]}...)"
-        )
+    check_verified_file(path, expected_sha256, "the fast engine", "the face network")
     try:
         net = read_dlib_net(path)
         descriptor = FastDescriptor(build_onnx(net), net.sha256)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .dlibnet import DlibFormatError, Layer, Reader, file_sha256, import_onnxruntime, read_details
+from .dlibnet import DlibFormatError, Layer, Reader, check_verified_file, import_onnxruntime, read_details
 from .errors import ModelUnavailable
 
 # sha256 of face_recognition_models' mmod_human_face_detector.dat, the file whose boxes were
@@ -650,21 +650,7 @@ def load_fast_detector(path: str | Path, expected_sha256: str | None = VERIFIED_
     Raises :class:`~privrisk.errors.ModelUnavailable` with a one-line reason when ONNX Runtime is
     missing, when the file's sha256 is not ``expected_sha256`` (None skips the check, for
     experiments), or when the file is not the network this module reads."""
-    try:
-        import onnx  # noqa: F401, PLC0415
-
-        import_onnxruntime()
-    except ImportError as exc:
-        raise ModelUnavailable(f"the fast cnn detector needs onnx and onnxruntime ({exc})") from None
-    try:
-        sha = file_sha256(path)
-    except OSError as exc:
-        raise ModelUnavailable(f"cannot read the cnn face detector {path} ({exc.strerror or exc})") from None
-    if expected_sha256 is not None and sha != expected_sha256:
-        raise ModelUnavailable(
-            f"{path} has sha256 {sha[:16]}..., not the file the fast cnn detector was verified on "
-            f"({(expected_sha256 or '?')[:16]}...)"
-        )
+    check_verified_file(path, expected_sha256, "the fast cnn detector", "the cnn face detector")
     obstacle = resize_differs_from_dlib()
     if obstacle:
         raise ModelUnavailable(obstacle)
