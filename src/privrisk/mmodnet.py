@@ -218,6 +218,19 @@ def _row_positions(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return top, bottom, yd - top
 
 
+def _simd_columns(rows_t, rows_b, tb, lr, left, right) -> np.ndarray:
+    """The columns dlib's vectorised bilinear loop computes: four float32 weights per pixel from the
+    row and column fractions, summed in dlib's order (float32 throughout)."""
+    tb32 = tb.astype(F32)[:, None]
+    inv_tb32 = (1 - tb).astype(F32)[:, None]
+    inv_lr = (F32(1) - lr).astype(F32)
+    tlf, trf = inv_tb32 * inv_lr, inv_tb32 * lr
+    blf, brf = tb32 * inv_lr, tb32 * lr
+    acc = tlf * rows_t[..., left] + trf * rows_t[..., right]
+    acc = acc + blf * rows_b[..., left]
+    return acc + brf * rows_b[..., right]
+
+
 def resize_float(src: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """dlib's ``resize_image`` (bilinear) of float32 planes ``src`` (..., r, c) to (..., rows, cols),
     bit for bit: what its CPU ``resize_bilinear`` does to each pyramid level."""
@@ -227,15 +240,8 @@ def resize_float(src: np.ndarray, rows: int, cols: int) -> np.ndarray:
     out = np.empty((*src.shape[:-2], rows, cols), F32)
     rows_t = src[..., top, :]
     rows_b = src[..., bottom, :]
-    tb32 = tb.astype(F32)[:, None]
-    inv_tb32 = (1 - tb).astype(F32)[:, None]
     if simd:
-        inv_lr = (F32(1) - lr).astype(F32)
-        tlf, trf = inv_tb32 * inv_lr, inv_tb32 * lr
-        blf, brf = tb32 * inv_lr, tb32 * lr
-        acc = tlf * rows_t[..., left] + trf * rows_t[..., right]
-        acc = acc + blf * rows_b[..., left]
-        out[..., :simd] = acc + brf * rows_b[..., right]
+        out[..., :simd] = _simd_columns(rows_t, rows_b, tb, lr, left, right)
     if simd < cols:
         tl_, tr_, tf64 = _tail_columns(n_in_c, cols, simd)
         tf = tf64.astype(F32)  # the grayscale tail keeps its fraction in a float
@@ -257,16 +263,8 @@ def resize_rgb(img: np.ndarray, rows: int, cols: int) -> np.ndarray:
     out = np.empty((3, rows, cols), np.uint8)
     rows_t = planes[:, top, :]
     rows_b = planes[:, bottom, :]
-    tb32 = tb.astype(F32)[:, None]
-    inv_tb32 = (1 - tb).astype(F32)[:, None]
     if simd:
-        inv_lr = (F32(1) - lr).astype(F32)
-        tlf, trf = inv_tb32 * inv_lr, inv_tb32 * lr
-        blf, brf = tb32 * inv_lr, tb32 * lr
-        acc = tlf * rows_t[..., left] + trf * rows_t[..., right]
-        acc = acc + blf * rows_b[..., left]
-        acc = acc + brf * rows_b[..., right]
-        out[..., :simd] = np.trunc(acc).astype(np.int64).astype(np.uint8)
+        out[..., :simd] = np.trunc(_simd_columns(rows_t, rows_b, tb, lr, left, right)).astype(np.int64).astype(np.uint8)
     if simd < cols:
         tl_, tr_, tf = _tail_columns(n_in_c, cols, simd)
         tfd = tf
